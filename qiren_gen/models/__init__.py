@@ -1,0 +1,6 @@
+"""INR models of qiren-gen: the QIREN decoder and the paper's classical baselines (diffusers ModelMixin)."""
+from .baselines import MLP, SIREN, FourierFeatureMLP
+from .qiren import QIREN, HybridLayer
+from .registry import MODEL_BUILDERS, build_inr, parameter_table
+
+__all__ = ["QIREN", "HybridLayer", "SIREN", "MLP", "FourierFeatureMLP", "MODEL_BUILDERS", "build_inr", "parameter_table"]

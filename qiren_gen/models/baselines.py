@@ -1,0 +1,126 @@
+"""Classical INR baselines from the QIREN paper: SIREN, ReLU / Tanh MLPs, ReLU + random Fourier features, FFN."""
+from __future__ import annotations
+
+import math
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from .qiren import _flatten_points
+
+
+class _PointwiseINR(ModelMixin, ConfigMixin):
+    """Shared ``forward``: flatten points, run ``self.net``, restore the leading shape."""
+
+    def features(self, flat: torch.Tensor) -> torch.Tensor:
+        return flat
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        """Signal values at ``coords``: ``(..., in_features) -> (..., out_features)``."""
+        flat, lead = _flatten_points(coords, self.config.in_features)
+        return self.net(self.features(flat)).reshape(*lead, self.config.out_features)
+
+
+def _mlp(in_features: int, hidden: int, layers: int, out_features: int, activation: type[nn.Module]) -> nn.Sequential:
+    mods: list[nn.Module] = [nn.Linear(in_features, hidden), activation()]
+    for _ in range(layers):
+        mods += [nn.Linear(hidden, hidden), activation()]
+    mods.append(nn.Linear(hidden, out_features))
+    return nn.Sequential(*mods)
+
+
+class MLP(_PointwiseINR):
+    """Plain coordinate MLP (``activation`` = ``"relu"`` or ``"tanh"``): the paper's ReLU and Tanh baselines."""
+
+    @register_to_config
+    def __init__(
+        self,
+        in_features: int = 2,
+        out_features: int = 1,
+        hidden_features: int = 16,
+        hidden_layers: int = 2,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        acts = {"relu": nn.ReLU, "tanh": nn.Tanh}
+        if activation not in acts:
+            raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
+        self.net = _mlp(in_features, hidden_features, hidden_layers, out_features, acts[activation])
+
+
+class Sine(nn.Module):
+    """``sin(omega_0 * x)``, SIREN's activation."""
+
+    def __init__(self, omega_0: float) -> None:
+        super().__init__()
+        self.omega_0 = omega_0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.omega_0 * x)
+
+
+class SIREN(_PointwiseINR):
+    """SIREN (Sitzmann et al. 2020): sine activations with the paper's initialisation."""
+
+    @register_to_config
+    def __init__(
+        self,
+        in_features: int = 2,
+        out_features: int = 1,
+        hidden_features: int = 16,
+        hidden_layers: int = 2,
+        first_omega_0: float = 30.0,
+        hidden_omega_0: float = 30.0,
+    ) -> None:
+        super().__init__()
+        widths = [in_features] + [hidden_features] * (hidden_layers + 1)
+        mods: list[nn.Module] = []
+        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+            linear = nn.Linear(fan_in, fan_out)
+            omega = first_omega_0 if i == 0 else hidden_omega_0
+            # First layer spans several periods of sin over [-1, 1]; later layers keep activations ~arcsine
+            # distributed (SIREN, section 3.2): U(-1/n, 1/n) and U(-sqrt(6/n)/omega, sqrt(6/n)/omega).
+            bound = 1 / fan_in if i == 0 else math.sqrt(6 / fan_in) / omega
+            nn.init.uniform_(linear.weight, -bound, bound)
+            mods += [linear, Sine(omega)]
+        last = nn.Linear(hidden_features, out_features)
+        bound = math.sqrt(6 / hidden_features) / hidden_omega_0
+        nn.init.uniform_(last.weight, -bound, bound)
+        mods.append(last)
+        self.net = nn.Sequential(*mods)
+
+
+class FourierFeatureMLP(_PointwiseINR):
+    """ReLU MLP on Fourier features ``[sin(2 pi x B), cos(2 pi x B)]`` of the coordinates.
+
+    ``learnable=False`` is ReLU+RFF (Tancik et al. 2020: ``B ~ N(0, scale^2)`` fixed, saved as a buffer);
+    ``learnable=True`` trains ``B``: a Fourier-feature network (FFN) whose frequencies adapt, the classical
+    counterpart of QIREN's Linear -> Fourier-basis layer.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        in_features: int = 2,
+        out_features: int = 1,
+        hidden_features: int = 16,
+        hidden_layers: int = 1,
+        num_frequencies: int = 8,
+        scale: float = 3.0,
+        learnable: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        freqs = torch.randn(in_features, num_frequencies, generator=gen) * scale
+        if learnable:
+            self.frequencies = nn.Parameter(freqs)
+        else:
+            self.register_buffer("frequencies", freqs)
+        self.net = _mlp(2 * num_frequencies, hidden_features, hidden_layers, out_features, nn.ReLU)
+
+    def features(self, flat: torch.Tensor) -> torch.Tensor:
+        proj = 2 * math.pi * flat @ self.frequencies
+        return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)

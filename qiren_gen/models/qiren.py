@@ -1,0 +1,77 @@
+"""The QIREN decoder (Zhao et al., ICML 2024): hybrid layers of Linear -> BatchNorm1d -> re-uploading circuit."""
+from __future__ import annotations
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from ..quantum import DataReuploadingCircuit
+
+
+def _flatten_points(x: torch.Tensor, features: int) -> tuple[torch.Tensor, torch.Size]:
+    """``(..., features)`` -> ``(N, features)`` plus the leading shape, with a clear error on a wrong last dim."""
+    if x.ndim == 0 or x.shape[-1] != features:
+        raise ValueError(f"expected input of shape (..., {features}), got {tuple(x.shape)}")
+    return x.reshape(-1, features), x.shape[:-1]
+
+
+class HybridLayer(ModelMixin, ConfigMixin):
+    """``Linear(in, n) -> BatchNorm1d(n) -> DataReuploadingCircuit(n)``: one QIREN hybrid layer.
+
+    The Linear layer mixes coordinates and sets the frequencies the circuit sees; BatchNorm (over all points of the
+    batch, as in the paper) keeps the encoding angles in a useful range. Input ``(..., in_features)``, output
+    ``(..., n_qubits)``.
+    """
+
+    @register_to_config
+    def __init__(self, in_features: int, n_qubits: int = 8, n_reuploads: int = 2, n_blocks: int = 2) -> None:
+        super().__init__()
+        if in_features < 1:
+            raise ValueError(f"in_features must be >= 1, got {in_features}")
+        self.linear = nn.Linear(in_features, n_qubits)
+        self.norm = nn.BatchNorm1d(n_qubits)
+        self.circuit = DataReuploadingCircuit(n_qubits, n_reuploads, n_blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map points ``(..., in_features)`` to circuit expectation values ``(..., n_qubits)``."""
+        flat, lead = _flatten_points(x, self.config.in_features)
+        return self.circuit(self.norm(self.linear(flat))).reshape(*lead, self.config.n_qubits)
+
+
+class QIREN(ModelMixin, ConfigMixin):
+    """QIREN: ``1 + hidden_layers`` hybrid layers, then ``Linear(n_qubits, out_features)``.
+
+    Defaults are the paper's: 8 qubits, 2 re-uploads, 2 blocks, 2 hidden hybrid layers (3 in all); about 650
+    parameters for a 2-D grayscale image. Input coordinates ``(..., in_features)``, output ``(..., out_features)``.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        in_features: int = 2,
+        out_features: int = 1,
+        n_qubits: int = 8,
+        hidden_layers: int = 2,
+        n_reuploads: int = 2,
+        n_blocks: int = 2,
+    ) -> None:
+        super().__init__()
+        if out_features < 1 or hidden_layers < 0:
+            raise ValueError(f"need out_features >= 1 and hidden_layers >= 0, got {out_features}, {hidden_layers}")
+        widths = [in_features] + [n_qubits] * hidden_layers
+        self.hybrid_layers = nn.ModuleList(HybridLayer(w, n_qubits, n_reuploads, n_blocks) for w in widths)
+        self.output = nn.Linear(n_qubits, out_features)
+
+    def set_engine(self, engine: str) -> None:
+        """Choose the simulator engine of every circuit: ``"fused"`` (fast) or ``"autograd"`` (higher-order grads)."""
+        for layer in self.hybrid_layers:
+            layer.circuit.engine = engine
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        """Signal values at ``coords``: ``(..., in_features) -> (..., out_features)``."""
+        flat, lead = _flatten_points(coords, self.config.in_features)
+        h = flat
+        for layer in self.hybrid_layers:
+            h = layer(h)
+        return self.output(h).reshape(*lead, self.config.out_features)

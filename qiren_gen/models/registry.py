@@ -1,0 +1,30 @@
+"""Build any of the paper's INR models by name, so CLIs and experiments share one list."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from diffusers.models.modeling_utils import ModelMixin
+
+from .baselines import MLP, SIREN, FourierFeatureMLP
+from .qiren import QIREN
+
+MODEL_BUILDERS: dict[str, Callable[..., ModelMixin]] = {
+    "qiren": QIREN,
+    "siren": SIREN,
+    "relu": lambda **kw: MLP(activation="relu", **kw),
+    "tanh": lambda **kw: MLP(activation="tanh", **kw),
+    "relu-rff": lambda **kw: FourierFeatureMLP(learnable=False, **kw),
+    "ffn": lambda **kw: FourierFeatureMLP(learnable=True, **kw),
+}
+
+
+def build_inr(name: str, in_features: int, out_features: int = 1, **kwargs) -> ModelMixin:
+    """Instantiate the INR ``name`` (one of ``MODEL_BUILDERS``) for ``in_features``-D coordinates."""
+    if name not in MODEL_BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_BUILDERS)}")
+    return MODEL_BUILDERS[name](in_features=in_features, out_features=out_features, **kwargs)
+
+
+def parameter_table(in_features: int, out_features: int = 1) -> dict[str, int]:
+    """Trainable parameter count of every model at its defaults."""
+    return {name: build_inr(name, in_features, out_features).num_parameters(only_trainable=True) for name in MODEL_BUILDERS}

@@ -1,0 +1,8 @@
+"""Quantum core of qiren-gen: the data re-uploading circuit, its fast simulator and its PennyLane twin.
+
+This subpackage imports nothing else from ``qiren_gen``.
+"""
+from .circuit import DataReuploadingCircuit
+from .simulator import MAX_QUBITS, simulate_reuploading
+
+__all__ = ["DataReuploadingCircuit", "MAX_QUBITS", "simulate_reuploading"]

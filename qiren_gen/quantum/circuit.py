@@ -1,0 +1,112 @@
+"""``DataReuploadingCircuit``: the QIREN quantum layer as a torch module, with a PennyLane twin."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .simulator import (
+    DEFAULT_MAX_STATE_ELEMENTS,
+    ENGINES,
+    MAX_QUBITS,
+    check_circuit_size,
+    check_inputs,
+    simulate_reuploading,
+)
+
+
+class DataReuploadingCircuit(nn.Module):
+    r"""The QIREN data re-uploading circuit on ``n_qubits`` qubits, simulated exactly.
+
+    ::
+
+        |0> -[SEL(W_1)]-RZ(x_0)-[SEL(W_2)]-RZ(x_0)- ... -[SEL(W_{R+1})]- <Z_0>
+        |0> -[       ]-RZ(x_1)-[        ]-RZ(x_1)- ... -[            ]- <Z_1>
+         :                                                               :
+
+    ``SEL`` is PennyLane's ``StronglyEntanglingLayers`` with ``imprimitive=CZ`` and its default ranges: each of the
+    ``n_blocks`` blocks applies ``Rot(phi, theta, omega)`` on every qubit, then ``CZ(i, (i + r_l) mod n)`` for every
+    ``i`` with ``r_l = (l mod (n - 1)) + 1``. The same input ``x`` is uploaded ``n_reuploads`` times.
+
+    Input ``(..., n_qubits)`` real angles; output ``(..., n_qubits)`` expectation values in ``[-1, 1]``. Works in
+    float32 and float64 (the promoted dtype of input and weights), on CPU and CUDA, with autograd in both input and
+    weights. Memory per sample is ``2**n_qubits`` complex amplitudes (times a few for autograd), so ``n_qubits`` is
+    limited to ``1..MAX_QUBITS`` (20); beyond ~16 qubits use small batches.
+
+    ``engine="fused"`` (default) runs a chunked simulation with a hand-written backward: fast and memory-lean but
+    once differentiable. ``engine="autograd"`` uses plain torch ops and supports higher-order gradients.
+    """
+
+    def __init__(self, n_qubits: int, n_reuploads: int = 2, n_blocks: int = 2, engine: str = "fused") -> None:
+        super().__init__()
+        check_circuit_size(n_qubits, n_reuploads, n_blocks)
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        self.engine = engine
+        self.n_qubits = n_qubits
+        self.n_reuploads = n_reuploads
+        self.n_blocks = n_blocks
+        self.max_state_elements = DEFAULT_MAX_STATE_ELEMENTS
+        # PennyLane's TorchLayer initialises template weights uniformly in [0, 2 pi); so do we.
+        self.weights = nn.Parameter(torch.rand(self.shape(n_qubits, n_reuploads, n_blocks)) * (2 * math.pi))
+
+    @staticmethod
+    def shape(n_qubits: int, n_reuploads: int = 2, n_blocks: int = 2) -> tuple[int, int, int, int]:
+        """Shape of ``weights``: ``(n_reuploads + 1, n_blocks, n_qubits, 3)``, like ``StronglyEntanglingLayers.shape``."""
+        return (n_reuploads + 1, n_blocks, n_qubits, 3)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``<Z_j>`` for every qubit after encoding ``inputs`` (validated: shape, dtype, finiteness, size)."""
+        check_inputs(inputs, self.n_qubits, self.max_state_elements)
+        return simulate_reuploading(inputs, self.weights, engine=self.engine)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_qubits={self.n_qubits}, n_reuploads={self.n_reuploads}, n_blocks={self.n_blocks}, engine={self.engine!r}"
+        )
+
+    def qfunc(self):
+        """The circuit as a PennyLane quantum function ``qfunc(inputs, weights)`` returning ``<Z_j>`` measurements."""
+        import pennylane as qml
+
+        n, n_reuploads = self.n_qubits, self.n_reuploads
+        wires = list(range(n))
+
+        def circuit(inputs, weights):
+            for r in range(n_reuploads):
+                qml.StronglyEntanglingLayers(weights[r], wires=wires, imprimitive=qml.CZ)
+                for j in wires:
+                    qml.RZ(inputs[..., j], wires=j)
+            qml.StronglyEntanglingLayers(weights[n_reuploads], wires=wires, imprimitive=qml.CZ)
+            return [qml.expval(qml.PauliZ(j)) for j in wires]
+
+        return circuit
+
+    def to_pennylane(self, device: str | object = "default.qubit", diff_method: str = "backprop", **device_kwargs):
+        """The identical circuit as a ``qml.qnn.TorchLayer`` holding a copy of these weights.
+
+        ``device`` is a PennyLane device name (any plugin: noise models, hardware) or a device object. The layer's
+        ``.qnode`` is the underlying QNode. Use ``diff_method="parameter-shift"`` on devices without backprop.
+        """
+        import pennylane as qml
+
+        dev = qml.device(device, wires=self.n_qubits, **device_kwargs) if isinstance(device, str) else device
+        qnode = qml.QNode(self.qfunc(), dev, interface="torch", diff_method=diff_method)
+        layer = qml.qnn.TorchLayer(qnode, weight_shapes={"weights": tuple(self.weights.shape)})
+        weights = nn.Parameter(self.weights.detach().clone())
+        layer.qnode_weights["weights"] = weights  # the dict TorchLayer.forward reads
+        layer.register_parameter("weights", weights)
+        return layer
+
+    def draw(self, decimals: int | None = None) -> str:
+        """Text drawing of the circuit (PennyLane's ``qml.draw``) with the current weights and zero inputs."""
+        import pennylane as qml
+
+        dev = qml.device("default.qubit", wires=self.n_qubits)
+        qnode = qml.QNode(self.qfunc(), dev, interface="torch")
+        zeros = torch.zeros(self.n_qubits, dtype=self.weights.dtype)
+        return qml.draw(qnode, decimals=decimals, level="top")(zeros, self.weights.detach())
+
+
+__all__ = ["DataReuploadingCircuit", "MAX_QUBITS"]
