@@ -42,14 +42,17 @@ def plot_fit(target: np.ndarray, fitted: np.ndarray, path: str | os.PathLike, ti
         ax2.legend(loc="upper right")
     else:
         fig, axes = plt.subplots(2, 3, figsize=(10, 6.6))
-        panels = [(target, "ground truth"), (fitted, "fit"), (fitted - target, "error (fit - truth)")]
-        for ax, (img, name) in zip(axes[0], panels):
-            im = ax.imshow(img, cmap="gray" if name != panels[2][1] else "RdBu", vmin=-1 if name != panels[2][1] else None,
-                           vmax=1 if name != panels[2][1] else None)
+        err = fitted - target
+        lim = max(float(np.abs(err).max()), 1e-8)
+        for ax, img, name, kw in [
+            (axes[0, 0], target, "ground truth", dict(cmap="gray", vmin=-1, vmax=1)),
+            (axes[0, 1], fitted, "fit", dict(cmap="gray", vmin=-1, vmax=1)),
+            (axes[0, 2], err, "error (fit - truth)", dict(cmap="RdBu_r", vmin=-lim, vmax=lim)),
+        ]:
+            im = ax.imshow(img, **kw)
             ax.set_title(name)
             ax.axis("off")
-            if name == panels[2][1]:
-                fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.colorbar(im, ax=axes[0, 2], fraction=0.046)
         spectra = [magnitude_spectrum_db(target), magnitude_spectrum_db(fitted)]
         lo, hi = min(s.min() for s in spectra), max(s.max() for s in spectra)
         for ax, spec, name in zip(axes[1], spectra, ["spectrum of truth", "spectrum of fit"]):
@@ -142,4 +145,16 @@ def plot_waveforms(target: np.ndarray, fits: dict[str, np.ndarray], path: str | 
     axes[-1, 0].set_xlabel("t")
     if title:
         fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_curves(curves: dict[str, list[float]], path: str | os.PathLike, ylabel: str = "training MSE", title: str = "") -> None:
+    """Loss curves on a log scale, one line per model."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, values in curves.items():
+        ax.semilogy(values, label=name, lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     _save(fig, path)
