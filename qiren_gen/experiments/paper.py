@@ -37,6 +37,8 @@ class Job:
     steps: int
     signal: np.ndarray
     high: np.ndarray | None = None
+    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATES[model]
+    model_kwargs: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class JobResult:
     mse: float
     seconds: float
     cpu_seconds: float
+    learning_rate: float
     fitted: np.ndarray
     superres: np.ndarray | None = None
     superres_mse: float | None = None
@@ -69,19 +72,20 @@ def run_job(job: Job) -> JobResult:
     from ..training.fitting import DEFAULT_LEARNING_RATES, build_fitting_model, fit_inr, render
 
     in_features = 1 if job.kind == "sound" else 2
-    model = build_fitting_model(job.model, in_features, 1, seed=job.seed)
+    model = build_fitting_model(job.model, in_features, 1, seed=job.seed, **job.model_kwargs)
     if job.kind == "sound":
         coords = time_grid(job.signal.size)
     else:
         coords = image_grid(*job.signal.shape, align_corners=True)
     targets = torch.as_tensor(job.signal, dtype=torch.float32).reshape(-1, 1)
-    fit = fit_inr(model, coords, targets, job.steps, DEFAULT_LEARNING_RATES[job.model], progress=False)
+    lr = DEFAULT_LEARNING_RATES[job.model] if job.learning_rate is None else job.learning_rate
+    fit = fit_inr(model, coords, targets, job.steps, lr, progress=False)
     fitted = render(model, coords).reshape(job.signal.shape).double().numpy()
     result = JobResult(
         job.kind, job.name, job.model, job.seed,
         params=sum(p.numel() for p in model.parameters() if p.requires_grad),
         mse=float(np.mean((fitted - job.signal) ** 2)), seconds=fit.seconds, cpu_seconds=fit.cpu_seconds,
-        fitted=fitted, losses=fit.losses,
+        learning_rate=lr, fitted=fitted, losses=fit.losses,
     )
     if job.high is not None:
         high = render(model, image_grid(*job.high.shape, align_corners=True)).reshape(job.high.shape).double().numpy()
