@@ -97,12 +97,13 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
         "superres scale 0": ["superres", "--image", "camera", "--scale", "0", *out],
         "superres missing": ["superres", "--image", str(tmp / "nope.jpg"), *out],
         "bad slice": ["fit", "--audio", str(tmp / "stereo.wav"), "--audio-slice", "x", *out],
+        "threads 0": ["superres", "--image", "camera", "--threads", "0", *out],
     }
 
 
 BAD_CASES = [
     "missing image", "missing wav", "non-image", "non-wav", "stereo", "empty wav", "unknown name", "size 1", "steps 0",
-    "superres size 1", "superres scale 0", "superres missing", "bad slice",
+    "superres size 1", "superres scale 0", "superres missing", "bad slice", "threads 0",
 ]
 
 

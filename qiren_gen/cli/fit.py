@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._fitting_args import add_model_args, check_common
+from ._fitting_args import add_model_args, check_common, set_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.image is not None and args.audio_slice is not None:
         raise ValueError("--audio-slice only applies to --audio")
+    set_threads(args.threads)
     if args.audio is not None:
         audio = load_wav(args.audio, parse_slice(args.audio_slice))
         signal, rate, in_features = audio.samples, audio.rate, 1

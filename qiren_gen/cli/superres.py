@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._fitting_args import add_model_args, check_common
+from ._fitting_args import add_model_args, check_common, set_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines import QirenSuperResolutionPipeline, interpolate_image
     from ..signal_metrics import mse, psnr
 
+    set_threads(args.threads)
     gray = open_image(args.image)
     high_size = args.size * args.scale
     low = resize_image(gray, args.size)
