@@ -1,0 +1,22 @@
+"""Training loops shared by pipelines, scripts and tests."""
+from .fitting import (
+    DEFAULT_LEARNING_RATES,
+    DEFAULT_STEPS,
+    FitResult,
+    build_fitting_model,
+    calibrate_batchnorm,
+    default_learning_rate,
+    fit_inr,
+    render,
+)
+
+__all__ = [
+    "DEFAULT_LEARNING_RATES",
+    "DEFAULT_STEPS",
+    "FitResult",
+    "build_fitting_model",
+    "calibrate_batchnorm",
+    "default_learning_rate",
+    "fit_inr",
+    "render",
+]
