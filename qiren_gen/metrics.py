@@ -216,6 +216,7 @@ def resolve_inception_weights(path: str | os.PathLike | None = None, timeout: fl
     cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
     if os.path.isfile(cached):
         return cached
+    os.makedirs(os.path.dirname(cached), exist_ok=True)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
     try:
@@ -304,8 +305,6 @@ def compute_fid_kid(
     n1 = len(input1)
     if n1 < 2:
         raise ValueError(f"FID needs at least 2 generated samples, got {n1}")
-    if feature_extractor == INCEPTION:
-        weights_path = resolve_inception_weights(weights_path)
     layer = _layer(feature_extractor)
     tmp = tempfile.mkdtemp(prefix="qiren-fidelity-")
     try:
@@ -326,6 +325,8 @@ def compute_fid_kid(
             n2 = _count(reference)
         if n2 < 2:
             raise ValueError(f"the reference set needs at least 2 images, got {n2}")
+        if feature_extractor == INCEPTION:
+            weights_path = resolve_inception_weights(weights_path)  # after the cheap checks: offline fails last
         subset = min(KID_MAX_SUBSET, n1, n2)
         kwargs = dict(
             input1=input1,
