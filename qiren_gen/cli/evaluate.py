@@ -61,8 +61,6 @@ def load_pipeline(spec: str, device: object) -> object:
     """``QirenGenerationPipeline.from_pretrained(spec)`` on ``device``, with a one-line error when it cannot load."""
     from ..pipelines import QirenGenerationPipeline
 
-    if not os.path.isdir(spec) and (spec.startswith((".", "/")) or spec.count("/") != 1):
-        raise OSError(f"--pipeline {spec}: no such folder (and not a Hub id owner/name)")
     try:
         pipe = QirenGenerationPipeline.from_pretrained(spec)
     except (OSError, ValueError):
@@ -73,13 +71,13 @@ def load_pipeline(spec: str, device: object) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
+    _check(args)  # before the heavy imports: bad options fail at once
     from accelerate import Accelerator
 
     from ..data.reference import load_reference
     from ..evaluation import evaluate, pipeline_sampler
     from ..metrics import ReferenceStatistics, register_feature_extractors
 
-    _check(args)
     register_feature_extractors()
     accelerator = Accelerator()
     resolution = args.resolution
