@@ -4,3 +4,6 @@ from .qiren import QIREN, HybridLayer
 from .registry import MODEL_BUILDERS, build_inr, parameter_table
 
 __all__ = ["QIREN", "HybridLayer", "SIREN", "MLP", "FourierFeatureMLP", "MODEL_BUILDERS", "build_inr", "parameter_table"]
+from .denoiser import LatentDenoiser, LatentDenoiserOutput  # noqa: E402
+
+__all__ += ["LatentDenoiser", "LatentDenoiserOutput"]
