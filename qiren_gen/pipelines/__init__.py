@@ -1,0 +1,2 @@
+"""DiffusionPipeline subclasses of qiren-gen."""
+from .generation import QirenGenerationPipeline  # noqa: F401

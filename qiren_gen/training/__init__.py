@@ -1,0 +1,1 @@
+"""Training loops (Accelerate) shared by the scripts and the tests."""
