@@ -54,7 +54,7 @@ def generate_samples(
             done += b
             bar.update(b)
     if not chunks:
-        return torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
+        raise ValueError(f"process {rank} of {world_size} has no samples to draw (num_samples {num_samples})")
     return torch.cat(chunks)
 
 
@@ -194,9 +194,9 @@ def evaluate(
         shards = gather_object([shard])
         if rank != 0:
             return None
-        samples = torch.cat([s for s in shards if s.shape[0] > 0])
     else:
-        samples = shard
+        shards = [shard]
+    samples = torch.cat(shards)
     size = int(samples.shape[-1])
     if isinstance(reference, ReferenceStatistics):
         if reference.resolution and reference.resolution != size:
@@ -207,7 +207,7 @@ def evaluate(
     report, stats = compute_report(
         samples, reference, feature_extractor=feature_extractor, weights_path=weights_path, kid=kid, cuda=cuda,
     )
-    report.update(seed=seed, num_processes=world)
+    report.update(seed=seed, num_processes=world, samples_per_process=[int(s.shape[0]) for s in shards])
     if output is not None:
         report = write_outputs(report, samples, stats, output)
     return report

@@ -104,7 +104,7 @@ def test_offline_inception_is_one_line_naming_fid_weights(pipeline_dir, referenc
 
 @pytest.mark.parametrize("case", ["empty_reference", "no_image_column", "missing_weights", "missing_pipeline",
                                   "bad_stats_file"])
-def test_bad_input_is_one_line_exit_2(case, pipeline_dir, tmp_path, capsys):
+def test_bad_input_is_one_line_exit_2(case, pipeline_dir, reference_dir, tmp_path, capsys):
     import datasets
 
     ref, extra, pipe = str(tmp_path / "ref"), [], pipeline_dir
@@ -119,13 +119,14 @@ def test_bad_input_is_one_line_exit_2(case, pipeline_dir, tmp_path, capsys):
         extra = ["--fid-weights", str(tmp_path / "nope.pth")]
         expected = "--fid-weights"
     elif case == "missing_pipeline":
-        os.mkdir(ref)
+        ref = reference_dir
         pipe = str(tmp_path / "no_pipeline")
         expected = "no_pipeline"
     else:
         ref = str(tmp_path / "stats.pt")
         Path(ref).write_text("hello")
         expected = "not a readable reference statistics file"
+    capsys.readouterr()  # drop the set-up's own output (datasets' saving bar)
     rc = main(["evaluate", "--pipeline", pipe, "--reference", ref, "--num-samples", "4", "--num-inference-steps",
                "2", "--no-progress", "--feature-extractor", "qiren-pixel-pool", *extra])
     err = capsys.readouterr().err
@@ -137,17 +138,32 @@ def test_cli_process_exit_code_without_traceback(tmp_path):
     assert rc == 2 and err.strip() == "qiren-gen evaluate: error: --num-samples must be >= 2 for FID, got 1"
 
 
+def launch_two_processes(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(free_port()), str(ROOT / "scripts" / "evaluate.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+
+
 @pytest.mark.slow
 def test_two_process_accelerate_launch(pipeline_dir, reference_dir, tmp_path):
     """scripts/evaluate.py under accelerate launch: two CPU processes sample 5 + 4 images, rank 0 scores all 9."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu", "--main_process_port", str(free_port()),
-           str(ROOT / "scripts" / "evaluate.py"), "--pipeline", pipeline_dir, "--reference", reference_dir,
-           "--num-samples", "9", "--num-inference-steps", "2", "--batch-size", "3", "--no-progress",
-           "--feature-extractor", "qiren-pixel-pool", "--output", str(tmp_path / "out")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    proc = launch_two_processes("--pipeline", pipeline_dir, "--reference", reference_dir, "--num-samples", "9",
+                                "--num-inference-steps", "2", "--batch-size", "3", "--no-progress",
+                                "--feature-extractor", "qiren-pixel-pool", "--output", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert report["num_processes"] == 2 and report["num_samples"] == 9 and np.isfinite(report["metrics"][FD])
+    assert report["num_processes"] == 2 and report["samples_per_process"] == [5, 4]
+    assert report["num_samples"] == 9 and np.isfinite(report["metrics"][FD])
+    assert proc.stdout.count("frechet_distance") == 1  # only the main process reports
+
+
+@pytest.mark.slow
+def test_two_process_bad_reference_fails_on_every_process_without_hanging(pipeline_dir, tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = launch_two_processes("--pipeline", pipeline_dir, "--reference", str(tmp_path / "empty"),
+                                "--num-samples", "4", "--no-progress", "--feature-extractor", "qiren-pixel-pool")
+    assert proc.returncode != 0
+    assert proc.stderr.count("qiren-gen evaluate: error: reference folder") == 2  # both ranks, one line each

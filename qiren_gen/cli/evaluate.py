@@ -57,17 +57,45 @@ def _check(args: argparse.Namespace) -> None:
         raise OSError(f"--fid-weights {args.fid_weights}: no such file")
 
 
+def _multi_cpu() -> bool:
+    """True when launched as several processes on a machine without CUDA: Accelerate then needs ``cpu=True`` to
+    join them with gloo (``accelerate launch --cpu`` itself starts one process; ``--multi_gpu`` starts several)."""
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
 def load_pipeline(spec: str, device: object) -> object:
     """``QirenGenerationPipeline.from_pretrained(spec)`` on ``device``, with a one-line error when it cannot load."""
+    from diffusers.utils import logging as diffusers_logging
+
     from ..pipelines import QirenGenerationPipeline
 
+    diffusers_logging.disable_progress_bar()  # the component-loading bar would break the one evaluation bar
     try:
         pipe = QirenGenerationPipeline.from_pretrained(spec)
     except (OSError, ValueError):
         raise
     except Exception as exc:  # noqa: BLE001 - huggingface_hub / diffusers raise their own types
         raise OSError(f"cannot load pipeline {spec}: {type(exc).__name__}: {str(exc).strip()[:200]}") from None
+    finally:
+        diffusers_logging.enable_progress_bar()
     return pipe.to(device)
+
+
+def lazy_pipeline_sampler(args: argparse.Namespace, resolution: int | None, device: object):
+    """A sampler that loads the pipeline on its first call: after the weights / reference checks, before sampling."""
+    from ..evaluation import pipeline_sampler
+
+    state: dict = {}
+
+    def sample(batch_size: int, generator: object) -> object:
+        if "fn" not in state:
+            pipe = load_pipeline(args.pipeline, device)
+            state["fn"] = pipeline_sampler(pipe, resolution, args.num_inference_steps)
+        return state["fn"](batch_size, generator)
+
+    return sample
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,17 +103,16 @@ def run(args: argparse.Namespace) -> int:
     from accelerate import Accelerator
 
     from ..data.reference import load_reference
-    from ..evaluation import evaluate, pipeline_sampler
+    from ..evaluation import evaluate
     from ..metrics import ReferenceStatistics, register_feature_extractors
 
     register_feature_extractors()
-    accelerator = Accelerator()
+    accelerator = Accelerator(cpu=_multi_cpu())
     resolution = args.resolution
     if resolution is None and os.path.isfile(args.reference):
         resolution = ReferenceStatistics.load(args.reference).resolution  # sample at the statistics' resolution
-    pipe = load_pipeline(args.pipeline, accelerator.device)
     report = evaluate(
-        pipeline_sampler(pipe, resolution, args.num_inference_steps),
+        lazy_pipeline_sampler(args, resolution, accelerator.device),
         lambda: load_reference(args.reference, resolution, split=args.reference_split,
                                image_column=args.image_column, max_images=args.max_reference),
         num_samples=args.num_samples,
