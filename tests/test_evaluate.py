@@ -121,6 +121,9 @@ def test_evaluate_writes_report_grid_and_reusable_statistics(faces, tmp_path):
     assert again["metrics"] == pytest.approx(saved["metrics"], rel=1e-9)  # same seed, same samples, same numbers
     with pytest.raises(ValueError, match="statistics of 25x25 images, not 32x32"):
         load_reference(str(out / "reference_stats.pt"), resolution=32)
+    small = lambda b, g: torch.zeros(b, 1, 8, 8)  # noqa: E731 - samples of another size than the statistics
+    with pytest.raises(ValueError, match="statistics are for 25px images, samples are 8px"):
+        evaluate(small, stats, num_samples=4, feature_extractor=PIXEL_POOL, progress=False)
 
 
 def test_evaluate_rejects_bad_input_before_sampling(faces, tmp_path):

@@ -79,6 +79,8 @@ def test_evaluate_end_to_end(pipeline_dir, reference_dir, tmp_path, capsys):
     assert json.loads(captured.out.strip().splitlines()[-1]) == report["metrics"]
     assert "not FID" in captured.err and "sampling" in captured.err  # honest label, progress bar
     assert Image.open(out / "samples.png").size[0] >= 512
+    card = (Path(pipeline_dir) / "README.md").read_text()  # the saved pipeline's model card names the command
+    assert "qiren-gen evaluate --pipeline path/to/this/folder --reference" in card and "--fid-weights PATH" in card
     # the saved reference statistics replace the folder; resolution comes from them
     rc = main(["evaluate", "--pipeline", pipeline_dir, "--reference", str(out / "reference_stats.pt"),
                "--num-samples", "12", "--num-inference-steps", "2", "--batch-size", "5",
