@@ -118,6 +118,9 @@ def compute_report(
     )
     stats.resolution = int(samples.shape[-1])
     stats.source = stats.source or getattr(reference, "source", str(reference))
+    notes = []
+    if kid and not any(k.startswith(("kid", "kernel")) for k in metrics):
+        notes.append("KID skipped: the reference statistics file holds no features (only mean / covariance)")
     report = {
         "metrics": metrics,
         "feature_extractor": feature_extractor,
@@ -128,6 +131,8 @@ def compute_report(
         "num_reference": int(stats.num_images),
         "metric_seconds": round(time.perf_counter() - t0, 2),
     }
+    if notes:
+        report["notes"] = notes
     return report, stats
 
 

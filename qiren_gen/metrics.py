@@ -209,6 +209,7 @@ def resolve_inception_weights(path: str | os.PathLike | None = None, timeout: fl
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise OSError(f"--fid-weights {path}: no such file (expected a local copy of {INCEPTION_WEIGHTS_FILE})")
+        _check_inception_state_dict(path)
         return path
     from torch_fidelity import feature_extractor_inceptionv3 as fe_inception
 
@@ -230,6 +231,16 @@ def resolve_inception_weights(path: str | os.PathLike | None = None, timeout: fl
     finally:
         socket.setdefaulttimeout(previous)
     return cached
+
+
+def _check_inception_state_dict(path: str) -> None:
+    """Fail in one line, before any sampling, when ``path`` is not torch-fidelity's Inception state dict."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors: no code runs
+    except Exception as exc:  # noqa: BLE001 - pickle / zip / torch errors all mean "not a weights file"
+        raise ValueError(f"--fid-weights {path}: not a PyTorch weights file ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or not {"Conv2d_1a_3x3.conv.weight", "fc.weight"} <= set(state):
+        raise ValueError(f"--fid-weights {path}: not torch-fidelity's Inception-v3 weights ({INCEPTION_WEIGHTS_FILE})")
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -172,6 +172,15 @@ def test_missing_weights_file_names_the_option(tmp_path):
         metrics.resolve_inception_weights(tmp_path / "missing.pth")
 
 
+def test_wrong_weights_file_is_rejected_before_use(tmp_path):
+    (tmp_path / "junk.pth").write_bytes(b"not weights")
+    with pytest.raises(ValueError, match="not a PyTorch weights file"):
+        metrics.resolve_inception_weights(tmp_path / "junk.pth")
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not torch-fidelity's Inception-v3 weights"):
+        metrics.resolve_inception_weights(tmp_path / "other.pth")
+
+
 def test_offline_inception_download_fails_in_one_line(tmp_path, monkeypatch):
     """The real torch.hub download path, pointed at a closed local port so it fails at once (and cannot hang)."""
     from torch_fidelity import feature_extractor_inceptionv3 as fe
