@@ -74,6 +74,20 @@ def test_saved_dataset_reference_and_missing_image_column(faces, tmp_path):
         load_reference(str(tmp_path / "no_images"))
 
 
+def test_load_dataset_reference_from_parquet_files(faces, tmp_path):
+    """The same ``datasets.load_dataset(spec, split=...)`` call a Hub id takes, on local parquet files."""
+    import datasets
+
+    feats = datasets.Features({"img": datasets.Image()})
+    ds = datasets.Dataset.from_dict({"img": [Image.fromarray(f) for f in faces[:5]]}, features=feats)
+    (tmp_path / "pq").mkdir()
+    ds.to_parquet(str(tmp_path / "pq" / "train.parquet"))
+    ref = load_reference(str(tmp_path / "pq"), resolution=20)
+    assert len(ref) == 5 and ref.source.endswith("[img]") and ref[4].shape == (3, 20, 20)
+    with pytest.raises(OSError, match="cannot load dataset .* Unknown split \"test\""):
+        load_reference(str(tmp_path / "pq"), split="test")
+
+
 def test_bad_references(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="is empty"):

@@ -135,9 +135,17 @@ def test_bad_input_is_one_line_exit_2(case, pipeline_dir, reference_dir, tmp_pat
     assert rc == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
 
 
-def test_cli_process_exit_code_without_traceback(tmp_path):
+def test_cli_process_exit_code_without_traceback(pipeline_dir):
     rc, _, err = run_cli("evaluate", "--pipeline", "x", "--reference", "y", "--num-samples", "1")
     assert rc == 2 and err.strip() == "qiren-gen evaluate: error: --num-samples must be >= 2 for FID, got 1"
+    # a Hub dataset id that cannot be reached (HF_HUB_OFFLINE makes it fail at once instead of retrying)
+    os.environ["HF_HUB_OFFLINE"], previous = "1", os.environ.get("HF_HUB_OFFLINE")
+    try:
+        rc, _, err = run_cli("evaluate", "--pipeline", pipeline_dir, "--reference", "nobody/no-such-faces",
+                             "--num-samples", "4", "--feature-extractor", "qiren-pixel-pool")
+    finally:
+        os.environ.pop("HF_HUB_OFFLINE") if previous is None else os.environ.update(HF_HUB_OFFLINE=previous)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "cannot load dataset 'nobody/no-such-faces'" in err, err
 
 
 def launch_two_processes(*args: str) -> subprocess.CompletedProcess:
