@@ -98,9 +98,8 @@ def load_reference(
 
         stats = ReferenceStatistics.load(spec)
         if resolution is not None and stats.resolution is not None and stats.resolution != resolution:
-            raise ValueError(
-                f"{spec} holds statistics of {stats.resolution}x{stats.resolution} images, not {resolution}x{resolution}"
-            )
+            r = stats.resolution
+            raise ValueError(f"{spec} holds statistics of {r}x{r} images, not {resolution}x{resolution}")
         return stats
     if os.path.isdir(spec):
         names = os.listdir(spec)
