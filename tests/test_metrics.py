@@ -172,13 +172,19 @@ def test_missing_weights_file_names_the_option(tmp_path):
         metrics.resolve_inception_weights(tmp_path / "missing.pth")
 
 
-def test_wrong_weights_file_is_rejected_before_use(tmp_path):
-    (tmp_path / "junk.pth").write_bytes(b"not weights")
-    with pytest.raises(ValueError, match="not a PyTorch weights file"):
-        metrics.resolve_inception_weights(tmp_path / "junk.pth")
-    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
-    with pytest.raises(ValueError, match="not torch-fidelity's Inception-v3 weights"):
+def test_weights_must_be_exactly_torch_fidelitys_file(tmp_path, monkeypatch):
+    """FID is only comparable with torch-fidelity's exact Inception weights: a file with another sha256 is refused."""
+    import hashlib
+
+    from qiren_gen.metrics import extractors
+
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1), "fc.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not torch-fidelity's Inception-v3 weights .*expected 6726825d"):
         metrics.resolve_inception_weights(tmp_path / "other.pth")
+    # the check itself: a file whose digest has the expected prefix is accepted as it is
+    prefix = hashlib.sha256((tmp_path / "other.pth").read_bytes()).hexdigest()[:8]
+    monkeypatch.setattr(extractors, "INCEPTION_SHA256_PREFIX", prefix)
+    assert metrics.resolve_inception_weights(tmp_path / "other.pth") == str(tmp_path / "other.pth")
 
 
 def test_offline_inception_download_fails_in_one_line(tmp_path, monkeypatch):
@@ -194,11 +200,19 @@ def test_offline_inception_download_fails_in_one_line(tmp_path, monkeypatch):
     assert not (tmp_path / "hub" / "checkpoints" / metrics.INCEPTION_WEIGHTS_FILE).exists()
 
 
-def test_cached_inception_weights_are_found_without_download(tmp_path, monkeypatch):
+def test_cached_inception_weights_are_used_without_download_and_checked(tmp_path, monkeypatch):
+    import hashlib
+
     from torch_fidelity import feature_extractor_inceptionv3 as fe
 
+    from qiren_gen.metrics import extractors
+
+    monkeypatch.setattr(fe, "URL_INCEPTION_V3", "http://127.0.0.1:9/" + metrics.INCEPTION_WEIGHTS_FILE)  # no network
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     (tmp_path / "checkpoints").mkdir()
-    target = tmp_path / "checkpoints" / fe.URL_INCEPTION_V3.rsplit("/", 1)[1]
-    target.write_bytes(b"x")
+    target = tmp_path / "checkpoints" / metrics.INCEPTION_WEIGHTS_FILE
+    target.write_bytes(b"a truncated download")
+    with pytest.raises(ValueError, match="delete the file to download it again"):
+        metrics.resolve_inception_weights(None)
+    monkeypatch.setattr(extractors, "INCEPTION_SHA256_PREFIX", hashlib.sha256(target.read_bytes()).hexdigest()[:8])
     assert metrics.resolve_inception_weights(None) == str(target)

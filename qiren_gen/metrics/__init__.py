@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .extractors import (
     INCEPTION,
+    INCEPTION_SHA256_PREFIX,
     INCEPTION_WEIGHTS_FILE,
     PIXEL_POOL,
     extract_features,
@@ -19,7 +20,7 @@ from .images import ImageTensorDataset, to_uint8_rgb
 from .reconstruction import mse, psnr, ssim
 
 __all__ = [
-    "INCEPTION", "INCEPTION_WEIGHTS_FILE", "KID_MAX_SUBSET", "PIXEL_POOL", "ImageTensorDataset", "ReferenceStatistics",
+    "INCEPTION", "INCEPTION_SHA256_PREFIX", "INCEPTION_WEIGHTS_FILE", "KID_MAX_SUBSET", "PIXEL_POOL", "ImageTensorDataset", "ReferenceStatistics",
     "compute_fid_kid", "extract_features", "metric_names", "mse", "psnr", "register_feature_extractors",
     "resolve_inception_weights", "ssim", "to_uint8_rgb",
 ]

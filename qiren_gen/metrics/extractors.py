@@ -2,6 +2,7 @@
 the standard Inception-v3 weights, resolved before any sample is generated so an offline machine fails at once."""
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import urllib.error
@@ -71,46 +72,55 @@ def extract_features(images: Any, feature_extractor: str = PIXEL_POOL, **kwargs:
 
 
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_SHA256_PREFIX = "6726825d"  # torch.hub naming: the file's sha256 starts with the suffix of its name
 
 
 def resolve_inception_weights(path: str | os.PathLike | None = None, timeout: float = 60.0) -> str:
     """Return a local path to torch-fidelity's Inception-v3 weights, downloading them (torch hub cache) if needed.
 
-    Raises a one-line ``OSError`` naming ``--fid-weights PATH`` when the file is missing or cannot be downloaded.
+    The file must be exactly torch-fidelity's (sha256 checked): FID is only comparable with those weights. Raises a
+    one-line ``OSError`` naming ``--fid-weights PATH`` when the file is missing or cannot be downloaded, and a
+    ``ValueError`` when a file is not the right one.
     """
     if path is not None:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise OSError(f"--fid-weights {path}: no such file (expected a local copy of {INCEPTION_WEIGHTS_FILE})")
-        _check_inception_state_dict(path)
+        _verify_sha256(path, f"--fid-weights {path}")
         return path
     from torch_fidelity import feature_extractor_inceptionv3 as fe_inception
 
     url = fe_inception.URL_INCEPTION_V3
     cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
     if os.path.isfile(cached):
+        _verify_sha256(cached, f"cached weights {cached} (delete the file to download it again)")
         return cached
     os.makedirs(os.path.dirname(cached), exist_ok=True)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
     try:
-        torch.hub.download_url_to_file(url, cached, progress=True)
+        torch.hub.download_url_to_file(url, cached, hash_prefix=INCEPTION_SHA256_PREFIX, progress=True)
     except (urllib.error.URLError, OSError, socket.timeout, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
         raise OSError(
             f"cannot download the Inception-v3 FID weights ({reason}); you are probably offline: pass "
             f"--fid-weights PATH, a local copy of {INCEPTION_WEIGHTS_FILE} (from {url})"
         ) from None
+    except RuntimeError as exc:  # torch.hub's hash mismatch: the download is removed, nothing half-written stays
+        raise OSError(f"the downloaded Inception-v3 weights are corrupt ({exc}); try again") from None
     finally:
         socket.setdefaulttimeout(previous)
     return cached
 
 
-def _check_inception_state_dict(path: str) -> None:
-    """Fail in one line, before any sampling, when ``path`` is not torch-fidelity's Inception state dict."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors: no code runs
-    except Exception as exc:  # noqa: BLE001 - pickle / zip / torch errors all mean "not a weights file"
-        raise ValueError(f"--fid-weights {path}: not a PyTorch weights file ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or not {"Conv2d_1a_3x3.conv.weight", "fc.weight"} <= set(state):
-        raise ValueError(f"--fid-weights {path}: not torch-fidelity's Inception-v3 weights ({INCEPTION_WEIGHTS_FILE})")
+def _verify_sha256(path: str, what: str) -> None:
+    """One-line ``ValueError`` unless the file's sha256 starts with :data:`INCEPTION_SHA256_PREFIX`."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(INCEPTION_SHA256_PREFIX):
+        raise ValueError(
+            f"{what}: not torch-fidelity's Inception-v3 weights {INCEPTION_WEIGHTS_FILE} (sha256 "
+            f"{digest.hexdigest()[:8]}..., expected {INCEPTION_SHA256_PREFIX}...); FID needs exactly those weights"
+        )
