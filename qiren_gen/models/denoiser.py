@@ -17,7 +17,8 @@ from torch import nn
 
 @dataclass
 class LatentDenoiserOutput(BaseOutput):
-    """Output of :class:`LatentDenoiser`: the prediction (noise, by default), shape ``(B, latent_dim)``."""
+    """Output of :class:`LatentDenoiser`: the prediction (noise or velocity, as the scheduler's ``prediction_type``
+    says), shape ``(B, latent_dim)``."""
 
     sample: torch.Tensor
 
@@ -44,6 +45,8 @@ class _ResidualBlock(nn.Module):
 class LatentDenoiser(ModelMixin, ConfigMixin):
     """Residual-MLP denoiser ``(noisy latents (B, D), timesteps (B,)) -> prediction (B, D)``.
 
+    What it predicts (noise, velocity) is set by the scheduler it is trained with (``prediction_type``).
+
     ``sample_size`` is the (square) resolution the latents were encoded from: the pipeline's default render size.
     ``latent_mean`` / ``latent_std`` buffers map decoder latents to the prior's normalised space and back.
     """
@@ -57,7 +60,6 @@ class LatentDenoiser(ModelMixin, ConfigMixin):
         time_embed_dim: int = 128,
         dropout: float = 0.0,
         sample_size: int = 32,
-        prediction_type: str = "epsilon",
     ) -> None:
         super().__init__()
         if latent_dim < 1 or hidden_dim < 1 or num_blocks < 0 or time_embed_dim < 2 or time_embed_dim % 2:

@@ -19,12 +19,16 @@ from torch.nn import functional as F
 from ..models.denoiser import LatentDenoiser
 
 
-def make_training_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
-    """The DDPM noise schedule used for training (cosine betas: gentler on low-dimensional latents)."""
+def make_training_scheduler(num_train_timesteps: int = 1000, prediction_type: str = "v_prediction") -> DDPMScheduler:
+    """The DDPM noise schedule used for training: cosine betas, v-prediction by default.
+
+    v-prediction because epsilon-prediction divides by ``sqrt(alpha_bar_t)`` to estimate the clean latent, which
+    near ``t = T`` turns small noise errors into far-off samples (measured: ~20% outliers on a two-cluster toy).
+    """
     return DDPMScheduler(
         num_train_timesteps=num_train_timesteps,
         beta_schedule="squaredcos_cap_v2",
-        prediction_type="epsilon",
+        prediction_type=prediction_type,
         clip_sample=False,
     )
 
