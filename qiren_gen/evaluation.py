@@ -211,6 +211,9 @@ def evaluate(
     cuda = accelerator is not None and accelerator.device.type == "cuda"
     report, stats = compute_report(
         samples, reference, feature_extractor=feature_extractor, weights_path=weights_path, kid=kid, cuda=cuda,
+        # torch-fidelity's own bars (feature extraction is the long part with Inception on a CPU); only for Inception,
+        # as it also prints "Frechet Inception Distance: ..." whatever the extractor
+        verbose=progress and feature_extractor == INCEPTION,
     )
     report.update(seed=seed, num_processes=world, samples_per_process=[int(s.shape[0]) for s in shards])
     if output is not None:
