@@ -78,6 +78,7 @@ def test_evaluate_end_to_end(pipeline_dir, reference_dir, tmp_path, capsys):
     assert "kernel_distance[qiren-pixel-pool]_mean" in report["metrics"]  # KID too: N is small
     assert json.loads(captured.out.strip().splitlines()[-1]) == report["metrics"]
     assert "not FID" in captured.err and "sampling" in captured.err  # honest label, progress bar
+    assert "Inception" not in captured.out + captured.err  # torch-fidelity's own FID/KID lines stay silent here
     assert Image.open(out / "samples.png").size[0] >= 512
     card = (Path(pipeline_dir) / "README.md").read_text()  # the saved pipeline's model card names the command
     assert "qiren-gen evaluate --pipeline path/to/this/folder --reference" in card and "--fid-weights PATH" in card
