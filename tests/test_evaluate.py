@@ -162,3 +162,17 @@ def test_save_grid_layout(tmp_path):
     images = torch.arange(5 * 3 * 4 * 4, dtype=torch.float32).reshape(5, 3, 4, 4) % 256 / 255
     path = save_grid(images, str(tmp_path / "g.png"), min_size=10)
     assert Image.open(path).size == (3 * 6 + 2, 2 * 6 + 2)  # 3 columns x 2 rows of 4 px tiles, 2 px gaps
+
+
+def test_imagefolder_dataset_and_plain_folder_give_the_same_metrics(faces, tmp_path):
+    """export_lfw_faces's layout (train/ and test/): as a datasets imagefolder split, or the test/ folder itself."""
+    from qiren_gen.data.lfw import export_lfw_faces
+
+    root = export_lfw_faces(tmp_path / "lfw")
+    as_dataset = load_reference(str(root), split="test")
+    as_folder = load_reference(str(root / "test"))
+    assert len(as_dataset) == len(as_folder) == 10
+    kw = dict(num_samples=10, feature_extractor=PIXEL_POOL, batch_size=5, progress=False)
+    a = evaluate(face_sampler(faces[:90], noise=0.05), as_dataset, **kw)
+    b = evaluate(face_sampler(faces[:90], noise=0.05), as_folder, **kw)
+    assert a["metrics"] == pytest.approx(b["metrics"], rel=1e-12) and a["metrics"][FD] > 0
