@@ -1,8 +1,10 @@
-"""Diffusers pipelines of qiren-gen."""
+"""DiffusionPipeline subclasses of qiren-gen: generation, signal fitting and superresolution."""
+from .generation import QirenGenerationPipeline
 from .signal_fitting import QirenSignalFittingPipeline, SignalFittingOutput
 from .superresolution import QirenSuperResolutionPipeline, SuperResolutionOutput, interpolate_image
 
 __all__ = [
+    "QirenGenerationPipeline",
     "QirenSignalFittingPipeline",
     "SignalFittingOutput",
     "QirenSuperResolutionPipeline",

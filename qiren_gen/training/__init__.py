@@ -1,4 +1,4 @@
-"""Training loops shared by pipelines, scripts and tests."""
+"""Training loops (full-batch fitting, functa meta-learning, the diffusion prior) shared by scripts and tests."""
 from .fitting import (
     DEFAULT_LEARNING_RATES,
     DEFAULT_STEPS,

@@ -1,0 +1,117 @@
+"""Functa facade: encode images to latents (meta-learned inner loop) and decode latents to images at any resolution.
+
+Pure functions of ``(decoder, modulator, ...)``: the decoder is a modulated INR (``ModulatedQIREN`` or
+``ModulatedSIREN``), the modulator a ``LatentModulator`` holding the meta-SGD step sizes and default step count.
+Images are ``(B, C, H, W)`` in ``[-1, 1]``; coordinates are the pixel-centre grid of ``qiren_gen.data.image_grid``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .data.grids import image_grid
+
+DEFAULT_CHUNK_POINTS = 16384
+"""Coordinates (summed over the batch) rendered at once by ``decode_latents``: bounds memory at any resolution."""
+
+
+def psnr(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of images in ``[-1, 1]`` (peak-to-peak 2) from their mean squared error."""
+    return 10 * torch.log10(4 / mse.clamp_min(1e-12))
+
+
+def images_to_targets(images: torch.Tensor, channels: int | None = None) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, H*W, C)`` in the row-major order of ``image_grid``, with input checks."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images must be a (B, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
+    if channels is not None and images.shape[1] != channels:
+        raise ValueError(f"the decoder outputs {channels} channel(s) but images have {images.shape[1]}")
+    if images.numel() == 0:
+        raise ValueError(f"images must be non-empty, got shape {tuple(images.shape)}")
+    if not images.is_floating_point() or not bool(torch.isfinite(images).all()):
+        raise ValueError("images must be finite floating-point values in [-1, 1]")
+    b, c, h, w = images.shape
+    return images.permute(0, 2, 3, 1).reshape(b, h * w, c)
+
+
+def per_image_mse(decoder, modulator, latents, coords, targets, stats=None) -> torch.Tensor:
+    """Mean squared error of each image's render at ``coords`` against ``targets``: ``(B,)``."""
+    out = decoder(coords, modulator(latents), stats=stats)
+    return (out - targets).square().mean(dim=(1, 2))
+
+
+def inner_loop(
+    decoder,
+    modulator,
+    coords: torch.Tensor,
+    targets: torch.Tensor,
+    steps: int | None = None,
+    first_order: bool = False,
+    stats=None,
+) -> torch.Tensor:
+    """Meta-SGD inner loop: from a zero latent, ``steps`` updates ``z <- z - inner_lr * grad_z MSE_i(z)``.
+
+    Each image's loss depends only on its own latent, so summing over the batch gives per-image gradients.
+    ``first_order`` drops the inner gradients' dependence on the decoder (cheaper, works with the once-
+    differentiable ``fused`` engine); step sizes still receive gradients either way. Returns ``(B, latent_dim)``.
+    """
+    steps = modulator.config.inner_steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    latents = torch.zeros(targets.shape[0], modulator.config.latent_dim, device=targets.device, dtype=targets.dtype)
+    latents.requires_grad_(True)
+    for _ in range(steps):
+        loss = per_image_mse(decoder, modulator, latents, coords, targets, stats).sum()
+        (grad,) = torch.autograd.grad(loss, latents, create_graph=not first_order, retain_graph=True)
+        if first_order:
+            grad = grad.detach()
+        latents = latents - modulator.inner_lr * grad
+    return latents
+
+
+def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+    """Latents ``(B, latent_dim)`` of ``images (B, C, H, W)`` in ``[-1, 1]``, by the meta-learned inner loop.
+
+    Works at any ``H, W`` (coordinates are continuous). Decoder and modulator parameters are not changed and
+    receive no gradients; the result is detached.
+    """
+    targets = images_to_targets(images, decoder.config.out_channels)
+    param = next(decoder.parameters())
+    targets = targets.to(device=param.device, dtype=param.dtype)
+    coords = image_grid(images.shape[2], images.shape[3], dtype=param.dtype, device=param.device)
+    with torch.no_grad():
+        stats = decoder.reference_statistics()
+    with torch.enable_grad():
+        latents = inner_loop(decoder, modulator, coords, targets, steps, first_order=True, stats=stats)
+    return latents.detach()
+
+
+def decode_latents(
+    decoder, modulator, latents: torch.Tensor, height: int, width: int, chunk_size: int | None = None
+) -> torch.Tensor:
+    """Render latents ``(B, latent_dim)`` as images ``(B, C, height, width)`` (about ``[-1, 1]``, not clamped).
+
+    Coordinates are the pixel-centre grid, rendered ``chunk_size`` points per image at a time (default: about
+    ``DEFAULT_CHUNK_POINTS`` points over the whole batch), so memory is bounded at any resolution. Follows the
+    caller's grad mode: wrap in ``torch.no_grad()`` when only rendering.
+    """
+    if not isinstance(latents, torch.Tensor) or latents.ndim != 2:
+        raise ValueError(f"latents must be a (B, latent_dim) tensor, got {getattr(latents, 'shape', type(latents))}")
+    param = next(decoder.parameters())
+    coords = image_grid(height, width, dtype=param.dtype, device=param.device)
+    batch = latents.shape[0]
+    if chunk_size is None:
+        chunk_size = max(1, DEFAULT_CHUNK_POINTS // max(batch, 1))
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    latents = latents.to(device=param.device, dtype=param.dtype)
+    modulations = modulator(latents)
+    stats = decoder.reference_statistics()
+    chunks = [decoder(coords[i : i + chunk_size], modulations, stats=stats) for i in range(0, coords.shape[0], chunk_size)]
+    out = torch.cat(chunks, dim=1)  # (B, H*W, C)
+    return out.reshape(batch, height, width, -1).permute(0, 3, 1, 2).contiguous()
+
+
+__all__ = ["DEFAULT_CHUNK_POINTS", "decode_latents", "encode_images", "inner_loop", "per_image_mse", "psnr",
+           "images_to_targets"]

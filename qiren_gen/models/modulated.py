@@ -1,0 +1,269 @@
+"""Latent-modulated INR decoders (Functa-style) and the latent -> modulation hypernetwork.
+
+A shared decoder becomes one image's function through per-sample ``modulations`` (a flat ``(B, modulation_dim)``
+tensor) produced by :class:`LatentModulator` from a small latent:
+
+* ``shift``: added to every hybrid layer's normalised pre-encoding features (circuits stay shared: fastest);
+* ``film``: ``h * (1 + scale) + shift`` on the same features;
+* ``angles``: added to every circuit's rotation angles (per-sample unitaries; see ``quantum.per_sample``).
+
+Normalisation. The paper's BatchNorm over all points of a batch would make an image's render depend on the other
+images in the batch and on the render grid. Here each hybrid layer is normalised with statistics of the
+*unmodulated* decoder on a fixed pixel-centre reference grid (``normalization="reference"``): still computed
+with gradients every forward pass (BatchNorm's reparametrisation and conditioning kept), but a function of the
+parameters only, so renders are per-sample and resolution independent.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from ..data.grids import axis_coordinates
+from ..quantum import DataReuploadingCircuit
+from ..quantum.per_sample import simulate_reuploading_per_sample
+from .baselines import Sine
+
+MODULATIONS = ("shift", "film", "angles")
+NORMALIZATIONS = ("reference", "none")
+_EPS = 1e-5
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _check_coords_modulations(coords: torch.Tensor, modulations: torch.Tensor, in_features: int, dim: int):
+    """Validate and broadcast: coords ``(B, P, in)`` or ``(P, in)``, modulations ``(B, dim)``."""
+    if modulations.ndim != 2 or modulations.shape[1] != dim:
+        raise ValueError(f"modulations must have shape (B, {dim}), got {tuple(modulations.shape)}")
+    if coords.ndim == 2:
+        coords = coords.unsqueeze(0).expand(modulations.shape[0], -1, -1)
+    if coords.ndim != 3 or coords.shape[-1] != in_features or coords.shape[0] != modulations.shape[0]:
+        raise ValueError(
+            f"coords must have shape (B, P, {in_features}) with B={modulations.shape[0]}, got {tuple(coords.shape)}"
+        )
+    return coords
+
+
+def reference_grid(in_features: int, size: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Pixel-centre grid with ``size`` points per axis over ``[-1, 1]^in_features``: ``(size**in_features, in)``."""
+    axes = [axis_coordinates(size, dtype=dtype, device=device)] * in_features
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, in_features)
+
+
+class ModulatedQIREN(ModelMixin, ConfigMixin):
+    """QIREN decoder taking per-sample modulations: ``forward(coords (B, P, 2), modulations (B, D)) -> (B, P, C)``.
+
+    ``1 + hidden_layers`` hybrid layers ``Linear -> normalise (+ affine) -> modulate -> circuit``, then
+    ``Linear(n_qubits, out_channels)``. ``modulation_dim`` tells the hypernetwork how many numbers to produce.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        in_features: int = 2,
+        out_channels: int = 1,
+        n_qubits: int = 8,
+        hidden_layers: int = 2,
+        n_reuploads: int = 2,
+        n_blocks: int = 2,
+        modulation: str = "shift",
+        normalization: str = "reference",
+        reference_size: int = 16,
+        engine: str = "fused",
+    ) -> None:
+        super().__init__()
+        _check_choice("modulation", modulation, MODULATIONS)
+        _check_choice("normalization", normalization, NORMALIZATIONS)
+        if out_channels < 1 or hidden_layers < 0 or in_features < 1 or reference_size < 2:
+            raise ValueError("need out_channels >= 1, hidden_layers >= 0, in_features >= 1, reference_size >= 2")
+        n_layers = 1 + hidden_layers
+        widths = [in_features] + [n_qubits] * hidden_layers
+        self.linears = nn.ModuleList(nn.Linear(w, n_qubits) for w in widths)
+        self.norm_weight = nn.Parameter(torch.ones(n_layers, n_qubits))
+        self.norm_bias = nn.Parameter(torch.zeros(n_layers, n_qubits))
+        self.circuits = nn.ModuleList(
+            DataReuploadingCircuit(n_qubits, n_reuploads, n_blocks, engine=engine) for _ in range(n_layers)
+        )
+        self.output = nn.Linear(n_qubits, out_channels)
+        self.register_buffer("reference_coords", reference_grid(in_features, reference_size), persistent=False)
+
+    @property
+    def n_layers(self) -> int:
+        return 1 + self.config.hidden_layers
+
+    @property
+    def circuit_shape(self) -> tuple[int, ...]:
+        return tuple(self.circuits[0].weights.shape)
+
+    @property
+    def modulation_dim(self) -> int:
+        """Numbers per sample the hypernetwork must produce for this decoder."""
+        n, mode = self.config.n_qubits, self.config.modulation
+        per_layer = {"shift": n, "film": 2 * n, "angles": math.prod(self.circuit_shape)}[mode]
+        return self.n_layers * per_layer
+
+    def set_engine(self, engine: str) -> None:
+        """Simulator engine of the shared-weight circuits: ``"fused"`` (fast) or ``"autograd"`` (2nd-order grads)."""
+        for circuit in self.circuits:
+            circuit.engine = engine
+
+    def reference_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Per-layer ``(mean, std)`` of the unmodulated pre-encoding features on the reference grid."""
+        if self.config.normalization == "none":
+            return None
+        stats = []
+        h = self.reference_coords.to(self.output.weight.dtype)
+        for layer in range(self.n_layers):
+            pre = self.linears[layer](h)
+            mean, std = pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + _EPS)
+            stats.append((mean, std))
+            h = self.circuits[layer]((pre - mean) / std * self.norm_weight[layer] + self.norm_bias[layer])
+        return stats
+
+    def forward(
+        self,
+        coords: torch.Tensor,
+        modulations: torch.Tensor,
+        stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
+        """Signal values ``(B, P, out_channels)``; pass ``stats`` (from :meth:`reference_statistics`) to reuse them."""
+        coords = _check_coords_modulations(coords, modulations, self.config.in_features, self.modulation_dim)
+        if stats is None:
+            stats = self.reference_statistics()
+        batch, points, _ = coords.shape
+        n, mode = self.config.n_qubits, self.config.modulation
+        mods = modulations.reshape(batch, self.n_layers, -1)
+        h = coords
+        for layer in range(self.n_layers):
+            pre = self.linears[layer](h)
+            if stats is not None:
+                pre = (pre - stats[layer][0]) / stats[layer][1]
+            pre = pre * self.norm_weight[layer] + self.norm_bias[layer]
+            m = mods[:, layer]
+            if mode == "shift":
+                pre = pre + m[:, None, :]
+            elif mode == "film":
+                pre = pre * (1 + m[:, None, :n]) + m[:, None, n:]
+            if mode == "angles":
+                weights = self.circuits[layer].weights + m.reshape(batch, *self.circuit_shape)
+                h = simulate_reuploading_per_sample(pre, weights)
+            else:
+                h = self.circuits[layer](pre.reshape(-1, n)).reshape(batch, points, n)
+        return self.output(h)
+
+
+class ModulatedSIREN(ModelMixin, ConfigMixin):
+    """SIREN with per-sample ``shift`` (Functa's choice) or ``film`` modulations of every sine layer's pre-activation.
+
+    The Functa baseline: same ``forward(coords, modulations)`` and ``modulation_dim`` interface as
+    :class:`ModulatedQIREN`.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        in_features: int = 2,
+        out_channels: int = 1,
+        hidden_features: int = 16,
+        hidden_layers: int = 2,
+        modulation: str = "shift",
+        first_omega_0: float = 30.0,
+        hidden_omega_0: float = 30.0,
+    ) -> None:
+        super().__init__()
+        _check_choice("modulation", modulation, ("shift", "film"))
+        widths = [in_features] + [hidden_features] * (hidden_layers + 1)
+        self.linears = nn.ModuleList()
+        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+            linear = nn.Linear(fan_in, fan_out)
+            omega = first_omega_0 if i == 0 else hidden_omega_0
+            # SIREN init (section 3.2): first layer spans several periods; later ones keep arcsine-distributed inputs.
+            bound = 1 / fan_in if i == 0 else math.sqrt(6 / fan_in) / omega
+            nn.init.uniform_(linear.weight, -bound, bound)
+            self.linears.append(linear)
+        self.sines = nn.ModuleList(Sine(first_omega_0 if i == 0 else hidden_omega_0) for i in range(len(self.linears)))
+        self.output = nn.Linear(hidden_features, out_channels)
+
+    @property
+    def n_layers(self) -> int:
+        return self.config.hidden_layers + 1
+
+    @property
+    def modulation_dim(self) -> int:
+        per_layer = self.config.hidden_features * (2 if self.config.modulation == "film" else 1)
+        return self.n_layers * per_layer
+
+    def set_engine(self, engine: str) -> None:
+        """No circuits here; kept so training code can treat every decoder alike."""
+
+    def reference_statistics(self) -> None:
+        return None
+
+    def forward(self, coords: torch.Tensor, modulations: torch.Tensor, stats=None) -> torch.Tensor:
+        """Signal values ``(B, P, out_channels)``."""
+        coords = _check_coords_modulations(coords, modulations, self.config.in_features, self.modulation_dim)
+        width = self.config.hidden_features
+        mods = modulations.reshape(modulations.shape[0], self.n_layers, -1)
+        h = coords
+        for layer, (linear, sine) in enumerate(zip(self.linears, self.sines)):
+            pre = linear(h)
+            m = mods[:, layer, None, :]
+            if self.config.modulation == "film":
+                pre = pre * (1 + m[..., :width]) + m[..., width:]
+            else:
+                pre = pre + m
+            h = sine(pre)
+        return self.output(h)
+
+
+class LatentModulator(ModelMixin, ConfigMixin):
+    """Hypernetwork ``latents (B, latent_dim) -> modulations (B, modulation_dim)``, plus meta-SGD step sizes.
+
+    ``hidden_layers = 0`` is Functa's linear latent-to-modulation map; more layers give a ReLU MLP. The output bias
+    is the zero latent's modulation (the shared base function). ``inner_lr`` holds the learned per-dimension inner
+    step sizes and ``config.inner_steps`` the default number of inner steps, so decoder + modulator are all that is
+    needed to encode (``qiren_gen.functa.encode_images``) and decode.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        modulation_dim: int = 24,
+        hidden_features: int = 64,
+        hidden_layers: int = 0,
+        inner_steps: int = 3,
+        inner_lr_init: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if latent_dim < 1 or modulation_dim < 1 or inner_steps < 0 or hidden_layers < 0:
+            raise ValueError("need latent_dim >= 1, modulation_dim >= 1, inner_steps >= 0, hidden_layers >= 0")
+        layers: list[nn.Module] = []
+        width = latent_dim
+        for _ in range(hidden_layers):
+            layers += [nn.Linear(width, hidden_features), nn.ReLU()]
+            width = hidden_features
+        last = nn.Linear(width, modulation_dim)
+        nn.init.zeros_(last.bias)  # zero latent -> zero modulation -> the unmodulated decoder
+        layers.append(last)
+        self.net = nn.Sequential(*layers)
+        self.inner_lr = nn.Parameter(torch.full((latent_dim,), float(inner_lr_init)))
+
+    @classmethod
+    def for_decoder(cls, decoder: nn.Module, latent_dim: int, **kwargs) -> "LatentModulator":
+        """A modulator sized for ``decoder`` (uses its ``modulation_dim``)."""
+        return cls(latent_dim=latent_dim, modulation_dim=decoder.modulation_dim, **kwargs)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        if latents.ndim != 2 or latents.shape[1] != self.config.latent_dim:
+            raise ValueError(f"latents must have shape (B, {self.config.latent_dim}), got {tuple(latents.shape)}")
+        return self.net(latents)
+
+
+__all__ = ["MODULATIONS", "ModulatedQIREN", "ModulatedSIREN", "LatentModulator", "reference_grid"]

@@ -1,0 +1,110 @@
+"""Atomic Accelerate checkpoints and ``--resume_from_checkpoint latest|PATH`` resolution.
+
+A checkpoint is ``output_dir/checkpoint-<step>``: ``accelerator.save_state`` (registered models, optimizer,
+scheduler, every process's RNG states) plus ``training_state.json`` (step, epoch position, the run's config). It is
+written into a temporary sibling folder and renamed into place only when complete, so a kill at any moment leaves
+either the previous checkpoints or the new one, never a half-written folder that ``latest`` would pick up.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "training_state.json"
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints in ``output_dir``, oldest (lowest step) first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = _CHECKPOINT_RE.match(path.name)
+        if match and path.is_dir() and (path / STATE_FILE).is_file():
+            found.append((int(match.group(1)), path))
+    return [p for _, p in sorted(found)]
+
+
+def resolve_resume_checkpoint(output_dir: str | os.PathLike, resume_from_checkpoint: str | None) -> Path | None:
+    """``None`` -> no resume; ``"latest"`` -> newest complete checkpoint or ``None``; a path -> that checkpoint.
+
+    Raises ``OSError`` for a path that is not a complete checkpoint.
+    """
+    if not resume_from_checkpoint:
+        return None
+    if resume_from_checkpoint == "latest":
+        found = list_checkpoints(output_dir)
+        return found[-1] if found else None
+    path = Path(resume_from_checkpoint)
+    if not path.is_dir() and (Path(output_dir) / path).is_dir():
+        path = Path(output_dir) / path
+    if not (path / STATE_FILE).is_file():
+        raise OSError(f"not a complete checkpoint (no {STATE_FILE}): {resume_from_checkpoint}")
+    return path
+
+
+def read_training_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """The ``training_state.json`` of a checkpoint."""
+    return json.loads((Path(checkpoint) / STATE_FILE).read_text())
+
+
+def check_compatible(saved: dict[str, Any], current: dict[str, Any], checkpoint: str | os.PathLike) -> None:
+    """Raise ``ValueError`` naming the first differing key when a checkpoint's model config differs from this run's."""
+    for key in sorted(set(saved) | set(current)):
+        if saved.get(key) != current.get(key):
+            raise ValueError(
+                f"checkpoint {checkpoint} was made with a different configuration: {key}={saved.get(key)!r} there, "
+                f"{current.get(key)!r} here"
+            )
+
+
+def save_checkpoint(
+    accelerator,
+    output_dir: str | os.PathLike,
+    step: int,
+    state: dict[str, Any],
+    total_limit: int | None = None,
+) -> Path:
+    """Save ``accelerator`` state + ``state`` atomically as ``output_dir/checkpoint-<step>``; all processes call it.
+
+    Keeps at most ``total_limit`` checkpoints (oldest removed after the new one is in place).
+    """
+    root = Path(output_dir)
+    final = root / f"checkpoint-{step}"
+    tmp = root / f".tmp-checkpoint-{step}"
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        payload = json.dumps({"step": step, **state}, indent=2, sort_keys=True)
+        (tmp / STATE_FILE).write_text(payload)
+        with open(tmp / STATE_FILE, "rb+") as handle:  # flush the marker file before the rename publishes it
+            os.fsync(handle.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        if total_limit is not None and total_limit > 0:
+            for old in list_checkpoints(root)[:-total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+__all__ = [
+    "STATE_FILE",
+    "check_compatible",
+    "list_checkpoints",
+    "read_training_state",
+    "resolve_resume_checkpoint",
+    "save_checkpoint",
+]

@@ -1,0 +1,293 @@
+"""Meta-learning a functa model (shared decoder + latent modulator + meta-SGD step sizes) with Accelerate.
+
+One outer step: for every image of the batch, ``inner_loop`` fits a latent from zero in a few meta-SGD steps; the
+outer loss is the MSE of the renders at those latents, and its gradient trains decoder, modulator and step sizes.
+Data parallel: every process takes its own shard of the batch; gradients are summed over processes and divided by
+the global number of images (an exact global-batch mean, also when a rank had to drop corrupt images), so every
+rank applies the same update and parameters stay identical (checked at the end).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.datasets import ImageCollator, check_resolution, load_image_dataset
+from ..data.grids import image_grid
+from ..functa import inner_loop, per_image_mse, psnr
+from ..models.modulated import LatentModulator, ModulatedQIREN, ModulatedSIREN
+from .checkpointing import check_compatible, read_training_state, resolve_resume_checkpoint, save_checkpoint
+
+logger = logging.getLogger(__name__)
+
+DECODERS = ("qiren", "siren")
+
+
+@dataclass
+class FunctaTrainingConfig:
+    """Everything a functa training run needs; ``scripts/train_functa.py`` fills it from the command line."""
+
+    output_dir: str = "functa-model"
+    dataset_name: str | None = None
+    train_data_dir: str | None = None
+    split: str = "train"
+    image_column: str = "image"
+    streaming: bool = False
+    cache_dir: str | None = None
+    max_train_samples: int | None = None
+    resolution: int = 16
+    channels: int = 1
+    decoder: str = "qiren"
+    modulation: str = "shift"
+    latent_dim: int = 32
+    n_qubits: int = 8
+    hidden_layers: int = 2
+    n_reuploads: int = 2
+    n_blocks: int = 2
+    hidden_features: int = 16
+    modulator_hidden_layers: int = 0
+    inner_steps: int = 3
+    inner_lr_init: float | None = None
+    first_order: bool = False
+    train_batch_size: int = 16
+    max_train_steps: int = 200
+    learning_rate: float = 3e-3
+    max_grad_norm: float | None = 1.0
+    checkpointing_steps: int = 100
+    checkpoints_total_limit: int | None = 2
+    resume_from_checkpoint: str | None = None
+    mixed_precision: str = "no"
+    seed: int = 0
+    logging_steps: int = 10
+    dataloader_num_workers: int = 0
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for settings that cannot train."""
+        check_resolution(self.resolution)
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        for name in ("latent_dim", "train_batch_size", "max_train_steps", "checkpointing_steps", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.inner_steps < 1:
+            raise ValueError(f"inner_steps must be >= 1, got {self.inner_steps}")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+
+
+def build_models(cfg: FunctaTrainingConfig) -> tuple[torch.nn.Module, LatentModulator]:
+    """Decoder and modulator for ``cfg`` (seed the RNG first for identical init on every process)."""
+    if cfg.decoder == "qiren":
+        decoder = ModulatedQIREN(
+            out_channels=cfg.channels, n_qubits=cfg.n_qubits, hidden_layers=cfg.hidden_layers,
+            n_reuploads=cfg.n_reuploads, n_blocks=cfg.n_blocks, modulation=cfg.modulation,
+        )
+    else:
+        decoder = ModulatedSIREN(
+            out_channels=cfg.channels, hidden_features=cfg.hidden_features, hidden_layers=cfg.hidden_layers,
+            modulation=cfg.modulation,
+        )
+    # SIREN's omega_0 = 30 makes latent gradients ~30x larger than QIREN's, so its step sizes start smaller.
+    lr_init = cfg.inner_lr_init if cfg.inner_lr_init is not None else (1.0 if cfg.decoder == "qiren" else 0.01)
+    modulator = LatentModulator.for_decoder(
+        decoder, cfg.latent_dim, hidden_layers=cfg.modulator_hidden_layers, inner_steps=cfg.inner_steps,
+        inner_lr_init=lr_init,
+    )
+    return decoder, modulator
+
+
+def model_signature(decoder, modulator) -> dict[str, Any]:
+    """JSON-able configs of both models: what a checkpoint must match to be resumed."""
+    def clean(model):
+        return {k: v for k, v in json.loads(model.to_json_string()).items() if not k.startswith("_")}
+
+    return {"decoder_class": type(decoder).__name__, "decoder": clean(decoder), "modulator": clean(modulator)}
+
+
+def _sync_gradients(params: list[torch.nn.Parameter], accelerator, n_local: int) -> int:
+    """Sum gradients over processes and divide by the global image count; returns that count."""
+    count = torch.tensor([float(n_local)], device=accelerator.device)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    if accelerator.num_processes > 1:
+        flat = accelerator.reduce(flat, reduction="sum")
+        count = accelerator.reduce(count, reduction="sum")
+    total = int(count.item())
+    flat = flat / max(total, 1)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
+    return total
+
+
+def _save_final(decoder, modulator, output_dir: Path) -> None:
+    """``output_dir/{decoder,modulator}`` via ``save_pretrained``, each written to a temp folder then renamed."""
+    for name, model in (("decoder", decoder), ("modulator", modulator)):
+        tmp, final = output_dir / f".tmp-{name}", output_dir / name
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+
+
+def train_functa(cfg: FunctaTrainingConfig) -> dict[str, Any]:
+    """Run (or resume) a functa training; returns the summary also written to ``output_dir/train_summary.json``."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+    from diffusers.optimization import get_scheduler
+    from tqdm.auto import tqdm
+
+    cfg.validate()
+    output_dir = Path(cfg.output_dir)
+    resume = resolve_resume_checkpoint(output_dir, cfg.resume_from_checkpoint)
+    # `accelerate launch --multi_gpu` on a machine without CUDA starts N processes that accelerate would treat as N
+    # independent single-process runs (all writing output_dir): ask for the CPU (gloo) process group instead.
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    accelerator = Accelerator(
+        cpu=world_size > 1 and not torch.cuda.is_available(),
+        mixed_precision=cfg.mixed_precision,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+    )
+    if accelerator.num_processes != world_size:
+        raise RuntimeError(f"launched as {world_size} processes but accelerate set up {accelerator.num_processes}")
+    set_seed(cfg.seed)
+    decoder, modulator = build_models(cfg)
+    signature = model_signature(decoder, modulator)
+    if resume is not None:
+        check_compatible(read_training_state(resume).get("model", {}), signature, resume)
+    # Second-order meta-gradients need the twice-differentiable simulator; first-order can use the fast one.
+    decoder.set_engine("fused" if cfg.first_order else "autograd")
+    decoder.to(accelerator.device)
+    modulator.to(accelerator.device)
+
+    dataset = load_image_dataset(
+        cfg.dataset_name, cfg.train_data_dir, cfg.split, cfg.image_column, cfg.streaming, cfg.cache_dir,
+        cfg.max_train_samples,
+    )
+    collate = ImageCollator(cfg.image_column, cfg.resolution, cfg.channels)
+    n_images = None if cfg.streaming else len(dataset)
+    drop_last = n_images is not None and n_images >= cfg.train_batch_size * accelerator.num_processes
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.train_batch_size,
+        shuffle=not cfg.streaming, collate_fn=collate, drop_last=drop_last, num_workers=cfg.dataloader_num_workers,
+    )
+    params = list(decoder.parameters()) + list(modulator.parameters())
+    optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
+    scheduler = get_scheduler("constant", optimizer=optimizer)
+    optimizer, loader, scheduler = accelerator.prepare(optimizer, loader, scheduler)
+    accelerator.register_for_checkpointing(decoder, modulator)
+
+    global_step, epoch, batch_in_epoch = 0, 0, 0
+    if resume is not None:
+        state = read_training_state(resume)
+        accelerator.load_state(str(resume))
+        global_step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        accelerator.print(f"resumed from {resume} at step {global_step}")
+    if global_step >= cfg.max_train_steps:
+        accelerator.print(f"already at step {global_step} >= max_train_steps={cfg.max_train_steps}; nothing to do")
+
+    coords = image_grid(cfg.resolution, cfg.resolution, device=accelerator.device)
+    log_path = output_dir / "train_log.jsonl"
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    progress = tqdm(total=cfg.max_train_steps, initial=global_step, disable=not accelerator.is_local_main_process,
+                    desc="functa")
+    step_seconds: list[float] = []
+    history: list[dict[str, float]] = []
+
+    def checkpoint_state() -> dict[str, Any]:
+        return {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "model": signature, "config": asdict(cfg)}
+
+    while global_step < cfg.max_train_steps:
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
+        got_batch = False
+        for images in batches:
+            got_batch = True
+            start = time.perf_counter()
+            images = images.to(accelerator.device)
+            targets = images.permute(0, 2, 3, 1).reshape(images.shape[0], -1, cfg.channels)
+            n_local = images.shape[0]
+            with accelerator.autocast():
+                if n_local:
+                    stats = decoder.reference_statistics()
+                    latents = inner_loop(decoder, modulator, coords, targets, first_order=cfg.first_order,
+                                         stats=stats)
+                    mse = per_image_mse(decoder, modulator, latents, coords, targets, stats).float()
+                    accelerator.backward(mse.sum())
+                else:  # every image of this shard was unreadable: contribute nothing, but join the collectives
+                    mse = torch.zeros(0, device=accelerator.device)
+            total = _sync_gradients(params, accelerator, n_local)
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                modulator.inner_lr.clamp_(min=0)  # a negative step size would climb the loss
+            sums = torch.tensor([mse.detach().sum().item(), psnr(mse.detach()).sum().item()],
+                                device=accelerator.device)
+            if accelerator.num_processes > 1:
+                sums = accelerator.reduce(sums, reduction="sum")
+            loss, mean_psnr = (sums / max(total, 1)).tolist()
+            global_step += 1
+            batch_in_epoch += 1
+            step_seconds.append(time.perf_counter() - start)
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss:.4f}", psnr=f"{mean_psnr:.2f}")
+            history.append({"step": global_step, "loss": loss, "psnr": mean_psnr})
+            if accelerator.is_main_process and (global_step % cfg.logging_steps == 0 or global_step == 1):
+                with open(log_path, "a") as handle:
+                    handle.write(json.dumps({"step": global_step, "loss": loss, "psnr": mean_psnr,
+                                             "seconds": step_seconds[-1], "skipped_images": collate.skipped}) + "\n")
+            if global_step % cfg.checkpointing_steps == 0 or global_step == cfg.max_train_steps:
+                save_checkpoint(accelerator, output_dir, global_step, checkpoint_state(), cfg.checkpoints_total_limit)
+            if global_step >= cfg.max_train_steps:
+                break
+        else:
+            epoch += 1
+            batch_in_epoch = 0
+            if not got_batch:
+                raise ValueError("the dataset yields no batches (fewer readable images than processes?)")
+    progress.close()
+
+    flat = torch.cat([p.detach().reshape(-1).float() for p in params]).unsqueeze(0)
+    gathered = accelerator.gather(flat) if accelerator.num_processes > 1 else flat
+    rank_diff = float((gathered - gathered[0:1]).abs().max().item())
+    summary = {
+        "steps": global_step,
+        "num_processes": accelerator.num_processes,
+        "first_loss": history[0]["loss"] if history else None,
+        "last_loss": history[-1]["loss"] if history else None,
+        "last_psnr": history[-1]["psnr"] if history else None,
+        "median_step_seconds": sorted(step_seconds)[len(step_seconds) // 2] if step_seconds else None,
+        "max_rank_parameter_difference": rank_diff,
+        "skipped_images": collate.skipped,
+        "decoder_parameters": sum(p.numel() for p in decoder.parameters()),
+        "modulator_parameters": sum(p.numel() for p in modulator.parameters()),
+        "history": history,
+    }
+    if rank_diff != 0:
+        logger.warning("parameters differ across processes by up to %g", rank_diff)
+    if accelerator.is_main_process:
+        _save_final(decoder, modulator, output_dir)
+        (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+__all__ = ["DECODERS", "FunctaTrainingConfig", "build_models", "model_signature", "train_functa"]
