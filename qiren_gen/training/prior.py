@@ -184,9 +184,10 @@ def train_prior(
         global_step = int(read_training_state(resume_path)["step"])
         accelerator.print(f"resumed from {resume_path} at step {global_step}")
 
-    # Each process draws its own batches from the (small, in-memory) latent table; the generator is seeded per rank
-    # and per resumed step so a resumed run does not replay the batches it already saw.
-    gen = torch.Generator().manual_seed(cfg.seed * 1000003 + accelerator.process_index * 7919 + global_step)
+    # Each process draws its own batches from the (small, in-memory) latent table. The generator is re-seeded from
+    # (seed, rank, step) at every step, so step k draws the same batch whether or not the run was resumed (a resumed
+    # run then ends with exactly the parameters of an uninterrupted one) and never replays earlier batches.
+    gen = torch.Generator()
     unwrapped = accelerator.unwrap_model(model)
     data = unwrapped.normalize(latents.to(accelerator.device, torch.float32))
     losses: list[float] = []
@@ -196,6 +197,7 @@ def train_prior(
     )
     model.train()
     for step in bar:
+        gen.manual_seed(cfg.seed * 1000003 + accelerator.process_index * 7919 + step * 104729)
         idx = torch.randint(0, data.shape[0], (cfg.batch_size,), generator=gen)
         x0 = data[idx.to(data.device)]
         with accelerator.accumulate(model):
