@@ -1,0 +1,125 @@
+"""Kill and resume: SIGKILL a real training subprocess after a checkpoint, resume with ``latest``, and end with the
+same parameters (bitwise, CPU) as an uninterrupted run of the same seed. Stage 1 (functa) and stage 2 (prior)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from qiren_gen.training.checkpointing import STATE_FILE, list_checkpoints, resolve_resume_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    """Eight smooth 8x8 grayscale images as an imagefolder dataset."""
+    root = tmp_path_factory.mktemp("kill-data")
+    (root / "train").mkdir()
+    y, x = np.mgrid[0:8, 0:8]
+    for i in range(8):
+        img = (127 + 100 * np.sin(x * (0.3 + 0.1 * i) + y * 0.2 * i)).astype(np.uint8)
+        Image.fromarray(img).save(root / "train" / f"{i}.png")
+    return root
+
+
+def _start(script: str, args: list[str], log: Path) -> subprocess.Popen:
+    with open(log, "w") as handle:  # files, not pipes: tqdm's output must never block the child
+        return subprocess.Popen([sys.executable, str(REPO / "scripts" / script), *args], env=ENV, cwd=REPO,
+                                stdout=handle, stderr=subprocess.STDOUT)
+
+
+def _kill_after_first_checkpoint(proc: subprocess.Popen, out: Path, timeout: float = 240) -> int:
+    """SIGKILL ``proc`` as soon as a complete checkpoint exists; returns the newest complete checkpoint's step."""
+    deadline = time.monotonic() + timeout
+    while not list_checkpoints(out):
+        assert proc.poll() is None, f"training exited ({proc.returncode}) before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    return int(list_checkpoints(out)[-1].name.split("-")[1])
+
+
+def _plant_partial_checkpoints(out: Path, step: int) -> None:
+    """What a kill during a checkpoint write can leave: a temp folder and a final-named folder without the marker."""
+    shutil.copytree(out / f"checkpoint-{step}", out / f".tmp-checkpoint-{step + 1000}")
+    (out / f".tmp-checkpoint-{step + 1000}" / STATE_FILE).write_text('{"step": ')  # truncated JSON
+    half = out / f"checkpoint-{step + 2000}"
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"\0" * 10)
+    assert resolve_resume_checkpoint(out, "latest") == out / f"checkpoint-{step}"
+
+
+def _assert_same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"{name} differs after kill + resume"
+
+
+def test_functa_sigkill_and_resume_matches_uninterrupted(image_folder, tmp_path):
+    steps = 80
+    common = ["--train_data_dir", str(image_folder), "--resolution", "8", "--n_qubits", "3", "--hidden_layers", "1",
+              "--latent_dim", "4", "--train_batch_size", "2", "--learning_rate", "0.03", "--inner_steps", "2",
+              "--max_train_steps", str(steps), "--checkpointing_steps", "5", "--checkpoints_total_limit", "3",
+              "--logging_steps", "1", "--seed", "3"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    reference = _start("train_functa.py", [*common, "--output_dir", str(full)], tmp_path / "full.log")
+    victim = _start("train_functa.py", [*common, "--output_dir", str(part)], tmp_path / "part.log")
+    killed_at = _kill_after_first_checkpoint(victim, part)
+    assert killed_at < steps and not (part / "train_summary.json").exists()  # really interrupted mid-run
+    _plant_partial_checkpoints(part, killed_at)
+
+    resumed = _start("train_functa.py", [*common, "--output_dir", str(part), "--resume_from_checkpoint", "latest"],
+                     tmp_path / "resume.log")
+    assert resumed.wait(timeout=300) == 0, (tmp_path / "resume.log").read_text()[-2000:]
+    assert reference.wait(timeout=300) == 0, (tmp_path / "full.log").read_text()[-2000:]
+    assert f"at step {killed_at}" in (tmp_path / "resume.log").read_text()
+    logged = [json.loads(line)["step"] for line in (part / "train_log.jsonl").read_text().splitlines()]
+    assert logged[-(steps - killed_at):] == list(range(killed_at + 1, steps + 1))  # continued from the checkpoint
+    assert json.loads((part / "train_summary.json").read_text())["steps"] == steps
+    for sub in ("decoder", "modulator"):
+        _assert_same_tensors(load_file(part / sub / "diffusion_pytorch_model.safetensors"),
+                             load_file(full / sub / "diffusion_pytorch_model.safetensors"))
+
+
+def test_prior_sigkill_and_resume_matches_uninterrupted(image_folder, tmp_path):
+    from qiren_gen.models import LatentModulator, ModulatedQIREN
+
+    torch.manual_seed(0)
+    stage1 = tmp_path / "stage1"
+    decoder = ModulatedQIREN(out_channels=1, n_qubits=3, hidden_layers=1, reference_size=4)
+    decoder.save_pretrained(stage1 / "decoder")
+    LatentModulator.for_decoder(decoder, latent_dim=4, inner_steps=1).save_pretrained(stage1 / "modulator")
+    steps = 1500
+    common = ["--stage1_model", str(stage1), "--train_data_dir", str(image_folder), "--resolution", "8",
+              "--max_train_steps", str(steps), "--checkpointing_steps", "50", "--checkpoints_total_limit", "3",
+              "--train_batch_size", "8", "--hidden_dim", "32", "--num_blocks", "1", "--time_embed_dim", "8",
+              "--lr_warmup_steps", "10", "--seed", "5"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    reference = _start("train_prior.py", [*common, "--output_dir", str(full)], tmp_path / "full.log")
+    victim = _start("train_prior.py", [*common, "--output_dir", str(part)], tmp_path / "part.log")
+    killed_at = _kill_after_first_checkpoint(victim, part)
+    assert killed_at < steps and not (part / "prior").exists()
+    _plant_partial_checkpoints(part, killed_at)
+
+    resumed = _start("train_prior.py", [*common, "--output_dir", str(part), "--resume_from_checkpoint", "latest"],
+                     tmp_path / "resume.log")
+    assert resumed.wait(timeout=300) == 0, (tmp_path / "resume.log").read_text()[-2000:]
+    assert reference.wait(timeout=300) == 0, (tmp_path / "full.log").read_text()[-2000:]
+    log = (tmp_path / "resume.log").read_text()
+    assert f"at step {killed_at}" in log and json.loads(log.strip().splitlines()[-1])["global_step"] == steps
+    _assert_same_tensors(load_file(part / "prior" / "diffusion_pytorch_model.safetensors"),
+                         load_file(full / "prior" / "diffusion_pytorch_model.safetensors"))
