@@ -113,7 +113,7 @@ def resolve_pipeline_folder(name_or_path: str | os.PathLike, **hub_kwargs) -> Pa
     return Path(folder)
 
 
-def validate_pipeline_folder(folder: Path, class_name: str) -> dict:
+def validate_pipeline_folder(folder: Path, class_name: str, components: tuple[str, ...] = COMPONENTS) -> dict:
     """Check ``folder`` is a safe, complete qiren-gen pipeline folder; returns its ``model_index.json``.
 
     Safe means: every component is a class of diffusers or qiren_gen (nothing imported from elsewhere), no Python
@@ -133,10 +133,10 @@ def validate_pipeline_folder(folder: Path, class_name: str) -> dict:
     if py_files:
         raise ValueError(f"refusing to load '{folder}': it contains Python code ({py_files[0]}); "
                          "pipelines load weights and configs only")
-    missing = [c for c in COMPONENTS if c not in index]
+    missing = [c for c in components if c not in index]
     if missing:
         raise ValueError(f"pipeline '{folder}' is missing component(s): {', '.join(missing)}")
-    for comp in COMPONENTS:
+    for comp in components:
         spec = index[comp]
         if not (isinstance(spec, list) and len(spec) == 2 and all(isinstance(s, str) for s in spec)):
             raise ValueError(f"pipeline '{folder}': component '{comp}' is not a [library, class] pair: {spec!r}")

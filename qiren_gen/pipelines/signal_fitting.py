@@ -40,6 +40,13 @@ class QirenSignalFittingPipeline(DiffusionPipeline):
         self.register_modules(model=model)
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load a saved pipeline (folder or Hub id): safetensors weights only, never code or pickles from the folder."""
+        from .loading import safe_from_pretrained
+
+        return safe_from_pretrained(cls, pretrained_model_name_or_path, ("model",), **kwargs)
+
+    @classmethod
     def from_model_name(cls, name: str = "qiren", in_features: int = 2, out_features: int = 1, seed: int = 0, **kwargs):
         """A pipeline around a freshly initialised model ``name`` (qiren, siren, relu, tanh, relu-rff, ffn)."""
         return cls(model=build_fitting_model(name, in_features, out_features, seed=seed, **kwargs))

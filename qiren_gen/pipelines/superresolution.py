@@ -63,6 +63,13 @@ class QirenSuperResolutionPipeline(DiffusionPipeline):
         self.register_modules(model=model)
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load a saved pipeline (folder or Hub id): safetensors weights only, never code or pickles from the folder."""
+        from .loading import safe_from_pretrained
+
+        return safe_from_pretrained(cls, pretrained_model_name_or_path, ("model",), **kwargs)
+
+    @classmethod
     def from_model_name(cls, name: str = "qiren", seed: int = 0, **kwargs):
         """A pipeline around a freshly initialised 2-D grayscale model ``name``."""
         return cls(model=build_fitting_model(name, 2, 1, seed=seed, **kwargs))

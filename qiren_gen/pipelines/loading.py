@@ -1,0 +1,34 @@
+"""Safe ``from_pretrained`` for the single-model pipelines: safetensors only, no code or foreign classes from a folder.
+
+The same checks as ``QirenGenerationPipeline.from_pretrained`` (see ``generation.validate_pipeline_folder``), shared so
+that no qiren-gen pipeline falls back to diffusers' defaults, which would unpickle ``*.bin`` weights.
+"""
+from __future__ import annotations
+
+import os
+
+from diffusers import DiffusionPipeline
+
+from .generation import resolve_pipeline_folder, validate_pipeline_folder
+
+
+def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.PathLike, components: tuple[str, ...],
+                         **kwargs) -> DiffusionPipeline:
+    """Load ``cls`` from a folder or Hub id after validating it; ``OSError`` / ``ValueError`` with one clear line."""
+    for bad in ("custom_pipeline", "trust_remote_code", "custom_revision"):
+        if kwargs.pop(bad, None):
+            raise ValueError(f"{bad} is not supported: qiren-gen pipelines never run code from a folder")
+    if kwargs.pop("use_safetensors", True) is False:
+        raise ValueError("qiren-gen pipelines load weights only as safetensors")
+    folder = resolve_pipeline_folder(name_or_path, **kwargs)
+    validate_pipeline_folder(folder, cls.__name__, components)
+    for hub_only in ("revision", "token", "cache_dir", "local_files_only", "force_download"):
+        kwargs.pop(hub_only, None)
+    try:
+        return super(cls, cls).from_pretrained(str(folder), use_safetensors=True, **kwargs)
+    except (ValueError, OSError, KeyError, RuntimeError, AttributeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"cannot load the pipeline in '{folder}': {first}") from None
+
+
+__all__ = ["safe_from_pretrained"]
