@@ -1,0 +1,128 @@
+"""Safe loading: a pipeline folder is read as JSON + safetensors only. Pickles are never unpickled, code in the folder is
+never run, classes from outside diffusers / qiren_gen are never imported; every refusal is one clear error."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
+                                 QirenSuperResolutionPipeline)
+from test_generation_pipeline import tiny_pipeline
+
+
+class _Payload:
+    """Unpickling this object creates the marker file: proof that a loader unpickled it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.makedirs, (self.marker,))
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("safe")
+    tiny_pipeline().save_pretrained(root / "gen")
+    QirenSignalFittingPipeline.from_model_name("qiren", 2, 1).save_pretrained(root / "fit")
+    QirenSuperResolutionPipeline.from_model_name("siren").save_pretrained(root / "sr")
+    return {"gen": root / "gen", "fit": root / "fit", "sr": root / "sr"}
+
+
+CASES = [("gen", QirenGenerationPipeline, "prior"), ("fit", QirenSignalFittingPipeline, "model"),
+         ("sr", QirenSuperResolutionPipeline, "model")]
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _plant_pickle(folder: Path, component: str, marker: Path) -> None:
+    with open(folder / component / "diffusion_pytorch_model.bin", "wb") as handle:
+        pickle.dump({"weight": _Payload(marker)}, handle)
+
+
+@pytest.mark.parametrize("kind, cls, component", CASES)
+def test_pickle_only_weights_are_refused_unread(folders, tmp_path, kind, cls, component):
+    marker = tmp_path / "PWNED"
+    folder = _copy(folders[kind], tmp_path / "pickled")
+    for f in (folder / component).glob("*.safetensors"):
+        f.unlink()
+    _plant_pickle(folder, component, marker)
+    with pytest.raises(ValueError, match="safetensors"):
+        cls.from_pretrained(folder)
+    with pytest.raises(ValueError, match="safetensors"):
+        cls.from_pretrained(folder, use_safetensors=False)
+    assert not marker.exists()
+    pickle.loads(pickle.dumps(_Payload(marker)))  # the payload is live: a loader that unpickled it would leave this
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("kind, cls, component", CASES)
+def test_pickle_beside_safetensors_is_ignored(folders, tmp_path, kind, cls, component):
+    marker = tmp_path / "PWNED"
+    folder = _copy(folders[kind], tmp_path / "both")
+    _plant_pickle(folder, component, marker)
+    pipe = cls.from_pretrained(folder)
+    assert isinstance(pipe, cls) and not marker.exists()
+
+
+@pytest.mark.parametrize("kind, cls, component", CASES)
+def test_code_in_folder_is_refused_and_never_run(folders, tmp_path, kind, cls, component):
+    marker = tmp_path / "PWNED"
+    code = f"import os\nos.makedirs({str(marker)!r})\n"
+    folder = _copy(folders[kind], tmp_path / "code")
+    (folder / "pipeline.py").write_text(code)
+    index = json.loads((folder / "model_index.json").read_text())
+    with pytest.raises(ValueError, match="contains Python code"):
+        cls.from_pretrained(folder)
+    with pytest.raises(ValueError, match="custom_pipeline is not supported"):
+        cls.from_pretrained(folder, custom_pipeline=str(folder / "pipeline.py"))
+    with pytest.raises(ValueError, match="trust_remote_code is not supported"):
+        cls.from_pretrained(folders[kind], trust_remote_code=True)
+    (folder / "pipeline.py").unlink()
+    # diffusers' own custom-code route: a [module, class] pair as the pipeline class name
+    index["_class_name"] = ["pipeline", cls.__name__]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    (folder / component / "pipeline.py").write_text(code)
+    with pytest.raises(ValueError):
+        cls.from_pretrained(folder)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind, cls, component", CASES)
+@pytest.mark.parametrize("spec", [["os", "system"], ["builtins", "eval"], ["subprocess", "Popen"], "os.system"])
+def test_foreign_classes_are_refused(folders, tmp_path, kind, cls, component, spec):
+    folder = _copy(folders[kind], tmp_path / "foreign")
+    index = json.loads((folder / "model_index.json").read_text())
+    index[component] = spec
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="only diffusers and qiren_gen|not a \\[library, class\\] pair"):
+        cls.from_pretrained(folder)
+
+
+def test_saved_folders_hold_no_pickles_or_code(folders):
+    for folder in folders.values():
+        names = [p.name for p in folder.rglob("*") if p.is_file()]
+        assert names and all(n.endswith((".json", ".safetensors", ".md")) for n in names), names
+
+
+def test_cli_sample_refuses_a_pickled_pipeline(folders, tmp_path):
+    import subprocess
+    import sys
+
+    marker = tmp_path / "PWNED"
+    folder = _copy(folders["gen"], tmp_path / "pickled")
+    (folder / "prior" / "diffusion_pytorch_model.safetensors").unlink()
+    _plant_pickle(folder, "prior", marker)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-m", "qiren_gen.cli", "sample", "--pipeline", str(folder), "--output",
+                           str(tmp_path / "x.png")], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "safetensors" in proc.stderr and "Traceback" not in proc.stderr
+    assert not marker.exists() and not (tmp_path / "x.png").exists()
