@@ -33,21 +33,44 @@ class ReferenceStatistics:
     meta: dict = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write one ``.pt`` file that ``--reference`` accepts later (no image decoding, no feature extraction)."""
-        obj = {"format": STATS_FORMAT, **{k: getattr(self, k) for k in self.__dataclass_fields__}}
-        torch.save(obj, os.fspath(path))
+        """Write one file that ``--reference`` accepts later (no image decoding, no feature extraction).
+
+        The file is safetensors (tensors + JSON metadata), never a pickle: statistics files get shared, and loading a
+        stranger's pickle would run its code.
+        """
+        import json
+
+        from safetensors.torch import save_file
+
+        tensors = {"mu": torch.as_tensor(np.asarray(self.mu)).contiguous(),
+                   "sigma": torch.as_tensor(np.asarray(self.sigma)).contiguous()}
+        if self.features is not None:
+            tensors["features"] = torch.as_tensor(self.features).detach().cpu().contiguous()
+        fields = {k: getattr(self, k) for k in ("feature_extractor", "layer", "num_images", "resolution", "source",
+                                                "meta")}
+        save_file(tensors, os.fspath(path), metadata={"format": STATS_FORMAT, "fields": json.dumps(fields)})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ReferenceStatistics":
-        """Read a file written by :meth:`save`; a clear ``ValueError`` for anything else."""
+        """Read a file written by :meth:`save` (safetensors only); a clear ``ValueError`` for anything else."""
+        import json
+
+        from safetensors import safe_open
+
         try:
-            obj = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
+            with safe_open(os.fspath(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                tensors = {k: handle.get_tensor(k) for k in handle.keys()}
         except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
             raise ValueError(f"{path}: not a readable reference statistics file ({type(exc).__name__})") from None
-        if not isinstance(obj, dict) or obj.get("format") != STATS_FORMAT:
+        if metadata.get("format") != STATS_FORMAT or not {"mu", "sigma"} <= set(tensors):
             raise ValueError(f"{path}: not a qiren-gen reference statistics file (format {STATS_FORMAT})")
-        obj.pop("format")
-        return cls(**obj)
+        try:
+            fields = json.loads(metadata.get("fields", ""))
+            return cls(mu=tensors["mu"].numpy(), sigma=tensors["sigma"].numpy(), features=tensors.get("features"),
+                       **fields)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: damaged reference statistics metadata ({type(exc).__name__})") from None
 
 
 def metric_names(feature_extractor: str) -> tuple[str, str]:
