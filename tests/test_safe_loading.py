@@ -126,3 +126,26 @@ def test_cli_sample_refuses_a_pickled_pipeline(folders, tmp_path):
                            str(tmp_path / "x.png")], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "safetensors" in proc.stderr and "Traceback" not in proc.stderr
     assert not marker.exists() and not (tmp_path / "x.png").exists()
+
+
+def test_reference_statistics_are_safetensors_and_a_pickle_is_refused_unread(tmp_path):
+    import numpy as np
+    import torch
+
+    from qiren_gen.metrics import ReferenceStatistics
+
+    stats = ReferenceStatistics("qiren-pixel-pool", "pool", np.eye(3), np.ones((3, 3)), 7, resolution=8,
+                                features=torch.randn(7, 3), meta={"note": "x"})
+    stats.save(tmp_path / "ref.pt")
+    assert (tmp_path / "ref.pt").read_bytes()[8:9] == b"{"  # safetensors: 8-byte header length, then JSON
+    back = ReferenceStatistics.load(tmp_path / "ref.pt")
+    assert np.array_equal(back.sigma, stats.sigma) and torch.equal(back.features, stats.features)
+    assert (back.num_images, back.resolution, back.meta) == (7, 8, {"note": "x"})
+    marker = tmp_path / "PWNED"
+    with open(tmp_path / "evil.pt", "wb") as handle:
+        pickle.dump({"format": "qiren-gen-reference-stats/1", "mu": _Payload(marker)}, handle)
+    torch.save({"format": "qiren-gen-reference-stats/1", "mu": _Payload(marker)}, tmp_path / "evil2.pt")
+    for name in ("evil.pt", "evil2.pt"):
+        with pytest.raises(ValueError, match="not a readable reference statistics file"):
+            ReferenceStatistics.load(tmp_path / name)
+    assert not marker.exists()
