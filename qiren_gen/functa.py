@@ -98,6 +98,8 @@ def decode_latents(
     """
     if not isinstance(latents, torch.Tensor) or latents.ndim != 2:
         raise ValueError(f"latents must be a (B, latent_dim) tensor, got {getattr(latents, 'shape', type(latents))}")
+    if latents.shape[0] < 1:
+        raise ValueError(f"latents must hold at least one row, got shape {tuple(latents.shape)}")
     param = next(decoder.parameters())
     coords = image_grid(height, width, dtype=param.dtype, device=param.device)
     batch = latents.shape[0]
