@@ -23,7 +23,10 @@ def as_targets(signal, in_features: int, out_features: int) -> tuple[torch.Tenso
     """Signal array ``(N[, C])`` or ``(H, W[, C])`` in [-1, 1] -> float32 targets ``(points, C)`` and its spatial shape."""
     if isinstance(signal, Image.Image):
         signal = np.asarray(signal.convert("L"), dtype=np.float64) / 127.5 - 1
-    x = signal.detach().cpu() if isinstance(signal, torch.Tensor) else torch.as_tensor(np.asarray(signal, dtype=np.float64))
+    try:
+        x = signal.detach().cpu() if isinstance(signal, torch.Tensor) else torch.as_tensor(np.asarray(signal, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"the signal must be an array of numbers, got {type(signal).__name__}") from None
     x = x.to(torch.float32)
     if x.ndim == in_features:
         x = x.unsqueeze(-1)
