@@ -22,9 +22,15 @@ SKIMAGE_IMAGES = (
 )
 
 
+MAX_IMAGE_SIZE = 4096
+"""Largest side an image is resized to for fitting: 16.8M pixels (a larger size would exhaust memory, not fit)."""
+
+
 def _check_size(size: int) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size < 2:
         raise ValueError(f"size must be an int >= 2, got {size!r}")
+    if size > MAX_IMAGE_SIZE:
+        raise ValueError(f"size {size} is over the limit of {MAX_IMAGE_SIZE} pixels per side")
 
 
 def _skimage_image(name: str) -> Image.Image:

@@ -15,6 +15,7 @@ from diffusers import DiffusionPipeline
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
+from ..data.grids import MAX_GRID_POINTS
 from ..signal_metrics import mse, psnr
 from ..training.fitting import DEFAULT_STEPS, build_fitting_model, default_learning_rate, fit_inr, render
 from ._signals import OUTPUT_TYPES, as_targets, grid_for, postprocess
@@ -116,6 +117,11 @@ class QirenSuperResolutionPipeline(DiffusionPipeline):
         ``linspace`` grid.
         """
         self.check_inputs(scale, num_steps, learning_rate, output_type)
+        _, low_shape = as_targets(image, self.model.config.in_features, self.model.config.out_features)
+        high_points = low_shape[0] * scale * low_shape[1] * scale
+        if high_points > MAX_GRID_POINTS:  # checked before fitting: never lose a fit to an impossible render
+            raise ValueError(f"a {low_shape[0] * scale}x{low_shape[1] * scale} output has {high_points} pixels, "
+                             f"over the limit of {MAX_GRID_POINTS}")
         fitted_low, targets, spatial, result = self.encode(image, num_steps, learning_rate, align_corners)
         high = self.decode(spatial[0] * scale, spatial[1] * scale, align_corners)
         images = postprocess(high, (spatial[0] * scale, spatial[1] * scale), output_type)
