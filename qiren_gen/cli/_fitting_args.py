@@ -23,8 +23,8 @@ def check_common(args: argparse.Namespace) -> None:
         raise ValueError(f"--size must be >= 2, got {args.size}")
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    if args.lr is not None and not args.lr > 0:
-        raise ValueError(f"--lr must be > 0, got {args.lr}")
+    if args.lr is not None and not 0 < args.lr <= 100:
+        raise ValueError(f"--lr must be in (0, 100], got {args.lr}")
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
 

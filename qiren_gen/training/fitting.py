@@ -6,6 +6,8 @@ small sweep over {1e-3, 3e-3, 1e-2, 3e-2} on the 32x32 camera and astronaut imag
 """
 from __future__ import annotations
 
+import math
+
 import time
 from dataclasses import dataclass, field
 
@@ -52,11 +54,15 @@ def build_fitting_model(name: str, in_features: int, out_features: int = 1, seed
         return build_inr(name, in_features, out_features, **kwargs)
 
 
+MAX_LEARNING_RATE = 100.0
+"""Largest accepted Adam step size: far above any useful one (0.03 here), far below float32 overflow."""
+
+
 def _check_fit_args(coords: torch.Tensor, targets: torch.Tensor, steps: int, learning_rate: float) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    if not learning_rate > 0:
-        raise ValueError(f"learning rate must be > 0, got {learning_rate!r}")
+    if not 0 < learning_rate <= MAX_LEARNING_RATE:
+        raise ValueError(f"learning rate must be in (0, {MAX_LEARNING_RATE:g}], got {learning_rate!r}")
     if coords.ndim != 2 or targets.ndim != 2 or coords.shape[0] != targets.shape[0]:
         raise ValueError(f"need coords (N, d) and targets (N, c) with the same N, got {tuple(coords.shape)}, "
                          f"{tuple(targets.shape)}")
@@ -81,12 +87,15 @@ def fit_inr(
     model.train()
     start, cpu_start = time.perf_counter(), time.process_time()
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
-    for _ in bar:
+    for step in bar:
         loss = torch.mean((model(coords) - targets) ** 2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         result.losses.append(loss.item())
+        if not math.isfinite(result.losses[-1]) or not all(bool(torch.isfinite(p).all()) for p in params):
+            raise ValueError(f"the fit diverged at step {step + 1} (non-finite loss or weights); "
+                             "lower the learning rate")
         bar.set_postfix(mse=f"{result.losses[-1]:.2e}", refresh=False)
     calibrate_batchnorm(model, coords)
     result.seconds = time.perf_counter() - start
