@@ -18,6 +18,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.in_features < 1 or args.out_features < 1:
         raise ValueError("--in-features and --out-features must be >= 1")
+    if args.in_features > 4096 or args.out_features > 4096:  # the models would not fit in memory
+        raise ValueError("--in-features and --out-features must be <= 4096")
     table = parameter_table(args.in_features, args.out_features)
     if args.json:
         print(json.dumps(table))
