@@ -62,6 +62,10 @@ def check_components(decoder, modulator, prior, scheduler) -> None:
         if not isinstance(obj, cls):
             expected = cls.__name__ if isinstance(cls, type) else " or ".join(c.__name__ for c in cls)
             raise ValueError(f"pipeline component '{name}' must be a {expected}, got {type(obj).__name__}")
+    for name, model in (("decoder", decoder), ("modulator", modulator), ("prior", prior)):
+        if not all(bool(torch.isfinite(t).all()) for t in [*model.parameters(), *model.buffers()]
+                   if t.is_floating_point()):
+            raise ValueError(f"pipeline component '{name}' has NaN or infinite weights (damaged or diverged model)")
     if prior.config.latent_dim != modulator.config.latent_dim:
         raise ValueError(
             f"mismatched components: prior latent_dim {prior.config.latent_dim} != modulator latent_dim "
