@@ -100,8 +100,13 @@ def encode_dataset(
     if cache_file is not None and Path(cache_file).is_file():
         from safetensors import safe_open
 
-        with safe_open(str(cache_file), framework="pt") as f:
-            meta = f.metadata() or {}
+        try:
+            with safe_open(str(cache_file), framework="pt") as f:
+                meta = f.metadata() or {}
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for a damaged file
+            # Caches are written atomically, so an unreadable file is not one of ours: never overwrite it.
+            raise ValueError(f"'{cache_file}' exists but is not a readable latents cache ({type(exc).__name__}); "
+                             "delete it or pass another --latents_cache") from None
         if meta.get("fingerprint") == key:
             return load_file(str(cache_file))["latents"]
     chunks = []
