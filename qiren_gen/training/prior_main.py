@@ -58,7 +58,12 @@ def load_stage1(folder: str | Path):
     for sub in ("decoder", "modulator"):
         if not (folder / sub / "config.json").is_file():
             raise OSError(f"no stage-1 {sub} in '{folder}' (expected {folder / sub / 'config.json'})")
-    name = json.loads((folder / "decoder" / "config.json").read_text()).get("_class_name")
+        if not any((folder / sub).glob("*.safetensors")):
+            raise OSError(f"no safetensors weights in '{folder / sub}' (weights are loaded only as safetensors)")
+    try:
+        name = json.loads((folder / "decoder" / "config.json").read_text()).get("_class_name")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise ValueError(f"'{folder / 'decoder' / 'config.json'}' is not a valid model config (JSON object)") from None
     if name not in _DECODER_CLASSES:
         raise ValueError(f"'{folder / 'decoder'}' holds a {name}, not one of {_DECODER_CLASSES}")
     decoder = getattr(models, name).from_pretrained(folder / "decoder", use_safetensors=True)
@@ -148,4 +153,11 @@ def cli_main(argv: list[str] | None = None) -> int:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"train_prior: error: {first}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, never a traceback
+        if os.environ.get("QIREN_GEN_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"train_prior: internal error: {type(exc).__name__}: {first} (set QIREN_GEN_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
     return 0
