@@ -29,6 +29,8 @@ from .checkpointing import check_compatible, read_training_state, resolve_resume
 logger = logging.getLogger(__name__)
 
 DECODERS = ("qiren", "siren")
+MAX_LATENT_DIM = 65536
+"""Largest latent size accepted (functa uses 64-1024); beyond it the modulator's weights alone exhaust memory."""
 
 
 @dataclass
@@ -79,6 +81,8 @@ class FunctaTrainingConfig:
         for name in ("latent_dim", "train_batch_size", "max_train_steps", "checkpointing_steps", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.latent_dim > MAX_LATENT_DIM:
+            raise ValueError(f"latent_dim must be <= {MAX_LATENT_DIM}, got {self.latent_dim}")
         if self.inner_steps < 1:
             raise ValueError(f"inner_steps must be >= 1, got {self.inner_steps}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
