@@ -49,6 +49,8 @@ def _check_args(args: argparse.Namespace) -> tuple[int | None, int | None, Path]
         raise OSError(f"the folder of --output does not exist: '{out.parent}'")
     if out.is_dir():
         raise OSError(f"--output '{out}' is a folder")
+    if args.save_individual:  # created now, so a bad folder fails before sampling, not after it
+        Path(args.save_individual).mkdir(parents=True, exist_ok=True)
     return height, width, out
 
 
