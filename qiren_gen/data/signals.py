@@ -60,6 +60,10 @@ def _file_image(path: Path) -> Image.Image:
             return img.copy()
     except UnidentifiedImageError:
         raise ValueError(f"{path} is not an image file PIL can read") from None
+    except PermissionError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # a valid header over damaged data (truncated, ...)
+        raise ValueError(f"{path} is a damaged image file ({type(exc).__name__}: {str(exc).strip()[:80]})") from None
 
 
 def _to_gray(img: Image.Image) -> np.ndarray:
