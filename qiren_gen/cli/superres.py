@@ -37,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     gray = open_image(args.image)
     high_size = args.size * args.scale
+    from ..data.grids import MAX_GRID_POINTS
+
+    if high_size * high_size > MAX_GRID_POINTS:  # before the output folder is made or any fitting is done
+        raise ValueError(f"a {high_size}x{high_size} output is over the limit of {MAX_GRID_POINTS} pixels")
     low = resize_image(gray, args.size)
     # A ground truth exists only when the source really has the high resolution (no upsampled "truth").
     truth = resize_image(gray, high_size) if gray.shape[0] >= high_size else None
