@@ -1,0 +1,447 @@
+"""Bad input everywhere: every row of ``docs/bad_inputs.md`` is checked here.
+
+CLI rows run as real subprocesses (a thread pool; offline Hub): exit code 2, stderr is exactly one line once progress
+bars are removed, no traceback, no output written, and the planted ``blocker`` file (the "full disk": an output path
+under a regular file) is unchanged. API rows run in-process and expect one exception type and message fragment.
+``QIREN_GEN_BAD_INPUTS_TABLE=docs/bad_inputs.md`` rewrites the table from the observed results.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+BLOCKER_TEXT = "written before the run; must survive it\n"
+QG = ["-m", "qiren_gen.cli"]
+TF = [str(REPO / "scripts" / "train_functa.py")]
+TP = [str(REPO / "scripts" / "train_prior.py")]
+FUNCTA = "--resolution 8 --n_qubits 3 --hidden_layers 1 --latent_dim 4 --train_batch_size 2 --max_train_steps 2"
+PRIOR = "--resolution 8 --max_train_steps 2 --hidden_dim 8 --num_blocks 1 --time_embed_dim 8 --train_batch_size 4"
+S = "sample --num-images 1 --steps 1 --output o.png --pipeline"
+
+# (entry point, bad input, argv (after the program), expected fragment of the one stderr line)
+CLI_ROWS = [
+    ("qiren-gen sample", "missing pipeline folder", f"{S} ./no/such/folder", "no pipeline folder"),
+    ("qiren-gen sample", "unreachable Hub id (offline)", f"{S} qiren-gen-tests/no-such-pipeline", "cannot reach the Hub"),
+    ("qiren-gen sample", "corrupt model_index.json", f"{S} badjson", "is not valid JSON"),
+    ("qiren-gen sample", "mismatched component configs (prior latent_dim)", f"{S} mixed", "cannot load the pipeline"),
+    ("qiren-gen sample", "truncated safetensors weights", f"{S} truncated", "cannot load the pipeline"),
+    ("qiren-gen sample", "NaN weights", f"{S} nanweights", "NaN or infinite weights"),
+    ("qiren-gen sample", "pickle-only weights (*.bin)", f"{S} pickled", "safetensors"),
+    ("qiren-gen sample", "a file instead of a folder", f"{S} notes.txt", "is a file, not a pipeline folder"),
+    ("qiren-gen sample", "absurd size (--resolution 100000)", f"{S} pipe --resolution 100000", "documented bound"),
+    ("qiren-gen sample", "absurd batch (--num-images 10^8)", f"{S} pipe --num-images 100000000", "over the bound"),
+    ("qiren-gen sample", "wrong output type (.jpg)", "sample --pipeline pipe --output o.jpg", "must be a .png file"),
+    ("qiren-gen sample", "full disk: --output under a file", "sample --pipeline pipe --output blocker/o.png",
+     "does not exist"),
+    ("qiren-gen sample", "full disk: --save-individual under a file", f"{S} pipe --save-individual blocker/dir",
+     "Not a directory"),
+    ("qiren-gen sample", "wrong type (--steps abc)", f"{S} pipe --steps abc", "invalid int value"),
+    ("qiren-gen sample", "Python code in the pipeline folder", f"{S} code", "contains Python code"),
+    ("qiren-gen sample", "unknown device", f"{S} pipe --device banana", "cannot use device"),
+    ("qiren-gen sample", "more steps than the schedule has", f"{S} pipe --steps 100000", "cannot be larger"),
+    ("qiren-gen fit", "missing image file", "fit --image missing.png --output fitout", "no such image file"),
+    ("qiren-gen fit", "corrupt PNG (valid header, damaged data)", "fit --image corrupt.png --output fitout",
+     "damaged image file"),
+    ("qiren-gen fit", "wrong file type (text as --image)", "fit --image notes.txt --output fitout",
+     "not an image file PIL can read"),
+    ("qiren-gen fit", "wrong file type (text as --audio)", "fit --audio notes.txt --output fitout",
+     "not a readable WAV file"),
+    ("qiren-gen fit", "absurd learning rate (--lr 1e300)", "fit --image camera --lr 1e300 --output fitout",
+     "--lr must be in"),
+    ("qiren-gen fit", "unknown scikit-image name", "fit --image nosuchimage --output fitout",
+     "neither an existing file nor a bundled"),
+    ("qiren-gen fit", "absurd size (--size 100000)", "fit --image camera --size 100000 --output fitout",
+     "over the limit of 4096"),
+    ("qiren-gen fit", "full disk: --output under a file", "fit --image camera --size 8 --steps 1 --output blocker/f",
+     "Not a directory"),
+    ("qiren-gen fit", "NaN samples in a WAV", "fit --audio nan.wav --output fitout", "NaN or infinite samples"),
+    ("qiren-gen fit", "wrong channel count (stereo WAV)", "fit --audio stereo.wav --output fitout", "2 channels"),
+    ("qiren-gen superres", "absurd scale (--scale 100000)",
+     "superres --image camera --size 8 --scale 100000 --steps 1 --output srout", "over the limit"),
+    ("qiren-gen evaluate", "corrupt reference statistics file",
+     "evaluate --pipeline pipe --reference corrupt.pt --num-samples 4 --output evout",
+     "not a readable reference statistics file"),
+    ("qiren-gen evaluate", "too few samples (--num-samples 1)",
+     "evaluate --pipeline pipe --reference data --num-samples 1 --output evout", "--num-samples must be >= 2"),
+    ("qiren-gen evaluate", "missing --fid-weights file",
+     "evaluate --pipeline pipe --reference data --fid-weights missing.pth --output evout", "no such file"),
+    ("qiren-gen evaluate", "unreachable Hub dataset (offline)",
+     "evaluate --pipeline pipe --reference qiren-gen-tests/no-such-data --num-samples 4 --feature-extractor "
+     "qiren-pixel-pool --output evout", "cannot load dataset"),
+    ("qiren-gen evaluate", "full disk: --output under a file",
+     "evaluate --pipeline pipe --reference data --num-samples 4 --feature-extractor qiren-pixel-pool "
+     "--output blocker/ev", "Not a directory"),
+    ("qiren-gen evaluate", "broken pipeline folder",
+     "evaluate --pipeline badjson --reference data --num-samples 4 --feature-extractor qiren-pixel-pool "
+     "--output evout", "is not valid JSON"),
+    ("qiren-gen params", "absurd size (--in-features 10^8)", "params --in-features 100000000", "must be <= 4096"),
+    ("qiren-gen params", "zero size (--out-features 0)", "params --out-features 0", "must be >= 1"),
+    ("qiren-gen params", "unknown option", "params --bogus", "unrecognized arguments"),
+    ("qiren-gen superres", "corrupt image", "superres --image corrupt.png --output srout", "damaged image file"),
+    ("qiren-gen superres", "full disk: --output under a file",
+     "superres --image camera --size 8 --steps 1 --output blocker/sr", "Not a directory"),
+    ("scripts/train_functa.py", "missing data folder", f"--train_data_dir missing --output_dir tfout {FUNCTA}",
+     "image folder not found"),
+    ("scripts/train_functa.py", "full disk: --output_dir under a file",
+     f"--train_data_dir data --output_dir blocker/run {FUNCTA}", "Not a directory"),
+    ("scripts/train_functa.py", "unreachable Hub dataset (offline)",
+     f"--dataset_name qiren-gen-tests/no-such-data --output_dir tfout {FUNCTA}", "Couldn't reach"),
+    ("scripts/train_functa.py", "absurd size (--resolution 100000)",
+     f"--train_data_dir data --output_dir tfout {FUNCTA} --resolution 100000", "over the limit"),
+    ("scripts/train_functa.py", "absurd size (--latent_dim 10^8)",
+     f"--train_data_dir data --output_dir tfout {FUNCTA} --latent_dim 100000000", "latent_dim must be <="),
+    ("scripts/train_functa.py", "missing checkpoint to resume",
+     f"--train_data_dir data --output_dir tfout {FUNCTA} --resume_from_checkpoint nowhere", "not a complete checkpoint"),
+    ("scripts/train_functa.py", "NaN learning rate", f"--train_data_dir data --output_dir tfout {FUNCTA} "
+     "--learning_rate nan", "Invalid learning rate"),
+    ("scripts/train_prior.py", "missing stage-1 folder",
+     f"--stage1_model missing --train_data_dir data --output_dir tpout {PRIOR}", "no stage-1 decoder"),
+    ("scripts/train_prior.py", "corrupt stage-1 config.json",
+     f"--stage1_model stage1badjson --train_data_dir data --output_dir tpout {PRIOR}", "not a valid model config"),
+    ("scripts/train_prior.py", "wrong file type (text as --train_data_dir)",
+     f"--stage1_model stage1 --train_data_dir notes.txt --output_dir tpout {PRIOR}", "image folder not found"),
+    ("scripts/train_prior.py", "full disk: --output_dir under a file",
+     f"--stage1_model stage1 --train_data_dir data --output_dir blocker/p {PRIOR}", "Not a directory"),
+    ("scripts/train_prior.py", "stage-1 folder with pickle-only weights",
+     f"--stage1_model stage1bin --train_data_dir data --output_dir tpout {PRIOR}", "only as safetensors"),
+    ("scripts/train_prior.py", "corrupt latents cache",
+     f"--stage1_model stage1 --train_data_dir data --output_dir tpout {PRIOR} --latents_cache corrupt.pt",
+     "not a readable latents cache"),
+]
+
+_PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]|examples/s\]|\[\d\d:\d\d<")
+
+
+def _program(entry: str) -> list[str]:
+    return {"scripts/train_functa.py": TF, "scripts/train_prior.py": TP}.get(entry, QG)
+
+
+def _error_lines(stderr: str) -> list[str]:
+    """stderr without tqdm progress-bar frames (they are written with \\r, interleaved with the error line)."""
+    lines = []
+    for line in stderr.replace("\r", "\n").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        match = _PROGRESS.search(line)
+        if match:  # a bar frame; an error printed right after a bar without a newline keeps its text
+            tail = re.split(r"(?:it/s|s/it|examples/s|\?it/s)[^\]]*\]", line)[-1].strip()
+            if not tail or _PROGRESS.search(tail):
+                continue
+            line = tail
+        lines.append(line)
+    return lines
+
+
+def _png(path: Path, array: np.ndarray) -> None:
+    Image.fromarray(array).save(path)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    """A folder of good and damaged inputs: pipelines, images, WAVs, datasets, stage-1 models, a blocker file."""
+    from scipy.io import wavfile
+    from safetensors.torch import load_file, save_file
+
+    from qiren_gen.models import LatentModulator, ModulatedQIREN
+    from test_generation_pipeline import tiny_pipeline
+    from test_safe_loading import _Payload
+
+    w = tmp_path_factory.mktemp("bad-inputs")
+    tiny_pipeline().save_pretrained(w / "pipe")
+    for name in ("badjson", "mixed", "truncated", "nanweights", "pickled", "code"):
+        shutil.copytree(w / "pipe", w / name)
+    (w / "code" / "pipeline.py").write_text(f"import os\nos.makedirs({str(w / 'PWNED')!r})\n")
+    (w / "badjson" / "model_index.json").write_text("{not json")
+    cfg = json.loads((w / "mixed" / "prior" / "config.json").read_text())
+    (w / "mixed" / "prior" / "config.json").write_text(json.dumps({**cfg, "latent_dim": 5}))
+    weights = w / "truncated" / "prior" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    weights = w / "nanweights" / "prior" / "diffusion_pytorch_model.safetensors"
+    save_file({k: torch.full_like(v, float("nan")) for k, v in load_file(weights).items()}, weights)
+    (w / "pickled" / "prior" / "diffusion_pytorch_model.safetensors").unlink()
+    with open(w / "pickled" / "prior" / "diffusion_pytorch_model.bin", "wb") as handle:
+        pickle.dump(_Payload(w / "PWNED"), handle)
+    (w / "blocker").write_text(BLOCKER_TEXT)
+    (w / "notes.txt").write_text("hello")
+    (w / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (w / "corrupt.pt").write_bytes(b"junk junk junk")
+    wavfile.write(w / "nan.wav", 8000, np.array([0.1, np.nan, 0.3] * 50, dtype=np.float32))
+    wavfile.write(w / "stereo.wav", 8000, np.random.default_rng(0).uniform(-1, 1, (150, 2)).astype(np.float32))
+    (w / "data" / "train").mkdir(parents=True)
+    y, x = np.mgrid[0:8, 0:8]
+    for i in range(4):
+        _png(w / "data" / "train" / f"{i}.png", (127 + 100 * np.sin(x * 0.3 * (i + 1) + y * 0.2)).astype(np.uint8))
+    torch.manual_seed(0)
+    decoder = ModulatedQIREN(out_channels=1, n_qubits=3, hidden_layers=1, reference_size=4)
+    decoder.save_pretrained(w / "stage1" / "decoder")
+    LatentModulator.for_decoder(decoder, latent_dim=4, inner_steps=1).save_pretrained(w / "stage1" / "modulator")
+    shutil.copytree(w / "stage1", w / "stage1badjson")
+    (w / "stage1badjson" / "decoder" / "config.json").write_text("{oops")
+    shutil.copytree(w / "stage1", w / "stage1bin")
+    (w / "stage1bin" / "decoder" / "diffusion_pytorch_model.safetensors").unlink()
+    with open(w / "stage1bin" / "decoder" / "diffusion_pytorch_model.bin", "wb") as handle:
+        pickle.dump(_Payload(w / "PWNED"), handle)
+    return w
+
+
+# Several rows run in one "runner" process (torch imported once, the suite stays fast); the first row of every entry
+# point also runs alone as ``python -m qiren_gen.cli ...`` / ``python scripts/...``. The runner calls exactly what the
+# console script calls (``qiren_gen.cli.main`` / the script's ``main``) with fd 2 redirected to a file per row, so
+# progress bars, warnings and any uncaught traceback land in that row's stderr just as in a separate process.
+RUNNER = r"""
+import json, os, runpy, sys, traceback
+rows = json.loads(open(sys.argv[1]).read())
+codes = []
+for i, (program, argv) in enumerate(rows):
+    fd = os.open(f"{sys.argv[1]}.{i}.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    saved = os.dup(2)
+    sys.stderr.flush()
+    os.dup2(fd, 2)
+    try:
+        if program == "qiren-gen":
+            from qiren_gen.cli import main
+            code = main(argv)
+        else:
+            namespace = runpy.run_path(program, run_name="bad_inputs_runner")
+            code = (namespace.get("main") if "train_functa" in program else namespace["cli_main"])(argv)
+    except SystemExit as exc:
+        code = exc.code
+    except BaseException:
+        traceback.print_exc()
+        code = "uncaught"
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(fd)
+        os.close(saved)
+    try:
+        from accelerate.state import AcceleratorState
+        AcceleratorState._reset_state(True)
+    except Exception:
+        pass
+    codes.append(code)
+open(sys.argv[1] + ".codes", "w").write(json.dumps(codes))
+"""
+
+
+def _env() -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("QIREN_GEN_DEBUG", None)  # the debug switch would show tracebacks
+    return env
+
+
+def _run_alone(world: Path, row: tuple[str, str, str, str]) -> list[dict]:
+    proc = subprocess.run([sys.executable, *_program(row[0]), *row[2].split()], cwd=world, env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    return [{"returncode": proc.returncode, "stderr": proc.stderr, "lines": _error_lines(proc.stderr)}]
+
+
+def _run_batch(world: Path, rows: list, name: str) -> list[dict]:
+    spec = world / f"{name}.json"
+    programs = {"scripts/train_functa.py": TF[0], "scripts/train_prior.py": TP[0]}
+    spec.write_text(json.dumps([(programs.get(r[0], "qiren-gen"), r[2].split()) for r in rows]))
+    proc = subprocess.run([sys.executable, "-c", RUNNER, str(spec)], cwd=world, env=_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    codes = json.loads(Path(f"{spec}.codes").read_text())
+    out = []
+    for i, code in enumerate(codes):
+        err = Path(f"{spec}.{i}.err").read_text()
+        out.append({"returncode": code, "stderr": err, "lines": _error_lines(err)})
+    return out
+
+
+def _run_all(world: Path) -> list[dict]:
+    """Results in CLI_ROWS order; the first row of each entry point runs as its own process."""
+    alone, batched, seen = [], [], set()
+    for i, row in enumerate(CLI_ROWS):
+        (batched if row[0] in seen else alone).append(i)
+        seen.add(row[0])
+    halves = [batched[0::2], batched[1::2]]
+    jobs = [(lambda i=i: _run_alone(world, CLI_ROWS[i])) for i in alone]
+    jobs += [(lambda h=h, k=k: _run_batch(world, [CLI_ROWS[i] for i in h], f"batch{k}")) for k, h in enumerate(halves)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outputs = list(pool.map(lambda job: job(), jobs))
+    results: dict[int, dict] = {}
+    for indices, output in zip([[i] for i in alone] + halves, outputs):
+        results.update(zip(indices, output))
+    return [results[i] for i in range(len(CLI_ROWS))]
+
+
+def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows):
+    results = _run_all(world)
+    failures = []
+    for row, res in zip(CLI_ROWS, results):
+        ok = (res["returncode"] == 2 and len(res["lines"]) == 1 and row[3] in res["lines"][0]
+              and "Traceback" not in res["stderr"] and "error" in res["lines"][0])
+        if not ok:
+            failures.append(f"{row[0]} / {row[1]}: rc={res['returncode']} lines={res['lines'][-3:]}")
+    assert not failures, "\n".join(failures)
+    assert (world / "blocker").read_text() == BLOCKER_TEXT  # the "full disk" rows corrupted nothing
+    for made in ("o.png", "o.jpg", "fitout", "srout", "evout", "tfout", "tpout", "PWNED"):
+        assert not (world / made).exists(), f"{made} was written by a failing run"
+    table = os.environ.get("QIREN_GEN_BAD_INPUTS_TABLE")
+    if table:
+        _write_table(Path(table), results, world, api_rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# API rows: (entry point, bad input, call, exception type, message fragment)
+
+
+def _api_rows():
+    from qiren_gen.data import image_grid, time_grid
+    from qiren_gen.functa import decode_latents, encode_images
+    from qiren_gen.models import LatentModulator, ModulatedQIREN
+    from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
+                                     QirenSuperResolutionPipeline)
+    from qiren_gen.quantum import DataReuploadingCircuit
+    from test_generation_pipeline import tiny_pipeline
+
+    torch.manual_seed(0)
+    dec = ModulatedQIREN(out_channels=1, n_qubits=3, hidden_layers=1, reference_size=4)
+    mod = LatentModulator.for_decoder(dec, latent_dim=4)
+    gen = tiny_pipeline()
+    fit = QirenSignalFittingPipeline.from_model_name("qiren", 2, 1)
+    fit.set_progress_bar_config(disable=True)
+    sr = QirenSuperResolutionPipeline.from_model_name("qiren")
+    sr.set_progress_bar_config(disable=True)
+    img = np.zeros((4, 4))
+    G, F, R = "QirenGenerationPipeline", "QirenSignalFittingPipeline", "QirenSuperResolutionPipeline"
+    return [
+        (f"{G}.from_pretrained", "missing folder", lambda w: QirenGenerationPipeline.from_pretrained(w / "no" / "x"),
+         OSError, "no pipeline folder"),
+        (f"{G}.from_pretrained", "unreachable Hub id (offline)",
+         lambda w: QirenGenerationPipeline.from_pretrained("qiren-gen-tests/none", local_files_only=True), OSError,
+         "cannot reach the Hub"),
+        (f"{G}.from_pretrained", "a signal-fitting folder (wrong pipeline class)",
+         lambda w: QirenGenerationPipeline.from_pretrained(w / "fitpipe"), ValueError, "not a QirenGenerationPipeline"),
+        (f"{G}.from_pretrained", "mismatched component configs", lambda w: QirenGenerationPipeline.from_pretrained(
+            w / "mixed"), ValueError, "cannot load the pipeline"),
+        (f"{G}.from_pretrained", "NaN weights", lambda w: QirenGenerationPipeline.from_pretrained(w / "nanweights"),
+         ValueError, "NaN or infinite weights"),
+        (f"{G}.from_pretrained", "use_safetensors=False", lambda w: QirenGenerationPipeline.from_pretrained(
+            w / "pipe", use_safetensors=False), ValueError, "only as safetensors"),
+        (f"{G}.__call__", "absurd size 10^5 x 10^5", lambda w: gen(height=100000, width=100000), ValueError,
+         "documented bound"),
+        (f"{G}.__call__", "height 0", lambda w: gen(height=0), ValueError, "height must be >= 1"),
+        (f"{G}.__call__", "float height", lambda w: gen(height=8.5), ValueError, "height must be an int"),
+        (f"{G}.__call__", "wrong latents shape", lambda w: gen(latents=torch.zeros(1, 3), num_inference_steps=1),
+         ValueError, "latents must have shape"),
+        (f"{G}.__call__", "bad output_type", lambda w: gen(output_type="jpeg"), ValueError, "output_type"),
+        (f"{G}.__init__", "mismatched components (latent_dim)", lambda w: QirenGenerationPipeline(
+            gen.decoder, LatentModulator.for_decoder(gen.decoder, latent_dim=5), gen.prior, gen.scheduler),
+         ValueError, "latent_dim"),
+        (F, "NaN in the signal", lambda w: fit(np.full((4, 4), np.nan), num_steps=1), ValueError, "NaN"),
+        (F, "wrong channel count (H, W, 3)", lambda w: fit(np.zeros((4, 4, 3)), num_steps=1), ValueError,
+         "needs a signal of shape"),
+        (F, "wrong type (str)", lambda w: fit("hello", num_steps=1), ValueError, "array of numbers"),
+        (F, "absurd learning rate 1e300", lambda w: fit(img, num_steps=1, learning_rate=1e300), ValueError,
+         "learning rate must be in"),
+        (F, "steps 0", lambda w: fit(img, num_steps=0), ValueError, "num_steps must be"),
+        (F + ".render", "absurd size", lambda w: fit.render((10**6, 10**6)), ValueError, "over the limit"),
+        (R, "absurd scale", lambda w: sr(img, scale=100000, num_steps=1), ValueError, "over the limit"),
+        (R, "1-D signal", lambda w: sr(np.zeros(16), num_steps=1), ValueError, "needs a signal of shape"),
+        (R + ".from_pretrained", "pickle-only weights", lambda w: QirenSuperResolutionPipeline.from_pretrained(
+            w / "srpickled"), ValueError, "safetensors"),
+        ("encode_images", "wrong channel count", lambda w: encode_images(dec, mod, torch.zeros(1, 3, 4, 4)),
+         ValueError, "channel"),
+        ("encode_images", "NaN pixels", lambda w: encode_images(dec, mod, torch.full((1, 1, 4, 4), float("nan"))),
+         ValueError, "finite"),
+        ("encode_images", "uint8 pixels", lambda w: encode_images(dec, mod, torch.zeros(1, 1, 4, 4, dtype=torch.uint8)),
+         ValueError, "floating-point"),
+        ("encode_images", "3-D tensor", lambda w: encode_images(dec, mod, torch.zeros(1, 4, 4)), ValueError,
+         "(B, C, H, W)"),
+        ("decode_latents", "wrong latent size", lambda w: decode_latents(dec, mod, torch.zeros(2, 5), 4, 4),
+         ValueError, "latents must have shape"),
+        ("decode_latents", "empty batch", lambda w: decode_latents(dec, mod, torch.zeros(0, 4), 4, 4), ValueError,
+         "at least one row"),
+        ("decode_latents", "NaN latents", lambda w: decode_latents(dec, mod, torch.full((1, 4), float("nan")), 4, 4),
+         ValueError, "NaN or inf"),
+        ("decode_latents", "absurd size", lambda w: decode_latents(dec, mod, torch.zeros(1, 4), 10**6, 10**6),
+         ValueError, "over the limit"),
+        ("decode_latents", "numpy latents", lambda w: decode_latents(dec, mod, np.zeros((1, 4)), 4, 4), ValueError,
+         "tensor"),
+        ("DataReuploadingCircuit", "40 qubits", lambda w: DataReuploadingCircuit(40), ValueError, "too large"),
+        ("DataReuploadingCircuit", "n_qubits as str", lambda w: DataReuploadingCircuit("8"), ValueError,
+         "must be an int"),
+        ("DataReuploadingCircuit", "NaN input", lambda w: DataReuploadingCircuit(3)(torch.full((2, 3), float("nan"))),
+         ValueError, "NaN or inf"),
+        ("DataReuploadingCircuit", "wrong last dimension", lambda w: DataReuploadingCircuit(3)(torch.zeros(2, 4)),
+         ValueError, "inputs must have shape"),
+        ("DataReuploadingCircuit", "int32 input", lambda w: DataReuploadingCircuit(3)(torch.zeros(2, 3,
+                                                                                                    dtype=torch.int32)),
+         ValueError, "floating"),
+        ("image_grid", "negative height", lambda w: image_grid(-1, 4), ValueError, "must be"),
+        ("time_grid", "absurd length", lambda w: time_grid(2**40), ValueError, "over the limit"),
+        ("ReferenceStatistics.load", "a pickle file", lambda w: __import__("qiren_gen.metrics").metrics
+         .ReferenceStatistics.load(w / "pickled" / "prior" / "diffusion_pytorch_model.bin"), ValueError,
+         "not a readable reference statistics file"),
+    ]
+
+
+def _api_ids():
+    return [f"{i:02d}" for i in range(38)]
+
+
+@pytest.fixture(scope="module")
+def api_rows(world):
+    from qiren_gen.pipelines import QirenSignalFittingPipeline, QirenSuperResolutionPipeline
+    from test_safe_loading import _Payload
+
+    QirenSignalFittingPipeline.from_model_name("qiren", 2, 1).save_pretrained(world / "fitpipe")
+    QirenSuperResolutionPipeline.from_model_name("siren").save_pretrained(world / "srpickled")
+    (world / "srpickled" / "model" / "diffusion_pytorch_model.safetensors").unlink()
+    with open(world / "srpickled" / "model" / "diffusion_pytorch_model.bin", "wb") as handle:
+        pickle.dump(_Payload(world / "PWNED"), handle)
+    return _api_rows()
+
+
+@pytest.mark.parametrize("index", _api_ids())
+def test_api_bad_inputs_raise_documented_errors(world, api_rows, index, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    entry, bad, call, exc_type, fragment = api_rows[int(index)]
+    with pytest.raises(exc_type) as info:
+        call(world)
+    assert type(info.value) is exc_type, f"{entry} / {bad}: {type(info.value).__name__}"
+    assert fragment in str(info.value) and len(str(info.value).strip().splitlines()) == 1, str(info.value)
+    assert not (world / "PWNED").exists()
+
+
+def test_api_table_is_complete(api_rows):
+    assert len(api_rows) == len(_api_ids())
+
+
+def _write_table(path: Path, cli_results: list[dict], world: Path, api_rows: list) -> None:
+    """Regenerate ``docs/bad_inputs.md`` from what the runs printed (observed, not hand-written)."""
+    rows = ["| Entry point | Bad input | Observed result |", "|---|---|---|"]
+    for (entry, bad, argv, _), res in zip(CLI_ROWS, cli_results):
+        line = (res["lines"][0] if res["lines"] else "(no output)").replace("`", "'").replace("|", "/")
+        rows.append(f"| `{entry}` | {bad} | exit {res['returncode']}: `{line[:150]}` |")
+    observed = []
+    for entry, bad, call, exc_type, _ in api_rows:
+        try:
+            call(world)
+            observed.append(f"| `{entry}` | {bad} | (no error) |")
+        except Exception as exc:  # noqa: BLE001 - recorded as observed
+            message = str(exc).strip().replace(str(world), "<tmp>").replace("`", "'").replace("|", "/")
+            observed.append(f"| `{entry}` | {bad} | `{type(exc).__name__}: {message[:150]}` |")
+    head = path.read_text().split("<!-- table -->")[0] if path.exists() else ""
+    path.write_text(head + "<!-- table -->\n\n### Command line\n\n" + "\n".join(rows) + "\n\n### Python API\n\n"
+                    + "| Entry point | Bad input | Observed result |\n|---|---|---|\n" + "\n".join(observed) + "\n")
