@@ -35,3 +35,8 @@ def test_parse_run():
     assert parse_run("siren:shift:64").first_order
     with pytest.raises(ValueError, match="decoder:modulation:latent_dim"):
         parse_run("qiren-shift-16")
+
+
+def test_parse_run_with_steps():
+    run = parse_run("siren:shift:16:fo:3000")
+    assert run.steps == 3000 and run.name == "siren-shift-z16-fo-s3000"

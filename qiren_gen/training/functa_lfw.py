@@ -27,19 +27,21 @@ class Run:
     modulation: str
     latent_dim: int
     first_order: bool = True
+    steps: int | None = None  # None: the sweep's --steps
 
     @property
     def name(self) -> str:
         order = "fo" if self.first_order else "so"
-        return f"{self.decoder}-{self.modulation}-z{self.latent_dim}-{order}"
+        return f"{self.decoder}-{self.modulation}-z{self.latent_dim}-{order}" + (f"-s{self.steps}" if self.steps else "")
 
 
 def parse_run(spec: str) -> Run:
-    """``decoder:modulation:latent_dim[:so]`` (``so`` = second-order) -> :class:`Run`."""
+    """``decoder:modulation:latent_dim[:fo|so[:steps]]`` (``so`` = second-order) -> :class:`Run`."""
     parts = spec.split(":")
-    if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] not in ("fo", "so")):
-        raise ValueError(f"run spec must be decoder:modulation:latent_dim[:fo|so], got {spec!r}")
-    return Run(parts[0], parts[1], int(parts[2]), len(parts) == 3 or parts[3] == "fo")
+    if len(parts) not in (3, 4, 5) or (len(parts) >= 4 and parts[3] not in ("fo", "so")):
+        raise ValueError(f"run spec must be decoder:modulation:latent_dim[:fo|so[:steps]], got {spec!r}")
+    steps = int(parts[4]) if len(parts) == 5 else None
+    return Run(parts[0], parts[1], int(parts[2]), len(parts) == 3 or parts[3] == "fo", steps)
 
 
 def _reset_accelerate() -> None:
@@ -124,17 +126,18 @@ def run_lfw_sweep(
     data_dir = export_lfw_faces(work_dir / "lfw")
     results, renders = [], {}
     for run in runs:
+        run_steps = run.steps or steps
         _reset_accelerate()
         cfg = FunctaTrainingConfig(
             output_dir=str(work_dir / run.name), train_data_dir=str(data_dir), resolution=resolution,
             decoder=run.decoder, modulation=run.modulation, latent_dim=run.latent_dim, first_order=run.first_order,
-            inner_steps=inner_steps, train_batch_size=batch_size, max_train_steps=steps,
+            inner_steps=inner_steps, train_batch_size=batch_size, max_train_steps=run_steps,
             learning_rate=siren_learning_rate if run.decoder == "siren" else learning_rate,
-            checkpointing_steps=steps, checkpoints_total_limit=1, seed=seed, logging_steps=10,
+            checkpointing_steps=run_steps, checkpoints_total_limit=1, seed=seed, logging_steps=10,
         )
         done = Path(cfg.output_dir) / "train_summary.json"
         summary = json.loads(done.read_text()) if done.is_file() else None
-        if summary is None or summary["steps"] != steps:  # reuse a finished run (e.g. trained in a parallel sweep)
+        if summary is None or summary["steps"] != run_steps:  # reuse a finished run (e.g. trained in a parallel sweep)
             summary = train_functa(cfg)
         ev = evaluate_heldout(Path(cfg.output_dir), data_dir, resolution)
         renders[run.name] = ev.pop("images")
@@ -173,7 +176,7 @@ def _write_report(docs_dir, results, renders, steps, resolution, batch_size, lea
         "",
         f"    {command}" if command else "",
         "",
-        f"Setup: {steps} outer steps, batch {batch_size}, Adam lr {learning_rate[0]} (QIREN) / {learning_rate[1]} (SIREN),",
+        f"Setup: {steps} outer steps (unless the run name ends in -s<steps>), batch {batch_size}, Adam lr {learning_rate[0]} (QIREN) / {learning_rate[1]} (SIREN),",
         f"{inner_steps} inner steps, first-order meta-gradients unless marked 'so', training",
         f"at {resolution}x{resolution} (faces resized from 25x25); held-out faces encoded with the same inner loop",
         "(from a zero latent, no test-time optimisation beyond it). PSNR is for images in [-1, 1] (peak-to-peak 2),",
@@ -191,7 +194,8 @@ def _write_report(docs_dir, results, renders, steps, resolution, batch_size, lea
             f" {r['psnr_train_res']:.2f} | {r['psnr_25']:.2f} | {r['psnr_zero_latent_25']:.2f} |"
             f" {r['psnr_100_down_vs_25']:.1f} |"
         )
-    lines += ["", "Run names: decoder-modulation-z<latent size>-<fo = first-order | so = second-order meta-gradient>.", ""]
+    lines += ["", "Run names: decoder-modulation-z<latent size>-<fo = first-order | so = second-order meta-gradient>"
+              "[-s<outer steps> where not the default].", ""]
     for run, name in figures:
         lines += [f"![{run}](figures/{name})", "",
                   f"`figures/{name}`: held-out faces (top), {run} reconstructions at 25x25 and rendered at 100x100.",
