@@ -154,6 +154,49 @@ def run_lfw_sweep(
     return results
 
 
+def _summary_lines(results: list[dict], steps: int) -> list[str]:
+    """Who wins, computed from the table (so the text cannot drift from the numbers)."""
+    def best(rows):
+        return max(rows, key=lambda r: r["psnr_25"]) if rows else None
+
+    lines = ["## Summary (computed from the table)", ""]
+    same = [r for r in results if r["steps"] == steps and r["first_order"]]
+    q, s = best([r for r in same if r["decoder"] == "qiren"]), best([r for r in same if r["decoder"] == "siren"])
+    if q and s:
+        winner = "QIREN" if q["psnr_25"] > s["psnr_25"] else "SIREN"
+        lines.append(
+            f"- Same recipe and step count ({steps} steps): best QIREN {q['run']} {q['psnr_25']:.2f} dB vs best SIREN "
+            f"{s['run']} {s['psnr_25']:.2f} dB held-out PSNR at 25x25: **{winner} wins** by "
+            f"{abs(q['psnr_25'] - s['psnr_25']):.2f} dB; a QIREN step costs {q['median_step_seconds'] / s['median_step_seconds']:.0f}x"
+            " a SIREN step (simulated circuits)."
+        )
+    longer = best([r for r in results if r["decoder"] == "siren" and r["steps"] > steps])
+    if q and longer:
+        winner = "QIREN" if q["psnr_25"] > longer["psnr_25"] else "SIREN"
+        lines.append(
+            f"- SIREN given more steps ({longer['run']}, {longer['steps']} steps, "
+            f"{longer['steps'] * longer['median_step_seconds']:.0f} s of steps vs {q['steps'] * q['median_step_seconds']:.0f} s"
+            f" for {q['run']}): {longer['psnr_25']:.2f} dB: **{winner} wins** at this budget."
+        )
+    for mode in ("shift", "film", "angles"):
+        rows = [r for r in same if r["decoder"] == "qiren" and r["modulation"] == mode]
+        if rows:
+            cells = ", ".join(f"z{r['latent_dim']} {r['psnr_25']:.2f} dB" for r in sorted(rows, key=lambda r: r["latent_dim"]))
+            lines.append(f"- QIREN `{mode}`: {cells} ({rows[0]['median_step_seconds']:.2f} s/step)")
+    pairs = [(f, o) for f in results for o in results if f["first_order"] and not o["first_order"]
+             and (f["decoder"], f["modulation"], f["latent_dim"], f["steps"]) ==
+             (o["decoder"], o["modulation"], o["latent_dim"], o["steps"])]
+    for f, o in pairs:
+        lines.append(
+            f"- Second- vs first-order meta-gradients ({o['run']} vs {f['run']}): {o['psnr_25']:.2f} vs "
+            f"{f['psnr_25']:.2f} dB, {o['median_step_seconds'] / f['median_step_seconds']:.1f}x the time per step."
+        )
+    worst = min(results, key=lambda r: r["psnr_100_down_vs_25"])
+    lines.append(f"- Resolution consistency: a 100x100 render area-downsampled to 25x25 matches the 25x25 render to "
+                 f">= {worst['psnr_100_down_vs_25']:.1f} dB in every run (worst: {worst['run']}).")
+    return lines
+
+
 def _write_report(docs_dir, results, renders, steps, resolution, batch_size, learning_rate,
                   inner_steps, command):
     best = {}
@@ -195,7 +238,7 @@ def _write_report(docs_dir, results, renders, steps, resolution, batch_size, lea
             f" {r['psnr_100_down_vs_25']:.1f} |"
         )
     lines += ["", "Run names: decoder-modulation-z<latent size>-<fo = first-order | so = second-order meta-gradient>"
-              "[-s<outer steps> where not the default].", ""]
+              "[-s<outer steps> where not the default].", "", *_summary_lines(results, steps), ""]
     for run, name in figures:
         lines += [f"![{run}](figures/{name})", "",
                   f"`figures/{name}`: held-out faces (top), {run} reconstructions at 25x25 and rendered at 100x100.",
