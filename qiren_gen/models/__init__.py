@@ -6,3 +6,6 @@ from .registry import MODEL_BUILDERS, build_inr, parameter_table
 
 __all__ = ["QIREN", "HybridLayer", "SIREN", "MLP", "FourierFeatureMLP", "MODEL_BUILDERS", "build_inr", "parameter_table",
            "ModulatedQIREN", "ModulatedSIREN", "LatentModulator"]
+from .denoiser import LatentDenoiser, LatentDenoiserOutput  # noqa: E402
+
+__all__ += ["LatentDenoiser", "LatentDenoiserOutput"]

@@ -1,0 +1,100 @@
+"""``qiren-gen sample``: draw images from a pretrained QirenGenerationPipeline and write a PNG grid."""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="sample images at any resolution from a pretrained pipeline")
+    p.add_argument("--pipeline", default=None,
+                   help="pipeline folder or Hub id (default: the bundled LFW-faces pipeline, offline)")
+    p.add_argument("--num-images", type=int, default=16, help="number of images (default 16)")
+    p.add_argument("--resolution", type=int, default=None, help="square size in pixels (default: training size)")
+    p.add_argument("--height", type=int, default=None, help="height in pixels (with --width; overrides --resolution)")
+    p.add_argument("--width", type=int, default=None, help="width in pixels (with --height)")
+    p.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
+    p.add_argument("--scheduler", choices=("ddim", "ddpm"), default="ddim", help="sampler (default ddim)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same images")
+    p.add_argument("--chunk-size", type=int, default=None, help="coordinates decoded at once (memory bound)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--rows", type=int, default=None, help="grid rows (default: about square)")
+    p.add_argument("--save-individual", metavar="DIR", default=None, help="also write each image as DIR/NNNN.png")
+    p.add_argument("--output", required=True, help="PNG file for the grid")
+    p.set_defaults(func=run)
+
+
+def _check_args(args: argparse.Namespace) -> tuple[int | None, int | None, Path]:
+    if args.num_images < 1:
+        raise ValueError(f"--num-images must be >= 1, got {args.num_images}")
+    if (args.height is None) != (args.width is None):
+        raise ValueError("give --height and --width together (or --resolution)")
+    height = args.height if args.height is not None else args.resolution
+    width = args.width if args.width is not None else args.resolution
+    for name, value in (("height", height), ("width", width)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if args.rows is not None and args.rows < 1:
+        raise ValueError(f"--rows must be >= 1, got {args.rows}")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise ValueError(f"--chunk-size must be >= 1, got {args.chunk_size}")
+    out = Path(args.output)
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--output must be a .png file, got '{out}'")
+    if not out.parent.exists() or not out.parent.is_dir():
+        raise OSError(f"the folder of --output does not exist: '{out.parent}'")
+    if out.is_dir():
+        raise OSError(f"--output '{out}' is a folder")
+    return height, width, out
+
+
+def run(args: argparse.Namespace) -> int:
+    height, width, out = _check_args(args)  # before any loading or sampling: never lose work to a bad path
+
+    import torch
+    from diffusers import DDIMScheduler, DDPMScheduler
+    from diffusers.utils import logging as diffusers_logging
+    from diffusers.utils import make_image_grid
+
+    from ..pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir, check_generation_inputs
+
+    if height is not None:  # sizes the user gave are checked before anything is loaded
+        check_generation_inputs(args.num_images, height, width, args.steps)
+    source = args.pipeline if args.pipeline is not None else bundled_pipeline_dir()
+    start = time.perf_counter()
+    diffusers_logging.disable_progress_bar()  # loading is instant; keep stderr for the sampling bar and errors
+    try:
+        pipe = QirenGenerationPipeline.from_pretrained(source)
+    finally:
+        diffusers_logging.enable_progress_bar()
+    height = pipe.prior.config.sample_size if height is None else height
+    width = pipe.prior.config.sample_size if width is None else width
+    check_generation_inputs(args.num_images, height, width, args.steps)
+    try:
+        device = torch.device(args.device)
+        pipe.to(device)
+    except (RuntimeError, AssertionError) as exc:
+        raise ValueError(f"cannot use device '{args.device}': {str(exc).splitlines()[0]}") from None
+    sched_cls = DDIMScheduler if args.scheduler == "ddim" else DDPMScheduler
+    pipe.scheduler = sched_cls.from_config(pipe.scheduler.config)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    images = pipe(batch_size=args.num_images, height=height, width=width, num_inference_steps=args.steps,
+                  generator=generator, chunk_size=args.chunk_size).images
+    rows = args.rows or max(1, int(math.floor(math.sqrt(args.num_images))))
+    while args.num_images % rows:
+        rows -= 1
+    grid = make_image_grid(images, rows=rows, cols=args.num_images // rows)
+    grid.save(out)
+    if args.save_individual:
+        folder = Path(args.save_individual)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            image.save(folder / f"{i:04d}.png")
+    elapsed = time.perf_counter() - start
+    print(f"wrote {out} ({args.num_images} images, {height}x{width}, {args.steps} {args.scheduler} steps, "
+          f"seed {args.seed}) in {elapsed:.1f} s")
+    return 0

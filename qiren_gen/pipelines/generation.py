@@ -1,0 +1,345 @@
+"""``QirenGenerationPipeline``: noise -> diffusion prior -> latents -> modulated QIREN decoder -> images at any size.
+
+Reads top to bottom as the algorithm (diffusers' order): check inputs, prepare latents, denoising loop under a
+progress bar, decode in coordinate chunks, post-process to ``output_type``.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline, ImagePipelineOutput
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.schedulers import DDIMScheduler, DDPMScheduler
+from diffusers.utils.torch_utils import randn_tensor
+
+from ..models.denoiser import LatentDenoiser
+
+MAX_RENDER_PIXELS = 4096 * 4096
+"""Largest image (height * width) one call renders: 16.8M pixels, 64 MiB of float32 per channel per image."""
+
+MAX_BATCH_PIXELS = 2**26
+"""Largest ``batch_size * height * width`` one call renders (the output tensor alone is 256 MiB per channel)."""
+
+COMPONENTS = ("decoder", "modulator", "prior", "scheduler")
+_ALLOWED_LIBRARIES = ("diffusers", "qiren_gen")
+
+
+def _is_allowed_library(name: str) -> bool:
+    return any(name == lib or name.startswith(lib + ".") for lib in _ALLOWED_LIBRARIES)
+
+
+def check_generation_inputs(batch_size: int, height: int, width: int, num_inference_steps: int) -> None:
+    """Raise ``ValueError`` (one line) for sizes or step counts the pipeline cannot honour."""
+    for name, value in (("batch_size", batch_size), ("height", height), ("width", width),
+                        ("num_inference_steps", num_inference_steps)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an int, got {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if height * width > MAX_RENDER_PIXELS:
+        raise ValueError(
+            f"{height}x{width} is {height * width} pixels, over the documented bound of {MAX_RENDER_PIXELS} "
+            "(4096x4096) per image"
+        )
+    if batch_size * height * width > MAX_BATCH_PIXELS:
+        raise ValueError(
+            f"batch_size * height * width = {batch_size * height * width} is over the bound of {MAX_BATCH_PIXELS}; "
+            "sample fewer images per call"
+        )
+
+
+def check_components(decoder, modulator, prior, scheduler) -> None:
+    """Raise ``ValueError`` when the four components do not fit together (types, latent size, decoder input)."""
+    from ..models import LatentModulator, ModulatedQIREN, ModulatedSIREN
+
+    for name, obj, cls in (("decoder", decoder, (ModulatedQIREN, ModulatedSIREN)), ("modulator", modulator, LatentModulator),
+                           ("prior", prior, LatentDenoiser), ("scheduler", scheduler, (DDPMScheduler, DDIMScheduler))):
+        if not isinstance(obj, cls):
+            expected = cls.__name__ if isinstance(cls, type) else " or ".join(c.__name__ for c in cls)
+            raise ValueError(f"pipeline component '{name}' must be a {expected}, got {type(obj).__name__}")
+    if prior.config.latent_dim != modulator.config.latent_dim:
+        raise ValueError(
+            f"mismatched components: prior latent_dim {prior.config.latent_dim} != modulator latent_dim "
+            f"{modulator.config.latent_dim}"
+        )
+    try:  # the cheapest complete check that modulator output and decoder input agree: decode one point
+        with torch.inference_mode():
+            z = torch.zeros(1, modulator.config.latent_dim, device=prior.device, dtype=prior.dtype)
+            coords = torch.zeros(1, 1, 2, device=prior.device, dtype=prior.dtype)
+            out = decoder(coords, modulator(z))
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"mismatched components: the decoder cannot take the modulator's output ({first})") from None
+    if out.shape[-1] != decoder.config.out_channels:
+        raise ValueError(f"mismatched components: decoder gives {out.shape[-1]} channels, config says "
+                         f"{decoder.config.out_channels}")
+
+
+def resolve_pipeline_folder(name_or_path: str | os.PathLike, **hub_kwargs) -> Path:
+    """A local pipeline folder for a folder path or a Hub id (downloading JSON/safetensors/README only).
+
+    Raises ``OSError`` with one clear line when the folder is missing or the Hub cannot be reached (``HF_HUB_OFFLINE``
+    is honoured by ``huggingface_hub``: offline, only an already cached snapshot is used).
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise OSError(f"'{name_or_path}' is a file, not a pipeline folder")
+    name = str(name_or_path)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise OSError(f"no pipeline folder at '{name}' (and it is not a valid Hub id)") from None
+    allowed = {k: v for k, v in hub_kwargs.items() if k in ("revision", "token", "cache_dir", "local_files_only")}
+    try:
+        folder = snapshot_download(
+            name, allow_patterns=["*.json", "*.safetensors", "*.md"], **allowed
+        )
+    except Exception as exc:  # noqa: BLE001 - requests / huggingface_hub raise many types; one line for all
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OSError(
+            f"cannot reach the Hub for '{name}' (or it has no such repo) and no local folder '{name}' exists "
+            f"({type(exc).__name__}: {reason[:160]})"
+        ) from None
+    return Path(folder)
+
+
+def validate_pipeline_folder(folder: Path, class_name: str) -> dict:
+    """Check ``folder`` is a safe, complete qiren-gen pipeline folder; returns its ``model_index.json``.
+
+    Safe means: every component is a class of diffusers or qiren_gen (nothing imported from elsewhere), no Python
+    file anywhere in the folder (diffusers would load one as custom code), model weights as safetensors only.
+    """
+    index_file = folder / "model_index.json"
+    if not index_file.is_file():
+        raise OSError(f"'{folder}' is not a pipeline folder (no model_index.json)")
+    try:
+        index = json.loads(index_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OSError(f"'{index_file}' is not valid JSON ({exc})") from None
+    if not isinstance(index, dict) or index.get("_class_name") != class_name:
+        raise ValueError(f"'{folder}' holds a {index.get('_class_name') if isinstance(index, dict) else '?'}, "
+                         f"not a {class_name}")
+    py_files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.py"))
+    if py_files:
+        raise ValueError(f"refusing to load '{folder}': it contains Python code ({py_files[0]}); "
+                         "pipelines load weights and configs only")
+    missing = [c for c in COMPONENTS if c not in index]
+    if missing:
+        raise ValueError(f"pipeline '{folder}' is missing component(s): {', '.join(missing)}")
+    for comp in COMPONENTS:
+        spec = index[comp]
+        if not (isinstance(spec, list) and len(spec) == 2 and all(isinstance(s, str) for s in spec)):
+            raise ValueError(f"pipeline '{folder}': component '{comp}' is not a [library, class] pair: {spec!r}")
+        if not _is_allowed_library(spec[0]):
+            raise ValueError(f"pipeline '{folder}': component '{comp}' comes from '{spec[0]}'; only diffusers and "
+                             "qiren_gen classes are loaded")
+        sub = folder / comp
+        if comp == "scheduler":
+            if not (sub / "scheduler_config.json").is_file():
+                raise ValueError(f"pipeline '{folder}' is missing scheduler/scheduler_config.json")
+        elif not (sub / "config.json").is_file() or not any(sub.glob("*.safetensors")):
+            raise ValueError(f"pipeline '{folder}' is missing {comp}/config.json or its safetensors weights")
+    return index
+
+
+class QirenGenerationPipeline(DiffusionPipeline):
+    """Unconditional image generation with a functional (QIREN) decoder and a latent diffusion prior.
+
+    Components: ``decoder`` (:class:`~qiren_gen.models.ModulatedQIREN`), ``modulator``
+    (:class:`~qiren_gen.models.LatentModulator`, the hypernetwork), ``prior``
+    (:class:`~qiren_gen.models.LatentDenoiser`) and ``scheduler`` (DDIM or DDPM). Images come out at any height and
+    width: the decoder is a function of continuous coordinates, rendered in chunks so memory stays bounded.
+    """
+
+    model_cpu_offload_seq = "prior->modulator->decoder"
+
+    def __init__(self, decoder, modulator, prior: LatentDenoiser, scheduler) -> None:
+        super().__init__()
+        check_components(decoder, modulator, prior, scheduler)
+        self.register_modules(decoder=decoder, modulator=modulator, prior=prior, scheduler=scheduler)
+        self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
+        self.model_card_sections: dict[str, str] = {}
+
+    # ----------------------------------------------------------------------------------------------- sampling
+    def prepare_latents(self, batch_size: int, generator, latents: torch.Tensor | None) -> torch.Tensor:
+        """Initial noise ``(B, latent_dim)`` scaled for the scheduler (or the given ``latents``, checked)."""
+        shape = (batch_size, self.prior.config.latent_dim)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=self._execution_device, dtype=self.prior.dtype)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+        return latents.to(self._execution_device, self.prior.dtype) * self.scheduler.init_noise_sigma
+
+    @torch.inference_mode()
+    def sample_latents(
+        self, batch_size: int = 1, num_inference_steps: int = 50, generator=None, latents=None, eta: float = 0.0
+    ) -> torch.Tensor:
+        """Run the reverse diffusion: ``(batch_size, latent_dim)`` decoder latents (denormalised)."""
+        x = self.prepare_latents(batch_size, generator, latents)
+        self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
+        step_kwargs = {}
+        params = set(inspect.signature(self.scheduler.step).parameters)
+        if "eta" in params:
+            step_kwargs["eta"] = eta
+        if "generator" in params:
+            step_kwargs["generator"] = generator
+        for t in self.progress_bar(self.scheduler.timesteps):
+            model_in = self.scheduler.scale_model_input(x, t)
+            pred = self.prior(model_in, t).sample
+            x = self.scheduler.step(pred, t, x, **step_kwargs).prev_sample
+        return self.prior.denormalize(x)
+
+    @torch.inference_mode()
+    def render(self, latents: torch.Tensor, height: int, width: int, chunk_size: int | None = None) -> torch.Tensor:
+        """Decode latents ``(B, latent_dim)`` to images ``(B, C, H, W)`` in about [-1, 1], one image at a time."""
+        from ..functa import decode_latents
+
+        images = [decode_latents(self.decoder, self.modulator, z[None], height, width, chunk_size=chunk_size)
+                  for z in self.progress_bar(list(latents))]
+        return torch.cat(images)
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        batch_size: int = 1,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 50,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        latents: torch.Tensor | None = None,
+        eta: float = 0.0,
+        chunk_size: int | None = None,
+    ) -> ImagePipelineOutput | tuple:
+        """Sample ``batch_size`` images at ``height`` x ``width`` (default: the training resolution).
+
+        ``output_type``: ``"pil"`` (list of PIL images), ``"np"`` (``(B, H, W, C)`` in [0, 1]) or ``"pt"``
+        (``(B, C, H, W)`` in [0, 1]). ``generator`` makes sampling deterministic. ``chunk_size`` caps the number of
+        coordinates decoded at once (memory bound at any resolution).
+        """
+        # 1. check inputs
+        height = self.prior.config.sample_size if height is None else height
+        width = self.prior.config.sample_size if width is None else width
+        check_generation_inputs(batch_size, height, width, num_inference_steps)
+        if output_type not in ("pil", "np", "pt", "latent"):
+            raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(f"got {len(generator)} generators for batch_size {batch_size}")
+        # 2-3. prepare noise and run the denoising loop
+        z = self.sample_latents(batch_size, num_inference_steps, generator, latents, eta)
+        if output_type == "latent":
+            return ImagePipelineOutput(images=z) if return_dict else (z,)
+        # 4. decode in coordinate chunks, 5. post-process
+        image = self.render(z, height, width, chunk_size).float()
+        image = self.image_processor.postprocess(image, output_type=output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (image,)
+        return ImagePipelineOutput(images=image)
+
+    # ----------------------------------------------------------------------------------------- save / load
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "QirenGenerationPipeline":
+        """Load from a local folder or a Hub id; weights only as safetensors, never code from the folder.
+
+        Raises ``OSError`` (folder missing, not a pipeline, Hub unreachable) or ``ValueError`` (missing or mismatched
+        components) with one clear line.
+        """
+        for bad in ("custom_pipeline", "trust_remote_code", "custom_revision"):
+            if kwargs.pop(bad, None):
+                raise ValueError(f"{bad} is not supported: qiren-gen pipelines never run code from a folder")
+        if kwargs.pop("use_safetensors", True) is False:
+            raise ValueError("qiren-gen pipelines load weights only as safetensors")
+        folder = resolve_pipeline_folder(pretrained_model_name_or_path, **kwargs)
+        validate_pipeline_folder(folder, cls.__name__)
+        for hub_only in ("revision", "token", "cache_dir", "local_files_only", "force_download"):
+            kwargs.pop(hub_only, None)
+        try:
+            pipe = super().from_pretrained(str(folder), use_safetensors=True, **kwargs)
+        except (ValueError, OSError, KeyError, RuntimeError, AttributeError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"cannot load the pipeline in '{folder}': {first}") from None
+        card = folder / "README.md"
+        if card.is_file():
+            pipe.model_card_sections = parse_model_card_sections(card.read_text())
+        return pipe
+
+    def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True, **kwargs) -> None:
+        """Save components (safetensors) and ``model_index.json``, plus a generated ``README.md`` model card."""
+        if not safe_serialization:
+            raise ValueError("qiren-gen pipelines save weights only as safetensors")
+        if kwargs.pop("push_to_hub", False):
+            raise ValueError("use pipeline.push_to_hub(repo_id) to upload")
+        super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
+        from .model_card import generate_model_card
+
+        Path(save_directory, "README.md").write_text(generate_model_card(self, self.model_card_sections))
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+        **kwargs,
+    ) -> str:
+        """Save to a temporary folder (weights, configs, model card) and upload it to ``repo_id``; returns the URL.
+
+        Raises ``OSError`` with one line when the Hub cannot be reached (offline, no token, no network).
+        """
+        from huggingface_hub import create_repo, upload_folder
+
+        try:
+            repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+            with tempfile.TemporaryDirectory() as tmp:
+                self.save_pretrained(tmp)
+                info = upload_folder(repo_id=repo_id, folder_path=tmp, token=token, create_pr=create_pr,
+                                     commit_message=commit_message or "Upload QirenGenerationPipeline")
+        except Exception as exc:  # noqa: BLE001 - requests / huggingface_hub errors: one line for all
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OSError(f"cannot push to the Hub repo '{repo_id}' ({type(exc).__name__}: {reason[:160]})") from None
+        return str(info)
+
+
+def parse_model_card_sections(text: str) -> dict[str, str]:
+    """The ``## Training`` / ``## Quality`` sections of a model card, so a re-saved pipeline keeps them."""
+    from .model_card import KEPT_SECTIONS
+
+    sections: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip() if line[3:].strip() in KEPT_SECTIONS else None
+            if current:
+                sections[current] = ""
+            continue
+        if current:
+            sections[current] += line + "\n"
+    return {k: v.strip() + "\n" for k, v in sections.items()}
+
+
+BUNDLED_PIPELINE = "qiren-lfw-faces"
+"""Name of the pretrained pipeline shipped in the repository's top-level ``pipelines/`` folder."""
+
+
+def bundled_pipeline_dir() -> Path:
+    """Folder of the bundled pretrained pipeline (repository checkout / editable install); ``OSError`` if absent."""
+    folder = Path(__file__).resolve().parents[2] / "pipelines" / BUNDLED_PIPELINE
+    if not (folder / "model_index.json").is_file():
+        raise OSError(
+            f"the bundled pipeline is not at '{folder}' (it ships with the repository checkout); "
+            "pass --pipeline DIR_OR_HUB_ID"
+        )
+    return folder

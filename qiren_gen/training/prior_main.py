@@ -1,0 +1,151 @@
+"""Command line of ``scripts/train_prior.py``: encode a dataset with a stage-1 model, train the prior, save a pipeline.
+
+Run it under ``accelerate launch`` (any number of processes) or plain ``python``. Steps: load the stage-1 decoder
+and modulator -> load and encode the images (cached, fingerprinted) -> train the denoiser with the DDPM objective
+(checkpoints, ``--resume_from_checkpoint latest``) -> save ``prior/``, ``scheduler/`` and, with
+``--pipeline_output``, a complete ``QirenGenerationPipeline`` folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+_DECODER_CLASSES = ("ModulatedQIREN", "ModulatedSIREN")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Arguments in diffusers' example-script style (underscored long options)."""
+    p = argparse.ArgumentParser(description="Train the latent diffusion prior of a QIREN functional model.")
+    p.add_argument("--stage1_model", required=True,
+                   help="folder with decoder/ and modulator/ subfolders (a stage-1 output or a pipeline folder)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--train_data_dir", help="local image folder (datasets 'imagefolder' layout)")
+    src.add_argument("--dataset_name", help="Hugging Face dataset id")
+    p.add_argument("--split", default="train")
+    p.add_argument("--image_column", default="image")
+    p.add_argument("--resolution", type=int, required=True, help="square image size the images are resized to")
+    p.add_argument("--max_train_samples", type=int, default=None)
+    p.add_argument("--flip_augment", action="store_true", help="also encode horizontally flipped images")
+    p.add_argument("--encode_steps", type=int, default=None, help="inner steps (default: the modulator's)")
+    p.add_argument("--latents_cache", default=None, help="safetensors cache (default OUTPUT_DIR/latents.safetensors)")
+    p.add_argument("--hidden_dim", type=int, default=256)
+    p.add_argument("--num_blocks", type=int, default=4)
+    p.add_argument("--time_embed_dim", type=int, default=128)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--num_train_timesteps", type=int, default=1000)
+    p.add_argument("--max_train_steps", type=int, default=4000)
+    p.add_argument("--train_batch_size", type=int, default=64)
+    p.add_argument("--learning_rate", type=float, default=1e-3)
+    p.add_argument("--weight_decay", type=float, default=0.0)
+    p.add_argument("--lr_warmup_steps", type=int, default=100)
+    p.add_argument("--checkpointing_steps", type=int, default=1000)
+    p.add_argument("--checkpoints_total_limit", type=int, default=2)
+    p.add_argument("--resume_from_checkpoint", default=None, help='"latest" or a checkpoint folder')
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--pipeline_output", default=None, help="also save a complete QirenGenerationPipeline here")
+    return p.parse_args(argv)
+
+
+def load_stage1(folder: str | Path):
+    """``(decoder, modulator)`` from ``folder/decoder`` and ``folder/modulator`` (safetensors only)."""
+    from .. import models
+
+    folder = Path(folder)
+    for sub in ("decoder", "modulator"):
+        if not (folder / sub / "config.json").is_file():
+            raise OSError(f"no stage-1 {sub} in '{folder}' (expected {folder / sub / 'config.json'})")
+    name = json.loads((folder / "decoder" / "config.json").read_text()).get("_class_name")
+    if name not in _DECODER_CLASSES:
+        raise ValueError(f"'{folder / 'decoder'}' holds a {name}, not one of {_DECODER_CLASSES}")
+    decoder = getattr(models, name).from_pretrained(folder / "decoder", use_safetensors=True)
+    modulator = models.LatentModulator.from_pretrained(folder / "modulator", use_safetensors=True)
+    return decoder.eval(), modulator.eval()
+
+
+def load_images(args: argparse.Namespace, channels: int, resolution: int) -> torch.Tensor:
+    """All training images as ``(N, C, R, R)`` in [-1, 1] (plus mirror images with ``--flip_augment``)."""
+    from ..data.datasets import ImageCollator, load_image_dataset
+
+    ds = load_image_dataset(dataset_name=args.dataset_name, data_dir=args.train_data_dir, split=args.split,
+                            image_column=args.image_column, max_samples=args.max_train_samples)
+    images = ImageCollator(args.image_column, resolution, channels)([ex for ex in ds])
+    if images.shape[0] < 2:
+        raise ValueError(f"need at least 2 readable images to train a prior, got {images.shape[0]}")
+    if args.flip_augment:
+        images = torch.cat([images, images.flip(-1)])
+    return images
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run stage 2 end to end; returns a summary (steps, final loss, number of latents, output folders)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from diffusers import DDIMScheduler
+
+    from ..models import LatentDenoiser
+    from .prior import PriorTrainingConfig, encode_dataset, make_training_scheduler, train_prior
+
+    args = parse_args(argv)
+    from ..data.datasets import check_resolution
+
+    check_resolution(args.resolution)
+    accelerator = Accelerator()
+    set_seed(args.seed)
+    decoder, modulator = load_stage1(args.stage1_model)
+    decoder.to(accelerator.device)
+    modulator.to(accelerator.device)
+    resolution = args.resolution
+    output_dir = Path(args.output_dir)
+    cache = Path(args.latents_cache) if args.latents_cache else output_dir / "latents.safetensors"
+    with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache
+        images = load_images(args, decoder.config.out_channels, resolution)
+        latents = encode_dataset(decoder, modulator, images, cache, steps=args.encode_steps,
+                                 progress=accelerator.is_local_main_process)
+    denoiser = LatentDenoiser(latent_dim=modulator.config.latent_dim, hidden_dim=args.hidden_dim,
+                              num_blocks=args.num_blocks, time_embed_dim=args.time_embed_dim, dropout=args.dropout,
+                              sample_size=resolution)
+    scheduler = make_training_scheduler(args.num_train_timesteps)
+    cfg = PriorTrainingConfig(
+        max_train_steps=args.max_train_steps, batch_size=args.train_batch_size, learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay, lr_warmup_steps=args.lr_warmup_steps,
+        checkpointing_steps=args.checkpointing_steps, checkpoints_total_limit=args.checkpoints_total_limit,
+        seed=args.seed,
+    )
+    result = train_prior(denoiser, latents, scheduler, accelerator, output_dir, cfg, args.resume_from_checkpoint)
+    summary = {"global_step": result["global_step"], "num_latents": int(latents.shape[0]),
+               "final_loss": sum(result["losses"][-50:]) / max(1, len(result["losses"][-50:])) if result["losses"]
+               else None}
+    if accelerator.is_main_process:
+        denoiser = accelerator.unwrap_model(denoiser).to("cpu").eval()
+        denoiser.save_pretrained(output_dir / "prior")
+        sampler = DDIMScheduler.from_config(scheduler.config)
+        sampler.save_pretrained(output_dir / "scheduler")
+        if args.pipeline_output:
+            from ..pipelines import QirenGenerationPipeline
+
+            pipe = QirenGenerationPipeline(decoder.to("cpu"), modulator.to("cpu"), denoiser, sampler)
+            pipe.save_pretrained(args.pipeline_output)
+            summary["pipeline"] = str(args.pipeline_output)
+        accelerator.print(json.dumps(summary))
+    accelerator.end_training()
+    return summary
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """``main`` for scripts: a user error (bad path, bad value, offline Hub) is one line on stderr and exit code 2."""
+    import os
+    import sys
+
+    try:
+        main(argv)
+    except (ValueError, OSError) as exc:
+        if os.environ.get("QIREN_GEN_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"train_prior: error: {first}", file=sys.stderr)
+        return 2
+    return 0
