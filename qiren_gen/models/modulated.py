@@ -38,9 +38,18 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def _check_coords_modulations(coords: torch.Tensor, modulations: torch.Tensor, in_features: int, dim: int):
-    """Validate and broadcast: coords ``(B, P, in)`` or ``(P, in)``, modulations ``(B, dim)``."""
-    if modulations.ndim != 2 or modulations.shape[1] != dim:
-        raise ValueError(f"modulations must have shape (B, {dim}), got {tuple(modulations.shape)}")
+    """Validate and broadcast: coords ``(B, P, in)`` or ``(P, in)``, modulations ``(B, dim)``, both floating point.
+
+    Coordinates come back in the modulations' dtype (callers cast modulations to the weights' dtype first).
+    """
+    if modulations.ndim != 2 or modulations.shape[1] != dim or modulations.shape[0] < 1:
+        raise ValueError(f"modulations must have shape (B >= 1, {dim}), got {tuple(modulations.shape)}")
+    if not coords.is_floating_point() or not modulations.is_floating_point():
+        raise ValueError(f"coords and modulations must be floating-point tensors, got {coords.dtype} and "
+                         f"{modulations.dtype}")
+    if not bool(torch.isfinite(modulations).all()):  # the angles path would turn them into NaN output silently
+        raise ValueError("modulations contain NaN or inf")
+    coords = coords.to(modulations.dtype)
     if coords.ndim == 2:
         coords = coords.unsqueeze(0).expand(modulations.shape[0], -1, -1)
     if coords.ndim != 3 or coords.shape[-1] != in_features or coords.shape[0] != modulations.shape[0]:
@@ -133,6 +142,8 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
         stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
         """Signal values ``(B, P, out_channels)``; pass ``stats`` (from :meth:`reference_statistics`) to reuse them."""
+        if modulations.is_floating_point():
+            modulations = modulations.to(self.output.weight.dtype)
         coords = _check_coords_modulations(coords, modulations, self.config.in_features, self.modulation_dim)
         if stats is None:
             stats = self.reference_statistics()
@@ -213,6 +224,8 @@ class ModulatedSIREN(ModelMixin, ConfigMixin):
 
     def forward(self, coords: torch.Tensor, modulations: torch.Tensor, stats=None) -> torch.Tensor:
         """Signal values ``(B, P, out_channels)``."""
+        if modulations.is_floating_point():
+            modulations = modulations.to(self.output.weight.dtype)
         coords = _check_coords_modulations(coords, modulations, self.config.in_features, self.modulation_dim)
         width = self.config.hidden_features
         mods = modulations.reshape(modulations.shape[0], self.n_layers, -1)
