@@ -93,3 +93,73 @@ def test_grid_builders_only_documented_errors(h, w, align):
     except ValueError:
         return
     assert t.shape == (h, 1)
+
+
+# --- the modulated decoder (functa) and decode_latents -----------------------------------------------------------
+
+_MODULATED: dict = {}
+
+DOCUMENTED_DECODER_ERRORS = ("modulations must have shape", "coords must have shape", "latents must",
+                             "NaN or inf", "must be >= 1", "must be an int", "over the limit", "chunk_size must be",
+                             "floating")
+
+
+def _modulated(mode: str):
+    """One tiny decoder + modulator per modulation type, built once (hypothesis runs many examples)."""
+    if mode not in _MODULATED:
+        from qiren_gen.models import LatentModulator, ModulatedQIREN
+
+        torch.manual_seed(0)
+        decoder = ModulatedQIREN(out_channels=1, n_qubits=2, hidden_layers=1, modulation=mode, reference_size=4)
+        _MODULATED[mode] = (decoder.eval(), LatentModulator.for_decoder(decoder, latent_dim=3))
+    return _MODULATED[mode]
+
+
+@FUZZ
+@given(
+    mode=st.sampled_from(["shift", "film", "angles"]),
+    batch=st.integers(0, 3),
+    coord_shape=st.sampled_from(["BP2", "P2", "BP3", "P", "B1P2"]),
+    points=st.integers(0, 5),
+    mod_extra=st.integers(-1, 1),
+    dtype=DTYPES,
+    fill=VALUES,
+)
+def test_modulated_decoder_only_documented_errors(mode, batch, coord_shape, points, mod_extra, dtype, fill):
+    decoder, _ = _modulated(mode)
+    shapes = {"BP2": (batch, points, 2), "P2": (points, 2), "BP3": (batch, points, 3), "P": (points,),
+              "B1P2": (batch, 1, points, 2)}
+    coords = _tensor(shapes[coord_shape], dtype, fill)
+    modulations = torch.full((batch, decoder.modulation_dim + mod_extra), 0.1)
+    try:
+        with torch.no_grad():
+            out = decoder(coords, modulations)
+    except ValueError as exc:
+        assert any(key in str(exc) for key in DOCUMENTED_DECODER_ERRORS), str(exc)
+        return
+    assert out.shape == (batch, points, 1) and bool(torch.isfinite(out).all())
+
+
+@FUZZ
+@given(
+    mode=st.sampled_from(["shift", "film", "angles"]),
+    batch=st.integers(0, 3),
+    latent_dim=st.integers(2, 4),
+    dtype=DTYPES,
+    fill=VALUES,
+    height=st.one_of(st.integers(-2, 9), st.floats(-1, 5), st.booleans()),
+    width=st.integers(-2, 9),
+    chunk=st.one_of(st.none(), st.integers(-1, 20), st.floats(0, 3)),
+)
+def test_decode_latents_only_documented_errors(mode, batch, latent_dim, dtype, fill, height, width, chunk):
+    from qiren_gen.functa import decode_latents
+
+    decoder, modulator = _modulated(mode)
+    latents = _tensor((batch, latent_dim), dtype, fill)
+    try:
+        with torch.no_grad():
+            out = decode_latents(decoder, modulator, latents, height, width, chunk_size=chunk)
+    except ValueError as exc:
+        assert any(key in str(exc) for key in DOCUMENTED_DECODER_ERRORS), str(exc)
+        return
+    assert out.shape == (batch, 1, height, width) and bool(torch.isfinite(out).all())
