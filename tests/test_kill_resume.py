@@ -80,6 +80,9 @@ def test_functa_sigkill_and_resume_matches_uninterrupted(image_folder, tmp_path)
     victim = _start("train_functa.py", [*common, "--output_dir", str(part)], tmp_path / "part.log")
     killed_at = _kill_after_first_checkpoint(victim, part)
     assert killed_at < steps and not (part / "train_summary.json").exists()  # really interrupted mid-run
+    names = {p.name for p in (part / f"checkpoint-{killed_at}").iterdir()}
+    assert {"decoder.safetensors", "modulator.safetensors"} <= names  # model weights: safetensors, not pickles
+    assert not any(n.startswith("custom_checkpoint") for n in names)
     _plant_partial_checkpoints(part, killed_at)
 
     resumed = _start("train_functa.py", [*common, "--output_dir", str(part), "--resume_from_checkpoint", "latest"],

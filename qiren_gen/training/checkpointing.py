@@ -70,10 +70,13 @@ def save_checkpoint(
     step: int,
     state: dict[str, Any],
     total_limit: int | None = None,
+    models: dict[str, Any] | None = None,
 ) -> Path:
     """Save ``accelerator`` state + ``state`` atomically as ``output_dir/checkpoint-<step>``; all processes call it.
 
-    Keeps at most ``total_limit`` checkpoints (oldest removed after the new one is in place).
+    ``models`` (name -> module) not prepared by Accelerate are written as ``<name>.safetensors`` (read back with
+    :func:`load_checkpoint_models`), so model weights in a checkpoint are never pickles. Keeps at most
+    ``total_limit`` checkpoints (oldest removed after the new one is in place).
     """
     root = Path(output_dir)
     final = root / f"checkpoint-{step}"
@@ -86,6 +89,12 @@ def save_checkpoint(
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if models:
+            from safetensors.torch import save_file
+
+            for name, model in models.items():
+                tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
+                save_file(tensors, str(tmp / f"{name}.safetensors"))
         payload = json.dumps({"step": step, **state}, indent=2, sort_keys=True)
         (tmp / STATE_FILE).write_text(payload)
         with open(tmp / STATE_FILE, "rb+") as handle:  # flush the marker file before the rename publishes it
@@ -100,7 +109,20 @@ def save_checkpoint(
     return final
 
 
+def load_checkpoint_models(checkpoint: str | os.PathLike, models: dict[str, Any]) -> None:
+    """Load the ``<name>.safetensors`` written by :func:`save_checkpoint` into each module (strict)."""
+    from safetensors.torch import load_file
+
+    for name, model in models.items():
+        path = Path(checkpoint) / f"{name}.safetensors"
+        if not path.is_file():
+            raise OSError(f"checkpoint {checkpoint} has no {name}.safetensors (made by an older qiren-gen?)")
+        device = next(iter(model.state_dict().values())).device
+        model.load_state_dict(load_file(str(path), device=str(device)))
+
+
 __all__ = [
+    "load_checkpoint_models",
     "STATE_FILE",
     "check_compatible",
     "list_checkpoints",

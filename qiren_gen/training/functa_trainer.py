@@ -24,7 +24,8 @@ from ..data.datasets import ImageCollator, check_resolution, load_image_dataset
 from ..data.grids import image_grid
 from ..functa import inner_loop, per_image_mse, psnr
 from ..models.modulated import LatentModulator, ModulatedQIREN, ModulatedSIREN
-from .checkpointing import check_compatible, read_training_state, resolve_resume_checkpoint, save_checkpoint
+from .checkpointing import (check_compatible, load_checkpoint_models, read_training_state,
+                            resolve_resume_checkpoint, save_checkpoint)
 
 logger = logging.getLogger(__name__)
 
@@ -196,12 +197,13 @@ def train_functa(cfg: FunctaTrainingConfig) -> dict[str, Any]:
     optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
     scheduler = get_scheduler("constant", optimizer=optimizer)
     optimizer, loader, scheduler = accelerator.prepare(optimizer, loader, scheduler)
-    accelerator.register_for_checkpointing(decoder, modulator)
+    models = {"decoder": decoder, "modulator": modulator}  # checkpointed as safetensors, not Accelerate pickles
 
     global_step, epoch, batch_in_epoch = 0, 0, 0
     if resume is not None:
         state = read_training_state(resume)
         accelerator.load_state(str(resume))
+        load_checkpoint_models(resume, models)
         global_step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         accelerator.print(f"resumed from {resume} at step {global_step}")
     if global_step >= cfg.max_train_steps:
@@ -263,7 +265,8 @@ def train_functa(cfg: FunctaTrainingConfig) -> dict[str, Any]:
                     handle.write(json.dumps({"step": global_step, "loss": loss, "psnr": mean_psnr,
                                              "seconds": step_seconds[-1], "skipped_images": collate.skipped}) + "\n")
             if global_step % cfg.checkpointing_steps == 0 or global_step == cfg.max_train_steps:
-                save_checkpoint(accelerator, output_dir, global_step, checkpoint_state(), cfg.checkpoints_total_limit)
+                save_checkpoint(accelerator, output_dir, global_step, checkpoint_state(), cfg.checkpoints_total_limit,
+                                models=models)
             if global_step >= cfg.max_train_steps:
                 break
         else:
