@@ -69,6 +69,16 @@ def generate_model_card(pipeline, sections: dict[str, str] | None = None, repo_i
         f"qiren-gen sample --pipeline {where} --num-images 16 --resolution 128 --output faces.png",
         "```",
         "",
+        "## Evaluation",
+        "",
+        "FID / KID with torch-fidelity's standard Inception features (the weights download once; offline, pass a "
+        "local copy with `--fid-weights PATH`). Writes `metrics.json` and a sample grid:",
+        "",
+        "```bash",
+        f"qiren-gen evaluate --pipeline {where} --reference REFERENCE_DATASET_OR_FOLDER --num-samples 50000 "
+        f"--resolution {size} --output eval/",
+        "```",
+        "",
         "Weights are safetensors; loading runs no code from this folder. The decoder's circuits are simulated "
         "exactly (state vectors) by qiren-gen, on CPU or GPU.",
         "",

@@ -1,0 +1,26 @@
+"""Image metrics: MSE / PSNR / SSIM for reconstructions, FID / KID through ``torch_fidelity.calculate_metrics``.
+
+FID and KID use torch-fidelity's standard ``inception-v3-compat`` extractor by default (the numbers papers report).
+``qiren-pixel-pool`` is a tiny deterministic extractor registered through torch-fidelity's extension API: it needs no
+weights, so tests and offline smoke runs exercise the real plumbing, but its Fréchet distance is *not* FID.
+"""
+from __future__ import annotations
+
+from .extractors import (
+    INCEPTION,
+    INCEPTION_SHA256_PREFIX,
+    INCEPTION_WEIGHTS_FILE,
+    PIXEL_POOL,
+    extract_features,
+    register_feature_extractors,
+    resolve_inception_weights,
+)
+from .fidelity import KID_MAX_SUBSET, ReferenceStatistics, compute_fid_kid, metric_names
+from .images import ImageTensorDataset, to_uint8_rgb
+from .reconstruction import mse, psnr, ssim
+
+__all__ = [
+    "INCEPTION", "INCEPTION_SHA256_PREFIX", "INCEPTION_WEIGHTS_FILE", "KID_MAX_SUBSET", "PIXEL_POOL", "ImageTensorDataset", "ReferenceStatistics",
+    "compute_fid_kid", "extract_features", "metric_names", "mse", "psnr", "register_feature_extractors",
+    "resolve_inception_weights", "ssim", "to_uint8_rgb",
+]
