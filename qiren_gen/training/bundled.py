@@ -64,6 +64,46 @@ def _last_logged(stage1_dir: Path) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
+def _memorisation_verdict(r: dict) -> str:
+    """One sentence comparing samples with the held-out baselines (10% slack for sampling noise)."""
+    pix = r["nn_dist_samples_median"] / r["nn_dist_heldout_reconstructions_median"]
+    lat = r["latent_nn_samples_median"] / r["latent_nn_heldout_median"]
+    verdict = ("no sign of copying training faces" if pix > 0.9 and lat > 0.9
+               else "samples sit closer to training faces than held-out faces do: likely memorisation")
+    return f"Here the ratios samples / held-out are {pix:.2f} (pixels) and {lat:.2f} (latents): {verdict}."
+
+
+def _fid_paragraph(evaluation: dict | None) -> str:
+    """What the card says about FID / KID: Inception numbers when they were measured, else the weight-free proxy."""
+    if not evaluation:
+        return "FID / KID: not measured (run `qiren-gen evaluate`)."
+    m, n = evaluation["metrics"], evaluation["num_samples"]
+    if evaluation.get("standard_fid"):
+        kid = f", KID {m['kid_mean']:.4f} ± {m['kid_std']:.4f}" if "kid_mean" in m else ""
+        return f"FID {m['fid']:.2f}{kid} ({n} samples vs the {evaluation['num_reference']} training faces)."
+    key = next(k for k in m if k.startswith("frechet_distance"))
+    kd = next((k for k in m if k.startswith("kernel_distance") and k.endswith("_mean")), None)
+    kid = f", kernel distance {m[kd]:.4f} ± {m[kd[:-5] + '_std']:.4f}" if kd else ""
+    return (f"FID / KID: torch-fidelity's Inception weights cannot be downloaded on the build machine, so no FID. "
+            f"The weight-free `{evaluation['feature_extractor']}` features give a Fréchet distance of {m[key]:.4f}"
+            f"{kid} ({n} samples vs the {evaluation['num_reference']} training faces, `qiren-gen evaluate`): a smoke "
+            "test with no published scale, not comparable to any FID. With 90 training faces an absolute FID would "
+            "say little anyway.")
+
+
+def run_evaluate(pipeline_dir: Path, reference: Path, out: Path, num_samples: int, seed: int) -> dict | None:
+    """``qiren-gen evaluate`` (issue-6) on the built pipeline: Inception FID/KID if its weights are available
+    offline, else the weight-free pixel-pool proxy. Returns its metrics.json, or None if it cannot run."""
+    from ..cli import main as cli_main
+
+    base = ["evaluate", "--pipeline", str(pipeline_dir), "--reference", str(reference), "--num-samples",
+            str(num_samples), "--seed", str(seed), "--no-progress"]
+    for extra in ([], ["--feature-extractor", "qiren-pixel-pool"]):
+        if cli_main(base + ["--output", str(out)] + extra) == 0:
+            return json.loads((out / "metrics.json").read_text())
+    return None
+
+
 def model_card_sections(cfg: BundleConfig, stage1: dict, prior: dict, report: dict, timings: dict) -> dict[str, str]:
     """The Training / Quality / Limitations sections of the bundled pipeline's model card."""
     training = f"""Data: the 100 faces of scikit-image's `lfw_subset()` (25x25 grayscale, Labeled Faces in the Wild);
@@ -105,13 +145,13 @@ python scripts/build_pretrained_pipeline.py
 | samples closer to a training face than a typical training reconstruction | {100 * r["frac_samples_closer_than_reconstruction"]:.1f}% |
 | latent space (prior-normalised, RMS per dim): nearest training latent of samples / of held-out faces (median) | {r["latent_nn_samples_median"]:.3f} / {r["latent_nn_heldout_median"]:.3f} |
 
-Reading: the decoder's renders are smooth (about 18 dB), so every render, of a training face or of a held-out one, is
+Reading: the decoder's renders are smooth ({r["psnr_heldout_reconstruction"]:.1f} dB on held-out faces), so every render, of a training face or of a held-out one, is
 closer to the training set than a real held-out face is; the fair memorisation baseline is the held-out
 reconstruction distance. Samples closer to the training set than held-out reconstructions (pixels) or held-out
 latents (latent space) mean the prior reproduces training faces rather than new ones.
+{_memorisation_verdict(r)}
 
-FID / KID: not measured here (torch-fidelity's Inception weights cannot be downloaded on the build machine, and
-90 training faces make FID meaningless as an absolute number); see `qiren-gen evaluate`.
+{_fid_paragraph(report.get("evaluate"))}
 """
     limitations = """Trained on 90 tiny grayscale faces on a CPU in minutes: a demonstration of the method and the
 tooling, not a face generator of useful quality. Renders above 25x25 are smooth interpolations of what the decoder
@@ -160,6 +200,7 @@ def build_bundled_pipeline(cfg: BundleConfig) -> dict:
     pipe.set_progress_bar_config(disable=True)
     report = generation_report(pipe, load_split(data / "train"), load_split(data / "test"), cfg.eval_samples,
                                seed=cfg.seed)
+    report["evaluate"] = run_evaluate(staging, data / "train", work / "evaluate", cfg.eval_samples, cfg.seed)
     timings["eval_s"] = time.perf_counter() - start
     if cfg.figure:
         images = pipe(batch_size=16, height=128, width=128, generator=torch.Generator().manual_seed(0)).images
