@@ -160,6 +160,32 @@ learned at 25x25, not new detail. The decoder's circuits are simulated exactly; 
     return {"Training": training, "Quality": quality, "Limitations": limitations}
 
 
+def any_resolution_figure(pipe, path: str | Path, seed: int = 1) -> None:
+    """PNG: the same 3 sampled latents rendered at 25x25, 64x64 and 200x200 (shown at 200 px, nearest) and 100x250."""
+    from PIL import Image
+
+    z = pipe(batch_size=3, num_inference_steps=50, output_type="latent",
+             generator=torch.Generator().manual_seed(seed)).images
+    rows = []
+    for i in range(3):
+        tiles = []
+        for h, w in ((25, 25), (64, 64), (200, 200), (100, 250)):
+            img = ((pipe.render(z[i : i + 1], h, w)[0, 0].clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+            tile = Image.fromarray(img, mode="L")
+            if w == h:
+                tile = tile.resize((200, 200), Image.NEAREST)
+            tiles.append(tile)
+        rows.append(tiles)
+    width = sum(t.width for t in rows[0]) + 10 * (len(rows[0]) - 1)
+    canvas = Image.new("L", (width, 3 * 200 + 20), 255)
+    for r, tiles in enumerate(rows):
+        x = 0
+        for t in tiles:
+            canvas.paste(t, (x, r * 210 + (200 - t.height) // 2))
+            x += t.width + 10
+    canvas.save(path)
+
+
 def build_bundled_pipeline(cfg: BundleConfig) -> dict:
     """Run all stages and save the pipeline folder with its model card; returns the measured figures."""
     from diffusers.utils import make_image_grid
@@ -206,6 +232,7 @@ def build_bundled_pipeline(cfg: BundleConfig) -> dict:
         images = pipe(batch_size=16, height=128, width=128, generator=torch.Generator().manual_seed(0)).images
         Path(cfg.figure).parent.mkdir(parents=True, exist_ok=True)
         make_image_grid(images, rows=4, cols=4).save(cfg.figure)
+        any_resolution_figure(pipe, Path(cfg.figure).with_name("lfw_any_resolution.png"))
     pipe.model_card_sections = model_card_sections(cfg, _last_logged(work / "stage1"), prior, report, timings)
     pipe.model_card_location = cfg.output
     pipe.save_pretrained(cfg.output)
