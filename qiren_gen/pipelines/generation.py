@@ -248,6 +248,33 @@ class QirenGenerationPipeline(DiffusionPipeline):
             return (image,)
         return ImagePipelineOutput(images=image)
 
+    @torch.no_grad()
+    def superresolve(
+        self, images, height: int, width: int, steps: int | None = None, output_type: str = "pil",
+        chunk_size: int | None = None,
+    ):
+        """Prior-based superresolution: encode low-resolution ``images`` (PIL list, or ``(B, C, h, w)`` in [0, 1])
+        with the generative decoder and render them at ``height x width``; returns ``output_type`` images."""
+        from PIL import Image
+
+        from .prior_superres import prior_superresolve
+
+        check_generation_inputs(1, height, width, 1)
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+        if isinstance(images, Image.Image):
+            images = [images]
+        if isinstance(images, list):
+            mode = "L" if self.decoder.config.out_channels == 1 else "RGB"
+            arrays = self.image_processor.pil_to_numpy([im.convert(mode) for im in images])
+            images = self.image_processor.numpy_to_pt(arrays)
+        if not isinstance(images, torch.Tensor) or images.ndim != 4:
+            raise ValueError("images must be PIL images or a (B, C, h, w) tensor in [0, 1]")
+        param = next(self.decoder.parameters())
+        out = prior_superresolve(self.decoder, self.modulator, images.to(param) * 2 - 1, height, width, steps,
+                                 chunk_size)
+        return self.image_processor.postprocess(out.float(), output_type=output_type)
+
     # ----------------------------------------------------------------------------------------- save / load
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "QirenGenerationPipeline":

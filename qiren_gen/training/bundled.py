@@ -22,16 +22,20 @@ class BundleConfig:
     output: str = "pipelines/qiren-lfw-faces"
     figure: str | None = "docs/figures/lfw_samples.png"
     resolution: int = 25
-    n_qubits: int = 6
+    n_qubits: int = 8
+    modulation: str = "film"
     latent_dim: int = 32
-    stage1_steps: int = 300
-    stage1_batch_size: int = 16
+    stage1_steps: int = 400
+    stage1_batch_size: int = 8
+    stage1_learning_rate: float = 1e-2
     prior_steps: int = 4000
     prior_hidden_dim: int = 256
     prior_blocks: int = 3
     prior_dropout: float = 0.1
     eval_samples: int = 256
     seed: int = 0
+    threads: int = 1
+    """torch CPU threads: 1 is fastest on a shared 2-core machine (measured by the issue-4 sweep)."""
 
 
 def load_split(folder: Path) -> torch.Tensor:
@@ -43,15 +47,6 @@ def load_split(folder: Path) -> torch.Tensor:
         raise OSError(f"no PNG images in '{folder}'")
     return torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255)[None]
                         for f in files])
-
-
-def stage1_args(cfg: BundleConfig, data: Path) -> list[str]:
-    """``scripts/train_functa.py`` arguments of the bundled stage 1 (first-order meta-SGD: the fast engine)."""
-    return ["--train_data_dir", str(data), "--resolution", str(cfg.resolution), "--output_dir",
-            str(Path(cfg.workdir) / "stage1"), "--n_qubits", str(cfg.n_qubits), "--latent_dim", str(cfg.latent_dim),
-            "--max_train_steps", str(cfg.stage1_steps), "--train_batch_size", str(cfg.stage1_batch_size),
-            "--first_order", "--checkpointing_steps", "50", "--logging_steps", "10", "--seed", str(cfg.seed),
-            "--resume_from_checkpoint", "latest"]
 
 
 def prior_args(cfg: BundleConfig, data: Path, pipeline_dir: Path) -> list[str]:
@@ -74,10 +69,11 @@ def model_card_sections(cfg: BundleConfig, stage1: dict, prior: dict, report: di
     training = f"""Data: the 100 faces of scikit-image's `lfw_subset()` (25x25 grayscale, Labeled Faces in the Wild);
 faces 0-89 train, 90-99 are held out (`qiren_gen.data.lfw.export_lfw_faces`, the stage-1 split).
 
-1. Stage 1 (functa, `scripts/train_functa.py`): modulated QIREN decoder ({cfg.n_qubits} qubits, 2 hidden hybrid
-   layers, 2 re-uploads, 2 blocks, `shift` modulations, reference-grid normalisation) and a linear latent modulator
-   (latent_dim {cfg.latent_dim}), meta-learned with first-order meta-SGD (3 inner steps, learned per-dimension step
-   sizes) for {cfg.stage1_steps} steps of batch {cfg.stage1_batch_size} at {cfg.resolution}x{cfg.resolution};
+1. Stage 1 (functa, `qiren_gen.training.functa_trainer`): modulated QIREN decoder ({cfg.n_qubits} qubits, 2 hidden
+   hybrid layers, 2 re-uploads, 2 blocks, `{cfg.modulation}` modulations, reference-grid normalisation) and a linear
+   latent modulator (latent_dim {cfg.latent_dim}), meta-learned with first-order meta-SGD (3 inner steps, learned
+   per-dimension step sizes) for {cfg.stage1_steps} steps of batch {cfg.stage1_batch_size} (Adam
+   {cfg.stage1_learning_rate}) at {cfg.resolution}x{cfg.resolution};
    last logged training PSNR {stage1.get("psnr", float("nan")):.2f} dB (step {stage1.get("step", "?")}).
 2. Latents: every training face and its mirror image encoded with the meta-learned inner loop
    ({prior.get("num_latents", "?")} latents, cached).
@@ -128,14 +124,15 @@ def build_bundled_pipeline(cfg: BundleConfig) -> dict:
     from .functa_trainer import FunctaTrainingConfig, train_functa
     from .prior_main import main as train_prior_main
 
+    torch.set_num_threads(cfg.threads)
     work = Path(cfg.workdir)
     data = export_lfw_faces(work / "lfw")
     timings = {}
     start = time.perf_counter()
     train_functa(FunctaTrainingConfig(
         output_dir=str(work / "stage1"), train_data_dir=str(data), resolution=cfg.resolution, n_qubits=cfg.n_qubits,
-        latent_dim=cfg.latent_dim, max_train_steps=cfg.stage1_steps, train_batch_size=cfg.stage1_batch_size,
-        first_order=True, checkpointing_steps=50, logging_steps=10, seed=cfg.seed, resume_from_checkpoint="latest",
+        modulation=cfg.modulation, latent_dim=cfg.latent_dim, max_train_steps=cfg.stage1_steps,
+        train_batch_size=cfg.stage1_batch_size, learning_rate=cfg.stage1_learning_rate, first_order=True, checkpointing_steps=50, logging_steps=10, seed=cfg.seed, resume_from_checkpoint="latest",
     ))
     timings["stage1_s"] = time.perf_counter() - start
     start = time.perf_counter()
