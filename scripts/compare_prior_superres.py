@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     try:
         source = args.pipeline or str(bundled_pipeline_dir())
+        shown = args.pipeline or f"pipelines/{bundled_pipeline_dir().name} (bundled)"
         pipe = QirenGenerationPipeline.from_pretrained(source)
         with tempfile.TemporaryDirectory() as tmp:
             faces = load_split(export_lfw_faces(tmp) / "test")
@@ -39,7 +40,7 @@ def main(argv=None) -> int:
     docs = Path(args.docs_dir)
     (docs / "figures").mkdir(parents=True, exist_ok=True)
     command = "python scripts/compare_prior_superres.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    (docs / "prior_superres.md").write_text(superres_markdown(result, command.strip(), source))
+    (docs / "prior_superres.md").write_text(superres_markdown(result, command.strip(), shown))
     superres_figure(result, docs / "figures" / "prior_superres.png")
     summary = {k: v for k, v in result.items() if k != "images"}
     (docs / "prior_superres.json").write_text(json.dumps(summary, indent=2))

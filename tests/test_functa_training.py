@@ -120,3 +120,19 @@ def test_corrupt_image_is_skipped_and_training_finishes(tiny_folder, tmp_path):
                   "--checkpointing_steps", "10", "--train_batch_size", "5", *TINY[:-6], "--inner_steps", "1"]) == 0
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["steps"] == 10 and summary["skipped_images"] >= 1
+
+
+@pytest.mark.parametrize("modulation", ["shift", "angles"])
+def test_bf16_mixed_precision_trains(tiny_folder, tmp_path, modulation):
+    out = tmp_path / "run"
+    assert _main(["--train_data_dir", str(tiny_folder), "--output_dir", str(out), "--max_train_steps", "3",
+                  "--mixed_precision", "bf16", "--modulation", modulation, *TINY]) == 0
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["steps"] == 3 and np.isfinite(summary["last_loss"])
+
+
+def test_streaming_dataset_trains_across_epochs(tiny_folder, tmp_path):
+    out = tmp_path / "run"
+    assert _main(["--train_data_dir", str(tiny_folder), "--output_dir", str(out), "--streaming",
+                  "--max_train_steps", "7", "--checkpointing_steps", "7", *TINY]) == 0  # 9 images / 2 per step
+    assert json.loads((out / "train_summary.json").read_text())["steps"] == 7

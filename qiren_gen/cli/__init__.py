@@ -11,7 +11,7 @@ import os
 import sys
 
 # Subcommand modules in this package, in help order. Each defines ``register(subparsers)``.
-SUBCOMMANDS = ("params", "sample", "evaluate")
+SUBCOMMANDS = ("sample", "fit", "superres", "evaluate", "params")
 
 
 class CLIError(Exception):

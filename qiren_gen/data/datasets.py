@@ -58,9 +58,15 @@ def load_image_dataset(
         source = data_dir if data_dir is not None else dataset_name
         raise OSError(f"could not load dataset {source!r} (split {split!r}): {type(err).__name__}: {err}") from err
     columns = ds.column_names if ds.column_names is not None else list(ds.features or {})
-    if image_column not in (columns or []):
+    if not columns and streaming:  # some streamed datasets only reveal their columns in the first example
+        columns = list(next(iter(ds), {}).keys())
+        if not columns:
+            raise ValueError(f"the dataset (split {split!r}) is empty")
+    if image_column not in columns:
         raise ValueError(f"image column {image_column!r} not found; the dataset has columns {columns}")
-    ds = ds.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
+    ds = ds.select_columns([image_column])
+    if ds.features is not None:  # decode lazily in the collator, where a corrupt file can be skipped
+        ds = ds.cast_column(image_column, datasets.Image(decode=False))
     if not streaming:
         if len(ds) == 0:
             raise ValueError(f"the dataset (split {split!r}) is empty")

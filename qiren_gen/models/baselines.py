@@ -11,6 +11,12 @@ from torch import nn
 from .qiren import _flatten_points
 
 
+# Default widths follow the paper's comparison: every baseline a little LARGER than QIREN (657 parameters for a 2-D
+# grayscale image, 649 for audio), so QIREN keeps "the fewest parameters". Width 21 with 2 hidden layers gives SIREN /
+# ReLU / Tanh 1009 (2-D) and 988 (1-D) parameters: QIREN has 34.3% fewer for audio, the paper's "35.1% fewer than
+# SIREN" (which implies a ~1000-parameter SIREN). ReLU+RFF: 10 frequencies, width 21, 1 hidden layer: 925.
+
+
 class _PointwiseINR(ModelMixin, ConfigMixin):
     """Shared ``forward``: flatten points, run ``self.net``, restore the leading shape."""
 
@@ -39,7 +45,7 @@ class MLP(_PointwiseINR):
         self,
         in_features: int = 2,
         out_features: int = 1,
-        hidden_features: int = 16,
+        hidden_features: int = 21,
         hidden_layers: int = 2,
         activation: str = "relu",
     ) -> None:
@@ -69,7 +75,7 @@ class SIREN(_PointwiseINR):
         self,
         in_features: int = 2,
         out_features: int = 1,
-        hidden_features: int = 16,
+        hidden_features: int = 21,
         hidden_layers: int = 2,
         first_omega_0: float = 30.0,
         hidden_omega_0: float = 30.0,
@@ -105,9 +111,9 @@ class FourierFeatureMLP(_PointwiseINR):
         self,
         in_features: int = 2,
         out_features: int = 1,
-        hidden_features: int = 16,
+        hidden_features: int = 21,
         hidden_layers: int = 1,
-        num_frequencies: int = 8,
+        num_frequencies: int = 10,
         scale: float = 3.0,
         learnable: bool = False,
         seed: int = 0,

@@ -123,7 +123,7 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
             pre = self.linears[layer](h)
             mean, std = pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + _EPS)
             stats.append((mean, std))
-            h = self.circuits[layer]((pre - mean) / std * self.norm_weight[layer] + self.norm_bias[layer])
+            h = self._circuit(layer, (pre - mean) / std * self.norm_weight[layer] + self.norm_bias[layer])
         return stats
 
     def forward(
@@ -151,11 +151,17 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
             elif mode == "film":
                 pre = pre * (1 + m[:, None, :n]) + m[:, None, n:]
             if mode == "angles":
-                weights = self.circuits[layer].weights + m.reshape(batch, *self.circuit_shape)
-                h = simulate_reuploading_per_sample(pre, weights)
+                with torch.autocast(pre.device.type, enabled=False):
+                    weights = self.circuits[layer].weights + m.float().reshape(batch, *self.circuit_shape)
+                    h = simulate_reuploading_per_sample(pre.float(), weights)
             else:
-                h = self.circuits[layer](pre.reshape(-1, n)).reshape(batch, points, n)
+                h = self._circuit(layer, pre.reshape(-1, n)).reshape(batch, points, n)
         return self.output(h)
+
+    def _circuit(self, layer: int, angles: torch.Tensor) -> torch.Tensor:
+        """Shared-weight circuit in full precision: under autocast, phases in bf16/fp16 would be far too coarse."""
+        with torch.autocast(angles.device.type, enabled=False):
+            return self.circuits[layer](angles.float() if angles.dtype in (torch.float16, torch.bfloat16) else angles)
 
 
 class ModulatedSIREN(ModelMixin, ConfigMixin):

@@ -169,6 +169,7 @@ class QirenGenerationPipeline(DiffusionPipeline):
         self.register_modules(decoder=decoder, modulator=modulator, prior=prior, scheduler=scheduler)
         self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
         self.model_card_sections: dict[str, str] = {}
+        self.model_card_location: str | None = None  # folder or Hub id shown in the model card's usage lines
 
     # ----------------------------------------------------------------------------------------------- sampling
     def prepare_latents(self, batch_size: int, generator, latents: torch.Tensor | None) -> torch.Tensor:
@@ -311,7 +312,8 @@ class QirenGenerationPipeline(DiffusionPipeline):
         super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
         from .model_card import generate_model_card
 
-        Path(save_directory, "README.md").write_text(generate_model_card(self, self.model_card_sections))
+        Path(save_directory, "README.md").write_text(
+            generate_model_card(self, self.model_card_sections, self.model_card_location))
 
     def push_to_hub(
         self,
@@ -330,8 +332,12 @@ class QirenGenerationPipeline(DiffusionPipeline):
 
         try:
             repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+            location, self.model_card_location = self.model_card_location, repo_id
             with tempfile.TemporaryDirectory() as tmp:
-                self.save_pretrained(tmp)
+                try:
+                    self.save_pretrained(tmp)
+                finally:
+                    self.model_card_location = location
                 info = upload_folder(repo_id=repo_id, folder_path=tmp, token=token, create_pr=create_pr,
                                      commit_message=commit_message or "Upload QirenGenerationPipeline")
         except Exception as exc:  # noqa: BLE001 - requests / huggingface_hub errors: one line for all

@@ -99,14 +99,17 @@ class DataReuploadingCircuit(nn.Module):
         layer.register_parameter("weights", weights)
         return layer
 
-    def draw(self, decimals: int | None = None) -> str:
-        """Text drawing of the circuit (PennyLane's ``qml.draw``) with the current weights and zero inputs."""
+    def draw(self, decimals: int | None = None, level: str = "device") -> str:
+        """Text drawing (PennyLane's ``qml.draw``) with the current weights and zero inputs.
+
+        ``level="device"`` expands the templates into the Rot / CZ / RZ gates; ``level="top"`` keeps them as boxes.
+        """
         import pennylane as qml
 
         dev = qml.device("default.qubit", wires=self.n_qubits)
         qnode = qml.QNode(self.qfunc(), dev, interface="torch")
         zeros = torch.zeros(self.n_qubits, dtype=self.weights.dtype)
-        return qml.draw(qnode, decimals=decimals, level="top")(zeros, self.weights.detach())
+        return qml.draw(qnode, decimals=decimals, level=level)(zeros, self.weights.detach())
 
 
 __all__ = ["DataReuploadingCircuit", "MAX_QUBITS"]

@@ -1,1 +1,22 @@
-"""Training loops (Accelerate) shared by the scripts and the tests."""
+"""Training loops (full-batch fitting, functa meta-learning, the diffusion prior) shared by scripts and tests."""
+from .fitting import (
+    DEFAULT_LEARNING_RATES,
+    DEFAULT_STEPS,
+    FitResult,
+    build_fitting_model,
+    calibrate_batchnorm,
+    default_learning_rate,
+    fit_inr,
+    render,
+)
+
+__all__ = [
+    "DEFAULT_LEARNING_RATES",
+    "DEFAULT_STEPS",
+    "FitResult",
+    "build_fitting_model",
+    "calibrate_batchnorm",
+    "default_learning_rate",
+    "fit_inr",
+    "render",
+]

@@ -155,6 +155,11 @@ def train_functa(cfg: FunctaTrainingConfig) -> dict[str, Any]:
     # `accelerate launch --multi_gpu` on a machine without CUDA starts N processes that accelerate would treat as N
     # independent single-process runs (all writing output_dir): ask for the CPU (gloo) process group instead.
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if "MASTER_ADDR" in os.environ and "WORLD_SIZE" not in os.environ and "PMI_SIZE" not in os.environ:
+        logger.warning(
+            "accelerate launch --cpu --num_processes N>1 starts ONE process unless run under mpirun (accelerate 1.x); "
+            "for N CPU processes use: accelerate launch --multi_gpu --num_processes N ... (works without CUDA)"
+        )
     accelerator = Accelerator(
         cpu=world_size > 1 and not torch.cuda.is_available(),
         mixed_precision=cfg.mixed_precision,

@@ -1,0 +1,1 @@
+"""Experiment drivers (the logic behind scripts/): the paper reproduction suite."""

@@ -1,0 +1,57 @@
+"""Helpers shared by the fitting pipelines: signal <-> (coordinates, targets) and output post-processing."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data.grids import image_grid, time_grid
+
+OUTPUT_TYPES = ("np", "pt", "pil")
+
+
+def grid_for(shape: tuple[int, ...], in_features: int, align_corners: bool) -> torch.Tensor:
+    """Coordinates of every sample of a signal with spatial ``shape`` (``(N,)`` audio, ``(H, W)`` images)."""
+    if in_features == 1:
+        return time_grid(shape[0], align_corners=align_corners)
+    if in_features == 2:
+        return image_grid(shape[0], shape[1], align_corners=align_corners)
+    raise ValueError(f"only 1-D (audio) and 2-D (image) models are supported, got in_features={in_features}")
+
+
+def as_targets(signal, in_features: int, out_features: int) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Signal array ``(N[, C])`` or ``(H, W[, C])`` in [-1, 1] -> float32 targets ``(points, C)`` and its spatial shape."""
+    if isinstance(signal, Image.Image):
+        signal = np.asarray(signal.convert("L"), dtype=np.float64) / 127.5 - 1
+    x = signal.detach().cpu() if isinstance(signal, torch.Tensor) else torch.as_tensor(np.asarray(signal, dtype=np.float64))
+    x = x.to(torch.float32)
+    if x.ndim == in_features:
+        x = x.unsqueeze(-1)
+    if x.ndim != in_features + 1 or x.shape[-1] != out_features:
+        raise ValueError(
+            f"a model with in_features={in_features}, out_features={out_features} needs a signal of shape "
+            f"{'(N' if in_features == 1 else '(H, W'}[, {out_features}]), got {tuple(x.shape)}"
+        )
+    spatial = tuple(x.shape[:-1])
+    if min(spatial) < 2:
+        raise ValueError(f"the signal needs at least 2 samples along every axis, got shape {spatial}")
+    if x.numel() == 0 or not torch.isfinite(x).all():
+        raise ValueError("the signal is empty or contains NaN / infinite values")
+    return x.reshape(-1, out_features), spatial
+
+
+def postprocess(values: torch.Tensor, spatial: tuple[int, ...], output_type: str):
+    """``(points, C)`` -> ``np`` array / ``pt`` tensor of shape ``spatial`` (+ C if C > 1), or a list of PIL images."""
+    out = values.reshape(*spatial, -1)
+    if out.shape[-1] == 1:
+        out = out[..., 0]
+    if output_type == "pt":
+        return out
+    if output_type == "np":
+        return out.numpy()
+    if output_type == "pil":
+        if len(spatial) != 2:
+            raise ValueError("output_type='pil' is only for images")
+        pixels = ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+        return [Image.fromarray(pixels)]
+    raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")

@@ -1,0 +1,125 @@
+"""``qiren-gen fit`` / ``superres``: outputs, JSON, and one-line errors with exit code 2 on bad input."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.io import wavfile
+
+from qiren_gen.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny fits: one torch thread is faster and avoids over-subscribing a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _chirp(path, n=150, channels=1):
+    t = np.arange(n) / 8000
+    x = (0.5 * np.sin(2 * np.pi * (200 * t + 4000 * t**2)) * 32767).astype(np.int16)
+    wavfile.write(path, 8000, np.stack([x] * channels, 1) if channels > 1 else x)
+
+
+def _json(capsys) -> dict:
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    return json.loads(out[0])
+
+
+def test_fit_image_json(tmp_path, capsys):
+    assert main(["fit", "--image", "camera", "--size", "8", "--steps", "3", "--output", str(tmp_path), "--json"]) == 0
+    m = _json(capsys)
+    assert {"mse", "psnr", "params", "seconds"} <= m.keys() and m["params"] == 657 and m["shape"] == [8, 8]
+    for key in ("figure", "fit", "target", "metrics"):
+        assert Path(m["files"][key]).stat().st_size > 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["mse"] == m["mse"]
+    assert (tmp_path / "pipeline" / "model_index.json").exists()
+
+
+def test_fit_audio_json(tmp_path, capsys):
+    _chirp(tmp_path / "c.wav", n=300)
+    args = ["fit", "--audio", str(tmp_path / "c.wav"), "--audio-slice", "0:300:2", "--model", "siren", "--steps", "5",
+            "--output", str(tmp_path / "o"), "--json"]
+    assert main(args) == 0
+    m = _json(capsys)
+    assert m["shape"] == [150] and m["params"] == 988
+    rate, fit = wavfile.read(m["files"]["fit"])
+    assert rate == 4000 and fit.shape == (150,)
+
+
+def test_superres_json(tmp_path, capsys):
+    args = ["superres", "--image", "coffee", "--size", "8", "--scale", "2", "--model", "tanh", "--steps", "3",
+            "--output", str(tmp_path), "--json"]
+    assert main(args) == 0
+    m = _json(capsys)
+    assert m["high_res"] == 16 and m["ground_truth"]
+    assert {"mse", "psnr", "bilinear_mse", "nearest_mse", "low_res_mse"} <= m.keys()
+    assert Path(m["files"]["superres"]).exists() and Path(m["files"]["figure"]).exists()
+
+
+def test_superres_without_ground_truth(tmp_path, capsys):
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (10, 10), dtype=np.uint8)).save(tmp_path / "s.png")
+    assert main(["superres", "--image", str(tmp_path / "s.png"), "--size", "8", "--scale", "4", "--model", "relu",
+                 "--steps", "2", "--output", str(tmp_path / "o"), "--json"]) == 0
+    m = _json(capsys)
+    assert not m["ground_truth"] and "mse" not in m and "bilinear_mse" not in m
+
+
+def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
+    (tmp / "text.png").write_text("hello")
+    (tmp / "text.wav").write_text("hello")
+    _chirp(tmp / "stereo.wav", channels=2)
+    wavfile.write(tmp / "empty.wav", 8000, np.zeros(0, np.int16))
+    out = ["--output", str(tmp / "out")]
+    return {
+        "missing image": ["fit", "--image", str(tmp / "nope.png"), *out],
+        "missing wav": ["fit", "--audio", str(tmp / "nope.wav"), *out],
+        "non-image": ["fit", "--image", str(tmp / "text.png"), *out],
+        "non-wav": ["fit", "--audio", str(tmp / "text.wav"), *out],
+        "stereo": ["fit", "--audio", str(tmp / "stereo.wav"), *out],
+        "empty wav": ["fit", "--audio", str(tmp / "empty.wav"), *out],
+        "unknown name": ["fit", "--image", "not_a_skimage_picture", *out],
+        "size 1": ["fit", "--image", "camera", "--size", "1", *out],
+        "steps 0": ["fit", "--image", "camera", "--steps", "0", *out],
+        "superres size 1": ["superres", "--image", "camera", "--size", "1", *out],
+        "superres scale 0": ["superres", "--image", "camera", "--scale", "0", *out],
+        "superres missing": ["superres", "--image", str(tmp / "nope.jpg"), *out],
+        "bad slice": ["fit", "--audio", str(tmp / "stereo.wav"), "--audio-slice", "x", *out],
+        "threads 0": ["superres", "--image", "camera", "--threads", "0", *out],
+    }
+
+
+BAD_CASES = [
+    "missing image", "missing wav", "non-image", "non-wav", "stereo", "empty wav", "unknown name", "size 1", "steps 0",
+    "superres size 1", "superres scale 0", "superres missing", "bad slice", "threads 0",
+]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, case):
+    args = _bad_inputs(tmp_path)[case]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error" in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "qiren_gen.cli", "fit", "--image", "not_a_skimage_picture"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert "not_a_skimage_picture" in proc.stderr
