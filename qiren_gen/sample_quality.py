@@ -50,21 +50,29 @@ def generation_report(pipe, train: torch.Tensor, test: torch.Tensor, num_samples
     """Sample ``num_samples`` images at the training size and measure diversity, memorisation and reconstruction.
 
     ``train`` / ``test`` are real images in [0, 1], ``(N, C, H, W)`` at the pipeline's training resolution.
+    Memorisation is checked in pixel space and in the prior's normalised latent space, each against held-out faces.
     """
-    from .functa import decode_latents, encode_images
+    from .functa import encode_images
 
     size = (train.shape[2], train.shape[3])
-    samples = pipe(batch_size=num_samples, height=size[0], width=size[1], num_inference_steps=num_inference_steps,
-                   generator=torch.Generator().manual_seed(seed), output_type="pt").images.cpu()
+    z_samples = pipe(batch_size=num_samples, num_inference_steps=num_inference_steps, output_type="latent",
+                     generator=torch.Generator().manual_seed(seed)).images
 
-    def reconstruct(images):
-        z = encode_images(pipe.decoder, pipe.modulator, images * 2 - 1)
-        return (decode_latents(pipe.decoder, pipe.modulator, z, *size).clamp(-1, 1) + 1) / 2
+    def render(z):
+        return ((pipe.render(z, *size).float().clamp(-1, 1) + 1) / 2).cpu()
 
-    recon_train, recon_test = reconstruct(train), reconstruct(test)
+    samples = render(z_samples)
+    z_train = encode_images(pipe.decoder, pipe.modulator, train * 2 - 1)
+    z_test = encode_images(pipe.decoder, pipe.modulator, test * 2 - 1)
+    recon_train, recon_test = render(z_train), render(z_test)
     nn_samples = nearest_neighbour_distances(samples, train)
-    nn_test = nearest_neighbour_distances(test, train)
-    nn_recon = nearest_neighbour_distances(recon_train, train)
+    nn_recon_train = nearest_neighbour_distances(recon_train, train)
+    nn_recon_test = nearest_neighbour_distances(recon_test, train)
+
+    def latent_nn(z):
+        a, b = pipe.prior.normalize(z).double(), pipe.prior.normalize(z_train).double()
+        return torch.cdist(a, b).min(1).values / a.shape[1] ** 0.5
+
     return {
         "num_samples": num_samples,
         "diversity_samples": mean_pairwise_distance(samples),
@@ -72,9 +80,13 @@ def generation_report(pipe, train: torch.Tensor, test: torch.Tensor, num_samples
         "diversity_train_reconstructions": mean_pairwise_distance(recon_train),
         "nn_dist_samples_median": float(nn_samples.median()),
         "nn_dist_samples_min": float(nn_samples.min()),
-        "nn_dist_heldout_median": float(nn_test.median()),
-        "nn_dist_train_reconstructions_median": float(nn_recon.median()),
-        "frac_samples_closer_than_reconstruction": float((nn_samples < float(nn_recon.median())).double().mean()),
+        "nn_dist_heldout_median": float(nearest_neighbour_distances(test, train).median()),
+        "nn_dist_train_reconstructions_median": float(nn_recon_train.median()),
+        "nn_dist_heldout_reconstructions_median": float(nn_recon_test.median()),
+        "frac_samples_closer_than_reconstruction": float(
+            (nn_samples < float(nn_recon_train.median())).double().mean()),
+        "latent_nn_samples_median": float(latent_nn(z_samples).median()),
+        "latent_nn_heldout_median": float(latent_nn(z_test).median()),
         "psnr_train_reconstruction": float(psnr01(recon_train, train).mean()),
         "psnr_heldout_reconstruction": float(psnr01(recon_test, test).mean()),
     }

@@ -43,6 +43,7 @@ def test_sample_writes_grid_and_singles(pipe_dir, tmp_path, capsys):
         (["--height", "5"], "give --height and --width together"),
         (["--resolution", "5000"], "documented bound"),
         (["--num-images", "0"], "--num-images must be >= 1"),
+        (["--threads", "0"], "--threads must be >= 1"),
     ],
 )
 def test_bad_arguments_exit_2_one_line(pipe_dir, tmp_path, capsys, extra, message):

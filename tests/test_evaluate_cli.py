@@ -178,3 +178,18 @@ def test_two_process_bad_reference_fails_on_every_process_without_hanging(pipeli
                                 "--num-samples", "4", "--no-progress", "--feature-extractor", "qiren-pixel-pool")
     assert proc.returncode != 0
     assert proc.stderr.count("qiren-gen evaluate: error: reference folder") == 2  # both ranks, one line each
+
+
+def test_bundled_pipeline_evaluates_and_its_card_names_the_command(tmp_path, capsys):
+    """The repository's pretrained pipeline, scored against LFW's held-out faces (export_lfw_faces's test split)."""
+    from qiren_gen.data.lfw import export_lfw_faces
+
+    bundled = ROOT / "pipelines" / "qiren-lfw-faces"
+    assert "qiren-gen evaluate --pipeline pipelines/qiren-lfw-faces" in (bundled / "README.md").read_text()
+    lfw = export_lfw_faces(tmp_path / "lfw")
+    rc = main(["evaluate", "--pipeline", str(bundled), "--reference", str(lfw), "--reference-split", "test",
+               "--num-samples", "4", "--num-inference-steps", "2", "--no-progress",
+               "--feature-extractor", "qiren-pixel-pool", "--output", str(tmp_path / "out")])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert report["resolution"] == [25, 25] and report["num_reference"] == 10 and np.isfinite(report["metrics"][FD])

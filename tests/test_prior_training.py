@@ -12,7 +12,16 @@ from qiren_gen.training.prior import PriorTrainingConfig, encode_dataset, make_t
 from test_generation_pipeline import tiny_pipeline
 
 
-def test_prior_learns_two_clusters_and_samples_them(tmp_path):
+@pytest.fixture
+def one_thread():
+    """Tiny matrices: a second thread only adds synchronisation (3-10x slower on a shared 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_prior_learns_two_clusters_and_samples_them(tmp_path, one_thread):
     torch.manual_seed(0)
     pipe = tiny_pipeline()
     centres = torch.zeros(2, 6)

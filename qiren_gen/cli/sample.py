@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same images")
     p.add_argument("--chunk-size", type=int, default=None, help="coordinates decoded at once (memory bound)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: 16 faces at 128x128 took 10.0-10.7 s with 1 thread and "
+                        "9-47 s with 2 on a busy 2-core machine)")
     p.add_argument("--rows", type=int, default=None, help="grid rows (default: about square)")
     p.add_argument("--save-individual", metavar="DIR", default=None, help="also write each image as DIR/NNNN.png")
     p.add_argument("--output", required=True, help="PNG file for the grid")
@@ -40,6 +43,8 @@ def _check_args(args: argparse.Namespace) -> tuple[int | None, int | None, Path]
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     if args.rows is not None and args.rows < 1:
         raise ValueError(f"--rows must be >= 1, got {args.rows}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be >= 1, got {args.chunk_size}")
     out = Path(args.output)
@@ -66,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     if height is not None:  # sizes the user gave are checked before anything is loaded
         check_generation_inputs(args.num_images, height, width, args.steps)
+    torch.set_num_threads(args.threads)
     source = args.pipeline if args.pipeline is not None else bundled_pipeline_dir()
     start = time.perf_counter()
     diffusers_logging.disable_progress_bar()  # loading is instant; keep stderr for the sampling bar and errors

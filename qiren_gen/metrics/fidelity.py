@@ -90,14 +90,14 @@ def compute_fid_kid(
     kid_subsets: int = 100,
     batch_size: int = 64,
     cuda: bool | None = None,
-    reference_cache_name: str | None = None,
-    cache_root: str | None = None,
     verbose: bool = False,
 ) -> tuple[dict[str, float], ReferenceStatistics]:
     """FID (and KID) between generated ``samples`` and ``reference`` through ``torch_fidelity.calculate_metrics``.
 
     ``samples``: image batch or Dataset of uint8 (3, H, W). ``reference``: a Dataset, an image folder, or
     :class:`ReferenceStatistics`. Returns (metrics keyed by :func:`metric_names`, the reference statistics used).
+    torch-fidelity's cache lives in a temporary folder for this call only (no stale entries across runs); reuse a
+    reference through the returned :class:`ReferenceStatistics` (``save`` / ``load``) instead.
     """
     import torch_fidelity
     from torch_fidelity.metric_fid import KEY_METRIC_FID
@@ -110,9 +110,8 @@ def compute_fid_kid(
         raise ValueError(f"FID needs at least 2 generated samples, got {n1}")
     layer = _layer(feature_extractor)
     tmp = tempfile.mkdtemp(prefix="qiren-fidelity-")
+    name = "qiren-reference"
     try:
-        root = cache_root or tmp
-        name = reference_cache_name or "qiren-reference"
         if isinstance(reference, ReferenceStatistics):
             if reference.feature_extractor != feature_extractor or reference.layer != layer:
                 raise ValueError(
@@ -122,7 +121,7 @@ def compute_fid_kid(
             n2 = reference.num_images
             kid = kid and reference.features is not None
             _write_cache(reference, tmp, name)
-            root, input2 = tmp, name  # torch-fidelity reads both entries from its cache and never opens input2
+            input2 = name  # torch-fidelity reads both entries from its cache and never opens input2
         else:
             input2 = reference
             n2 = _count(reference)
@@ -136,7 +135,7 @@ def compute_fid_kid(
             input2=input2,
             input2_cache_name=name,
             cache=True,
-            cache_root=root,
+            cache_root=tmp,
             fid=True,
             kid=kid,
             kid_subsets=kid_subsets,
@@ -155,7 +154,7 @@ def compute_fid_kid(
         if isinstance(reference, ReferenceStatistics):
             stats = reference
         else:
-            stats = _read_cache(root, name, feature_extractor, layer, n2)
+            stats = _read_cache(tmp, name, feature_extractor, layer, n2)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     fid_key, kid_key = metric_names(feature_extractor)

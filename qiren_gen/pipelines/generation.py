@@ -173,6 +173,7 @@ class QirenGenerationPipeline(DiffusionPipeline):
         self.register_modules(decoder=decoder, modulator=modulator, prior=prior, scheduler=scheduler)
         self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
         self.model_card_sections: dict[str, str] = {}
+        self.model_card_location: str | None = None  # folder or Hub id shown in the model card's usage lines
 
     # ----------------------------------------------------------------------------------------------- sampling
     def prepare_latents(self, batch_size: int, generator, latents: torch.Tensor | None) -> torch.Tensor:
@@ -252,6 +253,33 @@ class QirenGenerationPipeline(DiffusionPipeline):
             return (image,)
         return ImagePipelineOutput(images=image)
 
+    @torch.no_grad()
+    def superresolve(
+        self, images, height: int, width: int, steps: int | None = None, output_type: str = "pil",
+        chunk_size: int | None = None,
+    ):
+        """Prior-based superresolution: encode low-resolution ``images`` (PIL list, or ``(B, C, h, w)`` in [0, 1])
+        with the generative decoder and render them at ``height x width``; returns ``output_type`` images."""
+        from PIL import Image
+
+        from .prior_superres import prior_superresolve
+
+        check_generation_inputs(1, height, width, 1)
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+        if isinstance(images, Image.Image):
+            images = [images]
+        if isinstance(images, list):
+            mode = "L" if self.decoder.config.out_channels == 1 else "RGB"
+            arrays = self.image_processor.pil_to_numpy([im.convert(mode) for im in images])
+            images = self.image_processor.numpy_to_pt(arrays)
+        if not isinstance(images, torch.Tensor) or images.ndim != 4:
+            raise ValueError("images must be PIL images or a (B, C, h, w) tensor in [0, 1]")
+        param = next(self.decoder.parameters())
+        out = prior_superresolve(self.decoder, self.modulator, images.to(param) * 2 - 1, height, width, steps,
+                                 chunk_size)
+        return self.image_processor.postprocess(out.float(), output_type=output_type)
+
     # ----------------------------------------------------------------------------------------- save / load
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "QirenGenerationPipeline":
@@ -288,7 +316,8 @@ class QirenGenerationPipeline(DiffusionPipeline):
         super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
         from .model_card import generate_model_card
 
-        Path(save_directory, "README.md").write_text(generate_model_card(self, self.model_card_sections))
+        Path(save_directory, "README.md").write_text(
+            generate_model_card(self, self.model_card_sections, self.model_card_location))
 
     def push_to_hub(
         self,
@@ -307,8 +336,12 @@ class QirenGenerationPipeline(DiffusionPipeline):
 
         try:
             repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+            location, self.model_card_location = self.model_card_location, repo_id
             with tempfile.TemporaryDirectory() as tmp:
-                self.save_pretrained(tmp)
+                try:
+                    self.save_pretrained(tmp)
+                finally:
+                    self.model_card_location = location
                 info = upload_folder(repo_id=repo_id, folder_path=tmp, token=token, create_pr=create_pr,
                                      commit_message=commit_message or "Upload QirenGenerationPipeline")
         except Exception as exc:  # noqa: BLE001 - requests / huggingface_hub errors: one line for all

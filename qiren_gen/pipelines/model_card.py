@@ -69,6 +69,9 @@ def generate_model_card(pipeline, sections: dict[str, str] | None = None, repo_i
         f"qiren-gen sample --pipeline {where} --num-images 16 --resolution 128 --output faces.png",
         "```",
         "",
+        "Weights are safetensors; loading runs no code from this folder. The decoder's circuits are simulated "
+        "exactly (state vectors) by qiren-gen, on CPU or GPU.",
+        "",
         "## Evaluation",
         "",
         "FID / KID with torch-fidelity's standard Inception features (the weights download once; offline, pass a "
@@ -78,9 +81,6 @@ def generate_model_card(pipeline, sections: dict[str, str] | None = None, repo_i
         f"qiren-gen evaluate --pipeline {where} --reference REFERENCE_DATASET_OR_FOLDER --num-samples 50000 "
         f"--resolution {size} --output eval/",
         "```",
-        "",
-        "Weights are safetensors; loading runs no code from this folder. The decoder's circuits are simulated "
-        "exactly (state vectors) by qiren-gen, on CPU or GPU.",
         "",
     ]
     for name in KEPT_SECTIONS:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -98,7 +99,12 @@ def main(argv: list[str] | None = None) -> dict:
     from ..data.datasets import check_resolution
 
     check_resolution(args.resolution)
-    accelerator = Accelerator()
+    # Several processes on a machine without CUDA must join with gloo (cpu=True); otherwise accelerate would treat
+    # them as independent single-process runs all writing output_dir.
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    accelerator = Accelerator(cpu=world_size > 1 and not torch.cuda.is_available())
+    if accelerator.num_processes != world_size:
+        raise RuntimeError(f"launched as {world_size} processes but accelerate set up {accelerator.num_processes}")
     set_seed(args.seed)
     decoder, modulator = load_stage1(args.stage1_model)
     decoder.to(accelerator.device)
