@@ -270,6 +270,8 @@ class QirenGenerationPipeline(DiffusionPipeline):
         if isinstance(images, Image.Image):
             images = [images]
         if isinstance(images, list):
+            if not images or not all(isinstance(im, Image.Image) for im in images):
+                raise ValueError("images must be a non-empty list of PIL images or a (B, C, h, w) tensor in [0, 1]")
             mode = "L" if self.decoder.config.out_channels == 1 else "RGB"
             arrays = self.image_processor.pil_to_numpy([im.convert(mode) for im in images])
             images = self.image_processor.numpy_to_pt(arrays)
