@@ -346,6 +346,11 @@ def _api_rows():
         (f"{G}.__init__", "mismatched components (latent_dim)", lambda w: QirenGenerationPipeline(
             gen.decoder, LatentModulator.for_decoder(gen.decoder, latent_dim=5), gen.prior, gen.scheduler),
          ValueError, "latent_dim"),
+        (f"{G}.superresolve", "NaN pixels", lambda w: gen.superresolve(torch.full((1, 1, 4, 4), float("nan")), 8, 8),
+         ValueError, "finite"),
+        (f"{G}.superresolve", "wrong channel count", lambda w: gen.superresolve(torch.zeros(1, 3, 4, 4), 8, 8),
+         ValueError, "channel"),
+        (f"{G}.superresolve", "empty image list", lambda w: gen.superresolve([], 8, 8), ValueError, "non-empty"),
         (F, "NaN in the signal", lambda w: fit(np.full((4, 4), np.nan), num_steps=1), ValueError, "NaN"),
         (F, "wrong channel count (H, W, 3)", lambda w: fit(np.zeros((4, 4, 3)), num_steps=1), ValueError,
          "needs a signal of shape"),
@@ -395,7 +400,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(38)]
+    return [f"{i:02d}" for i in range(41)]
 
 
 @pytest.fixture(scope="module")
