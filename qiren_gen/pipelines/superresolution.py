@@ -21,7 +21,7 @@ from diffusers.utils import BaseOutput
 
 from ..signal_metrics import mse, psnr
 from ..training.fitting import DEFAULT_STEPS, build_fitting_model, default_learning_rate, fit_inr, render
-from ._signals import OUTPUT_TYPES, as_targets, grid_for, postprocess
+from ._signals import as_targets, check_fit_inputs, grid_for, postprocess
 
 INTERPOLATION_MODES = ("bilinear", "nearest", "bicubic")
 
@@ -90,12 +90,7 @@ class QirenSuperResolutionPipeline(DiffusionPipeline):
     def check_inputs(self, scale: int, num_steps: int, learning_rate: float | None, output_type: str) -> None:
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ValueError(f"scale must be an int >= 1, got {scale!r}")
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-            raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
-        if learning_rate is not None and not learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        check_fit_inputs(num_steps, learning_rate, output_type)
         if self.mode == "fit" and self.model.config.in_features != 2:
             raise ValueError("superresolution needs a 2-D (image) model")
 
