@@ -1,2 +1,2 @@
-from importlib.metadata import version as _v
-__version__ = '0.1.0'
+"""qiren-gen: quantum implicit neural representations (QIREN) as a Diffusers-style functional generative model."""
+__version__ = "0.1.0"

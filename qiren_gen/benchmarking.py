@@ -80,10 +80,16 @@ def measure(
     return Timing(implementation, batch, device, statistics.median(times), repeats, peak_mb)
 
 
-def measure_in_subprocess(implementation: str, batch: int, repeats: int, device: str = "cpu") -> Timing:
-    """``measure`` in a fresh Python process, so peak memory and caches belong to this measurement alone."""
+def measure_in_subprocess(
+    implementation: str, batch: int, repeats: int, device: str = "cpu", threads: int | None = None
+) -> Timing:
+    """``measure`` in a fresh Python process, so peak memory and caches belong to this measurement alone.
+
+    ``threads`` pins torch's CPU threads (same for every implementation, so ratios stay fair on a busy machine).
+    """
+    pin = f"import torch; torch.set_num_threads({int(threads)}); " if threads else ""
     code = (
-        "import json, dataclasses, sys; from qiren_gen.benchmarking import measure; "
+        pin + "import json, dataclasses, sys; from qiren_gen.benchmarking import measure; "
         f"t = measure({implementation!r}, {batch}, {repeats}, {device!r}); "
         "print(json.dumps(dataclasses.asdict(t)))"
     )

@@ -6,7 +6,6 @@ Images are ``(B, C, H, W)`` in ``[-1, 1]``; coordinates are the pixel-centre gri
 """
 from __future__ import annotations
 
-import math
 
 import torch
 

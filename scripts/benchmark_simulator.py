@@ -21,7 +21,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="batch 1024 only, fewer repeats")
     parser.add_argument("--json", metavar="FILE", help="also write all rows to FILE as JSON")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads for every implementation (default: torch's own, all cores); "
+                             "use 1 on a machine shared with other work, where spinning threads distort timings")
     args = parser.parse_args()
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     batches = [1024] if args.quick else [1024, 16384]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fwd+bwd of one 8-qubit circuit")
@@ -31,7 +38,7 @@ def main() -> None:
         timings = {}
         for impl, (small, large) in REPEATS.items():
             repeats = max(2, (small if batch <= 1024 else large) // (2 if args.quick else 1))
-            timings[impl] = measure_in_subprocess(impl, batch, repeats)
+            timings[impl] = measure_in_subprocess(impl, batch, repeats, threads=args.threads)
         base = timings["pennylane"].median_s
         for impl, t in timings.items():
             ratio = base / t.median_s

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from scipy.io import wavfile
 
 from qiren_gen.cli import main
@@ -15,13 +14,7 @@ from qiren_gen.cli import main
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny fits: one torch thread is faster and avoids over-subscribing a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _chirp(path, n=150, channels=1):

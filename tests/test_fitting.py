@@ -10,13 +10,7 @@ from qiren_gen.signal_metrics import mse, psnr
 from qiren_gen.training import build_fitting_model, calibrate_batchnorm, fit_inr, render
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny fits: one torch thread is faster and avoids over-subscribing a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,7 @@ from qiren_gen.models import QIREN
 from qiren_gen.pipelines import QirenSignalFittingPipeline, QirenSuperResolutionPipeline, interpolate_image
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny fits: one torch thread is faster and avoids over-subscribing a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _quiet(pipe):

@@ -31,11 +31,12 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     tiny_pipeline().save_pretrained(root / "gen")
     QirenSignalFittingPipeline.from_model_name("qiren", 2, 1).save_pretrained(root / "fit")
     QirenSuperResolutionPipeline.from_model_name("siren").save_pretrained(root / "sr")
-    return {"gen": root / "gen", "fit": root / "fit", "sr": root / "sr"}
+    QirenSuperResolutionPipeline.from_generation_pipeline(tiny_pipeline()).save_pretrained(root / "srprior")
+    return {"gen": root / "gen", "fit": root / "fit", "sr": root / "sr", "srprior": root / "srprior"}
 
 
 CASES = [("gen", QirenGenerationPipeline, "prior"), ("fit", QirenSignalFittingPipeline, "model"),
-         ("sr", QirenSuperResolutionPipeline, "model")]
+         ("sr", QirenSuperResolutionPipeline, "model"), ("srprior", QirenSuperResolutionPipeline, "decoder")]
 
 
 def _copy(src: Path, dst: Path) -> Path:

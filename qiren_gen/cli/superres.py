@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--paper-grid", action="store_true",
                    help="use the paper's linspace(-1, 1) grids (align_corners) instead of pixel centres")
     add_model_args(p)
+    p.add_argument("--prior-pipeline", metavar="DIR_OR_HUB_ID",
+                   help="prior mode: encode with this generation pipeline's functional model instead of fitting "
+                        "(e.g. pipelines/qiren-lfw-faces); --model/--steps/--lr are then unused")
     p.add_argument("--output", default="superres-output", metavar="DIR", help="output folder (default: superres-output)")
     p.set_defaults(func=run)
 
@@ -27,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import numpy as np
+    import torch
     from PIL import Image
 
     from ..data.signals import open_image, resize_image
@@ -47,7 +51,17 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
 
-    pipe = QirenSuperResolutionPipeline.from_model_name(args.model, seed=args.seed)
+    if args.prior_pipeline:
+        if args.paper_grid:
+            raise ValueError("--prior-pipeline renders on pixel centres; drop --paper-grid")
+        from ..pipelines import QirenGenerationPipeline
+
+        torch.manual_seed(args.seed)
+        generator = QirenGenerationPipeline.from_pretrained(args.prior_pipeline)
+        pipe = QirenSuperResolutionPipeline.from_generation_pipeline(generator)
+        args.model = "prior"
+    else:
+        pipe = QirenSuperResolutionPipeline.from_model_name(args.model, seed=args.seed)
     pipe.set_progress_bar_config(disable=args.json)
     result = pipe(low, scale=args.scale, num_steps=args.steps, learning_rate=args.lr, align_corners=args.paper_grid)
     high = np.asarray(result.images)
@@ -72,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         "low_res": args.size,
         "high_res": high_size,
         "low_res_mse": result.low_res_mse,
-        "params": int(sum(p.numel() for p in pipe.model.parameters() if p.requires_grad)),
+        "params": int(sum(p.numel() for c in pipe.components.values() if c is not None for p in c.parameters())),
         "seconds": round(result.seconds, 3),
         "steps": args.steps,
         "seed": args.seed,

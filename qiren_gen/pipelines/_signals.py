@@ -58,3 +58,13 @@ def postprocess(values: torch.Tensor, spatial: tuple[int, ...], output_type: str
         pixels = ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
         return [Image.fromarray(pixels)]
     raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+
+
+def check_fit_inputs(num_steps: int, learning_rate: float | None, output_type: str) -> None:
+    """The fit loop's arguments, shared by the fitting and superresolution pipelines: clear ValueErrors."""
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
+    if learning_rate is not None and not learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+    if output_type not in OUTPUT_TYPES:
+        raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")

@@ -117,7 +117,8 @@ def resolve_pipeline_folder(name_or_path: str | os.PathLike, **hub_kwargs) -> Pa
     return Path(folder)
 
 
-def validate_pipeline_folder(folder: Path, class_name: str, components: tuple[str, ...] = COMPONENTS) -> dict:
+def validate_pipeline_folder(folder: Path, class_name: str, components: tuple[str, ...] = COMPONENTS,
+                             optional: tuple[str, ...] = ()) -> dict:
     """Check ``folder`` is a safe, complete qiren-gen pipeline folder; returns its ``model_index.json``.
 
     Safe means: every component is a class of diffusers or qiren_gen (nothing imported from elsewhere), no Python
@@ -137,11 +138,13 @@ def validate_pipeline_folder(folder: Path, class_name: str, components: tuple[st
     if py_files:
         raise ValueError(f"refusing to load '{folder}': it contains Python code ({py_files[0]}); "
                          "pipelines load weights and configs only")
-    missing = [c for c in components if c not in index]
+    missing = [c for c in components if c not in index and c not in optional]
     if missing:
         raise ValueError(f"pipeline '{folder}' is missing component(s): {', '.join(missing)}")
     for comp in components:
-        spec = index[comp]
+        spec = index.get(comp)
+        if comp in optional and spec in (None, [None, None]):  # an optional component saved as absent
+            continue
         if not (isinstance(spec, list) and len(spec) == 2 and all(isinstance(s, str) for s in spec)):
             raise ValueError(f"pipeline '{folder}': component '{comp}' is not a [library, class] pair: {spec!r}")
         if not _is_allowed_library(spec[0]):

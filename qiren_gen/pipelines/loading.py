@@ -13,15 +13,18 @@ from .generation import resolve_pipeline_folder, validate_pipeline_folder
 
 
 def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.PathLike, components: tuple[str, ...],
-                         **kwargs) -> DiffusionPipeline:
-    """Load ``cls`` from a folder or Hub id after validating it; ``OSError`` / ``ValueError`` with one clear line."""
+                         optional: tuple[str, ...] = (), **kwargs) -> DiffusionPipeline:
+    """Load ``cls`` from a folder or Hub id after validating it; ``OSError`` / ``ValueError`` with one clear line.
+
+    ``optional`` components may be saved as absent (``[null, null]``); every present one is validated.
+    """
     for bad in ("custom_pipeline", "trust_remote_code", "custom_revision"):
         if kwargs.pop(bad, None):
             raise ValueError(f"{bad} is not supported: qiren-gen pipelines never run code from a folder")
     if kwargs.pop("use_safetensors", True) is False:
         raise ValueError("qiren-gen pipelines load weights only as safetensors")
     folder = resolve_pipeline_folder(name_or_path, **kwargs)
-    validate_pipeline_folder(folder, cls.__name__, components)
+    validate_pipeline_folder(folder, cls.__name__, components, optional)
     for hub_only in ("revision", "token", "cache_dir", "local_files_only", "force_download"):
         kwargs.pop(hub_only, None)
     try:

@@ -11,7 +11,7 @@ from diffusers.utils import BaseOutput
 
 from ..signal_metrics import mse, psnr
 from ..training.fitting import DEFAULT_STEPS, build_fitting_model, default_learning_rate, fit_inr, render
-from ._signals import OUTPUT_TYPES, as_targets, grid_for, postprocess
+from ._signals import as_targets, check_fit_inputs, grid_for, postprocess
 
 
 @dataclass
@@ -52,12 +52,7 @@ class QirenSignalFittingPipeline(DiffusionPipeline):
         return cls(model=build_fitting_model(name, in_features, out_features, seed=seed, **kwargs))
 
     def check_inputs(self, num_steps: int, learning_rate: float | None, output_type: str) -> None:
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-            raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
-        if learning_rate is not None and not learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        check_fit_inputs(num_steps, learning_rate, output_type)
 
     def render(self, shape: tuple[int, ...], align_corners: bool = True, output_type: str = "np"):
         """Evaluate the fitted model on a ``shape`` grid (``(N,)`` or ``(H, W)``) of ``[-1, 1]``."""

@@ -1,8 +1,12 @@
 """``QirenSuperResolutionPipeline``: fit an INR to a low-resolution image, render it on a finer grid.
 
-Reading order (diffusers style): ``check_inputs`` -> ``encode`` (here: fit the INR to the low-resolution image) ->
-``decode`` (render on the high-resolution grid) -> post-process. A prior-based mode (encode an image with a
-pretrained functional model instead of fitting from scratch) can override ``encode`` alone.
+Reading order (diffusers style): ``check_inputs`` -> ``encode`` -> ``decode`` (render on the high-resolution grid)
+-> post-process. Two modes, chosen by the components the pipeline holds:
+
+* ``"fit"`` (component ``model``): fit a fresh INR to the one low-resolution image (the paper's experiment);
+* ``"prior"`` (components ``decoder`` + ``modulator`` of a trained generative pipeline): encode the image into the
+  functional model's latent space with its meta-learned inner loop and render that function at high resolution,
+  so what the model learned about faces fills in the missing detail.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from diffusers.utils import BaseOutput
 from ..data.grids import MAX_GRID_POINTS
 from ..signal_metrics import mse, psnr
 from ..training.fitting import DEFAULT_STEPS, build_fitting_model, default_learning_rate, fit_inr, render
-from ._signals import OUTPUT_TYPES, as_targets, grid_for, postprocess
+from ._signals import as_targets, check_fit_inputs, grid_for, postprocess
 
 INTERPOLATION_MODES = ("bilinear", "nearest", "bicubic")
 
@@ -58,17 +62,34 @@ class QirenSuperResolutionPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "model"
+    _optional_components = ["model", "decoder", "modulator"]
 
-    def __init__(self, model: ModelMixin) -> None:
+    def __init__(
+        self, model: ModelMixin | None = None, decoder: ModelMixin | None = None, modulator: ModelMixin | None = None
+    ) -> None:
         super().__init__()
-        self.register_modules(model=model)
+        has_prior = decoder is not None and modulator is not None
+        if (model is None) == (not has_prior) or (decoder is None) != (modulator is None):
+            raise ValueError("give either `model` (fit mode) or both `decoder` and `modulator` (prior mode)")
+        self.register_modules(model=model, decoder=decoder, modulator=modulator)
+
+    @property
+    def mode(self) -> str:
+        """``"fit"`` (fit a fresh INR per image) or ``"prior"`` (encode with a pretrained functional model)."""
+        return "fit" if self.model is not None else "prior"
+
+    @classmethod
+    def from_generation_pipeline(cls, pipeline) -> "QirenSuperResolutionPipeline":
+        """Prior mode sharing the decoder and hypernetwork of a (pretrained) ``QirenGenerationPipeline``."""
+        return cls(decoder=pipeline.decoder, modulator=pipeline.modulator)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """Load a saved pipeline (folder or Hub id): safetensors weights only, never code or pickles from the folder."""
         from .loading import safe_from_pretrained
 
-        return safe_from_pretrained(cls, pretrained_model_name_or_path, ("model",), **kwargs)
+        parts = ("model", "decoder", "modulator")  # fit mode saves only model, prior mode decoder + modulator
+        return safe_from_pretrained(cls, pretrained_model_name_or_path, parts, optional=parts, **kwargs)
 
     @classmethod
     def from_model_name(cls, name: str = "qiren", seed: int = 0, **kwargs):
@@ -78,13 +99,8 @@ class QirenSuperResolutionPipeline(DiffusionPipeline):
     def check_inputs(self, scale: int, num_steps: int, learning_rate: float | None, output_type: str) -> None:
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ValueError(f"scale must be an int >= 1, got {scale!r}")
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-            raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
-        if learning_rate is not None and not learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if self.model.config.in_features != 2:
+        check_fit_inputs(num_steps, learning_rate, output_type)
+        if self.mode == "fit" and self.model.config.in_features != 2:
             raise ValueError("superresolution needs a 2-D (image) model")
 
     def encode(self, image, num_steps: int, learning_rate: float | None, align_corners: bool):
@@ -96,6 +112,30 @@ class QirenSuperResolutionPipeline(DiffusionPipeline):
         result = fit_inr(self.model, coords, targets.to(self.device), num_steps, lr,
                          progress=not self._progress_disabled(), desc="fitting low-res")
         return render(self.model, coords).cpu(), targets, spatial, result
+
+    def encode_with_prior(self, image, scale: int):
+        """Encode the low-resolution image with the functional model and render it ``scale`` times larger.
+
+        Returns (low-res render, targets, spatial shape, high-res render, seconds). Pixel-centre grids only.
+        """
+        import time
+
+        from ..functa import decode_latents, encode_images
+
+        channels = self.decoder.config.out_channels
+        targets, spatial = as_targets(image, 2, channels)
+        if len(spatial) != 2:
+            raise ValueError(f"prior mode needs a 2-D image, got spatial shape {spatial}")
+        param = next(self.decoder.parameters())
+        images = targets.T.reshape(1, channels, *spatial).to(param)
+        start = time.perf_counter()
+        latents = encode_images(self.decoder, self.modulator, images)
+        with torch.no_grad():
+            low = decode_latents(self.decoder, self.modulator, latents, *spatial)
+            high = decode_latents(self.decoder, self.modulator, latents, spatial[0] * scale, spatial[1] * scale)
+        seconds = time.perf_counter() - start
+        as_points = lambda x: x[0].reshape(channels, -1).T.float().cpu()  # noqa: E731
+        return as_points(low), targets, spatial, as_points(high), seconds
 
     def decode(self, height: int, width: int, align_corners: bool) -> torch.Tensor:
         """Render the fitted function on a ``height x width`` grid (chunked, eval mode)."""
@@ -111,24 +151,34 @@ class QirenSuperResolutionPipeline(DiffusionPipeline):
         output_type: str = "np",
         return_dict: bool = True,
     ) -> SuperResolutionOutput | tuple:
-        """Upsample a ``(H, W)`` image in [-1, 1] by ``scale``.
+        """Upsample a ``(H, W)`` image in [-1, 1] by ``scale`` (``num_steps`` / ``learning_rate``: fit mode only).
 
         ``align_corners=False`` samples pixel centres (consistent with area resizing); ``True`` is the paper's
         ``linspace`` grid.
         """
         self.check_inputs(scale, num_steps, learning_rate, output_type)
-        _, low_shape = as_targets(image, self.model.config.in_features, self.model.config.out_features)
+        if self.mode == "prior":
+            _, low_shape = as_targets(image, 2, self.decoder.config.out_channels)
+        else:
+            _, low_shape = as_targets(image, self.model.config.in_features, self.model.config.out_features)
         high_points = low_shape[0] * scale * low_shape[1] * scale
         if high_points > MAX_GRID_POINTS:  # checked before fitting: never lose a fit to an impossible render
             raise ValueError(f"a {low_shape[0] * scale}x{low_shape[1] * scale} output has {high_points} pixels, "
                              f"over the limit of {MAX_GRID_POINTS}")
-        fitted_low, targets, spatial, result = self.encode(image, num_steps, learning_rate, align_corners)
-        high = self.decode(spatial[0] * scale, spatial[1] * scale, align_corners)
+        if self.mode == "prior":
+            if align_corners:
+                raise ValueError("prior mode renders on pixel centres; align_corners=True is for fit mode")
+            fitted_low, targets, spatial, high, seconds = self.encode_with_prior(image, scale)
+            losses: list[float] = []
+        else:
+            fitted_low, targets, spatial, result = self.encode(image, num_steps, learning_rate, align_corners)
+            high = self.decode(spatial[0] * scale, spatial[1] * scale, align_corners)
+            losses, seconds = result.losses, result.seconds
         images = postprocess(high, (spatial[0] * scale, spatial[1] * scale), output_type)
         low_mse = mse(fitted_low, targets)
         if not return_dict:
-            return (images, low_mse, result.losses, result.seconds)
-        return SuperResolutionOutput(images, low_mse, result.losses, result.seconds)
+            return (images, low_mse, losses, seconds)
+        return SuperResolutionOutput(images, low_mse, losses, seconds)
 
     def _progress_disabled(self) -> bool:
         return bool(getattr(self, "_progress_bar_config", {}).get("disable", False))
