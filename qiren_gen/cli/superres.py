@@ -48,9 +48,6 @@ def run(args: argparse.Namespace) -> int:
     low = resize_image(gray, args.size)
     # A ground truth exists only when the source really has the high resolution (no upsampled "truth").
     truth = resize_image(gray, high_size) if gray.shape[0] >= high_size else None
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-
     if args.prior_pipeline:
         if args.paper_grid:
             raise ValueError("--prior-pipeline renders on pixel centres; drop --paper-grid")
@@ -62,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         args.model = "prior"
     else:
         pipe = QirenSuperResolutionPipeline.from_model_name(args.model, seed=args.seed)
+    out = Path(args.output)  # made after the inputs and the pipeline loaded, before any fitting
+    out.mkdir(parents=True, exist_ok=True)
     pipe.set_progress_bar_config(disable=args.json)
     result = pipe(low, scale=args.scale, num_steps=args.steps, learning_rate=args.lr, align_corners=args.paper_grid)
     high = np.asarray(result.images)
