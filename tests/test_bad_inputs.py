@@ -90,6 +90,8 @@ CLI_ROWS = [
     ("qiren-gen params", "absurd size (--in-features 10^8)", "params --in-features 100000000", "must be <= 4096"),
     ("qiren-gen params", "zero size (--out-features 0)", "params --out-features 0", "must be >= 1"),
     ("qiren-gen params", "unknown option", "params --bogus", "unrecognized arguments"),
+    ("qiren-gen superres", "pickle-only --prior-pipeline", "superres --image camera --size 8 --prior-pipeline pickled "
+     "--output srout", "safetensors"),
     ("qiren-gen superres", "corrupt image", "superres --image corrupt.png --output srout", "damaged image file"),
     ("qiren-gen superres", "full disk: --output under a file",
      "superres --image camera --size 8 --steps 1 --output blocker/sr", "Not a directory"),
