@@ -1,8 +1,16 @@
 """Shared test fixtures."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+from hypothesis import settings
+
+# CI replays a fixed example set (derandomize) so a run's verdict is reproducible; locally, fuzzing explores anew.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="module")

@@ -163,3 +163,13 @@ def test_decode_latents_only_documented_errors(mode, batch, latent_dim, dtype, f
         assert any(key in str(exc) for key in DOCUMENTED_DECODER_ERRORS), str(exc)
         return
     assert out.shape == (batch, 1, height, width) and bool(torch.isfinite(out).all())
+
+
+def test_overflowed_half_precision_coordinates_are_refused():
+    """Found by this module's fuzzing in CI: float16 65520 overflows to inf and gave NaN images in angles mode."""
+    import pytest
+
+    decoder, _ = _modulated("angles")
+    coords = torch.full((1, 1, 2), 65520.0).to(torch.float16)
+    with pytest.raises(ValueError, match="coords contain NaN or inf"):
+        decoder(coords, torch.full((1, decoder.modulation_dim), 0.1))

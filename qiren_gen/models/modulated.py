@@ -49,6 +49,8 @@ def _check_coords_modulations(coords: torch.Tensor, modulations: torch.Tensor, i
                          f"{modulations.dtype}")
     if not bool(torch.isfinite(modulations).all()):  # the angles path would turn them into NaN output silently
         raise ValueError("modulations contain NaN or inf")
+    if not bool(torch.isfinite(coords).all()):  # e.g. float16 coordinates that overflowed to inf
+        raise ValueError("coords contain NaN or inf")
     coords = coords.to(modulations.dtype)
     if coords.ndim == 2:
         coords = coords.unsqueeze(0).expand(modulations.shape[0], -1, -1)
