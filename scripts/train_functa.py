@@ -67,19 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     from qiren_gen.training.functa_trainer import train_functa
 
-    try:
-        summary = train_functa(cfg)
-    except (ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"train_functa: error: {first}", file=sys.stderr)
-        return 2
-    except Exception as err:  # noqa: BLE001 - last line of defence: one line, never a traceback
-        if os.environ.get("QIREN_GEN_DEBUG"):
-            raise
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        print(f"train_functa: internal error: {type(err).__name__}: {first} (set QIREN_GEN_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 1
+    from qiren_gen.cli import run_reporting_errors
+
+    code, summary = run_reporting_errors("train_functa", lambda: train_functa(cfg))
+    if code:
+        return code
     if int(os.environ.get("RANK", "0")) == 0 and summary["last_loss"] is None:
         print(f"nothing to do: already at step {summary['steps']}; models saved to {cfg.output_dir}")
     elif int(os.environ.get("RANK", "0")) == 0:

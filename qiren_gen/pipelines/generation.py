@@ -293,20 +293,10 @@ class QirenGenerationPipeline(DiffusionPipeline):
         Raises ``OSError`` (folder missing, not a pipeline, Hub unreachable) or ``ValueError`` (missing or mismatched
         components) with one clear line.
         """
-        for bad in ("custom_pipeline", "trust_remote_code", "custom_revision"):
-            if kwargs.pop(bad, None):
-                raise ValueError(f"{bad} is not supported: qiren-gen pipelines never run code from a folder")
-        if kwargs.pop("use_safetensors", True) is False:
-            raise ValueError("qiren-gen pipelines load weights only as safetensors")
-        folder = resolve_pipeline_folder(pretrained_model_name_or_path, **kwargs)
-        validate_pipeline_folder(folder, cls.__name__)
-        for hub_only in ("revision", "token", "cache_dir", "local_files_only", "force_download"):
-            kwargs.pop(hub_only, None)
-        try:
-            pipe = super().from_pretrained(str(folder), use_safetensors=True, **kwargs)
-        except (ValueError, OSError, KeyError, RuntimeError, AttributeError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"cannot load the pipeline in '{folder}': {first}") from None
+        from .loading import safe_from_pretrained
+
+        pipe = safe_from_pretrained(cls, pretrained_model_name_or_path, COMPONENTS, **kwargs)
+        folder = Path(pipe.config._name_or_path)
         card = folder / "README.md"
         if card.is_file():
             pipe.model_card_sections = parse_model_card_sections(card.read_text())

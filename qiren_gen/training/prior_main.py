@@ -148,22 +148,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 def cli_main(argv: list[str] | None = None) -> int:
     """``main`` for scripts: a user error (bad path, bad value, offline Hub) is one line on stderr and exit code 2."""
-    import os
-    import sys
+    from ..cli import run_reporting_errors
 
-    try:
-        main(argv)
-    except (ValueError, OSError) as exc:
-        if os.environ.get("QIREN_GEN_DEBUG"):
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"train_prior: error: {first}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, never a traceback
-        if os.environ.get("QIREN_GEN_DEBUG"):
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"train_prior: internal error: {type(exc).__name__}: {first} (set QIREN_GEN_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 1
-    return 0
+    return run_reporting_errors("train_prior", lambda: main(argv))[0]
