@@ -51,10 +51,9 @@ def _reset_accelerate() -> None:
 
 
 def _load_models(folder: Path):
-    from ..models import LatentModulator, ModulatedQIREN, ModulatedSIREN
+    from ..models import MODULATED_DECODERS, LatentModulator
 
-    cls = ModulatedSIREN if json.loads((folder / "decoder" / "config.json").read_text())["_class_name"] == (
-        "ModulatedSIREN") else ModulatedQIREN
+    cls = MODULATED_DECODERS[json.loads((folder / "decoder" / "config.json").read_text())["_class_name"]]
     return cls.from_pretrained(folder / "decoder"), LatentModulator.from_pretrained(folder / "modulator")
 
 
