@@ -114,12 +114,18 @@ def test_encode_images_reduces_error():
     assert bool((after < before).all())
 
 
-def test_a_pipeline_folder_holding_it_loads_and_samples(tmp_path):
+def tiny_wide_pipeline() -> QirenGenerationPipeline:
+    """A generation pipeline whose decoder is a tiny ModulatedWideQIREN (3 heads of 2 qubits, CNOT chain)."""
     decoder, modulator = _pair("shift", "cnot_chain", latent_dim=6)
     prior = LatentDenoiser(latent_dim=6, hidden_dim=16, num_blocks=1, time_embed_dim=8, sample_size=8)
     scheduler = DDIMScheduler.from_config(make_training_scheduler(100).config)
     pipe = QirenGenerationPipeline(decoder, modulator, prior, scheduler)
     pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_a_pipeline_folder_holding_it_loads_and_samples(tmp_path):
+    pipe = tiny_wide_pipeline()
     pipe.save_pretrained(tmp_path / "pipe")
     loaded = QirenGenerationPipeline.from_pretrained(tmp_path / "pipe")
     loaded.set_progress_bar_config(disable=True)
