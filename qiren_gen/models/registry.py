@@ -6,9 +6,7 @@ from collections.abc import Callable
 from diffusers.models.modeling_utils import ModelMixin
 
 from .baselines import MLP, SIREN, FourierFeatureMLP
-from .modulated import ModulatedQIREN, ModulatedSIREN
 from .qiren import QIREN
-from .wide import ModulatedWideQIREN
 
 MODEL_BUILDERS: dict[str, Callable[..., ModelMixin]] = {
     "qiren": QIREN,
@@ -30,9 +28,3 @@ def build_inr(name: str, in_features: int, out_features: int = 1, **kwargs) -> M
 def parameter_table(in_features: int, out_features: int = 1) -> dict[str, int]:
     """Trainable parameter count of every model at its defaults."""
     return {name: build_inr(name, in_features, out_features).num_parameters(only_trainable=True) for name in MODEL_BUILDERS}
-
-
-MODULATED_DECODERS: dict[str, type[ModelMixin]] = {
-    cls.__name__: cls for cls in (ModulatedQIREN, ModulatedSIREN, ModulatedWideQIREN)
-}
-"""Every decoder class a functa model / pipeline folder may hold, by the ``_class_name`` its config records."""

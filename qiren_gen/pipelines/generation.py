@@ -55,9 +55,9 @@ def check_generation_inputs(batch_size: int, height: int, width: int, num_infere
 
 def check_components(decoder, modulator, prior, scheduler) -> None:
     """Raise ``ValueError`` when the four components do not fit together (types, latent size, decoder input)."""
-    from ..models import MODULATED_DECODERS, LatentModulator
+    from ..models import DECODER_CLASSES, LatentModulator
 
-    for name, obj, cls in (("decoder", decoder, tuple(MODULATED_DECODERS.values())), ("modulator", modulator, LatentModulator),
+    for name, obj, cls in (("decoder", decoder, DECODER_CLASSES), ("modulator", modulator, LatentModulator),
                            ("prior", prior, LatentDenoiser), ("scheduler", scheduler, (DDPMScheduler, DDIMScheduler))):
         if not isinstance(obj, cls):
             expected = cls.__name__ if isinstance(cls, type) else " or ".join(c.__name__ for c in cls)

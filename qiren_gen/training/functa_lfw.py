@@ -51,9 +51,10 @@ def _reset_accelerate() -> None:
 
 
 def _load_models(folder: Path):
-    from ..models import MODULATED_DECODERS, LatentModulator
+    from ..models import DECODER_CLASSES, LatentModulator
 
-    cls = MODULATED_DECODERS[json.loads((folder / "decoder" / "config.json").read_text())["_class_name"]]
+    name = json.loads((folder / "decoder" / "config.json").read_text())["_class_name"]
+    cls = next(c for c in DECODER_CLASSES if c.__name__ == name)
     return cls.from_pretrained(folder / "decoder"), LatentModulator.from_pretrained(folder / "modulator")
 
 
