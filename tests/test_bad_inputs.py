@@ -43,7 +43,6 @@ CLI_ROWS = [
     ("qiren-gen sample", "a file instead of a folder", f"{S} notes.txt", "is a file, not a pipeline folder"),
     ("qiren-gen sample", "decoder config does not match its weights (wide decoder n_heads)", f"{S} widemismatch",
      "cannot load the pipeline"),
-    ("qiren-gen sample", "unknown decoder class in model_index.json", f"{S} unknowndecoder", "has no class"),
     ("qiren-gen sample", "absurd size (--resolution 100000)", f"{S} pipe --resolution 100000", "documented bound"),
     ("qiren-gen sample", "absurd batch (--num-images 10^8)", f"{S} pipe --num-images 100000000", "over the bound"),
     ("qiren-gen sample", "wrong output type (.jpg)", "sample --pipeline pipe --output o.jpg", "must be a .png file"),
@@ -168,14 +167,9 @@ def world(tmp_path_factory) -> Path:
 
     w = tmp_path_factory.mktemp("bad-inputs")
     tiny_pipeline().save_pretrained(w / "pipe")
-    tiny_wide_pipeline().save_pretrained(w / "wide")
-    for name in ("widemismatch", "unknowndecoder"):
-        shutil.copytree(w / "wide", w / name)
+    tiny_wide_pipeline().save_pretrained(w / "widemismatch")
     cfg = json.loads((w / "widemismatch" / "decoder" / "config.json").read_text())
     (w / "widemismatch" / "decoder" / "config.json").write_text(json.dumps({**cfg, "n_heads": 4}))
-    index = json.loads((w / "unknowndecoder" / "model_index.json").read_text())
-    index["decoder"] = ["qiren_gen.models.wide", "NoSuchDecoder"]
-    (w / "unknowndecoder" / "model_index.json").write_text(json.dumps(index))
     for name in ("badjson", "mixed", "truncated", "nanweights", "pickled", "code"):
         shutil.copytree(w / "pipe", w / name)
     (w / "code" / "pipeline.py").write_text(f"import os\nos.makedirs({str(w / 'PWNED')!r})\n")
@@ -427,8 +421,6 @@ def _api_rows():
          "too large"),
         (f"{G}.from_pretrained", "decoder config does not match its weights (wide decoder n_heads)",
          lambda w: QirenGenerationPipeline.from_pretrained(w / "widemismatch"), ValueError, "cannot load the pipeline"),
-        (f"{G}.from_pretrained", "unknown decoder class in model_index.json",
-         lambda w: QirenGenerationPipeline.from_pretrained(w / "unknowndecoder"), ValueError, "has no class"),
         ("image_grid", "negative height", lambda w: image_grid(-1, 4), ValueError, "must be"),
         ("time_grid", "absurd length", lambda w: time_grid(2**40), ValueError, "over the limit"),
         ("ReferenceStatistics.load", "a pickle file", lambda w: __import__("qiren_gen.metrics").metrics
@@ -438,7 +430,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(53)]
+    return [f"{i:02d}" for i in range(52)]
 
 
 @pytest.fixture(scope="module")
