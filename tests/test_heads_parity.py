@@ -146,3 +146,5 @@ def test_shape_helper_repr_and_pennylane_copy():
     with torch.no_grad():
         layer.weights.add_(1.0)
     assert not torch.equal(layer.weights, heads.weights[7])
+    drawing = heads.draw(7)
+    assert drawing.count("RZ") == 2 * 2 and drawing.count("Rot") == 3 * 2 * 2 and "X" in drawing  # CNOT targets

@@ -137,6 +137,14 @@ class MultiHeadReuploadingCircuit(nn.Module):
             raise ValueError(f"head must be an int in 0..{self.n_heads - 1}, got {head!r}")
         return pennylane_layer(self.qfunc(), self.weights[head], self.n_qubits, device, diff_method, **device_kwargs)
 
+    def draw(self, head: int = 0, decimals: int | None = None, level: str = "device") -> str:
+        """Text drawing of head ``head`` (PennyLane's ``qml.draw``) with its weights and zero inputs."""
+        import pennylane as qml
+
+        layer = self.to_pennylane(head)
+        zeros = torch.zeros(self.n_qubits, dtype=self.weights.dtype)
+        return qml.draw(layer.qnode, decimals=decimals, level=level)(zeros, layer.weights.detach())
+
 
 def check_head_count(n_heads: int) -> None:
     """Raise ``ValueError`` unless ``n_heads`` is an int >= 1."""
