@@ -11,6 +11,7 @@ from diffusers.utils import BaseOutput
 
 from ..signal_metrics import mse, psnr
 from ..training.fitting import DEFAULT_STEPS, build_fitting_model, default_learning_rate, fit_inr, render
+from .diffusers_entry import DiffusersEntryMixin
 from ._signals import as_targets, check_fit_inputs, grid_for, postprocess
 
 
@@ -25,7 +26,7 @@ class SignalFittingOutput(BaseOutput):
     seconds: float
 
 
-class QirenSignalFittingPipeline(DiffusionPipeline):
+class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
     """Fit ``model`` to a signal sampled on a regular grid in [-1, 1] (the paper's signal-representation task).
 
     The signal is ``(N,)`` audio for a 1-D model or an ``(H, W)`` image for a 2-D model, values in [-1, 1]. Training
