@@ -43,13 +43,25 @@ class RunningDemo:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
-def _keep_writes_in(temp_dir: Path) -> None:
+def _keep_writes_in(temp_dir: Path) -> dict[str, str | None]:
     """Point Gradio's uploads / outputs and the caches torch and matplotlib would create into the demo's folder
-    (unless the user set them), and keep Gradio from calling home."""
-    os.environ["GRADIO_TEMP_DIR"] = str(temp_dir)
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(temp_dir / "torchinductor"))  # made on importing diffusers
-    os.environ.setdefault("MPLCONFIGDIR", str(temp_dir / "matplotlib"))  # the Fit tab's loss curve
+    (unless the user set them), and keep Gradio from calling home; returns the previous values."""
+    wanted = {"GRADIO_TEMP_DIR": str(temp_dir), "GRADIO_ANALYTICS_ENABLED": "False",
+              "TORCHINDUCTOR_CACHE_DIR": str(temp_dir / "torchinductor"),  # made on importing diffusers
+              "MPLCONFIGDIR": str(temp_dir / "matplotlib")}  # the Fit tab's loss curve
+    previous = {name: os.environ.get(name) for name in wanted}
+    for name, value in wanted.items():
+        if name == "GRADIO_TEMP_DIR" or previous[name] is None:
+            os.environ[name] = value
+    return previous
+
+
+def _restore(previous: dict[str, str | None]) -> None:
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def load_pipeline(source: str | os.PathLike | None):
@@ -68,7 +80,7 @@ def start_demo(pipeline: str | os.PathLike | None = None, host: str = "127.0.0.1
     start = time.perf_counter()
     require_gradio()
     temp_dir = Path(tempfile.mkdtemp(prefix="qiren-gen-demo-", dir=temp_root))
-    _keep_writes_in(temp_dir)
+    previous_env = _keep_writes_in(temp_dir)
     try:
         import torch
 
@@ -85,8 +97,9 @@ def start_demo(pipeline: str | os.PathLike | None = None, host: str = "127.0.0.1
         blocks.queue(default_concurrency_limit=1, max_size=64)
         _, url, _ = blocks.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
                                   show_error=True, quiet=True, ssr_mode=False, css=CSS, footer_links=["api"])
-    except BaseException:
+    except BaseException:  # nothing served: leave no folder and no changed environment behind
         shutil.rmtree(temp_dir, ignore_errors=True)
+        _restore(previous_env)
         raise
     return RunningDemo(url=url, blocks=blocks, temp_dir=temp_dir, startup_s=time.perf_counter() - start)
 

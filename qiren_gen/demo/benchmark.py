@@ -1,0 +1,75 @@
+"""Timing of the demo as a visitor meets it: start-up of ``qiren-gen demo`` and the Sample tab's answers over HTTP,
+side by side with the same sampling called directly on the pipeline (the page's overhead is their ratio)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def benchmark_demo(runs: int = 3, pipeline: str | None = None, faces: int = 16, resolution: int = 128,
+                   steps: int = 50) -> dict:
+    """Start the demo in a subprocess (time to 'serving'), then alternate ``runs`` Sample requests over HTTP with
+    ``runs`` direct pipeline calls in this process (one thread each); medians, ratio, load average."""
+    import torch
+    from diffusers import DDIMScheduler
+    from diffusers.utils import make_image_grid
+    from gradio_client import Client
+
+    from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+    from .actions import grid_shape
+
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "qiren_gen.cli", "demo", "--port", str(port)]
+    cmd += ["--pipeline", pipeline] if pipeline else []
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+    try:
+        while not any("serving http" in line for line in lines):
+            if proc.poll() is not None:
+                raise OSError("the demo did not start: " + "".join(lines[-3:]).strip())
+            time.sleep(0.05)
+        startup_s = time.perf_counter() - start
+        torch.set_num_threads(1)
+        pipe = QirenGenerationPipeline.from_pretrained(pipeline or bundled_pipeline_dir())
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+        pipe.set_progress_bar_config(disable=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            client = Client(f"http://127.0.0.1:{port}/", download_files=tmp, verbose=False)
+            http, direct = [], []
+            for run in range(runs):
+                t = time.perf_counter()
+                client.predict("", run, faces, resolution, steps, api_name="/sample")
+                http.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                images = pipe(batch_size=faces, height=resolution, width=resolution, num_inference_steps=steps,
+                              generator=torch.Generator().manual_seed(run)).images
+                make_image_grid(images, *grid_shape(faces)).save(os.path.join(tmp, "direct.png"))
+                direct.append(time.perf_counter() - t)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    return {"request": f"{faces} faces at {resolution}x{resolution}, {steps} DDIM steps",
+            "startup_s": round(startup_s, 2), "first_answer_s": round(http[0], 2),
+            "http_s": [round(x, 2) for x in http], "direct_s": [round(x, 2) for x in direct],
+            "median_http_s": round(statistics.median(http), 2), "median_direct_s": round(statistics.median(direct), 2),
+            "http_over_direct": round(statistics.median(http) / statistics.median(direct), 3),
+            "load_average_1_5_15": os.getloadavg(), "cpus": os.cpu_count()}
+
+
+__all__ = ["benchmark_demo"]
