@@ -136,8 +136,8 @@ def validate_pipeline_folder(folder: Path, class_name: str, components: tuple[st
         raise OSError(f"'{index_file}' is not valid JSON ({exc})") from None
     found = pipeline_class_name(index) if isinstance(index, dict) else None
     if found != class_name:
-        raise ValueError(f"'{folder}' holds a {index.get('_class_name') if isinstance(index, dict) else '?'}, "
-                         f"not a {class_name}")
+        held = found or (index.get("_class_name") if isinstance(index, dict) else None) or "?"
+        raise ValueError(f"'{folder}' holds a {held}, not a {class_name}")
     check_entry_module(folder, class_name)
     missing = [c for c in components if c not in index and c not in optional]
     if missing:
