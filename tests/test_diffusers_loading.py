@@ -34,9 +34,9 @@ out = {}
 for name, source in json.loads(sys.argv[1]).items():
     generic = DiffusionPipeline.from_pretrained(source, trust_remote_code=True)
     own = getattr(P, type(generic).__name__).from_pretrained(source)
-    same = all(torch.equal(a, b) for key in generic.components if generic.components[key] is not None
-               and hasattr(generic.components[key], "state_dict")
-               for a, b in zip(generic.components[key].state_dict().values(), own.components[key].state_dict().values()))
+    models = [key for key, part in generic.components.items() if hasattr(part, "state_dict")]
+    same = all(torch.equal(a, b) for key in models for a, b in
+               zip(generic.components[key].state_dict().values(), own.components[key].state_dict().values()))
     row = {"class": f"{type(generic).__module__}.{type(generic).__name__}", "same_weights": same}
     if isinstance(generic, P.QirenGenerationPipeline):
         kw = dict(batch_size=2, height=12, width=12, num_inference_steps=3, output_type="np")

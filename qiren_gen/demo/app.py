@@ -23,8 +23,14 @@ from .uploads import open_upload
 FIT_IMAGES = ("camera", "astronaut", "coffee", "chelsea", "moon", "text")
 """scikit-image's bundled pictures offered by the Fit tab (they load offline)."""
 
-CSS = ".pixelated img { image-rendering: pixelated; }"
-"""Small images are enlarged by the browser; pixelated keeps each pixel visible instead of blurring it."""
+CSS = """
+.zoom img { width: 100% !important; height: 100% !important; object-fit: contain !important; }
+.pixelated img { image-rendering: pixelated; }
+"""
+"""``zoom``: small images fill their box (a 25x25 face is not a stamp); ``pixelated``: enlarged pixels stay sharp
+squares instead of being blurred by the browser, so what the model rendered is what one sees."""
+
+PIXELS = ["zoom", "pixelated"]
 
 INTRO = """# QIREN functional diffusion model
 Faces drawn by a diffusion prior over latents and rendered by a **quantum implicit neural representation**
@@ -146,7 +152,7 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
                 steps = _int_box("DDIM steps", 50, f"1 to {limits.max_steps}")
             run_sample = gr.Button("Sample", variant="primary", elem_id="sample-button")
             grid = gr.Image(label="samples (PNG)", type="pil", format="png", buttons=["download", "fullscreen"],
-                            elem_id="sample-grid", elem_classes="pixelated", height=520)
+                            elem_id="sample-grid", elem_classes=PIXELS, height=520)
             run_sample.click(_guarded("sample", sample), [source, seed, num_faces, resolution, steps], grid,
                              api_name="sample", concurrency_id="pipeline", concurrency_limit=1)
         with gr.Tab("Any resolution"):
@@ -173,7 +179,7 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
                 in_steps = _int_box("DDIM steps", 50, f"1 to {limits.max_steps}")
             run_in = gr.Button("Interpolate", variant="primary")
             strip = gr.Image(label="A -> B", type="pil", format="png", buttons=["download"],
-                             elem_classes="pixelated")
+                             elem_classes=PIXELS)
             run_in.click(_guarded("interpolate", interpolate), [source, seed_a, seed_b, frames, in_res, in_steps],
                          strip, api_name="interpolate", concurrency_id="pipeline", concurrency_limit=1)
         with gr.Tab("Your image"):
@@ -182,12 +188,13 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
             upload = gr.File(label="image (PNG, JPEG, WebP, ...)", type="filepath")
             run_enc = gr.Button("Encode", variant="primary")
             with gr.Row():
-                enc_in = gr.Image(label="what the model sees", type="pil", format="png", elem_classes="pixelated",
+                enc_in = gr.Image(label="what the model sees", type="pil", format="png", elem_classes=PIXELS,
                                   height=200)
-                enc_rec = gr.Image(label="reconstruction", type="pil", format="png", elem_classes="pixelated",
+                enc_rec = gr.Image(label="reconstruction", type="pil", format="png", elem_classes=PIXELS,
                                    height=200)
-                enc_sr = gr.Image(label="4x: prior (QIREN)", type="pil", format="png", height=200)
-                enc_bic = gr.Image(label="4x: bicubic", type="pil", format="png", height=200)
+                enc_sr = gr.Image(label="4x: prior (QIREN)", type="pil", format="png", elem_classes="zoom",
+                                  height=200)
+                enc_bic = gr.Image(label="4x: bicubic", type="pil", format="png", elem_classes="zoom", height=200)
             enc_note = gr.Markdown()
             run_enc.click(_guarded("your image", encode), [source, upload],
                           [enc_in, enc_rec, enc_sr, enc_bic, enc_note], api_name="encode",
@@ -204,9 +211,9 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
                                        allow_custom_value=True)
             run_fit = gr.Button("Fit", variant="primary")
             with gr.Row():
-                fit_target = gr.Image(label="target", type="pil", format="png", elem_classes="pixelated", height=220)
-                fit_qiren = gr.Image(label="QIREN", type="pil", format="png", elem_classes="pixelated", height=220)
-                fit_base = gr.Image(label="baseline", type="pil", format="png", elem_classes="pixelated", height=220)
+                fit_target = gr.Image(label="target", type="pil", format="png", elem_classes=PIXELS, height=220)
+                fit_qiren = gr.Image(label="QIREN", type="pil", format="png", elem_classes=PIXELS, height=220)
+                fit_base = gr.Image(label="baseline", type="pil", format="png", elem_classes=PIXELS, height=220)
                 fit_curve = gr.Image(label="MSE", type="pil", format="png", height=220)
             fit_note = gr.Markdown()
             run_fit.click(_guarded("fit", fit), [picture, fit_upload, fit_size, fit_steps, baseline],

@@ -13,7 +13,7 @@ from pathlib import Path
 SPACE_PIPELINE_DIR = "pipeline"
 _COPIED = (".json", ".safetensors", ".md")
 
-APP_TEMPLATE = '''"""Hugging Face Space: the qiren-gen demo (Sample, Any resolution, Interpolate, Your image, Fit a signal).
+APP_TEMPLATE = '''"""Hugging Face Space: the qiren-gen demo (Sample, Any resolution, Interpolate, Your image, Fit).
 
 Run locally with `python app.py` (serves http://127.0.0.1:7860); a Space sets GRADIO_SERVER_NAME / _PORT.
 """

@@ -84,11 +84,11 @@ class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
         coords = grid_for(spatial, cfg.in_features, align_corners).to(self.device)
         targets = targets.to(self.device)
         lr = default_learning_rate(self.model) if learning_rate is None else learning_rate
-        on_step = None
-        if callback_on_step_end is not None:
-            def on_step(step: int, loss: float, prediction: torch.Tensor) -> None:
-                fit = postprocess(prediction.cpu(), spatial, "pt")
-                callback_on_step_end(self, step, step, {"loss": loss, "prediction": fit})
+        def report(step: int, loss: float, prediction: torch.Tensor) -> None:
+            fit = postprocess(prediction.cpu(), spatial, "pt")
+            callback_on_step_end(self, step, step, {"loss": loss, "prediction": fit})
+
+        on_step = report if callback_on_step_end is not None else None
         result = fit_inr(self.model, coords, targets, num_steps, lr, progress=not self._progress_disabled(),
                          desc="fitting", on_step=on_step)
         fitted = render(self.model, coords).cpu()
