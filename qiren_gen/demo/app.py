@@ -162,7 +162,7 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
                 ar_sizes = gr.CheckboxGroup([16, 32, 64, 128, 256, 512], value=list(actions.ANY_RESOLUTION_SIZES),
                                             label="sizes")
                 ar_steps = _int_box("DDIM steps", 50, f"1 to {limits.max_steps}")
-            run_ar = gr.Button("Render", variant="primary")
+            run_ar = gr.Button("Render", variant="primary", elem_id="any-resolution-button")
             ar_gallery = gr.Gallery(label="the same face", format="png", columns=6, object_fit="contain",
                                     elem_classes="pixelated", height=320)
             run_ar.click(_guarded("any resolution", any_resolution), [source, ar_seed, ar_sizes, ar_steps],
@@ -177,16 +177,16 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
                 frames = _int_box("number of faces", 8, f"2 to {limits.max_faces}")
                 in_res = _int_box("resolution", 64, f"up to {max_side}")
                 in_steps = _int_box("DDIM steps", 50, f"1 to {limits.max_steps}")
-            run_in = gr.Button("Interpolate", variant="primary")
+            run_in = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
             strip = gr.Image(label="A -> B", type="pil", format="png", buttons=["download"],
-                             elem_classes=PIXELS)
+                             elem_classes=PIXELS, height=240)
             run_in.click(_guarded("interpolate", interpolate), [source, seed_a, seed_b, frames, in_res, in_steps],
                          strip, api_name="interpolate", concurrency_id="pipeline", concurrency_limit=1)
         with gr.Tab("Your image"):
             gr.Markdown(f"Upload a picture (a face works best). It is centre-cropped, resized to the model's "
                         f"{size}x{size}, encoded into the model's latent space and decoded again.")
             upload = gr.File(label="image (PNG, JPEG, WebP, ...)", type="filepath")
-            run_enc = gr.Button("Encode", variant="primary")
+            run_enc = gr.Button("Encode", variant="primary", elem_id="encode-button")
             with gr.Row():
                 enc_in = gr.Image(label="what the model sees", type="pil", format="png", elem_classes=PIXELS,
                                   height=200)
@@ -209,7 +209,7 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
                 fit_steps = _int_box("steps", 300, f"1 to {limits.max_fit_steps}")
                 baseline = gr.Dropdown(list(FIT_BASELINES), value="siren", label="classical baseline",
                                        allow_custom_value=True)
-            run_fit = gr.Button("Fit", variant="primary")
+            run_fit = gr.Button("Fit", variant="primary", elem_id="fit-button")
             with gr.Row():
                 fit_target = gr.Image(label="target", type="pil", format="png", elem_classes=PIXELS, height=220)
                 fit_qiren = gr.Image(label="QIREN", type="pil", format="png", elem_classes=PIXELS, height=220)
