@@ -17,7 +17,7 @@ def main(argv=None) -> int:
     p.add_argument("--pipeline", default=None, help="pipeline folder or Hub id (default: the bundled one)")
     p.add_argument("--output", default="docs/figures/demo.png", help="PNG to write")
     p.add_argument("--width", type=int, default=1280)
-    p.add_argument("--height", type=int, default=1300)
+    p.add_argument("--height", type=int, default=1150)
     args = p.parse_args(argv)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
