@@ -196,3 +196,17 @@ def test_without_gradio_the_command_says_how_to_install_it(monkeypatch, capsys):
     assert main(["demo"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ['qiren-gen demo: error: the demo needs Gradio: pip install "qiren-gen[demo]"']
+
+
+def test_a_busy_port_is_one_line_before_anything_loads(capsys):
+    from qiren_gen.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        start = time.perf_counter()
+        assert main(["demo", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot serve on 127.0.0.1:{port}" in err[0] and "pick another --port" in err[0]
+    assert time.perf_counter() - start < 5  # refused before the pipeline was loaded

@@ -64,6 +64,17 @@ def _restore(previous: dict[str, str | None]) -> None:
             os.environ[name] = value
 
 
+def check_port_free(host: str, port: int) -> None:
+    """``OSError`` (one line) when ``host:port`` cannot be bound, before the pipeline is loaded for nothing."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        raise OSError(f"cannot serve on {host}:{port} ({exc.strerror or exc}); pick another --port") from None
+
+
 def load_pipeline(source: str | os.PathLike | None):
     """The ``QirenGenerationPipeline`` at ``source`` (folder or Hub id; ``None``: the bundled one), safely."""
     from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir
@@ -79,6 +90,8 @@ def start_demo(pipeline: str | os.PathLike | None = None, host: str = "127.0.0.1
     is served when the pipeline cannot be loaded."""
     start = time.perf_counter()
     require_gradio()
+    if port is not None:
+        check_port_free(host, port)
     temp_dir = Path(tempfile.mkdtemp(prefix="qiren-gen-demo-", dir=temp_root))
     previous_env = _keep_writes_in(temp_dir)
     try:
@@ -115,4 +128,4 @@ def serve_forever(running: RunningDemo) -> None:
         print("qiren-gen demo: stopped", file=sys.stderr)
 
 
-__all__ = ["INSTALL_HINT", "RunningDemo", "load_pipeline", "require_gradio", "serve_forever", "start_demo"]
+__all__ = ["INSTALL_HINT", "RunningDemo", "check_port_free", "load_pipeline", "require_gradio", "serve_forever", "start_demo"]
