@@ -103,11 +103,12 @@ class EncodedUpload:
     prior_upscaled: Image.Image
     bicubic_upscaled: Image.Image
     psnr_db: float
+    method: str = "the meta-learned inner loop"
 
 
 def encode_upload(pipe, image: Image.Image, scale: int = 4) -> EncodedUpload:
-    """Encode ``image`` (centre-cropped, resized to the training size) with the meta-learned inner loop, decode it
-    at that size and ``scale`` times larger; PSNR of the reconstruction against the model's input."""
+    """Encode ``image`` (centre-cropped, resized to the training size) with ``encode_images`` (the way the
+    modulator says), decode it at that size and ``scale`` times larger; PSNR of the reconstruction."""
     from ..functa import decode_latents, encode_images
     from ..signal_metrics import psnr
     from .uploads import centre_square
@@ -130,13 +131,15 @@ def encode_upload(pipe, image: Image.Image, scale: int = 4) -> EncodedUpload:
         prior_upscaled=to_pil(high),
         bicubic_upscaled=small.resize((side * scale, side * scale), Image.Resampling.BICUBIC),
         psnr_db=psnr(low_clamped.cpu().numpy(), target.float().cpu().numpy()),
+        method=encoding_method(pipe.modulator),
     )
 
 
-def nearest_zoom(image: Image.Image, side: int) -> Image.Image:
-    """``image`` enlarged to about ``side`` pixels with nearest neighbours (tiny images stay crisp in a page)."""
-    factor = max(1, side // max(image.size))
-    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+def encoding_method(modulator) -> str:
+    """How ``encode_images`` finds a latent for this modulator, in words for the page."""
+    if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
+        return "fitting the latent with the decoder frozen (auto-decoding)"
+    return "the meta-learned inner loop"
 
 
 def to_uint8(values: np.ndarray) -> Image.Image:
@@ -144,5 +147,5 @@ def to_uint8(values: np.ndarray) -> Image.Image:
     return Image.fromarray(((np.clip(values, -1, 1) + 1) * 127.5).round().astype(np.uint8))
 
 
-__all__ = ["ANY_RESOLUTION_SIZES", "EncodedUpload", "any_resolution", "encode_upload", "grid_shape", "interpolate",
-           "nearest_zoom", "sample_grid", "slerp", "to_uint8"]
+__all__ = ["ANY_RESOLUTION_SIZES", "EncodedUpload", "any_resolution", "encode_upload", "encoding_method",
+           "grid_shape", "interpolate", "sample_grid", "slerp", "to_uint8"]

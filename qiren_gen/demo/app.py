@@ -115,8 +115,8 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
         image = open_upload(upload, limits)
         with store.use(source) as pipe:
             out = actions.encode_upload(pipe, image)
-        note = (f"Encoded at {out.model_input.width}x{out.model_input.height} (the model's training size) by the "
-                f"meta-learned inner loop; reconstruction PSNR **{out.psnr_db:.2f} dB**. The 4x render is the same "
+        note = (f"Encoded at {out.model_input.width}x{out.model_input.height} (the model's training size) by "
+                f"{out.method}; reconstruction PSNR **{out.psnr_db:.2f} dB**. The 4x render is the same "
                 "latent on a finer grid (prior-based superresolution), beside bicubic interpolation.")
         return out.model_input, out.reconstruction, out.prior_upscaled, out.bicubic_upscaled, note
 

@@ -18,6 +18,13 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from .generation import resolve_pipeline_folder, validate_pipeline_folder
 
 _HUB_ONLY = ("revision", "token", "cache_dir", "local_files_only", "force_download")
+_LOAD_ERRORS = (ValueError, OSError, KeyError, RuntimeError, AttributeError, TypeError)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The useful part of a loading error: its first line, without diffusers' boilerplate."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first.split(". If you want")[0].replace("Cannot load  because ", "")
 
 
 def _component_class(spec: list[str], name: str) -> type:
@@ -60,20 +67,23 @@ def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.Pa
     given = {name: kwargs.pop(name) for name in components if name in kwargs}
     if kwargs:
         raise ValueError(f"unsupported argument(s) for {cls.__name__}.from_pretrained: {', '.join(sorted(kwargs))}")
-    try:
-        parts = {}
-        for name in components:
-            spec = index.get(name)
-            if name in given:
-                parts[name] = given[name]
-            elif spec in (None, [None, None]):
-                parts[name] = None
-            else:
+    parts = {}
+    for name in components:
+        spec = index.get(name)
+        if name in given:
+            parts[name] = given[name]
+        elif spec in (None, [None, None]):
+            parts[name] = None
+        else:
+            try:
                 parts[name] = _load_component(folder, name, spec, torch_dtype)
+            except _LOAD_ERRORS as exc:
+                raise ValueError(f"cannot load the pipeline in '{folder}' (component '{name}'): {_first_line(exc)}"
+                                 ) from None
+    try:
         pipe = cls(**parts)
-    except (ValueError, OSError, KeyError, RuntimeError, AttributeError, TypeError, EnvironmentError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"cannot load the pipeline in '{folder}': {first}") from None
+    except _LOAD_ERRORS as exc:  # components that do not fit together (latent sizes, NaN weights, ...)
+        raise ValueError(f"cannot load the pipeline in '{folder}': {_first_line(exc)}") from None
     pipe.register_to_config(_name_or_path=str(folder))
     return pipe
 
