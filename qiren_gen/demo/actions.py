@@ -109,8 +109,7 @@ class EncodedUpload:
 def encode_upload(pipe, image: Image.Image, scale: int = 4) -> EncodedUpload:
     """Encode ``image`` (centre-cropped, resized to the training size) with ``encode_images`` (the way the
     modulator says), decode it at that size and ``scale`` times larger; PSNR of the reconstruction."""
-    from ..functa import decode_latents, encode_images
-    from ..signal_metrics import psnr
+    from ..functa import decode_latents, encode_images, psnr
     from .uploads import centre_square
 
     side = pipe.prior.config.sample_size
@@ -130,7 +129,7 @@ def encode_upload(pipe, image: Image.Image, scale: int = 4) -> EncodedUpload:
         reconstruction=to_pil(low),
         prior_upscaled=to_pil(high),
         bicubic_upscaled=small.resize((side * scale, side * scale), Image.Resampling.BICUBIC),
-        psnr_db=psnr(low_clamped.cpu().numpy(), target.float().cpu().numpy()),
+        psnr_db=float(psnr(((low_clamped - target.float()) ** 2).mean())),
         method=encoding_method(pipe.modulator),
     )
 
