@@ -9,7 +9,7 @@ from diffusers import DiffusionPipeline
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
-from ..signal_metrics import mse, psnr
+from ..metrics.signals import mse, psnr
 from ..training.fitting import DEFAULT_STEPS, build_fitting_model, default_learning_rate, fit_inr, render
 from ._signals import as_targets, check_fit_inputs, grid_for, postprocess
 
