@@ -6,8 +6,9 @@ Features depend on the coordinates only, so they are computed once per grid and 
 (and cached at inference, keyed by the grid and the feature parameters):
 
 * ``features="quantum"``: ``Linear(in, H*n) -> reference normalisation (+ affine) -> H independent n-qubit data
-  re-uploading circuits`` (``qiren_gen.quantum.heads``), reading ``<Z>`` on every qubit: ``H*n`` features. The
-  paper's "quantum circuit features" (there 8 circuits of 2 qubits).
+  re-uploading circuits`` (``qiren_gen.quantum.heads``, one batched op), reading ``<Z>`` on every qubit: ``H*n``
+  features. The paper's "quantum circuit features" (there 8 circuits of 2 qubits with a CNOT chain, the default
+  entangler here: on 2 qubits PennyLane's CZ ring is the identity).
 * ``features="fourier"``: random Fourier features ``[sin(x B), cos(x B)]``, ``B ~ N(0, fourier_scale^2)`` fixed:
   the classical control (the paper's ReLU+RFF row) through the same synthesis code.
 
@@ -49,7 +50,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         n_qubits: int = 2,
         n_reuploads: int = 2,
         n_blocks: int = 2,
-        entangler: str = "cz_ring",
+        entangler: str = "cnot_chain",
         frequency_init: float = 1.0,
         n_fourier: int = 32,
         fourier_scale: float = 6.0,

@@ -63,7 +63,7 @@ class FunctaTrainingConfig:
     n_blocks: int = 2
     hidden_features: int = 16
     n_heads: int = 32
-    entangler: str = "cz_ring"
+    entangler: str = "cnot_chain"
     n_fourier: int = 32
     fourier_scale: float = 6.0
     frequency_init: float = 1.0
