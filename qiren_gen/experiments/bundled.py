@@ -30,7 +30,7 @@ class BundleConfig:
     entangler: str = "cnot_chain"
     hidden_features: int = 128
     hidden_layers: int = 3
-    modulation: str = "shift"
+    modulation: str = "weight"
     latent_dim: int = 64
     stage1_steps: int = 3000
     stage1_batch_size: int = 16
