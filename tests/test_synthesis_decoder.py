@@ -184,3 +184,19 @@ def test_trainer_learns_auto_decoded_latents_and_resumes_exactly(tmp_path):
     assert (modulator.config.encoding, modulator.config.inner_steps, modulator.config.encode_lr) == (
         "auto_decode", 20, 5e-2)
     AcceleratorState._reset_state(True)
+
+
+def test_area_consistent_superresolution_with_auto_decoded_latents():
+    from torch.nn import functional as F
+
+    from qiren_gen.pipelines.prior_superres import encode_area_consistent
+
+    decoder, modulator = _pair("film")
+    with torch.no_grad():
+        high = decode_latents(decoder, modulator, torch.randn(2, 6) * 0.5, 12, 12)
+    low = F.avg_pool2d(high, 3)
+    z = encode_area_consistent(decoder, modulator, low, 3)
+    with torch.no_grad():
+        render = F.avg_pool2d(decode_latents(decoder, modulator, z, 12, 12), 3)
+        zero = F.avg_pool2d(decode_latents(decoder, modulator, torch.zeros_like(z), 12, 12), 3)
+    assert ((render - low).square().mean() * 10 < (zero - low).square().mean())
