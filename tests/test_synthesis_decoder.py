@@ -200,3 +200,26 @@ def test_area_consistent_superresolution_with_auto_decoded_latents():
         render = F.avg_pool2d(decode_latents(decoder, modulator, z, 12, 12), 3)
         zero = F.avg_pool2d(decode_latents(decoder, modulator, torch.zeros_like(z), 12, 12), 3)
     assert ((render - low).square().mean() * 10 < (zero - low).square().mean())
+
+
+@pytest.mark.parametrize("modulation", ["shift", "weight"])
+def test_circuit_features_decoder_trains_its_circuits_and_round_trips(tmp_path, modulation):
+    torch.manual_seed(0)
+    decoder = FeatureSynthesisDecoder(features="quantum", n_heads=3, n_qubits=2, hidden_features=8, hidden_layers=2,
+                                      modulation=modulation, reference_size=4)
+    modulator = LatentModulator.for_decoder(decoder, 4)
+    coords, latents = image_grid(5, 4), torch.randn(3, 4)
+    out = decoder(coords, modulator(latents))
+    assert out.shape == (3, 20, 1)
+    out.square().sum().backward()
+    for p in (decoder.circuits.weights, decoder.frequencies.weight, decoder.norm_weight):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    alone = decoder(coords, modulator(latents[2:]))
+    torch.testing.assert_close(alone[0], out[2].detach())  # per-sample: the batch does not leak into a render
+    features = decoder.coordinate_features(coords)
+    assert features.shape == (20, 6) and features.abs().max() <= 1 + 1e-6  # <Z> of 3 heads x 2 qubits
+    decoder.save_pretrained(tmp_path)
+    loaded = FeatureSynthesisDecoder.from_pretrained(tmp_path)
+    assert loaded.config.entangler == "cnot_chain"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(coords, modulator(latents)), out.detach())
