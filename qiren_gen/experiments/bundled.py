@@ -28,6 +28,7 @@ class BundleConfig:
     n_heads: int = 32
     n_qubits: int = 2
     entangler: str = "cnot_chain"
+    frequency_init: float = 1.0
     hidden_features: int = 128
     hidden_layers: int = 3
     modulation: str = "weight"
@@ -213,7 +214,7 @@ def stage1_config(cfg: BundleConfig, data: Path):
     return FunctaTrainingConfig(
         output_dir=str(Path(cfg.workdir) / "stage1"), train_data_dir=str(data), resolution=cfg.resolution,
         decoder=cfg.decoder, n_heads=cfg.n_heads, n_qubits=cfg.n_qubits, entangler=cfg.entangler,
-        hidden_features=cfg.hidden_features, hidden_layers=cfg.hidden_layers, modulation=cfg.modulation,
+        frequency_init=cfg.frequency_init, hidden_features=cfg.hidden_features, hidden_layers=cfg.hidden_layers, modulation=cfg.modulation,
         latent_dim=cfg.latent_dim, encoding="auto_decode", flip_augment=True, encode_steps=cfg.encode_steps,
         latent_learning_rate=cfg.latent_learning_rate, latent_l2=cfg.latent_l2, max_train_steps=cfg.stage1_steps,
         train_batch_size=cfg.stage1_batch_size, learning_rate=cfg.stage1_learning_rate, checkpointing_steps=250,
