@@ -28,7 +28,7 @@ class BundleConfig:
     n_heads: int = 32
     n_qubits: int = 2
     entangler: str = "cnot_chain"
-    frequency_init: float = 1.0
+    frequency_init: float = 2.0
     hidden_features: int = 128
     hidden_layers: int = 3
     modulation: str = "weight"
