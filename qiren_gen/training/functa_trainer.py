@@ -340,6 +340,7 @@ def train_functa(cfg: FunctaTrainingConfig) -> dict[str, Any]:
     while global_step < cfg.max_train_steps:
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
+        resumed_mid_epoch = batch_in_epoch > 0  # a checkpoint at an epoch's last batch leaves nothing to skip to
         batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
         got_batch = False
         for batch in batches:
@@ -394,7 +395,7 @@ def train_functa(cfg: FunctaTrainingConfig) -> dict[str, Any]:
         else:
             epoch += 1
             batch_in_epoch = 0
-            if not got_batch:
+            if not got_batch and not resumed_mid_epoch:
                 raise ValueError("the dataset yields no batches (fewer readable images than processes?)")
     progress.close()
 
