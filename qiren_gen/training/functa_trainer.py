@@ -28,14 +28,16 @@ from ..data.grids import image_grid
 from ..functa import inner_loop, per_image_mse, psnr
 from ..models.modulated import ENCODINGS, LatentModulator, ModulatedQIREN, ModulatedSIREN
 from ..models.synthesis import FeatureSynthesisDecoder
+from ..models.wide import ModulatedWideQIREN
 from .checkpointing import (check_compatible, load_checkpoint_models, read_training_state,
                             resolve_resume_checkpoint, save_checkpoint)
 
 logger = logging.getLogger(__name__)
 
-DECODERS = ("qiren", "siren", "circuit-features", "fourier-features")
+DECODERS = ("qiren", "siren", "circuit-features", "fourier-features", "wide-qiren")
 """``qiren``: the paper's modulated QIREN; ``siren``: Functa's SIREN; ``circuit-features`` / ``fourier-features``:
-:class:`FeatureSynthesisDecoder` with quantum circuit features or random Fourier features (the classical control)."""
+:class:`FeatureSynthesisDecoder` with quantum circuit features or random Fourier features (the classical control);
+``wide-qiren``: :class:`ModulatedWideQIREN` (``n_heads`` circuits of ``n_qubits`` per hybrid layer)."""
 MAX_LATENT_DIM = 65536
 """Largest latent size accepted (functa uses 64-1024); beyond it the modulator's weights alone exhaust memory."""
 
@@ -119,6 +121,11 @@ def build_decoder(cfg: FunctaTrainingConfig) -> torch.nn.Module:
         return ModulatedQIREN(
             out_channels=cfg.channels, n_qubits=cfg.n_qubits, hidden_layers=cfg.hidden_layers,
             n_reuploads=cfg.n_reuploads, n_blocks=cfg.n_blocks, modulation=cfg.modulation,
+        )
+    if cfg.decoder == "wide-qiren":
+        return ModulatedWideQIREN(
+            out_channels=cfg.channels, n_heads=cfg.n_heads, n_qubits=cfg.n_qubits, hidden_layers=cfg.hidden_layers,
+            n_reuploads=cfg.n_reuploads, n_blocks=cfg.n_blocks, entangler=cfg.entangler, modulation=cfg.modulation,
         )
     if cfg.decoder == "siren":
         return ModulatedSIREN(
