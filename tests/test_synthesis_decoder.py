@@ -223,3 +223,13 @@ def test_circuit_features_decoder_trains_its_circuits_and_round_trips(tmp_path, 
     assert loaded.config.entangler == "cnot_chain"
     with torch.no_grad():
         torch.testing.assert_close(loaded(coords, modulator(latents)), out.detach())
+
+
+def test_capacity_sweep_pca_floor_reproduces_the_issue_numbers():
+    from qiren_gen.experiments.decoder_capacity import load_faces, pca_psnr
+
+    train, test = load_faces()
+    assert train.shape == (90, 1, 25, 25) and test.shape == (10, 1, 25, 25)
+    # The floors quoted in issue 10 (faces 0-89 + mirrors, held-out faces 90-99): 18.5 / 20.5 / 21.6 dB.
+    for k, expected in ((8, 18.5), (32, 20.5), (64, 21.6)):
+        assert abs(pca_psnr(train, test, k)["heldout_psnr"] - expected) < 0.1

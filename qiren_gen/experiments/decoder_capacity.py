@@ -104,8 +104,12 @@ def heldout_psnr(folder: Path, test: torch.Tensor, steps: list[int | None]) -> d
 
 
 def run_capacity_sweep(work_dir: Path, docs_dir: Path, families: list[str], latents: list[int], steps: int,
-                       more_steps: int, encode_steps: int = 300, seed: int = 0, command: str = "") -> list[dict]:
-    """Train and measure every (family, latent) pair; write the Markdown report and JSON; returns the rows."""
+                       more_steps: int, encode_steps: int = 300, seed: int = 0, command: str = "",
+                       report_only: bool = False) -> list[dict]:
+    """Train and measure every (family, latent) pair; write the Markdown report and JSON; returns the rows.
+
+    ``report_only``: train nothing, tabulate the runs already finished in ``work_dir`` (missing pairs are listed).
+    """
     from accelerate.state import AcceleratorState
 
     from ..data.lfw import export_lfw_faces
@@ -114,7 +118,7 @@ def run_capacity_sweep(work_dir: Path, docs_dir: Path, families: list[str], late
     work_dir, docs_dir = Path(work_dir), Path(docs_dir)
     data = export_lfw_faces(work_dir / "lfw")
     train, test = load_faces()
-    rows = []
+    rows, missing = [], []
     for k in latents:
         rows.append({"family": f"PCA-{k}", "latent_dim": k, "quantum": False, "decoder_parameters": None,
                      "steps": None, "median_step_seconds": None, **pca_psnr(train, test, k)})
@@ -130,6 +134,9 @@ def run_capacity_sweep(work_dir: Path, docs_dir: Path, families: list[str], late
                 resume_from_checkpoint="latest", **family.settings)
             done = out / "train_summary.json"
             summary = json.loads(done.read_text()) if done.is_file() else None
+            if report_only and (summary is None or summary["steps"] != run_steps):
+                missing.append(f"{name} (latent {k})")
+                continue
             if summary is None or summary["steps"] != run_steps or "train_psnr_all" not in summary:
                 AcceleratorState._reset_state(True)
                 summary = train_functa(cfg)
@@ -148,7 +155,7 @@ def run_capacity_sweep(work_dir: Path, docs_dir: Path, families: list[str], late
             docs_dir.mkdir(parents=True, exist_ok=True)
             (docs_dir / "decoder_capacity.json").write_text(json.dumps(rows, indent=2))
             write_report(docs_dir, rows, command)
-    write_report(docs_dir, rows, command)
+    write_report(docs_dir, rows, command, missing)
     return rows
 
 
@@ -178,7 +185,7 @@ def _summary(rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_report(docs_dir: Path, rows: list[dict], command: str) -> None:
+def write_report(docs_dir: Path, rows: list[dict], command: str, missing: list[str] | None = None) -> None:
     """``docs_dir/decoder_capacity.md`` from the rows."""
     lines = [
         "# Decoder capacity on LFW faces",
@@ -216,6 +223,7 @@ def write_report(docs_dir: Path, rows: list[dict], command: str) -> None:
               "`wide-qiren` = ModulatedWideQIREN, 3 wide hybrid layers of 64 two-qubit circuits (CNOT chain, width 128,",
               "shift). The last two cost 11-20x a SIREN step (docs/simulator.md), so they get fewer steps: about the",
               "wall-clock budget of the others.", "",
+              *([f"Not run to completion in the run that made this table: {', '.join(missing)}.", ""] if missing else []),
               "## Summary (computed from the table)", "", *_summary(rows), ""]
     (Path(docs_dir) / "decoder_capacity.md").write_text("\n".join(lines) + "\n")
 
@@ -232,6 +240,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--encode_steps", type=int, default=300, help="default encoding steps stored in the modulator")
     p.add_argument("--more_steps", type=int, default=1000, help="the longer test-time fit reported beside it")
     p.add_argument("--quick", action="store_true", help="smoke run: 20 training steps, 10 / 20 encoding steps")
+    p.add_argument("--report_only", action="store_true", help="train nothing: tabulate the runs already finished")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
 
@@ -247,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python scripts/decoder_capacity.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     code, _ = run_reporting_errors("decoder_capacity", lambda: run_capacity_sweep(
         Path(args.work_dir), Path(args.docs_dir), args.families, args.latents, args.steps, args.more_steps,
-        args.encode_steps, command=command))
+        args.encode_steps, command=command, report_only=args.report_only))
     return code
 
 
