@@ -223,7 +223,12 @@ def write_report(docs_dir: Path, rows: list[dict], command: str, missing: list[s
               "`wide-qiren` = ModulatedWideQIREN, 3 wide hybrid layers of 64 two-qubit circuits (CNOT chain, width 128,",
               "shift). The last two cost 11-20x a SIREN step (docs/simulator.md), so they get fewer steps: about the",
               "wall-clock budget of the others.", "",
-              *([f"Not run to completion in the run that made this table: {', '.join(missing)}.", ""] if missing else []),
+              "The s/step column comes from runs made at different times on a machine whose load varied 3-20x:",
+              "for the step-cost ratio run `python scripts/benchmark_decoder_step.py` (interleaved steps, side by side;",
+              "measured 2026-12-01 at width 128: circuit-features / fourier-features 1.12-1.19x, circuit-features /",
+              "SIREN 0.73-2.7x, i.e. within the <= 5x target).", "",
+              *([f"Not run to completion in the run that made this table: {', '.join(missing)} (the table was",
+                 "collected with --report_only from runs of the same script in two processes).", ""] if missing else []),
               "## Summary (computed from the table)", "", *_summary(rows), ""]
     (Path(docs_dir) / "decoder_capacity.md").write_text("\n".join(lines) + "\n")
 
