@@ -29,6 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max_train_samples", type=int, default=None)
     p.add_argument("--flip_augment", action="store_true", help="also encode horizontally flipped images")
     p.add_argument("--encode_steps", type=int, default=None, help="inner steps (default: the modulator's)")
+    p.add_argument("--stage1_latents", action="store_true",
+                   help="train on the auto-decoded latents stage 1 learned (STAGE1_MODEL/latents.safetensors, "
+                        "mirrors included if stage 1 had them) instead of encoding the images")
     p.add_argument("--latents_cache", default=None, help="safetensors cache (default OUTPUT_DIR/latents.safetensors)")
     p.add_argument("--hidden_dim", type=int, default=256)
     p.add_argument("--num_blocks", type=int, default=4)
@@ -85,6 +88,22 @@ def load_images(args: argparse.Namespace, channels: int, resolution: int) -> tor
     return images
 
 
+def load_stage1_latents(folder: str | Path, latent_dim: int) -> torch.Tensor:
+    """The auto-decoded training latents ``(N, latent_dim)`` a stage-1 run saved (``LATENTS_FILE``)."""
+    from safetensors.torch import load_file
+
+    from ..training.functa_trainer import LATENTS_FILE
+
+    path = Path(folder) / LATENTS_FILE
+    if not path.is_file():
+        raise OSError(f"no {LATENTS_FILE} in '{folder}' (stage 1 saves it only with --encoding auto_decode)")
+    latents = load_file(str(path)).get("latents")
+    if latents is None or latents.ndim != 2 or latents.shape[1] != latent_dim or latents.shape[0] < 2:
+        raise ValueError(f"'{path}' must hold 'latents' of shape (N >= 2, {latent_dim}), got "
+                         f"{None if latents is None else tuple(latents.shape)}")
+    return latents.float()
+
+
 def train_prior_from_args(argv: list[str] | None = None) -> dict:
     """Run stage 2 end to end; returns a summary (steps, final loss, number of latents, output folders)."""
     from accelerate import Accelerator
@@ -111,10 +130,13 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
     resolution = args.resolution
     output_dir = Path(args.output_dir)
     cache = Path(args.latents_cache) if args.latents_cache else output_dir / "latents.safetensors"
-    with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache
-        images = load_images(args, decoder.config.out_channels, resolution)
-        latents = encode_dataset(decoder, modulator, images, cache, steps=args.encode_steps,
-                                 progress=accelerator.is_local_main_process)
+    if args.stage1_latents:
+        latents = load_stage1_latents(args.stage1_model, modulator.config.latent_dim)
+    else:
+        with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache
+            images = load_images(args, decoder.config.out_channels, resolution)
+            latents = encode_dataset(decoder, modulator, images, cache, steps=args.encode_steps,
+                                     progress=accelerator.is_local_main_process)
     denoiser = LatentDenoiser(latent_dim=modulator.config.latent_dim, hidden_dim=args.hidden_dim,
                               num_blocks=args.num_blocks, time_embed_dim=args.time_embed_dim, dropout=args.dropout,
                               sample_size=resolution)

@@ -1,14 +1,16 @@
 """INR models of qiren-gen: the QIREN decoder and the paper's classical baselines (diffusers ModelMixin)."""
 from .baselines import MLP, SIREN, FourierFeatureMLP
 from .modulated import LatentModulator, ModulatedQIREN, ModulatedSIREN
+from .synthesis import FeatureSynthesisDecoder
 from .qiren import QIREN, HybridLayer
 from .registry import MODEL_BUILDERS, build_inr, parameter_table
 from .wide import ModulatedWideQIREN
 
 __all__ = ["QIREN", "HybridLayer", "SIREN", "MLP", "FourierFeatureMLP", "MODEL_BUILDERS", "build_inr", "parameter_table",
-           "ModulatedQIREN", "ModulatedSIREN", "LatentModulator", "ModulatedWideQIREN", "DECODER_CLASSES"]
+           "ModulatedQIREN", "ModulatedSIREN", "LatentModulator", "FeatureSynthesisDecoder", "ModulatedWideQIREN",
+           "DECODER_CLASSES"]
 
-DECODER_CLASSES = (ModulatedQIREN, ModulatedSIREN, ModulatedWideQIREN)
+DECODER_CLASSES = (ModulatedQIREN, ModulatedSIREN, FeatureSynthesisDecoder, ModulatedWideQIREN)
 """Every modulated decoder a generation pipeline or a stage-1 folder may hold."""
 from .denoiser import LatentDenoiser, LatentDenoiserOutput  # noqa: E402
 
