@@ -99,8 +99,9 @@ def test_adapted_decoder_starts_from_the_pretrained_function(pretrained):
 def test_scratch_rgb_from_a_parquet_dataset_streamed_through_load_dataset(tmp_path, capsys, monkeypatch):
     """The FFHQ / CelebA-HQ recipe's code path (Hub-shaped dataset, --streaming, RGB, scratch) at toy size."""
     import datasets
+    from huggingface_hub import constants
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)) for _ in range(7)]
     ds = datasets.Dataset.from_dict({"image": images, "label": list(range(7))}).cast_column("image", datasets.Image())
@@ -109,9 +110,12 @@ def test_scratch_rgb_from_a_parquet_dataset_streamed_through_load_dataset(tmp_pa
     out = tmp_path / "scratch"
     args = ["--dataset_name", str(repo), "--streaming", "--resolution", "6", "--channels", "3", "--n_qubits", "3",
             "--hidden_layers", "1", "--latent_dim", "4", "--prior_hidden_dim", "16", "--prior_num_blocks", "1",
-            "--output_dir", str(out), "--report_to", "tensorboard", *TINY]
-    assert main(args) == 0, capsys.readouterr().err
+            "--output_dir", str(out), "--report_to", "tensorboard", "--push_to_hub", "--hub_model_id",
+            "qiren-gen-tests/scratch", *TINY]
+    assert main(args) == 2  # trained and saved, but the upload cannot happen offline: one line, folder intact
     captured = capsys.readouterr()
+    assert captured.err.strip().splitlines()[-1].startswith("train_pipeline: error: cannot push to the Hub repo")
+    assert f"the pipeline is saved in {out}" in captured.err
     tensorboard_line = [line for line in captured.err.splitlines() if "--report_to tensorboard" in line]
     try:
         import tensorboard  # noqa: F401

@@ -73,6 +73,9 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
     """
     from ..data.datasets import ImageCollator, load_image_dataset
 
+    folder = Path(args.train_data_dir) if args.train_data_dir else None
+    if folder is not None and folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+        raise ValueError(f"zero images: the folder '{args.train_data_dir}' holds no files")
     ds = load_image_dataset(args.dataset_name, args.train_data_dir, args.split, args.image_column, args.streaming,
                             args.cache_dir, args.max_train_samples)
     examples = list(ds)  # one pass (a stream is read once here; stage 1 re-reads the training part)
@@ -85,7 +88,7 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
             continue
     channels = channels or detected or 1
     collate = ImageCollator(args.image_column, resolution, channels)
-    kept = [ex for ex in examples if collate([ex]).shape[0]]
+    kept = [ex for ex in examples if _readable(ex[args.image_column], resolution, channels)]
     skipped = len(examples) - len(kept)
     if not kept:
         raise ValueError(f"no readable image in the dataset ({len(examples)} example(s), {skipped} unreadable)")
@@ -100,6 +103,17 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
     return TrainingData(train=train_ds, images=collate(train), heldout=collate(held) if held else collate([]),
                         channels=channels, skipped=skipped,
                         description=f"`{source}` (split `{args.split}`, column `{args.image_column}`)")
+
+
+def _readable(value, resolution: int, channels: int) -> bool:
+    """Whether one image decodes (the count of the others is reported once, not as a warning per image)."""
+    from ..data.datasets import decode_image
+
+    try:
+        decode_image(value, resolution, channels)
+    except (OSError, ValueError, SyntaxError):
+        return False
+    return True
 
 
 def reconstruction_psnr(decoder, modulator, images: torch.Tensor, batch_size: int = 32) -> float | None:

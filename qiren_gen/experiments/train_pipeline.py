@@ -137,6 +137,8 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     accelerator = make_accelerator(args.mixed_precision, args.seed, log_with, str(out / "logs"))
     if tracker_note:
         accelerator.print(f"train_pipeline: {tracker_note}", file=sys.stderr)
+    if data.skipped:
+        accelerator.print(f"train_pipeline: skipped {data.skipped} unreadable image(s) of {data.description}")
     set_seed(args.seed)
     eval_images = data.images[:PSNR_IMAGES]
     psnr = {"train_count": eval_images.shape[0], "heldout_count": data.heldout.shape[0],
