@@ -113,6 +113,14 @@ def stage1_trainer(modulator):
     return train_functa, "first-order meta-SGD (learned per-dimension inner step sizes)"
 
 
+def stage_resume(resume: str | None, stage_dir: Path) -> str | None:
+    """What one stage resumes from: ``latest`` of its own folder, or the given checkpoint when it is one of its own."""
+    if not resume or resume == "latest":
+        return resume
+    path = Path(resume).resolve()
+    return str(path) if path.parent == stage_dir.resolve() else "latest"
+
+
 def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     """Run both stages and save ``args.output_dir`` as a pipeline folder; returns the summary (PSNRs, steps)."""
     from accelerate.utils import set_seed
@@ -155,13 +163,14 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
 
     # Stage 1: decoder + modulator.
     train_stage1, algorithm = stage1_trainer(modulator)
-    stage1_began = time.perf_counter()
+    stage1_began, stage1_cpu = time.perf_counter(), time.process_time()
     cfg = config_from_args(args, output_dir=str(out / "stage1"), resolution=resolution, channels=data.channels,
-                           streaming=False, dataset_name=None, train_data_dir=None)
+                           streaming=False, dataset_name=None, train_data_dir=None,
+                           resume_from_checkpoint=stage_resume(args.resume_from_checkpoint, out / "stage1"))
     stage1 = train_stage1(cfg, accelerator=accelerator, init_models=(decoder, modulator), dataset=data.train,
                           on_step=lambda step, _: validator.stage1(decoder, modulator, step))
     accelerator.free_memory()  # stage 2 registers its own objects for save_state / load_state
-    stage1_s = time.perf_counter() - stage1_began
+    stage1_s, stage1_cpu = time.perf_counter() - stage1_began, time.process_time() - stage1_cpu
     decoder.eval()
     modulator.eval()
     psnr["train_after"] = reconstruction_psnr(decoder, modulator, eval_images)
@@ -195,14 +204,15 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
 
     prior_began = time.perf_counter()
     result = train_prior(denoiser, latents, train_scheduler, accelerator, prior_dir, prior_cfg,
-                         args.resume_from_checkpoint and "latest",
+                         stage_resume(args.resume_from_checkpoint, prior_dir),
                          on_log=lambda step, loss: validator.prior(current_pipeline, step, loss))
 
     summary = {"output_dir": str(out), "stage1_steps": stage1["steps"], "prior_steps": result["global_step"],
                "num_train_images": int(data.images.shape[0]), "num_heldout_images": int(data.heldout.shape[0]),
                "skipped_images": data.skipped, "psnr": psnr, "validation": validator.records,
                "seconds": {"stage1": stage1_s, "prior": time.perf_counter() - prior_began,
-                           "median_stage1_step": stage1["median_step_seconds"]}}
+                           "median_stage1_step": stage1["median_step_seconds"],
+                           "stage1_cpu_per_step": stage1_cpu / max(1, len(stage1["history"]))}}
     if accelerator.is_main_process:
         pipe = QirenGenerationPipeline(decoder.to("cpu"), modulator.to("cpu"), denoiser.to("cpu").eval(), sampler)
         pipe.model_card_sections = model_card_sections(
