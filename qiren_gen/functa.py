@@ -1,11 +1,13 @@
-"""Functa facade: encode images to latents (meta-learned inner loop) and decode latents to images at any resolution.
+"""Functa facade: encode images to latents and decode latents to images at any resolution.
 
-Pure functions of ``(decoder, modulator, ...)``: the decoder is a modulated INR (``ModulatedQIREN`` or
-``ModulatedSIREN``), the modulator a ``LatentModulator`` holding the meta-SGD step sizes and default step count.
+Pure functions of ``(decoder, modulator, ...)``: the decoder is a modulated INR (``ModulatedQIREN``,
+``ModulatedSIREN``, ``FeatureSynthesisDecoder``, ...), the modulator a ``LatentModulator`` whose config says how
+images are encoded (meta-learned inner loop or auto-decoding) and with how many steps.
 Images are ``(B, C, H, W)`` in ``[-1, 1]``; coordinates are the pixel-centre grid of ``qiren_gen.data.image_grid``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 
 import torch
 
@@ -56,8 +58,7 @@ def inner_loop(
     differentiable ``fused`` engine); step sizes still receive gradients either way. Returns ``(B, latent_dim)``.
     """
     steps = modulator.config.inner_steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    _check_steps(steps)
     latents = torch.zeros(targets.shape[0], modulator.config.latent_dim, device=targets.device, dtype=targets.dtype)
     latents.requires_grad_(True)
     for _ in range(steps):
@@ -69,11 +70,45 @@ def inner_loop(
     return latents
 
 
-def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-    """Latents ``(B, latent_dim)`` of ``images (B, C, H, W)`` in ``[-1, 1]``, by the meta-learned inner loop.
+def _check_steps(steps) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
 
-    Works at any ``H, W`` (coordinates are continuous). Decoder and modulator parameters are not changed and
-    receive no gradients; the result is detached.
+
+def optimise_latents(
+    modulator,
+    per_image_loss: Callable[[torch.Tensor], torch.Tensor],
+    batch: int,
+    steps: int | None = None,
+    device=None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Auto-decoding: Adam on per-image latents from zero, ``per_image_loss(z) (B,) + latent_l2 * ||z_i||^2``.
+
+    Adam is elementwise and each image's loss depends only on its own latent, so every image is fitted
+    independently of the others in the batch. Step count and learning rate default to the modulator's config.
+    Only the latents are differentiated (decoder and modulator receive no gradients); returns them detached.
+    """
+    steps = modulator.config.inner_steps if steps is None else steps
+    _check_steps(steps)
+    l2 = modulator.config.latent_l2
+    latents = torch.zeros(batch, modulator.config.latent_dim, device=device, dtype=dtype, requires_grad=True)
+    optimizer = torch.optim.Adam([latents], lr=modulator.config.encode_lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = (per_image_loss(latents) + l2 * latents.square().sum(-1)).sum()
+            (latents.grad,) = torch.autograd.grad(loss, latents)
+            optimizer.step()
+    return latents.detach()
+
+
+def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+    """Latents ``(B, latent_dim)`` of ``images (B, C, H, W)`` in ``[-1, 1]``, the way the modulator says.
+
+    ``modulator.config.encoding``: ``"meta_sgd"`` runs the meta-learned inner loop, ``"auto_decode"`` fits the
+    latents with Adam and the decoder frozen (:func:`optimise_latents`); ``steps`` defaults to
+    ``modulator.config.inner_steps``. Works at any ``H, W`` (coordinates are continuous). Decoder and modulator
+    parameters are not changed and receive no gradients; the result is detached.
     """
     targets = images_to_targets(images, decoder.config.out_channels)
     param = next(decoder.parameters())
@@ -81,6 +116,10 @@ def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = 
     coords = image_grid(images.shape[2], images.shape[3], dtype=param.dtype, device=param.device)
     with torch.no_grad():
         stats = decoder.reference_statistics()
+    if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
+        return optimise_latents(
+            modulator, lambda z: per_image_mse(decoder, modulator, z, coords, targets, stats), targets.shape[0],
+            steps, param.device, param.dtype)
     with torch.enable_grad():
         latents = inner_loop(decoder, modulator, coords, targets, steps, first_order=True, stats=stats)
     return latents.detach()
@@ -114,5 +153,6 @@ def decode_latents(
     return out.reshape(batch, height, width, -1).permute(0, 3, 1, 2).contiguous()
 
 
-__all__ = ["DEFAULT_CHUNK_POINTS", "decode_latents", "encode_images", "inner_loop", "per_image_mse", "psnr",
+__all__ = ["DEFAULT_CHUNK_POINTS", "decode_latents", "encode_images", "inner_loop", "optimise_latents",
+           "per_image_mse", "psnr",
            "images_to_targets"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Meta-learn a functa model (stage 1: modulated decoder + latent modulator) on an image dataset.
+"""Train a functa model (stage 1: modulated decoder + latent modulator; meta-SGD or auto-decoded latents).
 
     accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no --cpu \\
         scripts/train_functa.py --train_data_dir faces/ --resolution 16 --output_dir runs/functa

@@ -54,6 +54,9 @@ CLI_ROWS = [
     ("qiren-gen sample", "Python code in the pipeline folder", f"{S} code", "contains Python code"),
     ("qiren-gen sample", "unknown device", f"{S} pipe --device banana", "cannot use device"),
     ("qiren-gen sample", "more steps than the schedule has", f"{S} pipe --steps 100000", "cannot be larger"),
+    ("qiren-gen sample", "unknown decoder class in model_index.json", f"{S} unknowndecoder", "names an unknown class"),
+    ("qiren-gen sample", "decoder config that does not match its weights", f"{S} decodermismatch",
+     "component 'decoder'"),
     ("qiren-gen fit", "missing image file", "fit --image missing.png --output fitout", "no such image file"),
     ("qiren-gen fit", "corrupt PNG (valid header, damaged data)", "fit --image corrupt.png --output fitout",
      "damaged image file"),
@@ -107,6 +110,8 @@ CLI_ROWS = [
      f"--train_data_dir data --output_dir tfout {FUNCTA} --resolution 100000", "over the limit"),
     ("scripts/train_functa.py", "absurd size (--latent_dim 10^8)",
      f"--train_data_dir data --output_dir tfout {FUNCTA} --latent_dim 100000000", "latent_dim must be <="),
+    ("scripts/train_functa.py", "auto-decoded latents on a streaming dataset",
+     f"--train_data_dir data --output_dir tfout {FUNCTA} --encoding auto_decode --streaming", "not streaming"),
     ("scripts/train_functa.py", "missing checkpoint to resume",
      f"--train_data_dir data --output_dir tfout {FUNCTA} --resume_from_checkpoint nowhere", "not a complete checkpoint"),
     ("scripts/train_functa.py", "NaN learning rate", f"--train_data_dir data --output_dir tfout {FUNCTA} "
@@ -121,6 +126,9 @@ CLI_ROWS = [
      f"--stage1_model stage1 --train_data_dir data --output_dir blocker/p {PRIOR}", "Not a directory"),
     ("scripts/train_prior.py", "stage-1 folder with pickle-only weights",
      f"--stage1_model stage1bin --train_data_dir data --output_dir tpout {PRIOR}", "only as safetensors"),
+    ("scripts/train_prior.py", "--stage1_latents from a meta-SGD stage 1 (no latents file)",
+     f"--stage1_model stage1 --train_data_dir data --output_dir tpout {PRIOR} --stage1_latents",
+     "no latents.safetensors"),
     ("scripts/train_prior.py", "corrupt latents cache",
      f"--stage1_model stage1 --train_data_dir data --output_dir tpout {PRIOR} --latents_cache corrupt.pt",
      "not a readable latents cache"),
@@ -190,8 +198,13 @@ def world(tmp_path_factory) -> Path:
 
     w = tmp_path_factory.mktemp("bad-inputs")
     tiny_pipeline().save_pretrained(w / "pipe")
-    for name in ("badjson", "mixed", "truncated", "nanweights", "pickled", "code"):
+    for name in ("badjson", "mixed", "truncated", "nanweights", "pickled", "code", "unknowndecoder", "decodermismatch"):
         shutil.copytree(w / "pipe", w / name)
+    index = json.loads((w / "unknowndecoder" / "model_index.json").read_text())
+    (w / "unknowndecoder" / "model_index.json").write_text(json.dumps({**index, "decoder": [
+        "qiren_gen.models.modulated", "NoSuchDecoder"]}))
+    cfg = json.loads((w / "decodermismatch" / "decoder" / "config.json").read_text())
+    (w / "decodermismatch" / "decoder" / "config.json").write_text(json.dumps({**cfg, "n_qubits": cfg["n_qubits"] + 1}))
     (w / "code" / "pipeline.py").write_text(f"import os\nos.makedirs({str(w / 'PWNED')!r})\n")
     (w / "badjson" / "model_index.json").write_text("{not json")
     cfg = json.loads((w / "mixed" / "prior" / "config.json").read_text())
@@ -341,7 +354,7 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
 def _api_rows():
     from qiren_gen.data import image_grid, time_grid
     from qiren_gen.functa import decode_latents, encode_images
-    from qiren_gen.models import LatentModulator, ModulatedQIREN
+    from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN
     from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
                                      QirenSuperResolutionPipeline)
     from qiren_gen.quantum import DataReuploadingCircuit
@@ -367,6 +380,10 @@ def _api_rows():
          lambda w: QirenGenerationPipeline.from_pretrained(w / "fitpipe"), ValueError, "not a QirenGenerationPipeline"),
         (f"{G}.from_pretrained", "mismatched component configs", lambda w: QirenGenerationPipeline.from_pretrained(
             w / "mixed"), ValueError, "cannot load the pipeline"),
+        (f"{G}.from_pretrained", "unknown decoder class", lambda w: QirenGenerationPipeline.from_pretrained(
+            w / "unknowndecoder"), ValueError, "names an unknown class"),
+        (f"{G}.from_pretrained", "decoder config that does not match its weights",
+         lambda w: QirenGenerationPipeline.from_pretrained(w / "decodermismatch"), ValueError, "component 'decoder'"),
         (f"{G}.from_pretrained", "NaN weights", lambda w: QirenGenerationPipeline.from_pretrained(w / "nanweights"),
          ValueError, "NaN or infinite weights"),
         (f"{G}.from_pretrained", "use_safetensors=False", lambda w: QirenGenerationPipeline.from_pretrained(
@@ -416,6 +433,14 @@ def _api_rows():
          ValueError, "over the limit"),
         ("decode_latents", "numpy latents", lambda w: decode_latents(dec, mod, np.zeros((1, 4)), 4, 4), ValueError,
          "tensor"),
+        ("FeatureSynthesisDecoder", "no circuits (n_heads=0)", lambda w: FeatureSynthesisDecoder(n_heads=0),
+         ValueError, "n_heads must be an int >= 1"),
+        ("FeatureSynthesisDecoder", "23 qubits per circuit", lambda w: FeatureSynthesisDecoder(n_qubits=23),
+         ValueError, "too large"),
+        ("FeatureSynthesisDecoder", "angles modulation (no per-sample circuits here)",
+         lambda w: FeatureSynthesisDecoder(modulation="angles"), ValueError, "modulation must be one of"),
+        ("LatentModulator", "unknown encoding", lambda w: LatentModulator(encoding="vae"), ValueError,
+         "encoding must be one of"),
         ("DataReuploadingCircuit", "40 qubits", lambda w: DataReuploadingCircuit(40), ValueError, "too large"),
         ("DataReuploadingCircuit", "n_qubits as str", lambda w: DataReuploadingCircuit("8"), ValueError,
          "must be an int"),
@@ -435,7 +460,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(41)]
+    return [f"{i:02d}" for i in range(47)]
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,10 @@ def test_sample_writes_grid_and_singles(pipe_dir, tmp_path, capsys):
     assert main(["sample", "--pipeline", str(pipe_dir), "--num-images", "3", "--resolution", "6", "--steps", "2",
                  "--scheduler", "ddpm", "--output", str(ddpm)]) == 0
     assert Image.open(ddpm).size == (18, 6)  # 3 images: one row of three
+    default = tmp_path / "default.png"
+    assert main(["sample", "--pipeline", str(pipe_dir), "--num-images", "1", "--steps", "1",
+                 "--output", str(default)]) == 0
+    assert Image.open(default).size == (128, 128)  # no size flag: 128x128, whatever the training size (8 here)
 
 
 @pytest.mark.parametrize(

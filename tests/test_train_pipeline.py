@@ -128,3 +128,32 @@ def test_scratch_rgb_from_a_parquet_dataset_streamed_through_load_dataset(tmp_pa
     assert pipe.decoder.config.out_channels == 3 and pipe.prior.config.sample_size == 6
     assert pipe.decoder.config.n_qubits == 3 and "scratch" in (out / "README.md").read_text()
     assert pipe(batch_size=2, height=9, width=9, num_inference_steps=2).images[0].size == (9, 9)
+
+
+def test_finetune_an_auto_decoded_pipeline_trains_a_latent_table_and_the_prior_learns_it(tmp_path, capsys):
+    """A pipeline whose modulator auto-decodes (issue 10) keeps that encoding: stage 1 trains one latent per training
+    image (mirrors included with --flip_augment) and the prior is trained on that table."""
+    from diffusers import DDIMScheduler
+
+    from qiren_gen.models import LatentDenoiser, LatentModulator, ModulatedQIREN
+    from qiren_gen.training.prior import make_training_scheduler
+
+    torch.manual_seed(0)
+    decoder = ModulatedQIREN(out_channels=1, n_qubits=3, hidden_layers=1, reference_size=4)
+    modulator = LatentModulator.for_decoder(decoder, latent_dim=4, encoding="auto_decode", inner_steps=5,
+                                            encode_lr=0.05, latent_l2=1e-4)
+    prior = LatentDenoiser(latent_dim=4, hidden_dim=16, num_blocks=1, time_embed_dim=8, sample_size=8)
+    QirenGenerationPipeline(decoder, modulator, prior, DDIMScheduler.from_config(make_training_scheduler(100).config)
+                            ).save_pretrained(tmp_path / "auto")
+    data = _faces(tmp_path / "faces", n=7)
+    out = tmp_path / "mine"
+    assert main(["--pretrained_model_name_or_path", str(tmp_path / "auto"), "--train_data_dir", str(data),
+                 "--output_dir", str(out), "--flip_augment", *TINY]) == 0, capsys.readouterr().err
+    from safetensors.torch import load_file
+
+    table = load_file(str(out / "stage1" / "latents.safetensors"))["latents"]
+    assert table.shape == (2 * 5, 4)  # 5 training images (2 held out) and their mirrors
+    pipe = QirenGenerationPipeline.from_pretrained(out)
+    assert pipe.modulator.config.encoding == "auto_decode"
+    torch.testing.assert_close(pipe.prior.latent_mean, table.mean(0), atol=1e-5, rtol=0)
+    assert "auto-decoded latents" in (out / "README.md").read_text()

@@ -24,12 +24,20 @@ class BundleConfig:
     output: str = "pipelines/qiren-lfw-faces"
     figure: str | None = "docs/figures/lfw_samples.png"
     resolution: int = 25
-    n_qubits: int = 8
-    modulation: str = "film"
-    latent_dim: int = 32
-    stage1_steps: int = 400
-    stage1_batch_size: int = 8
-    stage1_learning_rate: float = 1e-2
+    decoder: str = "circuit-features"
+    n_heads: int = 32
+    n_qubits: int = 2
+    entangler: str = "cnot_chain"
+    hidden_features: int = 128
+    hidden_layers: int = 3
+    modulation: str = "weight"
+    latent_dim: int = 64
+    stage1_steps: int = 3000
+    stage1_batch_size: int = 16
+    stage1_learning_rate: float = 1e-3
+    latent_learning_rate: float = 1e-2
+    latent_l2: float = 1e-4
+    encode_steps: int = 300
     prior_steps: int = 4000
     prior_hidden_dim: int = 256
     prior_blocks: int = 3
@@ -52,18 +60,27 @@ def load_split(folder: Path) -> torch.Tensor:
 
 
 def prior_args(cfg: BundleConfig, data: Path, pipeline_dir: Path) -> list[str]:
-    """``scripts/train_prior.py`` arguments of the bundled prior (mirror-augmented latents: 180 for 90 faces)."""
+    """``scripts/train_prior.py`` arguments of the bundled prior: the 180 auto-decoded latents of stage 1 (90 faces
+    and their mirror images)."""
     return ["--stage1_model", str(Path(cfg.workdir) / "stage1"), "--train_data_dir", str(data),
-            "--resolution", str(cfg.resolution), "--flip_augment", "--output_dir", str(Path(cfg.workdir) / "prior"),
+            "--resolution", str(cfg.resolution), "--stage1_latents", "--output_dir", str(Path(cfg.workdir) / "prior"),
             "--max_train_steps", str(cfg.prior_steps), "--hidden_dim", str(cfg.prior_hidden_dim),
             "--num_blocks", str(cfg.prior_blocks), "--dropout", str(cfg.prior_dropout),
             "--checkpointing_steps", "1000", "--seed", str(cfg.seed), "--resume_from_checkpoint", "latest",
             "--pipeline_output", str(pipeline_dir)]
 
 
-def _last_logged(stage1_dir: Path) -> dict:
-    lines = (stage1_dir / "train_log.jsonl").read_text().strip().splitlines() if (stage1_dir / "train_log.jsonl").is_file() else []
-    return json.loads(lines[-1]) if lines else {}
+def _stage1_summary(stage1_dir: Path) -> dict:
+    path = stage1_dir / "train_summary.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _decoder_words(cfg: BundleConfig) -> str:
+    if cfg.decoder == "circuit-features":
+        return (f"quantum circuit features: Linear(2, {cfg.n_heads * cfg.n_qubits}) + reference normalisation, then "
+                f"{cfg.n_heads} data re-uploading circuits of {cfg.n_qubits} qubits ({cfg.entangler}), 2 re-uploads, "
+                "2 blocks, simulated exactly as one batched op")
+    return f"{cfg.decoder}"
 
 
 def _memorisation_verdict(r: dict) -> str:
@@ -111,14 +128,15 @@ def model_card_sections(cfg: BundleConfig, stage1: dict, prior: dict, report: di
     training = f"""Data: the 100 faces of scikit-image's `lfw_subset()` (25x25 grayscale, Labeled Faces in the Wild);
 faces 0-89 train, 90-99 are held out (`qiren_gen.data.lfw.export_lfw_faces`, the stage-1 split).
 
-1. Stage 1 (functa, `qiren_gen.training.functa_trainer`): modulated QIREN decoder ({cfg.n_qubits} qubits, 2 hidden
-   hybrid layers, 2 re-uploads, 2 blocks, `{cfg.modulation}` modulations, reference-grid normalisation) and a linear
-   latent modulator (latent_dim {cfg.latent_dim}), meta-learned with first-order meta-SGD (3 inner steps, learned
-   per-dimension step sizes) for {cfg.stage1_steps} steps of batch {cfg.stage1_batch_size} (Adam
-   {cfg.stage1_learning_rate}) at {cfg.resolution}x{cfg.resolution};
-   last logged training PSNR {stage1.get("psnr", float("nan")):.2f} dB (step {stage1.get("step", "?")}).
-2. Latents: every training face and its mirror image encoded with the meta-learned inner loop
-   ({prior.get("num_latents", "?")} latents, cached).
+1. Stage 1 (functa, `qiren_gen.training.functa_trainer`): `FeatureSynthesisDecoder` ({_decoder_words(cfg)}),
+   {cfg.hidden_layers} synthesis layers of width {cfg.hidden_features} with `{cfg.modulation}` modulations, and a
+   linear latent modulator (latent_dim {cfg.latent_dim}). Auto-decoded latents: the 90 training faces and their
+   mirror images each own a latent, trained jointly with the decoder (Adam {cfg.stage1_learning_rate} for the
+   decoder, {cfg.latent_learning_rate} for the latents, L2 {cfg.latent_l2} on the latents) for {cfg.stage1_steps}
+   steps of batch {cfg.stage1_batch_size} at {cfg.resolution}x{cfg.resolution}; training PSNR of faces 0-89 at their
+   learned latents {stage1.get("train_psnr_all", float("nan")):.2f} dB. New images are encoded by fitting their latent
+   with the decoder frozen ({cfg.encode_steps} Adam steps, `encode_images`' default).
+2. Latents: the prior trains on the {prior.get("num_latents", "?")} latents stage 1 learned.
 3. Prior (`scripts/train_prior.py`): residual-MLP denoiser ({cfg.prior_blocks} blocks of width
    {cfg.prior_hidden_dim}, dropout {cfg.prior_dropout}) on normalised latents, DDPM objective with cosine betas
    and v-prediction, {cfg.prior_steps} steps of batch 64 (final loss {prior.get("final_loss") or float("nan"):.4f});
@@ -188,6 +206,21 @@ def any_resolution_figure(pipe, path: str | Path, seed: int = 1) -> None:
     canvas.save(path)
 
 
+def stage1_config(cfg: BundleConfig, data: Path):
+    """The stage-1 ``FunctaTrainingConfig`` of the bundled pipeline (auto-decoded latents, faces + mirrors)."""
+    from ..training.functa_trainer import FunctaTrainingConfig
+
+    return FunctaTrainingConfig(
+        output_dir=str(Path(cfg.workdir) / "stage1"), train_data_dir=str(data), resolution=cfg.resolution,
+        decoder=cfg.decoder, n_heads=cfg.n_heads, n_qubits=cfg.n_qubits, entangler=cfg.entangler,
+        hidden_features=cfg.hidden_features, hidden_layers=cfg.hidden_layers, modulation=cfg.modulation,
+        latent_dim=cfg.latent_dim, encoding="auto_decode", flip_augment=True, encode_steps=cfg.encode_steps,
+        latent_learning_rate=cfg.latent_learning_rate, latent_l2=cfg.latent_l2, max_train_steps=cfg.stage1_steps,
+        train_batch_size=cfg.stage1_batch_size, learning_rate=cfg.stage1_learning_rate, checkpointing_steps=250,
+        logging_steps=50, seed=cfg.seed, resume_from_checkpoint="latest",
+    )
+
+
 def build_bundled_pipeline(cfg: BundleConfig) -> dict:
     """Run all stages and save the pipeline folder with its model card; returns the measured figures."""
     from diffusers.utils import make_image_grid
@@ -195,7 +228,7 @@ def build_bundled_pipeline(cfg: BundleConfig) -> dict:
     from ..data.lfw import export_lfw_faces
     from ..pipelines import QirenGenerationPipeline
     from ..sample_quality import generation_report
-    from ..training.functa_trainer import FunctaTrainingConfig, train_functa
+    from ..training.functa_trainer import train_functa
     from .train_prior import train_prior_from_args
 
     torch.set_num_threads(cfg.threads)
@@ -207,11 +240,7 @@ def build_bundled_pipeline(cfg: BundleConfig) -> dict:
     state = json.loads(state_file.read_text()) if state_file.is_file() else {"stage1_s": 0.0, "prior_s": 0.0}
     timings = {}
     start = time.perf_counter()
-    train_functa(FunctaTrainingConfig(
-        output_dir=str(work / "stage1"), train_data_dir=str(data), resolution=cfg.resolution, n_qubits=cfg.n_qubits,
-        modulation=cfg.modulation, latent_dim=cfg.latent_dim, max_train_steps=cfg.stage1_steps,
-        train_batch_size=cfg.stage1_batch_size, learning_rate=cfg.stage1_learning_rate, first_order=True, checkpointing_steps=50, logging_steps=10, seed=cfg.seed, resume_from_checkpoint="latest",
-    ))
+    train_functa(stage1_config(cfg, data))
     state["stage1_s"] += time.perf_counter() - start
     state_file.write_text(json.dumps(state))
     start = time.perf_counter()
@@ -235,7 +264,7 @@ def build_bundled_pipeline(cfg: BundleConfig) -> dict:
         Path(cfg.figure).parent.mkdir(parents=True, exist_ok=True)
         make_image_grid(images, rows=4, cols=4).save(cfg.figure)
         any_resolution_figure(pipe, Path(cfg.figure).with_name("lfw_any_resolution.png"))
-    pipe.model_card_sections = model_card_sections(cfg, _last_logged(work / "stage1"), prior, report, timings)
+    pipe.model_card_sections = model_card_sections(cfg, _stage1_summary(work / "stage1"), prior, report, timings)
     pipe.model_card_location = cfg.output
     pipe.save_pretrained(cfg.output)
     result = {"report": report, "timings": timings, "prior": prior}

@@ -1,5 +1,5 @@
-"""Stage-1 driver and command line of ``scripts/train_functa.py``: meta-learn a functa model (modulated QIREN or
-SIREN decoder + latent modulator) on an image dataset.
+"""Stage-1 driver and command line of ``scripts/train_functa.py``: train a functa model (a modulated decoder +
+latent modulator; meta-SGD or auto-decoded latents) on an image dataset.
 
     accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no --cpu \
         scripts/train_functa.py --train_data_dir faces/ --resolution 16 --output_dir runs/functa
@@ -16,8 +16,8 @@ import os
 
 
 def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
-    """The stage-1 options (data, model, meta-learning, training), shared with ``scripts/train_pipeline.py``."""
-    from ..training.functa_trainer import FunctaTrainingConfig
+    """The stage-1 options (data, model, encoding, training), shared with ``scripts/train_pipeline.py``."""
+    from ..training.functa_trainer import DECODERS, FunctaTrainingConfig
 
     defaults = FunctaTrainingConfig()
     data = p.add_argument_group("data")
@@ -31,25 +31,43 @@ def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--resolution", type=int, default=defaults.resolution, help="resize + centre-crop size")
     data.add_argument("--channels", type=int, choices=(1, 3), default=defaults.channels, help="1 = gray, 3 = RGB")
     model = p.add_argument_group("model")
-    model.add_argument("--decoder", choices=("qiren", "siren"), default=defaults.decoder)
-    model.add_argument("--modulation", choices=("shift", "film", "angles"), default=defaults.modulation)
+    model.add_argument("--decoder", choices=DECODERS, default=defaults.decoder)
+    model.add_argument("--modulation", choices=("shift", "film", "angles", "weight"), default=defaults.modulation,
+                       help="angles: qiren only; weight (StyleGAN2 modulated layers): *-features only")
     model.add_argument("--latent_dim", type=int, default=defaults.latent_dim)
     model.add_argument("--n_qubits", type=int, default=defaults.n_qubits)
     model.add_argument("--hidden_layers", type=int, default=defaults.hidden_layers)
     model.add_argument("--n_reuploads", type=int, default=defaults.n_reuploads)
     model.add_argument("--n_blocks", type=int, default=defaults.n_blocks)
-    model.add_argument("--hidden_features", type=int, default=defaults.hidden_features, help="SIREN width")
+    model.add_argument("--hidden_features", type=int, default=defaults.hidden_features,
+                       help="width of SIREN / of the synthesis layers")
+    model.add_argument("--n_heads", type=int, default=defaults.n_heads, help="circuits side by side (circuit-features)")
+    model.add_argument("--entangler", default=defaults.entangler, help="entangler of the feature circuits")
+    model.add_argument("--frequency_init", type=float, default=defaults.frequency_init,
+                       help="initial scale of the normalised circuit inputs (circuit-features)")
+    model.add_argument("--n_fourier", type=int, default=defaults.n_fourier, help="frequencies (fourier-features)")
+    model.add_argument("--fourier_scale", type=float, default=defaults.fourier_scale,
+                       help="std of the random frequencies (fourier-features)")
     model.add_argument("--modulator_hidden_layers", type=int, default=defaults.modulator_hidden_layers)
     meta = p.add_argument_group("meta-learning")
     meta.add_argument("--inner_steps", type=int, default=defaults.inner_steps)
     meta.add_argument("--inner_lr_init", type=float, default=None)
     meta.add_argument("--first_order", action="store_true", help="first-order meta-gradients (fast engine)")
+    meta.add_argument("--encoding", choices=("meta_sgd", "auto_decode"), default=defaults.encoding,
+                      help="meta-learned inner loop, or per-image latents trained jointly with the decoder")
+    meta.add_argument("--latent_learning_rate", type=float, default=defaults.latent_learning_rate,
+                      help="Adam lr of auto-decoded latents (training and encoding)")
+    meta.add_argument("--latent_l2", type=float, default=defaults.latent_l2, help="auto-decode: weight of ||z||^2")
+    meta.add_argument("--encode_steps", type=int, default=defaults.encode_steps,
+                      help="auto-decode: default Adam steps to encode a new image")
+    meta.add_argument("--flip_augment", action="store_true", help="also train on mirror images (own latents)")
     train = p.add_argument_group("training")
     train.add_argument("--output_dir", default=defaults.output_dir)
     train.add_argument("--train_batch_size", type=int, default=defaults.train_batch_size, help="per process")
     train.add_argument("--max_train_steps", type=int, default=defaults.max_train_steps)
     train.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
     train.add_argument("--max_grad_norm", type=float, default=defaults.max_grad_norm)
+    train.add_argument("--weight_decay", type=float, default=defaults.weight_decay, help="decoder + modulator")
     train.add_argument("--checkpointing_steps", type=int, default=defaults.checkpointing_steps)
     train.add_argument("--checkpoints_total_limit", type=int, default=defaults.checkpoints_total_limit)
     train.add_argument("--resume_from_checkpoint", help='"latest" or a checkpoint folder')
@@ -69,7 +87,7 @@ def config_from_args(args: argparse.Namespace, **overrides):
 
 def parse_args(argv: list[str] | None = None):
     """Arguments in diffusers' example-script style -> a ``FunctaTrainingConfig``."""
-    p = argparse.ArgumentParser(description="Meta-learn a functa model (stage 1) on an image dataset.")
+    p = argparse.ArgumentParser(description="Train a functa model (stage 1) on an image dataset.")
     add_stage1_arguments(p)
     return config_from_args(p.parse_args(argv))
 

@@ -47,7 +47,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     prior.add_argument("--prior_hidden_dim", type=int, default=256, help="scratch only (a pretrained prior keeps its own)")
     prior.add_argument("--prior_num_blocks", type=int, default=3, help="scratch only")
     prior.add_argument("--prior_dropout", type=float, default=0.1, help="scratch only")
-    prior.add_argument("--flip_augment", action="store_true", help="also encode mirrored images for the prior")
     val = p.add_argument_group("validation and logging")
     val.add_argument("--validation_steps", type=int, default=100,
                      help="held-out PSNR (stage 1) / sample grid (stage 2) every this many steps, in samples/")
@@ -106,11 +105,33 @@ def match_channels(decoder, channels: int, adapt: bool):
     return adapt_output_channels(decoder, channels)
 
 
-def stage1_trainer(modulator):
-    """The stage-1 loop for this modulator's encoding (meta-SGD today; auto-decoding plugs in here)."""
-    from ..training.functa_trainer import train_functa
+def encoding_settings(modulator) -> tuple[dict, str]:
+    """Stage-1 config overrides that keep a pretrained modulator's encoding, and a line for the model card."""
+    config = modulator.config
+    encoding = getattr(config, "encoding", "meta_sgd")  # folders older than auto-decoding are meta-SGD
+    if encoding == "auto_decode":
+        return ({"encoding": encoding, "latent_dim": config.latent_dim, "latent_learning_rate": config.encode_lr,
+                 "latent_l2": config.latent_l2, "encode_steps": config.inner_steps},
+                f"auto-decoded latents (one per training image, Adam {config.encode_lr}, L2 {config.latent_l2}) "
+                "trained jointly with the decoder")
+    return ({"encoding": encoding, "latent_dim": config.latent_dim, "inner_steps": config.inner_steps},
+            "first-order meta-SGD (learned per-dimension inner step sizes)")
 
-    return train_functa, "first-order meta-SGD (learned per-dimension inner step sizes)"
+
+def prior_latents(decoder, modulator, data, stage1_dir: Path, flip: bool, accelerator) -> torch.Tensor:
+    """The latents the prior learns: the auto-decoded table of stage 1, or every training image encoded (cached)."""
+    from safetensors.torch import load_file
+
+    from ..training.functa_trainer import LATENTS_FILE
+    from ..training.prior import encode_dataset
+
+    if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
+        accelerator.wait_for_everyone()  # the main process wrote the table at the end of stage 1
+        return load_file(str(stage1_dir / LATENTS_FILE))["latents"]
+    images = torch.cat([data.images, data.images.flip(-1)]) if flip else data.images
+    with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache
+        return encode_dataset(decoder, modulator, images, stage1_dir.parent / "prior_training" / "latents.safetensors",
+                              progress=accelerator.is_local_main_process)
 
 
 def stage_resume(resume: str | None, stage_dir: Path) -> str | None:
@@ -129,7 +150,7 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     from ..models import LatentDenoiser
     from ..pipelines import QirenGenerationPipeline
     from ..training.launch import make_accelerator
-    from ..training.prior import PriorTrainingConfig, encode_dataset, make_training_scheduler, train_prior
+    from ..training.prior import PriorTrainingConfig, make_training_scheduler, train_prior
 
     began = time.perf_counter()
     out = Path(args.output_dir)
@@ -161,13 +182,17 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
                                                              if isinstance(v, (int, float, str, bool))})
     validator = Validator(out, args.validation_steps, data.heldout, args.max_train_steps, accelerator, args.seed)
 
-    # Stage 1: decoder + modulator.
-    train_stage1, algorithm = stage1_trainer(modulator)
+    # Stage 1: decoder + modulator (the pretrained modulator's encoding: meta-SGD or auto-decoding).
+    from ..training.functa_trainer import train_functa
+
+    keep, algorithm = encoding_settings(modulator)
+    if args.pretrained_model_name_or_path is None:
+        keep = {}  # scratch: the flags built the modulator
     stage1_began, stage1_cpu = time.perf_counter(), time.process_time()
     cfg = config_from_args(args, output_dir=str(out / "stage1"), resolution=resolution, channels=data.channels,
                            streaming=False, dataset_name=None, train_data_dir=None,
-                           resume_from_checkpoint=stage_resume(args.resume_from_checkpoint, out / "stage1"))
-    stage1 = train_stage1(cfg, accelerator=accelerator, init_models=(decoder, modulator), dataset=data.train,
+                           resume_from_checkpoint=stage_resume(args.resume_from_checkpoint, out / "stage1"), **keep)
+    stage1 = train_functa(cfg, accelerator=accelerator, init_models=(decoder, modulator), dataset=data.train,
                           on_step=lambda step, _: validator.stage1(decoder, modulator, step))
     accelerator.free_memory()  # stage 2 registers its own objects for save_state / load_state
     stage1_s, stage1_cpu = time.perf_counter() - stage1_began, time.process_time() - stage1_cpu
@@ -178,10 +203,7 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
 
     # Stage 2: the prior over the training images' latents.
     prior_dir = out / "prior_training"
-    images = torch.cat([data.images, data.images.flip(-1)]) if args.flip_augment else data.images
-    with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache
-        latents = encode_dataset(decoder, modulator, images, prior_dir / "latents.safetensors",
-                                 progress=accelerator.is_local_main_process)
+    latents = prior_latents(decoder, modulator, data, out / "stage1", args.flip_augment, accelerator)
     if prior is None:
         denoiser = LatentDenoiser(latent_dim=modulator.config.latent_dim, hidden_dim=args.prior_hidden_dim,
                                   num_blocks=args.prior_num_blocks, dropout=args.prior_dropout,
@@ -262,5 +284,6 @@ def main(argv: list[str] | None = None) -> int:
     return run_reporting_errors("train_pipeline", lambda: train_pipeline(args, command))[0]
 
 
-__all__ = ["load_starting_point", "main", "match_channels", "parse_args", "report_psnr", "stage1_trainer",
+__all__ = ["encoding_settings", "load_starting_point", "main", "match_channels", "parse_args", "prior_latents",
+           "report_psnr",
            "train_pipeline"]

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import torch
 
-_DECODER_CLASSES = ("ModulatedQIREN", "ModulatedSIREN")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Arguments in diffusers' example-script style (underscored long options)."""
@@ -31,6 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max_train_samples", type=int, default=None)
     p.add_argument("--flip_augment", action="store_true", help="also encode horizontally flipped images")
     p.add_argument("--encode_steps", type=int, default=None, help="inner steps (default: the modulator's)")
+    p.add_argument("--stage1_latents", action="store_true",
+                   help="train on the auto-decoded latents stage 1 learned (STAGE1_MODEL/latents.safetensors, "
+                        "mirrors included if stage 1 had them) instead of encoding the images")
     p.add_argument("--latents_cache", default=None, help="safetensors cache (default OUTPUT_DIR/latents.safetensors)")
     p.add_argument("--hidden_dim", type=int, default=256)
     p.add_argument("--num_blocks", type=int, default=4)
@@ -65,8 +66,9 @@ def load_stage1(folder: str | Path):
         name = json.loads((folder / "decoder" / "config.json").read_text()).get("_class_name")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         raise ValueError(f"'{folder / 'decoder' / 'config.json'}' is not a valid model config (JSON object)") from None
-    if name not in _DECODER_CLASSES:
-        raise ValueError(f"'{folder / 'decoder'}' holds a {name}, not one of {_DECODER_CLASSES}")
+    known = tuple(cls.__name__ for cls in models.DECODER_CLASSES)
+    if name not in known:
+        raise ValueError(f"'{folder / 'decoder'}' holds a {name}, not one of {known}")
     decoder = getattr(models, name).from_pretrained(folder / "decoder", use_safetensors=True)
     modulator = models.LatentModulator.from_pretrained(folder / "modulator", use_safetensors=True)
     return decoder.eval(), modulator.eval()
@@ -84,6 +86,22 @@ def load_images(args: argparse.Namespace, channels: int, resolution: int) -> tor
     if args.flip_augment:
         images = torch.cat([images, images.flip(-1)])
     return images
+
+
+def load_stage1_latents(folder: str | Path, latent_dim: int) -> torch.Tensor:
+    """The auto-decoded training latents ``(N, latent_dim)`` a stage-1 run saved (``LATENTS_FILE``)."""
+    from safetensors.torch import load_file
+
+    from ..training.functa_trainer import LATENTS_FILE
+
+    path = Path(folder) / LATENTS_FILE
+    if not path.is_file():
+        raise OSError(f"no {LATENTS_FILE} in '{folder}' (stage 1 saves it only with --encoding auto_decode)")
+    latents = load_file(str(path)).get("latents")
+    if latents is None or latents.ndim != 2 or latents.shape[1] != latent_dim or latents.shape[0] < 2:
+        raise ValueError(f"'{path}' must hold 'latents' of shape (N >= 2, {latent_dim}), got "
+                         f"{None if latents is None else tuple(latents.shape)}")
+    return latents.float()
 
 
 def train_prior_from_args(argv: list[str] | None = None) -> dict:
@@ -112,10 +130,13 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
     resolution = args.resolution
     output_dir = Path(args.output_dir)
     cache = Path(args.latents_cache) if args.latents_cache else output_dir / "latents.safetensors"
-    with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache
-        images = load_images(args, decoder.config.out_channels, resolution)
-        latents = encode_dataset(decoder, modulator, images, cache, steps=args.encode_steps,
-                                 progress=accelerator.is_local_main_process)
+    if args.stage1_latents:
+        latents = load_stage1_latents(args.stage1_model, modulator.config.latent_dim)
+    else:
+        with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache
+            images = load_images(args, decoder.config.out_channels, resolution)
+            latents = encode_dataset(decoder, modulator, images, cache, steps=args.encode_steps,
+                                     progress=accelerator.is_local_main_process)
     denoiser = LatentDenoiser(latent_dim=modulator.config.latent_dim, hidden_dim=args.hidden_dim,
                               num_blocks=args.num_blocks, time_embed_dim=args.time_embed_dim, dropout=args.dropout,
                               sample_size=resolution)

@@ -1,11 +1,15 @@
 """INR models of qiren-gen: the QIREN decoder and the paper's classical baselines (diffusers ModelMixin)."""
 from .baselines import MLP, SIREN, FourierFeatureMLP
 from .modulated import LatentModulator, ModulatedQIREN, ModulatedSIREN
+from .synthesis import FeatureSynthesisDecoder
 from .qiren import QIREN, HybridLayer
 from .registry import MODEL_BUILDERS, build_inr, parameter_table
 
 __all__ = ["QIREN", "HybridLayer", "SIREN", "MLP", "FourierFeatureMLP", "MODEL_BUILDERS", "build_inr", "parameter_table",
-           "ModulatedQIREN", "ModulatedSIREN", "LatentModulator"]
+           "ModulatedQIREN", "ModulatedSIREN", "LatentModulator", "FeatureSynthesisDecoder", "DECODER_CLASSES"]
+
+DECODER_CLASSES = (ModulatedQIREN, ModulatedSIREN, FeatureSynthesisDecoder)
+"""Every modulated decoder a generation pipeline or a stage-1 folder may hold."""
 from .denoiser import LatentDenoiser, LatentDenoiserOutput  # noqa: E402
 
 __all__ += ["LatentDenoiser", "LatentDenoiserOutput"]

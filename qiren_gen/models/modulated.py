@@ -28,6 +28,7 @@ from ..quantum.per_sample import simulate_reuploading_per_sample
 from .baselines import Sine
 
 MODULATIONS = ("shift", "film", "angles")
+ENCODINGS = ("meta_sgd", "auto_decode")
 NORMALIZATIONS = ("reference", "none")
 _EPS = 1e-5
 
@@ -244,12 +245,17 @@ class ModulatedSIREN(ModelMixin, ConfigMixin):
 
 
 class LatentModulator(ModelMixin, ConfigMixin):
-    """Hypernetwork ``latents (B, latent_dim) -> modulations (B, modulation_dim)``, plus meta-SGD step sizes.
+    """Hypernetwork ``latents (B, latent_dim) -> modulations (B, modulation_dim)``, plus how images are encoded.
 
     ``hidden_layers = 0`` is Functa's linear latent-to-modulation map; more layers give a ReLU MLP. The output bias
-    is the zero latent's modulation (the shared base function). ``inner_lr`` holds the learned per-dimension inner
-    step sizes and ``config.inner_steps`` the default number of inner steps, so decoder + modulator are all that is
-    needed to encode (``qiren_gen.functa.encode_images``) and decode.
+    is the zero latent's modulation (the shared base function). ``config.encoding`` says how
+    ``qiren_gen.functa.encode_images`` finds an image's latent, from a zero latent, in ``config.inner_steps`` steps:
+
+    * ``"meta_sgd"`` (default, Functa): SGD with the learned per-dimension step sizes ``inner_lr``;
+    * ``"auto_decode"`` (DeepSDF-style auto-decoded latents): Adam (``encode_lr``) on the latent with the decoder
+      frozen, minimising MSE + ``latent_l2 * ||z||^2``, the objective the latents were trained with.
+
+    So decoder + modulator are all that is needed to encode and decode.
     """
 
     @register_to_config
@@ -261,10 +267,16 @@ class LatentModulator(ModelMixin, ConfigMixin):
         hidden_layers: int = 0,
         inner_steps: int = 3,
         inner_lr_init: float = 1.0,
+        encoding: str = "meta_sgd",
+        encode_lr: float = 1e-2,
+        latent_l2: float = 1e-4,
     ) -> None:
         super().__init__()
         if latent_dim < 1 or modulation_dim < 1 or inner_steps < 0 or hidden_layers < 0:
             raise ValueError("need latent_dim >= 1, modulation_dim >= 1, inner_steps >= 0, hidden_layers >= 0")
+        _check_choice("encoding", encoding, ENCODINGS)
+        if not encode_lr > 0 or not latent_l2 >= 0:
+            raise ValueError(f"need encode_lr > 0 and latent_l2 >= 0, got {encode_lr!r} and {latent_l2!r}")
         layers: list[nn.Module] = []
         width = latent_dim
         for _ in range(hidden_layers):
@@ -287,4 +299,4 @@ class LatentModulator(ModelMixin, ConfigMixin):
         return self.net(latents)
 
 
-__all__ = ["MODULATIONS", "ModulatedQIREN", "ModulatedSIREN", "LatentModulator", "reference_grid"]
+__all__ = ["ENCODINGS", "MODULATIONS", "ModulatedQIREN", "ModulatedSIREN", "LatentModulator", "reference_grid"]

@@ -33,6 +33,17 @@ def _is_allowed_library(name: str) -> bool:
     return any(name == lib or name.startswith(lib + ".") for lib in _ALLOWED_LIBRARIES)
 
 
+def _names_a_class(library: str, name: str) -> bool:
+    """Whether ``library`` (an allowed diffusers / qiren_gen module) defines a class ``name``."""
+    import importlib
+
+    try:
+        module = importlib.import_module(library)
+    except ImportError:
+        return False
+    return isinstance(getattr(module, name, None), type)
+
+
 def check_generation_inputs(batch_size: int, height: int, width: int, num_inference_steps: int) -> None:
     """Raise ``ValueError`` (one line) for sizes or step counts the pipeline cannot honour."""
     for name, value in (("batch_size", batch_size), ("height", height), ("width", width),
@@ -55,9 +66,9 @@ def check_generation_inputs(batch_size: int, height: int, width: int, num_infere
 
 def check_components(decoder, modulator, prior, scheduler) -> None:
     """Raise ``ValueError`` when the four components do not fit together (types, latent size, decoder input)."""
-    from ..models import LatentModulator, ModulatedQIREN, ModulatedSIREN
+    from ..models import DECODER_CLASSES, LatentModulator
 
-    for name, obj, cls in (("decoder", decoder, (ModulatedQIREN, ModulatedSIREN)), ("modulator", modulator, LatentModulator),
+    for name, obj, cls in (("decoder", decoder, DECODER_CLASSES), ("modulator", modulator, LatentModulator),
                            ("prior", prior, LatentDenoiser), ("scheduler", scheduler, (DDPMScheduler, DDIMScheduler))):
         if not isinstance(obj, cls):
             expected = cls.__name__ if isinstance(cls, type) else " or ".join(c.__name__ for c in cls)
@@ -150,6 +161,9 @@ def validate_pipeline_folder(folder: Path, class_name: str, components: tuple[st
         if not _is_allowed_library(spec[0]):
             raise ValueError(f"pipeline '{folder}': component '{comp}' comes from '{spec[0]}'; only diffusers and "
                              "qiren_gen classes are loaded")
+        if not _names_a_class(*spec):
+            raise ValueError(f"pipeline '{folder}': component '{comp}' names an unknown class {spec[0]}.{spec[1]} "
+                             "(made by a newer qiren-gen, or a damaged model_index.json)")
         sub = folder / comp
         if comp == "scheduler":
             if not (sub / "scheduler_config.json").is_file():

@@ -31,7 +31,28 @@ def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.Pa
         return super(cls, cls).from_pretrained(str(folder), use_safetensors=True, **kwargs)
     except (ValueError, OSError, KeyError, RuntimeError, AttributeError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"cannot load the pipeline in '{folder}': {first}") from None
+        first = first.split(". If you want")[0].replace("Cannot load  because ", "")
+        where = _failing_component(folder, components)
+        where = f" (component '{where}': its config does not match its weights?)" if where else ""
+        raise ValueError(f"cannot load the pipeline in '{folder}'{where}: {first}") from None
+
+
+def _failing_component(folder, components: tuple[str, ...]) -> str | None:
+    """Name of the first model component that fails to load on its own (for a clear error), or None."""
+    import importlib
+    import json
+
+    index = json.loads((folder / "model_index.json").read_text())
+    for comp in components:
+        spec = index.get(comp)
+        if comp == "scheduler" or not isinstance(spec, list) or None in spec:
+            continue
+        try:
+            model_cls = getattr(importlib.import_module(spec[0]), spec[1])
+            model_cls.from_pretrained(str(folder / comp), use_safetensors=True)
+        except Exception:  # noqa: BLE001 - any failure identifies the culprit
+            return comp
+    return None
 
 
 __all__ = ["safe_from_pretrained"]

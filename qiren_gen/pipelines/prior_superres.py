@@ -14,11 +14,12 @@ def encode_area_consistent(decoder, modulator, images: torch.Tensor, factor: int
                            steps: int | None = None) -> torch.Tensor:
     """Latents whose render at ``factor`` x the input size, area-averaged back down, matches ``images``.
 
-    The meta-learned inner loop (zero latent, ``modulator.inner_lr`` step sizes), but with the low-resolution
-    pixels modelled as what they are (averages over ``factor x factor`` high-resolution pixels) instead of point
-    samples of the decoder at the low-resolution pixel centres.
+    The modulator's encoding (meta-learned inner loop, or auto-decoding with the decoder frozen), from a zero
+    latent, but with the low-resolution pixels modelled as what they are (averages over ``factor x factor``
+    high-resolution pixels) instead of point samples of the decoder at the low-resolution pixel centres.
     """
     from ..data.grids import image_grid
+    from ..functa import optimise_latents
 
     if factor < 1:
         raise ValueError(f"factor must be >= 1, got {factor}")
@@ -29,14 +30,19 @@ def encode_area_consistent(decoder, modulator, images: torch.Tensor, factor: int
     coords = image_grid(h * factor, w * factor, dtype=param.dtype, device=param.device)
     with torch.no_grad():
         stats = decoder.reference_statistics()
+
+    def area_loss(latents: torch.Tensor) -> torch.Tensor:
+        out = decoder(coords, modulator(latents), stats=stats)
+        render = out.reshape(b, h * factor, w * factor, c).permute(0, 3, 1, 2)
+        return (F.avg_pool2d(render, factor) - low).square().mean(dim=(1, 2, 3))
+
+    if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
+        return optimise_latents(modulator, area_loss, b, steps, param.device, param.dtype)
     z = torch.zeros(b, modulator.config.latent_dim, dtype=param.dtype, device=param.device)
     with torch.enable_grad():
         for _ in range(steps):
             z = z.detach().requires_grad_(True)
-            out = decoder(coords, modulator(z), stats=stats)
-            render = out.reshape(b, h * factor, w * factor, c).permute(0, 3, 1, 2)
-            loss = (F.avg_pool2d(render, factor) - low).square().mean(dim=(1, 2, 3)).sum()
-            (grad,) = torch.autograd.grad(loss, z)
+            (grad,) = torch.autograd.grad(area_loss(z).sum(), z)
             z = z - modulator.inner_lr.detach() * grad
     return z.detach()
 

@@ -68,20 +68,7 @@ class DataReuploadingCircuit(nn.Module):
 
     def qfunc(self):
         """The circuit as a PennyLane quantum function ``qfunc(inputs, weights)`` returning ``<Z_j>`` measurements."""
-        import pennylane as qml
-
-        n, n_reuploads = self.n_qubits, self.n_reuploads
-        wires = list(range(n))
-
-        def circuit(inputs, weights):
-            for r in range(n_reuploads):
-                qml.StronglyEntanglingLayers(weights[r], wires=wires, imprimitive=qml.CZ)
-                for j in wires:
-                    qml.RZ(inputs[..., j], wires=j)
-            qml.StronglyEntanglingLayers(weights[n_reuploads], wires=wires, imprimitive=qml.CZ)
-            return [qml.expval(qml.PauliZ(j)) for j in wires]
-
-        return circuit
+        return reuploading_qfunc(self.n_qubits, self.n_reuploads)
 
     def to_pennylane(self, device: str | object = "default.qubit", diff_method: str = "backprop", **device_kwargs):
         """The identical circuit as a ``qml.qnn.TorchLayer`` holding a copy of these weights.
@@ -89,15 +76,7 @@ class DataReuploadingCircuit(nn.Module):
         ``device`` is a PennyLane device name (any plugin: noise models, hardware) or a device object. The layer's
         ``.qnode`` is the underlying QNode. Use ``diff_method="parameter-shift"`` on devices without backprop.
         """
-        import pennylane as qml
-
-        dev = qml.device(device, wires=self.n_qubits, **device_kwargs) if isinstance(device, str) else device
-        qnode = qml.QNode(self.qfunc(), dev, interface="torch", diff_method=diff_method)
-        layer = qml.qnn.TorchLayer(qnode, weight_shapes={"weights": tuple(self.weights.shape)})
-        weights = nn.Parameter(self.weights.detach().clone())
-        layer.qnode_weights["weights"] = weights  # the dict TorchLayer.forward reads
-        layer.register_parameter("weights", weights)
-        return layer
+        return pennylane_layer(self.qfunc(), self.weights, self.n_qubits, device, diff_method, **device_kwargs)
 
     def draw(self, decimals: int | None = None, level: str = "device") -> str:
         """Text drawing (PennyLane's ``qml.draw``) with the current weights and zero inputs.
@@ -112,4 +91,55 @@ class DataReuploadingCircuit(nn.Module):
         return qml.draw(qnode, decimals=decimals, level=level)(zeros, self.weights.detach())
 
 
-__all__ = ["DataReuploadingCircuit", "MAX_QUBITS"]
+ENTANGLERS = ("cz_ring", "cnot_chain")
+"""Entangling patterns after each block of rotations: PennyLane SEL's CZ ring, or the authors' generator's CNOT chain."""
+
+
+def reuploading_qfunc(n_qubits: int, n_reuploads: int, entangler: str = "cz_ring"):
+    """The re-uploading circuit as a PennyLane quantum function ``qfunc(inputs, weights)`` returning ``<Z_j>``.
+
+    ``"cz_ring"`` is ``StronglyEntanglingLayers(imprimitive=CZ)`` with default ranges; ``"cnot_chain"`` is, per block,
+    ``Rot`` on every qubit then ``CNOT(i, i + 1)`` for ``i = 0..n-2`` (the authors' generator, U3 up to a global phase).
+    """
+    import pennylane as qml
+
+    if entangler not in ENTANGLERS:
+        raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
+    wires = list(range(n_qubits))
+
+    def parameter_layer(w):
+        if entangler == "cz_ring":
+            qml.StronglyEntanglingLayers(w, wires=wires, imprimitive=qml.CZ)
+            return
+        for block in range(w.shape[0]):
+            for j in wires:
+                qml.Rot(w[block, j, 0], w[block, j, 1], w[block, j, 2], wires=j)
+            for j in wires[:-1]:
+                qml.CNOT(wires=[j, j + 1])
+
+    def circuit(inputs, weights):
+        for r in range(n_reuploads):
+            parameter_layer(weights[r])
+            for j in wires:
+                qml.RZ(inputs[..., j], wires=j)
+        parameter_layer(weights[n_reuploads])
+        return [qml.expval(qml.PauliZ(j)) for j in wires]
+
+    return circuit
+
+
+def pennylane_layer(qfunc, weights: torch.Tensor, n_qubits: int, device: str | object = "default.qubit",
+                    diff_method: str = "backprop", **device_kwargs):
+    """``qfunc`` as a ``qml.qnn.TorchLayer`` on ``device`` (name or device object) holding a copy of ``weights``."""
+    import pennylane as qml
+
+    dev = qml.device(device, wires=n_qubits, **device_kwargs) if isinstance(device, str) else device
+    qnode = qml.QNode(qfunc, dev, interface="torch", diff_method=diff_method)
+    layer = qml.qnn.TorchLayer(qnode, weight_shapes={"weights": tuple(weights.shape)})
+    copy = nn.Parameter(weights.detach().clone())
+    layer.qnode_weights["weights"] = copy  # the dict TorchLayer.forward reads
+    layer.register_parameter("weights", copy)
+    return layer
+
+
+__all__ = ["DataReuploadingCircuit", "ENTANGLERS", "MAX_QUBITS", "pennylane_layer", "reuploading_qfunc"]

@@ -69,3 +69,13 @@ def cz_ring_signs(n_qubits: int, ring_range: int, device=None) -> torch.Tensor:
     partner = bits[:, [(i + ring_range) % n_qubits for i in range(n_qubits)]]
     parity = (bits * partner).sum(-1) % 2
     return (1 - 2 * parity).float()
+
+
+def cnot_chain_sources(n_qubits: int, device=None) -> torch.Tensor:
+    """Gather index of ``CNOT(0,1) CNOT(1,2) ... CNOT(n-2,n-1)``: ``new_state = state[..., index]``; shape ``(2**n,)``.
+
+    The chain maps basis bits ``b`` to their prefix parities ``b'_k = b_0 ^ ... ^ b_k``, so the source of output
+    ``b'`` is ``b_k = b'_k ^ b'_{k-1}``.
+    """
+    idx = torch.arange(2**n_qubits, device=device)
+    return idx ^ (idx >> 1)  # bit k of (b' >> 1) is b'_{k-1} (wire 0 is the most significant bit)

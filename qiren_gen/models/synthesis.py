@@ -1,0 +1,193 @@
+"""Coordinate features + latent-modulated synthesis layers: the layout of the QIREN paper's generator.
+
+``coords -> features(coords) -> L modulated layers (width W, ReLU) -> Linear(W, out_channels)``.
+
+Features depend on the coordinates only, so they are computed once per grid and shared by every sample of a batch
+(and cached at inference, keyed by the grid and the feature parameters):
+
+* ``features="quantum"``: ``Linear(in, H*n) -> reference normalisation (+ affine) -> H independent n-qubit data
+  re-uploading circuits`` (``qiren_gen.quantum.heads``, one batched op), reading ``<Z>`` on every qubit: ``H*n``
+  features. The paper's "quantum circuit features" (there 8 circuits of 2 qubits with a CNOT chain, the default
+  entangler here: on 2 qubits PennyLane's CZ ring is the identity).
+* ``features="fourier"``: random Fourier features ``[sin(x B), cos(x B)]``, ``B ~ N(0, fourier_scale^2)`` fixed:
+  the classical control (the paper's ReLU+RFF row) through the same synthesis code.
+
+Latent modulation acts on the synthesis layers: ``shift`` (added to pre-activations), ``film`` (scale and shift) or
+``weight`` (StyleGAN2: per-sample input-channel styles scale the weights, then each output row is demodulated to
+unit norm).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from .modulated import _EPS, _check_choice, _check_coords_modulations, reference_grid
+
+FEATURES = ("quantum", "fourier")
+SYNTHESIS_MODULATIONS = ("shift", "film", "weight")
+_CACHE_ENTRIES = 4
+
+
+class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
+    """Modulated decoder ``forward(coords (B, P, in) or (P, in), modulations (B, D)) -> (B, P, out_channels)``.
+
+    Same interface as :class:`~qiren_gen.models.ModulatedQIREN` (``modulation_dim``, ``reference_statistics``,
+    ``set_engine``), so the functa encode / decode functions, the trainers and the pipelines use it unchanged.
+    Pass the coordinates as one ``(P, in)`` grid to share the feature computation across the batch.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        in_features: int = 2,
+        out_channels: int = 1,
+        features: str = "quantum",
+        n_heads: int = 32,
+        n_qubits: int = 2,
+        n_reuploads: int = 2,
+        n_blocks: int = 2,
+        entangler: str = "cnot_chain",
+        frequency_init: float = 1.0,
+        n_fourier: int = 32,
+        fourier_scale: float = 6.0,
+        hidden_features: int = 256,
+        hidden_layers: int = 3,
+        modulation: str = "shift",
+        reference_size: int = 16,
+    ) -> None:
+        super().__init__()
+        _check_choice("features", features, FEATURES)
+        _check_choice("modulation", modulation, SYNTHESIS_MODULATIONS)
+        for name, value, low in (("in_features", in_features, 1), ("out_channels", out_channels, 1),
+                                 ("n_heads", n_heads, 1), ("n_qubits", n_qubits, 1), ("n_fourier", n_fourier, 1),
+                                 ("hidden_features", hidden_features, 1), ("hidden_layers", hidden_layers, 1),
+                                 ("reference_size", reference_size, 2)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if features == "quantum":
+            from ..quantum.heads import MultiHeadReuploadingCircuit
+
+            width = n_heads * n_qubits
+            self.frequencies = nn.Linear(in_features, width)  # the paper's learnable frequency matrix
+            self.norm_weight = nn.Parameter(torch.full((width,), float(frequency_init)))
+            self.norm_bias = nn.Parameter(torch.zeros(width))
+            self.circuits = MultiHeadReuploadingCircuit(n_heads, n_qubits, n_reuploads, n_blocks, entangler=entangler)
+        else:
+            if not fourier_scale > 0:
+                raise ValueError(f"fourier_scale must be > 0, got {fourier_scale!r}")
+            width = 2 * n_fourier
+            # Fixed random frequencies (saved with the weights, so a loaded model draws the same function).
+            self.register_buffer("fourier_matrix", torch.randn(in_features, n_fourier) * fourier_scale)
+        self.feature_dim = width
+        widths = [width] + [hidden_features] * hidden_layers
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        for linear in self.linears:  # He init: ReLU halves the second moment; keep activations O(1) through depth
+            nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
+            nn.init.zeros_(linear.bias)
+        self.output = nn.Linear(hidden_features, out_channels)
+        self.register_buffer("reference_coords", reference_grid(in_features, reference_size), persistent=False)
+        self._feature_cache: list[tuple] = []
+
+    # ------------------------------------------------------------------------------------------ interface
+    @property
+    def modulation_dim(self) -> int:
+        """Numbers per sample the hypernetwork must produce: per layer W (shift), 2W (film) or fan-in (weight)."""
+        cfg = self.config
+        if cfg.modulation == "weight":
+            return sum(linear.in_features for linear in self.linears)
+        return cfg.hidden_layers * cfg.hidden_features * (2 if cfg.modulation == "film" else 1)
+
+    def set_engine(self, engine: str) -> None:
+        """Simulator engine of the feature circuits, when the heads module has a choice; Fourier features: no-op."""
+        if self.config.features == "quantum" and hasattr(self.circuits, "engine"):
+            self.circuits.engine = engine
+
+    def reference_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """``[(mean, std)]`` of the frequency layer's output on the reference grid (quantum features), else None."""
+        if self.config.features != "quantum":
+            return None
+        pre = self.frequencies(self.reference_coords.to(self.output.weight.dtype))
+        return [(pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + _EPS))]
+
+    # ------------------------------------------------------------------------------------------ features
+    def coordinate_features(self, coords: torch.Tensor, stats=None) -> torch.Tensor:
+        """Features ``(..., feature_dim)`` of coordinates ``(..., in)``; cached when gradients are off."""
+        if torch.is_grad_enabled():
+            return self._features(coords, stats)
+        key = tuple((t.data_ptr(), t._version) for t in self._feature_tensors()) + (coords.shape, coords.dtype,
+                                                                                     coords.device)
+        for entry_key, entry_coords, entry_features in self._feature_cache:
+            if entry_key == key and torch.equal(entry_coords, coords):
+                return entry_features
+        features = self._features(coords, stats)
+        self._feature_cache = [*self._feature_cache[-(_CACHE_ENTRIES - 1):], (key, coords.clone(), features)]
+        return features
+
+    def _feature_tensors(self) -> list[torch.Tensor]:
+        if self.config.features == "quantum":
+            return [self.frequencies.weight, self.frequencies.bias, self.norm_weight, self.norm_bias,
+                    *self.circuits.parameters()]
+        return [self.fourier_matrix]
+
+    def _features(self, coords: torch.Tensor, stats) -> torch.Tensor:
+        if self.config.features == "fourier":
+            proj = coords @ self.fourier_matrix.to(coords.dtype)
+            return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
+        if stats is None:
+            stats = self.reference_statistics()
+        mean, std = stats[0]
+        pre = (self.frequencies(coords) - mean) / std * self.norm_weight + self.norm_bias
+        heads, qubits = self.config.n_heads, self.config.n_qubits
+        with torch.autocast(pre.device.type, enabled=False):  # circuit phases need full precision
+            angles = pre.float() if pre.dtype in (torch.float16, torch.bfloat16) else pre
+            out = self.circuits(angles.reshape(*pre.shape[:-1], heads, qubits))
+        return out.reshape(*pre.shape[:-1], heads * qubits).to(pre.dtype)
+
+    # ------------------------------------------------------------------------------------------ synthesis
+    def forward(
+        self,
+        coords: torch.Tensor,
+        modulations: torch.Tensor,
+        stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
+        """Signal values ``(B, P, out_channels)``; pass ``stats`` (from :meth:`reference_statistics`) to reuse them."""
+        if modulations.is_floating_point():
+            modulations = modulations.to(self.output.weight.dtype)
+        shared = isinstance(coords, torch.Tensor) and coords.ndim == 2
+        checked = _check_coords_modulations(coords, modulations, self.config.in_features, self.modulation_dim)
+        h = self.coordinate_features(checked[0] if shared else checked, stats)  # (P, F) shared or (B, P, F)
+        offset = 0
+        for linear in self.linears:
+            size = self._layer_modulation_size(linear)
+            m = modulations[:, offset : offset + size]
+            offset += size
+            h = torch.relu(self._modulated_linear(linear, h, m))
+        return self.output(h)
+
+    def _layer_modulation_size(self, linear: nn.Linear) -> int:
+        mode = self.config.modulation
+        return {"shift": linear.out_features, "film": 2 * linear.out_features, "weight": linear.in_features}[mode]
+
+    def _modulated_linear(self, linear: nn.Linear, h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """One synthesis layer's pre-activation ``(B, P, out)`` for inputs ``h`` ((P, in) shared or (B, P, in))."""
+        mode = self.config.modulation
+        if mode == "weight":
+            # StyleGAN2 modulation / demodulation: w_bij = w_ij * s_bj / ||w_i * s_b||, s_b = 1 + m_b.
+            weight = linear.weight[None] * (1 + m)[:, None, :]
+            weight = weight * torch.rsqrt(weight.square().sum(-1, keepdim=True) + 1e-8)
+            eq = "pi,boi->bpo" if h.ndim == 2 else "bpi,boi->bpo"
+            return torch.einsum(eq, h, weight) * math.sqrt(2) + linear.bias
+        pre = linear(h)  # shared inputs: computed once for the batch
+        if pre.ndim == 2:
+            pre = pre.unsqueeze(0)
+        if mode == "shift":
+            return pre + m[:, None, :]
+        width = linear.out_features
+        return pre * (1 + m[:, None, :width]) + m[:, None, width:]
+
+
+__all__ = ["FEATURES", "SYNTHESIS_MODULATIONS", "FeatureSynthesisDecoder"]
