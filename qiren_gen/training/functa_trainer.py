@@ -338,6 +338,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
         batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
+        skipped_to_epoch_end = batch_in_epoch > 0  # a checkpoint taken at an epoch's last batch resumes here
         got_batch = False
         for batch in batches:
             got_batch = True
@@ -393,7 +394,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
         else:
             epoch += 1
             batch_in_epoch = 0
-            if not got_batch:
+            if not got_batch and not skipped_to_epoch_end:
                 raise ValueError("the dataset yields no batches (fewer readable images than processes?)")
     progress.close()
 
