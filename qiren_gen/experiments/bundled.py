@@ -28,6 +28,7 @@ class BundleConfig:
     n_heads: int = 32
     n_qubits: int = 2
     entangler: str = "cnot_chain"
+    frequency_init: float = 1.0
     hidden_features: int = 128
     hidden_layers: int = 3
     modulation: str = "weight"
@@ -83,13 +84,21 @@ def _decoder_words(cfg: BundleConfig) -> str:
     return f"{cfg.decoder}"
 
 
-def _memorisation_verdict(r: dict) -> str:
-    """One sentence comparing samples with the held-out baselines (10% slack for sampling noise)."""
+def _memorisation_verdict(r: dict, auto_decoded: bool = False) -> str:
+    """One sentence comparing samples with the held-out baselines (10% slack for sampling noise).
+
+    With auto-decoded latents the latent-space ratio compares unlike things: the prior learned the latents trained
+    jointly with the decoder, while training and held-out faces are re-encoded from a zero latent (fewer steps, so
+    latents of another spread); only the pixel-space ratio decides then, and the card says so.
+    """
     pix = r["nn_dist_samples_median"] / r["nn_dist_heldout_reconstructions_median"]
     lat = r["latent_nn_samples_median"] / r["latent_nn_heldout_median"]
-    verdict = ("no sign of copying training faces" if pix > 0.9 and lat > 0.9
-               else "samples sit closer to training faces than held-out faces do: likely memorisation")
-    return f"Here the ratios samples / held-out are {pix:.2f} (pixels) and {lat:.2f} (latents): {verdict}."
+    copying = pix <= 0.9 if auto_decoded else (pix <= 0.9 or lat <= 0.9)
+    verdict = ("samples sit closer to training faces than held-out faces do: likely memorisation" if copying
+               else "no sign of copying training faces")
+    caveat = (" (latents are auto-decoded: the prior learned the jointly trained latents, the latent column compares"
+              " them with re-encoded faces, so the verdict rests on pixels)" if auto_decoded else "")
+    return f"Here the ratios samples / held-out are {pix:.2f} (pixels) and {lat:.2f} (latents){caveat}: {verdict}."
 
 
 def _fid_paragraph(evaluation: dict | None) -> str:
@@ -169,13 +178,15 @@ Reading: the decoder's renders are smooth ({r["psnr_heldout_reconstruction"]:.1f
 closer to the training set than a real held-out face is; the fair memorisation baseline is the held-out
 reconstruction distance. Samples closer to the training set than held-out reconstructions (pixels) or held-out
 latents (latent space) mean the prior reproduces training faces rather than new ones.
-{_memorisation_verdict(r)}
+{_memorisation_verdict(r, auto_decoded=True)}
 
 {_fid_paragraph(report.get("evaluate"))}
 """
-    limitations = """Trained on 90 tiny grayscale faces on a CPU in minutes: a demonstration of the method and the
-tooling, not a face generator of useful quality. Renders above 25x25 are smooth interpolations of what the decoder
-learned at 25x25, not new detail. The decoder's circuits are simulated exactly; nothing ran on quantum hardware.
+    limitations = """Trained on 90 tiny grayscale faces on a CPU in under an hour: samples are recognisable faces
+(eyes, nose, mouth, hair line) but blurry, and a few of them sit close to a training face. Renders above 25x25 are
+smooth interpolations of what the decoder learned at 25x25, not new detail. The decoder's circuits are simulated
+exactly; nothing ran on quantum hardware. Almost all parameters are classical (the synthesis layers), as in the
+paper's generator.
 """
     return {"Training": training, "Quality": quality, "Limitations": limitations}
 
@@ -213,7 +224,7 @@ def stage1_config(cfg: BundleConfig, data: Path):
     return FunctaTrainingConfig(
         output_dir=str(Path(cfg.workdir) / "stage1"), train_data_dir=str(data), resolution=cfg.resolution,
         decoder=cfg.decoder, n_heads=cfg.n_heads, n_qubits=cfg.n_qubits, entangler=cfg.entangler,
-        hidden_features=cfg.hidden_features, hidden_layers=cfg.hidden_layers, modulation=cfg.modulation,
+        frequency_init=cfg.frequency_init, hidden_features=cfg.hidden_features, hidden_layers=cfg.hidden_layers, modulation=cfg.modulation,
         latent_dim=cfg.latent_dim, encoding="auto_decode", flip_augment=True, encode_steps=cfg.encode_steps,
         latent_learning_rate=cfg.latent_learning_rate, latent_l2=cfg.latent_l2, max_train_steps=cfg.stage1_steps,
         train_batch_size=cfg.stage1_batch_size, learning_rate=cfg.stage1_learning_rate, checkpointing_steps=250,
