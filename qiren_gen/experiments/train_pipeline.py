@@ -118,6 +118,19 @@ def encoding_settings(modulator) -> tuple[dict, str]:
             "first-order meta-SGD (learned per-dimension inner step sizes)")
 
 
+def pretrained_table(decoder, modulator, data, args) -> torch.Tensor | None:
+    """Auto-decoding from a pretrained pipeline: the training images' (and mirrors') encodings start the latent table,
+    so fine-tuning begins at the pretrained fit. None otherwise (meta-SGD, or scratch)."""
+    from ..functa import encode_images
+
+    if args.pretrained_model_name_or_path is None or getattr(modulator.config, "encoding", "") != "auto_decode":
+        return None
+    images = torch.cat([data.images, data.images.flip(-1)]) if args.flip_augment else data.images
+    device = next(decoder.parameters()).device
+    return torch.cat([encode_images(decoder, modulator, images[i : i + 64].to(device))
+                      for i in range(0, images.shape[0], 64)])
+
+
 def prior_latents(decoder, modulator, data, stage1_dir: Path, flip: bool, accelerator) -> torch.Tensor:
     """The latents the prior learns: the auto-decoded table of stage 1, or every training image encoded (cached)."""
     from safetensors.torch import load_file
@@ -193,7 +206,8 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
                            streaming=False, dataset_name=None, train_data_dir=None,
                            resume_from_checkpoint=stage_resume(args.resume_from_checkpoint, out / "stage1"), **keep)
     stage1 = train_functa(cfg, accelerator=accelerator, init_models=(decoder, modulator), dataset=data.train,
-                          on_step=lambda step, _: validator.stage1(decoder, modulator, step))
+                          on_step=lambda step, _: validator.stage1(decoder, modulator, step),
+                          init_latents=pretrained_table(decoder, modulator, data, args))
     accelerator.free_memory()  # stage 2 registers its own objects for save_state / load_state
     stage1_s, stage1_cpu = time.perf_counter() - stage1_began, time.process_time() - stage1_cpu
     decoder.eval()

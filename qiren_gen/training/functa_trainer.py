@@ -247,12 +247,15 @@ def table_psnr(decoder, modulator, latents: torch.Tensor, dataset: IndexedImages
 
 
 def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple | None = None, dataset=None,
-                 on_step: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+                 on_step: Callable[[int, dict[str, float]], None] | None = None,
+                 init_latents: torch.Tensor | None = None) -> dict[str, Any]:
     """Run (or resume) a functa training; returns the summary also written to ``output_dir/train_summary.json``.
 
     Fine-tuning passes ``init_models`` (a pretrained ``(decoder, modulator)``, used instead of ``build_models(cfg)``), a
     ready ``dataset`` (else loaded from ``cfg``) and its own ``accelerator`` (then not ended here, so a second stage
-    can use it); ``on_step(step, record)`` runs on every process after each step (validation hooks).
+    can use it); ``on_step(step, record)`` runs on every process after each step (validation hooks);
+    ``init_latents`` (auto-decoding) starts the latent table from given rows, e.g. the pretrained model's encodings
+    of the training items, instead of near zero (which would first pull a pretrained decoder towards the mean image).
     """
     from accelerate.utils import set_seed
     from diffusers.optimization import get_scheduler
@@ -284,6 +287,11 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
             raise ValueError("flip_augment needs a fixed set of images: not streaming")
         dataset = IndexedImages(dataset, cfg.flip_augment)
     table = LatentTable(len(dataset), cfg.latent_dim) if auto else None
+    if table is not None and init_latents is not None:
+        if tuple(init_latents.shape) != tuple(table.latents.shape):
+            raise ValueError(f"init_latents must have shape {tuple(table.latents.shape)}, got {tuple(init_latents.shape)}")
+        with torch.no_grad():
+            table.latents.copy_(init_latents)
     signature = model_signature(decoder, modulator)
     if table is not None:
         signature["latent_table"] = list(table.latents.shape)
