@@ -123,8 +123,12 @@ def pretrained_table(decoder, modulator, data, args) -> torch.Tensor | None:
     so fine-tuning begins at the pretrained fit. None otherwise (meta-SGD, or scratch)."""
     from ..functa import encode_images
 
+    from ..training.checkpointing import list_checkpoints
+
     if args.pretrained_model_name_or_path is None or getattr(modulator.config, "encoding", "") != "auto_decode":
         return None
+    if args.resume_from_checkpoint and list_checkpoints(Path(args.output_dir) / "stage1"):
+        return None  # the table comes from the checkpoint
     images = torch.cat([data.images, data.images.flip(-1)]) if args.flip_augment else data.images
     device = next(decoder.parameters()).device
     return torch.cat([encode_images(decoder, modulator, images[i : i + 64].to(device))
@@ -201,13 +205,14 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     keep, algorithm = encoding_settings(modulator)
     if args.pretrained_model_name_or_path is None:
         keep = {}  # scratch: the flags built the modulator
+    init_latents = pretrained_table(decoder, modulator, data, args)
     stage1_began, stage1_cpu = time.perf_counter(), time.process_time()
     cfg = config_from_args(args, output_dir=str(out / "stage1"), resolution=resolution, channels=data.channels,
                            streaming=False, dataset_name=None, train_data_dir=None,
                            resume_from_checkpoint=stage_resume(args.resume_from_checkpoint, out / "stage1"), **keep)
     stage1 = train_functa(cfg, accelerator=accelerator, init_models=(decoder, modulator), dataset=data.train,
                           on_step=lambda step, _: validator.stage1(decoder, modulator, step),
-                          init_latents=pretrained_table(decoder, modulator, data, args))
+                          init_latents=init_latents)
     accelerator.free_memory()  # stage 2 registers its own objects for save_state / load_state
     stage1_s, stage1_cpu = time.perf_counter() - stage1_began, time.process_time() - stage1_cpu
     decoder.eval()
