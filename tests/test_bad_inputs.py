@@ -43,6 +43,8 @@ CLI_ROWS = [
     ("qiren-gen sample", "NaN weights", f"{S} nanweights", "NaN or infinite weights"),
     ("qiren-gen sample", "pickle-only weights (*.bin)", f"{S} pickled", "safetensors"),
     ("qiren-gen sample", "a file instead of a folder", f"{S} notes.txt", "is a file, not a pipeline folder"),
+    ("qiren-gen sample", "decoder config does not match its weights (wide decoder n_heads)", f"{S} widemismatch",
+     "cannot load the pipeline"),
     ("qiren-gen sample", "absurd size (--resolution 100000)", f"{S} pipe --resolution 100000", "documented bound"),
     ("qiren-gen sample", "absurd batch (--num-images 10^8)", f"{S} pipe --num-images 100000000", "over the bound"),
     ("qiren-gen sample", "wrong output type (.jpg)", "sample --pipeline pipe --output o.jpg", "must be a .png file"),
@@ -195,9 +197,13 @@ def world(tmp_path_factory) -> Path:
     from qiren_gen.models import LatentModulator, ModulatedQIREN
     from test_generation_pipeline import tiny_pipeline
     from test_safe_loading import _Payload
+    from test_wide_qiren import tiny_wide_pipeline
 
     w = tmp_path_factory.mktemp("bad-inputs")
     tiny_pipeline().save_pretrained(w / "pipe")
+    tiny_wide_pipeline().save_pretrained(w / "widemismatch")
+    cfg = json.loads((w / "widemismatch" / "decoder" / "config.json").read_text())
+    (w / "widemismatch" / "decoder" / "config.json").write_text(json.dumps({**cfg, "n_heads": 4}))
     for name in ("badjson", "mixed", "truncated", "nanweights", "pickled", "code", "unknowndecoder", "decodermismatch"):
         shutil.copytree(w / "pipe", w / name)
     index = json.loads((w / "unknowndecoder" / "model_index.json").read_text())
@@ -354,10 +360,10 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
 def _api_rows():
     from qiren_gen.data import image_grid, time_grid
     from qiren_gen.functa import decode_latents, encode_images
-    from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN
+    from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN, ModulatedWideQIREN
     from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
                                      QirenSuperResolutionPipeline)
-    from qiren_gen.quantum import DataReuploadingCircuit
+    from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
     from test_generation_pipeline import tiny_pipeline
 
     torch.manual_seed(0)
@@ -451,6 +457,28 @@ def _api_rows():
         ("DataReuploadingCircuit", "int32 input", lambda w: DataReuploadingCircuit(3)(torch.zeros(2, 3,
                                                                                                     dtype=torch.int32)),
          ValueError, "floating"),
+        ("MultiHeadReuploadingCircuit", "0 heads", lambda w: MultiHeadReuploadingCircuit(0, 2), ValueError,
+         "n_heads must be >= 1"),
+        ("MultiHeadReuploadingCircuit", "21 qubits", lambda w: MultiHeadReuploadingCircuit(2, 21), ValueError,
+         "too large"),
+        ("MultiHeadReuploadingCircuit", "unknown entangler", lambda w: MultiHeadReuploadingCircuit(2, 2, entangler="cx"),
+         ValueError, "entangler must be one of"),
+        ("MultiHeadReuploadingCircuit", "input with the wrong head count",
+         lambda w: MultiHeadReuploadingCircuit(3, 2)(torch.zeros(5, 4, 2)), ValueError, "inputs must have shape"),
+        ("MultiHeadReuploadingCircuit", "NaN input",
+         lambda w: MultiHeadReuploadingCircuit(3, 2)(torch.full((5, 3, 2), float("nan"))), ValueError, "NaN or inf"),
+        ("MultiHeadReuploadingCircuit.to_pennylane", "head out of range",
+         lambda w: MultiHeadReuploadingCircuit(3, 2).to_pennylane(3), ValueError, "head must be an int in 0..2"),
+        ("simulate_reuploading_heads", "weights without a head axis",
+         lambda w: simulate_reuploading_heads(torch.zeros(5, 1, 2), torch.zeros(3, 2, 2, 3)), ValueError,
+         "weights must have shape (H, R+1, K, n, 3)"),
+        ("ModulatedWideQIREN", "hidden_width != n_heads * n_qubits",
+         lambda w: ModulatedWideQIREN(n_heads=32, n_qubits=4, hidden_width=100), ValueError, "hidden_width must equal"),
+        ("ModulatedWideQIREN", "0 heads", lambda w: ModulatedWideQIREN(n_heads=0), ValueError, "n_heads must be >= 1"),
+        ("ModulatedWideQIREN", "25 qubits per head", lambda w: ModulatedWideQIREN(n_heads=2, n_qubits=25), ValueError,
+         "too large"),
+        (f"{G}.from_pretrained", "decoder config does not match its weights (wide decoder n_heads)",
+         lambda w: QirenGenerationPipeline.from_pretrained(w / "widemismatch"), ValueError, "cannot load the pipeline"),
         ("image_grid", "negative height", lambda w: image_grid(-1, 4), ValueError, "must be"),
         ("time_grid", "absurd length", lambda w: time_grid(2**40), ValueError, "over the limit"),
         ("ReferenceStatistics.load", "a pickle file", lambda w: __import__("qiren_gen.metrics").metrics
@@ -460,7 +488,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(47)]
+    return [f"{i:02d}" for i in range(58)]
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
+from qiren_gen.quantum import DataReuploadingCircuit, fused, MultiHeadReuploadingCircuit, simulate_reuploading_heads
 from qiren_gen.quantum.heads import DENSE_MAX_QUBITS
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
-# (heads, qubits, re-uploads, blocks); 5 qubits is over DENSE_MAX_QUBITS, so it runs the factored layout.
-SHAPES = [(3, 1, 1, 1), (4, 2, 2, 2), (2, 3, 1, 3), (2, 4, 2, 2), (2, 5, 1, 2)]
+# (heads, qubits, re-uploads, blocks); 6 qubits is over DENSE_MAX_QUBITS, so it runs the factored layout.
+SHAPES = [(3, 1, 1, 1), (4, 2, 2, 2), (2, 3, 1, 3), (2, 4, 2, 2), (2, 6, 1, 2)]
 
 
 def _pennylane_forward(layer, x):
@@ -62,28 +62,48 @@ def test_heads_equal_a_loop_of_single_circuits(n_qubits):
     assert torch.allclose(g_out[1], torch.stack(g_ref[1:]), atol=1e-12)
 
 
+@pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("entangler", ["cz_ring", "cnot_chain"])
-@pytest.mark.parametrize("n_qubits", [1, 2, 3, DENSE_MAX_QUBITS, 6])
-def test_dense_and_factored_layouts_agree(n_qubits, entangler):
+@pytest.mark.parametrize("n_qubits", [1, 2, 3, DENSE_MAX_QUBITS + 1])
+def test_layouts_and_engines_agree(monkeypatch, n_qubits, entangler, chunked):
+    """Dense and factored layouts, fused and autograd engines: same values and gradients, also in many chunks."""
     torch.manual_seed(n_qubits)
     weights = torch.rand(3, 3, 2, n_qubits, 3, dtype=torch.float64, requires_grad=True) * 6
     x = torch.randn(9, 3, n_qubits, dtype=torch.float64, requires_grad=True)
     probe = torch.randn(9, 3, n_qubits, dtype=torch.float64)
+    if chunked:  # 2 rows per chunk -> 5 chunks
+        monkeypatch.setattr(fused, "CPU_CHUNK_AMPLITUDES", 2 * 3 * 2**n_qubits)
     results = []
     for layout in ("dense", "factored"):
-        out = simulate_reuploading_heads(x, weights, entangler, layout=layout)
-        results.append((out, *torch.autograd.grad((out * probe).sum(), (x, weights))))
-    for a, b in zip(*results):
-        assert torch.allclose(a, b, atol=1e-12)
+        for engine in ("fused", "autograd"):
+            out = simulate_reuploading_heads(x, weights, entangler, layout=layout, engine=engine)
+            results.append((out, *torch.autograd.grad((out * probe).sum(), (x, weights))))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.allclose(a, b, atol=1e-12)
 
 
+def test_autograd_engine_has_second_order_gradients_and_fused_refuses_them():
+    torch.manual_seed(1)
+    weights = torch.rand(2, 2, 1, 2, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
+    for layout in ("dense", "factored"):
+        assert torch.autograd.gradgradcheck(
+            lambda a, w: simulate_reuploading_heads(a, w, layout=layout, engine="autograd"), (x, weights)
+        )
+        (g,) = torch.autograd.grad(simulate_reuploading_heads(x, weights, layout=layout).sum(), x, create_graph=True)
+        with pytest.raises(RuntimeError):
+            g.sum().backward()
+
+
+@pytest.mark.parametrize("entangler", ["cz_ring", "cnot_chain"])
 @pytest.mark.parametrize("layout", ["dense", "factored"])
-def test_gradcheck_both_layouts(layout):
+def test_fused_gradcheck_both_layouts(layout, entangler):
     torch.manual_seed(0)
     weights = torch.rand(2, 2, 2, 3, 3, dtype=torch.float64, requires_grad=True)
     x = torch.randn(3, 2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda a, w: simulate_reuploading_heads(a, w, "cnot_chain", layout=layout), (x, weights)
+        lambda a, w: simulate_reuploading_heads(a, w, entangler, layout=layout), (x, weights)
     )
 
 
@@ -126,3 +146,5 @@ def test_shape_helper_repr_and_pennylane_copy():
     with torch.no_grad():
         layer.weights.add_(1.0)
     assert not torch.equal(layer.weights, heads.weights[7])
+    drawing = heads.draw(7)
+    assert drawing.count("RZ") == 2 * 2 and drawing.count("Rot") == 3 * 2 * 2 and "X" in drawing  # CNOT targets

@@ -28,6 +28,8 @@ class Family:
     name: str
     quantum: bool
     settings: dict = field(default_factory=dict)
+    steps: int | None = None
+    """Training steps when the family cannot afford the sweep's (about the same wall-clock budget instead)."""
 
 
 WIDTH = 128
@@ -44,7 +46,10 @@ FAMILIES = {
     "siren": Family("siren", False, dict(
         decoder="siren", hidden_features=WIDTH, hidden_layers=2, modulation="shift", learning_rate=3e-4)),
     "qiren": Family("qiren", True, dict(
-        decoder="qiren", n_qubits=8, hidden_layers=2, modulation="shift", learning_rate=1e-2)),
+        decoder="qiren", n_qubits=8, hidden_layers=2, modulation="shift", learning_rate=1e-2), steps=300),
+    "wide-qiren": Family("wide-qiren", True, dict(
+        decoder="wide-qiren", n_heads=64, n_qubits=2, entangler="cnot_chain", hidden_layers=2, modulation="shift",
+        learning_rate=3e-3), steps=400),
 }
 """Same synthesis width (128) for the feature families and SIREN; ``qiren`` is the old 657-parameter decoder."""
 
@@ -116,15 +121,16 @@ def run_capacity_sweep(work_dir: Path, docs_dir: Path, families: list[str], late
     for name in families:
         family = FAMILIES[name]
         for k in latents:
-            out = work_dir / f"{name}-z{k}-s{steps}"
+            run_steps = min(family.steps, steps) if family.steps else steps
+            out = work_dir / f"{name}-z{k}-s{run_steps}"
             cfg = FunctaTrainingConfig(
                 output_dir=str(out), train_data_dir=str(data), resolution=25, latent_dim=k, encoding="auto_decode",
-                flip_augment=True, encode_steps=encode_steps, max_train_steps=steps, train_batch_size=16,
-                checkpointing_steps=max(steps // 4, 1), checkpoints_total_limit=1, logging_steps=50, seed=seed,
+                flip_augment=True, encode_steps=encode_steps, max_train_steps=run_steps, train_batch_size=16,
+                checkpointing_steps=max(run_steps // 4, 1), checkpoints_total_limit=1, logging_steps=50, seed=seed,
                 resume_from_checkpoint="latest", **family.settings)
             done = out / "train_summary.json"
             summary = json.loads(done.read_text()) if done.is_file() else None
-            if summary is None or summary["steps"] != steps or "train_psnr_all" not in summary:
+            if summary is None or summary["steps"] != run_steps or "train_psnr_all" not in summary:
                 AcceleratorState._reset_state(True)
                 summary = train_functa(cfg)
                 if summary.get("median_step_seconds") is None:  # resumed a finished run: keep its own timing
@@ -133,7 +139,7 @@ def run_capacity_sweep(work_dir: Path, docs_dir: Path, families: list[str], late
             held = json.loads(cache.read_text()) if cache.is_file() else heldout_psnr(out, test, [None, more_steps])
             cache.write_text(json.dumps(held))
             row = {"family": name, "latent_dim": k, "quantum": family.quantum,
-                   "decoder_parameters": summary["decoder_parameters"], "steps": steps,
+                   "decoder_parameters": summary["decoder_parameters"], "steps": run_steps,
                    "median_step_seconds": summary["median_step_seconds"], "train_psnr": summary["train_psnr_all"],
                    "heldout_psnr": held[str(encode_steps)], "heldout_psnr_more": held[str(more_steps)],
                    "encode_steps": encode_steps, "more_steps": more_steps, "settings": family.settings}
@@ -206,7 +212,10 @@ def write_report(docs_dir: Path, rows: list[dict], command: str) -> None:
               "circuits of 2 qubits (CNOT chain, 2 re-uploads, 2 blocks; one batched op) -> 3 StyleGAN2-style",
               "weight-modulated layers of width 128 (`-shift`: shift-modulated instead); `fourier-features` = the same",
               "synthesis layers on 32 random Fourier frequencies (sin + cos: 64 features, scale 6); `siren` = Functa's",
-              "shift-modulated SIREN of width 128; `qiren` = the old ModulatedQIREN (8 qubits, 657 parameters).", "",
+              "shift-modulated SIREN of width 128; `qiren` = the old ModulatedQIREN (8 qubits, 657 parameters);",
+              "`wide-qiren` = ModulatedWideQIREN, 3 wide hybrid layers of 64 two-qubit circuits (CNOT chain, width 128,",
+              "shift). The last two cost 11-20x a SIREN step (docs/simulator.md), so they get fewer steps: about the",
+              "wall-clock budget of the others.", "",
               "## Summary (computed from the table)", "", *_summary(rows), ""]
     (Path(docs_dir) / "decoder_capacity.md").write_text("\n".join(lines) + "\n")
 
@@ -215,7 +224,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Decoder capacity sweep on LFW faces (writes docs/decoder_capacity.md).")
     p.add_argument("--work_dir", default="runs/decoder_capacity")
     p.add_argument("--docs_dir", default="docs")
-    p.add_argument("--families", nargs="+", default=["circuit-features", "fourier-features", "siren", "qiren"],
+    p.add_argument("--families", nargs="+", default=["circuit-features", "fourier-features", "siren", "wide-qiren",
+                                                      "qiren"],
                    choices=sorted(FAMILIES))
     p.add_argument("--latents", nargs="+", type=int, default=[32, 64])
     p.add_argument("--steps", type=int, default=1500)

@@ -28,15 +28,17 @@ from ..data.grids import image_grid
 from ..functa import inner_loop, per_image_mse, psnr
 from ..models.modulated import ENCODINGS, LatentModulator, ModulatedQIREN, ModulatedSIREN
 from ..models.synthesis import FeatureSynthesisDecoder
+from ..models.wide import ModulatedWideQIREN
 from .checkpointing import (check_compatible, load_checkpoint_models, read_training_state,
                             resolve_resume_checkpoint, save_checkpoint)
 from .launch import make_accelerator
 
 logger = logging.getLogger(__name__)
 
-DECODERS = ("qiren", "siren", "circuit-features", "fourier-features")
+DECODERS = ("qiren", "siren", "circuit-features", "fourier-features", "wide-qiren")
 """``qiren``: the paper's modulated QIREN; ``siren``: Functa's SIREN; ``circuit-features`` / ``fourier-features``:
-:class:`FeatureSynthesisDecoder` with quantum circuit features or random Fourier features (the classical control)."""
+:class:`FeatureSynthesisDecoder` with quantum circuit features or random Fourier features (the classical control);
+``wide-qiren``: :class:`ModulatedWideQIREN` (``n_heads`` circuits of ``n_qubits`` per hybrid layer)."""
 MAX_LATENT_DIM = 65536
 """Largest latent size accepted (functa uses 64-1024); beyond it the modulator's weights alone exhaust memory."""
 
@@ -120,6 +122,11 @@ def build_decoder(cfg: FunctaTrainingConfig) -> torch.nn.Module:
         return ModulatedQIREN(
             out_channels=cfg.channels, n_qubits=cfg.n_qubits, hidden_layers=cfg.hidden_layers,
             n_reuploads=cfg.n_reuploads, n_blocks=cfg.n_blocks, modulation=cfg.modulation,
+        )
+    if cfg.decoder == "wide-qiren":
+        return ModulatedWideQIREN(
+            out_channels=cfg.channels, n_heads=cfg.n_heads, n_qubits=cfg.n_qubits, hidden_layers=cfg.hidden_layers,
+            n_reuploads=cfg.n_reuploads, n_blocks=cfg.n_blocks, entangler=cfg.entangler, modulation=cfg.modulation,
         )
     if cfg.decoder == "siren":
         return ModulatedSIREN(
@@ -345,8 +352,8 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     while global_step < cfg.max_train_steps:
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
+        resumed_mid_epoch = batch_in_epoch > 0  # a checkpoint at an epoch's last batch leaves nothing to skip to
         batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
-        skipped_to_epoch_end = batch_in_epoch > 0  # a checkpoint taken at an epoch's last batch resumes here
         got_batch = False
         for batch in batches:
             got_batch = True
@@ -402,7 +409,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
         else:
             epoch += 1
             batch_in_epoch = 0
-            if not got_batch and not skipped_to_epoch_end:
+            if not got_batch and not resumed_mid_epoch:
                 raise ValueError("the dataset yields no batches (fewer readable images than processes?)")
     progress.close()
 
