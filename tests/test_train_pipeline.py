@@ -148,7 +148,11 @@ def test_finetune_an_auto_decoded_pipeline_trains_a_latent_table_and_the_prior_l
     data = _faces(tmp_path / "faces", n=7)
     out = tmp_path / "mine"
     assert main(["--pretrained_model_name_or_path", str(tmp_path / "auto"), "--train_data_dir", str(data),
-                 "--output_dir", str(out), "--flip_augment", *TINY]) == 0, capsys.readouterr().err
+                 "--output_dir", str(out), "--flip_augment", *TINY, "--validation_steps", "3"]) == 0, \
+        capsys.readouterr().err
+    shown = {p.name for p in (out / "samples").iterdir()}  # every 3 steps, and the end of each stage once
+    assert {"stage1-reconstructions-000003.png", "stage1-reconstructions-000004.png", "prior-samples-000018.png",
+            "prior-samples-000020.png"} <= shown
     from safetensors.torch import load_file
 
     table = load_file(str(out / "stage1" / "latents.safetensors"))["latents"]

@@ -217,6 +217,8 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     stage1_s, stage1_cpu = time.perf_counter() - stage1_began, time.process_time() - stage1_cpu
     decoder.eval()
     modulator.eval()
+    if stage1["steps"] % args.validation_steps:  # the end of stage 1 is always validated once
+        validator.stage1(decoder, modulator, stage1["steps"], final=True)
     psnr["train_after"] = reconstruction_psnr(decoder, modulator, eval_images)
     psnr["heldout_after"] = reconstruction_psnr(decoder, modulator, data.heldout)
 
@@ -248,6 +250,8 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
                          stage_resume(args.resume_from_checkpoint, prior_dir),
                          on_log=lambda step, loss: validator.prior(current_pipeline, step, loss))
 
+    if result["global_step"] % args.validation_steps and result["losses"]:
+        validator.prior(current_pipeline, result["global_step"], result["losses"][-1], final=True)
     summary = {"output_dir": str(out), "stage1_steps": stage1["steps"], "prior_steps": result["global_step"],
                "num_train_images": int(data.images.shape[0]), "num_heldout_images": int(data.heldout.shape[0]),
                "skipped_images": data.skipped, "psnr": psnr, "validation": validator.records,
