@@ -27,9 +27,11 @@ BLOCKER_TEXT = "written before the run; must survive it\n"
 QG = ["-m", "qiren_gen.cli"]
 TF = [str(REPO / "scripts" / "train_functa.py")]
 TP = [str(REPO / "scripts" / "train_prior.py")]
+TPL = [str(REPO / "scripts" / "train_pipeline.py")]
 FUNCTA = "--resolution 8 --n_qubits 3 --hidden_layers 1 --latent_dim 4 --train_batch_size 2 --max_train_steps 2"
 PRIOR = "--resolution 8 --max_train_steps 2 --hidden_dim 8 --num_blocks 1 --time_embed_dim 8 --train_batch_size 4"
 S = "sample --num-images 1 --steps 1 --output o.png --pipeline"
+PIPE = "--max_train_steps 1 --prior_max_train_steps 1 --validation_images 0 --train_batch_size 2"
 
 # (entry point, bad input, argv (after the program), expected fragment of the one stderr line)
 CLI_ROWS = [
@@ -138,13 +140,37 @@ CLI_ROWS = [
     ("scripts/train_prior.py", "corrupt latents cache",
      f"--stage1_model stage1 --train_data_dir data --output_dir tpout {PRIOR} --latents_cache corrupt.pt",
      "not a readable latents cache"),
+    ("scripts/train_pipeline.py", "not a pipeline (a stage-1 folder)",
+     f"--pretrained_model_name_or_path stage1 --train_data_dir data --output_dir tplout {PIPE}",
+     "is not a pipeline folder"),
+    ("scripts/train_pipeline.py", "unreachable Hub id (offline)",
+     f"--pretrained_model_name_or_path qiren-gen-tests/no-such-pipeline --train_data_dir data --output_dir tplout "
+     f"{PIPE}", "cannot reach the Hub"),
+    ("scripts/train_pipeline.py", "dataset without the image column",
+     f"--pretrained_model_name_or_path pipe --train_data_dir data --image_column picture --output_dir tplout {PIPE}",
+     "image column 'picture' not found"),
+    ("scripts/train_pipeline.py", "zero images (empty folder)",
+     f"--pretrained_model_name_or_path pipe --train_data_dir emptydata --output_dir tplout {PIPE}",
+     "zero images: the folder 'emptydata' holds no files"),
+    ("scripts/train_pipeline.py", "only corrupt images",
+     f"--pretrained_model_name_or_path pipe --train_data_dir corruptdata --output_dir tplout {PIPE}",
+     "no readable image"),
+    ("scripts/train_pipeline.py", "channel mismatch (gray pipeline, RGB data)",
+     f"--pretrained_model_name_or_path pipe --train_data_dir rgbdata --output_dir tplout {PIPE}",
+     "pass --channels 1 to convert the data, or --adapt_output_channels"),
+    ("scripts/train_pipeline.py", "full disk: --output_dir under a file",
+     f"--pretrained_model_name_or_path pipe --train_data_dir data --output_dir blocker/tpl {PIPE}",
+     "is a file, not a folder"),
+    ("scripts/train_pipeline.py", "--output_dir holding a different pipeline",
+     f"--pretrained_model_name_or_path pipe --train_data_dir data --output_dir pipe {PIPE}",
+     "holds a different pipeline"),
 ]
 
 _PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]|examples/s\]|\[\d\d:\d\d<")
 
 
 def _program(entry: str) -> list[str]:
-    return {"scripts/train_functa.py": TF, "scripts/train_prior.py": TP}.get(entry, QG)
+    return {"scripts/train_functa.py": TF, "scripts/train_prior.py": TP, "scripts/train_pipeline.py": TPL}.get(entry, QG)
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -212,6 +238,12 @@ def world(tmp_path_factory) -> Path:
     y, x = np.mgrid[0:8, 0:8]
     for i in range(4):
         _png(w / "data" / "train" / f"{i}.png", (127 + 100 * np.sin(x * 0.3 * (i + 1) + y * 0.2)).astype(np.uint8))
+    (w / "emptydata" / "train").mkdir(parents=True)
+    (w / "corruptdata" / "train").mkdir(parents=True)
+    shutil.copy(w / "corrupt.png", w / "corruptdata" / "train" / "0.png")
+    (w / "rgbdata" / "train").mkdir(parents=True)
+    for i in range(4):
+        _png(w / "rgbdata" / "train" / f"{i}.png", np.random.default_rng(i).integers(0, 255, (8, 8, 3), dtype=np.uint8))
     torch.manual_seed(0)
     decoder = ModulatedQIREN(out_channels=1, n_qubits=3, hidden_layers=1, reference_size=4)
     decoder.save_pretrained(w / "stage1" / "decoder")
@@ -279,7 +311,7 @@ def _run_alone(world: Path, row: tuple[str, str, str, str]) -> list[dict]:
 
 def _run_batch(world: Path, rows: list, name: str) -> list[dict]:
     spec = world / f"{name}.json"
-    programs = {"scripts/train_functa.py": TF[0], "scripts/train_prior.py": TP[0]}
+    programs = {"scripts/train_functa.py": TF[0], "scripts/train_prior.py": TP[0], "scripts/train_pipeline.py": TPL[0]}
     spec.write_text(json.dumps([(programs.get(r[0], "qiren-gen"), r[2].split()) for r in rows]))
     proc = subprocess.run([sys.executable, "-c", RUNNER, str(spec)], cwd=world, env=_env(), capture_output=True,
                           text=True, timeout=600)
@@ -319,7 +351,8 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
             failures.append(f"{row[0]} / {row[1]}: rc={res['returncode']} lines={res['lines'][-3:]}")
     assert not failures, "\n".join(failures)
     assert (world / "blocker").read_text() == BLOCKER_TEXT  # the "full disk" rows corrupted nothing
-    for made in ("o.png", "o.jpg", "fitout", "srout", "evout", "tfout", "tpout", "PWNED"):
+    assert not {"train_pipeline.json", "stage1"} & {p.name for p in (world / "pipe").iterdir()}  # pipeline untouched
+    for made in ("o.png", "o.jpg", "fitout", "srout", "evout", "tfout", "tpout", "tplout", "PWNED"):
         assert not (world / made).exists(), f"{made} was written by a failing run"
     table = os.environ.get("QIREN_GEN_BAD_INPUTS_TABLE")
     if table:

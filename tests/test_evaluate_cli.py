@@ -181,13 +181,14 @@ def test_two_process_bad_reference_fails_on_every_process_without_hanging(pipeli
 
 
 def test_bundled_pipeline_evaluates_and_its_card_names_the_command(tmp_path, capsys):
-    """The repository's pretrained pipeline, scored against LFW's held-out faces (export_lfw_faces's test split)."""
+    """The repository's pretrained pipeline, scored against LFW's held-out faces (export_lfw_faces's test split);
+    without --pipeline, evaluate (like sample) scores the bundled pipeline."""
     from qiren_gen.data.lfw import export_lfw_faces
 
     bundled = ROOT / "pipelines" / "qiren-lfw-faces"
     assert "qiren-gen evaluate --pipeline pipelines/qiren-lfw-faces" in (bundled / "README.md").read_text()
     lfw = export_lfw_faces(tmp_path / "lfw")
-    rc = main(["evaluate", "--pipeline", str(bundled), "--reference", str(lfw), "--reference-split", "test",
+    rc = main(["evaluate", "--reference", str(lfw), "--reference-split", "test",
                "--num-samples", "4", "--num-inference-steps", "2", "--no-progress",
                "--feature-extractor", "qiren-pixel-pool", "--output", str(tmp_path / "out")])
     assert rc == 0, capsys.readouterr().err

@@ -126,3 +126,32 @@ def test_prior_sigkill_and_resume_matches_uninterrupted(image_folder, tmp_path):
     assert f"at step {killed_at}" in log and json.loads(log.strip().splitlines()[-1])["global_step"] == steps
     _assert_same_tensors(load_file(part / "prior" / "diffusion_pytorch_model.safetensors"),
                          load_file(full / "prior" / "diffusion_pytorch_model.safetensors"))
+
+
+def test_train_pipeline_sigkill_in_the_prior_stage_and_resume_matches_uninterrupted(image_folder, tmp_path):
+    """The one entry point (scripts/train_pipeline.py): killed during stage 2, resumed with ``latest``, stage 1 is
+    not redone and the saved pipeline equals an uninterrupted run's, bitwise."""
+    from test_generation_pipeline import tiny_pipeline
+
+    tiny_pipeline().save_pretrained(tmp_path / "pretrained")
+    steps = 1500
+    common = ["--pretrained_model_name_or_path", str(tmp_path / "pretrained"), "--train_data_dir", str(image_folder),
+              "--max_train_steps", "3", "--train_batch_size", "4", "--checkpointing_steps", "3",
+              "--prior_max_train_steps", str(steps), "--prior_checkpointing_steps", "50", "--prior_train_batch_size",
+              "8", "--validation_steps", "100000", "--validation_images", "0", "--seed", "2"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    reference = _start("train_pipeline.py", [*common, "--output_dir", str(full)], tmp_path / "full.log")
+    victim = _start("train_pipeline.py", [*common, "--output_dir", str(part)], tmp_path / "part.log")
+    killed_at = _kill_after_first_checkpoint(victim, part / "prior_training")
+    assert killed_at < steps and not (part / "model_index.json").exists()
+    _plant_partial_checkpoints(part / "prior_training", killed_at)
+
+    resumed = _start("train_pipeline.py", [*common, "--output_dir", str(part), "--resume_from_checkpoint", "latest"],
+                     tmp_path / "resume.log")
+    assert resumed.wait(timeout=300) == 0, (tmp_path / "resume.log").read_text()[-2000:]
+    assert reference.wait(timeout=300) == 0, (tmp_path / "full.log").read_text()[-2000:]
+    log = (tmp_path / "resume.log").read_text()
+    assert "at step 3" in log and f"at step {killed_at}" in log  # stage 1 done already; stage 2 from its checkpoint
+    for sub in ("decoder", "modulator", "prior"):
+        _assert_same_tensors(load_file(part / sub / "diffusion_pytorch_model.safetensors"),
+                             load_file(full / sub / "diffusion_pytorch_model.safetensors"))

@@ -14,7 +14,8 @@ INCEPTION = "inception-v3-compat"  # torch-fidelity's standard FID extractor (ke
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The evaluation options, shared by the subcommand and ``scripts/evaluate.py``."""
-    p.add_argument("--pipeline", required=True, help="pipeline folder or Hugging Face Hub id")
+    p.add_argument("--pipeline", default=None,
+                   help="pipeline folder or Hugging Face Hub id (default: the bundled LFW-faces pipeline, as sample)")
     p.add_argument("--reference", required=True,
                    help="reference images: Hub dataset id, image folder, saved dataset folder, or a "
                         "reference_stats.pt written by an earlier evaluation")
@@ -65,11 +66,14 @@ def _multi_cpu() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
 
 
-def load_pipeline(spec: str, device: object) -> object:
-    """``QirenGenerationPipeline.from_pretrained(spec)`` on ``device``, with a one-line error when it cannot load."""
+def load_pipeline(spec: str | None, device: object) -> object:
+    """``QirenGenerationPipeline.from_pretrained(spec)`` on ``device`` (``None``: the bundled pipeline), with a one-line
+    error when it cannot load."""
     from diffusers.utils import logging as diffusers_logging
 
-    from ..pipelines import QirenGenerationPipeline
+    from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+
+    spec = spec if spec is not None else bundled_pipeline_dir()
 
     diffusers_logging.disable_progress_bar()  # the component-loading bar would break the one evaluation bar
     try:

@@ -15,12 +15,11 @@ import logging
 import os
 
 
-def parse_args(argv: list[str] | None = None):
-    """Arguments in diffusers' example-script style -> a ``FunctaTrainingConfig``."""
+def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
+    """The stage-1 options (data, model, encoding, training), shared with ``scripts/train_pipeline.py``."""
     from ..training.functa_trainer import DECODERS, FunctaTrainingConfig
 
     defaults = FunctaTrainingConfig()
-    p = argparse.ArgumentParser(description="Train a functa model (stage 1) on an image dataset.")
     data = p.add_argument_group("data")
     data.add_argument("--dataset_name", help="Hugging Face Hub dataset id (e.g. a FFHQ or CelebA-HQ copy)")
     data.add_argument("--train_data_dir", help="local image folder (loaded with the imagefolder builder)")
@@ -76,8 +75,21 @@ def parse_args(argv: list[str] | None = None):
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--logging_steps", type=int, default=defaults.logging_steps)
     train.add_argument("--dataloader_num_workers", type=int, default=defaults.dataloader_num_workers)
-    args = p.parse_args(argv)
-    return FunctaTrainingConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(FunctaTrainingConfig)})
+
+
+def config_from_args(args: argparse.Namespace, **overrides):
+    """The ``FunctaTrainingConfig`` of parsed stage-1 options (``overrides`` win)."""
+    from ..training.functa_trainer import FunctaTrainingConfig
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(FunctaTrainingConfig)}
+    return FunctaTrainingConfig(**{**values, **overrides})
+
+
+def parse_args(argv: list[str] | None = None):
+    """Arguments in diffusers' example-script style -> a ``FunctaTrainingConfig``."""
+    p = argparse.ArgumentParser(description="Train a functa model (stage 1) on an image dataset.")
+    add_stage1_arguments(p)
+    return config_from_args(p.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> int:

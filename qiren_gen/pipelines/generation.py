@@ -379,11 +379,14 @@ BUNDLED_PIPELINE = "qiren-lfw-faces"
 
 
 def bundled_pipeline_dir() -> Path:
-    """Folder of the bundled pretrained pipeline (repository checkout / editable install); ``OSError`` if absent."""
-    folder = Path(__file__).resolve().parents[2] / "pipelines" / BUNDLED_PIPELINE
-    if not (folder / "model_index.json").is_file():
-        raise OSError(
-            f"the bundled pipeline is not at '{folder}' (it ships with the repository checkout); "
-            "pass --pipeline DIR_OR_HUB_ID"
-        )
-    return folder
+    """Folder of the bundled pretrained pipeline: ``qiren_gen/bundled/`` in an installed wheel (the build copies it
+    there), else the checkout's top-level ``pipelines/`` (checkout, editable install); ``OSError`` if neither."""
+    package = Path(__file__).resolve().parents[1]
+    candidates = (package / "bundled" / BUNDLED_PIPELINE, package.parent / "pipelines" / BUNDLED_PIPELINE)
+    for folder in candidates:
+        if (folder / "model_index.json").is_file():
+            return folder
+    raise OSError(
+        f"the bundled pipeline is in neither '{candidates[0]}' (installed wheel) nor '{candidates[1]}' (checkout); "
+        "pass --pipeline DIR_OR_HUB_ID"
+    )

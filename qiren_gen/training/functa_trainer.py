@@ -19,7 +19,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -31,6 +31,7 @@ from ..models.synthesis import FeatureSynthesisDecoder
 from ..models.wide import ModulatedWideQIREN
 from .checkpointing import (check_compatible, load_checkpoint_models, read_training_state,
                             resolve_resume_checkpoint, save_checkpoint)
+from .launch import make_accelerator
 
 logger = logging.getLogger(__name__)
 
@@ -252,41 +253,40 @@ def table_psnr(decoder, modulator, latents: torch.Tensor, dataset: IndexedImages
             **({"train_psnr_all_mirrors": values[n:].mean().item()} if dataset.flip else {})}
 
 
-def train_functa(cfg: FunctaTrainingConfig) -> dict[str, Any]:
-    """Run (or resume) a functa training; returns the summary also written to ``output_dir/train_summary.json``."""
-    from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, set_seed
+def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple | None = None, dataset=None,
+                 on_step: Callable[[int, dict[str, float]], None] | None = None,
+                 init_latents: torch.Tensor | None = None) -> dict[str, Any]:
+    """Run (or resume) a functa training; returns the summary also written to ``output_dir/train_summary.json``.
+
+    Fine-tuning passes ``init_models`` (a pretrained ``(decoder, modulator)``, used instead of ``build_models(cfg)``), a
+    ready ``dataset`` (else loaded from ``cfg``) and its own ``accelerator`` (then not ended here, so a second stage
+    can use it); ``on_step(step, record)`` runs on every process after each step (validation hooks);
+    ``init_latents`` (auto-decoding) starts the latent table from given rows, e.g. the pretrained model's encodings
+    of the training items, instead of near zero (which would first pull a pretrained decoder towards the mean image).
+    """
+    from accelerate.utils import set_seed
     from diffusers.optimization import get_scheduler
     from tqdm.auto import tqdm
 
     cfg.validate()
     output_dir = Path(cfg.output_dir)
     resume = resolve_resume_checkpoint(output_dir, cfg.resume_from_checkpoint)
-    # `accelerate launch --multi_gpu` on a machine without CUDA starts N processes that accelerate would treat as N
-    # independent single-process runs (all writing output_dir): ask for the CPU (gloo) process group instead.
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if "MASTER_ADDR" in os.environ and "WORLD_SIZE" not in os.environ and "PMI_SIZE" not in os.environ:
-        logger.warning(
-            "accelerate launch --cpu --num_processes N>1 starts ONE process unless run under mpirun (accelerate 1.x); "
-            "for N CPU processes use: accelerate launch --multi_gpu --num_processes N ... (works without CUDA)"
-        )
-    accelerator = Accelerator(
-        cpu=world_size > 1 and not torch.cuda.is_available(),
-        mixed_precision=cfg.mixed_precision,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
-    )
-    if accelerator.num_processes != world_size:
-        raise RuntimeError(f"launched as {world_size} processes but accelerate set up {accelerator.num_processes}")
+    owns_accelerator = accelerator is None
+    if owns_accelerator:
+        accelerator = make_accelerator(cfg.mixed_precision, cfg.seed)
     set_seed(cfg.seed)
-    decoder, modulator = build_models(cfg)
+    decoder, modulator = init_models if init_models is not None else build_models(cfg)
+    if decoder.config.out_channels != cfg.channels:
+        raise ValueError(f"the decoder renders {decoder.config.out_channels} channel(s) but channels={cfg.channels}")
     auto = cfg.encoding == "auto_decode"
     # Second-order meta-gradients need the twice-differentiable simulator; first-order can use the fast one.
     decoder.set_engine("fused" if cfg.first_order or auto else "autograd")
 
-    dataset = load_image_dataset(
-        cfg.dataset_name, cfg.train_data_dir, cfg.split, cfg.image_column, cfg.streaming, cfg.cache_dir,
-        cfg.max_train_samples,
-    )
+    if dataset is None:
+        dataset = load_image_dataset(
+            cfg.dataset_name, cfg.train_data_dir, cfg.split, cfg.image_column, cfg.streaming, cfg.cache_dir,
+            cfg.max_train_samples,
+        )
     collate = ImageCollator(cfg.image_column, cfg.resolution, cfg.channels)
     indexed = auto or cfg.flip_augment
     if indexed:
@@ -294,6 +294,11 @@ def train_functa(cfg: FunctaTrainingConfig) -> dict[str, Any]:
             raise ValueError("flip_augment needs a fixed set of images: not streaming")
         dataset = IndexedImages(dataset, cfg.flip_augment)
     table = LatentTable(len(dataset), cfg.latent_dim) if auto else None
+    if table is not None and init_latents is not None:
+        if tuple(init_latents.shape) != tuple(table.latents.shape):
+            raise ValueError(f"init_latents must have shape {tuple(table.latents.shape)}, got {tuple(init_latents.shape)}")
+        with torch.no_grad():
+            table.latents.copy_(init_latents)
     signature = model_signature(decoder, modulator)
     if table is not None:
         signature["latent_table"] = list(table.latents.shape)
@@ -397,6 +402,8 @@ def train_functa(cfg: FunctaTrainingConfig) -> dict[str, Any]:
             if global_step % cfg.checkpointing_steps == 0 or global_step == cfg.max_train_steps:
                 save_checkpoint(accelerator, output_dir, global_step, checkpoint_state(), cfg.checkpoints_total_limit,
                                 models=models)
+            if on_step is not None:
+                on_step(global_step, history[-1])
             if global_step >= cfg.max_train_steps:
                 break
         else:
@@ -434,7 +441,8 @@ def train_functa(cfg: FunctaTrainingConfig) -> dict[str, Any]:
             save_file({"latents": table.latents.detach().to("cpu").contiguous()}, str(output_dir / LATENTS_FILE))
         (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    if owns_accelerator:
+        accelerator.end_training()
     return summary
 
 

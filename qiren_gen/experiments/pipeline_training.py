@@ -1,0 +1,265 @@
+"""Pieces of ``scripts/train_pipeline.py``: the output-folder guard, the data split, channel handling, validation
+(held-out reconstruction PSNR, PNG grids, trackers) and the model card of a fine-tuned pipeline."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+RUN_FILE = "train_pipeline.json"
+"""Marks an ``--output_dir`` as made by ``train_pipeline`` (and with which data), so a rerun resumes it only."""
+
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def check_output_dir(out: Path, resume: str | None, identity: dict) -> None:
+    """Refuse an ``--output_dir`` under a file, holding a foreign pipeline or other files, or an earlier run of other
+    settings; an earlier run of these settings needs ``--resume_from_checkpoint``. Nothing is written here."""
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise OSError(f"--output_dir {out}: '{parent}' is a file, not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    marker = out / RUN_FILE
+    if not marker.is_file():
+        what = "a different pipeline" if (out / "model_index.json").is_file() else "files of something else"
+        raise ValueError(f"--output_dir {out} holds {what} (no {RUN_FILE}); choose a new or empty folder")
+    try:
+        saved = json.loads(marker.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"--output_dir {out}: {RUN_FILE} is damaged; choose a new or empty folder") from None
+    differs = [k for k in identity if saved.get(k) != identity[k]]
+    if differs:
+        raise ValueError(f"--output_dir {out} holds a run with another {differs[0]} ({saved.get(differs[0])!r}); "
+                         "choose a new folder")
+    if not resume:
+        raise ValueError(f"--output_dir {out} holds an earlier run; pass --resume_from_checkpoint latest to continue "
+                         "it, or choose a new folder")
+
+
+def image_channels(value) -> int:
+    """1 or 3: the channels of one undecoded ``datasets.Image`` value (or PIL image), from its mode."""
+    import io
+
+    from PIL import Image
+
+    if isinstance(value, Image.Image):
+        return 1 if value.mode in GRAY_MODES else 3
+    source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
+    with Image.open(source) as img:
+        return 1 if img.mode in GRAY_MODES else 3
+
+
+@dataclass
+class TrainingData:
+    """The training split (a ``datasets`` dataset for stage 1), decoded tensors for encoding, and the held-out images."""
+
+    train: object
+    images: torch.Tensor
+    heldout: torch.Tensor
+    channels: int
+    skipped: int
+    description: str
+
+
+def load_training_data(args, resolution: int, channels: int | None, heldout: int) -> TrainingData:
+    """Load ``--dataset_name`` / ``--train_data_dir``; hold out the first ``heldout`` readable images.
+
+    Raises ``ValueError`` for no image column, no readable image, or too few images to hold some out; corrupt images
+    are skipped and counted. ``channels=None`` takes the data's own (gray or RGB, from the first readable image).
+    """
+    from ..data.datasets import ImageCollator, load_image_dataset
+
+    folder = Path(args.train_data_dir) if args.train_data_dir else None
+    if folder is not None and folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+        raise ValueError(f"zero images: the folder '{args.train_data_dir}' holds no files")
+    ds = load_image_dataset(args.dataset_name, args.train_data_dir, args.split, args.image_column, args.streaming,
+                            args.cache_dir, args.max_train_samples)
+    examples = list(ds)  # one pass (a stream is read once here; stage 1 re-reads the training part)
+    detected = None
+    for ex in examples:
+        try:
+            detected = image_channels(ex[args.image_column])
+            break
+        except (OSError, ValueError, SyntaxError, KeyError):
+            continue
+    channels = channels or detected or 1
+    collate = ImageCollator(args.image_column, resolution, channels)
+    kept = [ex for ex in examples if _readable(ex[args.image_column], resolution, channels)]
+    skipped = len(examples) - len(kept)
+    if not kept:
+        raise ValueError(f"no readable image in the dataset ({len(examples)} example(s), {skipped} unreadable)")
+    if heldout and len(kept) < heldout + 2:
+        raise ValueError(f"only {len(kept)} readable image(s): need at least {heldout + 2} to hold {heldout} out "
+                         "(lower --validation_images)")
+    held, train = kept[:heldout], kept[heldout:]
+    import datasets
+
+    train_ds = datasets.Dataset.from_list(train, features=ds.features) if ds.features is not None else train
+    source = args.dataset_name or args.train_data_dir
+    return TrainingData(train=train_ds, images=collate(train), heldout=collate(held) if held else collate([]),
+                        channels=channels, skipped=skipped,
+                        description=f"`{source}` (split `{args.split}`, column `{args.image_column}`)")
+
+
+def _readable(value, resolution: int, channels: int) -> bool:
+    """Whether one image decodes (the count of the others is reported once, not as a warning per image)."""
+    from ..data.datasets import decode_image
+
+    try:
+        decode_image(value, resolution, channels)
+    except (OSError, ValueError, SyntaxError):
+        return False
+    return True
+
+
+def reconstruction_psnr(decoder, modulator, images: torch.Tensor, batch_size: int = 32) -> float | None:
+    """Mean PSNR (dB, images in [-1, 1]) of ``images`` encoded and decoded at their own size; None if no images."""
+    from ..functa import decode_latents, encode_images, psnr
+
+    if images.shape[0] == 0:
+        return None
+    values = []
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start : start + batch_size].to(next(decoder.parameters()).device)
+        z = encode_images(decoder, modulator, batch)
+        with torch.no_grad():
+            rec = decode_latents(decoder, modulator, z, batch.shape[-2], batch.shape[-1])
+        values.append(psnr((rec - batch).square().mean(dim=(1, 2, 3))).cpu())
+    return float(torch.cat(values).mean())
+
+
+def _to_pil(images: torch.Tensor):
+    from PIL import Image
+
+    arrays = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a[:, :, 0] if a.shape[-1] == 1 else a) for a in arrays]
+
+
+@dataclass
+class Validator:
+    """Every ``every`` steps (main process): held-out PSNR in the log and a PNG in ``out/samples/``."""
+
+    out: Path
+    every: int
+    heldout: torch.Tensor
+    stage1_steps: int
+    accelerator: object
+    seed: int = 0
+    num_samples: int = 16
+    records: list = field(default_factory=list)
+
+    def _log(self, record: dict) -> None:
+        self.records.append(record)
+        with open(self.out / "train_log.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        step = record["step"] + (self.stage1_steps if record["stage"] == "prior" else 0)
+        self.accelerator.log({f"{record['stage']}/{k}": v for k, v in record.items()
+                              if isinstance(v, float)}, step=step)
+        self.accelerator.print(json.dumps(record))
+
+    def stage1(self, decoder, modulator, step: int, final: bool = False) -> None:
+        """Held-out reconstructions (top: faces, bottom: reconstructions) and their PSNR."""
+        from diffusers.utils import make_image_grid
+
+        from ..functa import decode_latents, encode_images
+
+        if not self.accelerator.is_main_process or (step % self.every and not final):
+            return
+        record = {"stage": "stage1", "step": step}
+        if self.heldout.shape[0]:
+            record["heldout_psnr"] = reconstruction_psnr(decoder, modulator, self.heldout)
+            z = encode_images(decoder, modulator, self.heldout.to(next(decoder.parameters()).device))
+            with torch.no_grad():
+                rec = decode_latents(decoder, modulator, z, *self.heldout.shape[-2:]).cpu()
+            tiles = _to_pil(torch.cat([self.heldout, rec]))
+            (self.out / "samples").mkdir(parents=True, exist_ok=True)
+            make_image_grid(tiles, rows=2, cols=self.heldout.shape[0]).save(
+                self.out / "samples" / f"stage1-reconstructions-{step:06d}.png")
+        self._log(record)
+
+    def prior(self, pipe_factory, step: int, loss: float, final: bool = False) -> None:
+        """A grid of ``num_samples`` samples from the prior being trained."""
+        from diffusers.utils import make_image_grid
+
+        if not self.accelerator.is_main_process or (step % self.every and not final):
+            return
+        pipe = pipe_factory()
+        pipe.set_progress_bar_config(disable=True)
+        was_training = pipe.prior.training
+        pipe.prior.eval()
+        images = pipe(batch_size=self.num_samples, num_inference_steps=25,
+                      generator=torch.Generator().manual_seed(self.seed)).images
+        pipe.prior.train(was_training)
+        rows = max(1, int(self.num_samples**0.5))
+        while self.num_samples % rows:
+            rows -= 1
+        (self.out / "samples").mkdir(parents=True, exist_ok=True)
+        make_image_grid(images, rows=rows, cols=self.num_samples // rows).save(
+            self.out / "samples" / f"prior-samples-{step:06d}.png")
+        self._log({"stage": "prior", "step": step, "loss": float(loss)})
+
+
+def setup_trackers(report_to: str, out: Path) -> tuple[str | None, str | None]:
+    """``(log_with, message)``: Accelerate's tracker name, or None and one line saying why not."""
+    if report_to in (None, "none"):
+        return None, None
+    if report_to == "tensorboard":
+        from accelerate.utils import is_tensorboard_available
+
+        if not is_tensorboard_available():
+            return None, ("--report_to tensorboard: tensorboard is not installed (pip install tensorboard); "
+                          f"validation metrics go to {out / 'train_log.jsonl'} only")
+        return "tensorboard", None
+    return report_to, None
+
+
+def model_card_sections(source: str, data: TrainingData, resolution: int, stage1: dict, prior: dict,
+                        psnr: dict, command: str, previous: dict[str, str]) -> dict[str, str]:
+    """Training / Quality / Limitations sections of a pipeline made by ``train_pipeline``."""
+    n_train, n_held = data.images.shape[0], data.heldout.shape[0]
+    kind = "grayscale" if data.channels == 1 else "RGB"
+    start = f"the pretrained pipeline `{source}`" if source else "scratch (decoder built from the flags)"
+    training = f"""Made by `scripts/train_pipeline.py` from {start} on {data.description}: {n_train} training
+images and {n_held} held out ({data.skipped} unreadable skipped), {kind}, {resolution}x{resolution}.
+
+1. Stage 1 (decoder + modulator): {stage1['steps']} steps of batch {stage1['batch_size']}, Adam
+   {stage1['learning_rate']}, {stage1['algorithm']}.
+2. Stage 2 (latent diffusion prior{', from the pretrained prior' if prior['pretrained'] else ''}): the training
+   images encoded with the stage-1 models, {prior['steps']} steps of batch {prior['batch_size']}, AdamW
+   {prior['learning_rate']}, DDPM objective; sampled with DDIM.
+
+```bash
+{command}
+```
+"""
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.2f} dB"
+
+    quality = f"""Reconstruction PSNR (encode + decode at {resolution}x{resolution}, images in [-1, 1]):
+
+| images | before | after |
+|---|---:|---:|
+| training images ({min(n_train, psnr['train_count'])}) | {fmt(psnr['train_before'])} | {fmt(psnr['train_after'])} |
+| held-out images ({n_held}) | {fmt(psnr['heldout_before'])} | {fmt(psnr['heldout_after'])} |
+
+No FID was measured by the training script: run `qiren-gen evaluate --pipeline THIS_FOLDER --reference DATA`.
+"""
+    limitations = (f"Trained on {n_train} images for {stage1['steps']} + {prior['steps']} steps; judge the samples in "
+                   "`samples/` of the training run before relying on it. The decoder's circuits are simulated "
+                   "exactly; nothing ran on quantum hardware.")
+    if previous.get("Training"):
+        training += "\n### The pretrained pipeline's own training\n\n" + previous["Training"].replace("## ", "### ")
+    return {"Training": training, "Quality": quality, "Limitations": limitations}
+
+
+def world_size() -> int:
+    """Processes of this launch (1 under plain ``python``)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+__all__ = ["RUN_FILE", "TrainingData", "Validator", "check_output_dir", "image_channels", "load_training_data",
+           "model_card_sections", "reconstruction_psnr", "setup_trackers"]

@@ -1,0 +1,40 @@
+"""One ``Accelerator`` for every training loop: plain ``python`` or ``accelerate launch`` with any number of processes.
+
+Several processes on a machine without CUDA must join with gloo (``cpu=True``); otherwise accelerate would treat them
+as independent single-process runs all writing the same ``output_dir``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def make_accelerator(mixed_precision: str = "no", seed: int = 0, log_with: str | None = None,
+                     project_dir: str | None = None):
+    """An ``Accelerator`` with seedable data order; checks that accelerate set up as many processes as launched."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if "MASTER_ADDR" in os.environ and "WORLD_SIZE" not in os.environ and "PMI_SIZE" not in os.environ:
+        logger.warning(
+            "accelerate launch --cpu --num_processes N>1 starts ONE process unless run under mpirun (accelerate 1.x); "
+            "for N CPU processes use: accelerate launch --multi_gpu --num_processes N ... (works without CUDA)"
+        )
+    accelerator = Accelerator(
+        cpu=world_size > 1 and not torch.cuda.is_available(),
+        mixed_precision=mixed_precision,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed),
+        log_with=log_with,
+        project_dir=project_dir,
+    )
+    if accelerator.num_processes != world_size:
+        raise RuntimeError(f"launched as {world_size} processes but accelerate set up {accelerator.num_processes}")
+    return accelerator
+
+
+__all__ = ["make_accelerator"]
