@@ -520,7 +520,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(58)]
+    return [f"{i:02d}" for i in range(69)]
 
 
 @pytest.fixture(scope="module")
