@@ -2,9 +2,10 @@
 from .baselines import MLP, SIREN, FourierFeatureMLP
 from .modulated import LatentModulator, ModulatedQIREN, ModulatedSIREN
 from .qiren import QIREN, HybridLayer
-from .registry import MODEL_BUILDERS, build_inr, parameter_table
+from .registry import MODEL_BUILDERS, QIREN_PLUS, build_inr, is_qiren_plus, parameter_table
 
-__all__ = ["QIREN", "HybridLayer", "SIREN", "MLP", "FourierFeatureMLP", "MODEL_BUILDERS", "build_inr", "parameter_table",
+__all__ = ["QIREN", "HybridLayer", "SIREN", "MLP", "FourierFeatureMLP", "MODEL_BUILDERS", "QIREN_PLUS", "build_inr",
+           "is_qiren_plus", "parameter_table",
            "ModulatedQIREN", "ModulatedSIREN", "LatentModulator"]
 from .denoiser import LatentDenoiser, LatentDenoiserOutput  # noqa: E402
 

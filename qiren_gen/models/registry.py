@@ -8,8 +8,18 @@ from diffusers.models.modeling_utils import ModelMixin
 from .baselines import MLP, SIREN, FourierFeatureMLP
 from .qiren import QIREN
 
+QIREN_PLUS: dict = {"encoding_scale": 3.0}
+"""``qiren-plus``: the best QIREN variant of ``scripts/search_qiren.py`` (docs/qiren_search.md), as QIREN options."""
+
+
+def is_qiren_plus(model) -> bool:
+    """True for a QIREN whose configuration is the ``qiren-plus`` preset (its fitting recipe then applies)."""
+    return isinstance(model, QIREN) and all(model.config.get(k) == v for k, v in QIREN_PLUS.items())
+
+
 MODEL_BUILDERS: dict[str, Callable[..., ModelMixin]] = {
     "qiren": QIREN,
+    "qiren-plus": lambda **kw: QIREN(**{**QIREN_PLUS, **kw}),
     "siren": SIREN,
     "relu": lambda **kw: MLP(activation="relu", **kw),
     "tanh": lambda **kw: MLP(activation="tanh", **kw),
