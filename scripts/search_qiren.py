@@ -13,10 +13,10 @@ Run it under `nice` on a shared machine; kill it at any time and run the same co
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
+from qiren_gen.experiments.commands import portable_command
 from qiren_gen.experiments.paper import default_workers
 from qiren_gen.experiments.qiren_search import ALL_VARIANTS, REFERENCES, SIGNALS, VARIANTS, run_search
 from qiren_gen.experiments.qiren_search_report import final_variants, write_search_report
@@ -53,7 +53,7 @@ def main() -> int:
     except (OSError, ValueError) as exc:
         print(f"search_qiren: error: {exc}", file=sys.stderr)
         return 2
-    command = "python scripts/search_qiren.py " + shlex.join(sys.argv[1:])
+    command = portable_command("scripts/search_qiren.py", sys.argv[1:])
     path = write_search_report(cache, Path(args.output), command)
     print(f"report -> {path}")
     return 0

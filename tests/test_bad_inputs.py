@@ -69,6 +69,17 @@ CLI_ROWS = [
      "Not a directory"),
     ("qiren-gen fit", "NaN samples in a WAV", "fit --audio nan.wav --output fitout", "NaN or infinite samples"),
     ("qiren-gen fit", "wrong channel count (stereo WAV)", "fit --audio stereo.wav --output fitout", "2 channels"),
+    ("qiren-gen fit", "observable on more qubits than the circuit (--observables '[[0, 9]]')",
+     "fit --image camera --size 8 --observables [[0,9]] --output fitout", "does not fit a circuit of 8 qubits"),
+    ("qiren-gen fit", "pair observables on one qubit (--qubits 1 --observables zz)",
+     "fit --image camera --size 8 --qubits 1 --observables zz --output fitout", "needs at least 2 qubits"),
+    ("qiren-gen fit", "zero re-uploads (--reuploads 0)", "fit --image camera --size 8 --reuploads 0 --output fitout",
+     "n_reuploads must be >= 1"),
+    ("qiren-gen fit", "circuit option for a classical model (--model siren --encoding-scale 2)",
+     "fit --image camera --size 8 --model siren --encoding-scale 2 --output fitout", "only for --model qiren"),
+    ("qiren-gen superres", "non-positive encoding scale (--encoding-scale -1)",
+     "superres --image camera --size 8 --model qiren-plus --encoding-scale -1 --output srout",
+     "--encoding-scale must be finite and > 0"),
     ("qiren-gen superres", "absurd scale (--scale 100000)",
      "superres --image camera --size 8 --scale 100000 --steps 1 --output srout", "over the limit"),
     ("qiren-gen evaluate", "corrupt reference statistics file",
@@ -308,7 +319,7 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
 def _api_rows():
     from qiren_gen.data import image_grid, time_grid
     from qiren_gen.functa import decode_latents, encode_images
-    from qiren_gen.models import LatentModulator, ModulatedQIREN
+    from qiren_gen.models import QIREN, LatentModulator, ModulatedQIREN
     from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
                                      QirenSuperResolutionPipeline)
     from qiren_gen.quantum import DataReuploadingCircuit
@@ -393,6 +404,16 @@ def _api_rows():
         ("DataReuploadingCircuit", "int32 input", lambda w: DataReuploadingCircuit(3)(torch.zeros(2, 3,
                                                                                                     dtype=torch.int32)),
          ValueError, "floating"),
+        ("DataReuploadingCircuit", "observable on more qubits than the circuit",
+         lambda w: DataReuploadingCircuit(3, observables=[[0, 5]]), ValueError, "does not fit a circuit of 3 qubits"),
+        ("DataReuploadingCircuit", "non-positive encoding scale", lambda w: DataReuploadingCircuit(3, encoding_scale=0),
+         ValueError, "encoding_scale must be finite and > 0"),
+        ("DataReuploadingCircuit", "zero re-uploads", lambda w: DataReuploadingCircuit(3, n_reuploads=0), ValueError,
+         "n_reuploads must be >= 1"),
+        ("QIREN", "pair observables on one qubit", lambda w: QIREN(n_qubits=1, observables="zz"), ValueError,
+         "needs at least 2 qubits"),
+        (F, "unknown schedule", lambda w: fit(img, num_steps=1, schedule="linear"), ValueError,
+         "schedule must be one of"),
         ("image_grid", "negative height", lambda w: image_grid(-1, 4), ValueError, "must be"),
         ("time_grid", "absurd length", lambda w: time_grid(2**40), ValueError, "over the limit"),
         ("ReferenceStatistics.load", "a pickle file", lambda w: __import__("qiren_gen.metrics").metrics
@@ -402,7 +423,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(41)]
+    return [f"{i:02d}" for i in range(46)]
 
 
 @pytest.fixture(scope="module")

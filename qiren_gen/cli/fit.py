@@ -42,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
         signal, rate, in_features = audio.samples, audio.rate, 1
     else:
         signal, rate, in_features = load_image(args.image, args.size), None, 2
+    # The model first: a bad option combination must fail before the output folder exists.
+    pipe = QirenSignalFittingPipeline.from_model_name(args.model, in_features, 1, seed=args.seed, **options)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-
-    pipe = QirenSignalFittingPipeline.from_model_name(args.model, in_features, 1, seed=args.seed, **options)
     pipe.set_progress_bar_config(disable=args.json)
     result = pipe(signal, num_steps=args.steps, learning_rate=args.lr, align_corners=not args.pixel_centres,
                   schedule=args.schedule)

@@ -1,1 +1,1 @@
-"""Experiment drivers (the logic behind scripts/): the paper reproduction suite."""
+"""Experiment drivers (the logic behind scripts/): the paper reproduction suite and the QIREN variant search."""

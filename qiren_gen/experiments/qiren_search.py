@@ -135,14 +135,18 @@ def _fit(v: Variant, signal: str, seed: int, kind: str, target: np.ndarray, high
 
 
 def run_search(variant_names: list[str], signal_names: list[str], seeds: list[int], cache: Path,
-               bach_path: str | None = None, steps: int = 301, workers: int = 1, progress: bool = True) -> list[dict]:
-    """Run every (variant, signal, seed) fit not yet in ``cache``; returns the new records (also written there)."""
+               bach_path: str | None = None, steps: int = 301, workers: int = 1, progress: bool = True,
+               size: int = 32) -> list[dict]:
+    """Run every (variant, signal, seed) fit not yet in ``cache``; returns the new records (also written there).
+
+    ``size`` is the image side (the paper's 32; superresolution renders twice that); keep one size per cache.
+    """
     from tqdm.auto import tqdm
 
     if "bach" in signal_names and bach_path is None:
         raise ValueError("the bach task needs --bach PATH (the paper's gt_bach.wav)")
     variants = [variant(n) for n in variant_names]
-    signals = _load_signals(bach_path)
+    signals = _load_signals(bach_path, size)
     cache.mkdir(parents=True, exist_ok=True)
     todo = [(v, s, seed) for seed in seeds for s in signal_names for v in variants
             if not (cache / f"{run_key(v.name, s, seed)}.json").exists()]
@@ -206,13 +210,17 @@ def ratios_to_reference(table: dict[str, dict[str, list[float]]], reference: str
 
 
 def rank_variants(table: dict[str, dict[str, list[float]]], tasks: list[str] | None = None) -> list[tuple[str, float]]:
-    """QIREN variants by the geometric mean of their MSE ratio to SIREN over ``tasks`` (lower is better)."""
-    ratios = ratios_to_reference(table)
+    """QIREN variants by the geometric mean of their MSE ratio to SIREN over ``tasks`` (lower is better).
+
+    Without ``tasks``, the tasks every QIREN variant in ``table`` has, so that all are scored on the same ones.
+    """
+    ratios = {name: row for name, row in ratios_to_reference(table).items()
+              if name in ALL_VARIANTS and ALL_VARIANTS[name].model == "qiren"}
+    if tasks is None and ratios:
+        tasks = [t for t in TASKS if all(t in row for row in ratios.values())]
     scored = []
     for name, row in ratios.items():
-        if name not in ALL_VARIANTS or ALL_VARIANTS[name].model != "qiren":
-            continue
-        vals = [row[t] for t in (tasks or row) if t in row]
+        vals = [row[t] for t in tasks if t in row]
         if vals:
             scored.append((name, float(np.exp(np.mean(np.log(vals))))))
     return sorted(scored, key=lambda x: x[1])

@@ -177,6 +177,7 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
     if bands_by_signal:
         _plot_bands(bands_by_signal, out_dir / "figures" / "qiren_search_spectrum.png")
         lines += ["![spectrum coverage](figures/qiren_search_spectrum.png)", ""]
+    lines += _plus_section()
     lines += ["## Variants", "", "| name | model | options | lr | schedule | what |", "|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["variant"] for r in records):
         v = ALL_VARIANTS.get(name)
@@ -186,6 +187,20 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
     path = out_dir / "qiren_search.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _plus_section() -> list[str]:
+    """What ``qiren-gen fit --model qiren-plus`` ships (read from the package, so it never drifts from the code)."""
+    from ..models import QIREN_PLUS
+    from ..training.fitting import DEFAULT_LEARNING_RATES, DEFAULT_SCHEDULES
+
+    return ["## Shipped as `qiren-plus`", "",
+            f"`qiren-gen fit --model qiren-plus` and `qiren-gen superres --model qiren-plus` build the paper's QIREN with "
+            f"`{json.dumps(QIREN_PLUS)}` (everything else at the paper's defaults) and fit it with Adam at lr "
+            f"{DEFAULT_LEARNING_RATES['qiren-plus']:g}, {DEFAULT_SCHEDULES['qiren-plus']} schedule, 301 steps. In Python: "
+            "`build_inr(\"qiren-plus\", 2)` or `QIREN(**QIREN_PLUS)` (`qiren_gen.models`). Any circuit option can "
+            "still be overridden (`--qubits`, `--reuploads`, `--blocks`, `--entangler`, `--observables`, "
+            "`--encoding-scale`, `--learnable-scale`, `--no-batchnorm`, `--schedule`).", ""]
 
 
 def _task_rows(table, ratios, tasks, cpu, order) -> list[str]:
