@@ -109,6 +109,7 @@ class FusedReuploading(torch.autograd.Function):
         d1, d2 = v1.shape[0], v1.shape[2]
         rows = chunk_rows(v1.numel(), x.device)
         permuting = ent.dtype == torch.long
+        shared = _shared_angles(x)
         inverse = [torch.argsort(g) for g in ent] if permuting else None
         grad_x = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
         grad_v1 = torch.zeros_like(v1)
@@ -118,6 +119,7 @@ class FusedReuploading(torch.autograd.Function):
             xc = x[start : start + rows]
             kept, ctx.kept = ctx.kept, None
             state, phases, record = kept if kept is not None else _run_chunk(xc, v1, a, b, ent, s1, s2, keep=True)
+            conj = [phases[0].conj().resolve_conj()] * len(phases) if shared else [p.conj().resolve_conj() for p in phases]
             go = 2 * grad_out[start : start + rows]
             # d|psi|^2 = 2 Re(conj(psi) dpsi): the 2 is folded into go.
             g = _readout_grad(go, s1, s2, obs, d1, d2) * state
@@ -135,8 +137,10 @@ class FusedReuploading(torch.autograd.Function):
                     g = (g_t @ b[layer, block].conj()).reshape(d1, n_rows, d2)
                 else:  # y = s * phase with phase = exp(-i angle): dL/dangle = Im(conj(g_y) y)
                     _, layer, y = item
-                    grad_angle[layer] = (g.conj() * y).imag
-                    g = g * phases[layer].conj()
+                    key = 0 if shared else layer  # shared angles: one sum, one readout GEMM below
+                    contribution = (g.conj() * y).imag
+                    grad_angle[key] = contribution if key not in grad_angle else grad_angle[key] + contribution
+                    g = g * conj[layer]
             grad_v1 += g.sum(1, keepdim=True)
             if grad_x is not None:
                 # angle = (s1 . x1 + s2 . x2) / 2 over the (d1, rows, d2) layout, for each upload.
