@@ -16,15 +16,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pipeline", default=None, help="pipeline folder or Hub id (default: the bundled one)")
     p.add_argument("--factor", type=int, default=4)
-    p.add_argument("--fit-steps", type=int, default=300, help="Adam steps of each single-image QIREN fit")
-    p.add_argument("--docs-dir", default="docs")
+    p.add_argument("--fit_steps", type=int, default=300, help="Adam steps of each single-image QIREN fit")
+    p.add_argument("--docs_dir", default="docs")
     args = p.parse_args(argv)
     import torch
 
     from qiren_gen.data.lfw import export_lfw_faces
     from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
     from qiren_gen.pipelines.prior_superres import compare_superres, superres_figure, superres_markdown
-    from qiren_gen.training.bundled import load_split
+    from qiren_gen.experiments.bundled import load_split
 
     torch.set_num_threads(1)
     try:

@@ -26,8 +26,8 @@ def main() -> int:
     p.add_argument("--images", nargs="+", default=list(PAPER_IMAGES))
     p.add_argument("--workers", type=int, default=default_workers())
     p.add_argument("--output", default="docs")
-    p.add_argument("--save-results", metavar="FILE", help="also pickle the raw results (to rewrite the report later)")
-    p.add_argument("--from-results", metavar="FILE", help="skip the fits: rewrite the report from saved results")
+    p.add_argument("--save_results", metavar="FILE", help="also pickle the raw results (to rewrite the report later)")
+    p.add_argument("--from_results", metavar="FILE", help="skip the fits: rewrite the report from saved results")
     args = p.parse_args()
     if args.steps < 1 or args.workers < 1:
         p.error("--steps and --workers must be >= 1")
@@ -45,7 +45,7 @@ def main() -> int:
         print(f"reproduce_paper: error: {exc}", file=sys.stderr)
         return 2
     results, wall = run_suite(jobs, args.workers)
-    command = portable_command("scripts/reproduce_paper.py", [a for a in sys.argv[1:] if a != "--save-results"
+    command = portable_command("scripts/reproduce_paper.py", [a for a in sys.argv[1:] if a != "--save_results"
                                                              and not a.endswith(".pkl")])
     saved = dict(results=results, jobs=jobs, wall_seconds=wall, seeds=args.seeds, steps=args.steps,
                  workers=args.workers, command=command)

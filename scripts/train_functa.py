@@ -1,84 +1,14 @@
 #!/usr/bin/env python
-"""Meta-learn a functa model (modulated QIREN or SIREN decoder + latent modulator) on an image dataset.
+"""Meta-learn a functa model (stage 1: modulated decoder + latent modulator) on an image dataset.
 
-    accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no --cpu \
+    accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no --cpu \\
         scripts/train_functa.py --train_data_dir faces/ --resolution 16 --output_dir runs/functa
 
-Data: a Hub dataset (``--dataset_name``, with ``--split``, ``--image_column``, ``--streaming``) or a local folder
-(``--train_data_dir``, loaded as ``imagefolder``). The loop lives in ``qiren_gen.training.functa_trainer``.
+Thin wrapper: the options and the driver live in ``qiren_gen.experiments.train_functa``.
 """
-from __future__ import annotations
-
-import argparse
-import dataclasses
-import logging
-import os
 import sys
 
-
-def parse_args(argv: list[str] | None = None):
-    from qiren_gen.training.functa_trainer import FunctaTrainingConfig
-
-    defaults = FunctaTrainingConfig()
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    data = p.add_argument_group("data")
-    data.add_argument("--dataset_name", help="Hugging Face Hub dataset id (e.g. a FFHQ or CelebA-HQ copy)")
-    data.add_argument("--train_data_dir", help="local image folder (loaded with the imagefolder builder)")
-    data.add_argument("--split", default=defaults.split)
-    data.add_argument("--image_column", default=defaults.image_column)
-    data.add_argument("--streaming", action="store_true", help="stream the dataset instead of downloading it")
-    data.add_argument("--cache_dir")
-    data.add_argument("--max_train_samples", type=int)
-    data.add_argument("--resolution", type=int, default=defaults.resolution, help="resize + centre-crop size")
-    data.add_argument("--channels", type=int, choices=(1, 3), default=defaults.channels, help="1 = gray, 3 = RGB")
-    model = p.add_argument_group("model")
-    model.add_argument("--decoder", choices=("qiren", "siren"), default=defaults.decoder)
-    model.add_argument("--modulation", choices=("shift", "film", "angles"), default=defaults.modulation)
-    model.add_argument("--latent_dim", type=int, default=defaults.latent_dim)
-    model.add_argument("--n_qubits", type=int, default=defaults.n_qubits)
-    model.add_argument("--hidden_layers", type=int, default=defaults.hidden_layers)
-    model.add_argument("--n_reuploads", type=int, default=defaults.n_reuploads)
-    model.add_argument("--n_blocks", type=int, default=defaults.n_blocks)
-    model.add_argument("--hidden_features", type=int, default=defaults.hidden_features, help="SIREN width")
-    model.add_argument("--modulator_hidden_layers", type=int, default=defaults.modulator_hidden_layers)
-    meta = p.add_argument_group("meta-learning")
-    meta.add_argument("--inner_steps", type=int, default=defaults.inner_steps)
-    meta.add_argument("--inner_lr_init", type=float, default=None)
-    meta.add_argument("--first_order", action="store_true", help="first-order meta-gradients (fast engine)")
-    train = p.add_argument_group("training")
-    train.add_argument("--output_dir", default=defaults.output_dir)
-    train.add_argument("--train_batch_size", type=int, default=defaults.train_batch_size, help="per process")
-    train.add_argument("--max_train_steps", type=int, default=defaults.max_train_steps)
-    train.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
-    train.add_argument("--max_grad_norm", type=float, default=defaults.max_grad_norm)
-    train.add_argument("--checkpointing_steps", type=int, default=defaults.checkpointing_steps)
-    train.add_argument("--checkpoints_total_limit", type=int, default=defaults.checkpoints_total_limit)
-    train.add_argument("--resume_from_checkpoint", help='"latest" or a checkpoint folder')
-    train.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=defaults.mixed_precision)
-    train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--logging_steps", type=int, default=defaults.logging_steps)
-    train.add_argument("--dataloader_num_workers", type=int, default=defaults.dataloader_num_workers)
-    args = p.parse_args(argv)
-    return FunctaTrainingConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(FunctaTrainingConfig)})
-
-
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    cfg = parse_args(argv)
-    from qiren_gen.training.functa_trainer import train_functa
-
-    from qiren_gen.cli import run_reporting_errors
-
-    code, summary = run_reporting_errors("train_functa", lambda: train_functa(cfg))
-    if code:
-        return code
-    if int(os.environ.get("RANK", "0")) == 0 and summary["last_loss"] is None:
-        print(f"nothing to do: already at step {summary['steps']}; models saved to {cfg.output_dir}")
-    elif int(os.environ.get("RANK", "0")) == 0:
-        print(f"done: {summary['steps']} steps, loss {summary['last_loss']:.5f}, PSNR {summary['last_psnr']:.2f} dB; "
-              f"saved to {cfg.output_dir}")
-    return 0
-
+from qiren_gen.experiments.train_functa import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -230,7 +230,7 @@ for i, (program, argv) in enumerate(rows):
             code = main(argv)
         else:
             namespace = runpy.run_path(program, run_name="bad_inputs_runner")
-            code = (namespace.get("main") if "train_functa" in program else namespace["cli_main"])(argv)
+            code = namespace["main"](argv)
     except SystemExit as exc:
         code = exc.code
     except BaseException:

@@ -6,7 +6,7 @@ import torch
 
 from qiren_gen.data.grids import image_grid
 from qiren_gen.data.signals import load_image
-from qiren_gen.signal_metrics import mse, psnr
+from qiren_gen.metrics.signals import mse, psnr
 from qiren_gen.training import build_fitting_model, calibrate_batchnorm, fit_inr, render
 
 

@@ -73,7 +73,7 @@ def test_checkpoints_resume_exactly(tmp_path):
 
 def test_train_prior_script_end_to_end(tmp_path, capsys):
     from qiren_gen.data.lfw import export_lfw_faces
-    from qiren_gen.training.prior_main import cli_main, main
+    from qiren_gen.experiments.train_prior import main, train_prior_from_args
 
     data = export_lfw_faces(tmp_path / "lfw")
     stage1 = tmp_path / "stage1"
@@ -84,7 +84,7 @@ def test_train_prior_script_end_to_end(tmp_path, capsys):
             "--output_dir", str(tmp_path / "out"), "--max_train_steps", "6", "--train_batch_size", "8",
             "--checkpointing_steps", "3", "--hidden_dim", "16", "--num_blocks", "1", "--time_embed_dim", "8",
             "--flip_augment", "--pipeline_output", str(tmp_path / "pipe")]
-    summary = main(args)
+    summary = train_prior_from_args(args)
     assert summary["num_latents"] == 180 and summary["global_step"] == 6
     cache = tmp_path / "out" / "latents.safetensors"
     stamp = cache.stat().st_mtime_ns
@@ -93,10 +93,10 @@ def test_train_prior_script_end_to_end(tmp_path, capsys):
     assert pipe.prior.config.sample_size == 12
     assert pipe(batch_size=2, height=20, width=30, num_inference_steps=2).images[0].size == (30, 20)
     assert json.loads((tmp_path / "out" / "prior_training.json").read_text())["final_step"] == 6
-    summary = main(args[:-2] + ["--max_train_steps", "8", "--resume_from_checkpoint", "latest"])
+    summary = train_prior_from_args(args[:-2] + ["--max_train_steps", "8", "--resume_from_checkpoint", "latest"])
     assert summary["global_step"] == 8 and cache.stat().st_mtime_ns == stamp  # cache reused, not re-encoded
     capsys.readouterr()
-    assert cli_main(["--stage1_model", str(tmp_path), "--train_data_dir", str(data), "--resolution", "12",
+    assert main(["--stage1_model", str(tmp_path), "--train_data_dir", str(data), "--resolution", "12",
                      "--output_dir", str(tmp_path / "o2")]) == 2
     assert "no stage-1 decoder" in capsys.readouterr().err
 

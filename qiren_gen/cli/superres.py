@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.signals import open_image, resize_image
     from ..figures import plot_superres
     from ..pipelines import QirenSuperResolutionPipeline, interpolate_image
-    from ..signal_metrics import mse, psnr
+    from ..metrics.signals import mse, psnr
 
     options = qiren_options(args)
     set_threads(args.threads)

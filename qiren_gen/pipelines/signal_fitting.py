@@ -9,7 +9,7 @@ from diffusers import DiffusionPipeline
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
-from ..signal_metrics import mse, psnr
+from ..metrics.signals import mse, psnr
 from ..training.fitting import (
     DEFAULT_STEPS,
     SCHEDULES,

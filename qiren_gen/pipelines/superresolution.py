@@ -20,7 +20,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
 from ..data.grids import MAX_GRID_POINTS
-from ..signal_metrics import mse, psnr
+from ..metrics.signals import mse, psnr
 from ..training.fitting import (
     DEFAULT_STEPS,
     SCHEDULES,

@@ -1,4 +1,4 @@
-"""Fitting metrics for signals in [-1, 1]: MSE and PSNR (peak-to-peak range 2). Kept apart from ``metrics.py``."""
+"""Fitting metrics for signals in [-1, 1]: MSE and PSNR (peak-to-peak range 2). (numpy or torch in, one float out; image-batch metrics live in ``reconstruction``)."""
 from __future__ import annotations
 
 import math

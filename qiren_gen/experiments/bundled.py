@@ -5,6 +5,8 @@ interrupted build continues where it stopped. The folder gets a model card with 
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -193,8 +195,8 @@ def build_bundled_pipeline(cfg: BundleConfig) -> dict:
     from ..data.lfw import export_lfw_faces
     from ..pipelines import QirenGenerationPipeline
     from ..sample_quality import generation_report
-    from .functa_trainer import FunctaTrainingConfig, train_functa
-    from .prior_main import main as train_prior_main
+    from ..training.functa_trainer import FunctaTrainingConfig, train_functa
+    from .train_prior import train_prior_from_args
 
     torch.set_num_threads(cfg.threads)
     work = Path(cfg.workdir)
@@ -214,7 +216,7 @@ def build_bundled_pipeline(cfg: BundleConfig) -> dict:
     state_file.write_text(json.dumps(state))
     start = time.perf_counter()
     staging = work / "pipeline"
-    prior = train_prior_main(prior_args(cfg, data, staging))
+    prior = train_prior_from_args(prior_args(cfg, data, staging))
     state["prior_s"] += time.perf_counter() - start
     if prior.get("final_loss") is not None:
         state["prior_final_loss"] = prior["final_loss"]
@@ -239,3 +241,23 @@ def build_bundled_pipeline(cfg: BundleConfig) -> dict:
     result = {"report": report, "timings": timings, "prior": prior}
     (work / "bundle_report.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def parse_args(argv: list[str] | None = None) -> BundleConfig:
+    """``--<field>`` for every ``BundleConfig`` field (underscored, as every script's options are)."""
+    p = argparse.ArgumentParser(description="Rebuild the bundled pipeline end to end (resumes if interrupted).")
+    for f in dataclasses.fields(BundleConfig):
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        p.add_argument(f"--{f.name}", type=kind, default=f.default)
+    return BundleConfig(**vars(p.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build, print the measured figures as JSON; a user error is one line and exit code 2."""
+    from ..cli import run_reporting_errors
+
+    cfg = parse_args(argv)
+    code, result = run_reporting_errors("build_pretrained_pipeline", lambda: build_bundled_pipeline(cfg))
+    if not code:
+        print(json.dumps({"report": result["report"], "timings": result["timings"]}, indent=2))
+    return code

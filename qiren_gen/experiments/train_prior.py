@@ -1,4 +1,4 @@
-"""Command line of ``scripts/train_prior.py``: encode a dataset with a stage-1 model, train the prior, save a pipeline.
+"""Stage-2 driver and command line of ``scripts/train_prior.py``: encode a dataset with a stage-1 model, train the prior, save a pipeline.
 
 Run it under ``accelerate launch`` (any number of processes) or plain ``python``. Steps: load the stage-1 decoder
 and modulator -> load and encode the images (cached, fingerprinted) -> train the denoiser with the DDPM objective
@@ -86,14 +86,14 @@ def load_images(args: argparse.Namespace, channels: int, resolution: int) -> tor
     return images
 
 
-def main(argv: list[str] | None = None) -> dict:
+def train_prior_from_args(argv: list[str] | None = None) -> dict:
     """Run stage 2 end to end; returns a summary (steps, final loss, number of latents, output folders)."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from diffusers import DDIMScheduler
 
     from ..models import LatentDenoiser
-    from .prior import PriorTrainingConfig, encode_dataset, make_training_scheduler, train_prior
+    from ..training.prior import PriorTrainingConfig, encode_dataset, make_training_scheduler, train_prior
 
     args = parse_args(argv)
     from ..data.datasets import check_resolution
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
-def cli_main(argv: list[str] | None = None) -> int:
-    """``main`` for scripts: a user error (bad path, bad value, offline Hub) is one line on stderr and exit code 2."""
+def main(argv: list[str] | None = None) -> int:
+    """``train_prior_from_args`` for scripts: a user error (bad path, bad value, offline Hub) is one line on stderr and exit code 2."""
     from ..cli import run_reporting_errors
 
-    return run_reporting_errors("train_prior", lambda: main(argv))[0]
+    return run_reporting_errors("train_prior", lambda: train_prior_from_args(argv))[0]

@@ -7,7 +7,9 @@ reconstructions).
 """
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ import torch.nn.functional as F
 from ..data.datasets import ImageCollator, load_image_dataset
 from ..data.lfw import export_lfw_faces
 from ..functa import decode_latents, encode_images, psnr
-from .functa_trainer import FunctaTrainingConfig, train_functa
+from ..training.functa_trainer import FunctaTrainingConfig, train_functa
 
 
 @dataclass(frozen=True)
@@ -259,4 +261,34 @@ def rewrite_report(docs_dir: Path, steps: int = 150, resolution: int = 16, batch
     _write_report(Path(docs_dir), results, None, steps, resolution, batch_size, learning_rate, inner_steps, command)
 
 
-__all__ = ["Run", "rewrite_report", "evaluate_heldout", "faces_figure", "parse_run", "run_lfw_sweep"]
+DEFAULT_RUNS = ["siren:shift:16", "siren:shift:64", "qiren:shift:16", "qiren:film:16", "qiren:angles:16",
+                "qiren:shift:64", "qiren:film:64", "qiren:angles:64"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line of ``scripts/functa_lfw_sweep.py``; a user error is one line and exit code 2."""
+    import sys
+
+    from ..cli import run_reporting_errors
+
+    p = argparse.ArgumentParser(description="Functa on LFW faces: QIREN vs SIREN sweep, writes docs/functa_lfw.md.")
+    p.add_argument("--work_dir", default="runs/functa_lfw")
+    p.add_argument("--docs_dir", default="docs")
+    p.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="decoder:modulation:latent_dim[:fo|so]")
+    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--resolution", type=int, default=16)
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--learning_rate", type=float, default=1e-2, help="outer Adam lr for QIREN runs")
+    p.add_argument("--siren_learning_rate", type=float, default=3e-3, help="outer Adam lr for SIREN runs")
+    p.add_argument("--inner_steps", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    command = "python scripts/functa_lfw_sweep.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    return run_reporting_errors("functa_lfw_sweep", lambda: run_lfw_sweep(
+        Path(args.work_dir), Path(args.docs_dir), [parse_run(s) for s in args.runs], args.steps, args.resolution,
+        args.batch_size, args.learning_rate, args.siren_learning_rate, args.inner_steps, command=command))[0]
+
+
+__all__ = ["DEFAULT_RUNS", "Run", "evaluate_heldout", "faces_figure", "main", "parse_run", "rewrite_report",
+           "run_lfw_sweep"]
