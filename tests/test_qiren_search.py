@@ -27,7 +27,7 @@ def test_search_resumes_ranks_and_reports(tmp_path):
     assert carried[0] in ("s3", "qiren") and {"qiren", "siren", "siren-omega1", "relu-rff"} <= set(carried)
     path = write_search_report(cache, tmp_path / "docs", "python scripts/search_qiren.py final --top 1")
     text = path.read_text()
-    for heading in ("## Summary", "## All five tasks", "## Screening", "## Spectrum coverage", "## Variants"):
+    for heading in ("## Summary", "## Every variant with all tasks", "### Where the gap is", "## Screening", "## Spectrum coverage", "## Variants"):
         assert heading in text
     assert "Best QIREN variant" in text and "| siren |" in text
     for fig in ("qiren_search_error_vs_params", "qiren_search_spectrum"):

@@ -182,8 +182,8 @@ def load_records(cache: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))]
 
 
-def task_table(records: list[dict], seeds: list[int] | None = None) -> dict[str, dict[str, list[float]]]:
-    """``{variant: {task: [mse per seed]}}`` (superres: mean over the three images, seeds having all three)."""
+def task_table(records: list[dict], seeds: list[int] | None = None) -> dict[str, dict[str, dict[int, float]]]:
+    """``{variant: {task: {seed: mse}}}`` (superres: mean over the three images, for seeds having all three)."""
     table: dict[str, dict[str, dict[int, float]]] = {}
     for r in records:
         if seeds is not None and r["seed"] not in seeds:
@@ -193,23 +193,34 @@ def task_table(records: list[dict], seeds: list[int] | None = None) -> dict[str,
         row.setdefault(r["signal"], {})[r["seed"]] = mse
         if r["signal"] in PAPER_IMAGES:
             row.setdefault("_sr_" + r["signal"], {})[r["seed"]] = r.get("superres_mse", float("inf"))
-    out: dict[str, dict[str, list[float]]] = {}
+    out: dict[str, dict[str, dict[int, float]]] = {}
     for name, row in table.items():
-        out[name] = {task: [row[task][s] for s in sorted(row[task])] for task in SIGNALS if task in row}
+        out[name] = {task: dict(sorted(row[task].items())) for task in SIGNALS if task in row}
         sr_seeds = set.intersection(*[set(row.get("_sr_" + i, {})) for i in PAPER_IMAGES])
         if sr_seeds:
-            out[name]["superres"] = [float(np.mean([row["_sr_" + i][s] for i in PAPER_IMAGES])) for s in sorted(sr_seeds)]
+            out[name]["superres"] = {s: float(np.mean([row["_sr_" + i][s] for i in PAPER_IMAGES])) for s in sorted(sr_seeds)}
     return out
 
 
-def ratios_to_reference(table: dict[str, dict[str, list[float]]], reference: str = REFERENCE) -> dict[str, dict[str, float]]:
-    """Mean MSE over seeds of each variant / the reference's, per task both have."""
+def mean_mse(cells: dict[int, float], seeds=None) -> float:
+    """Mean MSE over ``seeds`` (default: every seed in ``cells``)."""
+    return float(np.mean([cells[s] for s in (cells if seeds is None else seeds)]))
+
+
+def ratios_to_reference(table: dict, reference: str = REFERENCE) -> dict[str, dict[str, float]]:
+    """Mean MSE of each variant / the reference's on the same seeds, per task both have (seeds in common)."""
     ref = table.get(reference, {})
-    return {name: {t: float(np.mean(v)) / float(np.mean(ref[t])) for t, v in row.items() if t in ref}
-            for name, row in table.items()}
+    out: dict[str, dict[str, float]] = {}
+    for name, row in table.items():
+        out[name] = {}
+        for t, cells in row.items():
+            common = [s for s in cells if s in ref.get(t, {})]
+            if common:
+                out[name][t] = mean_mse(cells, common) / mean_mse(ref[t], common)
+    return out
 
 
-def rank_variants(table: dict[str, dict[str, list[float]]], tasks: list[str] | None = None) -> list[tuple[str, float]]:
+def rank_variants(table: dict, tasks: list[str] | None = None) -> list[tuple[str, float]]:
     """QIREN variants by the geometric mean of their MSE ratio to SIREN over ``tasks`` (lower is better).
 
     Without ``tasks``, the tasks every QIREN variant in ``table`` has, so that all are scored on the same ones.
@@ -227,4 +238,4 @@ def rank_variants(table: dict[str, dict[str, list[float]]], tasks: list[str] | N
 
 
 __all__ = ["ALL_VARIANTS", "REFERENCES", "TASKS", "VARIANTS", "Variant", "band_errors", "load_records",
-           "rank_variants", "ratios_to_reference", "run_search", "task_table", "variant", "parameter_count"]
+           "mean_mse", "rank_variants", "ratios_to_reference", "run_search", "task_table", "variant", "parameter_count"]
