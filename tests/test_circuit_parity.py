@@ -118,8 +118,8 @@ def test_shape_helper_and_drawing():
 
 # Options beyond the paper's circuit: every one against PennyLane, both engines, values and all gradients.
 OPTIONS = [
-    {"entangler": "cnot-ring"},
-    {"entangler": "cnot-chain"},
+    {"entangler": "cnot_ring"},
+    {"entangler": "cnot_chain"},
     {"observables": "zz"},
     {"observables": "z+zz"},
     {"observables": [[0, 2], [1], [0, 1, 2]]},
@@ -127,7 +127,7 @@ OPTIONS = [
     {"encoding_scale": [0.5, 1.0, 4.0]},
     {"encoding_scale": [[0.5, 1.0, 4.0], [3.0, 2.0, 1.0]], "learnable_scale": True},
     {"learnable_scale": True},
-    {"entangler": "cnot-chain", "observables": "z+zz", "encoding_scale": 3.0, "learnable_scale": True},
+    {"entangler": "cnot_chain", "observables": "z+zz", "encoding_scale": 3.0, "learnable_scale": True},
 ]
 
 
@@ -195,5 +195,5 @@ def test_fused_gradcheck_with_options():
     x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     obs = resolve_observables("z+zz", 3)
     assert torch.autograd.gradcheck(
-        lambda a, w, s: simulate_reuploading(a, w, engine="fused", entangler="cnot-ring", observables=obs,
+        lambda a, w, s: simulate_reuploading(a, w, engine="fused", entangler="cnot_ring", observables=obs,
                                              encoding_scales=s), (x, weights, scales))

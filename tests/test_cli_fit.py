@@ -71,13 +71,13 @@ def test_qiren_plus_and_circuit_options(tmp_path, capsys):
     saved = json.loads((tmp_path / "sr" / "pipeline" / "model" / "config.json").read_text())
     assert all(saved[k] == v for k, v in QIREN_PLUS.items())
     args = ["fit", "--image", "camera", "--size", "8", "--steps", "2", "--qubits", "3", "--reuploads", "1",
-            "--entangler", "cnot-ring", "--observables", "[[0], [1, 2]]", "--encoding-scale", "2.5",
+            "--entangler", "cnot_ring", "--observables", "[[0], [1, 2]]", "--encoding-scale", "2.5",
             "--learnable-scale", "--no-batchnorm", "--schedule", "cosine", "--output", str(tmp_path / "f"), "--json"]
     assert main(args) == 0
     _json(capsys)
     cfg = json.loads((tmp_path / "f" / "pipeline" / "model" / "config.json").read_text())
     assert (cfg["n_qubits"], cfg["n_reuploads"], cfg["entangler"], cfg["observables"], cfg["encoding_scale"],
-            cfg["learnable_scale"], cfg["batch_norm"]) == (3, 1, "cnot-ring", [[0], [1, 2]], 2.5, True, False)
+            cfg["learnable_scale"], cfg["batch_norm"]) == (3, 1, "cnot_ring", [[0], [1, 2]], 2.5, True, False)
 
 
 def test_superres_without_ground_truth(tmp_path, capsys):
@@ -115,7 +115,7 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
         "observable off the circuit": ["fit", "--image", "camera", "--observables", "[[0, 9]]", *out],
         "scale 0": ["superres", "--image", "camera", "--model", "qiren-plus", "--encoding-scale", "0", *out],
         "reuploads 0": ["fit", "--image", "camera", "--reuploads", "0", *out],
-        "circuit option on siren": ["fit", "--image", "camera", "--model", "siren", "--entangler", "cnot-chain", *out],
+        "circuit option on siren": ["fit", "--image", "camera", "--model", "siren", "--entangler", "cnot_chain", *out],
     }
 
 

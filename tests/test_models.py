@@ -82,7 +82,7 @@ def test_engines_agree_inside_the_model():
     assert torch.allclose(model(coords), fused, atol=1e-12)
 
 
-VARIANT = dict(n_qubits=3, hidden_layers=1, entangler="cnot-chain", observables="z+zz", encoding_scale=[1.0, 2.0, 4.0],
+VARIANT = dict(n_qubits=3, hidden_layers=1, entangler="cnot_chain", observables="z+zz", encoding_scale=[1.0, 2.0, 4.0],
                hidden_encoding_scale=0.5, learnable_scale=True, batch_norm=False, linear_scale=3.0)
 
 
@@ -97,7 +97,7 @@ def test_qiren_variant_round_trips(tmp_path):
     coords = torch.rand(9, 2) * 2 - 1
     model.save_pretrained(tmp_path)
     loaded = QIREN.from_pretrained(tmp_path).eval()
-    assert loaded.config.encoding_scale == [1.0, 2.0, 4.0] and loaded.config.entangler == "cnot-chain"
+    assert loaded.config.encoding_scale == [1.0, 2.0, 4.0] and loaded.config.entangler == "cnot_chain"
     assert torch.equal(loaded(coords), model(coords))
 
 
@@ -114,7 +114,7 @@ def test_qiren_defaults_are_the_paper_and_old_configs_load(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(old))
     loaded = QIREN.from_pretrained(tmp_path).eval()
     circuit = loaded.hybrid_layers[0].circuit
-    assert circuit.entangler == "cz-ring" and circuit.observables == "z" and circuit.encoding_scales is None
+    assert circuit.entangler == "cz_ring" and circuit.observables == "z" and circuit.encoding_scales is None
     coords = torch.rand(5, 2)
     assert torch.equal(loaded(coords), model.eval()(coords))
 

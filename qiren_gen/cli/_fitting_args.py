@@ -26,7 +26,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--qubits", type=int, help="qubits per circuit (= hidden width)")
     q.add_argument("--reuploads", type=int, help="data re-uploads per circuit")
     q.add_argument("--blocks", type=int, help="Rot + entangler blocks per parameter layer")
-    q.add_argument("--entangler", choices=("cz-ring", "cnot-ring", "cnot-chain"), help="two-qubit gates of each block")
+    q.add_argument("--entangler", choices=("cz_ring", "cnot_ring", "cnot_chain"), help="two-qubit gates of each block")
     q.add_argument("--observables", metavar="NAME_OR_JSON",
                    help="z, zz, z+zz, or a JSON list of wire lists such as '[[0], [0, 1]]'")
     q.add_argument("--encoding-scale", type=float, help="first circuit's encoding scale lambda in RZ(lambda x)")

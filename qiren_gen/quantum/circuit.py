@@ -32,7 +32,7 @@ class DataReuploadingCircuit(nn.Module):
 
     Options beyond the paper (defaults are the paper's circuit; every engine supports every option):
 
-    * ``entangler``: ``"cz-ring"`` (above), ``"cnot-ring"`` (the same template with ``CNOT``) or ``"cnot-chain"``
+    * ``entangler``: ``"cz_ring"`` (above), ``"cnot_ring"`` (the same template with ``CNOT``) or ``"cnot_chain"``
       (``CNOT(i, i+1)``, as in the authors' generator circuits);
     * ``observables``: ``"z"`` (every ``<Z_j>``), ``"zz"`` (every ``<Z_i Z_j>``, ``i < j``), ``"z+zz"``, or a list of
       wire lists (``[[0], [0, 1]]`` reads ``<Z_0>`` and ``<Z_0 Z_1>``): more features from the same state;
@@ -55,7 +55,7 @@ class DataReuploadingCircuit(nn.Module):
         n_reuploads: int = 2,
         n_blocks: int = 2,
         engine: str = "fused",
-        entangler: str = "cz-ring",
+        entangler: str = "cz_ring",
         observables: str | list = "z",
         encoding_scale: float | list | None = None,
         learnable_scale: bool = False,
@@ -101,7 +101,7 @@ class DataReuploadingCircuit(nn.Module):
                                     observables=self._read(), encoding_scales=self.encoding_scales)
 
     def extra_repr(self) -> str:
-        extra = "" if self.entangler == "cz-ring" else f", entangler={self.entangler!r}"
+        extra = "" if self.entangler == "cz_ring" else f", entangler={self.entangler!r}"
         extra += "" if self.observables == "z" else f", observables={self.observables!r}"
         if self.encoding_scales is not None:
             extra += f", encoding_scales={tuple(self.encoding_scales.shape)}"
@@ -125,14 +125,14 @@ class DataReuploadingCircuit(nn.Module):
         fixed = None if self.encoding_scales is None else self.encoding_scales.detach().clone()
 
         def layer(w):
-            if entangler == "cnot-chain":
+            if entangler == "cnot_chain":
                 for block in range(n_blocks):
                     for j in wires:
                         qml.Rot(w[..., block, j, 0], w[..., block, j, 1], w[..., block, j, 2], wires=j)
                     for j in range(n - 1):
                         qml.CNOT(wires=[j, j + 1])
             else:
-                imprimitive = qml.CZ if entangler == "cz-ring" else qml.CNOT
+                imprimitive = qml.CZ if entangler == "cz_ring" else qml.CNOT
                 qml.StronglyEntanglingLayers(w, wires=wires, imprimitive=imprimitive)
 
         def body(inputs, weights, scales):

@@ -71,9 +71,9 @@ def cz_ring_signs(n_qubits: int, ring_range: int, device=None) -> torch.Tensor:
     return (1 - 2 * parity).float()
 
 
-ENTANGLERS = ("cz-ring", "cnot-ring", "cnot-chain")
-"""Two-qubit layers after each block of ``Rot`` gates: ``cz-ring`` is ``StronglyEntanglingLayers(imprimitive=CZ)``
-(the paper's QIREN), ``cnot-ring`` the same template with ``CNOT``, ``cnot-chain`` ``CNOT(i, i+1)`` for
+ENTANGLERS = ("cz_ring", "cnot_ring", "cnot_chain")
+"""Two-qubit layers after each block of ``Rot`` gates: ``cz_ring`` is ``StronglyEntanglingLayers(imprimitive=CZ)``
+(the paper's QIREN), ``cnot_ring`` the same template with ``CNOT``, ``cnot_chain`` ``CNOT(i, i+1)`` for
 ``i = 0..n-2`` (the authors' generator circuits)."""
 
 
@@ -83,7 +83,7 @@ def entangler_pairs(n_qubits: int, n_blocks: int, entangler: str) -> list[list[t
         raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
     if n_qubits < 2:
         return [[] for _ in range(n_blocks)]
-    if entangler == "cnot-chain":
+    if entangler == "cnot_chain":
         return [[(i, i + 1) for i in range(n_qubits - 1)] for _ in range(n_blocks)]
     return [[(i, (i + r) % n_qubits) for i in range(n_qubits)] for r in entangler_ranges(n_qubits, n_blocks)]
 

@@ -99,7 +99,7 @@ def permute_basis(state: torch.Tensor, gather: torch.Tensor) -> torch.Tensor:
 def _entangler_tensors(n_qubits: int, n_blocks: int, entangler: str, real: torch.dtype, device) -> torch.Tensor:
     """Per-block entangler: CZ-ring sign diagonals ``(K, d1, 1, d2)`` (real) or CNOT gather indices ``(K, 2**n)`` (long)."""
     first, second = split_qubits(n_qubits)
-    if entangler == "cz-ring":
+    if entangler == "cz_ring":
         return torch.stack([cz_ring_signs(n_qubits, r, device=device).to(real).reshape(2**first, 1, 2**second)
                             for r in entangler_ranges(n_qubits, n_blocks)])
     return torch.stack([cnot_permutation(n_qubits, pairs, device) for pairs in entangler_pairs(n_qubits, n_blocks, entangler)])
@@ -125,7 +125,7 @@ def simulate_reuploading(
     inputs: torch.Tensor,
     weights: torch.Tensor,
     engine: str = "fused",
-    entangler: str = "cz-ring",
+    entangler: str = "cz_ring",
     observables: list[tuple[int, ...]] | None = None,
     encoding_scales: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -137,7 +137,7 @@ def simulate_reuploading(
         engine: ``"fused"`` (chunked, hand-written backward; fastest, once differentiable) or ``"autograd"``
             (plain torch ops; supports higher-order gradients, e.g. second-order meta-learning). Both support every
             option below.
-        entangler: one of ``gates.ENTANGLERS`` (default ``"cz-ring"``, the paper's).
+        entangler: one of ``gates.ENTANGLERS`` (default ``"cz_ring"``, the paper's).
         observables: Z-string observables as wire tuples (``gates.resolve_observables``); ``None`` reads every
             ``<Z_j>`` (the paper's).
         encoding_scales: ``None`` (the paper's ``RZ(x_j)``) or a real tensor broadcastable to ``(R, n)``: upload
