@@ -62,6 +62,8 @@ VARIANTS = (
     _q("s3-nobn", "scale 3, no BatchNorm", encoding_scale=3.0, batch_norm=False),
     _q("s3-zz", "scale 3, <Z_i> and <Z_i Z_j> readout, 2 hybrid layers", encoding_scale=3.0, observables="z+zz",
        hidden_layers=1),
+    _q("zz", "<Z_i> and <Z_i Z_j> readout, 2 hybrid layers, the paper's scale 1 (s3-zz without the scale)",
+       observables="z+zz", hidden_layers=1),
     _q("s3-h1", "scale 3, 2 hybrid layers (s3-zz without the pair readout)", encoding_scale=3.0, hidden_layers=1),
     _q("s3-cnot", "scale 3, CNOT-chain entangler", encoding_scale=3.0, entangler="cnot_chain"),
     _q("s3-q6r4", "scale 3, 6 qubits, 4 re-uploads", encoding_scale=3.0, n_qubits=6, n_reuploads=4),

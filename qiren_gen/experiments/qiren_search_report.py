@@ -212,6 +212,12 @@ def _why(records: list[dict], best: list[str]) -> list[str]:
                      + ", ".join(f"{label}: {_fmt(v)}" for label, v in scales)
                      + f"; SIREN {_fmt(_seed0(records, 'siren', 'camera'))}. A larger scale reaches higher frequencies "
                      "but past ~3 the fit gets worse, not better.")
+    ablation = [(n, _seed0(records, n, "camera"), _seed0(records, n, "astronaut"))
+                for n in ("qiren", "s3", "s3-h1", "zz", "s3-zz")]
+    ablation = [(n, c, a) for n, c, a in ablation if np.isfinite(c) and np.isfinite(a)]
+    if len(ablation) > 2:
+        lines.append("- Readout, depth and scale taken apart (camera / astronaut MSE, seed 0): "
+                     + "; ".join(f"{n} ({ALL_VARIANTS[n].note}) {_fmt(c)} / {_fmt(a)}" for n, c, a in ablation) + ".")
     for signal in ("camera", "astronaut"):
         names = list(dict.fromkeys(["qiren"] + best))
         cells = [f"{n} {_band(records, n, signal, 2):.2f} / {_band(records, n, signal, 3):.2f}" for n in names]
