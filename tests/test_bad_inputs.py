@@ -41,6 +41,8 @@ CLI_ROWS = [
     ("qiren-gen sample", "NaN weights", f"{S} nanweights", "NaN or infinite weights"),
     ("qiren-gen sample", "pickle-only weights (*.bin)", f"{S} pickled", "safetensors"),
     ("qiren-gen sample", "a file instead of a folder", f"{S} notes.txt", "is a file, not a pipeline folder"),
+    ("qiren-gen sample", "decoder config does not match its weights (wide decoder n_heads)", f"{S} widemismatch",
+     "cannot load the pipeline"),
     ("qiren-gen sample", "absurd size (--resolution 100000)", f"{S} pipe --resolution 100000", "documented bound"),
     ("qiren-gen sample", "absurd batch (--num-images 10^8)", f"{S} pipe --num-images 100000000", "over the bound"),
     ("qiren-gen sample", "wrong output type (.jpg)", "sample --pipeline pipe --output o.jpg", "must be a .png file"),
@@ -98,6 +100,12 @@ CLI_ROWS = [
     ("qiren-gen evaluate", "broken pipeline folder",
      "evaluate --pipeline badjson --reference data --num-samples 4 --feature-extractor qiren-pixel-pool "
      "--output evout", "is not valid JSON"),
+    ("qiren-gen demo", "missing pipeline folder", "demo --pipeline ./no/such/folder", "no pipeline folder"),
+    ("qiren-gen demo", "unreachable Hub id (offline)", "demo --pipeline qiren-gen-tests/no-such-pipeline",
+     "cannot reach the Hub"),
+    ("qiren-gen demo", "Python code in the pipeline folder", "demo --pipeline code", "contains Python code"),
+    ("qiren-gen demo", "absurd port (--port 70000)", "demo --port 70000", "--port must be between"),
+    ("qiren-gen demo", "zero request cap (--max-pixels 0)", "demo --max-pixels 0", "--max-pixels must be >= 1"),
     ("qiren-gen params", "absurd size (--in-features 10^8)", "params --in-features 100000000", "must be <= 4096"),
     ("qiren-gen params", "zero size (--out-features 0)", "params --out-features 0", "must be >= 1"),
     ("qiren-gen params", "unknown option", "params --bogus", "unrecognized arguments"),
@@ -172,9 +180,13 @@ def world(tmp_path_factory) -> Path:
     from qiren_gen.models import LatentModulator, ModulatedQIREN
     from test_generation_pipeline import tiny_pipeline
     from test_safe_loading import _Payload
+    from test_wide_qiren import tiny_wide_pipeline
 
     w = tmp_path_factory.mktemp("bad-inputs")
     tiny_pipeline().save_pretrained(w / "pipe")
+    tiny_wide_pipeline().save_pretrained(w / "widemismatch")
+    cfg = json.loads((w / "widemismatch" / "decoder" / "config.json").read_text())
+    (w / "widemismatch" / "decoder" / "config.json").write_text(json.dumps({**cfg, "n_heads": 4}))
     for name in ("badjson", "mixed", "truncated", "nanweights", "pickled", "code"):
         shutil.copytree(w / "pipe", w / name)
     (w / "code" / "pipeline.py").write_text(f"import os\nos.makedirs({str(w / 'PWNED')!r})\n")
@@ -318,11 +330,15 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
 
 def _api_rows():
     from qiren_gen.data import image_grid, time_grid
+    from qiren_gen.demo import DemoLimits
+    from qiren_gen.demo.actions import any_resolution, interpolate, sample_grid
+    from qiren_gen.demo.live_fit import live_fit
+    from qiren_gen.demo.uploads import open_upload
     from qiren_gen.functa import decode_latents, encode_images
-    from qiren_gen.models import QIREN, LatentModulator, ModulatedQIREN
+    from qiren_gen.models import QIREN, LatentModulator, ModulatedQIREN, ModulatedWideQIREN
     from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
                                      QirenSuperResolutionPipeline)
-    from qiren_gen.quantum import DataReuploadingCircuit
+    from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
     from test_generation_pipeline import tiny_pipeline
 
     torch.manual_seed(0)
@@ -334,6 +350,7 @@ def _api_rows():
     sr = QirenSuperResolutionPipeline.from_model_name("qiren")
     sr.set_progress_bar_config(disable=True)
     img = np.zeros((4, 4))
+    limits = DemoLimits()
     G, F, R = "QirenGenerationPipeline", "QirenSignalFittingPipeline", "QirenSuperResolutionPipeline"
     return [
         (f"{G}.from_pretrained", "missing folder", lambda w: QirenGenerationPipeline.from_pretrained(w / "no" / "x"),
@@ -414,8 +431,51 @@ def _api_rows():
          "needs at least 2 qubits"),
         (F, "unknown schedule", lambda w: fit(img, num_steps=1, schedule="linear"), ValueError,
          "schedule must be one of"),
+        ("MultiHeadReuploadingCircuit", "0 heads", lambda w: MultiHeadReuploadingCircuit(0, 2), ValueError,
+         "n_heads must be >= 1"),
+        ("MultiHeadReuploadingCircuit", "21 qubits", lambda w: MultiHeadReuploadingCircuit(2, 21), ValueError,
+         "too large"),
+        ("MultiHeadReuploadingCircuit", "unknown entangler", lambda w: MultiHeadReuploadingCircuit(2, 2, entangler="cx"),
+         ValueError, "entangler must be one of"),
+        ("MultiHeadReuploadingCircuit", "input with the wrong head count",
+         lambda w: MultiHeadReuploadingCircuit(3, 2)(torch.zeros(5, 4, 2)), ValueError, "inputs must have shape"),
+        ("MultiHeadReuploadingCircuit", "NaN input",
+         lambda w: MultiHeadReuploadingCircuit(3, 2)(torch.full((5, 3, 2), float("nan"))), ValueError, "NaN or inf"),
+        ("MultiHeadReuploadingCircuit.to_pennylane", "head out of range",
+         lambda w: MultiHeadReuploadingCircuit(3, 2).to_pennylane(3), ValueError, "head must be an int in 0..2"),
+        ("simulate_reuploading_heads", "weights without a head axis",
+         lambda w: simulate_reuploading_heads(torch.zeros(5, 1, 2), torch.zeros(3, 2, 2, 3)), ValueError,
+         "weights must have shape (H, R+1, K, n, 3)"),
+        ("ModulatedWideQIREN", "hidden_width != n_heads * n_qubits",
+         lambda w: ModulatedWideQIREN(n_heads=32, n_qubits=4, hidden_width=100), ValueError, "hidden_width must equal"),
+        ("ModulatedWideQIREN", "0 heads", lambda w: ModulatedWideQIREN(n_heads=0), ValueError, "n_heads must be >= 1"),
+        ("ModulatedWideQIREN", "25 qubits per head", lambda w: ModulatedWideQIREN(n_heads=2, n_qubits=25), ValueError,
+         "too large"),
+        (f"{G}.from_pretrained", "decoder config does not match its weights (wide decoder n_heads)",
+         lambda w: QirenGenerationPipeline.from_pretrained(w / "widemismatch"), ValueError, "cannot load the pipeline"),
         ("image_grid", "negative height", lambda w: image_grid(-1, 4), ValueError, "must be"),
         ("time_grid", "absurd length", lambda w: time_grid(2**40), ValueError, "over the limit"),
+        ("demo sample_grid", "16 faces at 256x256 (over the pixel cap)",
+         lambda w: sample_grid(gen, 0, 16, 256, 5, limits), ValueError, "over the cap"),
+        ("demo sample_grid", "17 faces", lambda w: sample_grid(gen, 0, 17, 8, 5, limits), ValueError,
+         "number of faces must be between 1 and 16"),
+        ("demo sample_grid", "seed -1", lambda w: sample_grid(gen, -1, 1, 8, 5, limits), ValueError,
+         "seed must be between 0"),
+        ("demo sample_grid", "fractional resolution 12.5", lambda w: sample_grid(gen, 0, 1, 12.5, 5, limits),
+         ValueError, "resolution must be a whole number"),
+        ("demo any_resolution", "no sizes", lambda w: any_resolution(gen, 0, [], 5, limits), ValueError,
+         "pick at least one size"),
+        ("demo interpolate", "one face", lambda w: interpolate(gen, 0, 1, 1, 8, 5, limits), ValueError,
+         "number of faces must be between 2"),
+        ("demo open_upload", "a text file", lambda w: open_upload(w / "notes.txt", limits), ValueError,
+         "not an image"),
+        ("demo open_upload", "an empty file", lambda w: open_upload(w / "empty.png", limits), ValueError,
+         "the uploaded file is empty"),
+        ("demo open_upload", "5000x5000 image (small file, huge pixel count)",
+         lambda w: open_upload(w / "huge.png", limits), ValueError, "over the cap"),
+        ("demo open_upload", "no upload", lambda w: open_upload(None, limits), ValueError, "upload an image first"),
+        ("demo live_fit", "unknown baseline", lambda w: next(live_fit(np.zeros((4, 4)), "resnet", 1)), ValueError,
+         "baseline must be one of"),
         ("ReferenceStatistics.load", "a pickle file", lambda w: __import__("qiren_gen.metrics").metrics
          .ReferenceStatistics.load(w / "pickled" / "prior" / "diffusion_pytorch_model.bin"), ValueError,
          "not a readable reference statistics file"),
@@ -423,7 +483,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(46)]
+    return [f"{i:02d}" for i in range(68)]
 
 
 @pytest.fixture(scope="module")
@@ -433,6 +493,8 @@ def api_rows(world):
 
     QirenSignalFittingPipeline.from_model_name("qiren", 2, 1).save_pretrained(world / "fitpipe")
     QirenSuperResolutionPipeline.from_model_name("siren").save_pretrained(world / "srpickled")
+    (world / "empty.png").write_bytes(b"")
+    Image.new("L", (5000, 5000)).save(world / "huge.png")
     (world / "srpickled" / "model" / "diffusion_pytorch_model.safetensors").unlink()
     with open(world / "srpickled" / "model" / "diffusion_pytorch_model.bin", "wb") as handle:
         pickle.dump(_Payload(world / "PWNED"), handle)

@@ -19,8 +19,10 @@ def test_bundled_folder_is_small_and_hub_ready():
         assert f"{comp}/config.json" in files and f"{comp}/diffusion_pytorch_model.safetensors" in files
     assert {"model_index.json", "README.md", "scheduler/scheduler_config.json"} <= set(files)
     assert sum(files.values()) < 5 * 2**20
-    assert not any(name.endswith((".py", ".bin", ".pt", ".pkl")) for name in files)
-    assert json.loads((BUNDLED / "model_index.json").read_text())["_class_name"] == "QirenGenerationPipeline"
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    assert [name for name in files if name.endswith(".py")] == ["qiren_pipeline.py"]  # diffusers' entry module
+    assert json.loads((BUNDLED / "model_index.json").read_text())["_class_name"] == [
+        "qiren_pipeline", "QirenGenerationPipeline"]
     card = (BUNDLED / "README.md").read_text()
     for needle in ("## Training", "## Quality", "held-out reconstruction PSNR", "build_pretrained_pipeline.py"):
         assert needle in card

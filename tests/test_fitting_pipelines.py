@@ -43,6 +43,18 @@ def test_image_output_types(output_type):
     assert isinstance(tup, tuple) and tup[0].shape == (8, 8)
 
 
+def test_step_callback_sees_every_step_and_the_current_fit():
+    img = load_image("camera", 8)
+    pipe = _quiet(QirenSignalFittingPipeline.from_model_name("qiren", in_features=2, seed=0))
+    seen = []
+    out = pipe(img, num_steps=5, callback_on_step_end=lambda p, step, t, kw: seen.append((step, t, kw)))
+    assert [s for s, _, _ in seen] == [0, 1, 2, 3, 4] and all(s == t for s, t, _ in seen)
+    assert [kw["loss"] for _, _, kw in seen] == out.losses
+    for _, _, kw in seen:  # the prediction is the fit the loss measured, on the signal's grid
+        assert kw["prediction"].shape == (8, 8)
+        assert abs(float(((kw["prediction"] - torch.as_tensor(img)) ** 2).mean()) - kw["loss"]) < 1e-6
+
+
 @pytest.mark.parametrize(
     "signal, kwargs",
     [(np.zeros((4, 4, 3)), {}), (np.zeros(10), {}), (np.zeros((8, 8)), {"num_steps": 0}),

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from qiren_gen.data import image_grid, time_grid
 from qiren_gen.models import QIREN
-from qiren_gen.quantum import DataReuploadingCircuit
+from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -54,6 +54,49 @@ def test_circuit_constructor_only_documented_errors(n_qubits, n_reuploads, n_blo
         assert "must be" in str(exc) or "too large" in str(exc)
         return
     assert circuit.weights.shape == (n_reuploads + 1, n_blocks, n_qubits, 3)
+
+
+_HEADS: dict = {}
+
+
+@FUZZ
+@given(
+    n_heads=st.integers(1, 3),
+    n_qubits=st.integers(1, 4),
+    entangler=st.sampled_from(["cz_ring", "cnot_chain"]),
+    shape=st.lists(st.integers(0, 3), min_size=0, max_size=2),
+    given_heads=st.integers(0, 4),
+    given_qubits=st.integers(0, 5),
+    dtype=DTYPES,
+    fill=VALUES,
+)
+def test_heads_only_documented_errors(n_heads, n_qubits, entangler, shape, given_heads, given_qubits, dtype, fill):
+    key = (n_heads, n_qubits, entangler)
+    if key not in _HEADS:
+        _HEADS[key] = MultiHeadReuploadingCircuit(n_heads, n_qubits, 1, 1, entangler=entangler)
+    x = _tensor((*shape, given_heads, given_qubits), dtype, fill)
+    try:
+        out = _HEADS[key](x)
+    except ValueError as exc:
+        assert any(key in str(exc) for key in ("inputs must have shape", "floating", "NaN or inf")), str(exc)
+        return
+    assert out.shape == x.shape and bool(torch.isfinite(out).all())
+    assert out.abs().max().item() <= 1 + 1e-3 if out.numel() else True
+
+
+@FUZZ
+@given(
+    n_heads=st.one_of(st.integers(-2, 40), st.floats(-1, 4), st.booleans()),
+    n_qubits=st.integers(-2, 25),
+    entangler=st.sampled_from(["cz_ring", "cnot_chain", "cz", ""]),
+)
+def test_heads_constructor_only_documented_errors(n_heads, n_qubits, entangler):
+    try:
+        heads = MultiHeadReuploadingCircuit(n_heads, n_qubits, 1, 1, entangler=entangler)
+    except ValueError as exc:
+        assert "must be" in str(exc) or "too large" in str(exc)
+        return
+    assert heads.weights.shape == (n_heads, 2, 1, n_qubits, 3)
 
 
 @FUZZ

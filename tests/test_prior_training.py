@@ -90,6 +90,8 @@ def test_train_prior_script_end_to_end(tmp_path, capsys):
     stamp = cache.stat().st_mtime_ns
     pipe = QirenGenerationPipeline.from_pretrained(tmp_path / "pipe")
     pipe.set_progress_bar_config(disable=True)
+    assert (tmp_path / "pipe" / "qiren_pipeline.py").is_file()  # the training output loads with plain diffusers too
+    assert json.loads((tmp_path / "pipe" / "model_index.json").read_text())["_class_name"][0] == "qiren_pipeline"
     assert pipe.prior.config.sample_size == 12
     assert pipe(batch_size=2, height=20, width=30, num_inference_steps=2).images[0].size == (30, 20)
     assert json.loads((tmp_path / "out" / "prior_training.json").read_text())["final_step"] == 6

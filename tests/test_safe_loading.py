@@ -108,10 +108,37 @@ def test_foreign_classes_are_refused(folders, tmp_path, kind, cls, component, sp
         cls.from_pretrained(folder)
 
 
-def test_saved_folders_hold_no_pickles_or_code(folders):
-    for folder in folders.values():
-        names = [p.name for p in folder.rglob("*") if p.is_file()]
-        assert names and all(n.endswith((".json", ".safetensors", ".md")) for n in names), names
+def test_saved_folders_hold_no_pickles_and_only_the_diffusers_entry_module(folders):
+    from qiren_gen.pipelines.diffusers_entry import entry_module_text
+
+    for kind, cls, _ in CASES:
+        folder = folders[kind]
+        names = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()]
+        code = [n for n in names if not n.endswith((".json", ".safetensors", ".md"))]
+        assert code == ["qiren_pipeline.py"], names
+        assert (folder / "qiren_pipeline.py").read_text() == entry_module_text(cls.__name__)
+
+
+@pytest.mark.parametrize("kind, cls, component", CASES)
+@pytest.mark.parametrize("payload", ["import os\nos.makedirs({marker!r})\n",
+                                     "from qiren_gen.pipelines import {cls}\nimport os\nos.makedirs({marker!r})\n",
+                                     "from qiren_gen.pipelines import {cls}\nexec('import os')\n",
+                                     "from os import makedirs as {cls}\n", "def broken(:\n"])
+def test_a_tampered_entry_module_is_refused_and_never_run(folders, tmp_path, kind, cls, component, payload):
+    marker = tmp_path / "PWNED"
+    folder = _copy(folders[kind], tmp_path / "tampered")
+    (folder / "qiren_pipeline.py").write_text(payload.format(marker=str(marker), cls=cls.__name__))
+    with pytest.raises(ValueError, match="qiren_pipeline.py is not the plain qiren-gen import"):
+        cls.from_pretrained(folder)
+    assert not marker.exists()
+
+
+def test_an_entry_module_for_another_class_is_refused(folders, tmp_path):
+    folder = _copy(folders["gen"], tmp_path / "other")
+    text = (folder / "qiren_pipeline.py").read_text().replace("QirenGenerationPipeline", "QirenSignalFittingPipeline")
+    (folder / "qiren_pipeline.py").write_text(text)
+    with pytest.raises(ValueError, match="not the plain qiren-gen import of QirenGenerationPipeline"):
+        QirenGenerationPipeline.from_pretrained(folder)
 
 
 def test_cli_sample_refuses_a_pickled_pipeline(folders, tmp_path):

@@ -15,7 +15,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 # Subcommand modules in this package, in help order. Each defines ``register(subparsers)``.
-SUBCOMMANDS = ("sample", "fit", "superres", "evaluate", "params")
+SUBCOMMANDS = ("sample", "fit", "superres", "evaluate", "demo", "params")
 
 
 class CLIError(Exception):

@@ -53,10 +53,10 @@ def _reset_accelerate() -> None:
 
 
 def _load_models(folder: Path):
-    from ..models import LatentModulator, ModulatedQIREN, ModulatedSIREN
+    from ..models import DECODER_CLASSES, LatentModulator
 
-    cls = ModulatedSIREN if json.loads((folder / "decoder" / "config.json").read_text())["_class_name"] == (
-        "ModulatedSIREN") else ModulatedQIREN
+    name = json.loads((folder / "decoder" / "config.json").read_text())["_class_name"]
+    cls = next(c for c in DECODER_CLASSES if c.__name__ == name)
     return cls.from_pretrained(folder / "decoder"), LatentModulator.from_pretrained(folder / "modulator")
 
 

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import torch
 
-_DECODER_CLASSES = ("ModulatedQIREN", "ModulatedSIREN")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Arguments in diffusers' example-script style (underscored long options)."""
@@ -65,8 +63,9 @@ def load_stage1(folder: str | Path):
         name = json.loads((folder / "decoder" / "config.json").read_text()).get("_class_name")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         raise ValueError(f"'{folder / 'decoder' / 'config.json'}' is not a valid model config (JSON object)") from None
-    if name not in _DECODER_CLASSES:
-        raise ValueError(f"'{folder / 'decoder'}' holds a {name}, not one of {_DECODER_CLASSES}")
+    known = tuple(cls.__name__ for cls in models.DECODER_CLASSES)
+    if name not in known:
+        raise ValueError(f"'{folder / 'decoder'}' holds a {name}, not one of {known}")
     decoder = getattr(models, name).from_pretrained(folder / "decoder", use_safetensors=True)
     modulator = models.LatentModulator.from_pretrained(folder / "modulator", use_safetensors=True)
     return decoder.eval(), modulator.eval()

@@ -3,10 +3,14 @@ from .baselines import MLP, SIREN, FourierFeatureMLP
 from .modulated import LatentModulator, ModulatedQIREN, ModulatedSIREN
 from .qiren import QIREN, HybridLayer
 from .registry import MODEL_BUILDERS, QIREN_PLUS, build_inr, is_qiren_plus, parameter_table
+from .wide import ModulatedWideQIREN
 
 __all__ = ["QIREN", "HybridLayer", "SIREN", "MLP", "FourierFeatureMLP", "MODEL_BUILDERS", "QIREN_PLUS", "build_inr",
-           "is_qiren_plus", "parameter_table",
-           "ModulatedQIREN", "ModulatedSIREN", "LatentModulator"]
+           "is_qiren_plus", "parameter_table", "ModulatedQIREN", "ModulatedSIREN", "LatentModulator",
+           "ModulatedWideQIREN", "DECODER_CLASSES"]
+
+DECODER_CLASSES = (ModulatedQIREN, ModulatedSIREN, ModulatedWideQIREN)
+"""Every modulated decoder a generation pipeline or a stage-1 folder may hold."""
 from .denoiser import LatentDenoiser, LatentDenoiserOutput  # noqa: E402
 
 __all__ += ["LatentDenoiser", "LatentDenoiserOutput"]

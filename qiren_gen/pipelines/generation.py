@@ -18,6 +18,7 @@ from diffusers.schedulers import DDIMScheduler, DDPMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..models.denoiser import LatentDenoiser
+from .diffusers_entry import DiffusersEntryMixin, check_entry_module, pipeline_class_name
 
 MAX_RENDER_PIXELS = 4096 * 4096
 """Largest image (height * width) one call renders: 16.8M pixels, 64 MiB of float32 per channel per image."""
@@ -55,9 +56,9 @@ def check_generation_inputs(batch_size: int, height: int, width: int, num_infere
 
 def check_components(decoder, modulator, prior, scheduler) -> None:
     """Raise ``ValueError`` when the four components do not fit together (types, latent size, decoder input)."""
-    from ..models import LatentModulator, ModulatedQIREN, ModulatedSIREN
+    from ..models import DECODER_CLASSES, LatentModulator
 
-    for name, obj, cls in (("decoder", decoder, (ModulatedQIREN, ModulatedSIREN)), ("modulator", modulator, LatentModulator),
+    for name, obj, cls in (("decoder", decoder, DECODER_CLASSES), ("modulator", modulator, LatentModulator),
                            ("prior", prior, LatentDenoiser), ("scheduler", scheduler, (DDPMScheduler, DDIMScheduler))):
         if not isinstance(obj, cls):
             expected = cls.__name__ if isinstance(cls, type) else " or ".join(c.__name__ for c in cls)
@@ -122,7 +123,9 @@ def validate_pipeline_folder(folder: Path, class_name: str, components: tuple[st
     """Check ``folder`` is a safe, complete qiren-gen pipeline folder; returns its ``model_index.json``.
 
     Safe means: every component is a class of diffusers or qiren_gen (nothing imported from elsewhere), no Python
-    file anywhere in the folder (diffusers would load one as custom code), model weights as safetensors only.
+    file in the folder but the diffusers entry module (``qiren_pipeline.py``, checked to be a plain qiren-gen import
+    and never executed), model weights as safetensors only. ``_class_name`` may be ``"Cls"`` or
+    ``["qiren_pipeline", "Cls"]``.
     """
     index_file = folder / "model_index.json"
     if not index_file.is_file():
@@ -131,13 +134,11 @@ def validate_pipeline_folder(folder: Path, class_name: str, components: tuple[st
         index = json.loads(index_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise OSError(f"'{index_file}' is not valid JSON ({exc})") from None
-    if not isinstance(index, dict) or index.get("_class_name") != class_name:
-        raise ValueError(f"'{folder}' holds a {index.get('_class_name') if isinstance(index, dict) else '?'}, "
-                         f"not a {class_name}")
-    py_files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.py"))
-    if py_files:
-        raise ValueError(f"refusing to load '{folder}': it contains Python code ({py_files[0]}); "
-                         "pipelines load weights and configs only")
+    found = pipeline_class_name(index) if isinstance(index, dict) else None
+    if found != class_name:
+        held = found or (index.get("_class_name") if isinstance(index, dict) else None) or "?"
+        raise ValueError(f"'{folder}' holds a {held}, not a {class_name}")
+    check_entry_module(folder, class_name)
     missing = [c for c in components if c not in index and c not in optional]
     if missing:
         raise ValueError(f"pipeline '{folder}' is missing component(s): {', '.join(missing)}")
@@ -159,7 +160,7 @@ def validate_pipeline_folder(folder: Path, class_name: str, components: tuple[st
     return index
 
 
-class QirenGenerationPipeline(DiffusionPipeline):
+class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
     """Unconditional image generation with a functional (QIREN) decoder and a latent diffusion prior.
 
     Components: ``decoder`` (:class:`~qiren_gen.models.ModulatedQIREN`), ``modulator``
@@ -303,12 +304,9 @@ class QirenGenerationPipeline(DiffusionPipeline):
         return pipe
 
     def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True, **kwargs) -> None:
-        """Save components (safetensors) and ``model_index.json``, plus a generated ``README.md`` model card."""
-        if not safe_serialization:
-            raise ValueError("qiren-gen pipelines save weights only as safetensors")
-        if kwargs.pop("push_to_hub", False):
-            raise ValueError("use pipeline.push_to_hub(repo_id) to upload")
-        super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
+        """Save components (safetensors), ``model_index.json``, the diffusers entry module ``qiren_pipeline.py`` and a
+        generated ``README.md`` model card (both ways to load)."""
+        super().save_pretrained(save_directory, safe_serialization=safe_serialization, **kwargs)
         from .model_card import generate_model_card
 
         Path(save_directory, "README.md").write_text(

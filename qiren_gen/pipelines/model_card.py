@@ -63,14 +63,31 @@ def generate_model_card(pipeline, sections: dict[str, str] | None = None, repo_i
         "              generator=torch.Generator().manual_seed(0)).images",
         "```",
         "",
+        "or with plain diffusers, which imports the class through this folder's `qiren_pipeline.py` (one line, "
+        "`from qiren_gen.pipelines import QirenGenerationPipeline`; needs `pip install qiren-gen`):",
+        "",
+        "```python",
+        "from diffusers import DiffusionPipeline",
+        "",
+        f'pipe = DiffusionPipeline.from_pretrained("{where}", trust_remote_code=True)  # a QirenGenerationPipeline',
+        "```",
+        "",
         "or from the command line:",
         "",
         "```bash",
         f"qiren-gen sample --pipeline {where} --num-images 16 --resolution 128 --output faces.png",
         "```",
         "",
-        "Weights are safetensors; loading runs no code from this folder. The decoder's circuits are simulated "
+        "Weights are safetensors. `QirenGenerationPipeline.from_pretrained` runs no code from this folder (it "
+        "checks that `qiren_pipeline.py` is that one import and takes the class from the installed package); "
+        "only diffusers' `trust_remote_code=True` imports the file. The decoder's circuits are simulated "
         "exactly (state vectors) by qiren-gen, on CPU or GPU.",
+        "",
+        "Try it in a page: `pip install \"qiren-gen[demo]\"`, then",
+        "",
+        "```bash",
+        f"qiren-gen demo --pipeline {where}",
+        "```",
         "",
         "## Evaluation",
         "",

@@ -1,6 +1,7 @@
 """``QirenSignalFittingPipeline``: fit an INR (QIREN or a baseline) to one audio clip or image, then render it."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..training.fitting import (
     fit_inr,
     render,
 )
+from .diffusers_entry import DiffusersEntryMixin
 from ._signals import as_targets, check_fit_inputs, grid_for, postprocess
 
 
@@ -33,7 +35,7 @@ class SignalFittingOutput(BaseOutput):
     seconds: float
 
 
-class QirenSignalFittingPipeline(DiffusionPipeline):
+class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
     """Fit ``model`` to a signal sampled on a regular grid in [-1, 1] (the paper's signal-representation task).
 
     The signal is ``(N,)`` audio for a 1-D model or an ``(H, W)`` image for a 2-D model, values in [-1, 1]. Training
@@ -77,11 +79,14 @@ class QirenSignalFittingPipeline(DiffusionPipeline):
         output_type: str = "np",
         return_dict: bool = True,
         schedule: str | None = None,
+        callback_on_step_end: Callable[["QirenSignalFittingPipeline", int, int, dict], object] | None = None,
     ) -> SignalFittingOutput | tuple:
         """Fit the model to ``signal`` and return the fitted signal on the same grid.
 
         ``learning_rate`` defaults to the paper's 0.03 (3e-3 for SIREN); ``align_corners=True`` is the paper's
         ``linspace(-1, 1)`` grid. ``schedule`` (``"constant"`` or ``"cosine"``) defaults to the model's recipe.
+        ``callback_on_step_end(pipe, step, step, {"loss", "prediction"})`` runs after
+        every optimiser step (diffusers' callback shape; ``prediction`` is the current fit as ``output_type="pt"``).
         """
         self.check_inputs(num_steps, learning_rate, output_type)
         if schedule is not None and schedule not in SCHEDULES:
@@ -91,10 +96,15 @@ class QirenSignalFittingPipeline(DiffusionPipeline):
         coords = grid_for(spatial, cfg.in_features, align_corners).to(self.device)
         targets = targets.to(self.device)
         lr = default_learning_rate(self.model) if learning_rate is None else learning_rate
-        result = fit_inr(
-            self.model, coords, targets, num_steps, lr, progress=not self._progress_disabled(), desc="fitting",
-            schedule=default_schedule(self.model) if schedule is None else schedule,
-        )
+
+        def report(step: int, loss: float, prediction: torch.Tensor) -> None:
+            fit = postprocess(prediction.cpu(), spatial, "pt")
+            callback_on_step_end(self, step, step, {"loss": loss, "prediction": fit})
+
+        on_step = report if callback_on_step_end is not None else None
+        result = fit_inr(self.model, coords, targets, num_steps, lr, progress=not self._progress_disabled(),
+                         desc="fitting", on_step=on_step,
+                         schedule=default_schedule(self.model) if schedule is None else schedule)
         fitted = render(self.model, coords).cpu()
         err = mse(fitted, targets.cpu())
         out = postprocess(fitted, spatial, output_type)

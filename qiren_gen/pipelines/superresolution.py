@@ -30,6 +30,7 @@ from ..training.fitting import (
     fit_inr,
     render,
 )
+from .diffusers_entry import DiffusersEntryMixin
 from ._signals import as_targets, check_fit_inputs, grid_for, postprocess
 
 INTERPOLATION_MODES = ("bilinear", "nearest", "bicubic")
@@ -61,7 +62,7 @@ def interpolate_image(image: np.ndarray, scale: int, mode: str = "bilinear", ali
     return y[0, 0].clamp(-1, 1).numpy()
 
 
-class QirenSuperResolutionPipeline(DiffusionPipeline):
+class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
     """Superresolution by implicit representation: fit ``model`` on the low-resolution image, query a finer grid.
 
     BatchNorm statistics are frozen to the low-resolution training grid after fitting (see

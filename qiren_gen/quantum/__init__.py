@@ -2,7 +2,15 @@
 
 This subpackage imports nothing else from ``qiren_gen``.
 """
-from .circuit import DataReuploadingCircuit
+from .circuit import ENTANGLERS, DataReuploadingCircuit
+from .heads import MultiHeadReuploadingCircuit, simulate_reuploading_heads
 from .simulator import MAX_QUBITS, simulate_reuploading
 
-__all__ = ["DataReuploadingCircuit", "MAX_QUBITS", "simulate_reuploading"]
+__all__ = [
+    "DataReuploadingCircuit",
+    "ENTANGLERS",
+    "MAX_QUBITS",
+    "MultiHeadReuploadingCircuit",
+    "simulate_reuploading",
+    "simulate_reuploading_heads",
+]

@@ -14,7 +14,8 @@ from .simulator import (
     check_inputs,
     simulate_reuploading,
 )
-from .gates import ENTANGLERS, resolve_observables
+from .gates import ENTANGLERS as CIRCUIT_ENTANGLERS
+from .gates import resolve_observables
 
 
 class DataReuploadingCircuit(nn.Module):
@@ -64,8 +65,8 @@ class DataReuploadingCircuit(nn.Module):
         check_circuit_size(n_qubits, n_reuploads, n_blocks)
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-        if entangler not in ENTANGLERS:
-            raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
+        if entangler not in CIRCUIT_ENTANGLERS:
+            raise ValueError(f"entangler must be one of {CIRCUIT_ENTANGLERS}, got {entangler!r}")
         self.engine = engine
         self.n_qubits = n_qubits
         self.n_reuploads = n_reuploads
@@ -206,4 +207,56 @@ def encoding_scales(scale: float | list | None, n_reuploads: int, n_qubits: int,
     return values
 
 
-__all__ = ["DataReuploadingCircuit", "MAX_QUBITS", "encoding_scales"]
+ENTANGLERS = ("cz_ring", "cnot_chain")
+"""Entanglers of the multi-head simulator (``heads``) and ``reuploading_qfunc``: PennyLane SEL's CZ ring, or the
+authors' generator's CNOT chain. ``DataReuploadingCircuit`` takes every one of ``gates.ENTANGLERS``."""
+
+
+def reuploading_qfunc(n_qubits: int, n_reuploads: int, entangler: str = "cz_ring"):
+    """The re-uploading circuit as a PennyLane quantum function ``qfunc(inputs, weights)`` returning ``<Z_j>``.
+
+    ``"cz_ring"`` is ``StronglyEntanglingLayers(imprimitive=CZ)`` with default ranges; ``"cnot_chain"`` is, per block,
+    ``Rot`` on every qubit then ``CNOT(i, i + 1)`` for ``i = 0..n-2`` (the authors' generator, U3 up to a global phase).
+    """
+    import pennylane as qml
+
+    if entangler not in ENTANGLERS:
+        raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
+    wires = list(range(n_qubits))
+
+    def parameter_layer(w):
+        if entangler == "cz_ring":
+            qml.StronglyEntanglingLayers(w, wires=wires, imprimitive=qml.CZ)
+            return
+        for block in range(w.shape[0]):
+            for j in wires:
+                qml.Rot(w[block, j, 0], w[block, j, 1], w[block, j, 2], wires=j)
+            for j in wires[:-1]:
+                qml.CNOT(wires=[j, j + 1])
+
+    def circuit(inputs, weights):
+        for r in range(n_reuploads):
+            parameter_layer(weights[r])
+            for j in wires:
+                qml.RZ(inputs[..., j], wires=j)
+        parameter_layer(weights[n_reuploads])
+        return [qml.expval(qml.PauliZ(j)) for j in wires]
+
+    return circuit
+
+
+def pennylane_layer(qfunc, weights: torch.Tensor, n_qubits: int, device: str | object = "default.qubit",
+                    diff_method: str = "backprop", **device_kwargs):
+    """``qfunc`` as a ``qml.qnn.TorchLayer`` on ``device`` (name or device object) holding a copy of ``weights``."""
+    import pennylane as qml
+
+    dev = qml.device(device, wires=n_qubits, **device_kwargs) if isinstance(device, str) else device
+    qnode = qml.QNode(qfunc, dev, interface="torch", diff_method=diff_method)
+    layer = qml.qnn.TorchLayer(qnode, weight_shapes={"weights": tuple(weights.shape)})
+    copy = nn.Parameter(weights.detach().clone())
+    layer.qnode_weights["weights"] = copy  # the dict TorchLayer.forward reads
+    layer.register_parameter("weights", copy)
+    return layer
+
+
+__all__ = ["DataReuploadingCircuit", "ENTANGLERS", "MAX_QUBITS", "encoding_scales", "pennylane_layer", "reuploading_qfunc"]

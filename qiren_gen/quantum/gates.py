@@ -132,3 +132,31 @@ def observable_signs(n_qubits: int, observables: list[tuple[int, ...]], dtype=to
     """``O[b, k]``: eigenvalue of ``prod_{j in observables[k]} Z_j`` on basis state ``b``; shape ``(2**n, m)``."""
     s = z_signs(n_qubits, dtype, device)
     return torch.stack([s[:, list(obs)].prod(-1) for obs in observables], -1)
+
+
+def cnot_chain_sources(n_qubits: int, device=None) -> torch.Tensor:
+    """Gather index of ``CNOT(0,1) CNOT(1,2) ... CNOT(n-2,n-1)``: ``new_state = state[..., index]``; shape ``(2**n,)``.
+
+    The chain maps basis bits ``b`` to their prefix parities ``b'_k = b_0 ^ ... ^ b_k``, so the source of output
+    ``b'`` is ``b_k = b'_k ^ b'_{k-1}``.
+    """
+    idx = torch.arange(2**n_qubits, device=device)
+    return idx ^ (idx >> 1)  # bit k of (b' >> 1) is b'_{k-1} (wire 0 is the most significant bit)
+
+
+def encoding_phase(x: torch.Tensor) -> torch.Tensor:
+    """``exp(-i (x @ S^T) / 2)`` for ``x (..., n)`` -> ``(..., 2^n)``, built as a Kronecker product of per-qubit phases.
+
+    RZ on every qubit is separable: the phase of basis state ``b`` is ``prod_j exp(-i s_j(b) x_j / 2)``, so only
+    ``n`` cosines and sines per row are needed instead of ``2^n``.
+    """
+    if x.shape[-1] == 0:  # no qubits (an empty group): the phase is 1
+        one = x.new_ones(*x.shape[:-1], 1)
+        return torch.complex(one, torch.zeros_like(one))
+    half = x / 2
+    e = torch.complex(torch.cos(half), -torch.sin(half))  # bit 0 of qubit j: exp(-i x_j / 2); bit 1: its conjugate
+    factors = torch.stack([e, e.conj()], -1)  # (..., n, 2)
+    phase = factors[..., 0, :]
+    for j in range(1, x.shape[-1]):  # wire 0 is the most significant bit
+        phase = (phase.unsqueeze(-1) * factors[..., j, None, :]).flatten(-2)
+    return phase

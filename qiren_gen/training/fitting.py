@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -95,11 +96,13 @@ def fit_inr(
     progress: bool = True,
     desc: str = "fitting",
     schedule: str = "constant",
+    on_step: Callable[[int, float, torch.Tensor], None] | None = None,
 ) -> FitResult:
     """Fit ``model(coords) ~ targets`` by full-batch Adam on the MSE; leaves the model calibrated, in eval mode.
 
     ``schedule="cosine"`` anneals the learning rate to 0 over ``steps`` (the authors built this schedule and never
-    applied it); ``"constant"`` is the paper's.
+    applied it); ``"constant"`` is the paper's. ``on_step(step, loss, prediction)`` is called after every step with
+    the (detached) prediction the loss measured, so a caller can show the fit as it trains.
     """
     _check_fit_args(coords, targets, steps, learning_rate)
     if schedule not in SCHEDULES:
@@ -112,7 +115,8 @@ def fit_inr(
     start, cpu_start = time.perf_counter(), time.process_time()
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
-        loss = torch.mean((model(coords) - targets) ** 2)
+        prediction = model(coords)
+        loss = torch.mean((prediction - targets) ** 2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -123,6 +127,8 @@ def fit_inr(
             raise ValueError(f"the fit diverged at step {step + 1} (non-finite loss or weights); "
                              "lower the learning rate")
         bar.set_postfix(mse=f"{result.losses[-1]:.2e}", refresh=False)
+        if on_step is not None:
+            on_step(step, result.losses[-1], prediction.detach())
     calibrate_batchnorm(model, coords)
     result.seconds = time.perf_counter() - start
     result.cpu_seconds = time.process_time() - cpu_start

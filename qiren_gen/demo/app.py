@@ -1,0 +1,225 @@
+"""The demo page: ``build_demo(pipeline)`` returns a ``gr.Blocks`` with the five tabs; it does not start a server.
+
+Every handler checks its inputs first (``qiren_gen.demo.limits``); a refusal is a ``gr.Error`` in the page and one
+line on the server's stderr, and the server keeps serving. The model runs one request at a time through Gradio's
+queue; each request seeds its own generator, so concurrent requests never share random state.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable
+
+import gradio as gr
+
+from . import actions
+from .limits import DemoLimits, as_int
+from .live_fit import FIT_BASELINES, frame_summary, live_fit, loss_figure
+from .store import PipelineStore
+from .uploads import open_upload
+
+FIT_IMAGES = ("camera", "astronaut", "coffee", "chelsea", "moon", "text")
+"""scikit-image's bundled pictures offered by the Fit tab (they load offline)."""
+
+CSS = """
+.zoom img { width: 100% !important; height: 100% !important; object-fit: contain !important; }
+.pixelated img { image-rendering: pixelated; }
+"""
+"""``zoom``: small images fill their box (a 25x25 face is not a stamp); ``pixelated``: enlarged pixels stay sharp
+squares instead of being blurred by the browser, so what the model rendered is what one sees."""
+
+PIXELS = ["zoom", "pixelated"]
+
+INTRO = """# QIREN functional diffusion model
+Faces drawn by a diffusion prior over latents and rendered by a **quantum implicit neural representation**
+([QIREN](https://arxiv.org/abs/2406.03873)): the decoder is a function of continuous coordinates, so the same face
+renders at any resolution. Made with qiren-gen. {caps}."""
+
+
+def _refusal_line(tab: str, message: str) -> None:
+    print(f"qiren-gen demo: {tab}: refused: {message}", file=sys.stderr, flush=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _guarded(tab: str, fn: Callable) -> Callable:
+    """``fn`` with any exception turned into a ``gr.Error`` (page) and one stderr line (server)."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - every failure: one line in the page and on the server
+                raise _page_error(tab, exc) from None
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - every failure: one line in the page and on the server
+            raise _page_error(tab, exc) from None
+    return wrapper
+
+
+def _page_error(tab: str, exc: Exception) -> gr.Error:
+    """A refusal (``ValueError`` / ``OSError``) or an unexpected failure as one line; ``QIREN_GEN_DEBUG=1`` keeps the
+    traceback of unexpected ones."""
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, (ValueError, OSError)):
+        _refusal_line(tab, _one_line(exc))
+        return gr.Error(_one_line(exc), print_exception=False)
+    message = f"internal error: {type(exc).__name__}: {_one_line(exc)}"
+    print(f"qiren-gen demo: {tab}: {message} (set QIREN_GEN_DEBUG=1 for the traceback)", file=sys.stderr, flush=True)
+    return gr.Error(message, print_exception=bool(os.environ.get("QIREN_GEN_DEBUG")))
+
+
+def _int_box(label: str, value: int, info: str | None = None) -> gr.Number:
+    """A whole-number field; its range is checked by the handler (one clear line), not by Gradio (a traceback)."""
+    return gr.Number(label=label, value=value, precision=0, info=info)
+
+
+def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", allow_other_pipelines: bool = True,
+               title: str = "qiren-gen demo") -> gr.Blocks:
+    """The demo page around a loaded ``QirenGenerationPipeline`` (any decoder, any training size).
+
+    ``allow_other_pipelines`` shows a field where a visitor names another pipeline folder or Hub id (loaded with the
+    safe loader); turn it off for a public Space.
+    """
+    limits = limits or DemoLimits()
+    store = PipelineStore(pipeline, device=device, allow_others=allow_other_pipelines)
+    size = pipeline.prior.config.sample_size
+    max_side = limits.max_side
+
+    def sample(source, seed, num_faces, resolution, steps, progress=gr.Progress(track_tqdm=True)):
+        with store.use(source) as pipe:
+            return actions.sample_grid(pipe, seed, num_faces, resolution, steps, limits)
+
+    def any_resolution(source, seed, sizes, steps, progress=gr.Progress(track_tqdm=True)):
+        with store.use(source) as pipe:
+            images = actions.any_resolution(pipe, seed, [as_int(s, "size", 1, max_side) for s in sizes or []],
+                                            steps, limits)
+        return [(im, f"{im.width}x{im.height}") for im in images]
+
+    def interpolate(source, seed_a, seed_b, num_frames, resolution, steps, progress=gr.Progress(track_tqdm=True)):
+        with store.use(source) as pipe:
+            return actions.interpolate(pipe, seed_a, seed_b, num_frames, resolution, steps, limits)
+
+    def encode(source, upload, progress=gr.Progress(track_tqdm=True)):
+        image = open_upload(upload, limits)
+        with store.use(source) as pipe:
+            out = actions.encode_upload(pipe, image)
+        note = (f"Encoded at {out.model_input.width}x{out.model_input.height} (the model's training size) by "
+                f"{out.method}; reconstruction PSNR **{out.psnr_db:.2f} dB**. The 4x render is the same "
+                "latent on a finer grid (prior-based superresolution), beside bicubic interpolation.")
+        return out.model_input, out.reconstruction, out.prior_upscaled, out.bicubic_upscaled, note
+
+    def fit(picture, upload, fit_size, steps, baseline):
+        from ..data.signals import load_image, open_image, resize_image
+
+        fit_size = as_int(fit_size, "fit size", 8, limits.max_fit_size, "larger fits are slow on a CPU")
+        steps = as_int(steps, "steps", 1, limits.max_fit_steps)
+        if baseline not in FIT_BASELINES:
+            raise ValueError(f"baseline must be one of {', '.join(FIT_BASELINES)}, got {baseline!r}")
+        if upload:
+            open_upload(upload, limits)  # refuses non-images, empty and huge files before PIL decodes them fully
+            signal = resize_image(open_image(upload), fit_size)
+        elif picture in FIT_IMAGES:
+            signal = load_image(picture, fit_size)
+        else:
+            raise ValueError(f"picture must be one of {', '.join(FIT_IMAGES)} (or upload an image)")
+        target = actions.to_uint8(signal)
+        for frame in live_fit(signal, baseline, steps, every=max(1, steps // 20)):
+            fits = [actions.to_uint8(t.fit) if t.fit is not None else None for t in frame.tracks]
+            yield target, fits[0], fits[1], loss_figure(frame), frame_summary(frame)
+
+    caps = limits.pixel_cost_note()
+    with gr.Blocks(title=title) as demo:
+        gr.Markdown(INTRO.format(caps=caps[0].upper() + caps[1:]))
+        source = gr.Textbox(label="pipeline (empty: the one this page started with; or a folder / Hub id)",
+                            value="", visible=allow_other_pipelines, max_lines=1)
+        with gr.Tab("Sample"):
+            with gr.Row():
+                seed = _int_box("seed", 0, "any whole number >= 0: same seed, same faces")
+                num_faces = _int_box("number of faces", limits.max_faces, f"1 to {limits.max_faces}")
+                resolution = _int_box("resolution", 128, f"trained at {size}; any size up to {max_side}")
+                steps = _int_box("DDIM steps", 50, f"1 to {limits.max_steps}")
+            run_sample = gr.Button("Sample", variant="primary", elem_id="sample-button")
+            grid = gr.Image(label="samples (PNG)", type="pil", format="png", buttons=["download", "fullscreen"],
+                            elem_id="sample-grid", elem_classes=PIXELS, height=520)
+            run_sample.click(_guarded("sample", sample), [source, seed, num_faces, resolution, steps], grid,
+                             api_name="sample", concurrency_id="pipeline", concurrency_limit=1)
+        with gr.Tab("Any resolution"):
+            gr.Markdown("One latent, rendered on coordinate grids of several sizes: nothing is resampled.")
+            with gr.Row():
+                ar_seed = _int_box("seed", 0, "any whole number >= 0")
+                ar_sizes = gr.CheckboxGroup([16, 32, 64, 128, 256, 512], value=list(actions.ANY_RESOLUTION_SIZES),
+                                            label="sizes")
+                ar_steps = _int_box("DDIM steps", 50, f"1 to {limits.max_steps}")
+            run_ar = gr.Button("Render", variant="primary", elem_id="any-resolution-button")
+            ar_gallery = gr.Gallery(label="the same face", format="png", columns=6, object_fit="contain",
+                                    elem_classes="pixelated", height=320)
+            run_ar.click(_guarded("any resolution", any_resolution), [source, ar_seed, ar_sizes, ar_steps],
+                         ar_gallery, api_name="any_resolution", concurrency_id="pipeline", concurrency_limit=1)
+        with gr.Tab("Interpolate"):
+            gr.Markdown("A walk between two seeds: the prior's starting noise is interpolated on the sphere "
+                        "(slerp) and each point is denoised with DDIM (deterministic), so every face is a proper "
+                        "sample; a straight line between two latents would pass through blurry averages.")
+            with gr.Row():
+                seed_a = _int_box("seed A", 0)
+                seed_b = _int_box("seed B", 1)
+                frames = _int_box("number of faces", 8, f"2 to {limits.max_faces}")
+                in_res = _int_box("resolution", 64, f"up to {max_side}")
+                in_steps = _int_box("DDIM steps", 50, f"1 to {limits.max_steps}")
+            run_in = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
+            strip = gr.Image(label="A -> B", type="pil", format="png", buttons=["download"],
+                             elem_classes=PIXELS, height=240)
+            run_in.click(_guarded("interpolate", interpolate), [source, seed_a, seed_b, frames, in_res, in_steps],
+                         strip, api_name="interpolate", concurrency_id="pipeline", concurrency_limit=1)
+        with gr.Tab("Your image"):
+            gr.Markdown(f"Upload a picture (a face works best). It is centre-cropped, resized to the model's "
+                        f"{size}x{size}, encoded into the model's latent space and decoded again.")
+            upload = gr.File(label="image (PNG, JPEG, WebP, ...)", type="filepath")
+            run_enc = gr.Button("Encode", variant="primary", elem_id="encode-button")
+            with gr.Row():
+                enc_in = gr.Image(label="what the model sees", type="pil", format="png", elem_classes=PIXELS,
+                                  height=200)
+                enc_rec = gr.Image(label="reconstruction", type="pil", format="png", elem_classes=PIXELS,
+                                   height=200)
+                enc_sr = gr.Image(label="4x: prior (QIREN)", type="pil", format="png", elem_classes="zoom",
+                                  height=200)
+                enc_bic = gr.Image(label="4x: bicubic", type="pil", format="png", elem_classes="zoom", height=200)
+            enc_note = gr.Markdown()
+            run_enc.click(_guarded("your image", encode), [source, upload],
+                          [enc_in, enc_rec, enc_sr, enc_bic, enc_note], api_name="encode",
+                          concurrency_id="pipeline", concurrency_limit=1)
+        with gr.Tab("Fit a signal"):
+            gr.Markdown("Fit the paper's QIREN (about 650 parameters) and a classical network to one grayscale "
+                        "image, live, with the signal-fitting pipeline (full-batch Adam on the MSE).")
+            with gr.Row():
+                picture = gr.Dropdown(list(FIT_IMAGES), value="camera", label="picture", allow_custom_value=True)
+                fit_upload = gr.File(label="or your image", type="filepath")
+                fit_size = _int_box("size", 32, f"8 to {limits.max_fit_size} pixels per side")
+                fit_steps = _int_box("steps", 300, f"1 to {limits.max_fit_steps}")
+                baseline = gr.Dropdown(list(FIT_BASELINES), value="siren", label="classical baseline",
+                                       allow_custom_value=True)
+            run_fit = gr.Button("Fit", variant="primary", elem_id="fit-button")
+            with gr.Row():
+                fit_target = gr.Image(label="target", type="pil", format="png", elem_classes=PIXELS, height=220)
+                fit_qiren = gr.Image(label="QIREN", type="pil", format="png", elem_classes=PIXELS, height=220)
+                fit_base = gr.Image(label="baseline", type="pil", format="png", elem_classes=PIXELS, height=220)
+                fit_curve = gr.Image(label="MSE", type="pil", format="png", height=220)
+            fit_note = gr.Markdown()
+            run_fit.click(_guarded("fit", fit), [picture, fit_upload, fit_size, fit_steps, baseline],
+                          [fit_target, fit_qiren, fit_base, fit_curve, fit_note], api_name="fit",
+                          concurrency_id="fit", concurrency_limit=1)
+    return demo
+
+
+__all__ = ["CSS", "FIT_IMAGES", "build_demo"]

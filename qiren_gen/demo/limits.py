@@ -1,0 +1,70 @@
+"""What one demo request may ask for, and the one-line refusals when it asks for more.
+
+The caps keep a CPU answer around ten seconds (16 faces at 128x128 is the largest default request) and keep a public
+page from being used to exhaust the machine. Every check raises ``ValueError`` naming the field, before any work.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DemoLimits:
+    """Caps of one request; raise ``max_pixels`` on a GPU machine."""
+
+    max_pixels: int = 16 * 128 * 128
+    """Decoded pixels per request (faces x height x width): 16 faces at 128x128 answer in ~10 s on a 2-core CPU."""
+    max_faces: int = 16
+    max_side: int = 512
+    max_steps: int = 100
+    max_upload_bytes: int = 10 * 2**20
+    max_upload_pixels: int = 4096 * 4096
+    max_fit_size: int = 64
+    max_fit_steps: int = 1000
+
+    def pixel_cost_note(self) -> str:
+        side = int(math.sqrt(self.max_pixels / self.max_faces))
+        return (f"at most {self.max_pixels:,} decoded pixels per request ({self.max_faces} faces at {side}x{side}), "
+                "so a CPU answers in about ten seconds")
+
+
+MAX_SEED = 2**63 - 1
+
+
+def as_int(value, field: str, low: int, high: int, why: str = "") -> int:
+    """``value`` as an int in ``[low, high]`` (floats must be whole numbers); ``ValueError`` naming ``field``."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{field} must be a whole number, got {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError(f"{field} must be a whole number, got {value!r}")
+        value = int(value)
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ValueError(f"{field} must be a whole number, got {value!r}") from None
+    if not isinstance(value, int):
+        raise ValueError(f"{field} must be a whole number, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{field} must be between {low} and {high}, got {value}" + (f" ({why})" if why else ""))
+    return value
+
+
+def check_pixels(limits: DemoLimits, pixels: int, what: str) -> None:
+    """Refuse a request that decodes more than ``limits.max_pixels`` pixels, saying why."""
+    if pixels > limits.max_pixels:
+        raise ValueError(f"{what} is {pixels:,} decoded pixels, over the cap: {limits.pixel_cost_note()}")
+
+
+def check_seed(value, field: str = "seed") -> int:
+    return as_int(value, field, 0, MAX_SEED)
+
+
+def check_steps(value, limits: DemoLimits, train_timesteps: int) -> int:
+    high = min(limits.max_steps, train_timesteps)
+    return as_int(value, "DDIM steps", 1, high, "more steps take longer and change little")
+
+
+__all__ = ["DemoLimits", "MAX_SEED", "as_int", "check_pixels", "check_seed", "check_steps"]

@@ -1,0 +1,147 @@
+"""Fit QIREN and a classical baseline to one image side by side, yielding frames while they train.
+
+Each model trains in its own thread through ``QirenSignalFittingPipeline`` (its step callback reports the loss and
+the current fit); the generator turns those reports into frames. Closing the generator stops both fits.
+"""
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FIT_BASELINES = ("siren", "relu-rff", "ffn", "relu", "tanh")
+"""Classical models the page offers beside QIREN (the paper's baselines)."""
+
+
+class _Stopped(Exception):
+    """Raised inside a fit's callback when the viewer went away."""
+
+
+@dataclass
+class FitTrack:
+    """One model's progress: its name, parameter count, loss per step and latest fit (``(H, W)`` in [-1, 1])."""
+
+    name: str
+    parameters: int
+    losses: list[float] = field(default_factory=list)
+    fit: np.ndarray | None = None
+    psnr: float | None = None
+    done: bool = False
+
+
+@dataclass
+class FitFrame:
+    """What the page shows at one moment of the two fits."""
+
+    total_steps: int
+    tracks: tuple[FitTrack, FitTrack]
+
+    @property
+    def done(self) -> bool:
+        return all(t.done for t in self.tracks)
+
+
+def live_fit(signal: np.ndarray, baseline: str, steps: int, every: int = 10, seed: int = 0,
+             min_interval_s: float = 0.5) -> Iterator[FitFrame]:
+    """Fit ``qiren`` and ``baseline`` to ``signal`` (``(H, W)`` in [-1, 1]) for ``steps`` steps each, in parallel;
+    yields a frame when either model has a new fit (every ``every`` steps) and ``min_interval_s`` has passed since
+    the last one, and a frame as each model finishes (the last with both PSNRs)."""
+    from ..pipelines import QirenSignalFittingPipeline
+
+    if baseline not in FIT_BASELINES:
+        raise ValueError(f"baseline must be one of {', '.join(FIT_BASELINES)}, got {baseline!r}")
+    pipes = [QirenSignalFittingPipeline.from_model_name(name, 2, 1, seed=seed) for name in ("qiren", baseline)]
+    tracks = tuple(FitTrack(name, sum(p.numel() for p in pipe.model.parameters()))
+                   for name, pipe in zip(("qiren", baseline), pipes))
+    reports: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def run(index: int) -> None:
+        def report(pipe, step: int, timestep: int, kwargs: dict) -> None:
+            if stop.is_set():
+                raise _Stopped
+            fit = kwargs["prediction"].numpy() if (step + 1) % every == 0 or step + 1 == steps else None
+            reports.put(("step", index, kwargs["loss"], fit))
+
+        try:
+            pipes[index].set_progress_bar_config(disable=True)
+            out = pipes[index](signal, num_steps=steps, callback_on_step_end=report)
+            reports.put(("done", index, out.psnr, out.signal))
+        except _Stopped:
+            reports.put(("done", index, None, None))
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it in the request
+            reports.put(("error", index, exc, None))
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True, name=f"live-fit-{i}") for i in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        finished, last = 0, -math.inf
+        while finished < 2:
+            kind, index, value, fit = reports.get()
+            track = tracks[index]
+            if kind == "error":
+                raise value
+            if kind == "done":
+                finished += 1
+                track.done = True
+                track.psnr, track.fit = value, fit if fit is not None else track.fit
+                yield FitFrame(steps, tracks)
+                continue
+            track.losses.append(value)
+            if fit is not None:
+                track.fit = fit
+                if time.monotonic() - last >= min_interval_s:
+                    last = time.monotonic()
+                    yield FitFrame(steps, tracks)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+def loss_figure(frame: FitFrame):
+    """Both loss curves (log scale) as a PIL image."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=80)
+    for track in frame.tracks:
+        if track.losses:
+            ax.plot(np.arange(1, len(track.losses) + 1), track.losses,
+                    label=f"{track.name} ({track.parameters:,} params)")
+    ax.set_yscale("log")
+    ax.set_xlim(1, max(frame.total_steps, 2))
+    ax.set_xlabel("step")
+    ax.set_ylabel("MSE")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
+
+
+def frame_summary(frame: FitFrame) -> str:
+    """One Markdown line per model: step, MSE, and PSNR once it is done."""
+    lines = []
+    for track in frame.tracks:
+        mse = f"{track.losses[-1]:.2e}" if track.losses else "-"
+        psnr = f", PSNR {track.psnr:.1f} dB" if track.psnr is not None else ""
+        lines.append(f"- **{track.name}** ({track.parameters:,} parameters): step {len(track.losses)}/"
+                     f"{frame.total_steps}, MSE {mse}{psnr}")
+    return "\n".join(lines)
+
+
+__all__ = ["FIT_BASELINES", "FitFrame", "FitTrack", "frame_summary", "live_fit", "loss_figure"]

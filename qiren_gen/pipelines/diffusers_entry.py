@@ -1,0 +1,105 @@
+"""The small module every saved pipeline folder carries so that plain diffusers can load it.
+
+``DiffusionPipeline.from_pretrained(folder_or_hub_id, trust_remote_code=True)`` only finds a pipeline class outside
+diffusers when ``model_index.json`` names ``["<module>", "<Class>"]`` and ``<module>.py`` sits in the folder. Ours is
+one import from the installed qiren-gen package, nothing else. qiren-gen's own loader never runs it: it checks the
+file is exactly such an import (parsed, not executed) and resolves the class from the installed package itself.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+
+ENTRY_MODULE = "qiren_pipeline"
+"""File stem of the module (``qiren_pipeline.py``) and first element of ``_class_name`` in ``model_index.json``."""
+
+_PACKAGE = "qiren_gen"
+
+
+def entry_module_text(class_name: str) -> str:
+    """Source of ``qiren_pipeline.py`` for the pipeline class ``class_name`` (an import from qiren_gen.pipelines)."""
+    return (
+        '"""diffusers entry point: DiffusionPipeline.from_pretrained(<this folder or Hub id>, trust_remote_code=True)\n'
+        "imports the pipeline class from the installed qiren-gen package (pip install qiren-gen). Weights and configs\n"
+        'beside this file are safetensors and JSON; qiren-gen\'s own from_pretrained never executes this file."""\n'
+        f"from qiren_gen.pipelines import {class_name}\n"
+        "\n"
+        f'__all__ = ["{class_name}"]\n'
+    )
+
+
+def write_diffusers_entry(folder: str | os.PathLike, class_name: str) -> None:
+    """Write ``qiren_pipeline.py`` into a saved pipeline folder and point ``_class_name`` at it."""
+    folder = Path(folder)
+    index_file = folder / "model_index.json"
+    index = json.loads(index_file.read_text())
+    index["_class_name"] = [ENTRY_MODULE, class_name]
+    (folder / f"{ENTRY_MODULE}.py").write_text(entry_module_text(class_name))
+    index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def pipeline_class_name(index: dict) -> str | None:
+    """The pipeline class a ``model_index.json`` names: old form ``"Cls"`` or new ``["qiren_pipeline", "Cls"]``."""
+    spec = index.get("_class_name")
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, list) and len(spec) == 2 and spec[0] == ENTRY_MODULE and isinstance(spec[1], str):
+        return spec[1]
+    return None
+
+
+def _is_package_import(node: ast.stmt) -> bool:
+    return (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None
+            and (node.module == _PACKAGE or node.module.startswith(_PACKAGE + "."))
+            and all(alias.name != "*" for alias in node.names))
+
+
+def _is_harmless(node: ast.stmt) -> bool:
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+        return True  # a docstring
+    if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__all__"]:
+        value = node.value
+        return isinstance(value, (ast.List, ast.Tuple)) and all(
+            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts)
+    return _is_package_import(node)
+
+
+def check_entry_module(folder: Path, class_name: str) -> None:
+    """Refuse any Python file in ``folder`` except a ``qiren_pipeline.py`` that only imports ``class_name`` from
+    qiren_gen (checked by parsing, never by running it); ``ValueError`` with one line otherwise."""
+    py_files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.py"))
+    unknown = [f for f in py_files if f != f"{ENTRY_MODULE}.py"]
+    if unknown:
+        raise ValueError(f"refusing to load '{folder}': it contains Python code ({unknown[0]}); "
+                         "pipelines load weights and configs only")
+    if not py_files:
+        return
+    entry = folder / f"{ENTRY_MODULE}.py"
+    try:
+        tree = ast.parse(entry.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        tree = None
+    imports = [n for n in tree.body if _is_package_import(n)] if tree else []
+    if tree is None or not all(_is_harmless(n) for n in tree.body) or not any(
+            alias.name == class_name for n in imports for alias in n.names):
+        raise ValueError(f"refusing to load '{folder}': {ENTRY_MODULE}.py is not the plain qiren-gen import of "
+                         f"{class_name} (it contains other Python code)")
+
+
+class DiffusersEntryMixin:
+    """``save_pretrained`` for qiren-gen pipelines: safetensors only, plus the diffusers entry module."""
+
+    def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True, **kwargs) -> None:
+        """Save components (safetensors), ``model_index.json`` and ``qiren_pipeline.py`` (for plain diffusers)."""
+        if not safe_serialization:
+            raise ValueError("qiren-gen pipelines save weights only as safetensors")
+        if kwargs.pop("push_to_hub", False):
+            raise ValueError("use pipeline.push_to_hub(repo_id) to upload")
+        super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
+        write_diffusers_entry(save_directory, type(self).__name__)
+
+
+__all__ = ["DiffusersEntryMixin", "ENTRY_MODULE", "check_entry_module", "entry_module_text", "pipeline_class_name",
+           "write_diffusers_entry"]

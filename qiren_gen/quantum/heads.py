@@ -1,0 +1,174 @@
+"""Many independent re-uploading circuits ("heads") side by side, simulated in one batched operation.
+
+Heads are a batch dimension of the state, never a Python loop. Two layouts, same results:
+:mod:`.heads_dense` (one dense unitary per head and layer; small registers) and :mod:`.heads_factored` (the
+shared simulator's two-qubit-group layout with a head axis; larger registers). Each has a ``"fused"`` engine
+(chunked, hand-written backward) and an ``"autograd"`` engine (plain torch ops, any order of derivatives).
+Exact, float32/float64, device-agnostic.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .circuit import ENTANGLERS, pennylane_layer, reuploading_qfunc
+from .heads_dense import simulate_dense
+from .heads_factored import simulate_factored
+from .simulator import DEFAULT_MAX_STATE_ELEMENTS, check_circuit_size, check_inputs
+
+DENSE_MAX_QUBITS = 5
+"""Largest register simulated with one dense unitary per layer (measured: faster up to 5 qubits; close at 6)."""
+
+LAYOUTS = ("auto", "dense", "factored")
+ENGINES = ("fused", "autograd")
+
+
+def _check_entangler(entangler: str) -> None:
+    if entangler not in ENTANGLERS:
+        raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
+
+
+def simulate_reuploading_heads(
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    entangler: str = "cz_ring",
+    layout: str = "auto",
+    engine: str = "fused",
+) -> torch.Tensor:
+    """``<Z_j>`` of every head: H independent re-uploading circuits, each with its own weights and inputs.
+
+    Args:
+        inputs: real tensor ``(..., H, n)``: the RZ angles of head ``h`` are ``inputs[..., h, :]``.
+        weights: real tensor ``(H, R + 1, K, n, 3)``: one ``DataReuploadingCircuit.shape`` weight set per head.
+        entangler: ``"cz_ring"`` (PennyLane SEL with CZ, as ``DataReuploadingCircuit``) or ``"cnot_chain"``.
+        layout: ``"auto"`` (dense for ``n <= DENSE_MAX_QUBITS``), ``"dense"`` or ``"factored"``; same results.
+        engine: ``"fused"`` (chunked, hand-written backward; fastest, once differentiable) or ``"autograd"``
+            (plain torch ops; higher-order gradients).
+
+    Returns:
+        real tensor ``(..., H, n)`` in the promoted dtype of inputs and weights; differentiable in both.
+    """
+    _check_entangler(entangler)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if weights.ndim != 5 or weights.shape[-1] != 3 or weights.shape[1] < 2:
+        raise ValueError(f"weights must have shape (H, R+1, K, n, 3) with R >= 1, got {tuple(weights.shape)}")
+    n_heads, n_qubits = weights.shape[0], weights.shape[3]
+    if inputs.ndim < 2 or tuple(inputs.shape[-2:]) != (n_heads, n_qubits):
+        raise ValueError(f"inputs must have shape (..., {n_heads}, {n_qubits}) (heads, qubits), got {tuple(inputs.shape)}")
+    real = torch.promote_types(inputs.dtype, weights.dtype)
+    lead = inputs.shape[:-2]
+    x = inputs.reshape(-1, n_heads, n_qubits).to(real).transpose(0, 1)  # (H, B, n)
+    dense = layout == "dense" or (layout == "auto" and n_qubits <= DENSE_MAX_QUBITS)
+    simulate = simulate_dense if dense else simulate_factored
+    out = simulate(x, weights.to(real), entangler, engine)  # (H, B, n)
+    return out.transpose(0, 1).reshape(*lead, n_heads, n_qubits)
+
+
+class MultiHeadReuploadingCircuit(nn.Module):
+    r"""``n_heads`` independent QIREN re-uploading circuits of ``n_qubits`` each, simulated together.
+
+    ::
+
+        inputs[..., h, :] -> |0> -[P(W_h,1)]-RZ(x)-[P(W_h,2)]- ... -[P(W_h,R+1)]- <Z_j>   for h = 0..H-1
+
+    ``P`` is ``n_blocks`` blocks of ``Rot`` on every qubit followed by the entangler: ``"cz_ring"`` (exactly
+    PennyLane ``StronglyEntanglingLayers(imprimitive=CZ)``, as ``DataReuploadingCircuit``) or ``"cnot_chain"``
+    (``CNOT(i, i+1)``, the authors' generator). Note: on 2 qubits the CZ ring is ``CZ(0,1) CZ(1,0) = I``, so 2-qubit
+    ``"cz_ring"`` heads are two independent 1-qubit circuits; use ``"cnot_chain"`` to entangle them.
+
+    Input ``(..., n_heads, n_qubits)`` real angles, output the same shape, ``<Z_j>`` of every head in ``[-1, 1]``.
+    ``engine="fused"`` (default: chunked, hand-written backward) or ``"autograd"`` (higher-order gradients).
+    """
+
+    def __init__(
+        self,
+        n_heads: int,
+        n_qubits: int,
+        n_reuploads: int = 2,
+        n_blocks: int = 2,
+        entangler: str = "cz_ring",
+        engine: str = "fused",
+    ) -> None:
+        super().__init__()
+        check_circuit_size(n_qubits, n_reuploads, n_blocks)
+        check_head_count(n_heads)
+        _check_entangler(entangler)
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        self.engine = engine
+        self.n_heads = n_heads
+        self.n_qubits = n_qubits
+        self.n_reuploads = n_reuploads
+        self.n_blocks = n_blocks
+        self.entangler = entangler
+        self.max_state_elements = DEFAULT_MAX_STATE_ELEMENTS
+        # Like DataReuploadingCircuit (PennyLane's TorchLayer): uniform in [0, 2 pi).
+        self.weights = nn.Parameter(torch.rand(self.shape(n_heads, n_qubits, n_reuploads, n_blocks)) * (2 * math.pi))
+
+    @staticmethod
+    def shape(n_heads: int, n_qubits: int, n_reuploads: int = 2, n_blocks: int = 2) -> tuple[int, int, int, int, int]:
+        """Shape of ``weights``: ``(n_heads, n_reuploads + 1, n_blocks, n_qubits, 3)``."""
+        return (n_heads, n_reuploads + 1, n_blocks, n_qubits, 3)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``<Z_j>`` of every head (validated: shape ``(..., H, n)``, dtype, finiteness, size)."""
+        check_head_inputs(inputs, self.n_heads, self.n_qubits, self.max_state_elements)
+        return simulate_reuploading_heads(inputs, self.weights, self.entangler, engine=self.engine)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_heads={self.n_heads}, n_qubits={self.n_qubits}, n_reuploads={self.n_reuploads}, "
+            f"n_blocks={self.n_blocks}, entangler={self.entangler!r}, engine={self.engine!r}"
+        )
+
+    def qfunc(self):
+        """One head as a PennyLane quantum function ``qfunc(inputs, weights)`` (all heads share the circuit)."""
+        return reuploading_qfunc(self.n_qubits, self.n_reuploads, self.entangler)
+
+    def to_pennylane(self, head: int, device: str | object = "default.qubit", diff_method: str = "backprop",
+                     **device_kwargs):
+        """Head ``head`` as a ``qml.qnn.TorchLayer`` holding a copy of its weights (inputs ``(..., n_qubits)``)."""
+        if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < self.n_heads:
+            raise ValueError(f"head must be an int in 0..{self.n_heads - 1}, got {head!r}")
+        return pennylane_layer(self.qfunc(), self.weights[head], self.n_qubits, device, diff_method, **device_kwargs)
+
+    def draw(self, head: int = 0, decimals: int | None = None, level: str = "device") -> str:
+        """Text drawing of head ``head`` (PennyLane's ``qml.draw``) with its weights and zero inputs."""
+        import pennylane as qml
+
+        layer = self.to_pennylane(head)
+        zeros = torch.zeros(self.n_qubits, dtype=self.weights.dtype)
+        return qml.draw(layer.qnode, decimals=decimals, level=level)(zeros, layer.weights.detach())
+
+
+def check_head_count(n_heads: int) -> None:
+    """Raise ``ValueError`` unless ``n_heads`` is an int >= 1."""
+    if isinstance(n_heads, bool) or not isinstance(n_heads, int):
+        raise ValueError(f"n_heads must be an int, got {type(n_heads).__name__}")
+    if n_heads < 1:
+        raise ValueError(f"n_heads must be >= 1, got {n_heads}")
+
+
+def check_head_inputs(
+    inputs: torch.Tensor, n_heads: int, n_qubits: int, max_state_elements: int = DEFAULT_MAX_STATE_ELEMENTS
+) -> None:
+    """Raise ``ValueError`` for inputs the heads cannot encode: shape not ``(..., H, n)``, non-float, NaN/inf, too big."""
+    if isinstance(inputs, torch.Tensor) and (inputs.ndim < 2 or tuple(inputs.shape[-2:]) != (n_heads, n_qubits)):
+        raise ValueError(
+            f"inputs must have shape (..., {n_heads}, {n_qubits}) (heads, qubits), got {tuple(inputs.shape)}"
+        )
+    check_inputs(inputs, n_qubits, max_state_elements)
+
+
+__all__ = [
+    "DENSE_MAX_QUBITS",
+    "MultiHeadReuploadingCircuit",
+    "check_head_count",
+    "check_head_inputs",
+    "simulate_reuploading_heads",
+]

@@ -1,0 +1,118 @@
+"""Many heads in the dense layout: one ``2^n x 2^n`` unitary per head and parameter layer (small registers).
+
+The input-independent part of a parameter layer (``K`` blocks of ``Rot`` on every qubit and an entangler) is
+multiplied out once per call, so a layer costs one ``bmm`` over the head axis on an ``(H, B, 2^n)`` state. Per head ``h`` the circuit is ``z_1 = v1_h * p``, then ``z <- (z * p) U_{h,l}^T`` for the later layers, read out as
+``|z|^2 @ S``, where ``p = exp(-i (x_h S^T) / 2)`` is the RZ encoding and ``U_{h,l}`` the dense layer unitaries.
+The fused engine: autograd over that keeps every ``(H, B, 2^n)`` intermediate alive and streams each through memory several times;
+here rows are processed in cache-sized chunks, the forward saves only its inputs and the backward recomputes each
+chunk, as :mod:`.fused` does for one circuit. Not twice differentiable (use ``engine="autograd"`` for that).
+
+Gradient convention is torch's for complex tensors: ``g = dL/dRe + i dL/dIm``.
+"""
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from .fused import chunk_rows
+from .gates import cnot_chain_sources, cz_ring_signs, encoding_phase, entangler_ranges, kron_chain, rot_matrices, z_signs
+
+
+def _run_chunk(x, v1, unitaries, signs, keep: bool):
+    """Forward of one chunk of rows ``x (H, rows, n)``; returns the final state, the phase and (if ``keep``) the
+    states entering each later layer's unitary."""
+    phase = encoding_phase(x)
+    state = v1.unsqueeze(1) * phase
+    entering = []
+    for layer in range(unitaries.shape[1]):
+        if layer > 0:
+            state = state * phase
+        if keep:
+            entering.append(state)
+        state = torch.bmm(state, unitaries[:, layer].transpose(1, 2))
+    return state, phase, entering
+
+
+class FusedDenseHeads(torch.autograd.Function):
+    """``<Z_j>`` of H heads: x ``(H, B, n)`` real, v1 ``(H, D)`` complex, unitaries ``(H, R, D, D)``, signs ``(D, n)``."""
+
+    @staticmethod
+    def forward(ctx, x, v1, unitaries, signs):
+        ctx.save_for_backward(x, v1, unitaries, signs)
+        n_heads, n_rows, _ = x.shape
+        rows = chunk_rows(n_heads * v1.shape[1], x.device)
+        keep = n_rows <= rows and any(ctx.needs_input_grad)  # one chunk and a backward to come: keep its states
+        ctx.kept = None
+        out = torch.empty_like(x)
+        for start in range(0, n_rows, rows):
+            run = _run_chunk(x[:, start : start + rows], v1, unitaries, signs, keep=keep)
+            out[:, start : start + rows] = torch.view_as_real(run[0]).square().sum(-1) @ signs
+            if keep:
+                ctx.kept = run
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        x, v1, unitaries, signs = ctx.saved_tensors
+        n_heads, n_rows, _ = x.shape
+        rows = chunk_rows(n_heads * v1.shape[1], x.device)
+        grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        grad_v1 = torch.zeros_like(v1)
+        grad_u = torch.zeros_like(unitaries)
+        for start in range(0, n_rows, rows):
+            kept, ctx.kept = ctx.kept, None
+            xc = x[:, start : start + rows]
+            state, phase, entering = kept if kept is not None else _run_chunk(xc, v1, unitaries, signs, keep=True)
+            # d<Z_j>/d|z_d|^2 = S[d, j], then d|z|^2 = 2 Re(conj(z) dz).
+            g = (2 * grad_out[:, start : start + rows] @ signs.T) * state
+            phase_conj = phase.conj().resolve_conj()
+            grad_angle = None
+            for layer in range(unitaries.shape[1] - 1, -1, -1):
+                y = entering[layer]
+                grad_u[:, layer] += torch.bmm(g.transpose(1, 2), y.conj())  # z = y U^T
+                g = torch.bmm(g, unitaries[:, layer].conj())
+                # y = z_prev * p with p = exp(-i angle): dL/dangle = Im(conj(g) y); then g_prev = g conj(p).
+                contribution = (g.conj() * y).imag
+                grad_angle = contribution if grad_angle is None else grad_angle + contribution
+                g = g * phase_conj
+            grad_v1 += g.sum(1)
+            if grad_x is not None:
+                grad_x[:, start : start + rows] = (grad_angle @ signs) / 2
+        return grad_x, grad_v1, grad_u, None
+
+
+def _layer_unitaries(weights: torch.Tensor, entangler: str) -> torch.Tensor:
+    """One dense unitary per head and parameter layer, ``(H, R+1, D, D)``: the product of the layer's K blocks."""
+    n_qubits, n_blocks = weights.shape[-2], weights.shape[-3]
+    device = weights.device
+    blocks = kron_chain(rot_matrices(weights))  # (H, R+1, K, D, D)
+    if entangler == "cz_ring":
+        signs = torch.stack([cz_ring_signs(n_qubits, r, device=device) for r in entangler_ranges(n_qubits, n_blocks)])
+        blocks = blocks * signs.to(blocks.real.dtype)[:, :, None]  # diag(signs) @ block: scale the rows
+    else:
+        blocks = blocks[..., cnot_chain_sources(n_qubits, device=device), :]  # permutation @ block: gather the rows
+    unitary = blocks[:, :, 0]
+    for block in range(1, n_blocks):
+        unitary = blocks[:, :, block] @ unitary
+    return unitary
+
+
+def simulate_dense(x: torch.Tensor, weights: torch.Tensor, entangler: str, engine: str) -> torch.Tensor:
+    """Heads as the batch of ``bmm``: x ``(H, B, n)`` -> ``(H, B, n)``."""
+    n_qubits = x.shape[-1]
+    unitaries = _layer_unitaries(weights, entangler)  # (H, R+1, D, D)
+    signs = z_signs(n_qubits, x.dtype, x.device)  # (D, n)
+    if engine == "fused":
+        return FusedDenseHeads.apply(x, unitaries[:, 0, :, 0], unitaries[:, 1:], signs)
+    phase = encoding_phase(x)  # RZ on every qubit: (H, B, D)
+    state = unitaries[:, 0, :, :1].transpose(1, 2) * phase  # first layer acts on |0...0>: its first column
+    for layer in range(1, unitaries.shape[1]):
+        if layer > 1:
+            state = state * phase
+        state = state @ unitaries[:, layer].transpose(1, 2)
+    prob = torch.view_as_real(state).square().sum(-1)  # (H, B, D)
+    return prob @ signs
+
+
+__all__ = ["FusedDenseHeads", "simulate_dense"]

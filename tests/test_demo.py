@@ -1,0 +1,212 @@
+"""The demo page over its real HTTP API: ``qiren-gen demo`` runs as a subprocess on a free loopback port and every tab
+is driven through ``gradio_client``. Checks image sizes, determinism per seed, concurrent requests that keep their
+own seeds, one-line refusals (page and server) after which the server keeps serving, and that nothing is written
+outside the demo's temporary folder."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+from gradio_client import Client, handle_file  # noqa: E402  (gradio is in the test extra: never skipped)
+from gradio_client.exceptions import AppError  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    dirs = {name: root / name for name in ("cwd", "tmp", "home", "hf", "downloads")}
+    for d in dirs.values():
+        d.mkdir()
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_HOME": str(dirs["hf"]),
+           "TMPDIR": str(dirs["tmp"]), "HOME": str(dirs["home"]), "OMP_NUM_THREADS": "1"}
+    for name in ("QIREN_GEN_DEBUG", "GRADIO_TEMP_DIR", "TORCHINDUCTOR_CACHE_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME",
+                 "XDG_CONFIG_HOME"):
+        env.pop(name, None)
+    proc = subprocess.Popen([sys.executable, "-m", "qiren_gen.cli", "demo", "--port", str(port)], cwd=dirs["cwd"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+    deadline = time.monotonic() + 120
+    while not any("serving http" in line for line in lines):
+        assert proc.poll() is None and time.monotonic() < deadline, "demo did not start: " + "".join(lines[-5:])
+        time.sleep(0.2)
+    url = next(line for line in lines if "serving http" in line).split("serving ")[1].split()[0]
+    client = Client(url, download_files=str(dirs["downloads"]), verbose=False)
+    yield SimpleNamespace(url=url, proc=proc, lines=lines, client=client, port=port, **dirs)
+    if proc.poll() is None:
+        proc.kill()
+
+
+def _image(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def _sample(client, seed, faces=4, resolution=32, steps=5):
+    return _image(client.predict("", seed, faces, resolution, steps, api_name="/sample"))
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket listening on ``port`` (Linux ``/proc/net/tcp*``; hex as the kernel writes it)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_serves_on_loopback_only(server):
+    assert server.url.startswith("http://127.0.0.1:")
+    assert _listening_addresses(server.port) == {"0100007F"}  # 127.0.0.1 only: not 0.0.0.0, not another interface
+
+
+def test_sample_tab_sizes_and_same_seed_same_grid(server):
+    a = _sample(server.client, 3)
+    assert a.shape[:2] == (64, 64)  # 4 faces at 32x32 in a 2x2 grid
+    assert np.array_equal(a, _sample(server.client, 3))
+    assert not np.array_equal(a, _sample(server.client, 4))
+    wide = _sample(server.client, 3, faces=3, resolution=20)
+    assert wide.shape[:2] == (20, 60)  # 3 faces: one row
+
+
+def test_concurrent_requests_keep_their_own_seeds(server):
+    solo = {seed: _sample(server.client, seed) for seed in (11, 12)}
+    visitors = [Client(server.url, download_files=str(server.downloads), verbose=False) for _ in range(2)]
+    jobs = [c.submit("", seed, 4, 32, 5, api_name="/sample") for c, seed in zip(visitors, (11, 12))]
+    together = {seed: _image(job.result(timeout=180)) for seed, job in zip((11, 12), jobs)}
+    assert not np.array_equal(together[11], together[12])
+    for seed in (11, 12):
+        assert np.array_equal(together[seed], solo[seed])
+
+
+def test_any_resolution_tab_renders_one_face_at_each_size(server):
+    gallery = server.client.predict("", 5, [16, 32, 64], 5, api_name="/any_resolution")
+    images = [Image.open(item["image"]) for item in gallery]
+    assert [im.size for im in images] == [(16, 16), (32, 32), (64, 64)]
+    assert [item["caption"] for item in gallery] == ["16x16", "32x32", "64x64"]
+    # one face, not three: the 64x64 render area-averaged to 16x16 is close to the 16x16 render
+    big = np.asarray(images[2].convert("L").resize((16, 16), Image.Resampling.BOX), dtype=float)
+    assert np.abs(big - np.asarray(images[0].convert("L"), dtype=float)).mean() < 20
+
+
+def test_interpolate_tab_ends_at_the_two_seeds_samples(server):
+    strip = _image(server.client.predict("", 7, 8, 4, 16, 5, api_name="/interpolate"))
+    assert strip.shape[:2] == (16, 64)
+    assert np.array_equal(strip[:, :16], _sample(server.client, 7, faces=1, resolution=16))
+    assert np.array_equal(strip[:, -16:], _sample(server.client, 8, faces=1, resolution=16))
+    assert not np.array_equal(strip[:, 16:32], strip[:, :16])
+
+
+def test_your_image_tab_encodes_decodes_and_superresolves(server, tmp_path):
+    from skimage.data import lfw_subset
+
+    from qiren_gen.pipelines import bundled_pipeline_dir
+
+    side = json.loads((bundled_pipeline_dir() / "prior" / "config.json").read_text())["sample_size"]
+    face = Image.fromarray((lfw_subset()[95] * 255).astype(np.uint8)).resize((120, 100))  # not square, not 25
+    face.save(tmp_path / "face.png")
+    model_in, recon, prior4x, bicubic4x, note = server.client.predict("", handle_file(tmp_path / "face.png"),
+                                                                      api_name="/encode")
+    assert Image.open(model_in).size == Image.open(recon).size == (side, side)
+    assert Image.open(prior4x).size == Image.open(bicubic4x).size == (4 * side, 4 * side)
+    psnr = float(note.split("PSNR **")[1].split(" dB")[0])
+    assert psnr > 14, note  # a real reconstruction, not noise (the mean face alone gives ~15 dB on LFW)
+
+
+def test_fit_tab_streams_both_fits(server):
+    job = server.client.submit("camera", None, 8, 20, "siren", api_name="/fit")
+    target, qiren, base, curve, note = job.result(timeout=180)
+    assert len(job.outputs()) >= 3  # frames arrived while it trained
+    assert Image.open(target).size == Image.open(qiren).size == Image.open(base).size == (8, 8)
+    assert "step 20/20" in note and note.count("PSNR") == 2 and "qiren" in note and "siren" in note
+
+
+BAD_REQUESTS = [
+    ("/sample", ("", 0, 17, 32, 5), "number of faces must be between 1 and 16"),
+    ("/sample", ("", 0, 16, 256, 5), "over the cap"),
+    ("/sample", ("", 0, 1, 100000, 5), "resolution must be between 1 and 512"),
+    ("/sample", ("", -1, 1, 16, 5), "seed must be between 0"),
+    ("/sample", ("", 0, 1, 16, 500), "DDIM steps must be between 1 and 100"),
+    ("/sample", ("no/such/folder/x", 0, 1, 16, 5), "no pipeline folder"),
+    ("/sample", ("qiren-gen-tests/not-cached", 0, 1, 16, 5), "cannot reach the Hub"),
+    ("/any_resolution", ("", 0, [], 5), "pick at least one size"),
+    ("/any_resolution", ("", 0, [16, 32, 64, 128, 256, 512], 5), "over the cap"),
+    ("/interpolate", ("", 0, 1, 40, 16, 5), "number of faces must be between 2 and 16"),
+    ("/fit", ("camera", None, 4096, 10, "siren"), "fit size must be between 8 and 64"),
+    ("/fit", ("nosuchpicture", None, 8, 10, "siren"), "picture must be one of"),
+    ("/fit", ("camera", None, 8, 10, "resnet"), "baseline must be one of"),
+]
+
+
+def test_bad_requests_are_one_clear_line_and_the_server_keeps_serving(server, tmp_path):
+    (tmp_path / "notes.png").write_text("not an image\n")
+    (tmp_path / "empty.png").write_bytes(b"")
+    Image.new("L", (5000, 5000)).save(tmp_path / "huge.png")  # a few kB on disk, 25M pixels declared
+    uploads = [(tmp_path / "notes.png", "not an image"), (tmp_path / "empty.png", "empty"),
+               (tmp_path / "huge.png", "over the cap")]
+    requests = BAD_REQUESTS + [("/encode", ("", handle_file(path)), fragment) for path, fragment in uploads]
+    requests += [("/fit", ("camera", handle_file(tmp_path / "notes.png"), 8, 10, "siren"), "not an image")]
+    before = len(server.lines)
+    for api, args, fragment in requests:
+        with pytest.raises(AppError) as info:
+            server.client.predict(*args, api_name=api)
+        assert fragment in str(info.value) and len(str(info.value).splitlines()) == 1, (api, str(info.value))
+    time.sleep(0.5)
+    new = [line for line in server.lines[before:] if line.strip()]
+    assert len([line for line in new if ": refused: " in line]) == len(requests), new
+    assert not any("Traceback" in line for line in new), new
+    assert _sample(server.client, 3).shape[:2] == (64, 64)  # still serving
+
+
+def test_stops_cleanly_and_wrote_nothing_outside_its_temp_folder(server):
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=60) == 0
+    assert list(server.cwd.iterdir()) == []  # nothing in the working directory
+    assert list(server.home.iterdir()) == []  # nothing in the home folder (no caches, no config)
+    assert list(server.tmp.iterdir()) == []  # its temporary folder (under TMPDIR) is gone
+    assert not any("Traceback" in line for line in server.lines), server.lines
+
+
+def test_without_gradio_the_command_says_how_to_install_it(monkeypatch, capsys):
+    from qiren_gen.cli import main
+
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['qiren-gen demo: error: the demo needs Gradio: pip install "qiren-gen[demo]"']
+
+
+def test_a_busy_port_is_one_line_before_anything_loads(capsys):
+    from qiren_gen.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        start = time.perf_counter()
+        assert main(["demo", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot serve on 127.0.0.1:{port}" in err[0] and "pick another --port" in err[0]
+    assert time.perf_counter() - start < 5  # refused before the pipeline was loaded
