@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import shlex
 import sys
 from pathlib import Path
 
+from qiren_gen.experiments.commands import portable_command
 from qiren_gen.experiments.paper import PAPER_IMAGES, PAPER_MODELS, default_workers, make_jobs, run_suite
 from qiren_gen.experiments.paper_report import write_report
 
@@ -45,8 +45,8 @@ def main() -> int:
         print(f"reproduce_paper: error: {exc}", file=sys.stderr)
         return 2
     results, wall = run_suite(jobs, args.workers)
-    command = "python scripts/reproduce_paper.py " + shlex.join(a for a in sys.argv[1:] if a != "--save_results"
-                                                                and not a.endswith(".pkl"))
+    command = portable_command("scripts/reproduce_paper.py", [a for a in sys.argv[1:] if a != "--save_results"
+                                                             and not a.endswith(".pkl")])
     saved = dict(results=results, jobs=jobs, wall_seconds=wall, seeds=args.seeds, steps=args.steps,
                  workers=args.workers, command=command)
     if args.save_results:

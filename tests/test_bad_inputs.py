@@ -76,6 +76,17 @@ CLI_ROWS = [
      "Not a directory"),
     ("qiren-gen fit", "NaN samples in a WAV", "fit --audio nan.wav --output fitout", "NaN or infinite samples"),
     ("qiren-gen fit", "wrong channel count (stereo WAV)", "fit --audio stereo.wav --output fitout", "2 channels"),
+    ("qiren-gen fit", "observable on more qubits than the circuit (--observables '[[0, 9]]')",
+     "fit --image camera --size 8 --observables [[0,9]] --output fitout", "does not fit a circuit of 8 qubits"),
+    ("qiren-gen fit", "pair observables on one qubit (--qubits 1 --observables zz)",
+     "fit --image camera --size 8 --qubits 1 --observables zz --output fitout", "needs at least 2 qubits"),
+    ("qiren-gen fit", "zero re-uploads (--reuploads 0)", "fit --image camera --size 8 --reuploads 0 --output fitout",
+     "n_reuploads must be >= 1"),
+    ("qiren-gen fit", "circuit option for a classical model (--model siren --encoding-scale 2)",
+     "fit --image camera --size 8 --model siren --encoding-scale 2 --output fitout", "only for --model qiren"),
+    ("qiren-gen superres", "non-positive encoding scale (--encoding-scale -1)",
+     "superres --image camera --size 8 --model qiren-plus --encoding-scale -1 --output srout",
+     "--encoding-scale must be finite and > 0"),
     ("qiren-gen superres", "absurd scale (--scale 100000)",
      "superres --image camera --size 8 --scale 100000 --steps 1 --output srout", "over the limit"),
     ("qiren-gen evaluate", "corrupt reference statistics file",
@@ -370,7 +381,8 @@ def _api_rows():
     from qiren_gen.demo.live_fit import live_fit
     from qiren_gen.demo.uploads import open_upload
     from qiren_gen.functa import decode_latents, encode_images
-    from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN, ModulatedWideQIREN
+    from qiren_gen.models import (QIREN, FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN,
+                                  ModulatedWideQIREN)
     from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
                                      QirenSuperResolutionPipeline)
     from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
@@ -468,6 +480,16 @@ def _api_rows():
         ("DataReuploadingCircuit", "int32 input", lambda w: DataReuploadingCircuit(3)(torch.zeros(2, 3,
                                                                                                     dtype=torch.int32)),
          ValueError, "floating"),
+        ("DataReuploadingCircuit", "observable on more qubits than the circuit",
+         lambda w: DataReuploadingCircuit(3, observables=[[0, 5]]), ValueError, "does not fit a circuit of 3 qubits"),
+        ("DataReuploadingCircuit", "non-positive encoding scale", lambda w: DataReuploadingCircuit(3, encoding_scale=0),
+         ValueError, "encoding_scale must be finite and > 0"),
+        ("DataReuploadingCircuit", "zero re-uploads", lambda w: DataReuploadingCircuit(3, n_reuploads=0), ValueError,
+         "n_reuploads must be >= 1"),
+        ("QIREN", "pair observables on one qubit", lambda w: QIREN(n_qubits=1, observables="zz"), ValueError,
+         "needs at least 2 qubits"),
+        (F, "unknown schedule", lambda w: fit(img, num_steps=1, schedule="linear"), ValueError,
+         "schedule must be one of"),
         ("MultiHeadReuploadingCircuit", "0 heads", lambda w: MultiHeadReuploadingCircuit(0, 2), ValueError,
          "n_heads must be >= 1"),
         ("MultiHeadReuploadingCircuit", "21 qubits", lambda w: MultiHeadReuploadingCircuit(2, 21), ValueError,
@@ -520,7 +542,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(69)]
+    return [f"{i:02d}" for i in range(74)]
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,16 @@ from qiren_gen.quantum import MAX_QUBITS, DataReuploadingCircuit
         ({"n_qubits": 2, "n_reuploads": 0}, "n_reuploads must be >= 1"),
         ({"n_qubits": 2, "n_blocks": 0}, "n_blocks must be >= 1"),
         ({"n_qubits": 2, "engine": "magic"}, "engine must be one of"),
+        ({"n_qubits": 2, "entangler": "swap"}, "entangler must be one of"),
+        ({"n_qubits": 1, "observables": "zz"}, "observables='zz' needs at least 2 qubits"),
+        ({"n_qubits": 3, "observables": [[0, 3]]}, r"observable on wires \[0, 3\] does not fit a circuit of 3"),
+        ({"n_qubits": 3, "observables": [[1, 1]]}, "wires must be distinct"),
+        ({"n_qubits": 3, "observables": []}, "non-empty"),
+        ({"n_qubits": 3, "observables": "xx"}, "observables must be one of"),
+        ({"n_qubits": 3, "encoding_scale": 0.0}, "encoding_scale must be finite and > 0"),
+        ({"n_qubits": 3, "encoding_scale": [1.0, -2.0, 1.0]}, "encoding_scale must be finite and > 0"),
+        ({"n_qubits": 3, "encoding_scale": float("nan")}, "encoding_scale must be finite and > 0"),
+        ({"n_qubits": 3, "encoding_scale": [1.0, 2.0]}, "encoding_scale must be a float, a list of 3"),
     ],
 )
 def test_bad_sizes(kwargs, match):
@@ -50,3 +60,19 @@ def test_absurd_batch_is_refused_before_allocating():
 
 def test_empty_batch_is_fine():
     assert DataReuploadingCircuit(3)(torch.zeros(0, 3)).shape == (0, 3)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"n_reuploads": 0}, "n_reuploads must be >= 1"),
+        ({"linear_scale": 0.0}, "linear_scale must be finite and > 0"),
+        ({"hidden_encoding_scale": -1.0}, "encoding_scale must be finite and > 0"),
+        ({"n_qubits": 4, "observables": [[0, 7]]}, "does not fit a circuit of 4 qubits"),
+    ],
+)
+def test_bad_qiren_options(kwargs, match):
+    from qiren_gen.models import QIREN
+
+    with pytest.raises(ValueError, match=match):
+        QIREN(**kwargs)

@@ -114,3 +114,86 @@ def test_shape_helper_and_drawing():
     assert circuit.weights.shape == (2, 1, 2, 3)
     drawing = circuit.draw(decimals=None)
     assert "RZ" in drawing and "Rot" in drawing
+
+
+# Options beyond the paper's circuit: every one against PennyLane, both engines, values and all gradients.
+OPTIONS = [
+    {"entangler": "cnot_ring"},
+    {"entangler": "cnot_chain"},
+    {"observables": "zz"},
+    {"observables": "z+zz"},
+    {"observables": [[0, 2], [1], [0, 1, 2]]},
+    {"encoding_scale": 2.5},
+    {"encoding_scale": [0.5, 1.0, 4.0]},
+    {"encoding_scale": [[0.5, 1.0, 4.0], [3.0, 2.0, 1.0]], "learnable_scale": True},
+    {"learnable_scale": True},
+    {"entangler": "cnot_chain", "observables": "z+zz", "encoding_scale": 3.0, "learnable_scale": True},
+]
+
+
+@pytest.mark.parametrize("engine", ["fused", "autograd"])
+@pytest.mark.parametrize("n_qubits", [3, 4])
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+def test_options_match_pennylane(options, n_qubits, engine):
+    torch.manual_seed(n_qubits)
+    if n_qubits == 4 and isinstance(options.get("encoding_scale"), list):  # the lists are written for 3 qubits
+        options = {**options, "encoding_scale": 1.5}
+    ours = DataReuploadingCircuit(n_qubits, 2, 2, engine=engine, **options).double()
+    theirs = ours.to_pennylane("default.qubit")
+    x = torch.randn(5, n_qubits, dtype=torch.float64) * 2
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out_a, out_b = ours(xa), _pennylane_forward(theirs, xb)
+    assert out_a.shape == (5, ours.n_outputs) == out_b.shape
+    probe = torch.randn_like(out_a)
+    (out_a * probe).mean().backward()
+    (out_b * probe).mean().backward()
+    assert (out_a - out_b).abs().max().item() <= 1e-10
+    assert (xa.grad - xb.grad).abs().max().item() <= 1e-10
+    assert (ours.weights.grad - theirs.weights.grad).abs().max().item() <= 1e-10
+    if options.get("learnable_scale"):
+        assert (ours.encoding_scales.grad - theirs.scales.grad).abs().max().item() <= 1e-10
+
+
+def test_scale_changes_the_circuit_and_learnable_scale_trains():
+    torch.manual_seed(0)
+    plain = DataReuploadingCircuit(3).double()
+    scaled = DataReuploadingCircuit(3, encoding_scale=3.0).double()
+    scaled.weights.data.copy_(plain.weights.data)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    assert torch.allclose(scaled(x), plain(3 * x))  # a uniform scale equals scaling the input
+    learn = DataReuploadingCircuit(3, learnable_scale=True)
+    assert [n for n, _ in learn.named_parameters()] == ["weights", "encoding_scales"]
+    assert "encoding_scales" in dict(scaled.named_buffers())
+
+
+@pytest.mark.parametrize("options", [OPTIONS[1], OPTIONS[4], OPTIONS[7]], ids=["cnot", "obs", "scales"])
+def test_fused_engine_with_options_is_chunk_invariant(monkeypatch, options):
+    """Forced small chunks with each option: same values and gradients as the autograd engine."""
+    torch.manual_seed(3)
+    ref = DataReuploadingCircuit(3, 2, 2, engine="autograd", **options).double()
+    fast = DataReuploadingCircuit(3, 2, 2, engine="fused", **options).double()
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(23, 3, dtype=torch.float64)
+    monkeypatch.setattr(fused, "CPU_CHUNK_AMPLITUDES", 4 * 2**3)
+    grads = []
+    for circuit in (ref, fast):
+        xi = x.clone().requires_grad_(True)
+        out = circuit(xi)
+        params = [xi] + list(circuit.parameters())
+        grads.append((out, torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum(), params)))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-12)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_fused_gradcheck_with_options():
+    torch.manual_seed(0)
+    from qiren_gen.quantum.gates import resolve_observables
+
+    weights = torch.rand(3, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    scales = (torch.rand(2, 3, dtype=torch.float64) + 0.5).requires_grad_(True)
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    obs = resolve_observables("z+zz", 3)
+    assert torch.autograd.gradcheck(
+        lambda a, w, s: simulate_reuploading(a, w, engine="fused", entangler="cnot_ring", observables=obs,
+                                             encoding_scales=s), (x, weights, scales))

@@ -60,6 +60,26 @@ def test_superres_json(tmp_path, capsys):
     assert Path(m["files"]["superres"]).exists() and Path(m["files"]["figure"]).exists()
 
 
+def test_qiren_plus_and_circuit_options(tmp_path, capsys):
+    """--model qiren-plus fits and superresolves; circuit options reach the model and its saved config."""
+    from qiren_gen.models import QIREN_PLUS
+
+    args = ["superres", "--image", "coffee", "--size", "8", "--model", "qiren-plus", "--steps", "2",
+            "--output", str(tmp_path / "sr"), "--json"]
+    assert main(args) == 0
+    assert _json(capsys)["params"] <= 1009
+    saved = json.loads((tmp_path / "sr" / "pipeline" / "model" / "config.json").read_text())
+    assert all(saved[k] == v for k, v in QIREN_PLUS.items())
+    args = ["fit", "--image", "camera", "--size", "8", "--steps", "2", "--qubits", "3", "--reuploads", "1",
+            "--entangler", "cnot_ring", "--observables", "[[0], [1, 2]]", "--encoding-scale", "2.5",
+            "--learnable-scale", "--no-batchnorm", "--schedule", "cosine", "--output", str(tmp_path / "f"), "--json"]
+    assert main(args) == 0
+    _json(capsys)
+    cfg = json.loads((tmp_path / "f" / "pipeline" / "model" / "config.json").read_text())
+    assert (cfg["n_qubits"], cfg["n_reuploads"], cfg["entangler"], cfg["observables"], cfg["encoding_scale"],
+            cfg["learnable_scale"], cfg["batch_norm"]) == (3, 1, "cnot_ring", [[0], [1, 2]], 2.5, True, False)
+
+
 def test_superres_without_ground_truth(tmp_path, capsys):
     from PIL import Image
 
@@ -91,12 +111,18 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
         "superres missing": ["superres", "--image", str(tmp / "nope.jpg"), *out],
         "bad slice": ["fit", "--audio", str(tmp / "stereo.wav"), "--audio-slice", "x", *out],
         "threads 0": ["superres", "--image", "camera", "--threads", "0", *out],
+        "zz on 1 qubit": ["fit", "--image", "camera", "--qubits", "1", "--observables", "zz", *out],
+        "observable off the circuit": ["fit", "--image", "camera", "--observables", "[[0, 9]]", *out],
+        "scale 0": ["superres", "--image", "camera", "--model", "qiren-plus", "--encoding-scale", "0", *out],
+        "reuploads 0": ["fit", "--image", "camera", "--reuploads", "0", *out],
+        "circuit option on siren": ["fit", "--image", "camera", "--model", "siren", "--entangler", "cnot_chain", *out],
     }
 
 
 BAD_CASES = [
     "missing image", "missing wav", "non-image", "non-wav", "stereo", "empty wav", "unknown name", "size 1", "steps 0",
-    "superres size 1", "superres scale 0", "superres missing", "bad slice", "threads 0",
+    "superres size 1", "superres scale 0", "superres missing", "bad slice", "threads 0", "zz on 1 qubit",
+    "observable off the circuit", "scale 0", "reuploads 0", "circuit option on siren",
 ]
 
 

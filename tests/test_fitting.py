@@ -75,3 +75,16 @@ def test_psnr_of_known_error():
     assert psnr(torch.zeros(4), torch.full((4,), 0.2)) == pytest.approx(10 * torch.log10(torch.tensor(4 / 0.04)).item())
     with pytest.raises(ValueError):
         mse(torch.zeros(3), torch.zeros(4))
+
+
+def test_cosine_schedule_anneals_the_steps(camera8):
+    """With the cosine schedule the last updates are tiny (the loss stops moving); with a constant rate they are not."""
+    coords, y = camera8
+    moves = {}
+    for schedule in ("constant", "cosine"):
+        model = build_fitting_model("tanh", 2, seed=0)
+        result = fit_inr(model, coords, y, steps=20, learning_rate=0.03, progress=False, schedule=schedule)
+        moves[schedule] = abs(result.losses[-1] - result.losses[-2])
+    assert moves["cosine"] < 0.2 * moves["constant"]
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        fit_inr(build_fitting_model("tanh", 2), coords, y, steps=2, progress=False, schedule="linear")

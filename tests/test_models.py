@@ -80,3 +80,60 @@ def test_engines_agree_inside_the_model():
     fused = model(coords)
     model.set_engine("autograd")
     assert torch.allclose(model(coords), fused, atol=1e-12)
+
+
+VARIANT = dict(n_qubits=3, hidden_layers=1, entangler="cnot_chain", observables="z+zz", encoding_scale=[1.0, 2.0, 4.0],
+               hidden_encoding_scale=0.5, learnable_scale=True, batch_norm=False, linear_scale=3.0)
+
+
+def test_qiren_variant_round_trips(tmp_path):
+    """Every option at once survives save_pretrained / from_pretrained (config and weights, scales included)."""
+    torch.manual_seed(0)
+    model = QIREN(**VARIANT).eval()
+    assert model.hybrid_layers[0].out_features == 6 and model.output.in_features == 6  # 3 <Z_i> + 3 <Z_i Z_j>
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    with torch.no_grad():
+        model.hybrid_layers[0].circuit.encoding_scales.mul_(1.7)  # a trained scale, not the initial one
+    coords = torch.rand(9, 2) * 2 - 1
+    model.save_pretrained(tmp_path)
+    loaded = QIREN.from_pretrained(tmp_path).eval()
+    assert loaded.config.encoding_scale == [1.0, 2.0, 4.0] and loaded.config.entangler == "cnot_chain"
+    assert torch.equal(loaded(coords), model(coords))
+
+
+def test_qiren_defaults_are_the_paper_and_old_configs_load(tmp_path):
+    """A folder saved before the options existed (no option keys in config.json) loads as the paper's QIREN."""
+    import json
+
+    torch.manual_seed(0)
+    model = QIREN(n_qubits=3, hidden_layers=1)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    old = {k: v for k, v in config.items() if k in ("_class_name", "in_features", "out_features", "n_qubits",
+                                                      "hidden_layers", "n_reuploads", "n_blocks")}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    loaded = QIREN.from_pretrained(tmp_path).eval()
+    circuit = loaded.hybrid_layers[0].circuit
+    assert circuit.entangler == "cz_ring" and circuit.observables == "z" and circuit.encoding_scales is None
+    coords = torch.rand(5, 2)
+    assert torch.equal(loaded(coords), model.eval()(coords))
+
+
+def test_encoding_scale_sets_the_first_circuit_only():
+    model = QIREN(n_qubits=2, hidden_layers=2, encoding_scale=3.0)
+    first, *rest = [layer.circuit.encoding_scales for layer in model.hybrid_layers]
+    assert torch.equal(first, torch.full((2, 2), 3.0)) and all(s is None for s in rest)
+    assert [n for n, _ in model.named_parameters() if "scale" in n] == []  # fixed: a buffer
+
+
+def test_qiren_plus_preset():
+    from qiren_gen.models import QIREN_PLUS, is_qiren_plus
+    from qiren_gen.training import default_learning_rate, default_schedule
+    from qiren_gen.training.fitting import DEFAULT_LEARNING_RATES, DEFAULT_SCHEDULES
+
+    plus = build_inr("qiren-plus", 2)
+    assert is_qiren_plus(plus) and not is_qiren_plus(QIREN())
+    assert all(plus.config[k] == v for k, v in QIREN_PLUS.items())
+    assert plus.num_parameters(only_trainable=True) <= build_inr("siren", 2).num_parameters()  # the search's budget
+    assert default_learning_rate(plus) == DEFAULT_LEARNING_RATES["qiren-plus"]
+    assert default_schedule(plus) == DEFAULT_SCHEDULES["qiren-plus"] and default_schedule(QIREN()) == "constant"

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-FIT_MODELS = ("qiren", "siren", "relu", "tanh", "relu-rff", "ffn")
+FIT_MODELS = ("qiren", "qiren-plus", "siren", "relu", "tanh", "relu-rff", "ffn")
+QIREN_MODELS = ("qiren", "qiren-plus")
+# --flag -> QIREN constructor option (docs/qiren_search.md explains each)
+QIREN_OPTIONS = {"qubits": "n_qubits", "reuploads": "n_reuploads", "blocks": "n_blocks", "entangler": "entangler",
+                 "observables": "observables", "encoding_scale": "encoding_scale", "learnable_scale": "learnable_scale",
+                 "no_batchnorm": "batch_norm"}
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -15,6 +20,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="torch CPU threads (default 1: these ~1000-point fits gain little from more, and one thread "
                         "avoids over-subscribing a shared CPU: 37 s vs 206 s for the Bach fit on a busy 2-core machine)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default=None,
+                   help="learning-rate schedule (default: the model's; constant for the paper's QIREN)")
+    q = p.add_argument_group("QIREN circuit options (qiren / qiren-plus; default: the model's)")
+    q.add_argument("--qubits", type=int, help="qubits per circuit (= hidden width)")
+    q.add_argument("--reuploads", type=int, help="data re-uploads per circuit")
+    q.add_argument("--blocks", type=int, help="Rot + entangler blocks per parameter layer")
+    q.add_argument("--entangler", choices=("cz_ring", "cnot_ring", "cnot_chain"), help="two-qubit gates of each block")
+    q.add_argument("--observables", metavar="NAME_OR_JSON",
+                   help="z, zz, z+zz, or a JSON list of wire lists such as '[[0], [0, 1]]'")
+    q.add_argument("--encoding-scale", type=float, help="first circuit's encoding scale lambda in RZ(lambda x)")
+    q.add_argument("--learnable-scale", action="store_true", default=None, help="train the encoding scales")
+    q.add_argument("--no-batchnorm", action="store_true", default=None, help="drop the hybrid layers' BatchNorm")
 
 
 def check_common(args: argparse.Namespace) -> None:
@@ -27,6 +44,28 @@ def check_common(args: argparse.Namespace) -> None:
         raise ValueError(f"--lr must be in (0, 100], got {args.lr}")
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
+
+
+def qiren_options(args: argparse.Namespace) -> dict:
+    """The QIREN options given on the command line as constructor keywords (``ValueError`` for other models)."""
+    import json
+
+    given = {flag: getattr(args, flag) for flag in QIREN_OPTIONS if getattr(args, flag, None) is not None}
+    if given and args.model not in QIREN_MODELS:
+        flags = ", ".join("--" + f.replace("_", "-") for f in given)
+        raise ValueError(f"{flags}: only for --model qiren or qiren-plus, not {args.model}")
+    kwargs = {QIREN_OPTIONS[flag]: value for flag, value in given.items()}
+    if "batch_norm" in kwargs:
+        kwargs["batch_norm"] = False
+    obs = kwargs.get("observables")
+    if isinstance(obs, str) and obs.lstrip().startswith("["):
+        try:
+            kwargs["observables"] = json.loads(obs)
+        except json.JSONDecodeError:
+            raise ValueError(f"--observables: not a JSON list of wire lists: {obs!r}") from None
+    if "encoding_scale" in kwargs and not 0 < kwargs["encoding_scale"] < float("inf"):
+        raise ValueError(f"--encoding-scale must be finite and > 0, got {kwargs['encoding_scale']}")
+    return kwargs
 
 
 def set_threads(threads: int) -> None:

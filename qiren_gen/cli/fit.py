@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._fitting_args import add_model_args, check_common, set_threads
+from ._fitting_args import add_model_args, check_common, qiren_options, set_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,18 +35,20 @@ def run(args: argparse.Namespace) -> int:
 
     if args.image is not None and args.audio_slice is not None:
         raise ValueError("--audio-slice only applies to --audio")
+    options = qiren_options(args)
     set_threads(args.threads)
     if args.audio is not None:
         audio = load_wav(args.audio, parse_slice(args.audio_slice))
         signal, rate, in_features = audio.samples, audio.rate, 1
     else:
         signal, rate, in_features = load_image(args.image, args.size), None, 2
+    # The model first: a bad option combination must fail before the output folder exists.
+    pipe = QirenSignalFittingPipeline.from_model_name(args.model, in_features, 1, seed=args.seed, **options)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-
-    pipe = QirenSignalFittingPipeline.from_model_name(args.model, in_features, 1, seed=args.seed)
     pipe.set_progress_bar_config(disable=args.json)
-    result = pipe(signal, num_steps=args.steps, learning_rate=args.lr, align_corners=not args.pixel_centres)
+    result = pipe(signal, num_steps=args.steps, learning_rate=args.lr, align_corners=not args.pixel_centres,
+                  schedule=args.schedule)
     fitted = np.asarray(result.signal)
 
     files = {"figure": str(out / "figure.png"), "metrics": str(out / "metrics.json"), "pipeline": str(out / "pipeline")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._fitting_args import add_model_args, check_common, set_threads
+from ._fitting_args import add_model_args, check_common, qiren_options, set_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines import QirenSuperResolutionPipeline, interpolate_image
     from ..metrics.signals import mse, psnr
 
+    options = qiren_options(args)
     set_threads(args.threads)
     gray = open_image(args.image)
     high_size = args.size * args.scale
@@ -58,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
         pipe = QirenSuperResolutionPipeline.from_generation_pipeline(generator)
         args.model = "prior"
     else:
-        pipe = QirenSuperResolutionPipeline.from_model_name(args.model, seed=args.seed)
+        pipe = QirenSuperResolutionPipeline.from_model_name(args.model, seed=args.seed, **options)
     out = Path(args.output)  # made after the inputs and the pipeline loaded, before any fitting
     out.mkdir(parents=True, exist_ok=True)
     pipe.set_progress_bar_config(disable=args.json)
-    result = pipe(low, scale=args.scale, num_steps=args.steps, learning_rate=args.lr, align_corners=args.paper_grid)
+    result = pipe(low, scale=args.scale, num_steps=args.steps, learning_rate=args.lr, align_corners=args.paper_grid,
+                  schedule=args.schedule)
     high = np.asarray(result.images)
     outputs = {args.model: high}
     for mode in ("bilinear", "nearest"):

@@ -39,6 +39,7 @@ class Job:
     high: np.ndarray | None = None
     learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATES[model]
     model_kwargs: dict = field(default_factory=dict)
+    schedule: str = "constant"
 
 
 @dataclass
@@ -79,7 +80,7 @@ def run_job(job: Job) -> JobResult:
         coords = image_grid(*job.signal.shape, align_corners=True)
     targets = torch.as_tensor(job.signal, dtype=torch.float32).reshape(-1, 1)
     lr = DEFAULT_LEARNING_RATES[job.model] if job.learning_rate is None else job.learning_rate
-    fit = fit_inr(model, coords, targets, job.steps, lr, progress=False)
+    fit = fit_inr(model, coords, targets, job.steps, lr, progress=False, schedule=job.schedule)
     fitted = render(model, coords).reshape(job.signal.shape).double().numpy()
     result = JobResult(
         job.kind, job.name, job.model, job.seed,

@@ -21,29 +21,59 @@ class HybridLayer(ModelMixin, ConfigMixin):
 
     The Linear layer mixes coordinates and sets the frequencies the circuit sees; BatchNorm (over all points of the
     batch, as in the paper) keeps the encoding angles in a useful range. Input ``(..., in_features)``, output
-    ``(..., n_qubits)``.
+    ``(..., n_outputs)`` (``n_qubits`` for the paper's ``<Z_j>`` readout). The circuit options (``entangler``,
+    ``observables``, ``encoding_scale``, ``learnable_scale``) are ``DataReuploadingCircuit``'s; ``batch_norm=False``
+    drops the normalisation and ``linear_scale`` multiplies the Linear layer's initial weights (its frequencies).
     """
 
     @register_to_config
-    def __init__(self, in_features: int, n_qubits: int = 8, n_reuploads: int = 2, n_blocks: int = 2) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        n_qubits: int = 8,
+        n_reuploads: int = 2,
+        n_blocks: int = 2,
+        entangler: str = "cz_ring",
+        observables: str | list = "z",
+        encoding_scale: float | list | None = None,
+        learnable_scale: bool = False,
+        batch_norm: bool = True,
+        linear_scale: float = 1.0,
+    ) -> None:
         super().__init__()
         if in_features < 1:
             raise ValueError(f"in_features must be >= 1, got {in_features}")
+        if not linear_scale > 0 or linear_scale == float("inf"):
+            raise ValueError(f"linear_scale must be finite and > 0, got {linear_scale!r}")
         self.linear = nn.Linear(in_features, n_qubits)
-        self.norm = nn.BatchNorm1d(n_qubits)
-        self.circuit = DataReuploadingCircuit(n_qubits, n_reuploads, n_blocks)
+        if linear_scale != 1.0:
+            with torch.no_grad():
+                self.linear.weight.mul_(linear_scale)
+        self.norm = nn.BatchNorm1d(n_qubits) if batch_norm else nn.Identity()
+        self.circuit = DataReuploadingCircuit(n_qubits, n_reuploads, n_blocks, entangler=entangler,
+                                              observables=observables, encoding_scale=encoding_scale,
+                                              learnable_scale=learnable_scale)
+
+    @property
+    def out_features(self) -> int:
+        return self.circuit.n_outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map points ``(..., in_features)`` to circuit expectation values ``(..., n_qubits)``."""
+        """Map points ``(..., in_features)`` to circuit expectation values ``(..., n_outputs)``."""
         flat, lead = _flatten_points(x, self.config.in_features)
-        return self.circuit(self.norm(self.linear(flat))).reshape(*lead, self.config.n_qubits)
+        return self.circuit(self.norm(self.linear(flat))).reshape(*lead, self.out_features)
 
 
 class QIREN(ModelMixin, ConfigMixin):
-    """QIREN: ``1 + hidden_layers`` hybrid layers, then ``Linear(n_qubits, out_features)``.
+    """QIREN: ``1 + hidden_layers`` hybrid layers, then ``Linear(n_outputs, out_features)``.
 
     Defaults are the paper's: 8 qubits, 2 re-uploads, 2 blocks, 2 hidden hybrid layers (3 in all); about 650
     parameters for a 2-D grayscale image. Input coordinates ``(..., in_features)``, output ``(..., out_features)``.
+
+    Variants (all default to the paper's): ``entangler`` and ``observables`` for every circuit; ``encoding_scale``
+    for the first circuit (the one that sees coordinates: its scale sets the frequencies) and
+    ``hidden_encoding_scale`` for the others, both fixed unless ``learnable_scale``; ``batch_norm``; ``linear_scale``
+    multiplies the first Linear layer's initial weights (without BatchNorm, the initial frequency scale).
     """
 
     @register_to_config
@@ -55,13 +85,24 @@ class QIREN(ModelMixin, ConfigMixin):
         hidden_layers: int = 2,
         n_reuploads: int = 2,
         n_blocks: int = 2,
+        entangler: str = "cz_ring",
+        observables: str | list = "z",
+        encoding_scale: float | list | None = None,
+        hidden_encoding_scale: float | list | None = None,
+        learnable_scale: bool = False,
+        batch_norm: bool = True,
+        linear_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if out_features < 1 or hidden_layers < 0:
             raise ValueError(f"need out_features >= 1 and hidden_layers >= 0, got {out_features}, {hidden_layers}")
-        widths = [in_features] + [n_qubits] * hidden_layers
-        self.hybrid_layers = nn.ModuleList(HybridLayer(w, n_qubits, n_reuploads, n_blocks) for w in widths)
-        self.output = nn.Linear(n_qubits, out_features)
+        common = dict(n_qubits=n_qubits, n_reuploads=n_reuploads, n_blocks=n_blocks, entangler=entangler,
+                      observables=observables, learnable_scale=learnable_scale, batch_norm=batch_norm)
+        layers = [HybridLayer(in_features, encoding_scale=encoding_scale, linear_scale=linear_scale, **common)]
+        for _ in range(hidden_layers):
+            layers.append(HybridLayer(layers[-1].out_features, encoding_scale=hidden_encoding_scale, **common))
+        self.hybrid_layers = nn.ModuleList(layers)
+        self.output = nn.Linear(layers[-1].out_features, out_features)
 
     def set_engine(self, engine: str) -> None:
         """Choose the simulator engine of every circuit: ``"fused"`` (fast) or ``"autograd"`` (higher-order grads)."""

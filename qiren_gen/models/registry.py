@@ -8,8 +8,20 @@ from diffusers.models.modeling_utils import ModelMixin
 from .baselines import MLP, SIREN, FourierFeatureMLP
 from .qiren import QIREN
 
+QIREN_PLUS: dict = {"encoding_scale": 3.0, "observables": "z+zz", "hidden_layers": 1}
+"""``qiren-plus``: the best QIREN variant of ``scripts/search_qiren.py`` (``s3-zz`` in docs/qiren_search.md): the first
+circuit encodes ``RZ(3 x)``, every circuit reads all ``<Z_i>`` and ``<Z_i Z_j>`` (36 features from 8 qubits), and
+two hybrid layers instead of three keep it at 677 parameters (2-D), under SIREN's 1009."""
+
+
+def is_qiren_plus(model) -> bool:
+    """True for a QIREN whose configuration is the ``qiren-plus`` preset (its fitting recipe then applies)."""
+    return isinstance(model, QIREN) and all(model.config.get(k) == v for k, v in QIREN_PLUS.items())
+
+
 MODEL_BUILDERS: dict[str, Callable[..., ModelMixin]] = {
     "qiren": QIREN,
+    "qiren-plus": lambda **kw: QIREN(**{**QIREN_PLUS, **kw}),
     "siren": SIREN,
     "relu": lambda **kw: MLP(activation="relu", **kw),
     "tanh": lambda **kw: MLP(activation="tanh", **kw),

@@ -11,7 +11,15 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
 from ..metrics.signals import mse, psnr
-from ..training.fitting import DEFAULT_STEPS, build_fitting_model, default_learning_rate, fit_inr, render
+from ..training.fitting import (
+    DEFAULT_STEPS,
+    SCHEDULES,
+    build_fitting_model,
+    default_learning_rate,
+    default_schedule,
+    fit_inr,
+    render,
+)
 from .diffusers_entry import DiffusersEntryMixin
 from ._signals import as_targets, check_fit_inputs, grid_for, postprocess
 
@@ -70,27 +78,33 @@ class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
         align_corners: bool = True,
         output_type: str = "np",
         return_dict: bool = True,
+        schedule: str | None = None,
         callback_on_step_end: Callable[["QirenSignalFittingPipeline", int, int, dict], object] | None = None,
     ) -> SignalFittingOutput | tuple:
         """Fit the model to ``signal`` and return the fitted signal on the same grid.
 
         ``learning_rate`` defaults to the paper's 0.03 (3e-3 for SIREN); ``align_corners=True`` is the paper's
-        ``linspace(-1, 1)`` grid. ``callback_on_step_end(pipe, step, step, {"loss", "prediction"})`` runs after
+        ``linspace(-1, 1)`` grid. ``schedule`` (``"constant"`` or ``"cosine"``) defaults to the model's recipe.
+        ``callback_on_step_end(pipe, step, step, {"loss", "prediction"})`` runs after
         every optimiser step (diffusers' callback shape; ``prediction`` is the current fit as ``output_type="pt"``).
         """
         self.check_inputs(num_steps, learning_rate, output_type)
+        if schedule is not None and schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         cfg = self.model.config
         targets, spatial = as_targets(signal, cfg.in_features, cfg.out_features)
         coords = grid_for(spatial, cfg.in_features, align_corners).to(self.device)
         targets = targets.to(self.device)
         lr = default_learning_rate(self.model) if learning_rate is None else learning_rate
+
         def report(step: int, loss: float, prediction: torch.Tensor) -> None:
             fit = postprocess(prediction.cpu(), spatial, "pt")
             callback_on_step_end(self, step, step, {"loss": loss, "prediction": fit})
 
         on_step = report if callback_on_step_end is not None else None
         result = fit_inr(self.model, coords, targets, num_steps, lr, progress=not self._progress_disabled(),
-                         desc="fitting", on_step=on_step)
+                         desc="fitting", on_step=on_step,
+                         schedule=default_schedule(self.model) if schedule is None else schedule)
         fitted = render(self.model, coords).cpu()
         err = mse(fitted, targets.cpu())
         out = postprocess(fitted, spatial, output_type)

@@ -21,7 +21,15 @@ from diffusers.utils import BaseOutput
 
 from ..data.grids import MAX_GRID_POINTS
 from ..metrics.signals import mse, psnr
-from ..training.fitting import DEFAULT_STEPS, build_fitting_model, default_learning_rate, fit_inr, render
+from ..training.fitting import (
+    DEFAULT_STEPS,
+    SCHEDULES,
+    build_fitting_model,
+    default_learning_rate,
+    default_schedule,
+    fit_inr,
+    render,
+)
 from .diffusers_entry import DiffusersEntryMixin
 from ._signals import as_targets, check_fit_inputs, grid_for, postprocess
 
@@ -104,14 +112,16 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
         if self.mode == "fit" and self.model.config.in_features != 2:
             raise ValueError("superresolution needs a 2-D (image) model")
 
-    def encode(self, image, num_steps: int, learning_rate: float | None, align_corners: bool):
+    def encode(self, image, num_steps: int, learning_rate: float | None, align_corners: bool,
+               schedule: str | None = None):
         """Fit the model to the low-resolution image; returns (fitted low-res values, targets, spatial shape, result)."""
         cfg = self.model.config
         targets, spatial = as_targets(image, cfg.in_features, cfg.out_features)
         coords = grid_for(spatial, 2, align_corners).to(self.device)
         lr = default_learning_rate(self.model) if learning_rate is None else learning_rate
         result = fit_inr(self.model, coords, targets.to(self.device), num_steps, lr,
-                         progress=not self._progress_disabled(), desc="fitting low-res")
+                         progress=not self._progress_disabled(), desc="fitting low-res",
+                         schedule=default_schedule(self.model) if schedule is None else schedule)
         return render(self.model, coords).cpu(), targets, spatial, result
 
     def encode_with_prior(self, image, scale: int):
@@ -151,13 +161,16 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
         align_corners: bool = False,
         output_type: str = "np",
         return_dict: bool = True,
+        schedule: str | None = None,
     ) -> SuperResolutionOutput | tuple:
         """Upsample a ``(H, W)`` image in [-1, 1] by ``scale`` (``num_steps`` / ``learning_rate``: fit mode only).
 
         ``align_corners=False`` samples pixel centres (consistent with area resizing); ``True`` is the paper's
-        ``linspace`` grid.
+        ``linspace`` grid. ``schedule`` (fit mode: ``"constant"`` or ``"cosine"``) defaults to the model's recipe.
         """
         self.check_inputs(scale, num_steps, learning_rate, output_type)
+        if schedule is not None and schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         if self.mode == "prior":
             _, low_shape = as_targets(image, 2, self.decoder.config.out_channels)
         else:
@@ -172,7 +185,7 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
             fitted_low, targets, spatial, high, seconds = self.encode_with_prior(image, scale)
             losses: list[float] = []
         else:
-            fitted_low, targets, spatial, result = self.encode(image, num_steps, learning_rate, align_corners)
+            fitted_low, targets, spatial, result = self.encode(image, num_steps, learning_rate, align_corners, schedule)
             high = self.decode(spatial[0] * scale, spatial[1] * scale, align_corners)
             losses, seconds = result.losses, result.seconds
         images = postprocess(high, (spatial[0] * scale, spatial[1] * scale), output_type)

@@ -14,6 +14,8 @@ from .simulator import (
     check_inputs,
     simulate_reuploading,
 )
+from .gates import ENTANGLERS as CIRCUIT_ENTANGLERS
+from .gates import resolve_observables
 
 
 class DataReuploadingCircuit(nn.Module):
@@ -29,7 +31,17 @@ class DataReuploadingCircuit(nn.Module):
     ``n_blocks`` blocks applies ``Rot(phi, theta, omega)`` on every qubit, then ``CZ(i, (i + r_l) mod n)`` for every
     ``i`` with ``r_l = (l mod (n - 1)) + 1``. The same input ``x`` is uploaded ``n_reuploads`` times.
 
-    Input ``(..., n_qubits)`` real angles; output ``(..., n_qubits)`` expectation values in ``[-1, 1]``. Works in
+    Options beyond the paper (defaults are the paper's circuit; every engine supports every option):
+
+    * ``entangler``: ``"cz_ring"`` (above), ``"cnot_ring"`` (the same template with ``CNOT``) or ``"cnot_chain"``
+      (``CNOT(i, i+1)``, as in the authors' generator circuits);
+    * ``observables``: ``"z"`` (every ``<Z_j>``), ``"zz"`` (every ``<Z_i Z_j>``, ``i < j``), ``"z+zz"``, or a list of
+      wire lists (``[[0], [0, 1]]`` reads ``<Z_0>`` and ``<Z_0 Z_1>``): more features from the same state;
+    * ``encoding_scale``: upload ``r`` applies ``RZ(lambda[r, j] * x_j)``, ``lambda`` of shape ``(n_reuploads,
+      n_qubits)`` initialised from a positive float or nested list (the encoding Hamiltonian's eigenvalues set the
+      spectrum); ``learnable_scale=True`` trains it.
+
+    Input ``(..., n_qubits)`` real angles; output ``(..., n_outputs)`` expectation values in ``[-1, 1]``. Works in
     float32 and float64 (the promoted dtype of input and weights), on CPU and CUDA, with autograd in both input and
     weights. Memory per sample is ``2**n_qubits`` complex amplitudes (times a few for autograd), so ``n_qubits`` is
     limited to ``1..MAX_QUBITS`` (20); beyond ~16 qubits use small batches.
@@ -38,45 +50,128 @@ class DataReuploadingCircuit(nn.Module):
     once differentiable. ``engine="autograd"`` uses plain torch ops and supports higher-order gradients.
     """
 
-    def __init__(self, n_qubits: int, n_reuploads: int = 2, n_blocks: int = 2, engine: str = "fused") -> None:
+    def __init__(
+        self,
+        n_qubits: int,
+        n_reuploads: int = 2,
+        n_blocks: int = 2,
+        engine: str = "fused",
+        entangler: str = "cz_ring",
+        observables: str | list = "z",
+        encoding_scale: float | list | None = None,
+        learnable_scale: bool = False,
+    ) -> None:
         super().__init__()
         check_circuit_size(n_qubits, n_reuploads, n_blocks)
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        if entangler not in CIRCUIT_ENTANGLERS:
+            raise ValueError(f"entangler must be one of {CIRCUIT_ENTANGLERS}, got {entangler!r}")
         self.engine = engine
         self.n_qubits = n_qubits
         self.n_reuploads = n_reuploads
         self.n_blocks = n_blocks
+        self.entangler = entangler
+        self.observables = observables
+        self.wires_read = resolve_observables(observables, n_qubits)
+        self.n_outputs = len(self.wires_read)
         self.max_state_elements = DEFAULT_MAX_STATE_ELEMENTS
         # PennyLane's TorchLayer initialises template weights uniformly in [0, 2 pi); so do we.
         self.weights = nn.Parameter(torch.rand(self.shape(n_qubits, n_reuploads, n_blocks)) * (2 * math.pi))
+        scales = encoding_scales(encoding_scale, n_reuploads, n_qubits, learnable_scale)
+        if scales is None:
+            self.encoding_scales = None
+        elif learnable_scale:
+            self.encoding_scales = nn.Parameter(scales)
+        else:
+            self.register_buffer("encoding_scales", scales)
 
     @staticmethod
     def shape(n_qubits: int, n_reuploads: int = 2, n_blocks: int = 2) -> tuple[int, int, int, int]:
         """Shape of ``weights``: ``(n_reuploads + 1, n_blocks, n_qubits, 3)``, like ``StronglyEntanglingLayers.shape``."""
         return (n_reuploads + 1, n_blocks, n_qubits, 3)
 
+    def _read(self) -> list[tuple[int, ...]] | None:
+        """Observables for the simulator: ``None`` for the paper's every-``<Z_j>`` readout (its fast path)."""
+        return None if self.wires_read == [(j,) for j in range(self.n_qubits)] else self.wires_read
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """``<Z_j>`` for every qubit after encoding ``inputs`` (validated: shape, dtype, finiteness, size)."""
+        """Expectation values after encoding ``inputs`` (validated: shape, dtype, finiteness, size)."""
         check_inputs(inputs, self.n_qubits, self.max_state_elements)
-        return simulate_reuploading(inputs, self.weights, engine=self.engine)
+        return simulate_reuploading(inputs, self.weights, engine=self.engine, entangler=self.entangler,
+                                    observables=self._read(), encoding_scales=self.encoding_scales)
 
     def extra_repr(self) -> str:
-        return (
-            f"n_qubits={self.n_qubits}, n_reuploads={self.n_reuploads}, n_blocks={self.n_blocks}, engine={self.engine!r}"
-        )
+        extra = "" if self.entangler == "cz_ring" else f", entangler={self.entangler!r}"
+        extra += "" if self.observables == "z" else f", observables={self.observables!r}"
+        if self.encoding_scales is not None:
+            extra += f", encoding_scales={tuple(self.encoding_scales.shape)}"
+            extra += " (learnable)" if isinstance(self.encoding_scales, nn.Parameter) else " (fixed)"
+        return (f"n_qubits={self.n_qubits}, n_reuploads={self.n_reuploads}, n_blocks={self.n_blocks}, "
+                f"engine={self.engine!r}{extra}")
 
     def qfunc(self):
-        """The circuit as a PennyLane quantum function ``qfunc(inputs, weights)`` returning ``<Z_j>`` measurements."""
-        return reuploading_qfunc(self.n_qubits, self.n_reuploads)
+        """The circuit as a PennyLane quantum function ``qfunc(inputs, weights[, scales])`` returning expectations.
+
+        Learnable encoding scales are a third trainable argument ``scales``; fixed ones are baked in.
+        """
+        import functools
+        import operator
+
+        import pennylane as qml
+
+        n, n_reuploads, n_blocks = self.n_qubits, self.n_reuploads, self.n_blocks
+        wires = list(range(n))
+        entangler, wires_read = self.entangler, self.wires_read
+        fixed = None if self.encoding_scales is None else self.encoding_scales.detach().clone()
+
+        def layer(w):
+            if entangler == "cnot_chain":
+                for block in range(n_blocks):
+                    for j in wires:
+                        qml.Rot(w[..., block, j, 0], w[..., block, j, 1], w[..., block, j, 2], wires=j)
+                    for j in range(n - 1):
+                        qml.CNOT(wires=[j, j + 1])
+            else:
+                imprimitive = qml.CZ if entangler == "cz_ring" else qml.CNOT
+                qml.StronglyEntanglingLayers(w, wires=wires, imprimitive=imprimitive)
+
+        def body(inputs, weights, scales):
+            for r in range(n_reuploads):
+                layer(weights[r])
+                for j in wires:
+                    qml.RZ(inputs[..., j] if scales is None else scales[r, j] * inputs[..., j], wires=j)
+            layer(weights[n_reuploads])
+            return [qml.expval(functools.reduce(operator.matmul, [qml.PauliZ(j) for j in obs])) for obs in wires_read]
+
+        if isinstance(self.encoding_scales, nn.Parameter):
+            def circuit(inputs, weights, scales):
+                return body(inputs, weights, scales)
+        else:
+            def circuit(inputs, weights):
+                return body(inputs, weights, None if fixed is None else fixed.to(weights.dtype))
+
+        return circuit
 
     def to_pennylane(self, device: str | object = "default.qubit", diff_method: str = "backprop", **device_kwargs):
-        """The identical circuit as a ``qml.qnn.TorchLayer`` holding a copy of these weights.
+        """The identical circuit as a ``qml.qnn.TorchLayer`` holding a copy of these weights (and learnable scales).
 
         ``device`` is a PennyLane device name (any plugin: noise models, hardware) or a device object. The layer's
         ``.qnode`` is the underlying QNode. Use ``diff_method="parameter-shift"`` on devices without backprop.
         """
-        return pennylane_layer(self.qfunc(), self.weights, self.n_qubits, device, diff_method, **device_kwargs)
+        import pennylane as qml
+
+        dev = qml.device(device, wires=self.n_qubits, **device_kwargs) if isinstance(device, str) else device
+        qnode = qml.QNode(self.qfunc(), dev, interface="torch", diff_method=diff_method)
+        trainable = {"weights": self.weights}
+        if isinstance(self.encoding_scales, nn.Parameter):
+            trainable["scales"] = self.encoding_scales
+        layer = qml.qnn.TorchLayer(qnode, weight_shapes={k: tuple(v.shape) for k, v in trainable.items()})
+        for name, value in trainable.items():
+            copy = nn.Parameter(value.detach().clone())
+            layer.qnode_weights[name] = copy  # the dict TorchLayer.forward reads
+            layer.register_parameter(name, copy)
+        return layer
 
     def draw(self, decimals: int | None = None, level: str = "device") -> str:
         """Text drawing (PennyLane's ``qml.draw``) with the current weights and zero inputs.
@@ -88,11 +183,33 @@ class DataReuploadingCircuit(nn.Module):
         dev = qml.device("default.qubit", wires=self.n_qubits)
         qnode = qml.QNode(self.qfunc(), dev, interface="torch")
         zeros = torch.zeros(self.n_qubits, dtype=self.weights.dtype)
-        return qml.draw(qnode, decimals=decimals, level=level)(zeros, self.weights.detach())
+        args = [zeros, self.weights.detach()]
+        if isinstance(self.encoding_scales, nn.Parameter):
+            args.append(self.encoding_scales.detach())
+        return qml.draw(qnode, decimals=decimals, level=level)(*args)
+
+
+def encoding_scales(scale: float | list | None, n_reuploads: int, n_qubits: int, learnable: bool = False) -> torch.Tensor | None:
+    """The ``(n_reuploads, n_qubits)`` encoding scales from a float or (nested) list; ``None`` keeps plain ``RZ(x)``.
+
+    ``learnable=True`` with no scale starts from 1 (the paper's circuit, then trained). Scales must be finite and > 0.
+    """
+    if scale is None:
+        return torch.ones(n_reuploads, n_qubits) if learnable else None
+    try:
+        values = torch.as_tensor(scale, dtype=torch.float32)
+        values = values.expand(n_reuploads, n_qubits).clone()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"encoding_scale must be a float, a list of {n_qubits} floats (one per qubit) or "
+                         f"{n_reuploads} such lists (one per re-upload), got {scale!r}") from None
+    if not bool(torch.isfinite(values).all()) or bool((values <= 0).any()):
+        raise ValueError(f"encoding_scale must be finite and > 0, got {scale!r}")
+    return values
 
 
 ENTANGLERS = ("cz_ring", "cnot_chain")
-"""Entangling patterns after each block of rotations: PennyLane SEL's CZ ring, or the authors' generator's CNOT chain."""
+"""Entanglers of the multi-head simulator (``heads``) and ``reuploading_qfunc``: PennyLane SEL's CZ ring, or the
+authors' generator's CNOT chain. ``DataReuploadingCircuit`` takes every one of ``gates.ENTANGLERS``."""
 
 
 def reuploading_qfunc(n_qubits: int, n_reuploads: int, entangler: str = "cz_ring"):
@@ -142,4 +259,4 @@ def pennylane_layer(qfunc, weights: torch.Tensor, n_qubits: int, device: str | o
     return layer
 
 
-__all__ = ["DataReuploadingCircuit", "ENTANGLERS", "MAX_QUBITS", "pennylane_layer", "reuploading_qfunc"]
+__all__ = ["DataReuploadingCircuit", "ENTANGLERS", "MAX_QUBITS", "encoding_scales", "pennylane_layer", "reuploading_qfunc"]

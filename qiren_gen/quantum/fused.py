@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from .simulator import permute_basis, readout
+
 CPU_CHUNK_AMPLITUDES = 2**18
 """Amplitudes per chunk on the CPU: 2 MiB of complex64, which keeps a chunk's working set in L2/L3."""
 
@@ -35,49 +37,66 @@ def _phases(x: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, complex_dtype: 
     return p1.unsqueeze(-1) * p2.unsqueeze(0)
 
 
-def _run_chunk(x, v1, a, b, signs, s1, s2, keep: bool):
-    """Forward of one chunk. Returns the final state and, if ``keep``, what the backward needs."""
+def _shared_angles(x: torch.Tensor) -> bool:
+    """True when every upload uses the same angles (an expanded view, stride 0): one phase serves all layers."""
+    return x.shape[1] == 1 or x.stride(1) == 0
+
+
+def _run_chunk(x, v1, a, b, ent, s1, s2, keep: bool):
+    """Forward of one chunk (``x``: ``(rows, R, n)``). Returns the final state, the phases and, if ``keep``, what
+    the backward needs."""
     n_layers, n_blocks = a.shape[:2]
-    phase = _phases(x, s1, s2, v1.dtype)
+    permuting = ent.dtype == torch.long
+    if _shared_angles(x):
+        phases = [_phases(x[:, 0], s1, s2, v1.dtype)] * n_layers
+    else:
+        phases = [_phases(x[:, layer], s1, s2, v1.dtype) for layer in range(n_layers)]
     state = v1
     record = []
     for layer in range(n_layers):
-        state = state * phase
+        state = state * phases[layer]
         if keep:
-            record.append(("phase", state))
+            record.append(("phase", layer, state))
         for block in range(n_blocks):
             d1, rows, d2 = state.shape
             before = state
             t = (state.reshape(d1 * rows, d2) @ b[layer, block].T).reshape(d1, rows, d2)
             state = (a[layer, block] @ t.reshape(d1, rows * d2)).reshape(d1, rows, d2)
-            sign = None if (layer == n_layers - 1 and block == n_blocks - 1) else signs[block]
-            if sign is not None:
-                state = state * sign
+            # A final CZ ring cannot change |psi|^2: skipped; a CNOT layer permutes it, so it stays.
+            last = layer == n_layers - 1 and block == n_blocks - 1
+            op = None if (last and not permuting) else ent[block]
+            if op is not None:
+                state = permute_basis(state, op) if permuting else state * op
             if keep:
-                record.append(("block", layer, block, before, t, sign))
-    return state, phase, record
+                record.append(("block", layer, block, before, t, op))
+    return state, phases, record
 
 
-def _readout(state: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
-    prob = torch.view_as_real(state).square().sum(-1)  # (d1, rows, d2)
-    return torch.cat([prob.sum(2).T @ s1, prob.sum(0) @ s2], dim=-1)
+def _readout_grad(go: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, obs, d1: int, d2: int) -> torch.Tensor:
+    """``dL/d|psi_b|^2`` laid out as ``(d1, rows, d2)`` from the output gradient ``go`` ``(rows, m)``."""
+    if obs is None:
+        first = s1.shape[1]
+        return (s1 @ go[:, :first].T).unsqueeze(-1) + (go[:, first:] @ s2.T).unsqueeze(0)
+    return (go @ obs.T).reshape(go.shape[0], d1, d2).transpose(0, 1)
 
 
 class FusedReuploading(torch.autograd.Function):
-    """``<Z_j>`` of ``[phase(x); SEL blocks]`` repeated, starting from state ``v1``; chunked, memory-lean."""
+    """Expectations of ``[phase(x_r); SEL blocks]`` repeated, starting from state ``v1``; chunked, memory-lean."""
 
     @staticmethod
-    def forward(ctx, x, v1, a, b, signs, s1, s2):
-        """x: (B, n) real; v1: (d1, 1, d2) complex; a: (R, K, d1, d1); b: (R, K, d2, d2); signs: (K, d1, 1, d2)."""
-        ctx.save_for_backward(x, v1, a, b, signs, s1, s2)
+    def forward(ctx, x, v1, a, b, ent, s1, s2, obs):
+        """x: (B, R, n) real angles per upload; v1: (d1, 1, d2) complex; a: (R, K, d1, d1); b: (R, K, d2, d2);
+        ent: CZ signs (K, d1, 1, d2) or CNOT gathers (K, 2**n) long; obs: None (every <Z_j>) or (2**n, m)."""
+        ctx.save_for_backward(x, v1, a, b, ent, s1, s2, obs)
         rows = chunk_rows(v1.numel(), x.device)
         # One chunk and a backward to come: keep its states instead of recomputing them.
         keep = x.shape[0] <= rows and any(ctx.needs_input_grad)
         ctx.kept = None
-        out = torch.empty(x.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
+        n_out = x.shape[2] if obs is None else obs.shape[1]
+        out = torch.empty(x.shape[0], n_out, dtype=x.dtype, device=x.device)
         for start in range(0, x.shape[0], rows):
-            run = _run_chunk(x[start : start + rows], v1, a, b, signs, s1, s2, keep=keep)
-            out[start : start + rows] = _readout(run[0], s1, s2)
+            run = _run_chunk(x[start : start + rows], v1, a, b, ent, s1, s2, keep=keep)
+            out[start : start + rows] = readout(run[0], s1, s2, obs)
             if keep:
                 ctx.kept = run
         return out
@@ -85,9 +104,13 @@ class FusedReuploading(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        x, v1, a, b, signs, s1, s2 = ctx.saved_tensors
+        x, v1, a, b, ent, s1, s2, obs = ctx.saved_tensors
         first = s1.shape[1]
+        d1, d2 = v1.shape[0], v1.shape[2]
         rows = chunk_rows(v1.numel(), x.device)
+        permuting = ent.dtype == torch.long
+        shared = _shared_angles(x)
+        inverse = [torch.argsort(g) for g in ent] if permuting else None
         grad_x = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
         grad_v1 = torch.zeros_like(v1)
         grad_a = torch.zeros_like(a)
@@ -95,32 +118,33 @@ class FusedReuploading(torch.autograd.Function):
         for start in range(0, x.shape[0], rows):
             xc = x[start : start + rows]
             kept, ctx.kept = ctx.kept, None
-            state, phase, record = kept if kept is not None else _run_chunk(xc, v1, a, b, signs, s1, s2, keep=True)
-            phase_conj = phase.conj().resolve_conj()
+            state, phases, record = kept if kept is not None else _run_chunk(xc, v1, a, b, ent, s1, s2, keep=True)
+            conj = [phases[0].conj().resolve_conj()] * len(phases) if shared else [p.conj().resolve_conj() for p in phases]
             go = 2 * grad_out[start : start + rows]
-            # d<Z_j>/d|psi_b|^2 = s_j(b), then d|psi|^2 = 2 Re(conj(psi) dpsi): the 2 is folded into go.
-            grad_prob = (s1 @ go[:, :first].T).unsqueeze(-1) + (go[:, first:] @ s2.T).unsqueeze(0)
-            g = grad_prob * state
-            grad_angle = None
+            # d|psi|^2 = 2 Re(conj(psi) dpsi): the 2 is folded into go.
+            g = _readout_grad(go, s1, s2, obs, d1, d2) * state
+            grad_angle = {}
             for item in reversed(record):
                 if item[0] == "block":
-                    _, layer, block, before, t, sign = item
+                    _, layer, block, before, t, op = item
+                    if op is not None:
+                        g = permute_basis(g, inverse[block]) if permuting else g * op
                     d1, n_rows, d2 = g.shape
-                    if sign is not None:
-                        g = g * sign
                     g_flat = g.reshape(d1, n_rows * d2)
                     grad_a[layer, block] += g_flat @ t.reshape(d1, n_rows * d2).conj().T
                     g_t = (a[layer, block].conj().T @ g_flat).reshape(d1 * n_rows, d2)
                     grad_b[layer, block] += (before.reshape(d1 * n_rows, d2).conj().T @ g_t).T
                     g = (g_t @ b[layer, block].conj()).reshape(d1, n_rows, d2)
                 else:  # y = s * phase with phase = exp(-i angle): dL/dangle = Im(conj(g_y) y)
-                    y = item[1]
+                    _, layer, y = item
+                    key = 0 if shared else layer  # shared angles: one sum, one readout GEMM below
                     contribution = (g.conj() * y).imag
-                    grad_angle = contribution if grad_angle is None else grad_angle + contribution
-                    g = g * phase_conj
+                    grad_angle[key] = contribution if key not in grad_angle else grad_angle[key] + contribution
+                    g = g * conj[layer]
             grad_v1 += g.sum(1, keepdim=True)
             if grad_x is not None:
-                # angle = (s1 . x1 + s2 . x2) / 2 over the (d1, rows, d2) layout.
-                grad_x[start : start + rows, :first] = (grad_angle.sum(2).T @ s1) / 2
-                grad_x[start : start + rows, first:] = (grad_angle.sum(0) @ s2) / 2
-        return grad_x, grad_v1, grad_a, grad_b, None, None, None
+                # angle = (s1 . x1 + s2 . x2) / 2 over the (d1, rows, d2) layout, for each upload.
+                for layer, ga in grad_angle.items():
+                    grad_x[start : start + rows, layer, :first] = (ga.sum(2).T @ s1) / 2
+                    grad_x[start : start + rows, layer, first:] = (ga.sum(0) @ s2) / 2
+        return grad_x, grad_v1, grad_a, grad_b, None, None, None, None

@@ -71,6 +71,69 @@ def cz_ring_signs(n_qubits: int, ring_range: int, device=None) -> torch.Tensor:
     return (1 - 2 * parity).float()
 
 
+ENTANGLERS = ("cz_ring", "cnot_ring", "cnot_chain")
+"""Two-qubit layers after each block of ``Rot`` gates: ``cz_ring`` is ``StronglyEntanglingLayers(imprimitive=CZ)``
+(the paper's QIREN), ``cnot_ring`` the same template with ``CNOT``, ``cnot_chain`` ``CNOT(i, i+1)`` for
+``i = 0..n-2`` (the authors' generator circuits)."""
+
+
+def entangler_pairs(n_qubits: int, n_blocks: int, entangler: str) -> list[list[tuple[int, int]]]:
+    """(control, target) pairs of every block's two-qubit gates, in application order."""
+    if entangler not in ENTANGLERS:
+        raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
+    if n_qubits < 2:
+        return [[] for _ in range(n_blocks)]
+    if entangler == "cnot_chain":
+        return [[(i, i + 1) for i in range(n_qubits - 1)] for _ in range(n_blocks)]
+    return [[(i, (i + r) % n_qubits) for i in range(n_qubits)] for r in entangler_ranges(n_qubits, n_blocks)]
+
+
+def cnot_permutation(n_qubits: int, pairs: list[tuple[int, int]], device=None) -> torch.Tensor:
+    """Gather index ``g`` with ``new_state[b] = state[g[b]]`` for the CNOTs ``pairs`` applied in order; ``(2**n,)``."""
+    idx = torch.arange(2**n_qubits, device=device)
+    gather = idx.clone()
+    for control, target in pairs:
+        c_bit = 1 << (n_qubits - 1 - control)
+        t_bit = 1 << (n_qubits - 1 - target)
+        flipped = torch.where(idx & c_bit != 0, idx ^ t_bit, idx)  # CNOT is its own inverse
+        gather = gather[flipped]
+    return gather
+
+
+OBSERVABLE_NAMES = ("z", "zz", "z+zz")
+"""Named readouts: every ``<Z_j>`` (the paper's), every ``<Z_i Z_j>`` with ``i < j``, or both (more features from
+the same circuit)."""
+
+
+def resolve_observables(observables, n_qubits: int) -> list[tuple[int, ...]]:
+    """The Z-string observables as wire tuples: a name from ``OBSERVABLE_NAMES`` or a list of wire lists."""
+    singles = [(j,) for j in range(n_qubits)]
+    pairs = [(i, j) for i in range(n_qubits) for j in range(i + 1, n_qubits)]
+    if isinstance(observables, str):
+        if observables not in OBSERVABLE_NAMES:
+            raise ValueError(f"observables must be one of {OBSERVABLE_NAMES} or a list of wire lists, got {observables!r}")
+        if observables != "z" and n_qubits < 2:
+            raise ValueError(f"observables={observables!r} needs at least 2 qubits, the circuit has {n_qubits}")
+        return {"z": singles, "zz": pairs, "z+zz": singles + pairs}[observables]
+    try:
+        wires = [tuple(int(w) for w in obs) for obs in observables]
+    except (TypeError, ValueError):
+        raise ValueError(f"observables must be a name {OBSERVABLE_NAMES} or a list of wire lists, got {observables!r}") from None
+    if not wires or any(not obs for obs in wires):
+        raise ValueError("observables must be a non-empty list of non-empty wire lists")
+    for obs in wires:
+        if len(set(obs)) != len(obs) or min(obs) < 0 or max(obs) >= n_qubits:
+            raise ValueError(f"observable on wires {list(obs)} does not fit a circuit of {n_qubits} qubits "
+                             f"(wires must be distinct, in 0..{n_qubits - 1})")
+    return wires
+
+
+def observable_signs(n_qubits: int, observables: list[tuple[int, ...]], dtype=torch.float32, device=None) -> torch.Tensor:
+    """``O[b, k]``: eigenvalue of ``prod_{j in observables[k]} Z_j`` on basis state ``b``; shape ``(2**n, m)``."""
+    s = z_signs(n_qubits, dtype, device)
+    return torch.stack([s[:, list(obs)].prod(-1) for obs in observables], -1)
+
+
 def cnot_chain_sources(n_qubits: int, device=None) -> torch.Tensor:
     """Gather index of ``CNOT(0,1) CNOT(1,2) ... CNOT(n-2,n-1)``: ``new_state = state[..., index]``; shape ``(2**n,)``.
 

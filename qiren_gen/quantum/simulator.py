@@ -15,7 +15,16 @@ from __future__ import annotations
 
 import torch
 
-from .gates import cz_ring_signs, entangler_ranges, kron_chain, rot_matrices, z_signs
+from .gates import (
+    cnot_permutation,
+    cz_ring_signs,
+    entangler_pairs,
+    entangler_ranges,
+    kron_chain,
+    observable_signs,
+    rot_matrices,
+    z_signs,
+)
 
 MAX_QUBITS = 20
 """Largest supported register: one float32 state of 20 qubits is 8 MiB per sample, so larger is impractical."""
@@ -80,20 +89,63 @@ def _apply_block(state: torch.Tensor, a: torch.Tensor, b: torch.Tensor, signs: t
     return state
 
 
+def permute_basis(state: torch.Tensor, gather: torch.Tensor) -> torch.Tensor:
+    """``new[b] = state[gather[b]]`` over the basis of a ``(d1, B, d2)`` state (a CNOT layer)."""
+    d1, batch, d2 = state.shape
+    flat = state.transpose(0, 1).reshape(batch, d1 * d2)[:, gather]
+    return flat.reshape(batch, d1, d2).transpose(0, 1)
+
+
+def _entangler_tensors(n_qubits: int, n_blocks: int, entangler: str, real: torch.dtype, device) -> torch.Tensor:
+    """Per-block entangler: CZ-ring sign diagonals ``(K, d1, 1, d2)`` (real) or CNOT gather indices ``(K, 2**n)`` (long)."""
+    first, second = split_qubits(n_qubits)
+    if entangler == "cz_ring":
+        return torch.stack([cz_ring_signs(n_qubits, r, device=device).to(real).reshape(2**first, 1, 2**second)
+                            for r in entangler_ranges(n_qubits, n_blocks)])
+    return torch.stack([cnot_permutation(n_qubits, pairs, device) for pairs in entangler_pairs(n_qubits, n_blocks, entangler)])
+
+
+def apply_entangler(state: torch.Tensor, ent: torch.Tensor) -> torch.Tensor:
+    """One block's entangler from ``_entangler_tensors``: a sign multiply (CZ) or a basis permutation (CNOT)."""
+    return permute_basis(state, ent) if ent.dtype == torch.long else state * ent
+
+
+def readout(state: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, obs: torch.Tensor | None) -> torch.Tensor:
+    """Expectations from a ``(d1, B, d2)`` state: every ``<Z_j>`` (``obs`` None, separable) or ``|psi|^2 @ obs``."""
+    prob = torch.view_as_real(state).square().sum(-1)  # (d1, B, d2)
+    if obs is None:
+        return torch.cat([prob.sum(2).T @ s1, prob.sum(0) @ s2], dim=-1)
+    return prob.transpose(0, 1).reshape(prob.shape[1], -1) @ obs
+
+
 ENGINES = ("fused", "autograd")
 
 
-def simulate_reuploading(inputs: torch.Tensor, weights: torch.Tensor, engine: str = "fused") -> torch.Tensor:
-    """``<Z_j>`` of the QIREN circuit for every row of ``inputs``.
+def simulate_reuploading(
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    engine: str = "fused",
+    entangler: str = "cz_ring",
+    observables: list[tuple[int, ...]] | None = None,
+    encoding_scales: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Expectation values of the QIREN circuit for every row of ``inputs``.
 
     Args:
         inputs: real tensor ``(..., n)``: the RZ angle for each qubit (validated by the caller).
         weights: real tensor ``(R + 1, K, n, 3)`` in ``StronglyEntanglingLayers`` layout, ``R >= 1``.
         engine: ``"fused"`` (chunked, hand-written backward; fastest, once differentiable) or ``"autograd"``
-            (plain torch ops; supports higher-order gradients, e.g. second-order meta-learning).
+            (plain torch ops; supports higher-order gradients, e.g. second-order meta-learning). Both support every
+            option below.
+        entangler: one of ``gates.ENTANGLERS`` (default ``"cz_ring"``, the paper's).
+        observables: Z-string observables as wire tuples (``gates.resolve_observables``); ``None`` reads every
+            ``<Z_j>`` (the paper's).
+        encoding_scales: ``None`` (the paper's ``RZ(x_j)``) or a real tensor broadcastable to ``(R, n)``: upload
+            ``r`` applies ``RZ(lambda[r, j] * x_j)`` (the encoding Hamiltonian's eigenvalues); differentiable.
 
     Returns:
-        real tensor ``(..., n)`` in the promoted dtype of inputs and weights; differentiable in both.
+        real tensor ``(..., m)`` (``m = n`` for ``<Z_j>``, else ``len(observables)``) in the promoted dtype of inputs
+        and weights; differentiable in inputs, weights and scales.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -105,38 +157,42 @@ def simulate_reuploading(inputs: torch.Tensor, weights: torch.Tensor, engine: st
     weights = weights.to(real)
     first, second = split_qubits(n_qubits)
     d1, d2 = 2**first, 2**second
+    # Angles per upload: (B, R, n); the same x every upload unless scaled.
+    if encoding_scales is None:
+        angles = x.unsqueeze(1).expand(-1, n_layers - 1, -1)
+    else:
+        angles = x.unsqueeze(1) * encoding_scales.to(real).expand(n_layers - 1, n_qubits).unsqueeze(0)
 
     a, b = _group_factors(weights, first)
-    signs = torch.stack(
-        [cz_ring_signs(n_qubits, r, device=device).to(real).reshape(d1, 1, d2) for r in entangler_ranges(n_qubits, n_blocks)]
-    )
+    ent = _entangler_tensors(n_qubits, n_blocks, entangler, real, device)
     s1 = z_signs(first, real, device)  # (d1, first)
     s2 = z_signs(second, real, device)  # (d2, second)
+    obs = None if observables is None else observable_signs(n_qubits, observables, real, device)
+    n_out = n_qubits if obs is None else obs.shape[1]
 
-    # Layer 1 acts on |0...0>: compute it once (it carries its CZ rings, as more layers follow).
+    # Layer 1 acts on |0...0>: compute it once (it carries its entanglers, as more layers follow).
     v1 = torch.zeros(d1, 1, d2, dtype=a.dtype, device=device)
     v1[0, 0, 0] = 1
     for block in range(n_blocks):
-        v1 = _apply_block(v1, a[0, block], b[0, block], signs[block])
+        v1 = apply_entangler(_apply_block(v1, a[0, block], b[0, block], None), ent[block])
 
     if engine == "fused":
         from .fused import FusedReuploading
 
-        out = FusedReuploading.apply(x, v1, a[1:], b[1:], signs, s1, s2)
-        return out.reshape(*lead, n_qubits)
+        out = FusedReuploading.apply(angles, v1, a[1:], b[1:], ent, s1, s2, obs)
+        return out.reshape(*lead, n_out)
 
-    half1 = (x[:, :first] @ s1.T) / 2  # (B, d1)
-    half2 = (x[:, first:] @ s2.T) / 2  # (B, d2)
-    # RZ(x) on all qubits: phase exp(-i/2 sum_j x_j s_j(b)), separable over the two groups.
-    p1 = torch.complex(torch.cos(half1), -torch.sin(half1)).T.unsqueeze(-1)  # (d1, B, 1)
-    p2 = torch.complex(torch.cos(half2), -torch.sin(half2)).unsqueeze(0)  # (1, B, d2)
     state = v1
     for layer in range(1, n_layers):
+        half1 = (angles[:, layer - 1, :first] @ s1.T) / 2  # (B, d1)
+        half2 = (angles[:, layer - 1, first:] @ s2.T) / 2  # (B, d2)
+        # RZ(x) on all qubits: phase exp(-i/2 sum_j x_j s_j(b)), separable over the two groups.
+        p1 = torch.complex(torch.cos(half1), -torch.sin(half1)).T.unsqueeze(-1)  # (d1, B, 1)
+        p2 = torch.complex(torch.cos(half2), -torch.sin(half2)).unsqueeze(0)  # (1, B, d2)
         state = state * p1 * p2
         for block in range(n_blocks):
-            # The final CZ ring is diagonal, so it cannot change the measured probabilities.
-            last = layer == n_layers - 1 and block == n_blocks - 1
-            state = _apply_block(state, a[layer, block], b[layer, block], None if last else signs[block])
-    prob = torch.view_as_real(state).square().sum(-1)  # (d1, B, d2)
-    out = torch.cat([prob.sum(2).T @ s1, prob.sum(0) @ s2], dim=-1)
-    return out.reshape(*lead, n_qubits)
+            state = _apply_block(state, a[layer, block], b[layer, block], None)
+            # A final CZ ring is diagonal, so it cannot change the measured probabilities: skipped.
+            if not (layer == n_layers - 1 and block == n_blocks - 1 and ent.dtype != torch.long):
+                state = apply_entangler(state, ent[block])
+    return readout(state, s1, s2, obs).reshape(*lead, n_out)

@@ -6,6 +6,7 @@ from .fitting import (
     build_fitting_model,
     calibrate_batchnorm,
     default_learning_rate,
+    default_schedule,
     fit_inr,
     render,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "build_fitting_model",
     "calibrate_batchnorm",
     "default_learning_rate",
+    "default_schedule",
     "fit_inr",
     "render",
 ]

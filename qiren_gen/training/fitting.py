@@ -22,6 +22,7 @@ from ..models import build_inr
 DEFAULT_STEPS = 301
 DEFAULT_LEARNING_RATES: dict[str, float] = {
     "qiren": 0.03,  # the paper's
+    "qiren-plus": 0.03,  # docs/qiren_search.md
     "siren": 3e-3,  # 0.03 diverges (MSE ~0.3 on camera); 3e-3 was best of {1e-3, 3e-3, 1e-2, 3e-2}
     "relu": 0.03,
     "tanh": 0.03,
@@ -30,11 +31,24 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {
 }
 
 
-def default_learning_rate(model: nn.Module) -> float:
-    """The default Adam learning rate for a model instance: 3e-3 for SIREN, the paper's 0.03 otherwise."""
-    from ..models import SIREN
+DEFAULT_SCHEDULES: dict[str, str] = {"qiren-plus": "constant"}
+"""Learning-rate schedule per model name where it is not the paper's constant rate (docs/qiren_search.md)."""
 
-    return DEFAULT_LEARNING_RATES["siren"] if isinstance(model, SIREN) else DEFAULT_LEARNING_RATES["qiren"]
+
+def _recipe_name(model: nn.Module) -> str:
+    from ..models import SIREN, is_qiren_plus
+
+    return "siren" if isinstance(model, SIREN) else "qiren-plus" if is_qiren_plus(model) else "qiren"
+
+
+def default_learning_rate(model: nn.Module) -> float:
+    """The default Adam learning rate for a model instance: 3e-3 for SIREN, qiren-plus's own, 0.03 otherwise."""
+    return DEFAULT_LEARNING_RATES[_recipe_name(model)]
+
+
+def default_schedule(model: nn.Module) -> str:
+    """The default learning-rate schedule for a model instance (constant, as in the paper, unless a preset says)."""
+    return DEFAULT_SCHEDULES.get(_recipe_name(model), "constant")
 
 
 @dataclass
@@ -54,6 +68,8 @@ def build_fitting_model(name: str, in_features: int, out_features: int = 1, seed
         torch.manual_seed(seed)
         return build_inr(name, in_features, out_features, **kwargs)
 
+
+SCHEDULES = ("constant", "cosine")
 
 MAX_LEARNING_RATE = 100.0
 """Largest accepted Adam step size: far above any useful one (0.03 here), far below float32 overflow."""
@@ -79,16 +95,21 @@ def fit_inr(
     learning_rate: float = 0.03,
     progress: bool = True,
     desc: str = "fitting",
+    schedule: str = "constant",
     on_step: Callable[[int, float, torch.Tensor], None] | None = None,
 ) -> FitResult:
     """Fit ``model(coords) ~ targets`` by full-batch Adam on the MSE; leaves the model calibrated, in eval mode.
 
-    ``on_step(step, loss, prediction)`` is called after every step with the (detached) prediction the loss measured,
-    so a caller can show the fit as it trains.
+    ``schedule="cosine"`` anneals the learning rate to 0 over ``steps`` (the authors built this schedule and never
+    applied it); ``"constant"`` is the paper's. ``on_step(step, loss, prediction)`` is called after every step with
+    the (detached) prediction the loss measured, so a caller can show the fit as it trains.
     """
     _check_fit_args(coords, targets, steps, learning_rate)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=learning_rate)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if schedule == "cosine" else None
     result = FitResult()
     model.train()
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -99,6 +120,8 @@ def fit_inr(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         result.losses.append(loss.item())
         if not math.isfinite(result.losses[-1]) or not all(bool(torch.isfinite(p).all()) for p in params):
             raise ValueError(f"the fit diverged at step {step + 1} (non-finite loss or weights); "

@@ -1,0 +1,63 @@
+#!/usr/bin/env python
+"""Search QIREN variants against SIREN on the paper's tasks; resumable (one JSON per fit under --cache).
+
+    # 1. screen every variant on a few tasks, one seed
+    python scripts/search_qiren.py screen --bach /path/to/gt_bach.wav --signals camera astronaut bach
+    # 2. the top few and the references on all five tasks, three seeds
+    python scripts/search_qiren.py final --bach /path/to/gt_bach.wav --top 3
+    # rewrite docs/qiren_search.md and its figures from the cache alone
+    python scripts/search_qiren.py report
+
+Run it under `nice` on a shared machine; kill it at any time and run the same command again to resume.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from qiren_gen.experiments.commands import portable_command
+from qiren_gen.experiments.paper import default_workers
+from qiren_gen.experiments.qiren_search import ALL_VARIANTS, REFERENCES, SIGNALS, VARIANTS, run_search
+from qiren_gen.experiments.qiren_search_report import final_variants, write_search_report
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=["screen", "final", "report"])
+    p.add_argument("--bach", default=None, help="the paper's gt_bach.wav (float WAV, 44.1 kHz); without it no sound task")
+    p.add_argument("--signals", nargs="+", choices=SIGNALS, default=None,
+                   help="screen: signals to fit (default camera astronaut, plus bach with --bach)")
+    p.add_argument("--variants", nargs="+", choices=list(ALL_VARIANTS), default=None,
+                   help="screen: variants (default all); final: added to the top ones")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 (screen), 0 1 2 (final)")
+    p.add_argument("--top", type=int, default=3, help="final: how many screened QIREN variants to carry (default 3)")
+    p.add_argument("--steps", type=int, default=301)
+    p.add_argument("--workers", type=int, default=default_workers())
+    p.add_argument("--cache", default="runs/qiren_search", help="one JSON per fit (default runs/qiren_search)")
+    p.add_argument("--output", default="docs", help="report folder (default docs)")
+    args = p.parse_args()
+    if args.steps < 1 or args.workers < 1 or args.top < 0:
+        p.error("--steps and --workers must be >= 1, --top >= 0")
+    cache = Path(args.cache)
+    try:
+        if args.stage == "screen":
+            signals = args.signals or ["camera", "astronaut"] + (["bach"] if args.bach else [])
+            names = args.variants or [v.name for v in REFERENCES + VARIANTS]
+            run_search(names, signals, args.seeds or [0], cache, args.bach, args.steps, args.workers)
+        elif args.stage == "final":
+            names = final_variants(cache, args.top) + (args.variants or [])
+            signals = list(SIGNALS) if args.bach else [s for s in SIGNALS if s != "bach"]
+            run_search(list(dict.fromkeys(names)), signals, args.seeds or [0, 1, 2], cache, args.bach, args.steps,
+                       args.workers)
+    except (OSError, ValueError) as exc:
+        print(f"search_qiren: error: {exc}", file=sys.stderr)
+        return 2
+    command = portable_command("scripts/search_qiren.py", sys.argv[1:])
+    path = write_search_report(cache, Path(args.output), command)
+    print(f"report -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

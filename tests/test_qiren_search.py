@@ -1,0 +1,63 @@
+"""The QIREN variant search end to end on tiny fits: resumable cache, ranking, report and figures."""
+import json
+
+import numpy as np
+import pytest
+
+from qiren_gen.experiments.commands import portable_command
+from qiren_gen.experiments.qiren_search import ALL_VARIANTS, band_errors, load_records, parameter_count, run_search
+from qiren_gen.experiments.qiren_search_report import final_variants, write_search_report
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_search_resumes_ranks_and_reports(tmp_path):
+    cache = tmp_path / "cache"
+    tiny = dict(steps=2, progress=False, size=6)
+    new = run_search(["qiren", "siren"], ["camera", "astronaut", "coffee"], [0, 1, 2], cache, **tiny)
+    new += run_search(["s3"], ["camera"], [0], cache, **tiny)  # screened only
+    assert len(new) == 19 and len(list(cache.glob("*.json"))) == 19
+    assert run_search(["qiren", "siren"], ["camera"], [0], cache, **tiny) == []  # all cached
+    (cache / "qiren__camera__s2.json").unlink()  # a fit lost to a kill: only it runs again
+    assert [r["variant"] for r in run_search(["qiren"], ["camera"], [2], cache, **tiny)] == ["qiren"]
+    record = json.loads((cache / "qiren__coffee__s1.json").read_text())
+    assert record["params"] == 657 and len(record["band_errors"]) == 4 and record["superres_mse"] > 0
+
+    carried = final_variants(cache, 1)
+    assert carried[0] in ("s3", "qiren") and {"qiren", "siren", "siren-omega1", "relu-rff"} <= set(carried)
+    path = write_search_report(cache, tmp_path / "docs", "python scripts/search_qiren.py final --top 1")
+    text = path.read_text()
+    for heading in ("## Summary", "## Every variant with all tasks", "### Where the gap is", "## Screening", "## Spectrum coverage", "## Variants"):
+        assert heading in text
+    assert "Best QIREN variant" in text and "| siren |" in text
+    for fig in ("qiren_search_error_vs_params", "qiren_search_spectrum"):
+        assert (tmp_path / "docs" / "figures" / f"{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(load_records(cache)) == 19
+
+
+def test_search_needs_the_clip_for_bach_and_known_variants(tmp_path):
+    with pytest.raises(ValueError, match="needs --bach"):
+        run_search(["qiren"], ["bach"], [0], tmp_path, progress=False)
+    with pytest.raises(ValueError, match="unknown variant 'nope'"):
+        run_search(["nope"], ["camera"], [0], tmp_path, progress=False)
+
+
+def test_every_searched_qiren_fits_the_parameter_budget():
+    siren = parameter_count(ALL_VARIANTS["siren"], 2), parameter_count(ALL_VARIANTS["siren"], 1)
+    for v in ALL_VARIANTS.values():
+        assert parameter_count(v, 2) <= siren[0] and parameter_count(v, 1) <= siren[1], v.name
+
+
+def test_band_errors_measure_spectrum_coverage():
+    rng = np.random.default_rng(0)
+    target = rng.standard_normal((16, 16))
+    assert band_errors(target, target) == [0.0] * 4
+    assert band_errors(np.zeros_like(target) + target.mean(), target) == pytest.approx([1.0] * 4)
+    smooth = np.fft.ifft2(np.fft.fft2(target) * (np.hypot(*np.meshgrid(np.fft.fftfreq(16), np.fft.fftfreq(16))) < 0.2)).real
+    low, *_, high = band_errors(smooth, target)
+    assert low < 0.05 and high == pytest.approx(1.0)
+
+
+def test_portable_command_names_files_not_folders():
+    assert portable_command("scripts/x.py", ["--bach", "/work/data/gt_bach.wav", "--seeds", "0"]) == \
+        "python scripts/x.py --bach gt_bach.wav --seeds 0"
