@@ -68,6 +68,23 @@ def reference_grid(in_features: int, size: int, dtype=torch.float32, device=None
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, in_features)
 
 
+def hybrid_reference_statistics(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """Per-layer ``(mean, std)`` of a hybrid-layer decoder's unmodulated pre-encoding features on its reference grid.
+
+    Shared by every decoder built of ``linears -> normalise (norm_weight, norm_bias) -> _circuit(layer, .)`` layers.
+    """
+    if model.config.normalization == "none":
+        return None
+    stats = []
+    h = model.reference_coords.to(model.output.weight.dtype)
+    for layer in range(model.n_layers):
+        pre = model.linears[layer](h)
+        mean, std = pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + _EPS)
+        stats.append((mean, std))
+        h = model._circuit(layer, (pre - mean) / std * model.norm_weight[layer] + model.norm_bias[layer])
+    return stats
+
+
 class ModulatedQIREN(ModelMixin, ConfigMixin):
     """QIREN decoder taking per-sample modulations: ``forward(coords (B, P, 2), modulations (B, D)) -> (B, P, C)``.
 
@@ -127,16 +144,7 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
 
     def reference_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """Per-layer ``(mean, std)`` of the unmodulated pre-encoding features on the reference grid."""
-        if self.config.normalization == "none":
-            return None
-        stats = []
-        h = self.reference_coords.to(self.output.weight.dtype)
-        for layer in range(self.n_layers):
-            pre = self.linears[layer](h)
-            mean, std = pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + _EPS)
-            stats.append((mean, std))
-            h = self._circuit(layer, (pre - mean) / std * self.norm_weight[layer] + self.norm_bias[layer])
-        return stats
+        return hybrid_reference_statistics(self)
 
     def forward(
         self,

@@ -18,7 +18,8 @@ from torch import nn
 from ..quantum import ENTANGLERS, MultiHeadReuploadingCircuit, simulate_reuploading_heads
 from ..quantum.heads import check_head_count
 from ..quantum.simulator import check_circuit_size
-from .modulated import _EPS, MODULATIONS, NORMALIZATIONS, _check_choice, _check_coords_modulations, reference_grid
+from .modulated import (MODULATIONS, NORMALIZATIONS, _check_choice, _check_coords_modulations,
+                        hybrid_reference_statistics, reference_grid)
 
 
 def check_wide_config(n_heads: int, n_qubits: int, hidden_width: int | None) -> None:
@@ -103,16 +104,7 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
 
     def reference_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """Per-layer ``(mean, std)`` of the unmodulated pre-encoding features on the reference grid."""
-        if self.config.normalization == "none":
-            return None
-        stats = []
-        h = self.reference_coords.to(self.output.weight.dtype)
-        for layer in range(self.n_layers):
-            pre = self.linears[layer](h)
-            mean, std = pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + _EPS)
-            stats.append((mean, std))
-            h = self._circuit(layer, (pre - mean) / std * self.norm_weight[layer] + self.norm_bias[layer])
-        return stats
+        return hybrid_reference_statistics(self)
 
     def forward(
         self,
