@@ -62,6 +62,14 @@ def _check_coords_modulations(coords: torch.Tensor, modulations: torch.Tensor, i
     return coords
 
 
+def decoder_inputs(model: nn.Module, coords: torch.Tensor, modulations: torch.Tensor):
+    """A decoder's ``forward`` inputs, checked: modulations in the weights' dtype, coords ``(B, P, in)`` to match."""
+    if modulations.is_floating_point():
+        modulations = modulations.to(model.output.weight.dtype)
+    coords = _check_coords_modulations(coords, modulations, model.config.in_features, model.modulation_dim)
+    return coords, modulations
+
+
 def reference_grid(in_features: int, size: int, dtype=torch.float32, device=None) -> torch.Tensor:
     """Pixel-centre grid with ``size`` points per axis over ``[-1, 1]^in_features``: ``(size**in_features, in)``."""
     axes = [axis_coordinates(size, dtype=dtype, device=device)] * in_features
@@ -153,9 +161,7 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
         stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
         """Signal values ``(B, P, out_channels)``; pass ``stats`` (from :meth:`reference_statistics`) to reuse them."""
-        if modulations.is_floating_point():
-            modulations = modulations.to(self.output.weight.dtype)
-        coords = _check_coords_modulations(coords, modulations, self.config.in_features, self.modulation_dim)
+        coords, modulations = decoder_inputs(self, coords, modulations)
         if stats is None:
             stats = self.reference_statistics()
         batch, points, _ = coords.shape
@@ -235,9 +241,7 @@ class ModulatedSIREN(ModelMixin, ConfigMixin):
 
     def forward(self, coords: torch.Tensor, modulations: torch.Tensor, stats=None) -> torch.Tensor:
         """Signal values ``(B, P, out_channels)``."""
-        if modulations.is_floating_point():
-            modulations = modulations.to(self.output.weight.dtype)
-        coords = _check_coords_modulations(coords, modulations, self.config.in_features, self.modulation_dim)
+        coords, modulations = decoder_inputs(self, coords, modulations)
         width = self.config.hidden_features
         mods = modulations.reshape(modulations.shape[0], self.n_layers, -1)
         h = coords

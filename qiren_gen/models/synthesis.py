@@ -25,7 +25,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .modulated import _EPS, _check_choice, _check_coords_modulations, reference_grid
+from .modulated import _EPS, _check_choice, decoder_inputs, reference_grid
 
 FEATURES = ("quantum", "fourier")
 SYNTHESIS_MODULATIONS = ("shift", "film", "weight")
@@ -155,10 +155,8 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
         """Signal values ``(B, P, out_channels)``; pass ``stats`` (from :meth:`reference_statistics`) to reuse them."""
-        if modulations.is_floating_point():
-            modulations = modulations.to(self.output.weight.dtype)
         shared = isinstance(coords, torch.Tensor) and coords.ndim == 2
-        checked = _check_coords_modulations(coords, modulations, self.config.in_features, self.modulation_dim)
+        checked, modulations = decoder_inputs(self, coords, modulations)
         h = self.coordinate_features(checked[0] if shared else checked, stats)  # (P, F) shared or (B, P, F)
         offset = 0
         for linear in self.linears:

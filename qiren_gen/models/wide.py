@@ -18,8 +18,8 @@ from torch import nn
 from ..quantum import ENTANGLERS, MultiHeadReuploadingCircuit, simulate_reuploading_heads
 from ..quantum.heads import check_head_count
 from ..quantum.simulator import check_circuit_size
-from .modulated import (MODULATIONS, NORMALIZATIONS, _check_choice, _check_coords_modulations,
-                        hybrid_reference_statistics, reference_grid)
+from .modulated import (MODULATIONS, NORMALIZATIONS, _check_choice, decoder_inputs, hybrid_reference_statistics,
+                        reference_grid)
 
 
 def check_wide_config(n_heads: int, n_qubits: int, hidden_width: int | None) -> None:
@@ -113,9 +113,7 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
         stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
         """Signal values ``(B, P, out_channels)``; pass ``stats`` (from :meth:`reference_statistics`) to reuse them."""
-        if modulations.is_floating_point():
-            modulations = modulations.to(self.output.weight.dtype)
-        coords = _check_coords_modulations(coords, modulations, self.config.in_features, self.modulation_dim)
+        coords, modulations = decoder_inputs(self, coords, modulations)
         if stats is None:
             stats = self.reference_statistics()
         batch, points, _ = coords.shape
