@@ -130,7 +130,7 @@ CLI_ROWS = [
     ("scripts/train_functa.py", "absurd size (--latent_dim 10^8)",
      f"--train_data_dir data --output_dir tfout {FUNCTA} --latent_dim 100000000", "latent_dim must be <="),
     ("scripts/train_functa.py", "auto-decoded latents on a streaming dataset",
-     f"--train_data_dir data --output_dir tfout {FUNCTA} --encoding auto_decode --streaming", "not streaming"),
+     f"--train_data_dir data --output_dir tfout {FUNCTA} --encoding auto_decode --streaming", "--max_train_samples"),
     ("scripts/train_functa.py", "missing checkpoint to resume",
      f"--train_data_dir data --output_dir tfout {FUNCTA} --resume_from_checkpoint nowhere", "not a complete checkpoint"),
     ("scripts/train_functa.py", "NaN learning rate", f"--train_data_dir data --output_dir tfout {FUNCTA} "

@@ -2,7 +2,12 @@
 
 Images are converted to one mode (``L`` or ``RGB``), resized (shorter side) and centre-cropped to ``resolution``,
 and scaled to ``[-1, 1]``. Undecodable images are skipped in the collate function with a warning and a count, so
-one corrupt file never stops training.
+one corrupt file never stops training. The loaded dataset keeps one column, renamed :data:`IMAGE_COLUMN`, with its
+images undecoded: a map-style dataset stays memory-mapped Arrow, a streamed one stays a stream.
+
+A Hub id that cannot be reached (offline, ``HF_HUB_OFFLINE=1``, or no network) is loaded from its snapshot in the local
+Hub cache (as ``huggingface-cli download`` leaves it), whatever its layout: parquet shards, a zip imagefolder or
+webdataset tars. Paths such as ``zip://...::archive.zip`` or ``hf://...`` are opened with fsspec.
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ import torch
 logger = logging.getLogger(__name__)
 
 _MODES = {1: "L", 3: "RGB"}
+IMAGE_COLUMN = "image"
+"""The name of the image column of every dataset :func:`load_image_dataset` returns (the source's column renamed)."""
 
 
 def check_resolution(resolution: int) -> None:
@@ -30,51 +37,151 @@ def load_image_dataset(
     dataset_name: str | None = None,
     data_dir: str | os.PathLike | None = None,
     split: str = "train",
-    image_column: str = "image",
+    image_column: str | None = None,
     streaming: bool = False,
     cache_dir: str | None = None,
     max_samples: int | None = None,
 ):
     """Load a Hub dataset (``dataset_name``) or a local image folder (``data_dir``) with images left undecoded.
 
-    Raises ``ValueError`` for a missing image column, an empty dataset or a missing split, and ``OSError`` when the
-    data cannot be found or downloaded (e.g. offline).
+    ``image_column=None`` takes ``image``, else the one image-typed column (logged). The result has the one column
+    :data:`IMAGE_COLUMN`. Raises ``ValueError`` for no (or several candidate) image columns, an empty dataset, an
+    unknown split or a corrupt parquet shard, and ``OSError`` when the data cannot be found or downloaded.
     """
     import datasets
 
     if (dataset_name is None) == (data_dir is None):
         raise ValueError("give exactly one of dataset_name (a Hub id) or data_dir (a local image folder)")
-    try:
-        if data_dir is not None:
-            if not Path(data_dir).is_dir():
-                raise OSError(f"image folder not found: {data_dir}")
-            ds = datasets.load_dataset("imagefolder", data_dir=str(data_dir), split=split, streaming=streaming,
-                                       cache_dir=cache_dir)
-        else:
-            ds = datasets.load_dataset(dataset_name, split=split, streaming=streaming, cache_dir=cache_dir)
-    except (ValueError, OSError):
-        raise
-    except Exception as err:  # datasets raises its own types (DatasetNotFoundError, EmptyDatasetError, ...)
-        source = data_dir if data_dir is not None else dataset_name
-        raise OSError(f"could not load dataset {source!r} (split {split!r}): {type(err).__name__}: {err}") from err
-    columns = ds.column_names if ds.column_names is not None else list(ds.features or {})
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise OSError(f"image folder not found: {data_dir}")
+    source = str(data_dir) if data_dir is not None else dataset_name
+    local = data_dir is not None or Path(dataset_name).is_dir()
+    snapshot = None if local else hub_snapshot(dataset_name) if hub_offline() else None
+    if snapshot is not None:
+        logger.warning("offline: loading %r from its snapshot in the local Hub cache, %s", source, snapshot)
+    ds, error = _load(source if snapshot is None else snapshot, data_dir is not None, split, streaming, cache_dir,
+                      source)
+    if ds is None:  # the Hub failed: the local Hub cache's snapshot, if there is one
+        snapshot = None if local else hub_snapshot(dataset_name)
+        if snapshot is None:
+            raise error
+        logger.warning("could not reach the Hub for %r: loading its snapshot in the local Hub cache, %s", source,
+                       snapshot)
+        ds, error = _load(snapshot, False, split, streaming, cache_dir, source)
+        if ds is None:
+            raise error
+    features = ds.features
+    columns = ds.column_names if ds.column_names is not None else list(features or {})
     if not columns and streaming:  # some streamed datasets only reveal their columns in the first example
         columns = list(next(iter(ds), {}).keys())
         if not columns:
             raise ValueError(f"the dataset (split {split!r}) is empty")
-    if image_column not in columns:
-        raise ValueError(f"image column {image_column!r} not found; the dataset has columns {columns}")
-    ds = ds.select_columns([image_column])
+    column = pick_image_column(columns, features, image_column)
+    ds = ds.select_columns([column])
     if ds.features is not None:  # decode lazily in the collator, where a corrupt file can be skipped
-        ds = ds.cast_column(image_column, datasets.Image(decode=False))
+        ds = ds.cast_column(column, datasets.Image(decode=False))
+    if column != IMAGE_COLUMN:
+        ds = ds.rename_column(column, IMAGE_COLUMN)
     if not streaming:
         if len(ds) == 0:
             raise ValueError(f"the dataset (split {split!r}) is empty")
         if max_samples is not None:
-            ds = ds.select(range(min(max_samples, len(ds))))
-    elif max_samples is not None:
-        ds = ds.take(max_samples)
+            ds = ds.select(range(min(max_samples, len(ds))))  # contiguous: a slice of the memory-mapped table
+    else:
+        if max_samples is not None:
+            ds = ds.take(max_samples)
+        if next(iter(ds), None) is None:  # reads one example
+            raise ValueError(f"the dataset (split {split!r}) is empty")
     return ds
+
+
+def _load(path: str, folder: bool, split: str, streaming: bool, cache_dir: str | None, source: str):
+    """``(dataset, None)`` from ``datasets.load_dataset`` of a folder / Hub id / snapshot path, or ``(None, error)``
+    when a Hub id fails (the caller may still find it in the Hub cache); local data errors raise at once."""
+    import datasets
+
+    if Path(path).is_dir():
+        check_parquet_shards(Path(path))
+    try:
+        if folder:
+            return datasets.load_dataset("imagefolder", data_dir=path, split=split, streaming=streaming,
+                                         cache_dir=cache_dir), None
+        return datasets.load_dataset(path, split=split, streaming=streaming, cache_dir=cache_dir), None
+    except ValueError as err:
+        if "split" in str(err).lower() or folder or Path(path).is_dir():
+            raise ValueError(f"dataset {source!r}: {err}") from None
+        return None, err
+    except OSError as err:
+        if folder or Path(path).is_dir():
+            raise
+        return None, err
+    except Exception as err:  # datasets raises its own types (DatasetNotFoundError, EmptyDatasetError, ...)
+        wrapped = OSError(f"could not load dataset {source!r} (split {split!r}): {type(err).__name__}: {err}")
+        if folder or Path(path).is_dir():
+            raise wrapped from err
+        return None, wrapped
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` (or ``HF_DATASETS_OFFLINE``) is set: the Hub is not tried at all."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_DATASETS_OFFLINE", "0").upper() in ("1", "ON", "YES",
+                                                                                                      "TRUE")
+
+
+def hub_snapshot(repo_id: str) -> str | None:
+    """The newest snapshot folder of dataset ``repo_id`` in the local Hub cache (``HF_HUB_CACHE``), or None."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(repo_id=repo_id, repo_type="dataset", local_files_only=True)
+    except Exception:  # noqa: BLE001 - LocalEntryNotFoundError, an invalid repo id, ...: no usable snapshot
+        return None
+
+
+def check_parquet_shards(folder: Path) -> None:
+    """Raise ``ValueError`` naming the first parquet shard under ``folder`` whose footer cannot be read (cheap: the
+    metadata only, not the rows)."""
+    import pyarrow.parquet as pq
+
+    for shard in sorted(folder.rglob("*.parquet")):
+        try:
+            pq.ParquetFile(shard).close()
+        except Exception as err:  # noqa: BLE001 - pyarrow raises ArrowInvalid / OSError for a damaged file
+            raise ValueError(f"corrupt parquet shard {shard}: {err}") from None
+
+
+def pick_image_column(columns: list[str], features, requested: str | None) -> str:
+    """``requested``, else ``image``, else the one ``datasets.Image`` column (logged); one-line errors otherwise."""
+    import datasets
+
+    if requested is not None:
+        if requested not in columns:
+            raise ValueError(f"image column {requested!r} not found; the dataset has columns {columns}")
+        return requested
+    if IMAGE_COLUMN in columns:
+        return IMAGE_COLUMN
+    typed = [c for c in columns if features is not None and isinstance(features.get(c), datasets.Image)]
+    if len(typed) == 1:
+        logger.warning("no 'image' column: using %r, the one image-typed column (--image_column names another)",
+                       typed[0])
+        return typed[0]
+    if typed:
+        raise ValueError(f"several image columns {typed}: choose one with --image_column")
+    raise ValueError(f"image column 'image' not found and no image-typed column; the dataset has columns {columns}")
+
+
+def open_image_path(path: str):
+    """A PIL image from a local path or any fsspec URL (``zip://member::archive.zip``, ``hf://...``, ``s3://...``)."""
+    from PIL import Image
+
+    if "://" not in path and "::" not in path:
+        return Image.open(path)
+    import fsspec
+
+    with fsspec.open(path, "rb") as handle:
+        return Image.open(io.BytesIO(handle.read()))
 
 
 def decode_image(value, resolution: int, channels: int) -> torch.Tensor:
@@ -90,7 +197,7 @@ def decode_image(value, resolution: int, channels: int) -> torch.Tensor:
     elif isinstance(value, dict) and value.get("bytes") is not None:
         img = Image.open(io.BytesIO(value["bytes"]))
     elif isinstance(value, dict) and value.get("path"):
-        img = Image.open(value["path"])
+        img = open_image_path(value["path"])
     else:
         raise OSError(f"not an image value: {type(value).__name__}")
     img.load()
@@ -137,4 +244,5 @@ class ImageCollator:
         return torch.stack(images)
 
 
-__all__ = ["ImageCollator", "check_resolution", "decode_image", "load_image_dataset"]
+__all__ = ["IMAGE_COLUMN", "ImageCollator", "check_parquet_shards", "check_resolution", "decode_image",
+           "hub_offline", "hub_snapshot", "load_image_dataset", "open_image_path", "pick_image_column"]

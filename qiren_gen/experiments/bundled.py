@@ -237,7 +237,7 @@ def stage1_config(cfg: BundleConfig, data: Path):
         latent_dim=cfg.latent_dim, encoding="auto_decode", flip_augment=True, encode_steps=cfg.encode_steps,
         latent_learning_rate=cfg.latent_learning_rate, latent_l2=cfg.latent_l2, max_train_steps=cfg.stage1_steps,
         train_batch_size=cfg.stage1_batch_size, learning_rate=cfg.stage1_learning_rate, checkpointing_steps=250,
-        logging_steps=50, seed=cfg.seed, resume_from_checkpoint="latest",
+        logging_steps=50, seed=cfg.seed, resume_from_checkpoint="latest", table_eval_images=None,
     )
 
 

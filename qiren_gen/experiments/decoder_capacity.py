@@ -131,7 +131,7 @@ def run_capacity_sweep(work_dir: Path, docs_dir: Path, families: list[str], late
                 output_dir=str(out), train_data_dir=str(data), resolution=25, latent_dim=k, encoding="auto_decode",
                 flip_augment=True, encode_steps=encode_steps, max_train_steps=run_steps, train_batch_size=16,
                 checkpointing_steps=max(run_steps // 4, 1), checkpoints_total_limit=1, logging_steps=50, seed=seed,
-                resume_from_checkpoint="latest", **family.settings)
+                resume_from_checkpoint="latest", table_eval_images=None, **family.settings)
             done = out / "train_summary.json"
             summary = json.loads(done.read_text()) if done.is_file() else None
             if report_only and (summary is None or summary["steps"] != run_steps):

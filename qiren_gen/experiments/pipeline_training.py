@@ -55,69 +55,95 @@ def image_channels(value) -> int:
 
 @dataclass
 class TrainingData:
-    """The training split (a ``datasets`` dataset for stage 1), decoded tensors for encoding, and the held-out images."""
+    """The training split (map-style rows past the held-out ones, memory-mapped; or the rest of a stream), and the
+    only decoded images: the held-out ones and a fixed subset of training images for the before / after PSNR."""
 
     train: object
-    images: torch.Tensor
     heldout: torch.Tensor
+    eval_train: torch.Tensor
     channels: int
     skipped: int
     description: str
+    num_train: int | None
+    streamed: bool
 
 
-def load_training_data(args, resolution: int, channels: int | None, heldout: int) -> TrainingData:
-    """Load ``--dataset_name`` / ``--train_data_dir``; hold out the first ``heldout`` readable images.
+HEAD_SCAN_LIMIT = 1000
+"""Images read from the start of the data at most to find the held-out and evaluation images."""
 
-    Raises ``ValueError`` for no image column, no readable image, or too few images to hold some out; corrupt images
-    are skipped and counted. ``channels=None`` takes the data's own (gray or RGB, from the first readable image).
+
+def load_training_data(args, resolution: int, channels: int | None, heldout: int, eval_images: int = 16
+                       ) -> TrainingData:
+    """Load ``--dataset_name`` / ``--train_data_dir``; hold out the first ``heldout`` readable images and decode the
+    first ``eval_images`` readable training images; nothing else is read or decoded here.
+
+    Raises ``ValueError`` for no image column, no readable image at the start of the data, or too few images to hold
+    some out. ``channels=None`` takes the data's own (gray or RGB, from the first readable image).
     """
-    from ..data.datasets import ImageCollator, load_image_dataset
+    import itertools
+
+    from ..data.datasets import IMAGE_COLUMN, ImageCollator, load_image_dataset
 
     folder = Path(args.train_data_dir) if args.train_data_dir else None
     if folder is not None and folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
         raise ValueError(f"zero images: the folder '{args.train_data_dir}' holds no files")
     ds = load_image_dataset(args.dataset_name, args.train_data_dir, args.split, args.image_column, args.streaming,
                             args.cache_dir, args.max_train_samples)
-    examples = list(ds)  # one pass (a stream is read once here; stage 1 re-reads the training part)
-    detected = None
-    for ex in examples:
-        try:
-            detected = image_channels(ex[args.image_column])
+    streamed = not hasattr(ds, "__len__")
+    rows = iter(ds) if streamed else (ds[i] for i in range(len(ds)))
+    held, evals, skipped, consumed, detected = [], [], 0, 0, channels
+    for example in itertools.islice(rows, HEAD_SCAN_LIMIT):
+        value = example[IMAGE_COLUMN]
+        if detected is None:
+            try:
+                detected = image_channels(value)
+            except (OSError, ValueError, SyntaxError, KeyError):
+                pass
+        image = _decoded(value, resolution, detected or 1)
+        if len(held) < heldout:
+            consumed += 1
+        if image is None:
+            skipped += 1
+        elif len(held) < heldout:
+            held.append(image)
+        else:
+            evals.append(image)
+        if len(held) >= heldout and len(evals) >= max(eval_images, 2):
             break
-        except (OSError, ValueError, SyntaxError, KeyError):
-            continue
-    channels = channels or detected or 1
-    collate = ImageCollator(args.image_column, resolution, channels)
-    kept = [ex for ex in examples if _readable(ex[args.image_column], resolution, channels)]
-    skipped = len(examples) - len(kept)
-    if not kept:
-        raise ValueError(f"no readable image in the dataset ({len(examples)} example(s), {skipped} unreadable)")
-    if heldout and len(kept) < heldout + 2:
-        raise ValueError(f"only {len(kept)} readable image(s): need at least {heldout + 2} to hold {heldout} out "
-                         "(lower --validation_images)")
-    held, train = kept[:heldout], kept[heldout:]
-    import datasets
-
-    train_ds = datasets.Dataset.from_list(train, features=ds.features) if ds.features is not None else train
+    channels = detected or 1
+    if not held and not evals:
+        raise ValueError(f"no readable image in the dataset (the first {consumed + skipped} example(s) unreadable)")
+    if heldout and len(held) + len(evals) < heldout + 2:
+        raise ValueError(f"only {len(held) + len(evals)} readable image(s): need at least {heldout + 2} to hold "
+                         f"{heldout} out (lower --validation_images)")
+    empty = torch.empty(0, channels, resolution, resolution)
+    if streamed:
+        train = ds.skip(consumed) if consumed else ds
+        num_train = None if args.max_train_samples is None else args.max_train_samples - consumed
+    else:
+        train = ds.select(range(consumed, len(ds))) if consumed else ds  # contiguous: no copy
+        num_train = len(train)
     source = args.dataset_name or args.train_data_dir
-    return TrainingData(train=train_ds, images=collate(train), heldout=collate(held) if held else collate([]),
-                        channels=channels, skipped=skipped,
-                        description=f"`{source}` (split `{args.split}`, column `{args.image_column}`)")
+    return TrainingData(train=train, heldout=torch.stack(held) if held else empty,
+                        eval_train=torch.stack(evals[:eval_images]) if evals[:eval_images] else empty,
+                        channels=channels, skipped=skipped, num_train=num_train, streamed=streamed,
+                        description=f"`{source}` (split `{args.split}`)")
 
 
-def _readable(value, resolution: int, channels: int) -> bool:
-    """Whether one image decodes (the count of the others is reported once, not as a warning per image)."""
+def _decoded(value, resolution: int, channels: int) -> torch.Tensor | None:
+    """One decoded image, or None when unreadable (the count of those is reported once, not per image)."""
     from ..data.datasets import decode_image
 
     try:
-        decode_image(value, resolution, channels)
+        return decode_image(value, resolution, channels)
     except (OSError, ValueError, SyntaxError):
-        return False
-    return True
+        return None
 
 
-def reconstruction_psnr(decoder, modulator, images: torch.Tensor, batch_size: int = 32) -> float | None:
-    """Mean PSNR (dB, images in [-1, 1]) of ``images`` encoded and decoded at their own size; None if no images."""
+def reconstruction_psnr(decoder, modulator, images: torch.Tensor, batch_size: int = 32,
+                        steps: int | None = None) -> float | None:
+    """Mean PSNR (dB, images in [-1, 1]) of ``images`` encoded (``steps``: the modulator's default) and decoded at
+    their own size; None if no images."""
     from ..functa import decode_latents, encode_images, psnr
 
     if images.shape[0] == 0:
@@ -125,7 +151,7 @@ def reconstruction_psnr(decoder, modulator, images: torch.Tensor, batch_size: in
     values = []
     for start in range(0, images.shape[0], batch_size):
         batch = images[start : start + batch_size].to(next(decoder.parameters()).device)
-        z = encode_images(decoder, modulator, batch)
+        z = encode_images(decoder, modulator, batch, steps=steps)
         with torch.no_grad():
             rec = decode_latents(decoder, modulator, z, batch.shape[-2], batch.shape[-1])
         values.append(psnr((rec - batch).square().mean(dim=(1, 2, 3))).cpu())
@@ -150,6 +176,7 @@ class Validator:
     accelerator: object
     seed: int = 0
     num_samples: int = 16
+    encode_steps: int | None = None
     records: list = field(default_factory=list)
 
     def _log(self, record: dict) -> None:
@@ -171,8 +198,9 @@ class Validator:
             return
         record = {"stage": "stage1", "step": step}
         if self.heldout.shape[0]:
-            record["heldout_psnr"] = reconstruction_psnr(decoder, modulator, self.heldout)
-            z = encode_images(decoder, modulator, self.heldout.to(next(decoder.parameters()).device))
+            record["heldout_psnr"] = reconstruction_psnr(decoder, modulator, self.heldout, steps=self.encode_steps)
+            z = encode_images(decoder, modulator, self.heldout.to(next(decoder.parameters()).device),
+                              steps=self.encode_steps)
             with torch.no_grad():
                 rec = decode_latents(decoder, modulator, z, *self.heldout.shape[-2:]).cpu()
             tiles = _to_pil(torch.cat([self.heldout, rec]))
@@ -220,11 +248,13 @@ def setup_trackers(report_to: str, out: Path) -> tuple[str | None, str | None]:
 def model_card_sections(source: str, data: TrainingData, resolution: int, stage1: dict, prior: dict,
                         psnr: dict, command: str, previous: dict[str, str]) -> dict[str, str]:
     """Training / Quality / Limitations sections of a pipeline made by ``train_pipeline``."""
-    n_train, n_held = data.images.shape[0], data.heldout.shape[0]
+    n_train = "streamed" if data.num_train is None else data.num_train
+    n_held = data.heldout.shape[0]
     kind = "grayscale" if data.channels == 1 else "RGB"
     start = f"the pretrained pipeline `{source}`" if source else "scratch (decoder built from the flags)"
     training = f"""Made by `scripts/train_pipeline.py` from {start} on {data.description}: {n_train} training
-images and {n_held} held out ({data.skipped} unreadable skipped), {kind}, {resolution}x{resolution}.
+images and {n_held} held out ({psnr.get('skipped', data.skipped)} unreadable met and skipped), {kind},
+{resolution}x{resolution}.
 
 1. Stage 1 (decoder + modulator): {stage1['steps']} steps of batch {stage1['batch_size']}, Adam
    {stage1['learning_rate']}, {stage1['algorithm']}.
@@ -239,11 +269,12 @@ images and {n_held} held out ({data.skipped} unreadable skipped), {kind}, {resol
     def fmt(v):
         return "n/a" if v is None else f"{v:.2f} dB"
 
-    quality = f"""Reconstruction PSNR (encode + decode at {resolution}x{resolution}, images in [-1, 1]):
+    quality = f"""Reconstruction PSNR (encode + decode at {resolution}x{resolution}, images in [-1, 1]; a fixed subset, so the cost
+does not grow with the data):
 
 | images | before | after |
 |---|---:|---:|
-| training images ({min(n_train, psnr['train_count'])}) | {fmt(psnr['train_before'])} | {fmt(psnr['train_after'])} |
+| the first {psnr['train_count']} training images | {fmt(psnr['train_before'])} | {fmt(psnr['train_after'])} |
 | held-out images ({n_held}) | {fmt(psnr['heldout_before'])} | {fmt(psnr['heldout_after'])} |
 
 No FID was measured by the training script: run `qiren-gen evaluate --pipeline THIS_FOLDER --reference DATA`.

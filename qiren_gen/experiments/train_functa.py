@@ -24,8 +24,11 @@ def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset_name", help="Hugging Face Hub dataset id (e.g. a FFHQ or CelebA-HQ copy)")
     data.add_argument("--train_data_dir", help="local image folder (loaded with the imagefolder builder)")
     data.add_argument("--split", default=defaults.split)
-    data.add_argument("--image_column", default=defaults.image_column)
+    data.add_argument("--image_column", default=defaults.image_column,
+                      help="default: 'image', else the dataset's one image-typed column")
     data.add_argument("--streaming", action="store_true", help="stream the dataset instead of downloading it")
+    data.add_argument("--shuffle_buffer_size", type=int, default=defaults.shuffle_buffer_size,
+                      help="streamed data: images shuffled in a buffer of this many (0: stream order)")
     data.add_argument("--cache_dir")
     data.add_argument("--max_train_samples", type=int)
     data.add_argument("--resolution", type=int, default=defaults.resolution, help="resize + centre-crop size")
@@ -74,14 +77,18 @@ def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
     train.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=defaults.mixed_precision)
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--logging_steps", type=int, default=defaults.logging_steps)
-    train.add_argument("--dataloader_num_workers", type=int, default=defaults.dataloader_num_workers)
+    train.add_argument("--dataloader_num_workers", type=int, default=defaults.dataloader_num_workers,
+                       help="processes decoding images (0: in the training process)")
+    train.add_argument("--synthesis_precision", choices=("auto", "fp32", "bf16"), default=defaults.synthesis_precision,
+                       help="synthesis layers of circuit/fourier-feature decoders (circuits stay fp32); auto: bf16 "
+                            "on CUDA")
 
 
 def config_from_args(args: argparse.Namespace, **overrides):
     """The ``FunctaTrainingConfig`` of parsed stage-1 options (``overrides`` win)."""
     from ..training.functa_trainer import FunctaTrainingConfig
 
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(FunctaTrainingConfig)}
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(FunctaTrainingConfig) if hasattr(args, f.name)}
     return FunctaTrainingConfig(**{**values, **overrides})
 
 

@@ -23,8 +23,10 @@ from .pipeline_training import (RUN_FILE, Validator, check_output_dir, load_trai
                                 reconstruction_psnr, setup_trackers)
 from .train_functa import add_stage1_arguments, config_from_args
 
-PSNR_IMAGES = 64
-"""Training images whose reconstruction PSNR is reported before and after (the first ones: cost stays bounded)."""
+LATENT_INITS = ("encode", "mean", "zero")
+"""How a fine-tuned auto-decoded table starts each image's latent (no pass over all images before the first step):
+``encode``: ``--latent_init_steps`` Adam steps on the image's first visit; ``mean``: the pretrained prior's mean
+latent; ``zero``: zeros."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,6 +53,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     val.add_argument("--validation_steps", type=int, default=100,
                      help="held-out PSNR (stage 1) / sample grid (stage 2) every this many steps, in samples/")
     val.add_argument("--validation_images", type=int, default=4, help="images held out of training for validation")
+    val.add_argument("--psnr_images", type=int, default=16,
+                     help="the first this many training images: their reconstruction PSNR before / after")
+    val.add_argument("--eval_encode_steps", type=int, default=None,
+                     help="encoding steps of the validation / before-after PSNR (default: the modulator's)")
+    p.add_argument("--latent_init", choices=LATENT_INITS, default="encode",
+                   help="fine-tuning an auto-decoded pipeline: where each training image's latent starts")
+    p.add_argument("--latent_init_steps", type=int, default=10,
+                   help="--latent_init encode: Adam steps on an image's first visit")
     val.add_argument("--report_to", default="none", help='"tensorboard" (Accelerate tracker) or "none"')
     hub = p.add_argument_group("Hub")
     hub.add_argument("--push_to_hub", action="store_true", help="upload OUTPUT_DIR's pipeline after it is saved")
@@ -64,8 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("validation_steps", "prior_max_train_steps", "prior_train_batch_size"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
-    if args.validation_images < 0:
-        p.error("--validation_images must be >= 0")
+    if args.validation_images < 0 or args.psnr_images < 0:
+        p.error("--validation_images and --psnr_images must be >= 0")
+    if args.latent_init_steps < 1 or (args.eval_encode_steps is not None and args.eval_encode_steps < 1):
+        p.error("--latent_init_steps and --eval_encode_steps must be >= 1")
     return args
 
 
@@ -118,37 +130,79 @@ def encoding_settings(modulator) -> tuple[dict, str]:
             "first-order meta-SGD (learned per-dimension inner step sizes)")
 
 
-def pretrained_table(decoder, modulator, data, args) -> torch.Tensor | None:
-    """Auto-decoding from a pretrained pipeline: the training images' (and mirrors') encodings start the latent table,
-    so fine-tuning begins at the pretrained fit. None otherwise (meta-SGD, or scratch)."""
-    from ..functa import encode_images
-
+def latent_start(modulator, prior, args) -> tuple[torch.Tensor | None, int]:
+    """Auto-decoding from a pretrained pipeline: ``(init_latents, first_visit_steps)`` per ``--latent_init``, all
+    cheap (nothing is encoded before the first step). ``(None, 0)`` otherwise (meta-SGD, scratch, or resuming: the
+    table comes from the checkpoint)."""
     from ..training.checkpointing import list_checkpoints
 
     if args.pretrained_model_name_or_path is None or getattr(modulator.config, "encoding", "") != "auto_decode":
-        return None
+        return None, 0
     if args.resume_from_checkpoint and list_checkpoints(Path(args.output_dir) / "stage1"):
-        return None  # the table comes from the checkpoint
-    images = torch.cat([data.images, data.images.flip(-1)]) if args.flip_augment else data.images
-    device = next(decoder.parameters()).device
-    return torch.cat([encode_images(decoder, modulator, images[i : i + 64].to(device))
-                      for i in range(0, images.shape[0], 64)])
+        return None, 0
+    dim = modulator.config.latent_dim
+    if args.latent_init == "mean" and prior is not None:
+        return prior.latent_mean.detach().float().cpu().clone(), 0
+    if args.latent_init == "encode":
+        return torch.zeros(dim), args.latent_init_steps
+    return torch.zeros(dim), 0
 
 
-def prior_latents(decoder, modulator, data, stage1_dir: Path, flip: bool, accelerator) -> torch.Tensor:
-    """The latents the prior learns: the auto-decoded table of stage 1, or every training image encoded (cached)."""
+def prior_latents(decoder, modulator, data, stage1_dir: Path, args, accelerator) -> torch.Tensor:
+    """The latents the prior learns: the rows of stage 1's auto-decoded table that trained, or (meta-SGD) every
+    training image encoded batch by batch (cached; the images are never all in memory)."""
     from safetensors.torch import load_file
 
-    from ..training.functa_trainer import LATENTS_FILE
-    from ..training.prior import encode_dataset
+    from ..training.functa_trainer import LATENTS_FILE, trained_rows
 
     if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
         accelerator.wait_for_everyone()  # the main process wrote the table at the end of stage 1
-        return load_file(str(stage1_dir / LATENTS_FILE))["latents"]
-    images = torch.cat([data.images, data.images.flip(-1)]) if flip else data.images
+        return trained_rows(load_file(str(stage1_dir / LATENTS_FILE)))
     with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache
-        return encode_dataset(decoder, modulator, images, stage1_dir.parent / "prior_training" / "latents.safetensors",
-                              progress=accelerator.is_local_main_process)
+        return encode_training_data(decoder, modulator, data, args,
+                                    stage1_dir.parent / "prior_training" / "latents.safetensors",
+                                    progress=accelerator.is_local_main_process)
+
+
+def encode_training_data(decoder, modulator, data, args, cache_file: Path, progress: bool = True) -> torch.Tensor:
+    """Meta-SGD latents of every training image (and mirror, with ``--flip_augment``), decoded and encoded per batch
+    of 64; cached in ``cache_file`` under a fingerprint of the models and the data's identity."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    from ..data.datasets import IMAGE_COLUMN, ImageCollator
+    from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream
+    from ..functa import encode_images
+    from ..training.prior import fingerprint
+
+    resolution = data.heldout.shape[-1] if data.heldout.numel() else args.resolution
+    key = "-".join([fingerprint(decoder, modulator), str(args.dataset_name or Path(args.train_data_dir).resolve()),
+                    args.split, str(data.num_train), str(resolution), str(data.channels), str(args.flip_augment)])
+    if cache_file.is_file():
+        with safe_open(str(cache_file), framework="pt") as f:
+            if (f.metadata() or {}).get("fingerprint") == key:
+                return f.get_tensor("latents")
+    source = IndexedStream(data.train, data.num_train) if data.streamed else IndexedImages(data.train)
+    loader = torch.utils.data.DataLoader(source, batch_size=64, num_workers=args.dataloader_num_workers,
+                                         collate_fn=IndexedCollator(ImageCollator(IMAGE_COLUMN, resolution,
+                                                                                  data.channels)))
+    device = next(decoder.parameters()).device
+    chunks = []
+    for images, _ in tqdm(loader, desc="encode", disable=not progress):
+        if images.shape[0]:
+            images = images.to(device)
+            chunks.append(encode_images(decoder, modulator, images).cpu())
+            if args.flip_augment:
+                chunks.append(encode_images(decoder, modulator, images.flip(-1)).cpu())
+    if not chunks:
+        raise ValueError("no readable training image to encode for the prior")
+    latents = torch.cat(chunks).float().contiguous()
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp")
+    save_file({"latents": latents}, str(tmp), metadata={"fingerprint": key})
+    tmp.replace(cache_file)  # atomic: a crash never leaves a half-written cache
+    return latents
 
 
 def stage_resume(resume: str | None, stage_dir: Path) -> str | None:
@@ -177,19 +231,20 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     start = load_starting_point(args)
     decoder, modulator, prior = start["decoder"], start["modulator"], start["prior"]
     resolution = args.resolution or (prior.config.sample_size if prior is not None else 32)
-    data = load_training_data(args, resolution, args.channels, args.validation_images)
+    data = load_training_data(args, resolution, args.channels, args.validation_images, args.psnr_images)
     decoder = match_channels(decoder, data.channels, args.adapt_output_channels)
     log_with, tracker_note = setup_trackers(args.report_to, out)
     accelerator = make_accelerator(args.mixed_precision, args.seed, log_with, str(out / "logs"))
     if tracker_note:
         accelerator.print(f"train_pipeline: {tracker_note}", file=sys.stderr)
     if data.skipped:
-        accelerator.print(f"train_pipeline: skipped {data.skipped} unreadable image(s) of {data.description}")
+        accelerator.print(f"train_pipeline: skipped {data.skipped} unreadable image(s) at the start of "
+                          f"{data.description}")
     set_seed(args.seed)
-    eval_images = data.images[:PSNR_IMAGES]
+    eval_images, steps = data.eval_train, args.eval_encode_steps
     psnr = {"train_count": eval_images.shape[0], "heldout_count": data.heldout.shape[0],
-            "train_before": reconstruction_psnr(decoder, modulator, eval_images),
-            "heldout_before": reconstruction_psnr(decoder, modulator, data.heldout)}
+            "train_before": reconstruction_psnr(decoder, modulator, eval_images, steps=steps),
+            "heldout_before": reconstruction_psnr(decoder, modulator, data.heldout, steps=steps)}
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / RUN_FILE).write_text(json.dumps(identity, indent=2))
@@ -197,7 +252,8 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     if log_with:
         accelerator.init_trackers("train_pipeline", config={k: v for k, v in vars(args).items()
                                                              if isinstance(v, (int, float, str, bool))})
-    validator = Validator(out, args.validation_steps, data.heldout, args.max_train_steps, accelerator, args.seed)
+    validator = Validator(out, args.validation_steps, data.heldout, args.max_train_steps, accelerator, args.seed,
+                          encode_steps=steps)
 
     # Stage 1: decoder + modulator (the pretrained modulator's encoding: meta-SGD or auto-decoding).
     from ..training.functa_trainer import train_functa
@@ -205,26 +261,27 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     keep, algorithm = encoding_settings(modulator)
     if args.pretrained_model_name_or_path is None:
         keep = {}  # scratch: the flags built the modulator
-    init_latents = pretrained_table(decoder, modulator, data, args)
-    stage1_began, stage1_cpu = time.perf_counter(), time.process_time()
+    init_latents, first_visit_steps = latent_start(modulator, prior, args)
+    stage1_began = time.perf_counter()
     cfg = config_from_args(args, output_dir=str(out / "stage1"), resolution=resolution, channels=data.channels,
-                           streaming=False, dataset_name=None, train_data_dir=None,
+                           streaming=data.streamed, dataset_name=None, train_data_dir=None,
                            resume_from_checkpoint=stage_resume(args.resume_from_checkpoint, out / "stage1"), **keep)
     stage1 = train_functa(cfg, accelerator=accelerator, init_models=(decoder, modulator), dataset=data.train,
                           on_step=lambda step, _: validator.stage1(decoder, modulator, step),
-                          init_latents=init_latents)
+                          init_latents=init_latents, first_visit_steps=first_visit_steps,
+                          stream_capacity=data.num_train)
     accelerator.free_memory()  # stage 2 registers its own objects for save_state / load_state
-    stage1_s, stage1_cpu = time.perf_counter() - stage1_began, time.process_time() - stage1_cpu
+    stage1_s = time.perf_counter() - stage1_began
     decoder.eval()
     modulator.eval()
     if stage1["steps"] % args.validation_steps:  # the end of stage 1 is always validated once
         validator.stage1(decoder, modulator, stage1["steps"], final=True)
-    psnr["train_after"] = reconstruction_psnr(decoder, modulator, eval_images)
-    psnr["heldout_after"] = reconstruction_psnr(decoder, modulator, data.heldout)
+    psnr["train_after"] = reconstruction_psnr(decoder, modulator, eval_images, steps=steps)
+    psnr["heldout_after"] = reconstruction_psnr(decoder, modulator, data.heldout, steps=steps)
 
     # Stage 2: the prior over the training images' latents.
     prior_dir = out / "prior_training"
-    latents = prior_latents(decoder, modulator, data, out / "stage1", args.flip_augment, accelerator)
+    latents = prior_latents(decoder, modulator, data, out / "stage1", args, accelerator)
     if prior is None:
         denoiser = LatentDenoiser(latent_dim=modulator.config.latent_dim, hidden_dim=args.prior_hidden_dim,
                                   num_blocks=args.prior_num_blocks, dropout=args.prior_dropout,
@@ -253,11 +310,13 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     if result["global_step"] % args.validation_steps and result["losses"]:
         validator.prior(current_pipeline, result["global_step"], result["losses"][-1], final=True)
     summary = {"output_dir": str(out), "stage1_steps": stage1["steps"], "prior_steps": result["global_step"],
-               "num_train_images": int(data.images.shape[0]), "num_heldout_images": int(data.heldout.shape[0]),
-               "skipped_images": data.skipped, "psnr": psnr, "validation": validator.records,
+               "num_train_images": data.num_train, "num_heldout_images": int(data.heldout.shape[0]),
+               "skipped_images": data.skipped, "unreadable_met_in_stage1": stage1["skipped_images"],
+               "prior_latents": int(latents.shape[0]), "psnr": psnr, "validation": validator.records,
                "seconds": {"stage1": stage1_s, "prior": time.perf_counter() - prior_began,
                            "median_stage1_step": stage1["median_step_seconds"],
-                           "stage1_cpu_per_step": stage1_cpu / max(1, len(stage1["history"]))}}
+                           "stage1_cpu_per_step": stage1["median_step_cpu_seconds"],
+                           "median_stage1_data_wait": stage1["median_data_wait_seconds"]}}
     if accelerator.is_main_process:
         pipe = QirenGenerationPipeline(decoder.to("cpu"), modulator.to("cpu"), denoiser.to("cpu").eval(), sampler)
         pipe.model_card_sections = model_card_sections(
@@ -307,6 +366,5 @@ def main(argv: list[str] | None = None) -> int:
     return run_reporting_errors("train_pipeline", lambda: train_pipeline(args, command))[0]
 
 
-__all__ = ["encoding_settings", "load_starting_point", "main", "match_channels", "parse_args", "prior_latents",
-           "report_psnr",
-           "train_pipeline"]
+__all__ = ["LATENT_INITS", "encode_training_data", "encoding_settings", "latent_start", "load_starting_point", "main",
+           "match_channels", "parse_args", "prior_latents", "report_psnr", "train_pipeline"]

@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--train_data_dir", help="local image folder (datasets 'imagefolder' layout)")
     src.add_argument("--dataset_name", help="Hugging Face dataset id")
     p.add_argument("--split", default="train")
-    p.add_argument("--image_column", default="image")
+    p.add_argument("--image_column", default=None, help="default: 'image', else the one image-typed column")
     p.add_argument("--resolution", type=int, required=True, help="square image size the images are resized to")
     p.add_argument("--max_train_samples", type=int, default=None)
     p.add_argument("--flip_augment", action="store_true", help="also encode horizontally flipped images")
@@ -76,11 +76,11 @@ def load_stage1(folder: str | Path):
 
 def load_images(args: argparse.Namespace, channels: int, resolution: int) -> torch.Tensor:
     """All training images as ``(N, C, R, R)`` in [-1, 1] (plus mirror images with ``--flip_augment``)."""
-    from ..data.datasets import ImageCollator, load_image_dataset
+    from ..data.datasets import IMAGE_COLUMN, ImageCollator, load_image_dataset
 
     ds = load_image_dataset(dataset_name=args.dataset_name, data_dir=args.train_data_dir, split=args.split,
                             image_column=args.image_column, max_samples=args.max_train_samples)
-    images = ImageCollator(args.image_column, resolution, channels)([ex for ex in ds])
+    images = ImageCollator(IMAGE_COLUMN, resolution, channels)([ex for ex in ds])
     if images.shape[0] < 2:
         raise ValueError(f"need at least 2 readable images to train a prior, got {images.shape[0]}")
     if args.flip_augment:
@@ -92,12 +92,12 @@ def load_stage1_latents(folder: str | Path, latent_dim: int) -> torch.Tensor:
     """The auto-decoded training latents ``(N, latent_dim)`` a stage-1 run saved (``LATENTS_FILE``)."""
     from safetensors.torch import load_file
 
-    from ..training.functa_trainer import LATENTS_FILE
+    from ..training.functa_trainer import LATENTS_FILE, trained_rows
 
     path = Path(folder) / LATENTS_FILE
     if not path.is_file():
         raise OSError(f"no {LATENTS_FILE} in '{folder}' (stage 1 saves it only with --encoding auto_decode)")
-    latents = load_file(str(path)).get("latents")
+    latents = trained_rows(load_file(str(path)))
     if latents is None or latents.ndim != 2 or latents.shape[1] != latent_dim or latents.shape[0] < 2:
         raise ValueError(f"'{path}' must hold 'latents' of shape (N >= 2, {latent_dim}), got "
                          f"{None if latents is None else tuple(latents.shape)}")

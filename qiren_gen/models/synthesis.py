@@ -18,6 +18,7 @@ unit norm).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -60,6 +61,8 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         reference_size: int = 16,
     ) -> None:
         super().__init__()
+        self.synthesis_dtype: torch.dtype | None = None
+        """Autocast dtype of the synthesis layers (a runtime setting, not config: bfloat16 on CUDA when training)."""
         _check_choice("features", features, FEATURES)
         _check_choice("modulation", modulation, SYNTHESIS_MODULATIONS)
         for name, value, low in (("in_features", in_features, 1), ("out_channels", out_channels, 1),
@@ -157,14 +160,19 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         """Signal values ``(B, P, out_channels)``; pass ``stats`` (from :meth:`reference_statistics`) to reuse them."""
         shared = isinstance(coords, torch.Tensor) and coords.ndim == 2
         checked, modulations = decoder_inputs(self, coords, modulations)
-        h = self.coordinate_features(checked[0] if shared else checked, stats)  # (P, F) shared or (B, P, F)
-        offset = 0
-        for linear in self.linears:
-            size = self._layer_modulation_size(linear)
-            m = modulations[:, offset : offset + size]
-            offset += size
-            h = torch.relu(self._modulated_linear(linear, h, m))
-        return self.output(h)
+        device_type = modulations.device.type
+        with torch.autocast(device_type, enabled=False):  # the circuits (or Fourier features) stay fp32
+            h = self.coordinate_features(checked[0] if shared else checked, stats)  # (P, F) shared or (B, P, F)
+        dtype = self.synthesis_dtype  # None: whatever autocast the caller runs under (none: fp32)
+        with torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
+            offset = 0
+            for linear in self.linears:
+                size = self._layer_modulation_size(linear)
+                m = modulations[:, offset : offset + size]
+                offset += size
+                h = torch.relu(self._modulated_linear(linear, h, m))
+            out = self.output(h)
+        return out.float() if dtype is not None else out
 
     def _layer_modulation_size(self, linear: nn.Linear) -> int:
         mode = self.config.modulation

@@ -5,7 +5,10 @@ steps (``inner_loop``); the outer loss is the MSE of the renders at those latent
 modulator and step sizes. ``encoding="auto_decode"``: every training image owns a latent (a row of a
 :class:`LatentTable`, trained with Adam jointly with the decoder, plus ``latent_l2 * ||z||^2``); new images are
 encoded later by fitting their latent with the decoder frozen (``qiren_gen.functa.encode_images``). The table is
-checkpointed with the models and saved as ``output_dir/latents.safetensors`` for the prior.
+checkpointed with the models and saved as ``output_dir/latents.safetensors`` for the prior, with a ``visited`` mask
+(rows that trained at least once). Images are decoded per batch in the DataLoader (``dataloader_num_workers``): a
+map-style dataset stays memory-mapped, a stream stays a stream (index = stream position, see
+``qiren_gen.data.indexed``); only the latent table and its Adam state grow with the number of images.
 Data parallel: every process takes its own shard of the batch; gradients are summed over processes and divided by
 the global number of images (an exact global-batch mean, also when a rank had to drop corrupt images), so every
 rank applies the same update and parameters stay identical (checked at the end).
@@ -23,15 +26,16 @@ from typing import Any, Callable
 
 import torch
 
-from ..data.datasets import ImageCollator, check_resolution, load_image_dataset
+from ..data.datasets import IMAGE_COLUMN, ImageCollator, check_resolution, load_image_dataset
 from ..data.grids import image_grid
-from ..functa import inner_loop, per_image_mse, psnr
+from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream, loader_options
+from ..functa import encode_images, inner_loop, per_image_mse, psnr
 from ..models.modulated import ENCODINGS, LatentModulator, ModulatedQIREN, ModulatedSIREN
 from ..models.synthesis import FeatureSynthesisDecoder
 from ..models.wide import ModulatedWideQIREN
 from .checkpointing import (check_compatible, load_checkpoint_models, read_training_state,
                             resolve_resume_checkpoint, save_checkpoint)
-from .launch import make_accelerator
+from .launch import make_accelerator, synthesis_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +55,9 @@ class FunctaTrainingConfig:
     dataset_name: str | None = None
     train_data_dir: str | None = None
     split: str = "train"
-    image_column: str = "image"
+    image_column: str | None = None
     streaming: bool = False
+    shuffle_buffer_size: int = 1000
     cache_dir: str | None = None
     max_train_samples: int | None = None
     resolution: int = 16
@@ -91,6 +96,8 @@ class FunctaTrainingConfig:
     seed: int = 0
     logging_steps: int = 10
     dataloader_num_workers: int = 0
+    table_eval_images: int | None = 64
+    synthesis_precision: str = "auto"
 
     def validate(self) -> None:
         """Raise ``ValueError`` for settings that cannot train."""
@@ -108,8 +115,10 @@ class FunctaTrainingConfig:
             raise ValueError(f"inner_steps must be >= 1, got {self.inner_steps}")
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
-        if self.encoding == "auto_decode" and self.streaming:
-            raise ValueError("encoding 'auto_decode' needs a fixed set of images (one latent each): not streaming")
+        if self.dataloader_num_workers < 0 or self.shuffle_buffer_size < 0:
+            raise ValueError("dataloader_num_workers and shuffle_buffer_size must be >= 0")
+        if self.synthesis_precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"synthesis_precision must be auto, fp32 or bf16, got {self.synthesis_precision!r}")
         if not self.latent_learning_rate > 0 or not self.latent_l2 >= 0 or self.encode_steps < 1:
             raise ValueError("need latent_learning_rate > 0, latent_l2 >= 0 and encode_steps >= 1")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
@@ -157,43 +166,13 @@ def build_models(cfg: FunctaTrainingConfig) -> tuple[torch.nn.Module, LatentModu
 
 
 class LatentTable(torch.nn.Module):
-    """One trainable latent per training image (auto-decoding): ``latents (N, latent_dim)``, small random init."""
+    """One trainable latent per training image (auto-decoding): ``latents (N, latent_dim)``, small random init, and
+    ``visited (N,)``: the rows trained at least once (the prior learns those only)."""
 
     def __init__(self, n_items: int, latent_dim: int) -> None:
         super().__init__()
         self.latents = torch.nn.Parameter(torch.randn(n_items, latent_dim) * 0.01)
-
-
-class IndexedImages(torch.utils.data.Dataset):
-    """Dataset items with their index; with ``flip``, items ``N..2N-1`` are the mirror images of ``0..N-1``."""
-
-    def __init__(self, dataset, flip: bool = False) -> None:
-        self.dataset, self.flip = dataset, flip
-
-    def __len__(self) -> int:
-        return len(self.dataset) * (2 if self.flip else 1)
-
-    def __getitem__(self, i: int) -> dict:
-        n = len(self.dataset)
-        return {"example": self.dataset[i % n], "index": i, "flip": i >= n}
-
-
-class IndexedCollator:
-    """``(images (B, C, R, R), indices (B,))`` from :class:`IndexedImages` items; unreadable images are skipped."""
-
-    def __init__(self, collate: ImageCollator) -> None:
-        self.collate = collate
-
-    def __call__(self, items: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-        images, indices = [], []
-        for item in items:
-            image = self.collate([item["example"]])
-            if image.shape[0]:
-                images.append(image.flip(-1) if item["flip"] else image)
-                indices.append(item["index"])
-        if not images:
-            return self.collate([]), torch.zeros(0, dtype=torch.long)
-        return torch.cat(images), torch.tensor(indices, dtype=torch.long)
+        self.register_buffer("visited", torch.zeros(n_items, dtype=torch.bool))
 
 
 def model_signature(decoder, modulator) -> dict[str, Any]:
@@ -236,33 +215,61 @@ LATENTS_FILE = "latents.safetensors"
 """Auto-decoded training latents (key ``latents``, one row per training item) saved next to decoder/ and modulator/."""
 
 
+def head_items(source, count: int | None) -> list[dict]:
+    """The indexed items of the first ``count`` images of ``source`` (all when None), mirrors included: a fixed,
+    cheap evaluation subset (a stream is read from its start, not shuffled)."""
+    if isinstance(source, IndexedImages):
+        n = len(source.dataset)
+        rows = list(range(n if count is None else min(count, n)))
+        return [source[i] for i in rows] + ([source[n + i] for i in rows] if source.flip else [])
+    head = IndexedStream(source.stream, source.capacity if count is None else min(count, source.capacity or count))
+    items = list(head)
+    if source.flip:
+        items += [{**item, "index": source.capacity + item["index"], "flip": True} for item in items]
+    return items
+
+
 @torch.no_grad()
-def table_psnr(decoder, modulator, latents: torch.Tensor, dataset: IndexedImages, collate: ImageCollator,
+def table_psnr(decoder, modulator, latents: torch.Tensor, source, collate: ImageCollator,
                cfg: FunctaTrainingConfig, coords: torch.Tensor) -> dict[str, float]:
-    """Mean reconstruction PSNR of every training item at its learned latent (mirrors, if any, separately)."""
-    values = []
-    for start in range(0, len(dataset), 32):
-        images, indices = IndexedCollator(collate)([dataset[i] for i in range(start, min(start + 32, len(dataset)))])
+    """Mean reconstruction PSNR of the first ``cfg.table_eval_images`` training items at their learned latents
+    (mirrors, if any, separately): a fixed subset, so the cost does not grow with the dataset."""
+    items = head_items(source, cfg.table_eval_images)
+    values, mirrored = [], []
+    for start in range(0, len(items), 32):
+        chunk = items[start : start + 32]
+        images, indices = IndexedCollator(collate)(chunk)
         if not images.shape[0]:
             continue
         targets = images.to(coords.device).permute(0, 2, 3, 1).reshape(images.shape[0], -1, cfg.channels)
         values.append(psnr(per_image_mse(decoder, modulator, latents[indices.to(coords.device)], coords, targets)))
-    values = torch.cat(values)
-    n = len(dataset.dataset)
-    return {"train_psnr_all": values[:n].mean().item(),
-            **({"train_psnr_all_mirrors": values[n:].mean().item()} if dataset.flip else {})}
+        flips = {item["index"] for item in chunk if item["flip"]}
+        mirrored.append(torch.tensor([int(i) in flips for i in indices.tolist()], dtype=torch.bool))
+    if not values:
+        return {}
+    values, mirrored = torch.cat(values).cpu(), torch.cat(mirrored)
+    plain = values[~mirrored]
+    key = "train_psnr_all" if cfg.table_eval_images is None else "train_psnr"
+    out = {key: plain.mean().item(), "train_psnr_images": int(plain.numel())}
+    if mirrored.any():
+        out[f"{key}_mirrors"] = values[mirrored].mean().item()
+    return out
 
 
 def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple | None = None, dataset=None,
                  on_step: Callable[[int, dict[str, float]], None] | None = None,
-                 init_latents: torch.Tensor | None = None) -> dict[str, Any]:
+                 init_latents: torch.Tensor | None = None, first_visit_steps: int = 0,
+                 stream_capacity: int | None = None) -> dict[str, Any]:
     """Run (or resume) a functa training; returns the summary also written to ``output_dir/train_summary.json``.
 
     Fine-tuning passes ``init_models`` (a pretrained ``(decoder, modulator)``, used instead of ``build_models(cfg)``), a
     ready ``dataset`` (else loaded from ``cfg``) and its own ``accelerator`` (then not ended here, so a second stage
     can use it); ``on_step(step, record)`` runs on every process after each step (validation hooks);
-    ``init_latents`` (auto-decoding) starts the latent table from given rows, e.g. the pretrained model's encodings
-    of the training items, instead of near zero (which would first pull a pretrained decoder towards the mean image).
+    ``init_latents`` (auto-decoding) starts the latent table from given rows ``(N, latent_dim)`` or one row for all
+    (e.g. the pretrained prior's mean latent) instead of near zero; ``first_visit_steps > 0`` instead encodes each
+    image with that many Adam steps (decoder frozen) the first time its batch comes, so nothing runs over all
+    images before the first step. A stream's latent table has ``stream_capacity`` rows (default
+    ``cfg.max_train_samples``), its mirrors as many again.
     """
     from accelerate.utils import set_seed
     from diffusers.optimization import get_scheduler
@@ -287,14 +294,22 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
             cfg.dataset_name, cfg.train_data_dir, cfg.split, cfg.image_column, cfg.streaming, cfg.cache_dir,
             cfg.max_train_samples,
         )
-    collate = ImageCollator(cfg.image_column, cfg.resolution, cfg.channels)
-    indexed = auto or cfg.flip_augment
-    if indexed:
-        if cfg.streaming:
-            raise ValueError("flip_augment needs a fixed set of images: not streaming")
+    collate = ImageCollator(IMAGE_COLUMN, cfg.resolution, cfg.channels)
+    streamed = not hasattr(dataset, "__len__")
+    if streamed:
+        capacity = stream_capacity if stream_capacity is not None else cfg.max_train_samples
+        if capacity is None and (auto or cfg.flip_augment):
+            raise ValueError("auto-decoded latents or --flip_augment on a stream need --max_train_samples (the size "
+                             "of the latent table: one row per streamed image)")
+        dataset = IndexedStream(dataset, capacity, cfg.flip_augment, cfg.shuffle_buffer_size, cfg.seed)
+        n_items = None if capacity is None else capacity * (2 if cfg.flip_augment else 1)
+    else:
         dataset = IndexedImages(dataset, cfg.flip_augment)
-    table = LatentTable(len(dataset), cfg.latent_dim) if auto else None
+        n_items = len(dataset)
+    table = LatentTable(n_items, cfg.latent_dim) if auto else None
     if table is not None and init_latents is not None:
+        if init_latents.ndim == 1:
+            init_latents = init_latents[None].expand_as(table.latents)
         if tuple(init_latents.shape) != tuple(table.latents.shape):
             raise ValueError(f"init_latents must have shape {tuple(table.latents.shape)}, got {tuple(init_latents.shape)}")
         with torch.no_grad():
@@ -306,14 +321,15 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
         check_compatible(read_training_state(resume).get("model", {}), signature, resume)
     decoder.to(accelerator.device)
     modulator.to(accelerator.device)
+    if hasattr(decoder, "synthesis_dtype"):  # bf16 synthesis layers on CUDA; the circuits stay fp32
+        decoder.synthesis_dtype = synthesis_dtype(accelerator.device, cfg.synthesis_precision)
     if table is not None:
         table.to(accelerator.device)
-    n_images = None if cfg.streaming else len(dataset)
-    drop_last = n_images is not None and n_images >= cfg.train_batch_size * accelerator.num_processes
+    indexed_collate = IndexedCollator(collate)
+    drop_last = not streamed and len(dataset) >= cfg.train_batch_size * accelerator.num_processes
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.train_batch_size,
-        shuffle=not cfg.streaming, collate_fn=IndexedCollator(collate) if indexed else collate, drop_last=drop_last,
-        num_workers=cfg.dataloader_num_workers,
+        dataset, batch_size=cfg.train_batch_size, shuffle=not streamed, collate_fn=indexed_collate,
+        drop_last=drop_last, **loader_options(accelerator.device, cfg.dataloader_num_workers),
     )
     model_params = list(decoder.parameters()) + list(modulator.parameters())
     params = model_params + ([table.latents] if table is not None else [])
@@ -344,6 +360,8 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     progress = tqdm(total=cfg.max_train_steps, initial=global_step, disable=not accelerator.is_local_main_process,
                     desc="functa")
     step_seconds: list[float] = []
+    step_cpu: list[float] = []
+    wait_seconds: list[float] = []
     history: list[dict[str, float]] = []
 
     def checkpoint_state() -> dict[str, Any]:
@@ -355,17 +373,22 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
         resumed_mid_epoch = batch_in_epoch > 0  # a checkpoint at an epoch's last batch leaves nothing to skip to
         batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
         got_batch = False
+        waited = time.perf_counter()
         for batch in batches:
             got_batch = True
-            start = time.perf_counter()
-            images, indices = batch if indexed else (batch, None)
-            images = images.to(accelerator.device)
+            start, cpu_start = time.perf_counter(), time.process_time()
+            wait_seconds.append(start - waited)
+            images, indices = batch
+            images = images.to(accelerator.device, non_blocking=True)
+            if table is not None and first_visit_steps:
+                first_visit_encode(decoder, modulator, table, images, indices, first_visit_steps, accelerator)
             targets = images.permute(0, 2, 3, 1).reshape(images.shape[0], -1, cfg.channels)
             n_local = images.shape[0]
             with accelerator.autocast():
                 if n_local and table is not None:
                     stats = decoder.reference_statistics()
-                    latents = table.latents[indices.to(accelerator.device)]
+                    rows = indices.to(accelerator.device)
+                    latents = table.latents[rows]
                     mse = per_image_mse(decoder, modulator, latents, coords, targets, stats).float()
                     accelerator.backward(mse.sum() + cfg.latent_l2 * latents.float().square().sum())
                 elif n_local:
@@ -389,16 +412,19 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
             if accelerator.num_processes > 1:
                 sums = accelerator.reduce(sums, reduction="sum")
             loss, mean_psnr = (sums / max(total, 1)).tolist()
+            if table is not None:
+                mark_visited(table, indices, accelerator)
             global_step += 1
             batch_in_epoch += 1
             step_seconds.append(time.perf_counter() - start)
+            step_cpu.append(time.process_time() - cpu_start)
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4f}", psnr=f"{mean_psnr:.2f}")
             history.append({"step": global_step, "loss": loss, "psnr": mean_psnr})
             if accelerator.is_main_process and (global_step % cfg.logging_steps == 0 or global_step == 1):
                 with open(log_path, "a") as handle:
                     handle.write(json.dumps({"step": global_step, "loss": loss, "psnr": mean_psnr,
-                                             "seconds": step_seconds[-1], "skipped_images": collate.skipped}) + "\n")
+                                             "seconds": step_seconds[-1], "skipped_images": indexed_collate.skipped}) + "\n")
             if global_step % cfg.checkpointing_steps == 0 or global_step == cfg.max_train_steps:
                 save_checkpoint(accelerator, output_dir, global_step, checkpoint_state(), cfg.checkpoints_total_limit,
                                 models=models)
@@ -406,6 +432,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
                 on_step(global_step, history[-1])
             if global_step >= cfg.max_train_steps:
                 break
+            waited = time.perf_counter()
         else:
             epoch += 1
             batch_in_epoch = 0
@@ -422,15 +449,18 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
         "first_loss": history[0]["loss"] if history else None,
         "last_loss": history[-1]["loss"] if history else None,
         "last_psnr": history[-1]["psnr"] if history else None,
-        "median_step_seconds": sorted(step_seconds)[len(step_seconds) // 2] if step_seconds else None,
+        "median_step_seconds": _median(step_seconds),
+        "median_step_cpu_seconds": _median(step_cpu),
+        "median_data_wait_seconds": _median(wait_seconds),
         "max_rank_parameter_difference": rank_diff,
-        "skipped_images": collate.skipped,
+        "skipped_images": indexed_collate.skipped,
         "decoder_parameters": sum(p.numel() for p in decoder.parameters()),
         "modulator_parameters": sum(p.numel() for p in modulator.parameters()),
         "history": history,
     }
     if table is not None:
         summary.update(table_psnr(decoder, modulator, table.latents.detach(), dataset, collate, cfg, coords))
+        summary["visited_latents"] = int(table.visited.sum())
     if rank_diff != 0:
         logger.warning("parameters differ across processes by up to %g", rank_diff)
     if accelerator.is_main_process:
@@ -438,7 +468,8 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
         if table is not None:
             from safetensors.torch import save_file
 
-            save_file({"latents": table.latents.detach().to("cpu").contiguous()}, str(output_dir / LATENTS_FILE))
+            save_file({"latents": table.latents.detach().to("cpu").contiguous(),
+                       "visited": table.visited.to("cpu").contiguous()}, str(output_dir / LATENTS_FILE))
         (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     accelerator.wait_for_everyone()
     if owns_accelerator:
@@ -446,5 +477,50 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     return summary
 
 
-__all__ = ["DECODERS", "LATENTS_FILE", "FunctaTrainingConfig", "IndexedCollator", "IndexedImages", "LatentTable",
-           "build_decoder", "build_models", "model_signature", "table_psnr", "train_functa"]
+def trained_rows(saved: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """The rows of a saved latent table (``LATENTS_FILE``'s tensors) that trained at least once (all rows when the
+    file has no ``visited`` mask, or none is marked); None without ``latents``."""
+    latents, visited = saved.get("latents"), saved.get("visited")
+    if latents is None or visited is None or not visited.any() or visited.all():
+        return latents
+    return latents[visited.bool()]
+
+
+def _median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
+
+
+def _all_ranks(tensor: torch.Tensor, accelerator) -> torch.Tensor:
+    """``tensor`` (first dim may differ per rank) concatenated over processes (itself with one process)."""
+    if accelerator.num_processes == 1:
+        return tensor
+    return accelerator.gather(accelerator.pad_across_processes(tensor, dim=0, pad_index=-1))
+
+
+@torch.no_grad()
+def mark_visited(table: LatentTable, indices: torch.Tensor, accelerator) -> None:
+    """Mark the rows of this step's batch (every rank's) as trained."""
+    rows = _all_ranks(indices.to(table.visited.device), accelerator)
+    table.visited[rows[rows >= 0]] = True
+
+
+def first_visit_encode(decoder, modulator, table: LatentTable, images: torch.Tensor, indices: torch.Tensor,
+                       steps: int, accelerator) -> None:
+    """Encode the batch's never-seen images with ``steps`` Adam steps (decoder frozen) into their table rows, on
+    every rank alike (rows and latents are gathered)."""
+    rows = indices.to(table.visited.device)
+    new = ~table.visited[rows]
+    latents = encode_images(decoder, modulator, images[new], steps=steps) if new.any() else None
+    dim = table.latents.shape[1]
+    local = latents if latents is not None else torch.zeros(0, dim, device=table.latents.device)
+    mask_rows = _all_ranks(rows[new], accelerator)
+    gathered = _all_ranks(local.to(table.latents.dtype), accelerator)
+    keep = mask_rows >= 0
+    if keep.any():
+        with torch.no_grad():
+            table.latents[mask_rows[keep]] = gathered[keep]
+
+
+__all__ = ["DECODERS", "LATENTS_FILE", "FunctaTrainingConfig", "IndexedCollator", "IndexedImages", "IndexedStream",
+           "LatentTable", "build_decoder", "build_models", "first_visit_encode", "head_items", "mark_visited",
+           "model_signature", "table_psnr", "train_functa", "trained_rows"]

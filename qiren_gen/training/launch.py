@@ -37,4 +37,19 @@ def make_accelerator(mixed_precision: str = "no", seed: int = 0, log_with: str |
     return accelerator
 
 
-__all__ = ["make_accelerator"]
+def synthesis_dtype(device: torch.device | str, precision: str = "auto",
+                    bf16_supported: bool | None = None) -> torch.dtype | None:
+    """The autocast dtype of a decoder's synthesis layers (its circuits always run in fp32): ``auto`` is bfloat16 on
+    a CUDA device that supports it, else None (fp32); ``bf16`` forces it, ``fp32`` disables it."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if torch.device(device).type != "cuda":
+        return None
+    if bf16_supported is None:
+        bf16_supported = torch.cuda.is_bf16_supported()
+    return torch.bfloat16 if bf16_supported else None
+
+
+__all__ = ["make_accelerator", "synthesis_dtype"]
