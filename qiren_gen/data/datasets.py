@@ -108,6 +108,8 @@ def _load(path: str, folder: bool, split: str, streaming: bool, cache_dir: str |
                                          cache_dir=cache_dir), None
         return datasets.load_dataset(path, split=split, streaming=streaming, cache_dir=cache_dir), None
     except ValueError as err:
+        if "corresponds to no data" in str(err):  # datasets' words for a split of zero rows
+            raise ValueError(f"the dataset {source!r} (split {split!r}) is empty") from None
         if "split" in str(err).lower() or folder or Path(path).is_dir():
             raise ValueError(f"dataset {source!r}: {err}") from None
         return None, err

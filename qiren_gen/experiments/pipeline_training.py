@@ -66,6 +66,7 @@ class TrainingData:
     description: str
     num_train: int | None
     streamed: bool
+    resolution: int = 32
 
 
 HEAD_SCAN_LIMIT = 1000
@@ -127,6 +128,7 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
     return TrainingData(train=train, heldout=torch.stack(held) if held else empty,
                         eval_train=torch.stack(evals[:eval_images]) if evals[:eval_images] else empty,
                         channels=channels, skipped=skipped, num_train=num_train, streamed=streamed,
+                        resolution=resolution,
                         description=f"`{source}` (split `{args.split}`)")
 
 

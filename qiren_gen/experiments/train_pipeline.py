@@ -176,7 +176,7 @@ def encode_training_data(decoder, modulator, data, args, cache_file: Path, progr
     from ..functa import encode_images
     from ..training.prior import fingerprint
 
-    resolution = data.heldout.shape[-1] if data.heldout.numel() else args.resolution
+    resolution = data.resolution
     key = "-".join([fingerprint(decoder, modulator), str(args.dataset_name or Path(args.train_data_dir).resolve()),
                     args.split, str(data.num_train), str(resolution), str(data.channels), str(args.flip_augment)])
     if cache_file.is_file():
