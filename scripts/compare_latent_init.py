@@ -1,0 +1,21 @@
+#!/usr/bin/env python
+"""Fine-tune the bundled pipeline once per --latent_init (encode on first visit, prior mean, zero) on LFW faces and
+print the held-out reconstruction PSNR before / after of each, side by side.
+
+    nice -n 10 python scripts/compare_latent_init.py --work_dir /tmp/latent-init --steps 40
+
+Thin wrapper: the study lives in ``qiren_gen.experiments.latent_init``.
+"""
+import argparse
+
+from qiren_gen.experiments.latent_init import VARIANTS, compare_latent_inits
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work_dir", default="/tmp/qiren-latent-init")
+    p.add_argument("--pipeline", default="pipelines/qiren-lfw-faces")
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None)
+    a = p.parse_args()
+    compare_latent_inits(a.work_dir, a.pipeline, a.steps, a.batch_size, a.variants)
