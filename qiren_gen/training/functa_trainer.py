@@ -233,7 +233,8 @@ def head_items(source, count: int | None) -> list[dict]:
 def table_psnr(decoder, modulator, latents: torch.Tensor, source, collate: ImageCollator,
                cfg: FunctaTrainingConfig, coords: torch.Tensor) -> dict[str, float]:
     """Mean reconstruction PSNR of the first ``cfg.table_eval_images`` training items at their learned latents
-    (mirrors, if any, separately): a fixed subset, so the cost does not grow with the dataset."""
+    (mirrors, if any, separately): a fixed subset, so the cost does not grow with the dataset. Keys
+    ``train_psnr_all[_mirrors]`` when that subset is every image, else ``train_psnr[_mirrors]``."""
     items = head_items(source, cfg.table_eval_images)
     values, mirrored = [], []
     for start in range(0, len(items), 32):
@@ -249,7 +250,8 @@ def table_psnr(decoder, modulator, latents: torch.Tensor, source, collate: Image
         return {}
     values, mirrored = torch.cat(values).cpu(), torch.cat(mirrored)
     plain = values[~mirrored]
-    key = "train_psnr_all" if cfg.table_eval_images is None else "train_psnr"
+    total = len(source.dataset) if isinstance(source, IndexedImages) else source.capacity
+    key = "train_psnr_all" if total is not None and plain.numel() >= total else "train_psnr"  # all, or a subset
     out = {key: plain.mean().item(), "train_psnr_images": int(plain.numel())}
     if mirrored.any():
         out[f"{key}_mirrors"] = values[mirrored].mean().item()
