@@ -198,13 +198,15 @@ class Validator:
 
         if not self.accelerator.is_main_process or (step % self.every and not final):
             return
+        from ..functa import psnr
+
         record = {"stage": "stage1", "step": step}
         if self.heldout.shape[0]:
-            record["heldout_psnr"] = reconstruction_psnr(decoder, modulator, self.heldout, steps=self.encode_steps)
             z = encode_images(decoder, modulator, self.heldout.to(next(decoder.parameters()).device),
                               steps=self.encode_steps)
             with torch.no_grad():
                 rec = decode_latents(decoder, modulator, z, *self.heldout.shape[-2:]).cpu()
+            record["heldout_psnr"] = float(psnr((rec - self.heldout).square().mean(dim=(1, 2, 3))).mean())
             tiles = _to_pil(torch.cat([self.heldout, rec]))
             (self.out / "samples").mkdir(parents=True, exist_ok=True)
             make_image_grid(tiles, rows=2, cols=self.heldout.shape[0]).save(

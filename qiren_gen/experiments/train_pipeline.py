@@ -277,7 +277,9 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     if stage1["steps"] % args.validation_steps:  # the end of stage 1 is always validated once
         validator.stage1(decoder, modulator, stage1["steps"], final=True)
     psnr["train_after"] = reconstruction_psnr(decoder, modulator, eval_images, steps=steps)
-    psnr["heldout_after"] = reconstruction_psnr(decoder, modulator, data.heldout, steps=steps)
+    last = validator.records[-1] if validator.records else {}
+    psnr["heldout_after"] = (last["heldout_psnr"] if last.get("step") == stage1["steps"] and "heldout_psnr" in last
+                             else reconstruction_psnr(decoder, modulator, data.heldout, steps=steps))
 
     # Stage 2: the prior over the training images' latents.
     prior_dir = out / "prior_training"
