@@ -163,6 +163,15 @@ CLI_ROWS = [
     ("scripts/train_pipeline.py", "zero images (empty folder)",
      f"--pretrained_model_name_or_path pipe --train_data_dir emptydata --output_dir tplout {PIPE}",
      "zero images: the folder 'emptydata' holds no files"),
+    ("scripts/train_pipeline.py", "corrupt parquet shard (Hub layout)",
+     f"--pretrained_model_name_or_path pipe --dataset_name badshard --output_dir tplout {PIPE}",
+     "corrupt parquet shard"),
+    ("scripts/train_pipeline.py", "Hub-layout dataset with no image-typed column",
+     f"--pretrained_model_name_or_path pipe --dataset_name labelsonly --output_dir tplout {PIPE}",
+     "no image-typed column"),
+    ("scripts/train_pipeline.py", "unknown split",
+     f"--pretrained_model_name_or_path pipe --train_data_dir data --split validation --output_dir tplout {PIPE}",
+     "Unknown split"),
     ("scripts/train_pipeline.py", "only corrupt images",
      f"--pretrained_model_name_or_path pipe --train_data_dir corruptdata --output_dir tplout {PIPE}",
      "no readable image"),
@@ -253,6 +262,11 @@ def world(tmp_path_factory) -> Path:
     (w / "corruptdata" / "train").mkdir(parents=True)
     shutil.copy(w / "corrupt.png", w / "corruptdata" / "train" / "0.png")
     (w / "rgbdata" / "train").mkdir(parents=True)
+    import datasets
+
+    datasets.Dataset.from_dict({"label": [0, 1]}).to_parquet(str(w / "labelsonly" / "data" / "train-0.parquet"))
+    datasets.Dataset.from_dict({"label": [0, 1]}).to_parquet(str(w / "badshard" / "data" / "train-00000-of-00002.parquet"))
+    (w / "badshard" / "data" / "train-00001-of-00002.parquet").write_bytes(b"PAR1 truncated")
     for i in range(4):
         _png(w / "rgbdata" / "train" / f"{i}.png", np.random.default_rng(i).integers(0, 255, (8, 8, 3), dtype=np.uint8))
     torch.manual_seed(0)

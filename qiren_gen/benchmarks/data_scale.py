@@ -142,6 +142,8 @@ def benchmark_data_scale(work_dir: str | Path, sizes: tuple[int, ...] = (1000, 8
     torch.set_num_threads(1)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    saved = work_dir / "results.json"
+    previous = json.loads(saved.read_text())["runs"] if saved.is_file() else []
     results: dict = {"runs": [], "throughput": []}
     for n in sizes:
         data = make_parquet_set(work_dir / f"set-{n}", n)
@@ -150,8 +152,11 @@ def benchmark_data_scale(work_dir: str | Path, sizes: tuple[int, ...] = (1000, 8
         for mode in modes:
             for streaming in (False, True):
                 name = f"{mode}-{n}-{'streamed' if streaming else 'plain'}"
-                row = {"mode": mode, "images": n, "streaming": streaming,
-                       **run_trainer(data, work_dir / "runs" / name, n, streaming, mode == "finetune", steps)}
+                key = {"mode": mode, "images": n, "streaming": streaming, "steps": steps}
+                row = next((r for r in previous if all(r.get(k) == v for k, v in key.items())), None)
+                if row is None:  # runs of an interrupted benchmark are kept (same settings), the rest are run
+                    row = {**key, **run_trainer(data, work_dir / "runs" / name, n, streaming, mode == "finetune",
+                                                steps)}
                 results["runs"].append(row)
                 say(json.dumps(row))
                 (work_dir / "results.json").write_text(json.dumps(results, indent=2))

@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="the first this many training images: their reconstruction PSNR before / after")
     val.add_argument("--eval_encode_steps", type=int, default=None,
                      help="encoding steps of the validation / before-after PSNR (default: the modulator's)")
-    p.add_argument("--latent_init", choices=LATENT_INITS, default="encode",
+    p.add_argument("--latent_init", choices=LATENT_INITS, default="mean",
                    help="fine-tuning an auto-decoded pipeline: where each training image's latent starts")
     p.add_argument("--latent_init_steps", type=int, default=10,
                    help="--latent_init encode: Adam steps on an image's first visit")

@@ -372,6 +372,8 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     while global_step < cfg.max_train_steps:
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
+        if streamed:
+            dataset.set_epoch(epoch)  # the shuffle buffer's order (whatever wrapper accelerate put around it)
         resumed_mid_epoch = batch_in_epoch > 0  # a checkpoint at an epoch's last batch leaves nothing to skip to
         batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
         got_batch = False
