@@ -118,3 +118,31 @@ def test_bad_layouts_are_one_line_each(tmp_path):
             load_image_dataset(str(empty), streaming=streaming, cache_dir=cache)
     with pytest.raises(ValueError, match='Unknown split "validation"'):
         load_image_dataset(str(parquet_layout(tmp_path / "ok")), split="validation", cache_dir=cache)
+
+
+def test_train_functa_on_a_hub_cache_webdataset_streamed_offline(tmp_path, monkeypatch, capsys):
+    """End to end: a Hub id whose snapshot (webdataset tars, no `image` column) is only in the local Hub cache,
+    streamed, auto-decoded latents sized by --max_train_samples."""
+    import json
+
+    from accelerate.state import AcceleratorState
+    from huggingface_hub import constants
+
+    from qiren_gen.experiments.train_functa import main
+
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo = tmp_path / "hub" / "datasets--gaunernst--ffhq-1024-wds"
+    webdataset_layout(repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    AcceleratorState._reset_state(True)
+    out = tmp_path / "run"
+    assert main(["--dataset_name", "gaunernst/ffhq-1024-wds", "--streaming", "--max_train_samples", "5",
+                 "--encoding", "auto_decode", "--resolution", "4", "--channels", "3", "--n_qubits", "2",
+                 "--hidden_layers", "1", "--latent_dim", "3", "--train_batch_size", "2", "--max_train_steps", "3",
+                 "--checkpointing_steps", "3", "--cache_dir", str(tmp_path / "cache"), "--output_dir", str(out)]) == 0, \
+        capsys.readouterr().err
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["steps"] == 3 and summary["visited_latents"] == 5  # 3 batches of 2 over 5 streamed images
