@@ -90,6 +90,9 @@ def _component_class(spec: list[str], name: str) -> type:
     if not (isinstance(klass, type) and issubclass(klass, (ModelMixin, SchedulerMixin))):
         raise ValueError(f"component '{name}' names {spec[0]}.{spec[1]}, which is not a model or scheduler class "
                          "of the installed diffusers / qiren_gen")
+    if (name == "scheduler") != issubclass(klass, SchedulerMixin):
+        raise ValueError(f"component '{name}' names {spec[0]}.{spec[1]}: the scheduler slot must be a diffusers "
+                         "scheduler and every other slot a model")
     return klass
 
 
