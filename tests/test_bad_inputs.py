@@ -562,7 +562,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(74)]
+    return [f"{i:02d}" for i in range(79)]
 
 
 @pytest.fixture(scope="module")
