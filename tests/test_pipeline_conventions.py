@@ -404,3 +404,16 @@ def test_every_loadable_class_is_a_diffusers_scheduler():
     for cls in COMPATIBLE:
         assert issubclass(cls, SchedulerMixin) and cls.__module__.startswith("diffusers.")
         assert getattr(diffusers, cls.__name__) is cls
+
+
+def test_the_sampler_benchmark_compares_side_by_side(pipe):
+    from qiren_gen.benchmarks.sampling import compare_samplers
+
+    original = pipe.scheduler
+    result = compare_samplers(pipe, [("ddim", 6), ("dpm++", 3), ("ddim", 12)], runs=1, num_images=2, resolution=4)
+    assert pipe.scheduler is original  # the pipeline's own scheduler is put back
+    ddim, dpm, fine = result["rows"]
+    assert (ddim["sampler"], dpm["sampler"], dpm["steps"]) == ("ddim", "dpm++", 3)
+    assert ddim["mean_abs_diff_vs_reference"] == 0 and fine["mean_abs_diff_vs_ddim_12"] == 0
+    assert dpm["mean_abs_diff_vs_reference"] > 0 and ddim["call_speedup_vs_reference"] == 1
+    assert all(row["median_call_s"] > 0 and row["median_denoise_s"] > 0 for row in result["rows"])

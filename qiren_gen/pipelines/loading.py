@@ -171,7 +171,7 @@ def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.Pa
         pipe = cls(**parts)
     except _LOAD_ERRORS as exc:  # components that do not fit together (latent sizes, NaN weights, ...)
         raise ValueError(f"cannot load the pipeline in '{folder}': {_first_line(exc)}") from None
-    if device is not None:
+    if device not in (None, "cpu"):  # components load on the CPU already
         pipe.to(device)
     if device_map is not None:
         pipe.hf_device_map = device or "cpu"  # one device: .to() and offloading stay allowed, as in diffusers
