@@ -334,7 +334,7 @@ def test_dtype_dict_and_alias(saved):
     (dict(dtype=torch.float16, torch_dtype=torch.bfloat16), "not both"),
     (dict(device_map="auto"), "device_map='auto' is not supported"),
     (dict(device_map="cpu", low_cpu_mem_usage=False), "cannot be combined"),
-    (dict(variant="ema"), "no variant='ema' weights"),
+    (dict(variant="ema"), "variant=ema`, but .* has no variant='ema' weights"),
     (dict(use_safetensors=False), "use_safetensors=False is refused.*can run code"),
     (dict(custom_pipeline="x.py"), "never run code"),
     (dict(unet=None, foo=1), "unsupported argument"),

@@ -20,9 +20,11 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import logging
 
 from .folders import resolve_pipeline_folder, validate_pipeline_folder
 
+_LOGGER = logging.get_logger("diffusers.pipelines.pipeline_utils")  # where diffusers' loader says what it loaded
 _HUB_ONLY = ("revision", "token", "cache_dir", "local_files_only", "force_download", "proxies")
 _LOAD_ERRORS = (ValueError, OSError, KeyError, RuntimeError, AttributeError, TypeError, NotImplementedError)
 
@@ -106,7 +108,8 @@ def _weights_variant(sub: Path, variant: str | None) -> str | None:
     if variant is not None:
         if variant not in found and not any(sub.glob(f"diffusion_pytorch_model.safetensors.index.{variant}.json")):
             have = ", ".join(found) if found else "none"
-            raise ValueError(f"no variant={variant!r} weights in '{sub}' (variants there: {have})")
+            raise ValueError(f"You are trying to load the model files of the `variant={variant}`, but '{sub}' has no "
+                             f"variant={variant!r} weights (variants there: {have})")
         return variant
     if not plain and len(found) == 1:
         return found[0]
@@ -164,6 +167,7 @@ def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.Pa
         else:
             try:
                 parts[name] = _load_component(folder, name, spec, dtypes[name], options)
+                _LOGGER.info(f"Loaded {name} as {spec[1]} from `{name}` subfolder of {name_or_path}.")
             except _LOAD_ERRORS as exc:
                 raise ValueError(f"cannot load the pipeline in '{folder}' (component '{name}'): {_first_line(exc)}"
                                  ) from None
