@@ -59,6 +59,10 @@ CLI_ROWS = [
     ("qiren-gen sample", "unknown decoder class in model_index.json", f"{S} unknowndecoder", "names an unknown class"),
     ("qiren-gen sample", "decoder config that does not match its weights", f"{S} decodermismatch",
      "component 'decoder'"),
+    ("qiren-gen sample", "unknown --scheduler name", f"{S} pipe --scheduler karras-magic",
+     "unknown scheduler 'karras-magic'; known: ddim, ddpm, dpm++"),
+    ("qiren-gen sample", "scheduler class from outside diffusers in model_index.json", f"{S} foreignscheduler",
+     "only diffusers and qiren_gen classes are loaded"),
     ("qiren-gen fit", "missing image file", "fit --image missing.png --output fitout", "no such image file"),
     ("qiren-gen fit", "corrupt PNG (valid header, damaged data)", "fit --image corrupt.png --output fitout",
      "damaged image file"),
@@ -230,8 +234,12 @@ def world(tmp_path_factory) -> Path:
     tiny_wide_pipeline().save_pretrained(w / "widemismatch")
     cfg = json.loads((w / "widemismatch" / "decoder" / "config.json").read_text())
     (w / "widemismatch" / "decoder" / "config.json").write_text(json.dumps({**cfg, "n_heads": 4}))
-    for name in ("badjson", "mixed", "truncated", "nanweights", "pickled", "code", "unknowndecoder", "decodermismatch"):
+    for name in ("badjson", "mixed", "truncated", "nanweights", "pickled", "code", "unknowndecoder", "decodermismatch",
+                 "foreignscheduler"):
         shutil.copytree(w / "pipe", w / name)
+    index = json.loads((w / "foreignscheduler" / "model_index.json").read_text())
+    (w / "foreignscheduler" / "model_index.json").write_text(json.dumps({**index, "scheduler": [
+        "k_diffusion.sampling", "KarrasScheduler"]}))
     index = json.loads((w / "unknowndecoder" / "model_index.json").read_text())
     (w / "unknowndecoder" / "model_index.json").write_text(json.dumps({**index, "decoder": [
         "qiren_gen.models.modulated", "NoSuchDecoder"]}))
@@ -438,6 +446,18 @@ def _api_rows():
         (f"{G}.__call__", "wrong latents shape", lambda w: gen(latents=torch.zeros(1, 3), num_inference_steps=1),
          ValueError, "latents must have shape"),
         (f"{G}.__call__", "bad output_type", lambda w: gen(output_type="jpeg"), ValueError, "output_type"),
+        (f"{G}.__call__", "callback tensor name not in _callback_tensor_inputs", lambda w: gen(
+            num_inference_steps=1, callback_on_step_end=lambda p, i, t, kw: kw,
+            callback_on_step_end_tensor_inputs=["prompt_embeds"]), ValueError, "not in _callback_tensor_inputs"),
+        (f"{G}.__call__", "callback returning a wrong shape", lambda w: gen(
+            num_inference_steps=1, callback_on_step_end=lambda p, i, t, kw: {"latents": kw["latents"][:, :2]}),
+         ValueError, "returned 'latents' of shape"),
+        (f"{G}.from_pretrained", "torch_dtype dict naming no component", lambda w: QirenGenerationPipeline
+         .from_pretrained(w / "pipe", torch_dtype={"unet": torch.float16}), ValueError, "not a component"),
+        (f"{G}.from_pretrained", "device_map diffusers does not support", lambda w: QirenGenerationPipeline
+         .from_pretrained(w / "pipe", device_map="auto"), ValueError, "is not supported; use one of"),
+        (f"{G}.save_pretrained", "safe_serialization=False (pickle)", lambda w: gen.save_pretrained(
+            w / "pickle-save", safe_serialization=False), ValueError, "can run code when it is loaded"),
         (f"{G}.__init__", "mismatched components (latent_dim)", lambda w: QirenGenerationPipeline(
             gen.decoder, LatentModulator.for_decoder(gen.decoder, latent_dim=5), gen.prior, gen.scheduler),
          ValueError, "latent_dim"),
@@ -556,7 +576,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(74)]
+    return [f"{i:02d}" for i in range(79)]
 
 
 @pytest.fixture(scope="module")

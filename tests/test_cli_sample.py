@@ -78,3 +78,26 @@ def test_console_script_has_no_traceback(tmp_path):
                            "--output", str(tmp_path / "a.png")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "not a pipeline folder" in proc.stderr
+
+
+def test_scheduler_names_a_user_knows(pipe_dir, tmp_path):
+    from qiren_gen.pipelines.schedulers import ALIASES, SAMPLERS
+
+    outs = {}
+    for name in ("dpm++", "dpmsolver", "unipc", "euler", "euler-a", "heun", "lms", "pndm", "deis"):
+        outs[name] = tmp_path / f"{name}.png"
+        assert main(["sample", "--pipeline", str(pipe_dir), "--num-images", "2", "--resolution", "5", "--steps", "4",
+                     "--scheduler", name, "--output", str(outs[name])]) == 0
+    assert outs["dpm++"].read_bytes() == outs["dpmsolver"].read_bytes()  # an alias, the same sampler
+    assert outs["dpm++"].read_bytes() != outs["euler-a"].read_bytes()
+    assert {"ddim", "ddpm", "dpm++", "unipc", "euler", "euler-a", "heun", "lms", "pndm", "deis"} <= set(SAMPLERS)
+    assert ALIASES["dpmsolver"] == "dpm++"
+
+
+def test_an_unknown_scheduler_lists_the_known_ones_in_one_line(pipe_dir, tmp_path, capsys):
+    rc = main(["sample", "--pipeline", str(pipe_dir), "--scheduler", "karras-magic", "--output",
+               str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "unknown scheduler 'karras-magic'" in err and "ddim, ddpm, dpm++" in err and "euler-a" in err
+    assert not (tmp_path / "x.png").exists()

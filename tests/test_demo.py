@@ -91,6 +91,17 @@ def test_sample_tab_sizes_and_same_seed_same_grid(server):
     assert wide.shape[:2] == (20, 60)  # 3 faces: one row
 
 
+def test_sample_tab_sampler_choice(server):
+    ddim = _sample(server.client, 3)
+    assert np.array_equal(ddim, _image(server.client.predict("", 3, 4, 32, 5, "ddim", api_name="/sample")))
+    dpm = _image(server.client.predict("", 3, 4, 32, 20, "dpm++", api_name="/sample"))
+    assert dpm.shape == ddim.shape and np.array_equal(dpm, _image(
+        server.client.predict("", 3, 4, 32, 20, "dpm++", api_name="/sample")))
+    ddim50 = _image(server.client.predict("", 3, 4, 32, 50, "ddim", api_name="/sample"))
+    assert np.abs(dpm.astype(float) - ddim50).mean() < 0.01 * 255  # the same faces in 20 steps
+    assert np.array_equal(ddim, _sample(server.client, 3))  # the default sampler is back afterwards
+
+
 def test_concurrent_requests_keep_their_own_seeds(server):
     solo = {seed: _sample(server.client, seed) for seed in (11, 12)}
     visitors = [Client(server.url, download_files=str(server.downloads), verbose=False) for _ in range(2)]
@@ -148,9 +159,10 @@ BAD_REQUESTS = [
     ("/sample", ("", 0, 16, 256, 5), "over the cap"),
     ("/sample", ("", 0, 1, 100000, 5), "resolution must be between 1 and 512"),
     ("/sample", ("", -1, 1, 16, 5), "seed must be between 0"),
-    ("/sample", ("", 0, 1, 16, 500), "DDIM steps must be between 1 and 100"),
+    ("/sample", ("", 0, 1, 16, 500), "steps must be between 1 and 100"),
     ("/sample", ("no/such/folder/x", 0, 1, 16, 5), "no pipeline folder"),
     ("/sample", ("qiren-gen-tests/not-cached", 0, 1, 16, 5), "cannot reach the Hub"),
+    ("/sample", ("", 0, 1, 16, 5, "karras-magic"), "unknown scheduler 'karras-magic'; known: ddim, ddpm, dpm++"),
     ("/any_resolution", ("", 0, [], 5), "pick at least one size"),
     ("/any_resolution", ("", 0, [16, 32, 64, 128, 256, 512], 5), "over the cap"),
     ("/interpolate", ("", 0, 1, 40, 16, 5), "number of faces must be between 2 and 16"),
@@ -210,3 +222,53 @@ def test_a_busy_port_is_one_line_before_anything_loads(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"cannot serve on 127.0.0.1:{port}" in err[0] and "pick another --port" in err[0]
     assert time.perf_counter() - start < 5  # refused before the pipeline was loaded
+
+
+def test_a_public_bind_serves_only_the_allow_list(monkeypatch):
+    from qiren_gen.demo.store import PipelineStore, is_public_bind, pipeline_allow_list
+    from test_generation_pipeline import tiny_pipeline
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert not is_public_bind("127.0.0.1") and not is_public_bind("localhost")
+    assert is_public_bind("0.0.0.0") and is_public_bind("127.0.0.1", share=True)
+    monkeypatch.setenv("SPACE_ID", "someone/space")
+    assert is_public_bind("127.0.0.1")
+    assert pipeline_allow_list(False, None, "started/pipe") is None  # loopback: any folder or Hub id
+    assert pipeline_allow_list(True, None, "started/pipe") == ("started/pipe",)  # public default: the started one
+    assert pipeline_allow_list(True, ["a/b", "c/d", "a/b"], "started/pipe") == ("a/b", "c/d", "started/pipe")
+    assert pipeline_allow_list(True, None, None) == ()
+    store = PipelineStore(tiny_pipeline(), allowed=pipeline_allow_list(True, None, "started/pipe"),
+                          default_name="started/pipe")
+    assert not store.others_allowed
+    for source in ("", "started/pipe"):
+        with store.use(source) as pipe:
+            assert pipe is store.default
+    for source in ("attacker/huge-repo", "/etc"):
+        with pytest.raises(ValueError, match="serves only its own pipeline"):
+            with store.use(source):
+                pass
+    listed = PipelineStore(tiny_pipeline(), allowed=("qiren-gen-tests/other", "started/pipe"),
+                           default_name="started/pipe")
+    assert listed.others_allowed
+    with pytest.raises(ValueError, match="serves only qiren-gen-tests/other, started/pipe \\(not 'attacker/x'\\)"):
+        with listed.use("attacker/x"):
+            pass
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(OSError, match="cannot reach the Hub for 'qiren-gen-tests/other'"):  # allowed: it is loaded
+        with listed.use("qiren-gen-tests/other"):
+            pass
+
+
+def test_the_page_shows_a_pipeline_list_on_a_public_bind():
+    from qiren_gen.demo import build_demo
+    from test_generation_pipeline import tiny_pipeline
+
+    blocks = build_demo(tiny_pipeline(), allowed_pipelines=("qiren-gen-tests/other", "started/pipe"),
+                        pipeline_name="started/pipe")
+    boxes = [b for b in blocks.blocks.values() if getattr(b, "label", "") and str(b.label).startswith("pipeline")]
+    assert len(boxes) == 1 and type(boxes[0]).__name__ == "Dropdown" and boxes[0].visible
+    assert [c[0] for c in boxes[0].choices] == ["", "qiren-gen-tests/other"]
+    hidden = build_demo(tiny_pipeline(), allowed_pipelines=("started/pipe",), pipeline_name="started/pipe")
+    assert not [b for b in hidden.blocks.values() if str(getattr(b, "label", "")).startswith("pipeline")][0].visible

@@ -27,7 +27,7 @@ REV = "0123456789abcdef0123456789abcdef01234567"
 _SCRIPT = r"""
 import json, sys
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
 import qiren_gen.pipelines as P
 
 out = {}
@@ -43,6 +43,15 @@ for name, source in json.loads(sys.argv[1]).items():
         a = generic(generator=torch.Generator().manual_seed(1), **kw).images
         b = own(generator=torch.Generator().manual_seed(1), **kw).images
         row["same_images"] = bool((a == b).all())
+        # any scheduler and a per-component dtype dict, through diffusers' loader and the project's
+        dpm = DPMSolverMultistepScheduler.from_config(own.scheduler.config)
+        dtypes = {"prior": torch.bfloat16, "default": torch.float16}
+        for loader in (DiffusionPipeline, type(own)):
+            extra = {"trust_remote_code": True} if loader is DiffusionPipeline else {}
+            swapped = loader.from_pretrained(source, scheduler=dpm, torch_dtype=dtypes, **extra)
+            c = swapped(generator=torch.Generator().manual_seed(1), **kw).images
+            row.setdefault("swapped", []).append([type(swapped.scheduler).__name__, str(swapped.prior.dtype),
+                                                  str(swapped.decoder.dtype), bool((c == c).all())])
     out[name] = row
 print("RESULT " + json.dumps(out))
 """
@@ -106,6 +115,8 @@ def test_generic_diffusers_loads_every_folder_and_a_cached_hub_id_offline(saved,
         assert result[name]["class"] == f"qiren_gen.pipelines.{suffix}", (name, result[name])
         assert result[name]["same_weights"], name
     assert all(result[name]["same_images"] for name in ("gen", "bundled", "hub_gen"))
+    expected_swap = ["DPMSolverMultistepScheduler", "torch.bfloat16", "torch.float16", True]
+    assert all(result[name]["swapped"] == [expected_swap] * 2 for name in ("gen", "bundled", "hub_gen"))
 
 
 def test_the_safe_loader_keeps_loading_the_old_index_form(saved, tmp_path):

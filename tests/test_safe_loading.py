@@ -85,8 +85,9 @@ def test_code_in_folder_is_refused_and_never_run(folders, tmp_path, kind, cls, c
         cls.from_pretrained(folder)
     with pytest.raises(ValueError, match="custom_pipeline is not supported"):
         cls.from_pretrained(folder, custom_pipeline=str(folder / "pipeline.py"))
-    with pytest.raises(ValueError, match="trust_remote_code is not supported"):
-        cls.from_pretrained(folders[kind], trust_remote_code=True)
+    with pytest.raises(ValueError, match="contains Python code"):  # trust_remote_code never lets folder code run
+        cls.from_pretrained(folder, trust_remote_code=True)
+    assert isinstance(cls.from_pretrained(folders[kind], trust_remote_code=True), cls)  # the installed class
     (folder / "pipeline.py").unlink()
     # diffusers' own custom-code route: a [module, class] pair as the pipeline class name
     index["_class_name"] = ["pipeline", cls.__name__]

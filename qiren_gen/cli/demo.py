@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decoded pixels allowed per request (default 262144: 16 faces at 128x128; raise on a GPU)")
     p.add_argument("--no-other-pipelines", action="store_true",
                    help="hide the field where visitors name another pipeline folder or Hub id")
+    p.add_argument("--allow-pipeline", action="append", default=None, metavar="ID",
+                   help="a pipeline folder or Hub id visitors may pick (repeatable). On a public bind (--host "
+                        "0.0.0.0, --share, a Space) only these and the started one are served; default: only the "
+                        "started one")
     p.set_defaults(func=run)
 
 
@@ -35,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     limits = DemoLimits() if args.max_pixels is None else DemoLimits(max_pixels=args.max_pixels)
     try:
         running = start_demo(args.pipeline, host=args.host, port=args.port, share=args.share, device=args.device,
-                             threads=args.threads, limits=limits, allow_other_pipelines=not args.no_other_pipelines)
+                             threads=args.threads, limits=limits, allow_other_pipelines=not args.no_other_pipelines,
+                             allowed_pipelines=args.allow_pipeline)
     except OSError as exc:
         if "address" in str(exc).lower() or "port" in str(exc).lower():
             raise OSError(f"cannot serve on {args.host}:{args.port} ({str(exc).splitlines()[0]}); "

@@ -7,7 +7,9 @@ facade (``encode_images`` / ``decode_latents``).
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,15 +42,33 @@ def _side(value, field: str, limits: DemoLimits) -> int:
     return as_int(value, field, 1, limits.max_side, "larger sides are refused to keep the answer fast")
 
 
-def sample_grid(pipe, seed, num_faces, resolution, steps, limits: DemoLimits) -> Image.Image:
-    """``num_faces`` samples of seed ``seed`` at ``resolution`` x ``resolution``, as one grid image."""
+@contextlib.contextmanager
+def using_sampler(pipe, name: str | None) -> Iterator[None]:
+    """Sample with the named sampler (``ddim``, ``dpm++``, ...) on the pipeline's noise schedule, then put the
+    pipeline's own scheduler back; ``ValueError`` listing the known names for an unknown one."""
+    from ..pipelines.schedulers import canonical_sampler_name, make_scheduler
+
+    name = canonical_sampler_name("ddim" if name in (None, "") else name)
+    original = pipe.scheduler
+    pipe.scheduler = make_scheduler(name, original.config)
+    try:
+        yield
+    finally:
+        pipe.scheduler = original
+
+
+def sample_grid(pipe, seed, num_faces, resolution, steps, limits: DemoLimits, sampler: str | None = None
+                ) -> Image.Image:
+    """``num_faces`` samples of seed ``seed`` at ``resolution`` x ``resolution`` with ``sampler`` (default DDIM),
+    as one grid image."""
     seed = check_seed(seed)
     num_faces = as_int(num_faces, "number of faces", 1, limits.max_faces)
     resolution = _side(resolution, "resolution", limits)
     check_pixels(limits, num_faces * resolution * resolution, f"{num_faces} faces at {resolution}x{resolution}")
     steps = _steps(pipe, steps, limits)
-    images = pipe(batch_size=num_faces, height=resolution, width=resolution, num_inference_steps=steps,
-                  generator=_generator(pipe, seed)).images
+    with using_sampler(pipe, sampler):
+        images = pipe(batch_size=num_faces, height=resolution, width=resolution, num_inference_steps=steps,
+                      generator=_generator(pipe, seed)).images
     return make_image_grid(images, *grid_shape(num_faces))
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from ..pipelines.schedulers import SAMPLERS
 from . import actions
 from .limits import DemoLimits, as_int
 from .live_fit import FIT_BASELINES, frame_summary, live_fit, loss_figure
@@ -86,20 +87,23 @@ def _int_box(label: str, value: int, info: str | None = None) -> gr.Number:
 
 
 def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", allow_other_pipelines: bool = True,
-               title: str = "qiren-gen demo") -> gr.Blocks:
+               title: str = "qiren-gen demo", allowed_pipelines: tuple[str, ...] | None = None,
+               pipeline_name: str | None = None) -> gr.Blocks:
     """The demo page around a loaded ``QirenGenerationPipeline`` (any decoder, any training size).
 
     ``allow_other_pipelines`` shows a field where a visitor names another pipeline folder or Hub id (loaded with the
-    safe loader); turn it off for a public Space.
+    safe loader); ``allowed_pipelines`` (``None``: any) restricts it to a list, as a public bind must.
+    ``pipeline_name`` is the started pipeline's id or folder.
     """
     limits = limits or DemoLimits()
-    store = PipelineStore(pipeline, device=device, allow_others=allow_other_pipelines)
+    store = PipelineStore(pipeline, device=device, allow_others=allow_other_pipelines, allowed=allowed_pipelines,
+                          default_name=pipeline_name)
     size = pipeline.prior.config.sample_size
     max_side = limits.max_side
 
-    def sample(source, seed, num_faces, resolution, steps, progress=gr.Progress(track_tqdm=True)):
+    def sample(source, seed, num_faces, resolution, steps, sampler="ddim", progress=gr.Progress(track_tqdm=True)):
         with store.use(source) as pipe:
-            return actions.sample_grid(pipe, seed, num_faces, resolution, steps, limits)
+            return actions.sample_grid(pipe, seed, num_faces, resolution, steps, limits, sampler)
 
     def any_resolution(source, seed, sizes, steps, progress=gr.Progress(track_tqdm=True)):
         with store.use(source) as pipe:
@@ -142,18 +146,25 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
     caps = limits.pixel_cost_note()
     with gr.Blocks(title=title) as demo:
         gr.Markdown(INTRO.format(caps=caps[0].upper() + caps[1:]))
-        source = gr.Textbox(label="pipeline (empty: the one this page started with; or a folder / Hub id)",
-                            value="", visible=allow_other_pipelines, max_lines=1)
+        if store.allowed is None:
+            source = gr.Textbox(label="pipeline (empty: the one this page started with; or a folder / Hub id)",
+                                value="", visible=store.others_allowed, max_lines=1)
+        else:  # a fixed list (public bind): the server refuses anything else, whatever a client sends
+            source = gr.Dropdown(["", *[a for a in store.allowed if a != pipeline_name]], value="",
+                                 label="pipeline (empty: the one this page started with)",
+                                 visible=store.others_allowed, allow_custom_value=True)
         with gr.Tab("Sample"):
             with gr.Row():
                 seed = _int_box("seed", 0, "any whole number >= 0: same seed, same faces")
                 num_faces = _int_box("number of faces", limits.max_faces, f"1 to {limits.max_faces}")
                 resolution = _int_box("resolution", 128, f"trained at {size}; any size up to {max_side}")
-                steps = _int_box("DDIM steps", 50, f"1 to {limits.max_steps}")
+                steps = _int_box("steps", 50, f"1 to {limits.max_steps}")
+                sampler = gr.Dropdown(list(SAMPLERS), value="ddim", label="sampler", allow_custom_value=True,
+                                      info="dpm++ / unipc: the same faces in 20 steps")
             run_sample = gr.Button("Sample", variant="primary", elem_id="sample-button")
             grid = gr.Image(label="samples (PNG)", type="pil", format="png", buttons=["download", "fullscreen"],
                             elem_id="sample-grid", elem_classes=PIXELS, height=520)
-            run_sample.click(_guarded("sample", sample), [source, seed, num_faces, resolution, steps], grid,
+            run_sample.click(_guarded("sample", sample), [source, seed, num_faces, resolution, steps, sampler], grid,
                              api_name="sample", concurrency_id="pipeline", concurrency_limit=1)
         with gr.Tab("Any resolution"):
             gr.Markdown("One latent, rendered on coordinate grids of several sizes: nothing is resampled.")

@@ -64,7 +64,7 @@ def check_seed(value, field: str = "seed") -> int:
 
 def check_steps(value, limits: DemoLimits, train_timesteps: int) -> int:
     high = min(limits.max_steps, train_timesteps)
-    return as_int(value, "DDIM steps", 1, high, "more steps take longer and change little")
+    return as_int(value, "steps", 1, high, "more steps take longer and change little")
 
 
 __all__ = ["DemoLimits", "MAX_SEED", "as_int", "check_pixels", "check_seed", "check_steps"]

@@ -85,9 +85,15 @@ def load_pipeline(source: str | os.PathLike | None):
 def start_demo(pipeline: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int | None = None,
                share: bool = False, device: str = "cpu", threads: int | None = 1, limits: DemoLimits | None = None,
                allow_other_pipelines: bool = True, temp_root: str | os.PathLike | None = None,
-               warm_up: bool = True) -> RunningDemo:
+               warm_up: bool = True, allowed_pipelines: list[str] | None = None) -> RunningDemo:
     """Load, build and launch the demo without blocking; ``OSError`` / ``ValueError`` (one line) before anything
-    is served when the pipeline cannot be loaded."""
+    is served when the pipeline cannot be loaded.
+
+    On a public bind (``host`` not loopback, ``share``, a Space) visitors may name only ``allowed_pipelines`` (default:
+    none but the started one); on loopback, any folder or Hub id unless ``allowed_pipelines`` is given.
+    """
+    from .store import is_public_bind, pipeline_allow_list
+
     start = time.perf_counter()
     require_gradio()
     if port is not None:
@@ -102,7 +108,10 @@ def start_demo(pipeline: str | os.PathLike | None = None, host: str = "127.0.0.1
         pipe = load_pipeline(pipeline)
         from .app import CSS, build_demo
 
-        blocks = build_demo(pipe, limits=limits, device=device, allow_other_pipelines=allow_other_pipelines)
+        name = None if pipeline is None else str(pipeline)
+        allowed = pipeline_allow_list(is_public_bind(host, share), allowed_pipelines, name)
+        blocks = build_demo(pipe, limits=limits, device=device, allow_other_pipelines=allow_other_pipelines,
+                            allowed_pipelines=allowed, pipeline_name=name)
         if warm_up:  # first-call costs (kernel selection, lazy imports) paid before the first visitor
             pipe.set_progress_bar_config(disable=True)
             pipe(batch_size=1, height=4, width=4, num_inference_steps=1, generator=torch.Generator().manual_seed(0))

@@ -21,16 +21,52 @@ def prepare_for_demo(pipe, device: str = "cpu"):
     return pipe
 
 
-class PipelineStore:
-    """The default pipeline and up to ``capacity`` others, least recently used evicted first."""
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
-    def __init__(self, default, device: str = "cpu", allow_others: bool = True, capacity: int = 2) -> None:
+
+def is_public_bind(host: str, share: bool = False) -> bool:
+    """Whether visitors from other machines reach the page: a non-loopback ``host``, a ``--share`` link, or a
+    Hugging Face Space (``SPACE_ID`` set)."""
+    import os
+
+    return bool(share) or host not in LOOPBACK_HOSTS or bool(os.environ.get("SPACE_ID"))
+
+
+def pipeline_allow_list(public: bool, allowed: list[str] | tuple[str, ...] | None, started: str | None
+                        ) -> tuple[str, ...] | None:
+    """The pipeline ids / folders a visitor may name (``None``: any). On a public bind free text would let anyone
+    make the server download any repository, so it is the given list plus the started pipeline; on loopback it is
+    the given list when there is one, else anything."""
+    if allowed:
+        names = [str(a).strip() for a in allowed if str(a).strip()]
+        return tuple(dict.fromkeys([*names, *([str(started)] if started else [])]))
+    if public:
+        return (str(started),) if started else ()
+    return None
+
+
+class PipelineStore:
+    """The default pipeline and up to ``capacity`` others, least recently used evicted first.
+
+    ``allowed`` (``None``: any) lists the other sources a visitor may name; ``default_name`` is the started
+    pipeline's id or folder, which means the default one.
+    """
+
+    def __init__(self, default, device: str = "cpu", allow_others: bool = True, capacity: int = 2,
+                 allowed: tuple[str, ...] | None = None, default_name: str | None = None) -> None:
         self.default = prepare_for_demo(default, device)
         self.device = device
         self.allow_others = allow_others
+        self.allowed = allowed
+        self.default_name = default_name
         self.capacity = capacity
         self._others: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def others_allowed(self) -> bool:
+        """Whether a visitor may name any pipeline besides the default one."""
+        return self.allow_others and (self.allowed is None or any(a != self.default_name for a in self.allowed))
 
     def _load(self, source: str):
         from ..pipelines import QirenGenerationPipeline
@@ -48,10 +84,14 @@ class PipelineStore:
     def use(self, source: str | None = None) -> Iterator[object]:
         """Hold the model lock and yield the pipeline for ``source`` (empty or ``None``: the default one)."""
         source = (source or "").strip()
-        if source and not self.allow_others:
+        if source and source == self.default_name:
+            source = ""
+        if source and not self.others_allowed:
             raise ValueError("pipeline: this page serves only its own pipeline")
+        if source and self.allowed is not None and source not in self.allowed:
+            raise ValueError(f"pipeline: this page serves only {', '.join(self.allowed)} (not '{source[:80]}')")
         with self._lock:
             yield self._load(source) if source else self.default
 
 
-__all__ = ["PipelineStore", "prepare_for_demo"]
+__all__ = ["LOOPBACK_HOSTS", "PipelineStore", "is_public_bind", "pipeline_allow_list", "prepare_for_demo"]

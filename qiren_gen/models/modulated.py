@@ -181,7 +181,7 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
             if mode == "angles":
                 with torch.autocast(pre.device.type, enabled=False):
                     weights = self.circuits[layer].weights + m.float().reshape(batch, *self.circuit_shape)
-                    h = simulate_reuploading_per_sample(pre.float(), weights)
+                    h = simulate_reuploading_per_sample(pre.float(), weights).to(pre.dtype)
             else:
                 h = self._circuit(layer, pre.reshape(-1, n)).reshape(batch, points, n)
         return self.output(h)
@@ -189,7 +189,9 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
     def _circuit(self, layer: int, angles: torch.Tensor) -> torch.Tensor:
         """Shared-weight circuit in full precision: under autocast, phases in bf16/fp16 would be far too coarse."""
         with torch.autocast(angles.device.type, enabled=False):
-            return self.circuits[layer](angles.float() if angles.dtype in (torch.float16, torch.bfloat16) else angles)
+            low = angles.dtype in (torch.float16, torch.bfloat16)
+            out = self.circuits[layer](angles.float() if low else angles)
+        return out.to(angles.dtype)  # back to the layer's dtype: a model cast with .to(float16) stays consistent
 
 
 class ModulatedSIREN(ModelMixin, ConfigMixin):
@@ -308,7 +310,8 @@ class LatentModulator(ModelMixin, ConfigMixin):
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         if latents.ndim != 2 or latents.shape[1] != self.config.latent_dim:
             raise ValueError(f"latents must have shape (B, {self.config.latent_dim}), got {tuple(latents.shape)}")
-        return self.net(latents)
+        weight = next(self.net.parameters())
+        return self.net(latents.to(weight.dtype) if latents.is_floating_point() else latents)
 
 
 __all__ = ["ENCODINGS", "MODULATIONS", "ModulatedQIREN", "ModulatedSIREN", "LatentModulator", "reference_grid"]

@@ -136,11 +136,12 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
     def _circuit(self, layer: int, features: torch.Tensor) -> torch.Tensor:
         """Shared-weight heads on ``(..., H*n)`` features, in full precision (bf16/fp16 phases are far too coarse)."""
         heads, n = self.config.n_heads, self.config.n_qubits
+        dtype = features.dtype
         with torch.autocast(features.device.type, enabled=False):
             if features.dtype in (torch.float16, torch.bfloat16):
                 features = features.float()
             out = self.circuits[layer](features.reshape(*features.shape[:-1], heads, n))
-        return out.reshape(*features.shape)
+        return out.reshape(*features.shape).to(dtype)  # back to the layer's dtype (a model cast with .to(float16))
 
     def _angles_circuit(self, layer: int, features: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """Per-sample circuit weights (shared weights + modulation): every (sample, head) pair is a head of its own."""

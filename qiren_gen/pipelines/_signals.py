@@ -1,11 +1,17 @@
 """Helpers shared by the fitting pipelines: signal <-> (coordinates, targets) and output post-processing."""
 from __future__ import annotations
 
+from typing import Union
+
 import numpy as np
 import torch
 from PIL import Image
 
 from ..data.grids import image_grid, time_grid
+from ..models import MLP, QIREN, SIREN, FourierFeatureMLP
+
+FittingModel = Union[QIREN, SIREN, MLP, FourierFeatureMLP]  # noqa: UP007 - diffusers' from_pipe reads this hint
+"""Type hint of a fitting pipeline's ``model``: every class ``build_inr`` makes (``from_pipe`` matches by it)."""
 
 OUTPUT_TYPES = ("np", "pt", "pil")
 

@@ -88,18 +88,34 @@ def check_entry_module(folder: Path, class_name: str) -> None:
                          f"{class_name} (it contains other Python code)")
 
 
+SAVEABLE_LIBRARIES = ("diffusers", "qiren_gen")
+"""Packages whose classes a saved folder may name: the only ones qiren-gen's loader imports."""
+
+
+def check_saveable_components(components: dict) -> None:
+    """``ValueError`` (one line) for a component whose class is outside diffusers / qiren_gen: a folder naming it
+    would be refused by the safe loader, so it is refused before anything is written."""
+    for name, part in components.items():
+        module = type(part).__module__ if part is not None else "diffusers"
+        if not any(module == lib or module.startswith(lib + ".") for lib in SAVEABLE_LIBRARIES):
+            raise ValueError(f"cannot save component '{name}': {module}.{type(part).__name__} is not a diffusers or "
+                             "qiren_gen class, and saved folders load only those")
+
+
 class DiffusersEntryMixin:
     """``save_pretrained`` for qiren-gen pipelines: safetensors only, plus the diffusers entry module."""
 
     def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True, **kwargs) -> None:
         """Save components (safetensors), ``model_index.json`` and ``qiren_pipeline.py`` (for plain diffusers)."""
         if not safe_serialization:
-            raise ValueError("qiren-gen pipelines save weights only as safetensors")
+            raise ValueError("safe_serialization=False is refused: qiren-gen pipelines save weights only as "
+                             "safetensors (a pickled .bin file can run code when it is loaded)")
+        check_saveable_components(self.components)
         if kwargs.pop("push_to_hub", False):
             raise ValueError("use pipeline.push_to_hub(repo_id) to upload")
         super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
         write_diffusers_entry(save_directory, type(self).__name__)
 
 
-__all__ = ["DiffusersEntryMixin", "ENTRY_MODULE", "check_entry_module", "entry_module_text", "pipeline_class_name",
+__all__ = ["DiffusersEntryMixin", "ENTRY_MODULE", "SAVEABLE_LIBRARIES", "check_saveable_components", "check_entry_module", "entry_module_text", "pipeline_class_name",
            "write_diffusers_entry"]

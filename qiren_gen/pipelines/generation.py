@@ -8,17 +8,25 @@ from __future__ import annotations
 import inspect
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Union
 
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.image_processor import VaeImageProcessor
-from diffusers.schedulers import DDIMScheduler, DDPMScheduler
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..models import DECODER_CLASSES, LatentModulator
 from ..models.denoiser import LatentDenoiser
 from .diffusers_entry import DiffusersEntryMixin
 from .loading import safe_from_pretrained
+from .schedulers import check_scheduler
+
+DecoderModel = Union[DECODER_CLASSES]  # noqa: UP007 - a runtime Union of a tuple; diffusers' from_pipe reads it
+"""Type hint of the ``decoder`` component: any modulated decoder class (``from_pipe`` matches components by it)."""
 
 MAX_RENDER_PIXELS = 4096 * 4096
 """Largest image (height * width) one call renders: 16.8M pixels, 64 MiB of float32 per channel per image."""
@@ -51,13 +59,12 @@ def check_generation_inputs(batch_size: int, height: int, width: int, num_infere
 
 def check_components(decoder, modulator, prior, scheduler) -> None:
     """Raise ``ValueError`` when the four components do not fit together (types, latent size, decoder input)."""
-    from ..models import DECODER_CLASSES, LatentModulator
-
     for name, obj, cls in (("decoder", decoder, DECODER_CLASSES), ("modulator", modulator, LatentModulator),
-                           ("prior", prior, LatentDenoiser), ("scheduler", scheduler, (DDPMScheduler, DDIMScheduler))):
+                           ("prior", prior, LatentDenoiser)):
         if not isinstance(obj, cls):
             expected = cls.__name__ if isinstance(cls, type) else " or ".join(c.__name__ for c in cls)
             raise ValueError(f"pipeline component '{name}' must be a {expected}, got {type(obj).__name__}")
+    check_scheduler(scheduler)
     for name, model in (("decoder", decoder), ("modulator", modulator), ("prior", prior)):
         if not all(bool(torch.isfinite(t).all()) for t in [*model.parameters(), *model.buffers()]
                    if t.is_floating_point()):
@@ -69,8 +76,8 @@ def check_components(decoder, modulator, prior, scheduler) -> None:
         )
     try:  # the cheapest complete check that modulator output and decoder input agree: decode one point
         with torch.inference_mode():
-            z = torch.zeros(1, modulator.config.latent_dim, device=prior.device, dtype=prior.dtype)
-            coords = torch.zeros(1, 1, 2, device=prior.device, dtype=prior.dtype)
+            z = torch.zeros(1, modulator.config.latent_dim, device=modulator.device, dtype=modulator.dtype)
+            coords = torch.zeros(1, 1, 2, device=decoder.device, dtype=decoder.dtype)
             out = decoder(coords, modulator(z))
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -83,25 +90,75 @@ def check_components(decoder, modulator, prior, scheduler) -> None:
 class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
     """Unconditional image generation with a functional (QIREN) decoder and a latent diffusion prior.
 
-    Components: ``decoder`` (:class:`~qiren_gen.models.ModulatedQIREN`), ``modulator``
+    Components: ``decoder`` (:class:`~qiren_gen.models.ModulatedQIREN` or another modulated decoder), ``modulator``
     (:class:`~qiren_gen.models.LatentModulator`, the hypernetwork), ``prior``
-    (:class:`~qiren_gen.models.LatentDenoiser`) and ``scheduler`` (DDIM or DDPM). Images come out at any height and
-    width: the decoder is a function of continuous coordinates, rendered in chunks so memory stays bounded.
+    (:class:`~qiren_gen.models.LatentDenoiser`) and ``scheduler`` (any diffusers scheduler: DDIM, DPM-Solver++,
+    UniPC, Euler, ...). Images come out at any height and width: the decoder is a function of continuous
+    coordinates, rendered in chunks so memory stays bounded.
     """
 
     model_cpu_offload_seq = "prior->modulator->decoder"
+    _callback_tensor_inputs = ["latents"]
+    """Tensors a ``callback_on_step_end`` may read and replace: ``latents`` is x_t in the prior's normalised space."""
 
-    def __init__(self, decoder, modulator, prior: LatentDenoiser, scheduler) -> None:
+    def __init__(self, decoder: DecoderModel, modulator: LatentModulator, prior: LatentDenoiser,
+                 scheduler: SchedulerMixin) -> None:
         super().__init__()
         check_components(decoder, modulator, prior, scheduler)
         self.register_modules(decoder=decoder, modulator=modulator, prior=prior, scheduler=scheduler)
         self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
         self.model_card_sections: dict[str, str] = {}
         self.model_card_location: str | None = None  # folder or Hub id shown in the model card's usage lines
+        self._num_timesteps = 0
+        self._interrupt = False
+
+    # ------------------------------------------------------------------------------- diffusers' call state
+    @property
+    def num_timesteps(self) -> int:
+        """Number of denoising steps the last (or running) call takes: ``len(scheduler.timesteps)``."""
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        """Set ``pipe._interrupt = True`` in a step callback to skip the remaining steps (the current latents are
+        decoded)."""
+        return self._interrupt
 
     # ----------------------------------------------------------------------------------------------- sampling
+    def check_callback_inputs(self, callback_on_step_end, tensor_inputs) -> list[str]:
+        """The tensor names a step callback receives, checked against ``_callback_tensor_inputs`` (one line)."""
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            tensor_inputs = callback_on_step_end.tensor_inputs
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise ValueError(f"callback_on_step_end must be callable, got {type(callback_on_step_end).__name__}")
+        names = list(tensor_inputs or [])
+        unknown = [k for k in names if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs: {', '.join(map(repr, unknown))} not in "
+                             f"_callback_tensor_inputs {self._callback_tensor_inputs}")
+        return names
+
+    def _run_callback(self, callback, i: int, t, names: list[str], tensors: dict) -> dict:
+        """Call ``callback(self, i, t, {name: tensor})``; returns the tensors it replaced, checked (one line)."""
+        out = callback(self, i, t, {k: tensors[k] for k in names})
+        if not isinstance(out, dict):
+            raise ValueError(f"callback_on_step_end must return its callback_kwargs dict, got {type(out).__name__}")
+        for key, value in out.items():
+            if key not in self._callback_tensor_inputs:
+                raise ValueError(f"callback_on_step_end returned '{key}', not in _callback_tensor_inputs "
+                                 f"{self._callback_tensor_inputs}")
+            if not isinstance(value, torch.Tensor) or value.shape != tensors[key].shape:
+                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"callback_on_step_end returned '{key}' of shape {got}; expected "
+                                 f"{tuple(tensors[key].shape)}")
+        return {k: v.to(tensors[k]) for k, v in out.items()}
+
     def prepare_latents(self, batch_size: int, generator, latents: torch.Tensor | None) -> torch.Tensor:
-        """Initial noise ``(B, latent_dim)`` scaled for the scheduler (or the given ``latents``, checked)."""
+        """Initial noise ``(B, latent_dim)`` scaled by ``init_noise_sigma`` (or the given ``latents``, checked).
+
+        Call after ``scheduler.set_timesteps``: for sigma-space schedulers (Euler, LMS, Heun, ...) the initial
+        sigma depends on the timesteps.
+        """
         shape = (batch_size, self.prior.config.latent_dim)
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=self._execution_device, dtype=self.prior.dtype)
@@ -109,24 +166,35 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
             raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
         return latents.to(self._execution_device, self.prior.dtype) * self.scheduler.init_noise_sigma
 
+    def _step_kwargs(self, generator, eta: float) -> dict:
+        params = set(inspect.signature(self.scheduler.step).parameters)
+        return {k: v for k, v in (("eta", eta), ("generator", generator)) if k in params}
+
     @torch.inference_mode()
     def sample_latents(
-        self, batch_size: int = 1, num_inference_steps: int = 50, generator=None, latents=None, eta: float = 0.0
+        self, batch_size: int = 1, num_inference_steps: int = 50, generator=None, latents=None, eta: float = 0.0,
+        callback_on_step_end: Callable | None = None, callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> torch.Tensor:
         """Run the reverse diffusion: ``(batch_size, latent_dim)`` decoder latents (denormalised)."""
-        x = self.prepare_latents(batch_size, generator, latents)
+        check_scheduler(self.scheduler)  # a scheduler assigned after construction is checked here
+        names = self.check_callback_inputs(callback_on_step_end, callback_on_step_end_tensor_inputs or ["latents"])
+        # timesteps first, then the noise: init_noise_sigma depends on the timesteps for sigma-space schedulers
         self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
-        step_kwargs = {}
-        params = set(inspect.signature(self.scheduler.step).parameters)
-        if "eta" in params:
-            step_kwargs["eta"] = eta
-        if "generator" in params:
-            step_kwargs["generator"] = generator
-        for t in self.progress_bar(self.scheduler.timesteps):
-            model_in = self.scheduler.scale_model_input(x, t)
-            pred = self.prior(model_in, t).sample
-            x = self.scheduler.step(pred, t, x, **step_kwargs).prev_sample
-        return self.prior.denormalize(x)
+        timesteps = self.scheduler.timesteps
+        latents = self.prepare_latents(batch_size, generator, latents)
+        step_kwargs = self._step_kwargs(generator, eta)
+        self._num_timesteps = len(timesteps)
+        self._interrupt = False
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            if self.interrupt:
+                continue
+            model_input = self.scheduler.scale_model_input(latents, t)
+            model_output = self.prior(model_input, t).sample
+            latents = self.scheduler.step(model_output, t, latents, **step_kwargs).prev_sample
+            if callback_on_step_end is not None:
+                latents = self._run_callback(callback_on_step_end, i, t, names, {"latents": latents}).get(
+                    "latents", latents)
+        return self.prior.denormalize(latents)
 
     @torch.inference_mode()
     def render(self, latents: torch.Tensor, height: int, width: int, chunk_size: int | None = None) -> torch.Tensor:
@@ -150,12 +218,17 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
         latents: torch.Tensor | None = None,
         eta: float = 0.0,
         chunk_size: int | None = None,
+        callback_on_step_end: Callable[["QirenGenerationPipeline", int, torch.Tensor, dict], dict] | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> ImagePipelineOutput | tuple:
         """Sample ``batch_size`` images at ``height`` x ``width`` (default: the training resolution).
 
-        ``output_type``: ``"pil"`` (list of PIL images), ``"np"`` (``(B, H, W, C)`` in [0, 1]) or ``"pt"``
-        (``(B, C, H, W)`` in [0, 1]). ``generator`` makes sampling deterministic. ``chunk_size`` caps the number of
-        coordinates decoded at once (memory bound at any resolution).
+        ``output_type``: ``"pil"`` (list of PIL images), ``"np"`` (``(B, H, W, C)`` in [0, 1]), ``"pt"``
+        (``(B, C, H, W)`` in [0, 1]) or ``"latent"`` (the decoder latents). ``generator`` makes sampling
+        deterministic. ``chunk_size`` caps the number of coordinates decoded at once (memory bound at any
+        resolution). ``callback_on_step_end(pipe, i, t, {name: tensor})`` runs after every denoising step with the
+        tensors named in ``callback_on_step_end_tensor_inputs`` (default ``["latents"]``) and returns them, maybe
+        replaced; setting ``pipe._interrupt = True`` there stops denoising.
         """
         # 1. check inputs
         height = self.prior.config.sample_size if height is None else height
@@ -165,11 +238,13 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
             raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(f"got {len(generator)} generators for batch_size {batch_size}")
-        # 2-3. prepare noise and run the denoising loop
-        z = self.sample_latents(batch_size, num_inference_steps, generator, latents, eta)
+        # 2-4. timesteps, initial noise and the denoising loop
+        z = self.sample_latents(batch_size, num_inference_steps, generator, latents, eta,
+                                callback_on_step_end, callback_on_step_end_tensor_inputs)
         if output_type == "latent":
+            self.maybe_free_model_hooks()
             return ImagePipelineOutput(images=z) if return_dict else (z,)
-        # 4. decode in coordinate chunks, 5. post-process
+        # 5. decode in coordinate chunks, 6. post-process
         image = self.render(z, height, width, chunk_size).float()
         image = self.image_processor.postprocess(image, output_type=output_type)
         self.maybe_free_model_hooks()

@@ -4,6 +4,11 @@ The folder is checked first (``folders.validate_pipeline_folder``); then each co
 installed diffusers / qiren_gen packages and loaded from its sub-folder, and the pipeline is built from them. Nothing
 in the folder is imported or unpickled: diffusers' own loader is not used, because for a folder carrying the diffusers
 entry module (``qiren_pipeline.py``) it would import that file.
+
+It takes diffusers' loading arguments: ``dtype`` / ``torch_dtype`` (a dtype, or a per-component dict with
+``"default"``), ``variant``, ``use_safetensors``, ``low_cpu_mem_usage``, ``device_map`` (what diffusers accepts:
+``"balanced"``, ``"cpu"`` or the accelerator's name), ``trust_remote_code`` (accepted; the class is always the
+installed one, so no code is run either way) and components by keyword (``scheduler=...``).
 """
 from __future__ import annotations
 
@@ -11,20 +16,71 @@ import importlib
 import os
 from pathlib import Path
 
+import torch
 from diffusers import DiffusionPipeline
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import logging
 
 from .folders import resolve_pipeline_folder, validate_pipeline_folder
 
-_HUB_ONLY = ("revision", "token", "cache_dir", "local_files_only", "force_download")
-_LOAD_ERRORS = (ValueError, OSError, KeyError, RuntimeError, AttributeError, TypeError)
+_LOGGER = logging.get_logger("diffusers.pipelines.pipeline_utils")  # where diffusers' loader says what it loaded
+_HUB_ONLY = ("revision", "token", "cache_dir", "local_files_only", "force_download", "proxies")
+_LOAD_ERRORS = (ValueError, OSError, KeyError, RuntimeError, AttributeError, TypeError, NotImplementedError)
 
 
 def _first_line(exc: BaseException) -> str:
     """The useful part of a loading error: its first line, without diffusers' boilerplate."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return first.split(". If you want")[0].replace("Cannot load  because ", "")
+
+
+def _as_dtype(value, what: str) -> torch.dtype | None:
+    """``value`` (a ``torch.dtype``, its name like ``"float16"``, or ``"auto"``/``None`` = as saved) as a dtype."""
+    if value is None or value == "auto":
+        return None
+    if isinstance(value, str):
+        value = getattr(torch, value.removeprefix("torch."), value)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ValueError(f"{what} must be a floating torch dtype (e.g. torch.float16), got {value!r}")
+    return value
+
+
+def resolve_component_dtypes(dtype, torch_dtype, components: tuple[str, ...], class_name: str) -> dict:
+    """Per-component dtypes (``None`` = as saved) from ``dtype`` / ``torch_dtype``: one dtype for all, or a dict of
+    component names plus ``"default"``. ``ValueError`` (one line) for a key naming no component, or both given."""
+    if dtype is not None and torch_dtype is not None and dtype != torch_dtype:
+        raise ValueError("give dtype or torch_dtype (an older name for it), not both")
+    value = dtype if dtype is not None else torch_dtype
+    what = "dtype" if dtype is not None else "torch_dtype"
+    if not isinstance(value, dict):
+        one = _as_dtype(value, what)
+        return {name: one for name in components}
+    unknown = [k for k in value if k not in components and k != "default"]
+    if unknown:
+        raise ValueError(f"{what} dict names {', '.join(map(repr, unknown))}, not a component of {class_name} "
+                         f"(components: {', '.join(components)}; or 'default')")
+    default = _as_dtype(value.get("default"), f"{what}['default']")
+    return {name: _as_dtype(value[name], f"{what}[{name!r}]") if name in value else default for name in components}
+
+
+def _device_for(device_map) -> str | None:
+    """The one device a ``device_map`` puts every component on (``None``: leave them where they load, the CPU).
+
+    qiren-gen pipelines are a few MB, so ``"balanced"`` uses the first accelerator (the CPU when there is none,
+    as diffusers does); ``"cpu"`` or the accelerator's name (``"cuda"``) place everything there.
+    """
+    if device_map is None:
+        return None
+    from diffusers.pipelines.pipeline_utils import SUPPORTED_DEVICE_MAP
+    from diffusers.utils.torch_utils import get_device
+
+    if not isinstance(device_map, str) or device_map not in SUPPORTED_DEVICE_MAP:
+        raise ValueError(f"device_map={device_map!r} is not supported; use one of: {', '.join(dict.fromkeys(SUPPORTED_DEVICE_MAP))}")
+    if device_map == "balanced":
+        device = get_device()
+        return None if device == "cpu" else device
+    return device_map
 
 
 def _component_class(spec: list[str], name: str) -> type:
@@ -36,14 +92,40 @@ def _component_class(spec: list[str], name: str) -> type:
     if not (isinstance(klass, type) and issubclass(klass, (ModelMixin, SchedulerMixin))):
         raise ValueError(f"component '{name}' names {spec[0]}.{spec[1]}, which is not a model or scheduler class "
                          "of the installed diffusers / qiren_gen")
+    if (name == "scheduler") != issubclass(klass, SchedulerMixin):
+        raise ValueError(f"component '{name}' names {spec[0]}.{spec[1]}: the scheduler slot must be a diffusers "
+                         "scheduler and every other slot a model")
     return klass
 
 
-def _load_component(folder: Path, name: str, spec: list[str], torch_dtype) -> object:
+def _weights_variant(sub: Path, variant: str | None) -> str | None:
+    """The variant to load from ``sub``: the one asked for (``ValueError`` when absent), or, with none asked, the
+    single variant a folder saved with ``variant=`` holds (diffusers' name ``diffusion_pytorch_model.<v>.safetensors``)."""
+    plain = (sub / "diffusion_pytorch_model.safetensors").is_file() or any(
+        sub.glob("diffusion_pytorch_model-*-of-*.safetensors"))
+    found = sorted({p.name.split(".")[1] for p in sub.glob("diffusion_pytorch_model.*.safetensors")
+                    if len(p.name.split(".")) == 3})
+    if variant is not None:
+        if variant not in found and not any(sub.glob(f"diffusion_pytorch_model.safetensors.index.{variant}.json")):
+            have = ", ".join(found) if found else "none"
+            raise ValueError(f"You are trying to load the model files of the `variant={variant}`, but '{sub}' has no "
+                             f"variant={variant!r} weights (variants there: {have})")
+        return variant
+    if not plain and len(found) == 1:
+        return found[0]
+    return None
+
+
+def _load_component(folder: Path, name: str, spec: list[str], dtype, options: dict) -> object:
     klass = _component_class(spec, name)
     if issubclass(klass, SchedulerMixin):
         return klass.from_pretrained(folder, subfolder=name)
-    extra = {} if torch_dtype is None else {"torch_dtype": torch_dtype}
+    extra = {k: v for k, v in options.items() if v is not None and k != "variant"}
+    if dtype is not None:
+        extra["torch_dtype"] = dtype
+    variant = _weights_variant(folder / name, options.get("variant"))
+    if variant is not None:
+        extra["variant"] = variant
     return klass.from_pretrained(folder / name, use_safetensors=True, **extra)
 
 
@@ -52,21 +134,29 @@ def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.Pa
     """Load ``cls`` from a folder or Hub id after validating it; ``OSError`` / ``ValueError`` with one clear line.
 
     ``optional`` components may be saved as absent (``[null, null]``); every present one is validated. Components
-    given as keyword arguments are used instead of the saved ones; ``torch_dtype`` casts the loaded models.
+    given as keyword arguments are used instead of the saved ones; the module docstring lists the other arguments.
     """
-    for bad in ("custom_pipeline", "trust_remote_code", "custom_revision"):
+    for bad in ("custom_pipeline", "custom_revision"):
         if kwargs.pop(bad, None):
             raise ValueError(f"{bad} is not supported: qiren-gen pipelines never run code from a folder")
-    if kwargs.pop("use_safetensors", True) is False:
-        raise ValueError("qiren-gen pipelines load weights only as safetensors")
-    folder = resolve_pipeline_folder(name_or_path, **kwargs)
-    index = validate_pipeline_folder(folder, cls.__name__, components, optional)
-    for hub_only in _HUB_ONLY:
-        kwargs.pop(hub_only, None)
-    torch_dtype = kwargs.pop("torch_dtype", None)
+    kwargs.pop("trust_remote_code", None)  # the class is the installed one; code in the folder is refused, never run
+    if kwargs.pop("use_safetensors", None) is False:
+        raise ValueError("use_safetensors=False is refused: qiren-gen pipelines load weights only as safetensors "
+                         "(a pickled .bin file can run code when it is loaded)")
+    dtypes = resolve_component_dtypes(kwargs.pop("dtype", None), kwargs.pop("torch_dtype", None), components,
+                                      cls.__name__)
+    low_cpu_mem_usage = kwargs.pop("low_cpu_mem_usage", None)
+    device_map = kwargs.pop("device_map", None)
+    if low_cpu_mem_usage is False and device_map is not None:
+        raise ValueError(f"low_cpu_mem_usage=False cannot be combined with device_map={device_map!r}")
+    device = _device_for(device_map)
+    options = {"variant": kwargs.pop("variant", None), "low_cpu_mem_usage": low_cpu_mem_usage}
     given = {name: kwargs.pop(name) for name in components if name in kwargs}
+    hub = {k: kwargs.pop(k) for k in _HUB_ONLY if k in kwargs}
     if kwargs:
         raise ValueError(f"unsupported argument(s) for {cls.__name__}.from_pretrained: {', '.join(sorted(kwargs))}")
+    folder = resolve_pipeline_folder(name_or_path, **hub)
+    index = validate_pipeline_folder(folder, cls.__name__, components, optional)
     parts = {}
     for name in components:
         spec = index.get(name)
@@ -76,7 +166,8 @@ def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.Pa
             parts[name] = None
         else:
             try:
-                parts[name] = _load_component(folder, name, spec, torch_dtype)
+                parts[name] = _load_component(folder, name, spec, dtypes[name], options)
+                _LOGGER.info(f"Loaded {name} as {spec[1]} from `{name}` subfolder of {name_or_path}.")
             except _LOAD_ERRORS as exc:
                 raise ValueError(f"cannot load the pipeline in '{folder}' (component '{name}'): {_first_line(exc)}"
                                  ) from None
@@ -84,8 +175,12 @@ def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.Pa
         pipe = cls(**parts)
     except _LOAD_ERRORS as exc:  # components that do not fit together (latent sizes, NaN weights, ...)
         raise ValueError(f"cannot load the pipeline in '{folder}': {_first_line(exc)}") from None
+    if device not in (None, "cpu"):  # components load on the CPU already
+        pipe.to(device)
+    if device_map is not None:
+        pipe.hf_device_map = device or "cpu"  # one device: .to() and offloading stay allowed, as in diffusers
     pipe.register_to_config(_name_or_path=str(folder))
     return pipe
 
 
-__all__ = ["safe_from_pretrained"]
+__all__ = ["resolve_component_dtypes", "safe_from_pretrained"]

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
 from ..metrics.signals import mse, psnr
@@ -21,7 +20,7 @@ from ..training.fitting import (
     render,
 )
 from .diffusers_entry import DiffusersEntryMixin
-from ._signals import as_targets, check_fit_inputs, grid_for, postprocess
+from ._signals import FittingModel, as_targets, check_fit_inputs, grid_for, postprocess
 
 
 @dataclass
@@ -45,7 +44,7 @@ class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
 
     model_cpu_offload_seq = "model"
 
-    def __init__(self, model: ModelMixin) -> None:
+    def __init__(self, model: FittingModel) -> None:
         super().__init__()
         self.register_modules(model=model)
 

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DiffusionPipeline
-from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
 from ..data.grids import MAX_GRID_POINTS
@@ -31,7 +30,9 @@ from ..training.fitting import (
     render,
 )
 from .diffusers_entry import DiffusersEntryMixin
-from ._signals import as_targets, check_fit_inputs, grid_for, postprocess
+from ..models import LatentModulator
+from ._signals import FittingModel, as_targets, check_fit_inputs, grid_for, postprocess
+from .generation import DecoderModel
 
 INTERPOLATION_MODES = ("bilinear", "nearest", "bicubic")
 
@@ -74,7 +75,8 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
     _optional_components = ["model", "decoder", "modulator"]
 
     def __init__(
-        self, model: ModelMixin | None = None, decoder: ModelMixin | None = None, modulator: ModelMixin | None = None
+        self, model: FittingModel | None = None, decoder: DecoderModel | None = None,
+        modulator: LatentModulator | None = None,
     ) -> None:
         super().__init__()
         has_prior = decoder is not None and modulator is not None
