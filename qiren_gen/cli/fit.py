@@ -18,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pixel-centres", action="store_true",
                    help="sample pixel centres instead of the paper's linspace(-1, 1) grid")
     add_model_args(p)
+    p.add_argument("--shots", type=int, default=None,
+                   help="also evaluate the fitted model with every circuit expectation from N shots (qiren models)")
+    p.add_argument("--noise", default=None, metavar="P_OR_CHANNELS",
+                   help="also evaluate with noisy gates: a depolarizing probability or e.g. depolarizing=1e-3,readout=0.01")
     p.add_argument("--output", default="fit-output", metavar="DIR", help="output folder (default: fit-output)")
     p.set_defaults(func=run)
 
@@ -36,6 +40,12 @@ def run(args: argparse.Namespace) -> int:
     if args.image is not None and args.audio_slice is not None:
         raise ValueError("--audio-slice only applies to --audio")
     options = qiren_options(args)
+    from ..quantum.noise import parse_noise
+    from ..quantum.shots import check_shots
+
+    shots, noise = check_shots(args.shots), parse_noise(args.noise)
+    if (shots is not None or noise is not None) and args.model not in ("qiren", "qiren-plus"):
+        raise ValueError(f"--shots / --noise: only for --model qiren or qiren-plus (circuits), not {args.model}")
     set_threads(args.threads)
     if args.audio is not None:
         audio = load_wav(args.audio, parse_slice(args.audio_slice))
@@ -50,6 +60,15 @@ def run(args: argparse.Namespace) -> int:
     result = pipe(signal, num_steps=args.steps, learning_rate=args.lr, align_corners=not args.pixel_centres,
                   schedule=args.schedule)
     fitted = np.asarray(result.signal)
+    measured = None
+    if shots is not None or noise is not None:  # the fitted model as a device would run it (quantum.shots)
+        from ..metrics.signals import psnr as psnr_of
+        from ..quantum.shots import measurement
+
+        with measurement(pipe.model, shots, noise, torch.Generator().manual_seed(args.seed)):
+            on_device = np.asarray(pipe.render(fitted.shape, align_corners=not args.pixel_centres))
+        measured = {"shots": shots, "noise": None if noise is None else noise.to_dict(),
+                    "psnr": float(psnr_of(torch.as_tensor(on_device), torch.as_tensor(np.asarray(signal))))}
 
     files = {"figure": str(out / "figure.png"), "metrics": str(out / "metrics.json"), "pipeline": str(out / "pipeline")}
     if in_features == 1:
@@ -79,10 +98,16 @@ def run(args: argparse.Namespace) -> int:
         "threads": torch.get_num_threads(),
         "files": files,
     }
+    if measured is not None:
+        metrics["measured"] = measured
     Path(files["metrics"]).write_text(json.dumps(metrics, indent=2) + "\n")
     if args.json:
         print(json.dumps(metrics))
     else:
         print(f"{args.model}: MSE {result.mse:.3e}  PSNR {result.psnr:.2f} dB  {metrics['params']} params  "
               f"{result.seconds:.1f} s  -> {out}/")
+        if measured is not None:
+            setting = ", ".join(x for x in (f"{shots} shots" if shots else "",
+                                            noise.describe() if noise else "") if x)
+            print(f"on a simulated device ({setting}): PSNR {measured['psnr']:.2f} dB")
     return 0

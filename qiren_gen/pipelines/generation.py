@@ -18,6 +18,8 @@ from diffusers.schedulers import DDIMScheduler, DDPMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..models.denoiser import LatentDenoiser
+from ..quantum.noise import as_noise_model
+from ..quantum.shots import check_shots, measurement
 from .diffusers_entry import DiffusersEntryMixin, check_entry_module, pipeline_class_name
 
 MAX_RENDER_PIXELS = 4096 * 4096
@@ -244,8 +246,14 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
         latents: torch.Tensor | None = None,
         eta: float = 0.0,
         chunk_size: int | None = None,
+        shots: int | None = None,
+        noise=None,
     ) -> ImagePipelineOutput | tuple:
         """Sample ``batch_size`` images at ``height`` x ``width`` (default: the training resolution).
+
+        ``shots=N`` decodes with every circuit expectation estimated from N measurement samples (drawn from
+        ``generator``, its first one if a list), ``noise`` (a ``quantum.noise.NoiseModel``, dict or float) with noisy
+        gates; ``None`` (default): exact expectations. See ``docs/hardware.md``.
 
         ``output_type``: ``"pil"`` (list of PIL images), ``"np"`` (``(B, H, W, C)`` in [0, 1]) or ``"pt"``
         (``(B, C, H, W)`` in [0, 1]). ``generator`` makes sampling deterministic. ``chunk_size`` caps the number of
@@ -259,12 +267,14 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
             raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(f"got {len(generator)} generators for batch_size {batch_size}")
+        shots, noise = check_shots(shots), as_noise_model(noise)
         # 2-3. prepare noise and run the denoising loop
         z = self.sample_latents(batch_size, num_inference_steps, generator, latents, eta)
         if output_type == "latent":
             return ImagePipelineOutput(images=z) if return_dict else (z,)
         # 4. decode in coordinate chunks, 5. post-process
-        image = self.render(z, height, width, chunk_size).float()
+        with measurement(self.decoder, shots, noise, generator[0] if isinstance(generator, list) else generator):
+            image = self.render(z, height, width, chunk_size).float()
         image = self.image_processor.postprocess(image, output_type=output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
