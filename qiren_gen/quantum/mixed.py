@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .gates import cnot_permutation, entangler_pairs, rot_matrices
+from .gates import cnot_permutation, encoding_phase, entangler_pairs, rot_matrices
 from .noise import NoiseModel, gate_superoperator
 
 CHUNK_ENTRIES = 2**21
@@ -35,24 +35,59 @@ def _apply_1q(state: torch.Tensor, u: torch.Tensor, wire: int, n_wires: int) -> 
     return out.reshape(c, b, d)
 
 
-def _apply_superop(rho: torch.Tensor, sup: torch.Tensor, wire: int, n_qubits: int) -> torch.Tensor:
-    """A ``4x4`` superoperator ``(C, Bu, 4, 4)`` on wire ``wire`` of density matrices ``(C, B, 4^n)``."""
+def _apply_row_op(state: torch.Tensor, u: torch.Tensor, wire: int, n_wires: int) -> torch.Tensor:
+    """``u`` ``(C, 1, 2, 2)`` (input-independent) on ``wire`` of ``(C, B, 2^n_wires)``: one batched GEMM when the
+    trailing block is long enough, else elementwise."""
+    c, b, d = state.shape
+    left = 2**wire
+    right = d // (2 * left)
+    if right < 16:
+        return _apply_1q(state, u, wire, n_wires)
+    out = torch.matmul(u.reshape(c, 1, 2, 2), state.reshape(c, b * left, 2, right))
+    return out.reshape(c, b, d)
+
+
+def channel_form(sup: torch.Tensor) -> tuple[float, tuple[float, float, float, float]]:
+    """A phase-covariant one-qubit channel (depolarizing, damping, dephasing and their compositions) as
+    ``(s, M)``: off-diagonal entries of the wire's 2x2 block scale by ``s``, the diagonal pair mixes by ``M``."""
+    diag = [0, 3]
+    off = [1, 2]
+    m = sup[diag][:, diag]
+    rest = sup.clone()
+    rest[diag, :] = 0
+    rest[:, diag] = 0
+    scale = sup[1, 1]
+    if (sup[diag][:, off].abs().max() > 1e-12 or sup[off][:, diag].abs().max() > 1e-12
+            or (rest - torch.diag(torch.stack([rest[0, 0], scale, scale, rest[3, 3]]))).abs().max() > 1e-12):
+        raise ValueError("channel is not phase covariant")  # never for the channels of noise.NoiseModel
+    return float(scale.real), tuple(float(v) for v in m.real.reshape(-1))
+
+
+def _apply_channel(rho: torch.Tensor, form, wire: int, n_qubits: int) -> torch.Tensor:
+    """A phase-covariant channel ``(s, M)`` on wire ``wire`` of density matrices ``(C, B, 4^n)``."""
+    scale, (m00, m01, m10, m11) = form
     c, b, dd = rho.shape
     left = 2**wire
     right = 2 ** (n_qubits - 1 - wire)
     r = rho.reshape(c, b, left, 2, right * left, 2, right)
-    t = [r[:, :, :, i, :, j] for i in (0, 1) for j in (0, 1)]  # t_00, t_01, t_10, t_11: (C, B, L, M, R)
-    sup = sup[:, :, None, None, None]
-    rows = [sum(sup[..., k, m] * t[m] for m in range(4)) for k in range(4)]
-    top = torch.stack([rows[0], rows[1]], dim=4)  # new row bit 0: column bit 0, 1 at dim 4 (after L, M)
-    bottom = torch.stack([rows[2], rows[3]], dim=4)
-    out = torch.stack([top, bottom], dim=3)  # (C, B, L, 2, M, 2, R)
-    return out.reshape(c, b, dd)
+    d0, d1 = r[:, :, :, 0, :, 0], r[:, :, :, 1, :, 1]
+    if torch.is_grad_enabled() and rho.requires_grad:  # differentiable form
+        top = torch.stack([m00 * d0 + m01 * d1, scale * r[:, :, :, 0, :, 1]], dim=4)
+        bottom = torch.stack([scale * r[:, :, :, 1, :, 0], m10 * d0 + m11 * d1], dim=4)
+        return torch.stack([top, bottom], dim=3).reshape(c, b, dd)
+    out = torch.empty_like(rho)
+    o = out.view(c, b, left, 2, right * left, 2, right)
+    torch.mul(r[:, :, :, 0, :, 1], scale, out=o[:, :, :, 0, :, 1])
+    torch.mul(r[:, :, :, 1, :, 0], scale, out=o[:, :, :, 1, :, 0])
+    torch.add(d0 * m00, d1, alpha=m01, out=o[:, :, :, 0, :, 0])
+    torch.add(d1 * m11, d0, alpha=m10, out=o[:, :, :, 1, :, 1])
+    return out
 
 
-def _unitary_superop(u: torch.Tensor) -> torch.Tensor:
-    """``kron(U, conj(U))`` for batched ``U`` ``(..., 2, 2)``: ``rho -> U rho U^H`` on ``vec(rho)``."""
-    return (u[..., :, None, :, None] * u.conj()[..., None, :, None, :]).reshape(*u.shape[:-2], 4, 4)
+def _dagger(rho: torch.Tensor, d: int) -> torch.Tensor:
+    """Conjugate transpose of every ``d x d`` matrix of a ``(C, B, d*d)`` batch."""
+    c, b, _ = rho.shape
+    return rho.reshape(c, b, d, d).transpose(-1, -2).conj().reshape(c, b, d * d)
 
 
 class _Register:
@@ -64,21 +99,66 @@ class _Register:
         self.state = torch.zeros(c, b, d * d if mixed else d, dtype=dtype, device=device)
         self.state[:, :, 0] = 1
         sup = gate_superoperator(noise) if (mixed and noise is not None) else None
-        self.noise = None if sup is None else sup.to(dtype=dtype, device=device)[None, None]
+        self.form = None if sup is None else channel_form(sup)
 
     def channel(self, wire: int) -> None:
-        if self.noise is not None:
-            self.state = _apply_superop(self.state, self.noise, wire, self.n)
+        if self.form is not None:
+            self.state = _apply_channel(self.state, self.form, wire, self.n)
 
-    def one_qubit(self, u: torch.Tensor, wire: int) -> None:
-        """A one-qubit gate ``(C, Bu, 2, 2)`` followed by the wire's channels."""
+    def one_qubit(self, u: torch.Tensor, wire: int, diagonal: bool = False) -> None:
+        """A one-qubit gate ``(C, Bu, 2, 2)`` followed by the wire's channels (``diagonal``: only ``u[..., k, k]``)."""
+        if diagonal:  # RZ: one broadcast multiply on rows (and the conjugate on columns)
+            phase = self._diagonal_phase(u[..., 0, 0], u[..., 1, 1], wire)
+            self.state = self.state * phase
+        elif not self.mixed:
+            self.state = _apply_row_op(self.state, u, wire, self.n) if u.shape[1] == 1 else \
+                _apply_1q(self.state, u, wire, self.n)
+        else:
+            n = self.n
+            if u.shape[1] == 1:
+                self.state = _apply_row_op(self.state, u, wire, 2 * n)
+                self.state = _apply_row_op(self.state, u.conj(), n + wire, 2 * n)
+            else:
+                self.state = _apply_1q(self.state, u, wire, 2 * n)
+                self.state = _apply_1q(self.state, u.conj(), n + wire, 2 * n)
+        self.channel(wire)
+
+    def rot_layer(self, us: torch.Tensor) -> None:
+        """``Rot`` on every wire (``us`` ``(C, n, 2, 2)``), each followed by its wire's channels.
+
+        Density matrices: ``rho -> U (U rho)^H`` with ``U`` the layer's Kronecker product, applied wire by wire on
+        rows only (contiguous batched GEMMs), then the channels (they commute with gates on other wires)."""
+        n = self.n
         if not self.mixed:
-            self.state = _apply_1q(self.state, u, wire, self.n)
+            for j in range(n):
+                self.state = _apply_row_op(self.state, us[:, None, j], j, n)
             return
-        sup = _unitary_superop(u)
-        if self.noise is not None:
-            sup = self.noise @ sup
-        self.state = _apply_superop(self.state, sup, wire, self.n)
+        for j in range(n):
+            self.state = _apply_row_op(self.state, us[:, None, j], j, 2 * n)
+        self.state = _dagger(self.state, 2**n)  # (U rho)^H = rho U^H, as rho is Hermitian
+        for j in range(n):
+            self.state = _apply_row_op(self.state, us[:, None, j], j, 2 * n)
+        for j in range(n):
+            self.channel(j)
+
+    def phase_layer(self, phase: torch.Tensor) -> None:
+        """The encoding ``RZ`` on every wire as one diagonal ``(C|1, B, 2^n)``, then every wire's channels."""
+        if not self.mixed:
+            self.state = self.state * phase
+            return
+        d = 2**self.n
+        self.state = self.state * (phase[..., :, None] * phase.conj()[..., None, :]).reshape(*phase.shape[:-1], d * d)
+        for j in range(self.n):
+            self.channel(j)
+
+    def _diagonal_phase(self, e0: torch.Tensor, e1: torch.Tensor, wire: int) -> torch.Tensor:
+        """``(C, B, D)`` multiplier of the diagonal gate ``diag(e0, e1)`` (``(C, B)`` each) on ``wire``."""
+        n, d = self.n, 2**self.n
+        bit = ((torch.arange(d, device=e0.device) >> (n - 1 - wire)) & 1).bool()
+        row = torch.where(bit, e1[..., None], e0[..., None])  # (C, B, d)
+        if not self.mixed:
+            return row
+        return (row[..., :, None] * row.conj()[..., None, :]).reshape(*row.shape[:-1], d * d)
 
     def two_qubit(self, kind: str, control: int, target: int) -> None:
         """``CZ`` or ``CNOT`` on ``(control, target)``, then the channels on both wires."""
@@ -161,19 +241,13 @@ def circuit_probabilities(
     reg = _Register(n_circuits, x.shape[1], n, mixed, rots.dtype, weights.device, noise)
     for layer in range(n_layers):
         for block in range(n_blocks):
-            for j in range(n):
-                reg.one_qubit(rots[:, layer, block, j][:, None], j)
+            reg.rot_layer(rots[:, layer, block])
             for control, target in pairs[block]:
                 reg.two_qubit(kind, control, target)
         if layer == n_layers - 1:
             break
         theta = x if encoding_scales is None else x * encoding_scales.to(real)[layer]
-        half = theta / 2
-        e = torch.complex(torch.cos(half), -torch.sin(half))  # RZ(theta) = diag(e^{-i theta/2}, e^{i theta/2})
-        zero = torch.zeros_like(e)
-        rz = torch.stack([torch.stack([e, zero], -1), torch.stack([zero, e.conj()], -1)], -2)  # (C|1, B, n, 2, 2)
-        for j in range(n):
-            reg.one_qubit(rz[:, :, j], j)
+        reg.phase_layer(encoding_phase(theta).to(rots.dtype))
     prob = reg.probabilities()
     return prob if noise is None else apply_readout_error(prob, noise.readout)
 

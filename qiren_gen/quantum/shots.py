@@ -109,9 +109,6 @@ class MeasurementMixin:
 
         grad = torch.is_grad_enabled() and (inputs.requires_grad or weights.requires_grad or (
             encoding_scales is not None and encoding_scales.requires_grad))
-        if self.shots is not None and grad and not self.train_shots:
-            raise ValueError("finite-shot gradients need train_shots=True (a straight-through estimator: shot-sampled "
-                             "values, exact-expectation gradients); shots=N alone is for evaluation")
         noise = self.noise
         n = weights.shape[3]
         obs = observable_matrix(n, wires_read, torch.promote_types(inputs.dtype, weights.dtype), weights.device)
@@ -123,6 +120,9 @@ class MeasurementMixin:
             estimate = sample_frequencies(prob, self.shots, self.measurement_generator) @ obs
         if not grad:
             return estimate
+        if not self.train_shots:  # a forward is fine; a backward through it is refused (one line)
+            tracked = [t for t in (inputs, weights, encoding_scales) if t is not None and t.requires_grad]
+            return _RefuseShotGradient.apply(estimate, *tracked)
         if gate_noise or exact is None:
             reference = circuit_probabilities(inputs, weights, self.entangler, encoding_scales, noise) @ obs
         else:
@@ -132,6 +132,19 @@ class MeasurementMixin:
                     [len(w) for w in (wires_read or [(j,) for j in range(n)])], dtype=reference.dtype,
                     device=reference.device)
         return reference + (estimate - reference).detach()
+
+
+class _RefuseShotGradient(torch.autograd.Function):
+    """Passes shot estimates through; its backward raises: finite-shot gradients are opt-in (``train_shots``)."""
+
+    @staticmethod
+    def forward(ctx, estimate, *tracked):
+        return estimate.clone()
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise ValueError("finite-shot gradients need train_shots=True (--train_shots: a straight-through estimator, "
+                         "shot-sampled values with exact-expectation gradients); shots=N alone is for evaluation")
 
 
 def circuit_modules(model: torch.nn.Module) -> list[MeasurementMixin]:
