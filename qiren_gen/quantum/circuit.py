@@ -100,7 +100,7 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
         """Expectation values after encoding ``inputs`` (validated: shape, dtype, finiteness, size)."""
         check_inputs(inputs, self.n_qubits, self.max_state_elements)
         if self.measuring:  # shots / noise (quantum.shots): sampled or density-matrix expectations
-            return measured_circuit_forward(self, inputs)
+            return measured_circuit_forward(self, inputs, simulate_reuploading)
         return simulate_reuploading(inputs, self.weights, engine=self.engine, entangler=self.entangler,
                                     observables=self._read(), encoding_scales=self.encoding_scales)
 

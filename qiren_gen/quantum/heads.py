@@ -120,7 +120,7 @@ class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
         """``<Z_j>`` of every head (validated: shape ``(..., H, n)``, dtype, finiteness, size)."""
         check_head_inputs(inputs, self.n_heads, self.n_qubits, self.max_state_elements)
         if self.measuring:  # shots / noise (quantum.shots): sampled or density-matrix expectations
-            return measured_heads_forward(self, inputs)
+            return measured_heads_forward(self, inputs, simulate_reuploading_heads)
         return simulate_reuploading_heads(inputs, self.weights, self.entangler, engine=self.engine)
 
     def extra_repr(self) -> str:

@@ -193,10 +193,9 @@ __all__ = ["MAX_SHOTS", "MeasurementMixin", "check_shots", "circuit_modules", "m
            "sample_frequencies", "set_measurement"]
 
 
-def measured_circuit_forward(circuit, inputs: torch.Tensor) -> torch.Tensor:
-    """``DataReuploadingCircuit.forward`` under its shots / noise settings: ``(..., n) -> (..., m)``."""
-    from .simulator import simulate_reuploading
-
+def measured_circuit_forward(circuit, inputs: torch.Tensor, simulate_reuploading: Callable) -> torch.Tensor:
+    """``DataReuploadingCircuit.forward`` under its shots / noise settings: ``(..., n) -> (..., m)``
+    (``simulate_reuploading``: the exact engine, for straight-through gradients)."""
     lead = inputs.shape[:-1]
     x = inputs.reshape(1, -1, circuit.n_qubits)
 
@@ -208,10 +207,9 @@ def measured_circuit_forward(circuit, inputs: torch.Tensor) -> torch.Tensor:
     return out[0].reshape(*lead, circuit.n_outputs)
 
 
-def measured_heads_forward(heads, inputs: torch.Tensor) -> torch.Tensor:
-    """``MultiHeadReuploadingCircuit.forward`` under its shots / noise settings: ``(..., H, n) -> (..., H, n)``."""
-    from .heads import simulate_reuploading_heads
-
+def measured_heads_forward(heads, inputs: torch.Tensor, simulate_reuploading_heads: Callable) -> torch.Tensor:
+    """``MultiHeadReuploadingCircuit.forward`` under its shots / noise settings: ``(..., H, n) -> (..., H, n)``
+    (``simulate_reuploading_heads``: the exact engine, for straight-through gradients)."""
     lead = inputs.shape[:-2]
     x = inputs.reshape(-1, heads.n_heads, heads.n_qubits).transpose(0, 1)  # (H, B, n)
 
