@@ -190,6 +190,31 @@ class _Register:
         return self.state.reshape(c, b, d, d).diagonal(dim1=-2, dim2=-1).real
 
 
+DENSE_MAX_QUBITS = 8
+"""Noiseless registers up to this size are simulated with one dense unitary per parameter layer (batched GEMMs)."""
+
+
+def _pure_dense(x: torch.Tensor, rots: torch.Tensor, kind: str, pairs, encoding_scales) -> torch.Tensor:
+    """Noiseless ``|psi|^2`` with each parameter layer multiplied out once into a ``(C, 2^n, 2^n)`` matrix."""
+    n_circuits, n_layers, n_blocks, n = rots.shape[:4]
+    d = 2**n
+    eye = torch.eye(d, dtype=rots.dtype, device=rots.device).expand(n_circuits, d, d).contiguous()
+    mats = []
+    for layer in range(n_layers):  # rows of M are U e_k: psi_row @ M applies U
+        reg = _Register(n_circuits, d, n, False, rots.dtype, rots.device, None)
+        reg.state = eye
+        for block in range(n_blocks):
+            reg.rot_layer(rots[:, layer, block])
+            for control, target in pairs[block]:
+                reg.two_qubit(kind, control, target)
+        mats.append(reg.state)
+    psi = mats[0][:, :1, :].expand(n_circuits, x.shape[1], d)  # U_1 |0>
+    for layer in range(1, n_layers):
+        theta = x if encoding_scales is None else x * encoding_scales.to(x.dtype)[layer - 1]
+        psi = torch.bmm(psi * encoding_phase(theta).to(rots.dtype), mats[layer])
+    return torch.view_as_real(psi).square().sum(-1)
+
+
 def apply_readout_error(prob: torch.Tensor, q: float) -> torch.Tensor:
     """Outcome probabilities ``(..., 2^n)`` after an independent bit flip with probability ``q`` on every wire."""
     if q == 0:
@@ -238,6 +263,9 @@ def circuit_probabilities(
     rots = rot_matrices(weights.to(real))  # (C, R+1, K, n, 2, 2)
     kind = "cz" if entangler == "cz_ring" else "cnot"
     pairs = entangler_pairs(n, n_blocks, entangler)
+    if not mixed and n <= DENSE_MAX_QUBITS:
+        prob = _pure_dense(x, rots, kind, pairs, encoding_scales)
+        return prob if noise is None else apply_readout_error(prob, noise.readout)
     reg = _Register(n_circuits, x.shape[1], n, mixed, rots.dtype, weights.device, noise)
     for layer in range(n_layers):
         for block in range(n_blocks):
