@@ -22,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also evaluate the fitted model with every circuit expectation from N shots (qiren models)")
     p.add_argument("--noise", default=None, metavar="P_OR_CHANNELS",
                    help="also evaluate with noisy gates: a depolarizing probability or e.g. depolarizing=1e-3,readout=0.01")
+    p.add_argument("--train-shots", type=int, default=None,
+                   help="fit with every circuit expectation from N shots (straight-through gradients; noise-aware)")
+    p.add_argument("--train-noise", default=None, metavar="P_OR_CHANNELS",
+                   help="fit with noisy gates (exact density matrices; same syntax as --noise)")
     p.add_argument("--output", default="fit-output", metavar="DIR", help="output folder (default: fit-output)")
     p.set_defaults(func=run)
 
@@ -44,8 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from ..quantum.shots import check_shots
 
     shots, noise = check_shots(args.shots), parse_noise(args.noise)
-    if (shots is not None or noise is not None) and args.model not in ("qiren", "qiren-plus"):
-        raise ValueError(f"--shots / --noise: only for --model qiren or qiren-plus (circuits), not {args.model}")
+    train_shots, train_noise = check_shots(args.train_shots), parse_noise(args.train_noise)
+    if any(v is not None for v in (shots, noise, train_shots, train_noise)) and args.model not in ("qiren", "qiren-plus"):
+        raise ValueError(f"--shots / --noise / --train-shots / --train-noise: only for --model qiren or qiren-plus "
+                         f"(circuits), not {args.model}")
     set_threads(args.threads)
     if args.audio is not None:
         audio = load_wav(args.audio, parse_slice(args.audio_slice))
@@ -57,14 +63,22 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     pipe.set_progress_bar_config(disable=args.json)
-    result = pipe(signal, num_steps=args.steps, learning_rate=args.lr, align_corners=not args.pixel_centres,
-                  schedule=args.schedule)
+    from ..quantum.shots import measurement
+
+    with measurement(pipe.model, train_shots, train_noise, torch.Generator().manual_seed(args.seed),
+                     train_shots=train_shots is not None):  # noise-aware training (exact when both are None)
+        result = pipe(signal, num_steps=args.steps, learning_rate=args.lr, align_corners=not args.pixel_centres,
+                      schedule=args.schedule)
     fitted = np.asarray(result.signal)
+    if train_shots is not None or train_noise is not None:  # report the fit itself exactly, as for every model
+        from ..metrics.signals import mse as mse_of
+        from ..metrics.signals import psnr as psnr_of
+
+        fitted = np.asarray(pipe.render(fitted.shape, align_corners=not args.pixel_centres))
+        result.mse, result.psnr = float(mse_of(fitted, signal)), float(psnr_of(fitted, signal))
     measured = None
     if shots is not None or noise is not None:  # the fitted model as a device would run it (quantum.shots)
         from ..metrics.signals import psnr as psnr_of
-        from ..quantum.shots import measurement
-
         with measurement(pipe.model, shots, noise, torch.Generator().manual_seed(args.seed)):
             on_device = np.asarray(pipe.render(fitted.shape, align_corners=not args.pixel_centres))
         measured = {"shots": shots, "noise": None if noise is None else noise.to_dict(),
@@ -100,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     }
     if measured is not None:
         metrics["measured"] = measured
+    if train_shots is not None or train_noise is not None:
+        metrics["trained_under"] = {"shots": train_shots, "noise": None if train_noise is None else train_noise.to_dict()}
     Path(files["metrics"]).write_text(json.dumps(metrics, indent=2) + "\n")
     if args.json:
         print(json.dumps(metrics))
