@@ -66,3 +66,29 @@ def test_cli_bad_shots_one_line(tmp_path, capsys, argv, fragment):
     err = capsys.readouterr().err.strip()
     assert fragment in err and len(err.splitlines()) == 1
     assert not (tmp_path / "fitout").exists() and not (tmp_path / "o.png").exists()
+
+
+def test_fit_trains_under_shots_and_reports_the_fit_exactly(tmp_path):
+    fit = tmp_path / "fit"
+    assert main(["fit", "--image", "camera", "--size", "6", "--steps", "3", "--qubits", "2", "--train-shots", "50",
+                 "--json", "--output", str(fit)]) == 0
+    metrics = json.loads((fit / "metrics.json").read_text())
+    assert metrics["trained_under"] == {"shots": 50, "noise": None} and np.isfinite(metrics["psnr"])
+
+
+def test_hardware_study_pieces(tmp_path):
+    from qiren_gen.experiments.hardware import StudyConfig, device_budget, shots_needed, update_model_card
+
+    rows = {r["size"]: r for r in device_budget(StudyConfig())}
+    assert rows[25]["feature_executions_per_grid"] == 625 * 32  # 32 feature circuits, once per grid
+    assert rows[25]["per_sample_executions_per_image"] == 625 * 32 * 3  # 3 layers of 32 per-sample circuits
+    assert rows[128]["feature_shots_per_grid"] == 16384 * 32 * 1000
+    assert shots_needed({10: 15.0, 100: 20.0, 1000: 21.8}, 22.0) == 1000
+    assert shots_needed({10: 15.0}, 22.0) is None
+    card = tmp_path / "README.md"
+    card.write_text("# card\n\n## Quality\n\nold table\n\n## Limitations\n\nnone\n")
+    update_model_card(str(card), "line one")
+    update_model_card(str(card), "line two")  # replaced, not appended
+    text = card.read_text()
+    assert "line two" in text and "line one" not in text
+    assert text.index("line two") < text.index("## Limitations") and text.count("<!-- hardware-study -->") == 1

@@ -367,6 +367,16 @@ def write_report(results: dict, cfg: StudyConfig, figures: list[str], command: s
     return text
 
 
+def hardware_card_block(json_path: str | Path | None = None) -> str:
+    """The study's marked model-card line from its JSON (default: the checkout's ``docs/hardware.json``; empty when
+    the study has not been run or the package is installed without the docs)."""
+    path = Path(json_path) if json_path is not None else Path(__file__).resolve().parents[2] / "docs" / "hardware.json"
+    if not path.is_file():
+        return ""
+    line = json.loads(path.read_text()).get("faces_line")
+    return f"\n{CARD_MARKER[0]}\n{line}\n{CARD_MARKER[1]}\n" if line else ""
+
+
 def update_model_card(path: str, line: str) -> None:
     """Put ``line`` into the model card's Quality section between the study's markers (replacing an older one)."""
     card = Path(path)
@@ -415,5 +425,5 @@ def run_study(cfg: StudyConfig, command: str = "python scripts/hardware_study.py
     return results
 
 
-__all__ = ["StudyConfig", "camera_study", "device_budget", "faces_line", "pipeline_study", "run_study",
+__all__ = ["StudyConfig", "camera_study", "device_budget", "faces_line", "hardware_card_block", "pipeline_study", "run_study",
            "shots_needed", "update_model_card", "write_report"]
