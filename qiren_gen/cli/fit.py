@@ -18,6 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pixel-centres", action="store_true",
                    help="sample pixel centres instead of the paper's linspace(-1, 1) grid")
     add_model_args(p)
+    p.add_argument("--shots", type=int, default=None,
+                   help="also evaluate the fitted model with every circuit expectation from N shots (qiren models)")
+    p.add_argument("--noise", default=None, metavar="P_OR_CHANNELS",
+                   help="also evaluate with noisy gates: a depolarizing probability or e.g. depolarizing=1e-3,readout=0.01")
+    p.add_argument("--train-shots", type=int, default=None,
+                   help="fit with every circuit expectation from N shots (straight-through gradients; noise-aware)")
+    p.add_argument("--train-noise", default=None, metavar="P_OR_CHANNELS",
+                   help="fit with noisy gates (exact density matrices; same syntax as --noise)")
     p.add_argument("--output", default="fit-output", metavar="DIR", help="output folder (default: fit-output)")
     p.set_defaults(func=run)
 
@@ -36,6 +44,14 @@ def run(args: argparse.Namespace) -> int:
     if args.image is not None and args.audio_slice is not None:
         raise ValueError("--audio-slice only applies to --audio")
     options = qiren_options(args)
+    from ..quantum.noise import parse_noise
+    from ..quantum.shots import check_shots
+
+    shots, noise = check_shots(args.shots), parse_noise(args.noise)
+    train_shots, train_noise = check_shots(args.train_shots), parse_noise(args.train_noise)
+    if any(v is not None for v in (shots, noise, train_shots, train_noise)) and args.model not in ("qiren", "qiren-plus"):
+        raise ValueError(f"--shots / --noise / --train-shots / --train-noise: only for --model qiren or qiren-plus "
+                         f"(circuits), not {args.model}")
     set_threads(args.threads)
     if args.audio is not None:
         audio = load_wav(args.audio, parse_slice(args.audio_slice))
@@ -47,9 +63,26 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     pipe.set_progress_bar_config(disable=args.json)
-    result = pipe(signal, num_steps=args.steps, learning_rate=args.lr, align_corners=not args.pixel_centres,
-                  schedule=args.schedule)
+    from ..quantum.shots import measurement
+
+    with measurement(pipe.model, train_shots, train_noise, torch.Generator().manual_seed(args.seed),
+                     train_shots=train_shots is not None):  # noise-aware training (exact when both are None)
+        result = pipe(signal, num_steps=args.steps, learning_rate=args.lr, align_corners=not args.pixel_centres,
+                      schedule=args.schedule)
     fitted = np.asarray(result.signal)
+    if train_shots is not None or train_noise is not None:  # report the fit itself exactly, as for every model
+        from ..metrics.signals import mse as mse_of
+        from ..metrics.signals import psnr as psnr_of
+
+        fitted = np.asarray(pipe.render(fitted.shape, align_corners=not args.pixel_centres))
+        result.mse, result.psnr = float(mse_of(fitted, signal)), float(psnr_of(fitted, signal))
+    measured = None
+    if shots is not None or noise is not None:  # the fitted model as a device would run it (quantum.shots)
+        from ..metrics.signals import psnr as psnr_of
+        with measurement(pipe.model, shots, noise, torch.Generator().manual_seed(args.seed)):
+            on_device = np.asarray(pipe.render(fitted.shape, align_corners=not args.pixel_centres))
+        measured = {"shots": shots, "noise": None if noise is None else noise.to_dict(),
+                    "psnr": float(psnr_of(torch.as_tensor(on_device), torch.as_tensor(np.asarray(signal))))}
 
     files = {"figure": str(out / "figure.png"), "metrics": str(out / "metrics.json"), "pipeline": str(out / "pipeline")}
     if in_features == 1:
@@ -79,10 +112,18 @@ def run(args: argparse.Namespace) -> int:
         "threads": torch.get_num_threads(),
         "files": files,
     }
+    if measured is not None:
+        metrics["measured"] = measured
+    if train_shots is not None or train_noise is not None:
+        metrics["trained_under"] = {"shots": train_shots, "noise": None if train_noise is None else train_noise.to_dict()}
     Path(files["metrics"]).write_text(json.dumps(metrics, indent=2) + "\n")
     if args.json:
         print(json.dumps(metrics))
     else:
         print(f"{args.model}: MSE {result.mse:.3e}  PSNR {result.psnr:.2f} dB  {metrics['params']} params  "
               f"{result.seconds:.1f} s  -> {out}/")
+        if measured is not None:
+            setting = ", ".join(x for x in (f"{shots} shots" if shots else "",
+                                            noise.describe() if noise else "") if x)
+            print(f"on a simulated device ({setting}): PSNR {measured['psnr']:.2f} dB")
     return 0

@@ -26,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "pndm, deis, ddpm, dpm++-single, kdpm2, kdpm2-a")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same images")
     p.add_argument("--chunk-size", type=int, default=None, help="coordinates decoded at once (memory bound)")
+    p.add_argument("--shots", type=int, default=None,
+                   help="estimate every circuit expectation from N measurement shots (default: exact)")
+    p.add_argument("--noise", default=None, metavar="P_OR_CHANNELS",
+                   help="noisy gates: a depolarizing probability, or e.g. depolarizing=1e-3,readout=0.01 "
+                        "(channels: depolarizing, amplitude_damping, dephasing, readout)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: 16 faces at 128x128 took 10.0-10.7 s with 1 thread and "
@@ -60,6 +65,11 @@ def _check_args(args: argparse.Namespace) -> tuple[int | None, int | None, Path]
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be >= 1, got {args.chunk_size}")
+    from ..quantum.noise import parse_noise
+    from ..quantum.shots import check_shots
+
+    check_shots(args.shots)
+    args.noise = parse_noise(args.noise)
     out = Path(args.output)
     if out.suffix.lower() != ".png":
         raise ValueError(f"--output must be a .png file, got '{out}'")
@@ -103,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     images = pipe(batch_size=args.num_images, height=height, width=width, num_inference_steps=args.steps,
-                  generator=generator, chunk_size=args.chunk_size).images
+                  generator=generator, chunk_size=args.chunk_size, shots=args.shots, noise=args.noise).images
     rows = args.rows or max(1, int(math.floor(math.sqrt(args.num_images))))
     while args.num_images % rows:
         rows -= 1
@@ -116,5 +126,6 @@ def run(args: argparse.Namespace) -> int:
             image.save(folder / f"{i:04d}.png")
     elapsed = time.perf_counter() - start
     print(f"wrote {out} ({args.num_images} images, {height}x{width}, {args.steps} {args.scheduler} steps, "
-          f"seed {args.seed}) in {elapsed:.1f} s")
+          f"seed {args.seed}{'' if args.shots is None else f', {args.shots} shots'}"
+          f"{'' if args.noise is None else f', noise {args.noise.describe()}'}) in {elapsed:.1f} s")
     return 0

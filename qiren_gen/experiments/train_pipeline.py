@@ -38,6 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_stage1_arguments(p)
     p.set_defaults(output_dir=None, resolution=None, channels=None, first_order=True, max_train_steps=200,
                    learning_rate=1e-3, train_batch_size=8, checkpointing_steps=50)
+    p.add_argument("--train_shots", type=int, default=None,
+                   help="stage 1 under N measurement shots per circuit execution (straight-through gradients)")
+    p.add_argument("--train_noise", default=None, metavar="P_OR_CHANNELS",
+                   help="stage 1 under noisy gates: a depolarizing p or e.g. depolarizing=1e-3,readout=0.01")
     p.add_argument("--adapt_output_channels", action="store_true",
                    help="give a pretrained decoder of other channels (gray vs RGB) an output layer for --channels")
     prior = p.add_argument_group("stage 2: prior")
@@ -227,6 +231,10 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     out = Path(args.output_dir)
     identity = {"pretrained": args.pretrained_model_name_or_path,
                 "data": args.dataset_name or str(Path(args.train_data_dir).resolve()), "split": args.split}
+    from ..quantum.noise import parse_noise
+    from ..quantum.shots import check_shots
+
+    check_shots(getattr(args, "train_shots", None)), parse_noise(getattr(args, "train_noise", None))  # bad values: one line, before anything is written
     check_output_dir(out, args.resume_from_checkpoint, identity)  # before anything is loaded or written
     start = load_starting_point(args)
     decoder, modulator, prior = start["decoder"], start["modulator"], start["prior"]
@@ -266,10 +274,16 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     cfg = config_from_args(args, output_dir=str(out / "stage1"), resolution=resolution, channels=data.channels,
                            streaming=data.streamed, dataset_name=None, train_data_dir=None,
                            resume_from_checkpoint=stage_resume(args.resume_from_checkpoint, out / "stage1"), **keep)
-    stage1 = train_functa(cfg, accelerator=accelerator, init_models=(decoder, modulator), dataset=data.train,
-                          on_step=lambda step, _: validator.stage1(decoder, modulator, step),
-                          init_latents=init_latents, first_visit_steps=first_visit_steps,
-                          stream_capacity=data.num_train)
+    from ..quantum.shots import measurement
+
+    train_shots = getattr(args, "train_shots", None)
+    device_mode = measurement(decoder, train_shots, parse_noise(getattr(args, "train_noise", None)),
+                              torch.Generator().manual_seed(args.seed), train_shots=train_shots is not None)
+    with device_mode:  # noise-aware stage 1 (a no-op without --train_shots / --train_noise)
+        stage1 = train_functa(cfg, accelerator=accelerator, init_models=(decoder, modulator), dataset=data.train,
+                              on_step=lambda step, _: validator.stage1(decoder, modulator, step),
+                              init_latents=init_latents, first_visit_steps=first_visit_steps,
+                              stream_capacity=data.num_train)
     accelerator.free_memory()  # stage 2 registers its own objects for save_state / load_state
     stage1_s = time.perf_counter() - stage1_began
     decoder.eval()

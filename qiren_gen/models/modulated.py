@@ -181,7 +181,11 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
             if mode == "angles":
                 with torch.autocast(pre.device.type, enabled=False):
                     weights = self.circuits[layer].weights + m.float().reshape(batch, *self.circuit_shape)
-                    h = simulate_reuploading_per_sample(pre.float(), weights).to(pre.dtype)
+                    if self.circuits[layer].measuring:  # shots / noise: quantum.shots
+                        h = self.circuits[layer].measured(pre.float(), weights,
+                                                          lambda: simulate_reuploading_per_sample(pre.float(), weights)).to(pre.dtype)
+                    else:
+                        h = simulate_reuploading_per_sample(pre.float(), weights).to(pre.dtype)
             else:
                 h = self._circuit(layer, pre.reshape(-1, n)).reshape(batch, points, n)
         return self.output(h)

@@ -123,6 +123,8 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
             return self._features(coords, stats)
         key = tuple((t.data_ptr(), t._version) for t in self._feature_tensors()) + (coords.shape, coords.dtype,
                                                                                      coords.device)
+        if self.config.features == "quantum":  # shots / noise settings: one draw per grid and setting
+            key += (self.circuits.measurement_key(),)
         for entry_key, entry_coords, entry_features in self._feature_cache:
             if entry_key == key and torch.equal(entry_coords, coords):
                 return entry_features

@@ -152,7 +152,10 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
         with torch.autocast(features.device.type, enabled=False):
             weights = circuit.weights.to(real) + m.to(real).reshape(batch, *self.circuit_shape)
             x = features.to(real).transpose(0, 1).reshape(points, batch * heads, n)
-            out = simulate_reuploading_heads(x, weights.flatten(0, 1), circuit.entangler, engine=circuit.engine)
+            if circuit.measuring:  # shots / noise: quantum.shots, circuits (B*H, P, n)
+                out = circuit.measured(x.transpose(0, 1), weights.flatten(0, 1)).transpose(0, 1)
+            else:
+                out = simulate_reuploading_heads(x, weights.flatten(0, 1), circuit.entangler, engine=circuit.engine)
         return out.reshape(points, batch, heads * n).transpose(0, 1)
 
 

@@ -21,6 +21,8 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from ..models import DECODER_CLASSES, LatentModulator
 from ..models.denoiser import LatentDenoiser
+from ..quantum.noise import as_noise_model
+from ..quantum.shots import check_shots, measurement
 from .diffusers_entry import DiffusersEntryMixin
 from .loading import safe_from_pretrained
 from .schedulers import check_scheduler
@@ -220,6 +222,8 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
         chunk_size: int | None = None,
         callback_on_step_end: Callable[["QirenGenerationPipeline", int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        shots: int | None = None,
+        noise=None,
     ) -> ImagePipelineOutput | tuple:
         """Sample ``batch_size`` images at ``height`` x ``width`` (default: the training resolution).
 
@@ -229,6 +233,10 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
         resolution). ``callback_on_step_end(pipe, i, t, {name: tensor})`` runs after every denoising step with the
         tensors named in ``callback_on_step_end_tensor_inputs`` (default ``["latents"]``) and returns them, maybe
         replaced; setting ``pipe._interrupt = True`` there stops denoising.
+
+        ``shots=N`` decodes with every circuit expectation estimated from N measurement samples (drawn from
+        ``generator``, its first one if a list), ``noise`` (a ``quantum.noise.NoiseModel``, dict or float) with noisy
+        gates; ``None`` (default): exact expectations. See ``docs/hardware.md``.
         """
         # 1. check inputs
         height = self.prior.config.sample_size if height is None else height
@@ -238,6 +246,7 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
             raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(f"got {len(generator)} generators for batch_size {batch_size}")
+        shots, noise = check_shots(shots), as_noise_model(noise)
         # 2-4. timesteps, initial noise and the denoising loop
         z = self.sample_latents(batch_size, num_inference_steps, generator, latents, eta,
                                 callback_on_step_end, callback_on_step_end_tensor_inputs)
@@ -245,7 +254,8 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
             self.maybe_free_model_hooks()
             return ImagePipelineOutput(images=z) if return_dict else (z,)
         # 5. decode in coordinate chunks, 6. post-process
-        image = self.render(z, height, width, chunk_size).float()
+        with measurement(self.decoder, shots, noise, generator[0] if isinstance(generator, list) else generator):
+            image = self.render(z, height, width, chunk_size).float()
         image = self.image_processor.postprocess(image, output_type=output_type)
         self.maybe_free_model_hooks()
         if not return_dict:

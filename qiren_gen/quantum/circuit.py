@@ -16,9 +16,10 @@ from .simulator import (
 )
 from .gates import ENTANGLERS as CIRCUIT_ENTANGLERS
 from .gates import resolve_observables
+from .shots import MeasurementMixin, measured_circuit_forward
 
 
-class DataReuploadingCircuit(nn.Module):
+class DataReuploadingCircuit(MeasurementMixin, nn.Module):
     r"""The QIREN data re-uploading circuit on ``n_qubits`` qubits, simulated exactly.
 
     ::
@@ -98,6 +99,8 @@ class DataReuploadingCircuit(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Expectation values after encoding ``inputs`` (validated: shape, dtype, finiteness, size)."""
         check_inputs(inputs, self.n_qubits, self.max_state_elements)
+        if self.measuring:  # shots / noise (quantum.shots): sampled or density-matrix expectations
+            return measured_circuit_forward(self, inputs, simulate_reuploading)
         return simulate_reuploading(inputs, self.weights, engine=self.engine, entangler=self.entangler,
                                     observables=self._read(), encoding_scales=self.encoding_scales)
 
@@ -153,12 +156,19 @@ class DataReuploadingCircuit(nn.Module):
 
         return circuit
 
-    def to_pennylane(self, device: str | object = "default.qubit", diff_method: str = "backprop", **device_kwargs):
+    def to_pennylane(self, device: str | object = "default.qubit", diff_method: str = "backprop",
+                     shots: int | None = None, noise=None, **device_kwargs):
         """The identical circuit as a ``qml.qnn.TorchLayer`` holding a copy of these weights (and learnable scales).
 
         ``device`` is a PennyLane device name (any plugin: noise models, hardware) or a device object. The layer's
         ``.qnode`` is the underlying QNode. Use ``diff_method="parameter-shift"`` on devices without backprop.
+        ``shots=N`` samples on the device; ``noise`` (a ``quantum.noise.NoiseModel``, dict or float) inserts the
+        channels where the density-matrix simulator puts them (use a mixed-state device such as ``default.mixed``).
         """
+        if shots is not None or noise is not None:
+            from .export import circuit_to_pennylane
+
+            return circuit_to_pennylane(self, device, shots, noise, diff_method, **device_kwargs)
         import pennylane as qml
 
         dev = qml.device(device, wires=self.n_qubits, **device_kwargs) if isinstance(device, str) else device

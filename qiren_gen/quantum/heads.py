@@ -16,6 +16,7 @@ from torch import nn
 from .circuit import ENTANGLERS, pennylane_layer, reuploading_qfunc
 from .heads_dense import simulate_dense
 from .heads_factored import simulate_factored
+from .shots import MeasurementMixin, measured_heads_forward
 from .simulator import DEFAULT_MAX_STATE_ELEMENTS, check_circuit_size, check_inputs
 
 DENSE_MAX_QUBITS = 5
@@ -69,7 +70,7 @@ def simulate_reuploading_heads(
     return out.transpose(0, 1).reshape(*lead, n_heads, n_qubits)
 
 
-class MultiHeadReuploadingCircuit(nn.Module):
+class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
     r"""``n_heads`` independent QIREN re-uploading circuits of ``n_qubits`` each, simulated together.
 
     ::
@@ -118,6 +119,8 @@ class MultiHeadReuploadingCircuit(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """``<Z_j>`` of every head (validated: shape ``(..., H, n)``, dtype, finiteness, size)."""
         check_head_inputs(inputs, self.n_heads, self.n_qubits, self.max_state_elements)
+        if self.measuring:  # shots / noise (quantum.shots): sampled or density-matrix expectations
+            return measured_heads_forward(self, inputs, simulate_reuploading_heads)
         return simulate_reuploading_heads(inputs, self.weights, self.entangler, engine=self.engine)
 
     def extra_repr(self) -> str:
@@ -131,10 +134,15 @@ class MultiHeadReuploadingCircuit(nn.Module):
         return reuploading_qfunc(self.n_qubits, self.n_reuploads, self.entangler)
 
     def to_pennylane(self, head: int, device: str | object = "default.qubit", diff_method: str = "backprop",
-                     **device_kwargs):
-        """Head ``head`` as a ``qml.qnn.TorchLayer`` holding a copy of its weights (inputs ``(..., n_qubits)``)."""
+                     shots: int | None = None, noise=None, **device_kwargs):
+        """Head ``head`` as a ``qml.qnn.TorchLayer`` holding a copy of its weights (inputs ``(..., n_qubits)``);
+        ``shots`` and ``noise`` as in ``DataReuploadingCircuit.to_pennylane``."""
         if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < self.n_heads:
             raise ValueError(f"head must be an int in 0..{self.n_heads - 1}, got {head!r}")
+        if shots is not None or noise is not None:
+            from .export import head_to_pennylane
+
+            return head_to_pennylane(self, head, device, shots, noise, diff_method, **device_kwargs)
         return pennylane_layer(self.qfunc(), self.weights[head], self.n_qubits, device, diff_method, **device_kwargs)
 
     def draw(self, head: int = 0, decimals: int | None = None, level: str = "device") -> str:
