@@ -48,7 +48,13 @@ REFERENCES = (
     Variant("relu-rff", "relu-rff", {}, 0.03, note="ReLU + 10 random Fourier features (scale 3)"),
     Variant("siren-w12", "siren", {"hidden_features": 12}, 3e-3, note="SIREN omega_0 30, width 12 (fewer parameters)"),
     Variant("siren-w16", "siren", {"hidden_features": 16}, 3e-3, note="SIREN omega_0 30, width 16"),
+    Variant("siren-authors", "siren", {"first_omega_0": 1.0, "hidden_omega_0": 1.0}, 0.03,
+            note="SIREN as the authors' released code runs it: omega_0 1, lr 0.03, width 21"),
+    Variant("tanh", "tanh", {}, 0.03, note="Tanh MLP, width 21 (the paper's Fig. 7 reference)"),
 )
+
+ZZ2 = {"observables": "z+zz", "hidden_layers": 1}
+"""s3-zz's readout and depth: every ``<Z_i>`` and ``<Z_i Z_j>``, 2 hybrid layers (the base of the encoding variants)."""
 
 VARIANTS = (
     _q("qiren", "the paper's QIREN"),
@@ -67,6 +73,20 @@ VARIANTS = (
     _q("s3-h1", "scale 3, 2 hybrid layers (s3-zz without the pair readout)", encoding_scale=3.0, hidden_layers=1),
     _q("s3-cnot", "scale 3, CNOT-chain entangler", encoding_scale=3.0, entangler="cnot_chain"),
     _q("s3-q6r4", "scale 3, 6 qubits, 4 re-uploads", encoding_scale=3.0, n_qubits=6, n_reuploads=4),
+    # Exponential encodings (s3-zz's readout and depth; the first circuit's scales per re-upload):
+    _q("e2-6", "scales [2, 6] per re-upload, z+zz, 2 hybrid layers", encoding_scale=[[2.0], [6.0]], **ZZ2),
+    _q("t1.5-r3", "ternary 1.5 / 4.5 / 13.5, 3 re-uploads, z+zz, 2 hybrid layers", encoding_scale="ternary:1.5",
+       n_reuploads=3, **ZZ2),
+    _q("t0.5-r4", "ternary 0.5 / 1.5 / 4.5 / 13.5, 4 re-uploads, z+zz, 2 hybrid layers", encoding_scale="ternary:0.5",
+       n_reuploads=4, **ZZ2),
+    _q("e2-6-zzz", "e2-6 with <Z_i Z_j Z_k> too on the last circuit", encoding_scale=[[2.0], [6.0]],
+       final_observables="z+zz+zzz", **ZZ2),
+    _q("t1.5-r3-zzz", "t1.5-r3 with <Z_i Z_j Z_k> too on the last circuit", encoding_scale="ternary:1.5",
+       n_reuploads=3, final_observables="z+zz+zzz", **ZZ2),
+    _q("ff-e2-6", "e2-6 after fixed Fourier features (4 directions at radii 1, 3, 9)", encoding_scale=[[2.0], [6.0]],
+       fourier_features=4, **ZZ2),
+    _q("ff-s1", "fixed Fourier features (4 directions at radii 1, 3, 9), the paper's scale 1, z+zz, 2 hybrid layers",
+       fourier_features=4, **ZZ2),
 )
 
 ALL_VARIANTS = {v.name: v for v in REFERENCES + VARIANTS}
