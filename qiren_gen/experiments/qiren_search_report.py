@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from .paper import PAPER_IMAGES
+from .rate_distortion import rate_distortion_section
 from .qiren_search import (
     ALL_VARIANTS,
     REFERENCE,
     REFERENCES,
+    PAPER_STEPS,
     TASKS,
     load_records,
+    main_steps,
     mean_mse,
     parameter_count,
     rank_variants,
@@ -31,7 +34,7 @@ def _screen_table(records: list[dict]) -> dict[str, dict[str, list[float]]]:
 def final_variants(cache: Path, top: int) -> list[str]:
     """The ``top`` best screened QIREN variants (seed 0, tasks every candidate has), the paper's QIREN, and references."""
     table = _screen_table(load_records(cache))
-    ranked = [name for name, _ in rank_variants(table)]
+    ranked = [name for name, _ in rank_variants(table)]  # size-swept variants are not ranked
     if not ranked and top:
         raise ValueError("no screening results in the cache: run the screen stage first")
     return list(dict.fromkeys(ranked[:top] + ["qiren"] + [v.name for v in REFERENCES]))
@@ -41,10 +44,11 @@ def _fmt(x: float) -> str:
     return "diverged" if not np.isfinite(x) else f"{x:.2e}"
 
 
-def _median_seconds(records: list[dict], key: str) -> dict[str, float]:
+def _median_seconds(records: list[dict], key: str, steps: int | None = None) -> dict[str, float]:
+    steps = main_steps(records) if steps is None else steps
     out: dict[str, list[float]] = {}
     for r in records:
-        if key in r:
+        if key in r and r.get("steps", PAPER_STEPS) == steps:
             out.setdefault(r["variant"], []).append(r[key])
     return {k: float(np.median(v)) for k, v in out.items()}
 
@@ -152,6 +156,7 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
         "",
     ]
     lines += _summary(full, ratios, ranked, ref_tasks, seeds, cpu)
+    lines += _targets(ratios, ranked, seeds)
     lines += _why(records, [n for n, _ in ranked][:1])
     lines += ["", "## Every variant with all tasks (mean MSE over its seeds, and ratio to SIREN on the same seeds)", ""]
     lines += _task_rows(full, ratios, ref_tasks, cpu, [n for n, _ in ranked], seeds)
@@ -179,6 +184,8 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
     if bands_by_signal:
         _plot_bands(bands_by_signal, out_dir / "figures" / "qiren_search_spectrum.png")
         lines += ["![spectrum coverage](figures/qiren_search_spectrum.png)", ""]
+    lines += _long_section(records)
+    lines += rate_distortion_section(table, out_dir / "figures" / "qiren_search_rate_distortion.png")
     lines += _plus_section()
     lines += ["## Variants", "", "| name | model | options | lr | schedule | what |", "|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["variant"] for r in records):
@@ -269,6 +276,49 @@ def _task_rows(table, ratios, tasks, cpu, order, seeds=None) -> list[str]:
         rows.append(f"| {name} | {params} | " + " | ".join(cells) + f" | {wins}/{len(tasks)} | {cpu.get(name, float('nan')):.1f} |"
                     + (f" {seeds[name]} |" if seeds is not None else ""))
     return rows
+
+
+def _targets(ratios: dict, ranked: list[tuple[str, float]], seeds: dict) -> list[str]:
+    """The targets for the shipped variant and the best one: within 3x SIREN on each image, ahead on the rest."""
+    from ..models import QIREN_PLUS
+
+    plus = next((n for n, v in ALL_VARIANTS.items() if v.model == "qiren" and v.kwargs == QIREN_PLUS), None)
+    names = list(dict.fromkeys([n for n in (plus, ranked[0][0] if ranked else None) if n in ratios]))
+    if not names:
+        return []
+    lines = ["", "### Targets", ""]
+    for name in names:
+        row = ratios[name]
+        images = [row[t] for t in PAPER_IMAGES if t in row]
+        checks = [f"within 3x SIREN's MSE on each 32x32 image ({' / '.join(f'{r:.2f}' for r in images)}): "
+                  f"**{'met' if images and max(images) <= 3 else 'not met'}**"]
+        for task in ("superres", "bach"):
+            if task in row:
+                checks.append(f"ahead of SIREN on {task} ({row[task]:.2f}): **{'met' if row[task] < 1 else 'not met'}**")
+        wins = sum(r < 1 for r in row.values())
+        checks.append(f"moonshot, beat SIREN on >= 3 of {len(row)} tasks ({wins}): **{'met' if wins >= 3 else 'not met'}**")
+        label = f"`{name}`" + (" (the shipped `qiren-plus`)" if name == plus else " (best ranked)")
+        lines.append(f"- {label}, {seeds.get(name, '?')} seed(s): " + "; ".join(checks) + ".")
+    return lines
+
+
+def _long_section(records: list[dict]) -> list[str]:
+    """Fits longer than the paper's 301 steps (cached as ``__t<steps>``), against SIREN at the same length."""
+    lengths = sorted({r.get("steps", PAPER_STEPS) for r in records} - {main_steps(records)})
+    lines = []
+    for steps in lengths:
+        table = task_table(records, steps=steps)
+        if REFERENCE not in table:
+            continue
+        tasks = [t for t in TASKS if t in table[REFERENCE]]
+        seeds = sorted({s for row in table.values() for cells in row.values() for s in cells})
+        lines += [f"## At {steps} steps", "",
+                  f"The same protocol with {steps} full-batch steps (seeds {', '.join(map(str, seeds))}); ratios to "
+                  f"SIREN at {steps} steps.", ""]
+        lines += _task_rows(table, ratios_to_reference(table), tasks, _median_seconds(records, "cpu_seconds", steps),
+                            [n for n, _ in rank_variants(table)])
+        lines.append("")
+    return lines
 
 
 def _summary(full, ratios, ranked, tasks, seeds, cpu) -> list[str]:
