@@ -10,7 +10,7 @@
     python scripts/search_qiren.py baselines --bach /path/to/gt_bach.wav
     # 4. the rate-distortion sweep (families by size, the three images) and longer fits of the best
     python scripts/search_qiren.py sizes --seeds 0
-    python scripts/search_qiren.py long --steps 1000 --top 1 --variants s3-zz
+    python scripts/search_qiren.py long --steps 1000 --top 1 --variants s3-zz --signals camera astronaut
     # rewrite docs/qiren_search.md and its figures from the cache alone
     python scripts/search_qiren.py report
 
@@ -44,7 +44,8 @@ def main() -> int:
     p.add_argument("stage", choices=["screen", "final", "baselines", "sizes", "long", "report"])
     p.add_argument("--bach", default=None, help="the paper's gt_bach.wav (float WAV, 44.1 kHz); without it no sound task")
     p.add_argument("--signals", nargs="+", choices=SIGNALS, default=None,
-                   help="screen: signals to fit (default camera astronaut, plus bach with --bach)")
+                   help="screen / long: signals to fit (screen: default camera astronaut, plus bach with --bach; "
+                        "long: every signal)")
     p.add_argument("--variants", nargs="+", choices=list(ALL_VARIANTS), default=None,
                    help="screen: variants (default all); final: added to the top ones")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 (screen), 0 1 2 (final)")
@@ -77,7 +78,7 @@ def main() -> int:
             run_search(names, list(PAPER_IMAGES), args.seeds or [0], cache, None, PAPER_STEPS, args.workers)
         elif args.stage == "long":
             names = final_variants(cache, args.top)[: args.top] + (args.variants or []) + ["siren"]
-            signals = list(SIGNALS) if args.bach else [s for s in SIGNALS if s != "bach"]
+            signals = args.signals or (list(SIGNALS) if args.bach else [s for s in SIGNALS if s != "bach"])
             run_search(list(dict.fromkeys(names)), signals, args.seeds or [0], cache, args.bach, args.steps,
                        args.workers)
     except (OSError, ValueError) as exc:

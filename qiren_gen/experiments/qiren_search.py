@@ -87,6 +87,11 @@ VARIANTS = (
        fourier_features=4, **ZZ2),
     _q("ff-s1", "fixed Fourier features (4 directions at radii 1, 3, 9), the paper's scale 1, z+zz, 2 hybrid layers",
        fourier_features=4, **ZZ2),
+    _q("ff-t1.5-r3", "t1.5-r3 after fixed Fourier features (4 directions at radii 1, 3, 9)",
+       encoding_scale="ternary:1.5", n_reuploads=3, fourier_features=4, **ZZ2),
+    _q("ff-s1-zzz", "ff-s1 with <Z_i Z_j Z_k> too on the last circuit", fourier_features=4,
+       final_observables="z+zz+zzz", **ZZ2),
+    _q("ff6-s1", "ff-s1 with 6 directions per radius (18 frequencies)", fourier_features=6, **ZZ2),
 )
 
 SIZE_FAMILIES = {

@@ -225,6 +225,15 @@ def _why(records: list[dict], best: list[str]) -> list[str]:
     if len(ablation) > 2:
         lines.append("- Readout, depth and scale taken apart (camera / astronaut MSE, seed 0): "
                      + "; ".join(f"{n} ({ALL_VARIANTS[n].note}) {_fmt(c)} / {_fmt(a)}" for n, c, a in ablation) + ".")
+    encodings = [(n, _seed0(records, n, "camera"), _seed0(records, n, "astronaut"))
+                 for n in ("s3-zz", "e2-6", "t1.5-r3", "t0.5-r4", "e2-6-zzz", "t1.5-r3-zzz", "ff-s1", "ff-e2-6",
+                           "ff-t1.5-r3")]
+    encodings = [(n, c, a) for n, c, a in encodings if np.isfinite(c) and np.isfinite(a)]
+    if len(encodings) > 2:
+        lines.append("- Exponential encodings, three-qubit readout and the Fourier front end (camera / astronaut MSE, "
+                     "seed 0, parameters): " + "; ".join(
+                         f"{n} ({ALL_VARIANTS[n].note}, {parameter_count(ALL_VARIANTS[n], 2)}) {_fmt(c)} / {_fmt(a)}"
+                         for n, c, a in encodings) + ".")
     for signal in ("camera", "astronaut"):
         names = list(dict.fromkeys(["qiren"] + best))
         cells = [f"{n} {_band(records, n, signal, 2):.2f} / {_band(records, n, signal, 3):.2f}" for n in names]
