@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from qiren_gen.benchmarking_decoders import decoder_step_times
+from qiren_gen.benchmarks.decoders import decoder_step_times
 
 
 def main(argv=None) -> int:

@@ -3,14 +3,14 @@ with the same sampling called directly on the pipeline.
 
     python scripts/benchmark_demo.py [--runs 3] [--pipeline DIR_OR_HUB_ID]
 
-Targets (issue 14): start-up <= 15 s, first Sample answer <= 10 s on a 2-core CPU. On a shared machine read the
+Targets: start-up <= 15 s, first Sample answer <= 10 s on a 2-core CPU. On a shared machine read the
 ratio (the page's overhead) more than the absolute times; the load average is printed beside them.
 """
 import argparse
 import json
 import sys
 
-from qiren_gen.demo.benchmark import benchmark_demo
+from qiren_gen.benchmarks.demo import benchmark_demo
 
 
 def main(argv=None) -> int:

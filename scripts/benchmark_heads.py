@@ -16,7 +16,7 @@ from dataclasses import asdict
 
 import torch
 
-from qiren_gen.benchmarking_heads import time_decoder_steps, time_heads
+from qiren_gen.benchmarks.heads import time_decoder_steps, time_heads
 from qiren_gen.models import ModulatedQIREN, ModulatedSIREN, ModulatedWideQIREN
 
 HEAD_CASES = [(8, 2), (32, 2), (32, 4), (16, 8)]

@@ -12,7 +12,7 @@ import json
 
 import torch
 
-from qiren_gen.benchmarking import measure_in_subprocess, parity, timing_row
+from qiren_gen.benchmarks.simulator import measure_in_subprocess, parity, timing_row
 
 REPEATS = {"pennylane": (3, 2), "qiren-gen-autograd": (7, 5), "qiren-gen-fused": (9, 7)}
 

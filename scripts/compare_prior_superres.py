@@ -23,7 +23,7 @@ def main(argv=None) -> int:
 
     from qiren_gen.data.lfw import export_lfw_faces
     from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
-    from qiren_gen.pipelines.prior_superres import compare_superres, superres_figure, superres_markdown
+    from qiren_gen.experiments.prior_superres import compare_superres, superres_figure, superres_markdown
     from qiren_gen.experiments.bundled import load_split
 
     torch.set_num_threads(1)

@@ -5,12 +5,8 @@ import torch
 from PIL import Image
 
 from qiren_gen.functa import decode_latents, encode_images
-from qiren_gen.pipelines.prior_superres import (
-    compare_superres,
-    encode_area_consistent,
-    fit_single_image_qiren,
-    prior_superresolve,
-)
+from qiren_gen.experiments.prior_superres import compare_superres, fit_single_image_qiren
+from qiren_gen.functa import encode_area_consistent, prior_superresolve
 from test_generation_pipeline import tiny_pipeline
 
 

@@ -189,7 +189,7 @@ def test_trainer_learns_auto_decoded_latents_and_resumes_exactly(tmp_path):
 def test_area_consistent_superresolution_with_auto_decoded_latents():
     from torch.nn import functional as F
 
-    from qiren_gen.pipelines.prior_superres import encode_area_consistent
+    from qiren_gen.functa import encode_area_consistent
 
     decoder, modulator = _pair("film")
     with torch.no_grad():
@@ -225,11 +225,11 @@ def test_circuit_features_decoder_trains_its_circuits_and_round_trips(tmp_path, 
         torch.testing.assert_close(loaded(coords, modulator(latents)), out.detach())
 
 
-def test_capacity_sweep_pca_floor_reproduces_the_issue_numbers():
+def test_capacity_sweep_pca_floor_reproduces_the_measured_floors():
     from qiren_gen.experiments.decoder_capacity import load_faces, pca_psnr
 
     train, test = load_faces()
     assert train.shape == (90, 1, 25, 25) and test.shape == (10, 1, 25, 25)
-    # The floors quoted in issue 10 (faces 0-89 + mirrors, held-out faces 90-99): 18.5 / 20.5 / 21.6 dB.
+    # The PCA floors measured before the sweep (faces 0-89 + mirrors, held-out faces 90-99): 18.5 / 20.5 / 21.6 dB.
     for k, expected in ((8, 18.5), (32, 20.5), (64, 21.6)):
         assert abs(pca_psnr(train, test, k)["heldout_psnr"] - expected) < 0.1

@@ -131,7 +131,7 @@ def test_scratch_rgb_from_a_parquet_dataset_streamed_through_load_dataset(tmp_pa
 
 
 def test_finetune_an_auto_decoded_pipeline_trains_a_latent_table_and_the_prior_learns_it(tmp_path, capsys):
-    """A pipeline whose modulator auto-decodes (issue 10) keeps that encoding: stage 1 trains one latent per training
+    """A pipeline whose modulator auto-decodes keeps that encoding: stage 1 trains one latent per training
     image (mirrors included with --flip_augment) and the prior is trained on that table."""
     from diffusers import DDIMScheduler
 

@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
-from collections.abc import Callable
-from typing import TypeVar
 
-T = TypeVar("T")
+from ..runtime import CLIError, run_reporting_errors
+
+__all__ = ["CLIError", "build_parser", "main", "run_reporting_errors"]
 
 # Subcommand modules in this package, in help order. Each defines ``register(subparsers)``.
 SUBCOMMANDS = ("sample", "fit", "superres", "evaluate", "demo", "params")
-
-
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,32 +28,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name.replace('-', '_')}").register(sub)
     return parser
-
-
-def run_reporting_errors(prog: str, func: Callable[[], T]) -> tuple[int, T | None]:
-    """Run ``func`` for a command-line program; returns ``(exit code, result)``, never lets a traceback through.
-
-    User errors (``CLIError``, ``ValueError``, ``OSError``) print one line and give code 2; Ctrl-C gives 130; anything
-    else prints one line and gives 1. ``QIREN_GEN_DEBUG=1`` re-raises, for the traceback.
-    """
-    try:
-        return 0, func()
-    except (CLIError, ValueError, OSError) as exc:
-        if os.environ.get("QIREN_GEN_DEBUG"):
-            raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return 2, None
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130, None
-    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, never a traceback
-        if os.environ.get("QIREN_GEN_DEBUG"):
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"{prog}: internal error: {type(exc).__name__}: {first} (set QIREN_GEN_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 1, None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     _check(args)  # before the heavy imports: bad options fail at once
     from accelerate import Accelerator
 
-    from ..data.reference import load_reference
+    from ..metrics.reference import load_reference
     from ..evaluation import evaluate
     from ..metrics import ReferenceStatistics, register_feature_extractors
 

@@ -46,7 +46,7 @@ class BundleConfig:
     eval_samples: int = 256
     seed: int = 0
     threads: int = 1
-    """torch CPU threads: 1 is fastest on a shared 2-core machine (measured by the issue-4 sweep)."""
+    """torch CPU threads: 1 is fastest on a shared 2-core machine (measured: 2 threads per process spin against each other, 3-20x slower)."""
 
 
 def load_split(folder: Path) -> torch.Tensor:
@@ -129,7 +129,7 @@ def _fid_paragraph(evaluation: dict | None) -> str:
 
 
 def run_evaluate(pipeline_dir: Path, reference: Path, out: Path, num_samples: int, seed: int) -> dict | None:
-    """``qiren-gen evaluate`` (issue-6) on the built pipeline: Inception FID/KID if its weights are available
+    """``qiren-gen evaluate`` on the built pipeline: Inception FID/KID if its weights are available
     offline, else the weight-free pixel-pool proxy. Returns its metrics.json, or None if it cannot run."""
     from ..cli import main as cli_main
 
@@ -168,7 +168,7 @@ python scripts/build_pretrained_pipeline.py
 ```
 """
     r = report
-    quality = f"""Measured by `qiren_gen.sample_quality.generation_report` on {r["num_samples"]} samples at
+    quality = f"""Measured by `qiren_gen.evaluation.generation_report` on {r["num_samples"]} samples at
 {cfg.resolution}x{cfg.resolution} (DDIM, 50 steps, seed {cfg.seed}). Distances are per-pixel RMS in [0, 1].
 
 | figure | value |
@@ -247,7 +247,7 @@ def build_bundled_pipeline(cfg: BundleConfig) -> dict:
 
     from ..data.lfw import export_lfw_faces
     from ..pipelines import QirenGenerationPipeline
-    from ..sample_quality import generation_report
+    from ..evaluation.sample_quality import generation_report
     from ..training.functa_trainer import train_functa
     from .train_prior import train_prior_from_args
 
@@ -303,7 +303,7 @@ def parse_args(argv: list[str] | None = None) -> BundleConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Build, print the measured figures as JSON; a user error is one line and exit code 2."""
-    from ..cli import run_reporting_errors
+    from ..runtime import run_reporting_errors
 
     cfg = parse_args(argv)
     code, result = run_reporting_errors("build_pretrained_pipeline", lambda: build_bundled_pipeline(cfg))

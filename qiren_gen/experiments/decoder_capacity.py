@@ -252,7 +252,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the sweep; a user error is one line and exit code 2."""
-    from ..cli import run_reporting_errors
+    from ..runtime import run_reporting_errors
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line of ``scripts/functa_lfw_sweep.py``; a user error is one line and exit code 2."""
     import sys
 
-    from ..cli import run_reporting_errors
+    from ..runtime import run_reporting_errors
 
     p = argparse.ArgumentParser(description="Functa on LFW faces: QIREN vs SIREN sweep, writes docs/functa_lfw.md.")
     p.add_argument("--work_dir", default="runs/functa_lfw")

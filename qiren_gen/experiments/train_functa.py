@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     """Train stage 1; a user error is one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse_args(argv)
-    from ..cli import run_reporting_errors
+    from ..runtime import run_reporting_errors
     from ..training.functa_trainer import train_functa
 
     code, summary = run_reporting_errors("train_functa", lambda: train_functa(cfg))

@@ -299,7 +299,7 @@ def report_psnr(psnr: dict, say=print) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line of ``scripts/train_pipeline.py``; a user error is one line on stderr and a non-zero exit."""
-    from ..cli import run_reporting_errors
+    from ..runtime import run_reporting_errors
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)

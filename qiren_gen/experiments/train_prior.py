@@ -169,6 +169,6 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """``train_prior_from_args`` for scripts: a user error (bad path, bad value, offline Hub) is one line on stderr and exit code 2."""
-    from ..cli import run_reporting_errors
+    from ..runtime import run_reporting_errors
 
     return run_reporting_errors("train_prior", lambda: train_prior_from_args(argv))[0]

@@ -1,6 +1,6 @@
 """Safe ``from_pretrained`` for every qiren-gen pipeline: safetensors only, no code or foreign classes from a folder.
 
-The folder is checked first (``generation.validate_pipeline_folder``); then each component class is resolved from the
+The folder is checked first (``folders.validate_pipeline_folder``); then each component class is resolved from the
 installed diffusers / qiren_gen packages and loaded from its sub-folder, and the pipeline is built from them. Nothing
 in the folder is imported or unpickled: diffusers' own loader is not used, because for a folder carrying the diffusers
 entry module (``qiren_pipeline.py``) it would import that file.
@@ -15,7 +15,7 @@ from diffusers import DiffusionPipeline
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from .generation import resolve_pipeline_folder, validate_pipeline_folder
+from .folders import resolve_pipeline_folder, validate_pipeline_folder
 
 _HUB_ONLY = ("revision", "token", "cache_dir", "local_files_only", "force_download")
 _LOAD_ERRORS = (ValueError, OSError, KeyError, RuntimeError, AttributeError, TypeError)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from .simulator import permute_basis, readout
+from .state import permute_basis, readout
 
 CPU_CHUNK_AMPLITUDES = 2**18
 """Amplitudes per chunk on the CPU: 2 MiB of complex64, which keeps a chunk's working set in L2/L3."""

@@ -25,6 +25,7 @@ from .gates import (
     rot_matrices,
     z_signs,
 )
+from .state import permute_basis, readout
 
 MAX_QUBITS = 20
 """Largest supported register: one float32 state of 20 qubits is 8 MiB per sample, so larger is impractical."""
@@ -89,13 +90,6 @@ def _apply_block(state: torch.Tensor, a: torch.Tensor, b: torch.Tensor, signs: t
     return state
 
 
-def permute_basis(state: torch.Tensor, gather: torch.Tensor) -> torch.Tensor:
-    """``new[b] = state[gather[b]]`` over the basis of a ``(d1, B, d2)`` state (a CNOT layer)."""
-    d1, batch, d2 = state.shape
-    flat = state.transpose(0, 1).reshape(batch, d1 * d2)[:, gather]
-    return flat.reshape(batch, d1, d2).transpose(0, 1)
-
-
 def _entangler_tensors(n_qubits: int, n_blocks: int, entangler: str, real: torch.dtype, device) -> torch.Tensor:
     """Per-block entangler: CZ-ring sign diagonals ``(K, d1, 1, d2)`` (real) or CNOT gather indices ``(K, 2**n)`` (long)."""
     first, second = split_qubits(n_qubits)
@@ -108,14 +102,6 @@ def _entangler_tensors(n_qubits: int, n_blocks: int, entangler: str, real: torch
 def apply_entangler(state: torch.Tensor, ent: torch.Tensor) -> torch.Tensor:
     """One block's entangler from ``_entangler_tensors``: a sign multiply (CZ) or a basis permutation (CNOT)."""
     return permute_basis(state, ent) if ent.dtype == torch.long else state * ent
-
-
-def readout(state: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, obs: torch.Tensor | None) -> torch.Tensor:
-    """Expectations from a ``(d1, B, d2)`` state: every ``<Z_j>`` (``obs`` None, separable) or ``|psi|^2 @ obs``."""
-    prob = torch.view_as_real(state).square().sum(-1)  # (d1, B, d2)
-    if obs is None:
-        return torch.cat([prob.sum(2).T @ s1, prob.sum(0) @ s2], dim=-1)
-    return prob.transpose(0, 1).reshape(prob.shape[1], -1) @ obs
 
 
 ENGINES = ("fused", "autograd")

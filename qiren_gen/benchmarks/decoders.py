@@ -1,5 +1,6 @@
-"""Side-by-side training-step cost of the generative decoders (issue 10's <= 5x target): interleaved Adam steps of
-the circuit-feature decoder, its Fourier-feature control and a SIREN of the same width, medians and ratios.
+"""Side-by-side training-step cost of the generative decoders (target: circuit features within 5x a SIREN step):
+interleaved Adam steps of the circuit-feature decoder, its Fourier-feature control and a SIREN of the same width,
+medians and ratios.
 
 Used by ``scripts/benchmark_decoder_step.py``. One auto-decoding step: 16 images x 25x25 points, latents trained too.
 """
@@ -12,7 +13,7 @@ import torch
 
 
 def _decoders(width: int) -> dict:
-    from .models import FeatureSynthesisDecoder, ModulatedSIREN
+    from ..models import FeatureSynthesisDecoder, ModulatedSIREN
 
     return {
         "circuit-features": FeatureSynthesisDecoder(features="quantum", hidden_features=width, frequency_init=2.0),
@@ -24,9 +25,9 @@ def _decoders(width: int) -> dict:
 def decoder_step_times(width: int = 128, steps: int = 21, batch: int = 16, size: int = 25,
                        latent_dim: int = 64) -> dict:
     """Median seconds per training step of each decoder (steps interleaved, first one dropped) and the ratios."""
-    from .data import image_grid
-    from .functa import per_image_mse
-    from .models import LatentModulator
+    from ..data import image_grid
+    from ..functa import per_image_mse
+    from ..models import LatentModulator
 
     torch.manual_seed(0)
     coords, targets = image_grid(size, size), torch.rand(batch, size * size, 1) * 2 - 1

@@ -1,75 +1,14 @@
-"""Prior-based superresolution: encode a low-resolution image with the generative (meta-learned) decoder, render
-it at any higher resolution. The decoder's knowledge of faces fills in what a single-image fit cannot.
-
-``compare_superres`` measures it against bicubic interpolation and a single-image QIREN fit (the paper's
-superresolution protocol) on real held-out images.
-"""
+"""The prior-based superresolution study: bicubic, a single-image QIREN fit (the paper's protocol) and the
+generative decoder's encode-low / render-high on held-out faces; its Markdown report and PNG figure."""
 from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
 
-
-def encode_area_consistent(decoder, modulator, images: torch.Tensor, factor: int,
-                           steps: int | None = None) -> torch.Tensor:
-    """Latents whose render at ``factor`` x the input size, area-averaged back down, matches ``images``.
-
-    The modulator's encoding (meta-learned inner loop, or auto-decoding with the decoder frozen), from a zero
-    latent, but with the low-resolution pixels modelled as what they are (averages over ``factor x factor``
-    high-resolution pixels) instead of point samples of the decoder at the low-resolution pixel centres.
-    """
-    from ..data.grids import image_grid
-    from ..functa import optimise_latents
-
-    if factor < 1:
-        raise ValueError(f"factor must be >= 1, got {factor}")
-    steps = modulator.config.inner_steps if steps is None else steps
-    param = next(decoder.parameters())
-    low = images.to(param)
-    b, c, h, w = low.shape
-    coords = image_grid(h * factor, w * factor, dtype=param.dtype, device=param.device)
-    with torch.no_grad():
-        stats = decoder.reference_statistics()
-
-    def area_loss(latents: torch.Tensor) -> torch.Tensor:
-        out = decoder(coords, modulator(latents), stats=stats)
-        render = out.reshape(b, h * factor, w * factor, c).permute(0, 3, 1, 2)
-        return (F.avg_pool2d(render, factor) - low).square().mean(dim=(1, 2, 3))
-
-    if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
-        return optimise_latents(modulator, area_loss, b, steps, param.device, param.dtype)
-    z = torch.zeros(b, modulator.config.latent_dim, dtype=param.dtype, device=param.device)
-    with torch.enable_grad():
-        for _ in range(steps):
-            z = z.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(area_loss(z).sum(), z)
-            z = z - modulator.inner_lr.detach() * grad
-    return z.detach()
-
-
-def prior_superresolve(decoder, modulator, images: torch.Tensor, height: int, width: int,
-                       steps: int | None = None, chunk_size: int | None = None,
-                       consistency: str = "point") -> torch.Tensor:
-    """``images (B, C, h, w)`` in [-1, 1] -> ``(B, C, height, width)`` in about [-1, 1] via encode -> decode.
-
-    ``consistency="point"`` encodes with the plain meta-learned inner loop (``qiren_gen.functa.encode_images``);
-    ``"area"`` (needs ``height / h == width / w``, an integer) fits the area-averaged high-resolution render.
-    """
-    from ..data.grids import image_grid
-    from ..functa import decode_latents, encode_images
-
-    image_grid(height, width)  # validates height / width with a clear ValueError
-    if consistency == "point":
-        latents = encode_images(decoder, modulator, images, steps=steps)
-    elif consistency == "area":
-        h, w = images.shape[-2:]
-        if height % h or width % w or height // h != width // w:
-            raise ValueError(f"area consistency needs one integer factor: {h}x{w} -> {height}x{width}")
-        latents = encode_area_consistent(decoder, modulator, images, height // h, steps)
-    else:
-        raise ValueError(f"consistency must be 'point' or 'area', got {consistency!r}")
-    with torch.no_grad():
-        return decode_latents(decoder, modulator, latents, height, width, chunk_size=chunk_size)
+from ..data.grids import image_grid
+from ..evaluation.sample_quality import psnr01
+from ..functa import prior_superresolve
+from ..models import QIREN
 
 
 def fit_single_image_qiren(image: torch.Tensor, height: int, width: int, steps: int = 300, lr: float = 0.03,
@@ -77,9 +16,6 @@ def fit_single_image_qiren(image: torch.Tensor, height: int, width: int, steps: 
     """Fit the paper's QIREN (8 qubits, ~650 parameters, Adam 0.03, full batch) to one ``(C, h, w)`` image in
     [-1, 1] on its pixel-centre grid and render it at ``height x width`` (BatchNorm in eval mode).
     ``qiren_kwargs`` override the QIREN defaults (e.g. ``n_qubits``)."""
-    from ..data.grids import image_grid
-    from ..models import QIREN
-
     torch.manual_seed(seed)
     c, h, w = image.shape
     model = QIREN(in_features=2, out_features=c, **qiren_kwargs)
@@ -98,17 +34,12 @@ def fit_single_image_qiren(image: torch.Tensor, height: int, width: int, steps: 
     return out.reshape(height, width, c).permute(2, 0, 1)
 
 
-def _psnr01(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    mse = (pred.clamp(0, 1).double() - target.double()).square().flatten(1).mean(1)
-    return 10 * torch.log10(1 / mse.clamp_min(1e-12))
-
-
 def compare_superres(decoder, modulator, faces: torch.Tensor, factor: int = 4, fit_steps: int = 300,
                      progress: bool = True) -> dict:
     """PSNR (dB, [0, 1] images) of ``factor``-x superresolution of ``faces (N, C, H, W)`` in [0, 1].
 
     Ground truth: the faces area-resized to the largest multiple of ``factor``; input: its ``factor``-x area
-    downsampling. Methods: bicubic, single-image QIREN fit, prior-based (this module), plus the prior-based
+    downsampling. Methods: bicubic, single-image QIREN fit, prior-based (``qiren_gen.functa.prior_superresolve``), plus the prior-based
     reconstruction of the full-resolution face (an upper bound for the encoder). Returns per-method mean PSNR,
     per-image PSNRs and the images themselves (for figures).
     """
@@ -130,7 +61,7 @@ def compare_superres(decoder, modulator, faces: torch.Tensor, factor: int = 4, f
         (prior_superresolve(decoder, modulator, low * 2 - 1, *size, consistency="area") + 1) / 2).clamp(0, 1)
     results["qiren_prior_full_res_encode"] = (
         (prior_superresolve(decoder, modulator, gt * 2 - 1, *size) + 1) / 2).clamp(0, 1)
-    per_image = {k: _psnr01(v, gt) for k, v in results.items()}
+    per_image = {k: psnr01(v, gt) for k, v in results.items()}
     return {
         "factor": factor, "size": size, "num_images": int(faces.shape[0]),
         "psnr": {k: float(v.mean()) for k, v in per_image.items()},

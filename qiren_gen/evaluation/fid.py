@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .metrics import INCEPTION, ReferenceStatistics, compute_fid_kid, resolve_inception_weights, to_uint8_rgb
+from ..metrics import INCEPTION, ReferenceStatistics, compute_fid_kid, resolve_inception_weights, to_uint8_rgb
 
 SampleFn = Callable[[int, torch.Generator], Any]
 KID_AUTO_MAX_SAMPLES = 10000  # "KID when N is small": above this, FID alone (KID's subsets add little there)

@@ -33,7 +33,7 @@ class Timing:
 
 
 def _build(implementation: str, n_qubits: int, n_reuploads: int, n_blocks: int, seed: int):
-    from .quantum import DataReuploadingCircuit
+    from ..quantum import DataReuploadingCircuit
 
     torch.manual_seed(seed)
     circuit = DataReuploadingCircuit(n_qubits, n_reuploads, n_blocks)
@@ -89,7 +89,7 @@ def measure_in_subprocess(
     """
     pin = f"import torch; torch.set_num_threads({int(threads)}); " if threads else ""
     code = (
-        pin + "import json, dataclasses, sys; from qiren_gen.benchmarking import measure; "
+        pin + "import json, dataclasses, sys; from qiren_gen.benchmarks.simulator import measure; "
         f"t = measure({implementation!r}, {batch}, {repeats}, {device!r}); "
         "print(json.dumps(dataclasses.asdict(t)))"
     )

@@ -36,7 +36,7 @@ def benchmark_demo(runs: int = 3, pipeline: str | None = None, faces: int = 16, 
     from gradio_client import Client
 
     from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir
-    from .actions import grid_shape
+    from ..demo.actions import grid_shape
 
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

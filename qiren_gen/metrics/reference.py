@@ -94,7 +94,7 @@ def load_reference(
     if max_images is not None and max_images < 2:
         raise ValueError(f"--max-reference must be >= 2, got {max_images}")
     if os.path.isfile(spec):
-        from ..metrics import ReferenceStatistics
+        from .fidelity import ReferenceStatistics
 
         stats = ReferenceStatistics.load(spec)
         if resolution is not None and stats.resolution is not None and stats.resolution != resolution:

@@ -1,4 +1,4 @@
-"""Functa facade: encode images to latents and decode latents to images at any resolution.
+"""Encode images to latents (meta-learned inner loop or auto-decoding) and decode latents at any resolution.
 
 Pure functions of ``(decoder, modulator, ...)``: the decoder is a modulated INR (``ModulatedQIREN``,
 ``ModulatedSIREN``, ``FeatureSynthesisDecoder``, ...), the modulator a ``LatentModulator`` whose config says how
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from .data.grids import image_grid
+from ..data.grids import image_grid
 
 DEFAULT_CHUNK_POINTS = 16384
 """Coordinates (summed over the batch) rendered at once by ``decode_latents``: bounds memory at any resolution."""
@@ -152,7 +152,3 @@ def decode_latents(
     out = torch.cat(chunks, dim=1)  # (B, H*W, C)
     return out.reshape(batch, height, width, -1).permute(0, 3, 1, 2).contiguous()
 
-
-__all__ = ["DEFAULT_CHUNK_POINTS", "decode_latents", "encode_images", "inner_loop", "optimise_latents",
-           "per_image_mse", "psnr",
-           "images_to_targets"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit
+from ..quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit
 
 
 @dataclass
@@ -103,7 +103,7 @@ def time_decoder_steps(decoders: dict[str, nn.Module], images: int, side: int, r
                        seed: int = 0) -> list[StepTiming]:
     """Adam step time of each decoder on ``images`` images of ``side x side`` points, with per-image modulations
     trained alongside (as auto-decoded latents would be)."""
-    from .data import image_grid
+    from ..data import image_grid
 
     torch.manual_seed(seed)
     coords = image_grid(side, side)

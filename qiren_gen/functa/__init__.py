@@ -1,0 +1,18 @@
+"""Functa: encode images to per-image latents and decode latents to images at any resolution.
+
+The functions live in ``codec``; this package is their one public home (``from qiren_gen.functa import encode_images``).
+"""
+from .codec import (
+    DEFAULT_CHUNK_POINTS,
+    decode_latents,
+    encode_images,
+    images_to_targets,
+    inner_loop,
+    optimise_latents,
+    per_image_mse,
+    psnr,
+)
+from .superres import encode_area_consistent, prior_superresolve
+
+__all__ = ["DEFAULT_CHUNK_POINTS", "decode_latents", "encode_area_consistent", "encode_images", "images_to_targets", "inner_loop",
+           "optimise_latents", "per_image_mse", "prior_superresolve", "psnr"]

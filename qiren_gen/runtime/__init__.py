@@ -1,0 +1,8 @@
+"""What every command-line program of the package shares: user errors as one line and an exit code, no traceback.
+
+The lowest layer beside ``quantum``: it imports nothing else of the package, so the ``qiren-gen`` command, the
+experiment drivers and the scripts all end their work the same way.
+"""
+from .errors import CLIError, run_reporting_errors
+
+__all__ = ["CLIError", "run_reporting_errors"]
