@@ -15,6 +15,7 @@ from .qiren_search import (
     REFERENCES,
     PAPER_STEPS,
     TASKS,
+    VARIANTS,
     load_records,
     main_steps,
     mean_mse,
@@ -166,6 +167,10 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
               "Every variant on the signals it was screened on, seed 0 (cells left empty were not run); the best by "
               "geometric-mean ratio to SIREN, with the paper's QIREN, go on to every task and seed (`final`).", ""]
     screen_ranked = [n for n, _ in rank_variants(screen)]
+    absent = [v.name for v in VARIANTS if not any(r["variant"] == v.name for r in records)]
+    if absent:
+        lines += [f"Defined but not in this cache (screen them with `scripts/search_qiren.py screen --variants ...`): "
+                  f"{', '.join(absent)}.", ""]
     lines += _task_rows(screen, ratios_to_reference(screen), [t for t in TASKS if t in screen.get(REFERENCE, {})], cpu,
                         screen_ranked)
     lines += ["", "## Spectrum coverage", "",
