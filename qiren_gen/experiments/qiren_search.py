@@ -98,6 +98,7 @@ SIZE_FAMILIES = {
     "SIREN omega_0 30": ["siren-w8", "siren-w12", "siren-w16", "siren", "siren-w28"],
     "QIREN t1.5-r3 (ternary, 3 re-uploads)": ["t1.5-r3-q4", "t1.5-r3-q6", "t1.5-r3"],
     "QIREN s3-zz": ["s3-zz-q4", "s3-zz-q6", "s3-zz"],
+    "QIREN ff-s1 (Fourier front end)": ["ff-s1-q4", "ff-s1-q6", "ff-s1"],
 }
 """Families swept in size for the rate-distortion figure (``sizes`` stage): width for SIREN, qubits for QIREN."""
 
@@ -108,6 +109,8 @@ SIZES = (
     _q("t1.5-r3-q6", "t1.5-r3 on 6 qubits", encoding_scale="ternary:1.5", n_reuploads=3, n_qubits=6, **ZZ2),
     _q("s3-zz-q4", "s3-zz on 4 qubits", encoding_scale=3.0, n_qubits=4, **ZZ2),
     _q("s3-zz-q6", "s3-zz on 6 qubits", encoding_scale=3.0, n_qubits=6, **ZZ2),
+    _q("ff-s1-q4", "ff-s1 on 4 qubits", fourier_features=4, n_qubits=4, **ZZ2),
+    _q("ff-s1-q6", "ff-s1 on 6 qubits", fourier_features=4, n_qubits=6, **ZZ2),
 )
 
 ALL_VARIANTS = {v.name: v for v in REFERENCES + VARIANTS + SIZES}

@@ -65,10 +65,12 @@ def _plot_error_vs_params(table, path: Path) -> None:
     for ax, task in zip(axes[0], tasks):
         in_features = 1 if task == "bach" else 2
         sirens = sorted((parameter_count(ALL_VARIANTS[n], in_features), mean_mse(table[n][task]))
-                        for n in ("siren-w12", "siren-w16", "siren") if n in table and task in table[n])
+                        for n in ("siren-w8", "siren-w12", "siren-w16", "siren", "siren-w28") if n in table and task in table[n])
         if sirens:
-            ax.plot(*zip(*sirens), "-s", color="tab:red", label="SIREN omega_0 30 (widths 12/16/21)")
-        for name, color, label in (("siren-omega1", "tab:orange", "SIREN omega_0 1"), ("relu-rff", "tab:green", "ReLU+RFF")):
+            ax.plot(*zip(*sirens), "-s", color="tab:red", label="SIREN omega_0 30 (widths 8-28)")
+        for name, color, label in (("siren-omega1", "tab:orange", "SIREN omega_0 1, lr 0.1"),
+                                   ("siren-authors", "tab:brown", "SIREN omega_0 1, lr 0.03 (authors')"),
+                                   ("tanh", "tab:gray", "Tanh MLP"), ("relu-rff", "tab:green", "ReLU+RFF")):
             if name in table and task in table[name]:
                 ax.plot(parameter_count(ALL_VARIANTS[name], in_features), mean_mse(table[name][task]), "D", color=color,
                         label=label)
@@ -219,7 +221,7 @@ def _why(records: list[dict], best: list[str]) -> list[str]:
     scales = [(label, _seed0(records, n, "camera")) for label, n in
               (("1 (paper)", "qiren"), ("2", "s2"), ("3", "s3"), ("5", "s5"), ("0.5..8 per qubit", "bands"))]
     scales = [(label, v) for label, v in scales if np.isfinite(v)]
-    if scales:
+    if len(scales) > 2:
         lines.append("- First circuit's encoding scale vs camera MSE (seed 0): "
                      + ", ".join(f"{label}: {_fmt(v)}" for label, v in scales)
                      + f"; SIREN {_fmt(_seed0(records, 'siren', 'camera'))}. A larger scale reaches higher frequencies "
@@ -266,7 +268,9 @@ def _plus_section() -> list[str]:
             f"{DEFAULT_LEARNING_RATES['qiren-plus']:g}, {DEFAULT_SCHEDULES['qiren-plus']} schedule, 301 steps. In Python: "
             "`build_inr(\"qiren-plus\", 2)` or `QIREN(**QIREN_PLUS)` (`qiren_gen.models`). Any circuit option can "
             "still be overridden (`--qubits`, `--reuploads`, `--blocks`, `--entangler`, `--observables`, "
-            "`--encoding-scale`, `--learnable-scale`, `--no-batchnorm`, `--schedule`).", ""]
+            "`--encoding-scale` (a number, one per re-upload as `2,6`, or `ternary:BASE`), `--final-observables` "
+            "(`z+zz+zzz` adds the three-qubit correlators on the last circuit), `--fourier-features N`, "
+            "`--learnable-scale`, `--no-batchnorm`, `--schedule`).", ""]
 
 
 def _task_rows(table, ratios, tasks, cpu, order, seeds=None) -> list[str]:
@@ -292,12 +296,16 @@ def _task_rows(table, ratios, tasks, cpu, order, seeds=None) -> list[str]:
     return rows
 
 
+PREVIOUS_PLUS = "s3-zz"
+"""What ``qiren-plus`` was before the exponential-encoding search (shown beside the shipped one)."""
+
+
 def _targets(ratios: dict, ranked: list[tuple[str, float]], seeds: dict) -> list[str]:
     """The targets for the shipped variant and the best one: within 3x SIREN on each image, ahead on the rest."""
     from ..models import QIREN_PLUS
 
     plus = next((n for n, v in ALL_VARIANTS.items() if v.model == "qiren" and v.kwargs == QIREN_PLUS), None)
-    names = list(dict.fromkeys([n for n in (plus, ranked[0][0] if ranked else None) if n in ratios]))
+    names = list(dict.fromkeys([n for n in (plus, ranked[0][0] if ranked else None, PREVIOUS_PLUS) if n in ratios]))
     if not names:
         return []
     lines = ["", "### Targets", ""]
@@ -311,7 +319,8 @@ def _targets(ratios: dict, ranked: list[tuple[str, float]], seeds: dict) -> list
                 checks.append(f"ahead of SIREN on {task} ({row[task]:.2f}): **{'met' if row[task] < 1 else 'not met'}**")
         wins = sum(r < 1 for r in row.values())
         checks.append(f"moonshot, beat SIREN on >= 3 of {len(row)} tasks ({wins}): **{'met' if wins >= 3 else 'not met'}**")
-        label = f"`{name}`" + (" (the shipped `qiren-plus`)" if name == plus else " (best ranked)")
+        label = f"`{name}`" + (" (the shipped `qiren-plus`)" if name == plus else
+                               " (`qiren-plus` before this search)" if name == PREVIOUS_PLUS else " (best ranked)")
         lines.append(f"- {label}, {seeds.get(name, '?')} seed(s): " + "; ".join(checks) + ".")
     return lines
 
