@@ -91,6 +91,8 @@ CLI_ROWS = [
     ("qiren-gen superres", "non-positive encoding scale (--encoding-scale -1)",
      "superres --image camera --size 8 --model qiren-plus --encoding-scale -1 --output srout",
      "--encoding-scale must be finite and > 0"),
+    ("qiren-gen fit", "per-re-upload scales that are not numbers (--encoding-scale 2,x)",
+     "fit --image camera --size 8 --encoding-scale 2,x --output fitout", "--encoding-scale: expected a number"),
     ("qiren-gen superres", "absurd scale (--scale 100000)",
      "superres --image camera --size 8 --scale 100000 --steps 1 --output srout", "over the limit"),
     ("qiren-gen evaluate", "corrupt reference statistics file",

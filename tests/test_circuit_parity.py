@@ -128,6 +128,12 @@ OPTIONS = [
     {"encoding_scale": [[0.5, 1.0, 4.0], [3.0, 2.0, 1.0]], "learnable_scale": True},
     {"learnable_scale": True},
     {"entangler": "cnot_chain", "observables": "z+zz", "encoding_scale": 3.0, "learnable_scale": True},
+    {"observables": "zzz"},
+    {"observables": "z+zz+zzz"},
+    {"encoding_scale": "ternary"},
+    {"encoding_scale": "ternary:1.5", "learnable_scale": True},
+    {"encoding_scale": [[2.0], [6.0]]},
+    {"encoding_scale": [[2.0], [6.0]], "observables": "z+zz+zzz", "entangler": "cnot_chain"},
 ]
 
 
@@ -136,7 +142,9 @@ OPTIONS = [
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
 def test_options_match_pennylane(options, n_qubits, engine):
     torch.manual_seed(n_qubits)
-    if n_qubits == 4 and isinstance(options.get("encoding_scale"), list):  # the lists are written for 3 qubits
+    scale = options.get("encoding_scale")
+    per_qubit = isinstance(scale, list) and torch.as_tensor(scale).shape[-1] > 1
+    if n_qubits == 4 and per_qubit:  # the per-qubit lists are written for 3 qubits
         options = {**options, "encoding_scale": 1.5}
     ours = DataReuploadingCircuit(n_qubits, 2, 2, engine=engine, **options).double()
     theirs = ours.to_pennylane("default.qubit")
@@ -152,6 +160,35 @@ def test_options_match_pennylane(options, n_qubits, engine):
     assert (ours.weights.grad - theirs.weights.grad).abs().max().item() <= 1e-10
     if options.get("learnable_scale"):
         assert (ours.encoding_scales.grad - theirs.scales.grad).abs().max().item() <= 1e-10
+
+
+@pytest.mark.parametrize("engine", ["fused", "autograd"])
+def test_four_ternary_reuploads_with_triple_readout_match_pennylane(engine):
+    """Four re-uploads at scales 0.5 * 3**r, read through every <Z>, <ZZ> and <ZZZ>: values and gradients."""
+    torch.manual_seed(4)
+    ours = DataReuploadingCircuit(4, 4, 2, engine=engine, encoding_scale="ternary:0.5", observables="z+zz+zzz").double()
+    assert ours.encoding_scales[:, 0].tolist() == [0.5, 1.5, 4.5, 13.5] and ours.n_outputs == 4 + 6 + 4
+    theirs = ours.to_pennylane("default.qubit")
+    x = torch.randn(5, 4, dtype=torch.float64)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out_a, out_b = ours(xa), _pennylane_forward(theirs, xb)
+    probe = torch.randn_like(out_a)
+    (out_a * probe).sum().backward()
+    (out_b * probe).sum().backward()
+    assert (out_a - out_b).abs().max().item() <= 1e-10
+    assert (xa.grad - xb.grad).abs().max().item() <= 1e-10
+    assert (ours.weights.grad - theirs.weights.grad).abs().max().item() <= 1e-10
+
+
+def test_ternary_preset_and_per_reupload_lists():
+    from qiren_gen.quantum.circuit import encoding_scales
+
+    assert encoding_scales("ternary", 3, 2).tolist() == [[1, 1], [3, 3], [9, 9]]
+    assert encoding_scales("ternary:2", 2, 3).tolist() == [[2, 2, 2], [6, 6, 6]]
+    assert torch.equal(encoding_scales([[2.0], [6.0]], 2, 3), encoding_scales("ternary:2", 2, 3))
+    for bad in ("binary", "ternary:x", "ternary:-1", [[1.0], [2.0], [3.0]]):
+        with pytest.raises(ValueError, match="encoding_scale"):
+            encoding_scales(bad, 2, 3)
 
 
 def test_scale_changes_the_circuit_and_learnable_scale_trains():

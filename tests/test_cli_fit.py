@@ -80,6 +80,19 @@ def test_qiren_plus_and_circuit_options(tmp_path, capsys):
             cfg["learnable_scale"], cfg["batch_norm"]) == (3, 1, "cnot_ring", [[0], [1, 2]], 2.5, True, False)
 
 
+def test_exponential_encoding_options(tmp_path, capsys):
+    """--encoding-scale per re-upload / ternary, --final-observables and --fourier-features reach the saved config."""
+    for scale, expected, reuploads in (("2,6", [[2.0], [6.0]], "2"), ("ternary:1.5", "ternary:1.5", "3")):
+        out = tmp_path / scale.replace(",", "_").replace(":", "_")
+        args = ["fit", "--image", "camera", "--size", "8", "--steps", "2", "--qubits", "3", "--reuploads", reuploads,
+                "--observables", "z+zz", "--encoding-scale", scale, "--final-observables", "z+zz+zzz",
+                "--fourier-features", "2", "--output", str(out), "--json"]
+        assert main(args) == 0
+        _json(capsys)
+        cfg = json.loads((out / "pipeline" / "model" / "config.json").read_text())
+        assert (cfg["encoding_scale"], cfg["final_observables"], cfg["fourier_features"]) == (expected, "z+zz+zzz", 2)
+
+
 def test_superres_without_ground_truth(tmp_path, capsys):
     from PIL import Image
 
@@ -115,6 +128,9 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
         "observable off the circuit": ["fit", "--image", "camera", "--observables", "[[0, 9]]", *out],
         "scale 0": ["superres", "--image", "camera", "--model", "qiren-plus", "--encoding-scale", "0", *out],
         "reuploads 0": ["fit", "--image", "camera", "--reuploads", "0", *out],
+        "scales per re-upload, wrong count": ["fit", "--image", "camera", "--encoding-scale", "1,3,9", *out],
+        "unknown scale preset": ["fit", "--image", "camera", "--encoding-scale", "ternary:x", *out],
+        "fourier features < 0": ["fit", "--image", "camera", "--fourier-features", "-1", *out],
         "circuit option on siren": ["fit", "--image", "camera", "--model", "siren", "--entangler", "cnot_chain", *out],
     }
 
@@ -123,6 +139,7 @@ BAD_CASES = [
     "missing image", "missing wav", "non-image", "non-wav", "stereo", "empty wav", "unknown name", "size 1", "steps 0",
     "superres size 1", "superres scale 0", "superres missing", "bad slice", "threads 0", "zz on 1 qubit",
     "observable off the circuit", "scale 0", "reuploads 0", "circuit option on siren",
+    "scales per re-upload, wrong count", "unknown scale preset", "fourier features < 0",
 ]
 
 

@@ -8,7 +8,8 @@ QIREN_MODELS = ("qiren", "qiren-plus")
 # --flag -> QIREN constructor option (docs/qiren_search.md explains each)
 QIREN_OPTIONS = {"qubits": "n_qubits", "reuploads": "n_reuploads", "blocks": "n_blocks", "entangler": "entangler",
                  "observables": "observables", "encoding_scale": "encoding_scale", "learnable_scale": "learnable_scale",
-                 "no_batchnorm": "batch_norm"}
+                 "no_batchnorm": "batch_norm", "final_observables": "final_observables",
+                 "fourier_features": "fourier_features"}
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -29,7 +30,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--entangler", choices=("cz_ring", "cnot_ring", "cnot_chain"), help="two-qubit gates of each block")
     q.add_argument("--observables", metavar="NAME_OR_JSON",
                    help="z, zz, z+zz, or a JSON list of wire lists such as '[[0], [0, 1]]'")
-    q.add_argument("--encoding-scale", type=float, help="first circuit's encoding scale lambda in RZ(lambda x)")
+    q.add_argument("--encoding-scale", metavar="SCALE",
+                   help="first circuit's encoding scale lambda in RZ(lambda x): one number (3), one per re-upload "
+                        "(2,6), or ternary[:BASE] (BASE * 3**r at re-upload r)")
+    q.add_argument("--final-observables", metavar="NAME_OR_JSON",
+                   help="the last circuit's readout (default --observables): z, zz, z+zz, zzz, z+zz+zzz or JSON")
+    q.add_argument("--fourier-features", type=int, metavar="N",
+                   help="fixed Fourier features, N directions at radii 1, 3, 9, before the first circuit (default 0)")
     q.add_argument("--learnable-scale", action="store_true", default=None, help="train the encoding scales")
     q.add_argument("--no-batchnorm", action="store_true", default=None, help="drop the hybrid layers' BatchNorm")
 
@@ -57,15 +64,33 @@ def qiren_options(args: argparse.Namespace) -> dict:
     kwargs = {QIREN_OPTIONS[flag]: value for flag, value in given.items()}
     if "batch_norm" in kwargs:
         kwargs["batch_norm"] = False
-    obs = kwargs.get("observables")
-    if isinstance(obs, str) and obs.lstrip().startswith("["):
-        try:
-            kwargs["observables"] = json.loads(obs)
-        except json.JSONDecodeError:
-            raise ValueError(f"--observables: not a JSON list of wire lists: {obs!r}") from None
-    if "encoding_scale" in kwargs and not 0 < kwargs["encoding_scale"] < float("inf"):
-        raise ValueError(f"--encoding-scale must be finite and > 0, got {kwargs['encoding_scale']}")
+    for key in ("observables", "final_observables"):
+        obs = kwargs.get(key)
+        if isinstance(obs, str) and obs.lstrip().startswith("["):
+            try:
+                kwargs[key] = json.loads(obs)
+            except json.JSONDecodeError:
+                raise ValueError(f"--{key.replace('_', '-')}: not a JSON list of wire lists: {obs!r}") from None
+    if "encoding_scale" in kwargs:
+        kwargs["encoding_scale"] = parse_encoding_scale(kwargs["encoding_scale"])
+    if kwargs.get("fourier_features", 0) < 0:
+        raise ValueError(f"--fourier-features must be >= 0, got {kwargs['fourier_features']}")
     return kwargs
+
+
+def parse_encoding_scale(text: str) -> float | list[list[float]] | str:
+    """``--encoding-scale``: ``3`` -> 3.0, ``2,6`` -> ``[[2.0], [6.0]]`` (one per re-upload), ``ternary[:BASE]`` kept."""
+    text = text.strip()
+    if text.startswith("ternary"):
+        return text  # the circuit checks the preset (and its base)
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--encoding-scale: expected a number, numbers per re-upload such as 2,6, or "
+                         f"ternary[:BASE], got {text!r}") from None
+    if not all(0 < v < float("inf") for v in values):
+        raise ValueError(f"--encoding-scale must be finite and > 0, got {', '.join(str(v) for v in values)}")
+    return values[0] if len(values) == 1 else [[v] for v in values]
 
 
 def set_threads(threads: int) -> None:

@@ -216,7 +216,10 @@ def write_report(results: list[JobResult], jobs: list[Job], wall_seconds: float,
                   "wall on the busy machine) here; with the authors' PennyLane engine the same fit costs about 13 min "
                   "(3 circuits x ~0.9 s per step, measured on this machine by the project; not re-measured here)."]
     path = out / "paper_reproduction.md"
-    path.write_text("\n".join(lines) + "\n")
+    from .paper_baselines import carried_section
+
+    carried = carried_section(path)  # written by scripts/search_qiren.py baselines: keep it
+    path.write_text("\n".join(lines) + "\n" + ("\n" + carried if carried else ""))
     return path
 
 

@@ -48,7 +48,13 @@ REFERENCES = (
     Variant("relu-rff", "relu-rff", {}, 0.03, note="ReLU + 10 random Fourier features (scale 3)"),
     Variant("siren-w12", "siren", {"hidden_features": 12}, 3e-3, note="SIREN omega_0 30, width 12 (fewer parameters)"),
     Variant("siren-w16", "siren", {"hidden_features": 16}, 3e-3, note="SIREN omega_0 30, width 16"),
+    Variant("siren-authors", "siren", {"first_omega_0": 1.0, "hidden_omega_0": 1.0}, 0.03,
+            note="SIREN as the authors' released code runs it: omega_0 1, lr 0.03, width 21"),
+    Variant("tanh", "tanh", {}, 0.03, note="Tanh MLP, width 21 (the paper's Fig. 7 reference)"),
 )
+
+ZZ2 = {"observables": "z+zz", "hidden_layers": 1}
+"""s3-zz's readout and depth: every ``<Z_i>`` and ``<Z_i Z_j>``, 2 hybrid layers (the base of the encoding variants)."""
 
 VARIANTS = (
     _q("qiren", "the paper's QIREN"),
@@ -67,9 +73,47 @@ VARIANTS = (
     _q("s3-h1", "scale 3, 2 hybrid layers (s3-zz without the pair readout)", encoding_scale=3.0, hidden_layers=1),
     _q("s3-cnot", "scale 3, CNOT-chain entangler", encoding_scale=3.0, entangler="cnot_chain"),
     _q("s3-q6r4", "scale 3, 6 qubits, 4 re-uploads", encoding_scale=3.0, n_qubits=6, n_reuploads=4),
+    # Exponential encodings (s3-zz's readout and depth; the first circuit's scales per re-upload):
+    _q("e2-6", "scales [2, 6] per re-upload, z+zz, 2 hybrid layers", encoding_scale=[[2.0], [6.0]], **ZZ2),
+    _q("t1.5-r3", "ternary 1.5 / 4.5 / 13.5, 3 re-uploads, z+zz, 2 hybrid layers", encoding_scale="ternary:1.5",
+       n_reuploads=3, **ZZ2),
+    _q("t0.5-r4", "ternary 0.5 / 1.5 / 4.5 / 13.5, 4 re-uploads, z+zz, 2 hybrid layers", encoding_scale="ternary:0.5",
+       n_reuploads=4, **ZZ2),
+    _q("e2-6-zzz", "e2-6 with <Z_i Z_j Z_k> too on the last circuit", encoding_scale=[[2.0], [6.0]],
+       final_observables="z+zz+zzz", **ZZ2),
+    _q("t1.5-r3-zzz", "t1.5-r3 with <Z_i Z_j Z_k> too on the last circuit", encoding_scale="ternary:1.5",
+       n_reuploads=3, final_observables="z+zz+zzz", **ZZ2),
+    _q("ff-e2-6", "e2-6 after fixed Fourier features (4 directions at radii 1, 3, 9)", encoding_scale=[[2.0], [6.0]],
+       fourier_features=4, **ZZ2),
+    _q("ff-s1", "fixed Fourier features (4 directions at radii 1, 3, 9), the paper's scale 1, z+zz, 2 hybrid layers",
+       fourier_features=4, **ZZ2),
+    _q("ff-t1.5-r3", "t1.5-r3 after fixed Fourier features (4 directions at radii 1, 3, 9)",
+       encoding_scale="ternary:1.5", n_reuploads=3, fourier_features=4, **ZZ2),
+    _q("ff-s1-zzz", "ff-s1 with <Z_i Z_j Z_k> too on the last circuit", fourier_features=4,
+       final_observables="z+zz+zzz", **ZZ2),
+    _q("ff6-s1", "ff-s1 with 6 directions per radius (18 frequencies)", fourier_features=6, **ZZ2),
 )
 
-ALL_VARIANTS = {v.name: v for v in REFERENCES + VARIANTS}
+SIZE_FAMILIES = {
+    "SIREN omega_0 30": ["siren-w8", "siren-w12", "siren-w16", "siren", "siren-w28"],
+    "QIREN t1.5-r3 (ternary, 3 re-uploads)": ["t1.5-r3-q4", "t1.5-r3-q6", "t1.5-r3"],
+    "QIREN s3-zz": ["s3-zz-q4", "s3-zz-q6", "s3-zz"],
+    "QIREN ff-s1 (Fourier front end)": ["ff-s1-q4", "ff-s1-q6", "ff-s1"],
+}
+"""Families swept in size for the rate-distortion figure (``sizes`` stage): width for SIREN, qubits for QIREN."""
+
+SIZES = (
+    Variant("siren-w8", "siren", {"hidden_features": 8}, 3e-3, note="SIREN omega_0 30, width 8"),
+    Variant("siren-w28", "siren", {"hidden_features": 28}, 3e-3, note="SIREN omega_0 30, width 28 (over the budget)"),
+    _q("t1.5-r3-q4", "t1.5-r3 on 4 qubits", encoding_scale="ternary:1.5", n_reuploads=3, n_qubits=4, **ZZ2),
+    _q("t1.5-r3-q6", "t1.5-r3 on 6 qubits", encoding_scale="ternary:1.5", n_reuploads=3, n_qubits=6, **ZZ2),
+    _q("s3-zz-q4", "s3-zz on 4 qubits", encoding_scale=3.0, n_qubits=4, **ZZ2),
+    _q("s3-zz-q6", "s3-zz on 6 qubits", encoding_scale=3.0, n_qubits=6, **ZZ2),
+    _q("ff-s1-q4", "ff-s1 on 4 qubits", fourier_features=4, n_qubits=4, **ZZ2),
+    _q("ff-s1-q6", "ff-s1 on 6 qubits", fourier_features=4, n_qubits=6, **ZZ2),
+)
+
+ALL_VARIANTS = {v.name: v for v in REFERENCES + VARIANTS + SIZES}
 
 
 def variant(name: str) -> Variant:
@@ -116,8 +160,12 @@ def _load_signals(bach_path: str | None, size: int = 32, scale: int = 2) -> dict
     return signals
 
 
-def run_key(variant_name: str, signal: str, seed: int) -> str:
-    return f"{variant_name}__{signal}__s{seed}"
+PAPER_STEPS = 301
+"""The paper's 301 full-batch steps: the search's default; fits of other lengths are cached apart (``__t<steps>``)."""
+
+
+def run_key(variant_name: str, signal: str, seed: int, steps: int = PAPER_STEPS) -> str:
+    return f"{variant_name}__{signal}__s{seed}" + ("" if steps == PAPER_STEPS else f"__t{steps}")
 
 
 def _fit(v: Variant, signal: str, seed: int, kind: str, target: np.ndarray, high: np.ndarray | None, steps: int) -> dict:
@@ -127,7 +175,7 @@ def _fit(v: Variant, signal: str, seed: int, kind: str, target: np.ndarray, high
     try:
         r = run_job(job)
     except ValueError as exc:  # a diverged fit is a result too
-        return {"variant": v.name, "signal": signal, "seed": seed, "diverged": str(exc)}
+        return {"variant": v.name, "signal": signal, "seed": seed, "steps": steps, "diverged": str(exc)}
     record = {"variant": v.name, "signal": signal, "seed": seed, "params": r.params, "mse": r.mse,
               "seconds": r.seconds, "cpu_seconds": r.cpu_seconds, "steps": steps,
               "band_errors": band_errors(r.fitted, target)}
@@ -152,13 +200,13 @@ def run_search(variant_names: list[str], signal_names: list[str], seeds: list[in
     signals = _load_signals(bach_path, size)
     cache.mkdir(parents=True, exist_ok=True)
     todo = [(v, s, seed) for seed in seeds for s in signal_names for v in variants
-            if not (cache / f"{run_key(v.name, s, seed)}.json").exists()]
+            if not (cache / f"{run_key(v.name, s, seed, steps)}.json").exists()]
     todo.sort(key=lambda t: t[0].model != "qiren")  # long fits first, so workers finish together
     records = []
     bar = tqdm(total=len(todo), desc="qiren search", disable=not progress)
 
     def save(record: dict) -> None:
-        path = cache / f"{run_key(record['variant'], record['signal'], record['seed'])}.json"
+        path = cache / f"{run_key(record['variant'], record['signal'], record['seed'], steps)}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record) + "\n")
         tmp.replace(path)  # atomic: a killed search never leaves a half-written record
@@ -185,11 +233,20 @@ def load_records(cache: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))]
 
 
-def task_table(records: list[dict], seeds: list[int] | None = None) -> dict[str, dict[str, dict[int, float]]]:
-    """``{variant: {task: {seed: mse}}}`` (superres: mean over the three images, for seeds having all three)."""
+def main_steps(records: list[dict]) -> int:
+    """The fit length a report is about: the paper's 301 where cached, else the shortest cached."""
+    lengths = {r.get("steps", PAPER_STEPS) for r in records}
+    return PAPER_STEPS if PAPER_STEPS in lengths or not lengths else min(lengths)
+
+
+def task_table(records: list[dict], seeds: list[int] | None = None,
+               steps: int | None = None) -> dict[str, dict[str, dict[int, float]]]:
+    """``{variant: {task: {seed: mse}}}`` of the ``steps``-step fits (default ``main_steps``; superres: mean over the three images, for seeds
+    having all three)."""
+    steps = main_steps(records) if steps is None else steps
     table: dict[str, dict[str, dict[int, float]]] = {}
     for r in records:
-        if seeds is not None and r["seed"] not in seeds:
+        if (seeds is not None and r["seed"] not in seeds) or r.get("steps", PAPER_STEPS) != steps:
             continue
         row = table.setdefault(r["variant"], {})
         mse = r.get("mse", float("inf"))  # diverged: inf
@@ -228,8 +285,9 @@ def rank_variants(table: dict, tasks: list[str] | None = None) -> list[tuple[str
 
     Without ``tasks``, the tasks every QIREN variant in ``table`` has, so that all are scored on the same ones.
     """
+    sized = {v.name for v in SIZES}
     ratios = {name: row for name, row in ratios_to_reference(table).items()
-              if name in ALL_VARIANTS and ALL_VARIANTS[name].model == "qiren"}
+              if name in ALL_VARIANTS and ALL_VARIANTS[name].model == "qiren" and name not in sized}
     if tasks is None and ratios:
         tasks = [t for t in TASKS if all(t in row for row in ratios.values())]
     scored = []
@@ -240,5 +298,5 @@ def rank_variants(table: dict, tasks: list[str] | None = None) -> list[tuple[str
     return sorted(scored, key=lambda x: x[1])
 
 
-__all__ = ["ALL_VARIANTS", "REFERENCES", "TASKS", "VARIANTS", "Variant", "band_errors", "load_records",
+__all__ = ["ALL_VARIANTS", "PAPER_STEPS", "main_steps", "REFERENCES", "SIZES", "SIZE_FAMILIES", "TASKS", "VARIANTS", "Variant", "band_errors", "load_records",
            "mean_mse", "rank_variants", "ratios_to_reference", "run_search", "task_table", "variant", "parameter_count"]

@@ -8,12 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from .paper import PAPER_IMAGES
+from .rate_distortion import rate_distortion_section
 from .qiren_search import (
     ALL_VARIANTS,
     REFERENCE,
     REFERENCES,
+    PAPER_STEPS,
     TASKS,
+    VARIANTS,
     load_records,
+    main_steps,
     mean_mse,
     parameter_count,
     rank_variants,
@@ -31,7 +35,7 @@ def _screen_table(records: list[dict]) -> dict[str, dict[str, list[float]]]:
 def final_variants(cache: Path, top: int) -> list[str]:
     """The ``top`` best screened QIREN variants (seed 0, tasks every candidate has), the paper's QIREN, and references."""
     table = _screen_table(load_records(cache))
-    ranked = [name for name, _ in rank_variants(table)]
+    ranked = [name for name, _ in rank_variants(table)]  # size-swept variants are not ranked
     if not ranked and top:
         raise ValueError("no screening results in the cache: run the screen stage first")
     return list(dict.fromkeys(ranked[:top] + ["qiren"] + [v.name for v in REFERENCES]))
@@ -41,10 +45,11 @@ def _fmt(x: float) -> str:
     return "diverged" if not np.isfinite(x) else f"{x:.2e}"
 
 
-def _median_seconds(records: list[dict], key: str) -> dict[str, float]:
+def _median_seconds(records: list[dict], key: str, steps: int | None = None) -> dict[str, float]:
+    steps = main_steps(records) if steps is None else steps
     out: dict[str, list[float]] = {}
     for r in records:
-        if key in r:
+        if key in r and r.get("steps", PAPER_STEPS) == steps:
             out.setdefault(r["variant"], []).append(r[key])
     return {k: float(np.median(v)) for k, v in out.items()}
 
@@ -60,10 +65,12 @@ def _plot_error_vs_params(table, path: Path) -> None:
     for ax, task in zip(axes[0], tasks):
         in_features = 1 if task == "bach" else 2
         sirens = sorted((parameter_count(ALL_VARIANTS[n], in_features), mean_mse(table[n][task]))
-                        for n in ("siren-w12", "siren-w16", "siren") if n in table and task in table[n])
+                        for n in ("siren-w8", "siren-w12", "siren-w16", "siren", "siren-w28") if n in table and task in table[n])
         if sirens:
-            ax.plot(*zip(*sirens), "-s", color="tab:red", label="SIREN omega_0 30 (widths 12/16/21)")
-        for name, color, label in (("siren-omega1", "tab:orange", "SIREN omega_0 1"), ("relu-rff", "tab:green", "ReLU+RFF")):
+            ax.plot(*zip(*sirens), "-s", color="tab:red", label="SIREN omega_0 30 (widths 8-28)")
+        for name, color, label in (("siren-omega1", "tab:orange", "SIREN omega_0 1, lr 0.1"),
+                                   ("siren-authors", "tab:brown", "SIREN omega_0 1, lr 0.03 (authors')"),
+                                   ("tanh", "tab:gray", "Tanh MLP"), ("relu-rff", "tab:green", "ReLU+RFF")):
             if name in table and task in table[name]:
                 ax.plot(parameter_count(ALL_VARIANTS[name], in_features), mean_mse(table[name][task]), "D", color=color,
                         label=label)
@@ -152,6 +159,7 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
         "",
     ]
     lines += _summary(full, ratios, ranked, ref_tasks, seeds, cpu)
+    lines += _targets(ratios, ranked, seeds)
     lines += _why(records, [n for n, _ in ranked][:1])
     lines += ["", "## Every variant with all tasks (mean MSE over its seeds, and ratio to SIREN on the same seeds)", ""]
     lines += _task_rows(full, ratios, ref_tasks, cpu, [n for n, _ in ranked], seeds)
@@ -161,6 +169,10 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
               "Every variant on the signals it was screened on, seed 0 (cells left empty were not run); the best by "
               "geometric-mean ratio to SIREN, with the paper's QIREN, go on to every task and seed (`final`).", ""]
     screen_ranked = [n for n, _ in rank_variants(screen)]
+    absent = [v.name for v in VARIANTS if not any(r["variant"] == v.name for r in records)]
+    if absent:
+        lines += [f"Defined but not in this cache (screen them with `scripts/search_qiren.py screen --variants ...`): "
+                  f"{', '.join(absent)}.", ""]
     lines += _task_rows(screen, ratios_to_reference(screen), [t for t in TASKS if t in screen.get(REFERENCE, {})], cpu,
                         screen_ranked)
     lines += ["", "## Spectrum coverage", "",
@@ -179,6 +191,8 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
     if bands_by_signal:
         _plot_bands(bands_by_signal, out_dir / "figures" / "qiren_search_spectrum.png")
         lines += ["![spectrum coverage](figures/qiren_search_spectrum.png)", ""]
+    lines += _long_section(records)
+    lines += rate_distortion_section(table, out_dir / "figures" / "qiren_search_rate_distortion.png")
     lines += _plus_section()
     lines += ["## Variants", "", "| name | model | options | lr | schedule | what |", "|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["variant"] for r in records):
@@ -207,7 +221,7 @@ def _why(records: list[dict], best: list[str]) -> list[str]:
     scales = [(label, _seed0(records, n, "camera")) for label, n in
               (("1 (paper)", "qiren"), ("2", "s2"), ("3", "s3"), ("5", "s5"), ("0.5..8 per qubit", "bands"))]
     scales = [(label, v) for label, v in scales if np.isfinite(v)]
-    if scales:
+    if len(scales) > 2:
         lines.append("- First circuit's encoding scale vs camera MSE (seed 0): "
                      + ", ".join(f"{label}: {_fmt(v)}" for label, v in scales)
                      + f"; SIREN {_fmt(_seed0(records, 'siren', 'camera'))}. A larger scale reaches higher frequencies "
@@ -218,6 +232,15 @@ def _why(records: list[dict], best: list[str]) -> list[str]:
     if len(ablation) > 2:
         lines.append("- Readout, depth and scale taken apart (camera / astronaut MSE, seed 0): "
                      + "; ".join(f"{n} ({ALL_VARIANTS[n].note}) {_fmt(c)} / {_fmt(a)}" for n, c, a in ablation) + ".")
+    encodings = [(n, _seed0(records, n, "camera"), _seed0(records, n, "astronaut"))
+                 for n in ("s3-zz", "e2-6", "t1.5-r3", "t0.5-r4", "e2-6-zzz", "t1.5-r3-zzz", "ff-s1", "ff-e2-6",
+                           "ff-t1.5-r3")]
+    encodings = [(n, c, a) for n, c, a in encodings if np.isfinite(c) and np.isfinite(a)]
+    if len(encodings) > 2:
+        lines.append("- Exponential encodings, three-qubit readout and the Fourier front end (camera / astronaut MSE, "
+                     "seed 0, parameters): " + "; ".join(
+                         f"{n} ({ALL_VARIANTS[n].note}, {parameter_count(ALL_VARIANTS[n], 2)}) {_fmt(c)} / {_fmt(a)}"
+                         for n, c, a in encodings) + ".")
     for signal in ("camera", "astronaut"):
         names = list(dict.fromkeys(["qiren"] + best))
         cells = [f"{n} {_band(records, n, signal, 2):.2f} / {_band(records, n, signal, 3):.2f}" for n in names]
@@ -245,7 +268,9 @@ def _plus_section() -> list[str]:
             f"{DEFAULT_LEARNING_RATES['qiren-plus']:g}, {DEFAULT_SCHEDULES['qiren-plus']} schedule, 301 steps. In Python: "
             "`build_inr(\"qiren-plus\", 2)` or `QIREN(**QIREN_PLUS)` (`qiren_gen.models`). Any circuit option can "
             "still be overridden (`--qubits`, `--reuploads`, `--blocks`, `--entangler`, `--observables`, "
-            "`--encoding-scale`, `--learnable-scale`, `--no-batchnorm`, `--schedule`).", ""]
+            "`--encoding-scale` (a number, one per re-upload as `2,6`, or `ternary:BASE`), `--final-observables` "
+            "(`z+zz+zzz` adds the three-qubit correlators on the last circuit), `--fourier-features N`, "
+            "`--learnable-scale`, `--no-batchnorm`, `--schedule`).", ""]
 
 
 def _task_rows(table, ratios, tasks, cpu, order, seeds=None) -> list[str]:
@@ -269,6 +294,54 @@ def _task_rows(table, ratios, tasks, cpu, order, seeds=None) -> list[str]:
         rows.append(f"| {name} | {params} | " + " | ".join(cells) + f" | {wins}/{len(tasks)} | {cpu.get(name, float('nan')):.1f} |"
                     + (f" {seeds[name]} |" if seeds is not None else ""))
     return rows
+
+
+PREVIOUS_PLUS = "s3-zz"
+"""What ``qiren-plus`` was before the exponential-encoding search (shown beside the shipped one)."""
+
+
+def _targets(ratios: dict, ranked: list[tuple[str, float]], seeds: dict) -> list[str]:
+    """The targets for the shipped variant and the best one: within 3x SIREN on each image, ahead on the rest."""
+    from ..models import QIREN_PLUS
+
+    plus = next((n for n, v in ALL_VARIANTS.items() if v.model == "qiren" and v.kwargs == QIREN_PLUS), None)
+    names = list(dict.fromkeys([n for n in (plus, ranked[0][0] if ranked else None, PREVIOUS_PLUS) if n in ratios]))
+    if not names:
+        return []
+    lines = ["", "### Targets", ""]
+    for name in names:
+        row = ratios[name]
+        images = [row[t] for t in PAPER_IMAGES if t in row]
+        checks = [f"within 3x SIREN's MSE on each 32x32 image ({' / '.join(f'{r:.2f}' for r in images)}): "
+                  f"**{'met' if images and max(images) <= 3 else 'not met'}**"]
+        for task in ("superres", "bach"):
+            if task in row:
+                checks.append(f"ahead of SIREN on {task} ({row[task]:.2f}): **{'met' if row[task] < 1 else 'not met'}**")
+        wins = sum(r < 1 for r in row.values())
+        checks.append(f"moonshot, beat SIREN on >= 3 of {len(row)} tasks ({wins}): **{'met' if wins >= 3 else 'not met'}**")
+        label = f"`{name}`" + (" (the shipped `qiren-plus`)" if name == plus else
+                               " (`qiren-plus` before this search)" if name == PREVIOUS_PLUS else " (best ranked)")
+        lines.append(f"- {label}, {seeds.get(name, '?')} seed(s): " + "; ".join(checks) + ".")
+    return lines
+
+
+def _long_section(records: list[dict]) -> list[str]:
+    """Fits longer than the paper's 301 steps (cached as ``__t<steps>``), against SIREN at the same length."""
+    lengths = sorted({r.get("steps", PAPER_STEPS) for r in records} - {main_steps(records)})
+    lines = []
+    for steps in lengths:
+        table = task_table(records, steps=steps)
+        if REFERENCE not in table:
+            continue
+        tasks = [t for t in TASKS if t in table[REFERENCE]]
+        seeds = sorted({s for row in table.values() for cells in row.values() for s in cells})
+        lines += [f"## At {steps} steps", "",
+                  f"The same protocol with {steps} full-batch steps (seeds {', '.join(map(str, seeds))}); ratios to "
+                  f"SIREN at {steps} steps.", ""]
+        lines += _task_rows(table, ratios_to_reference(table), tasks, _median_seconds(records, "cpu_seconds", steps),
+                            [n for n, _ in rank_variants(table)])
+        lines.append("")
+    return lines
 
 
 def _summary(full, ratios, ranked, tasks, seeds, cpu) -> list[str]:

@@ -7,6 +7,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ..quantum import DataReuploadingCircuit
+from .fourier_front import TERNARY_RADII, FourierFeatures
 
 
 def _flatten_points(x: torch.Tensor, features: int) -> tuple[torch.Tensor, torch.Size]:
@@ -35,7 +36,7 @@ class HybridLayer(ModelMixin, ConfigMixin):
         n_blocks: int = 2,
         entangler: str = "cz_ring",
         observables: str | list = "z",
-        encoding_scale: float | list | None = None,
+        encoding_scale: float | list | str | None = None,
         learnable_scale: bool = False,
         batch_norm: bool = True,
         linear_scale: float = 1.0,
@@ -74,6 +75,11 @@ class QIREN(ModelMixin, ConfigMixin):
     for the first circuit (the one that sees coordinates: its scale sets the frequencies) and
     ``hidden_encoding_scale`` for the others, both fixed unless ``learnable_scale``; ``batch_norm``; ``linear_scale``
     multiplies the first Linear layer's initial weights (without BatchNorm, the initial frequency scale).
+    ``encoding_scale="ternary[:BASE]"`` encodes ``RZ(BASE * 3**r x)`` at upload ``r`` (a non-degenerate spectrum).
+    ``final_observables`` reads the last circuit differently (``"z+zz+zzz"``: three-qubit correlators too; the
+    hidden circuits keep ``observables``). ``fourier_features > 0`` puts fixed ``sin`` / ``cos`` features of
+    ``fourier_features`` directions at each of ``fourier_radii`` (default the ternary 1, 3, 9) before the first
+    Linear layer (``FourierFeatures``).
     """
 
     @register_to_config
@@ -87,20 +93,38 @@ class QIREN(ModelMixin, ConfigMixin):
         n_blocks: int = 2,
         entangler: str = "cz_ring",
         observables: str | list = "z",
-        encoding_scale: float | list | None = None,
-        hidden_encoding_scale: float | list | None = None,
+        encoding_scale: float | list | str | None = None,
+        hidden_encoding_scale: float | list | str | None = None,
         learnable_scale: bool = False,
         batch_norm: bool = True,
         linear_scale: float = 1.0,
+        final_observables: str | list | None = None,
+        fourier_features: int = 0,
+        fourier_radii: list[float] | None = None,
     ) -> None:
         super().__init__()
         if out_features < 1 or hidden_layers < 0:
             raise ValueError(f"need out_features >= 1 and hidden_layers >= 0, got {out_features}, {hidden_layers}")
+        if isinstance(fourier_features, bool) or not isinstance(fourier_features, int) or fourier_features < 0:
+            raise ValueError(f"fourier_features must be an int >= 0, got {fourier_features!r}")
+        self.front = None
+        first_in = in_features
+        if fourier_features:
+            self.front = FourierFeatures(in_features, fourier_features,
+                                         TERNARY_RADII if fourier_radii is None else fourier_radii)
+            first_in = self.front.out_features
         common = dict(n_qubits=n_qubits, n_reuploads=n_reuploads, n_blocks=n_blocks, entangler=entangler,
-                      observables=observables, learnable_scale=learnable_scale, batch_norm=batch_norm)
-        layers = [HybridLayer(in_features, encoding_scale=encoding_scale, linear_scale=linear_scale, **common)]
-        for _ in range(hidden_layers):
-            layers.append(HybridLayer(layers[-1].out_features, encoding_scale=hidden_encoding_scale, **common))
+                      learnable_scale=learnable_scale, batch_norm=batch_norm)
+        final = observables if final_observables is None else final_observables
+
+        def reads(index: int):
+            return final if index == hidden_layers else observables
+
+        layers = [HybridLayer(first_in, encoding_scale=encoding_scale, linear_scale=linear_scale,
+                              observables=reads(0), **common)]
+        for index in range(1, hidden_layers + 1):
+            layers.append(HybridLayer(layers[-1].out_features, encoding_scale=hidden_encoding_scale,
+                                      observables=reads(index), **common))
         self.hybrid_layers = nn.ModuleList(layers)
         self.output = nn.Linear(layers[-1].out_features, out_features)
 
@@ -112,7 +136,7 @@ class QIREN(ModelMixin, ConfigMixin):
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """Signal values at ``coords``: ``(..., in_features) -> (..., out_features)``."""
         flat, lead = _flatten_points(coords, self.config.in_features)
-        h = flat
+        h = flat if self.front is None else self.front(flat)
         for layer in self.hybrid_layers:
             h = layer(h)
         return self.output(h).reshape(*lead, self.config.out_features)

@@ -38,9 +38,11 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
       (``CNOT(i, i+1)``, as in the authors' generator circuits);
     * ``observables``: ``"z"`` (every ``<Z_j>``), ``"zz"`` (every ``<Z_i Z_j>``, ``i < j``), ``"z+zz"``, or a list of
       wire lists (``[[0], [0, 1]]`` reads ``<Z_0>`` and ``<Z_0 Z_1>``): more features from the same state;
+    * ``observables`` also takes ``"zzz"`` (every ``<Z_i Z_j Z_k>``) and ``"z+zz+zzz"``;
     * ``encoding_scale``: upload ``r`` applies ``RZ(lambda[r, j] * x_j)``, ``lambda`` of shape ``(n_reuploads,
-      n_qubits)`` initialised from a positive float or nested list (the encoding Hamiltonian's eigenvalues set the
-      spectrum); ``learnable_scale=True`` trains it.
+      n_qubits)`` initialised from a positive float, a (nested) list (``[[2], [6]]``: one scale per re-upload) or
+      the preset ``"ternary[:BASE]"`` (``BASE * 3**r``: a non-degenerate, exponentially wide spectrum); the
+      encoding Hamiltonian's eigenvalues set the spectrum; ``learnable_scale=True`` trains it.
 
     Input ``(..., n_qubits)`` real angles; output ``(..., n_outputs)`` expectation values in ``[-1, 1]``. Works in
     float32 and float64 (the promoted dtype of input and weights), on CPU and CUDA, with autograd in both input and
@@ -59,7 +61,7 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
         engine: str = "fused",
         entangler: str = "cz_ring",
         observables: str | list = "z",
-        encoding_scale: float | list | None = None,
+        encoding_scale: float | list | str | None = None,
         learnable_scale: bool = False,
     ) -> None:
         super().__init__()
@@ -199,19 +201,50 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
         return qml.draw(qnode, decimals=decimals, level=level)(*args)
 
 
-def encoding_scales(scale: float | list | None, n_reuploads: int, n_qubits: int, learnable: bool = False) -> torch.Tensor | None:
-    """The ``(n_reuploads, n_qubits)`` encoding scales from a float or (nested) list; ``None`` keeps plain ``RZ(x)``.
+TERNARY = "ternary"
+"""Preset ``encoding_scale="ternary"`` (or ``"ternary:BASE"``): upload ``r`` encodes ``RZ(BASE * 3**r * x)``."""
 
-    ``learnable=True`` with no scale starts from 1 (the paper's circuit, then trained). Scales must be finite and > 0.
+
+def ternary_scales(base: float, n_reuploads: int) -> list[list[float]]:
+    """Per-re-upload scales ``base * 3**r`` as a ``(n_reuploads, 1)`` nested list (broadcast over qubits).
+
+    Ternary encodings make the re-uploading spectrum's frequencies non-degenerate: the sums of ``+-3**r / 2`` are all
+    distinct, so ``R`` uploads reach ``(3**R - 1) / 2`` frequencies per qubit instead of ``R`` (Shin, Teo, Jeong 2023).
+    """
+    return [[base * 3.0**r] for r in range(n_reuploads)]
+
+
+def _parse_preset(scale: str, n_reuploads: int) -> list[list[float]]:
+    name, _, base = scale.partition(":")
+    if name.strip() != TERNARY:
+        raise ValueError(f"encoding_scale: unknown preset {scale!r}; use 'ternary' or 'ternary:BASE' (e.g. 'ternary:1.5')")
+    try:
+        value = float(base) if base.strip() else 1.0
+    except ValueError:
+        raise ValueError(f"encoding_scale: the base of {scale!r} is not a number") from None
+    return ternary_scales(value, n_reuploads)
+
+
+def encoding_scales(scale: float | list | str | None, n_reuploads: int, n_qubits: int,
+                    learnable: bool = False) -> torch.Tensor | None:
+    """The ``(n_reuploads, n_qubits)`` encoding scales; ``None`` keeps plain ``RZ(x)``.
+
+    ``scale`` is a float (every upload, every qubit), a list of ``n_qubits`` floats (per qubit), a nested list of
+    ``n_reuploads`` lists of 1 or ``n_qubits`` floats (per re-upload: ``[[2], [6]]``), or the preset ``"ternary"`` /
+    ``"ternary:BASE"`` (``BASE * 3**r`` at upload ``r``). ``learnable=True`` with no scale starts from 1 (the paper's
+    circuit, then trained). Scales must be finite and > 0.
     """
     if scale is None:
         return torch.ones(n_reuploads, n_qubits) if learnable else None
+    if isinstance(scale, str):
+        scale = _parse_preset(scale, n_reuploads)
     try:
         values = torch.as_tensor(scale, dtype=torch.float32)
         values = values.expand(n_reuploads, n_qubits).clone()
     except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f"encoding_scale must be a float, a list of {n_qubits} floats (one per qubit) or "
-                         f"{n_reuploads} such lists (one per re-upload), got {scale!r}") from None
+        raise ValueError(f"encoding_scale must be a float, a list of {n_qubits} floats (one per qubit), "
+                         f"{n_reuploads} lists of 1 or {n_qubits} floats (one per re-upload) or 'ternary[:BASE]', "
+                         f"got {scale!r}") from None
     if not bool(torch.isfinite(values).all()) or bool((values <= 0).any()):
         raise ValueError(f"encoding_scale must be finite and > 0, got {scale!r}")
     return values
@@ -269,4 +302,4 @@ def pennylane_layer(qfunc, weights: torch.Tensor, n_qubits: int, device: str | o
     return layer
 
 
-__all__ = ["DataReuploadingCircuit", "ENTANGLERS", "MAX_QUBITS", "encoding_scales", "pennylane_layer", "reuploading_qfunc"]
+__all__ = ["DataReuploadingCircuit", "ENTANGLERS", "MAX_QUBITS", "TERNARY", "encoding_scales", "ternary_scales", "pennylane_layer", "reuploading_qfunc"]

@@ -100,7 +100,7 @@ def cnot_permutation(n_qubits: int, pairs: list[tuple[int, int]], device=None) -
     return gather
 
 
-OBSERVABLE_NAMES = ("z", "zz", "z+zz")
+OBSERVABLE_NAMES = ("z", "zz", "z+zz", "zzz", "z+zz+zzz")
 """Named readouts: every ``<Z_j>`` (the paper's), every ``<Z_i Z_j>`` with ``i < j``, or both (more features from
 the same circuit)."""
 
@@ -109,12 +109,15 @@ def resolve_observables(observables, n_qubits: int) -> list[tuple[int, ...]]:
     """The Z-string observables as wire tuples: a name from ``OBSERVABLE_NAMES`` or a list of wire lists."""
     singles = [(j,) for j in range(n_qubits)]
     pairs = [(i, j) for i in range(n_qubits) for j in range(i + 1, n_qubits)]
+    triples = [(i, j, k) for i in range(n_qubits) for j in range(i + 1, n_qubits) for k in range(j + 1, n_qubits)]
     if isinstance(observables, str):
         if observables not in OBSERVABLE_NAMES:
             raise ValueError(f"observables must be one of {OBSERVABLE_NAMES} or a list of wire lists, got {observables!r}")
-        if observables != "z" and n_qubits < 2:
-            raise ValueError(f"observables={observables!r} needs at least 2 qubits, the circuit has {n_qubits}")
-        return {"z": singles, "zz": pairs, "z+zz": singles + pairs}[observables]
+        need = 3 if "zzz" in observables else 1 if observables == "z" else 2
+        if n_qubits < need:
+            raise ValueError(f"observables={observables!r} needs at least {need} qubits, the circuit has {n_qubits}")
+        return {"z": singles, "zz": pairs, "z+zz": singles + pairs, "zzz": triples,
+                "z+zz+zzz": singles + pairs + triples}[observables]
     try:
         wires = [tuple(int(w) for w in obs) for obs in observables]
     except (TypeError, ValueError):
