@@ -167,23 +167,14 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
         ``shots=N`` samples on the device; ``noise`` (a ``quantum.noise.NoiseModel``, dict or float) inserts the
         channels where the density-matrix simulator puts them (use a mixed-state device such as ``default.mixed``).
         """
+        from .export import circuit_to_pennylane, torch_layer
+
         if shots is not None or noise is not None:
-            from .export import circuit_to_pennylane
-
             return circuit_to_pennylane(self, device, shots, noise, diff_method, **device_kwargs)
-        import pennylane as qml
-
-        dev = qml.device(device, wires=self.n_qubits, **device_kwargs) if isinstance(device, str) else device
-        qnode = qml.QNode(self.qfunc(), dev, interface="torch", diff_method=diff_method)
         trainable = {"weights": self.weights}
         if isinstance(self.encoding_scales, nn.Parameter):
             trainable["scales"] = self.encoding_scales
-        layer = qml.qnn.TorchLayer(qnode, weight_shapes={k: tuple(v.shape) for k, v in trainable.items()})
-        for name, value in trainable.items():
-            copy = nn.Parameter(value.detach().clone())
-            layer.qnode_weights[name] = copy  # the dict TorchLayer.forward reads
-            layer.register_parameter(name, copy)
-        return layer
+        return torch_layer(self.qfunc(), trainable, self.n_qubits, device, diff_method, **device_kwargs)
 
     def draw(self, decimals: int | None = None, level: str = "device") -> str:
         """Text drawing (PennyLane's ``qml.draw``) with the current weights and zero inputs.
