@@ -56,8 +56,35 @@ def test_features_are_cached_at_inference_and_invalidated_by_training():
         decoder.fourier_matrix.mul_(2)  # an in-place update (as an optimizer makes) must invalidate the cache
         changed = decode_latents(decoder, modulator, z[:1], 6, 6)
     assert len(calls) == 2 and (changed - first[:1]).abs().max() > 1e-4
-    decode_latents(decoder, modulator, z[:1], 6, 6)  # gradients on: never served from the cache
+    decode_latents(decoder, modulator, z[:1], 6, 6)  # gradients on, but Fourier features have no parameters
+    assert len(calls) == 2
+    coords = image_grid(6, 6).requires_grad_(True)
+    decoder.coordinate_features(coords)  # a gradient must reach the coordinates: never served from the cache
     assert len(calls) == 3
+
+
+def test_quantum_features_recomputed_for_training_and_cached_while_encoding():
+    torch.manual_seed(0)
+    decoder = FeatureSynthesisDecoder(features="quantum", n_heads=4, n_qubits=2, hidden_features=16, hidden_layers=1)
+    modulator = LatentModulator.for_decoder(decoder, 4, encoding="auto_decode", inner_steps=5)
+    calls = []
+    compute = decoder._features
+    decoder._features = lambda coords, stats: calls.append(1) or compute(coords, stats)
+    coords = image_grid(5, 5)
+    decoder.coordinate_features(coords)
+    decoder.coordinate_features(coords)
+    assert len(calls) == 2  # training: the circuit weights need gradients, so the features are recomputed
+    images = torch.rand(2, 1, 5, 5) * 2 - 1
+    latents = encode_images(decoder, modulator, images)
+    assert len(calls) == 3  # 5 encoding steps against the frozen decoder: the grid's features computed once
+    assert all(p.requires_grad for p in [*decoder.parameters(), *modulator.parameters()])  # restored afterwards
+    decoder._features = compute
+    decoder._feature_cache = []
+    recomputed = []
+    uncached = lambda coords, stats: recomputed.append(1) or compute(coords, stats)  # noqa: E731
+    decoder.coordinate_features = lambda c, stats=None: uncached(c, stats)
+    torch.testing.assert_close(encode_images(decoder, modulator, images), latents, rtol=0, atol=0)
+    assert len(recomputed) == 5  # the same latents as recomputing the features at every step
 
 
 @pytest.mark.parametrize("kwargs,field", [({"features": "gabor"}, "features"), ({"modulation": "angles"}, "modulation"),

@@ -7,7 +7,8 @@ Images are ``(B, C, H, W)`` in ``[-1, 1]``; coordinates are the pixel-centre gri
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -102,6 +103,20 @@ def optimise_latents(
     return latents.detach()
 
 
+@contextlib.contextmanager
+def frozen(*modules: torch.nn.Module) -> Iterator[None]:
+    """Parameters of ``modules`` with ``requires_grad`` off for the block (restored after): encoding differentiates
+    the latents only, and with nothing of the decoder's feature path requiring grad its per-grid cache applies."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = None) -> torch.Tensor:
     """Latents ``(B, latent_dim)`` of ``images (B, C, H, W)`` in ``[-1, 1]``, the way the modulator says.
 
@@ -116,12 +131,13 @@ def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = 
     coords = image_grid(images.shape[2], images.shape[3], dtype=param.dtype, device=param.device)
     with torch.no_grad():
         stats = decoder.reference_statistics()
-    if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
-        return optimise_latents(
-            modulator, lambda z: per_image_mse(decoder, modulator, z, coords, targets, stats), targets.shape[0],
-            steps, param.device, param.dtype)
-    with torch.enable_grad():
-        latents = inner_loop(decoder, modulator, coords, targets, steps, first_order=True, stats=stats)
+    with frozen(decoder, modulator):
+        if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
+            return optimise_latents(
+                modulator, lambda z: per_image_mse(decoder, modulator, z, coords, targets, stats), targets.shape[0],
+                steps, param.device, param.dtype)
+        with torch.enable_grad():
+            latents = inner_loop(decoder, modulator, coords, targets, steps, first_order=True, stats=stats)
     return latents.detach()
 
 

@@ -118,11 +118,13 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
 
     # ------------------------------------------------------------------------------------------ features
     def coordinate_features(self, coords: torch.Tensor, stats=None) -> torch.Tensor:
-        """Features ``(..., feature_dim)`` of coordinates ``(..., in)``; cached when gradients are off."""
-        if torch.is_grad_enabled():
+        """Features ``(..., feature_dim)`` of coordinates ``(..., in)``; cached unless a gradient must reach the
+        coordinates or the feature parameters (so also while latents are encoded against a frozen decoder)."""
+        if torch.is_grad_enabled() and (coords.requires_grad or any(t.requires_grad for t in self._feature_tensors())):
             return self._features(coords, stats)
-        key = tuple((t.data_ptr(), t._version) for t in self._feature_tensors()) + (coords.shape, coords.dtype,
-                                                                                     coords.device)
+        key = tuple((t.data_ptr(), t._version) for t in self._feature_tensors()) + (
+            coords.shape, coords.dtype, coords.device, torch.is_inference_mode_enabled())  # inference tensors
+        # cannot enter an autograd graph, so features cached in inference mode serve inference mode only
         if self.config.features == "quantum":  # shots / noise settings: one draw per grid and setting
             key += (self.circuits.measurement_key(),)
         for entry_key, entry_coords, entry_features in self._feature_cache:
