@@ -102,6 +102,17 @@ def test_sample_tab_sampler_choice(server):
     assert np.array_equal(ddim, _sample(server.client, 3))  # the default sampler is back afterwards
 
 
+def test_sample_tab_shots_control(server):
+    exact = _sample(server.client, 3)
+    assert np.array_equal(exact, _image(server.client.predict("", 3, 4, 32, 5, "ddim", 0, api_name="/sample")))
+    few = _image(server.client.predict("", 3, 4, 32, 5, "ddim", 10, api_name="/sample"))
+    assert np.array_equal(few, _image(server.client.predict("", 3, 4, 32, 5, "ddim", 10, api_name="/sample")))
+    many = _image(server.client.predict("", 3, 4, 32, 5, "ddim", 100000, api_name="/sample"))
+    err_few, err_many = (np.abs(im.astype(float) - exact).mean() for im in (few, many))
+    assert err_many < 0.25 * err_few and err_few > 2  # 10 shots is visibly noisy; 1e5 shots is close to exact
+    assert np.array_equal(exact, _sample(server.client, 3))  # exact again afterwards
+
+
 def test_concurrent_requests_keep_their_own_seeds(server):
     solo = {seed: _sample(server.client, seed) for seed in (11, 12)}
     visitors = [Client(server.url, download_files=str(server.downloads), verbose=False) for _ in range(2)]
@@ -163,6 +174,8 @@ BAD_REQUESTS = [
     ("/sample", ("no/such/folder/x", 0, 1, 16, 5), "no pipeline folder"),
     ("/sample", ("qiren-gen-tests/not-cached", 0, 1, 16, 5), "cannot reach the Hub"),
     ("/sample", ("", 0, 1, 16, 5, "karras-magic"), "unknown scheduler 'karras-magic'; known: ddim, ddpm, dpm++"),
+    ("/sample", ("", 0, 1, 16, 5, "ddim", -5), "shots must be between 0 and 1000000000"),
+    ("/sample", ("", 0, 1, 16, 5, "ddim", 10**10), "shots must be between 0 and 1000000000"),
     ("/any_resolution", ("", 0, [], 5), "pick at least one size"),
     ("/any_resolution", ("", 0, [16, 32, 64, 128, 256, 512], 5), "over the cap"),
     ("/interpolate", ("", 0, 1, 40, 16, 5), "number of faces must be between 2 and 16"),

@@ -17,7 +17,7 @@ import torch
 from diffusers.utils import make_image_grid
 from PIL import Image
 
-from .limits import DemoLimits, as_int, check_pixels, check_seed, check_steps
+from .limits import DemoLimits, as_int, check_demo_shots, check_pixels, check_seed, check_steps
 
 ANY_RESOLUTION_SIZES = (16, 32, 64, 128, 256)
 
@@ -57,18 +57,20 @@ def using_sampler(pipe, name: str | None) -> Iterator[None]:
         pipe.scheduler = original
 
 
-def sample_grid(pipe, seed, num_faces, resolution, steps, limits: DemoLimits, sampler: str | None = None
-                ) -> Image.Image:
+def sample_grid(pipe, seed, num_faces, resolution, steps, limits: DemoLimits, sampler: str | None = None,
+                shots=0) -> Image.Image:
     """``num_faces`` samples of seed ``seed`` at ``resolution`` x ``resolution`` with ``sampler`` (default DDIM),
-    as one grid image."""
+    as one grid image; ``shots`` > 0 estimates every circuit expectation from that many measurement samples (as a
+    quantum device would), 0 or empty decodes exactly."""
     seed = check_seed(seed)
     num_faces = as_int(num_faces, "number of faces", 1, limits.max_faces)
     resolution = _side(resolution, "resolution", limits)
     check_pixels(limits, num_faces * resolution * resolution, f"{num_faces} faces at {resolution}x{resolution}")
     steps = _steps(pipe, steps, limits)
+    shots = check_demo_shots(shots)
     with using_sampler(pipe, sampler):
         images = pipe(batch_size=num_faces, height=resolution, width=resolution, num_inference_steps=steps,
-                      generator=_generator(pipe, seed)).images
+                      generator=_generator(pipe, seed), shots=shots).images
     return make_image_grid(images, *grid_shape(num_faces))
 
 

@@ -101,9 +101,10 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
     size = pipeline.prior.config.sample_size
     max_side = limits.max_side
 
-    def sample(source, seed, num_faces, resolution, steps, sampler="ddim", progress=gr.Progress(track_tqdm=True)):
+    def sample(source, seed, num_faces, resolution, steps, sampler="ddim", shots=0,
+               progress=gr.Progress(track_tqdm=True)):
         with store.use(source) as pipe:
-            return actions.sample_grid(pipe, seed, num_faces, resolution, steps, limits, sampler)
+            return actions.sample_grid(pipe, seed, num_faces, resolution, steps, limits, sampler, shots)
 
     def any_resolution(source, seed, sizes, steps, progress=gr.Progress(track_tqdm=True)):
         with store.use(source) as pipe:
@@ -161,10 +162,13 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
                 steps = _int_box("steps", 50, f"1 to {limits.max_steps}")
                 sampler = gr.Dropdown(list(SAMPLERS), value="ddim", label="sampler", allow_custom_value=True,
                                       info="dpm++ / unipc: the same faces in 20 steps")
+                shots = _int_box("shots", 0, "0: exact; N: every circuit read out from N measurement samples, "
+                                 "as on a quantum device (try 10, 100, 1000)")
             run_sample = gr.Button("Sample", variant="primary", elem_id="sample-button")
             grid = gr.Image(label="samples (PNG)", type="pil", format="png", buttons=["download", "fullscreen"],
                             elem_id="sample-grid", elem_classes=PIXELS, height=520)
-            run_sample.click(_guarded("sample", sample), [source, seed, num_faces, resolution, steps, sampler], grid,
+            run_sample.click(_guarded("sample", sample), [source, seed, num_faces, resolution, steps, sampler, shots],
+                             grid,
                              api_name="sample", concurrency_id="pipeline", concurrency_limit=1)
         with gr.Tab("Any resolution"):
             gr.Markdown("One latent, rendered on coordinate grids of several sizes: nothing is resampled.")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..quantum.shots import MAX_SHOTS
+
 
 @dataclass(frozen=True)
 class DemoLimits:
@@ -62,9 +64,18 @@ def check_seed(value, field: str = "seed") -> int:
     return as_int(value, field, 0, MAX_SEED)
 
 
+def check_demo_shots(value) -> int | None:
+    """The Sample tab's shots box: 0 or empty is exact (``None``), else an int in ``1..MAX_SHOTS`` (sampling costs
+    the same for any count, so the cap is the pipeline's own)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    shots = as_int(value, "shots", 0, MAX_SHOTS, "0 means exact expectations")
+    return shots or None
+
+
 def check_steps(value, limits: DemoLimits, train_timesteps: int) -> int:
     high = min(limits.max_steps, train_timesteps)
     return as_int(value, "steps", 1, high, "more steps take longer and change little")
 
 
-__all__ = ["DemoLimits", "MAX_SEED", "as_int", "check_pixels", "check_seed", "check_steps"]
+__all__ = ["DemoLimits", "MAX_SEED", "as_int", "check_demo_shots", "check_pixels", "check_seed", "check_steps"]
