@@ -92,3 +92,46 @@ def test_hardware_study_pieces(tmp_path):
     text = card.read_text()
     assert "line two" in text and "line one" not in text
     assert text.index("line two") < text.index("## Limitations") and text.count("<!-- hardware-study -->") == 1
+
+
+def test_gradient_sharpness_falls_with_blur_and_rises_with_pixel_noise():
+    from qiren_gen.evaluation import gradient_sharpness
+
+    torch.manual_seed(0)
+    images = torch.rand(2, 1, 16, 16)
+    blurred = torch.nn.functional.avg_pool2d(images, 3, stride=1, padding=1, count_include_pad=False)
+    smooth = torch.linspace(0, 1, 16).expand(2, 1, 16, 16).contiguous()
+    assert gradient_sharpness(blurred) < gradient_sharpness(images)
+    assert gradient_sharpness(smooth) < gradient_sharpness((smooth + 0.05 * torch.randn_like(smooth)).clamp(0, 1))
+    assert gradient_sharpness(torch.zeros(1, 1, 4, 4)) == 0
+    with pytest.raises(ValueError, match="expected images"):
+        gradient_sharpness(torch.zeros(4, 4))
+
+
+def test_face_probe_measures_the_bundled_pipeline_under_shots_and_noise(pipe):
+    from qiren_gen.experiments.hardware_faces import FaceProbe, held_out_faces
+    from qiren_gen.quantum.noise import NoiseModel
+
+    probe = FaceProbe(pipe, held_out_faces()[:2], num_samples=2)
+    exact = probe.psnr()
+    assert exact > 18  # the bundled decoder reconstructs held-out faces
+    assert probe.psnr(shots=10) < probe.psnr(shots=10_000) <= exact + 0.1
+    assert probe.samples()["psnr_vs_exact"] == float("inf")  # the exact decode is the reference itself
+    few, many = probe.samples(shots=10), probe.samples(shots=10_000)
+    assert few["psnr_vs_exact"] < many["psnr_vs_exact"] and few["sharpness"] > many["sharpness"]  # grain
+    noisy = NoiseModel(depolarizing=0.03)
+    assert probe.psnr(noise=noisy) < probe.psnr(noise=noisy, encode_under_noise=True) < exact
+
+
+def test_finetune_arguments_are_valid_train_pipeline_arguments(tmp_path):
+    from qiren_gen.experiments.hardware import StudyConfig
+    from qiren_gen.experiments.hardware_faces import FINETUNES, finetune_arguments
+    from qiren_gen.experiments.train_pipeline import parse_args
+
+    cfg = StudyConfig()
+    for name, extra in FINETUNES.items():
+        args = parse_args(finetune_arguments(cfg, tmp_path / "data", tmp_path / "out", extra))
+        assert args.max_train_steps == cfg.finetune_steps and args.flip_augment and args.validation_images == 0
+        assert (args.train_shots, args.train_noise) == {"fine-tuned exactly": (None, None),
+                                                         "fine-tuned under 100 shots": (100, None),
+                                                         "fine-tuned under depolarizing 1e-2": (None, "0.01")}[name]

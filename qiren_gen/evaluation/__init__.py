@@ -13,8 +13,8 @@ from .fid import (
     shard_size,
     write_outputs,
 )
-from .sample_quality import generation_report, mean_pairwise_distance, nearest_neighbour_distances
+from .sample_quality import generation_report, gradient_sharpness, mean_pairwise_distance, nearest_neighbour_distances
 
 __all__ = ["KID_AUTO_MAX_SAMPLES", "compute_report", "evaluate", "generate_samples", "generation_report",
-           "mean_pairwise_distance", "nearest_neighbour_distances", "pipeline_sampler", "save_grid", "shard_size",
+           "gradient_sharpness", "mean_pairwise_distance", "nearest_neighbour_distances", "pipeline_sampler", "save_grid", "shard_size",
            "write_outputs"]

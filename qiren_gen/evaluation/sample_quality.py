@@ -44,6 +44,15 @@ def psnr01(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1 / mse.clamp_min(1e-12))
 
 
+def gradient_sharpness(images: torch.Tensor) -> float:
+    """Mean absolute difference between neighbouring pixels (both axes) of images in [0, 1] ``(N, C, H, W)``: blur
+    lowers it, pixel noise (e.g. finite-shot readout) raises it, so read it beside a fidelity figure."""
+    if images.ndim != 4 or min(images.shape[2:]) < 2:
+        raise ValueError(f"expected images (N, C, H, W) with H, W >= 2, got {tuple(images.shape)}")
+    x = images.double()
+    return float(((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()) / 2)
+
+
 @torch.no_grad()
 def generation_report(pipe, train: torch.Tensor, test: torch.Tensor, num_samples: int = 256,
                       num_inference_steps: int = 50, seed: int = 0) -> dict[str, float]:
