@@ -63,6 +63,19 @@ CLI_ROWS = [
      "unknown scheduler 'karras-magic'; known: ddim, ddpm, dpm++"),
     ("qiren-gen sample", "scheduler class from outside diffusers in model_index.json", f"{S} foreignscheduler",
      "only diffusers and qiren_gen classes are loaded"),
+    ("qiren-gen sample", "zero shots (--shots 0)", f"{S} pipe --shots 0", "shots must be >= 1"),
+    ("qiren-gen sample", "absurd shots (--shots 2e9)", f"{S} pipe --shots 2000000000", "over the limit of 1e+09"),
+    ("qiren-gen sample", "noise probability above 1 (--noise 1.5)", f"{S} pipe --noise 1.5",
+     "noise probability depolarizing must be in [0, 1]"),
+    ("qiren-gen sample", "noise that is not NAME=P (--noise depolarizing=abc)", f"{S} pipe --noise depolarizing=abc",
+     "is not NAME=P with P a number"),
+    ("qiren-gen fit", "negative shots (--shots -5)", "fit --image camera --size 8 --steps 1 --shots -5 --output fitout",
+     "shots must be >= 1"),
+    ("qiren-gen fit", "negative noise (--train-noise readout=-0.1)",
+     "fit --image camera --size 8 --steps 1 --train-noise readout=-0.1 --output fitout",
+     "noise probability readout must be in [0, 1]"),
+    ("qiren-gen fit", "shots for a classical model (--model siren --shots 100)",
+     "fit --image camera --size 8 --steps 1 --model siren --shots 100 --output fitout", "only for --model qiren"),
     ("qiren-gen fit", "missing image file", "fit --image missing.png --output fitout", "no such image file"),
     ("qiren-gen fit", "corrupt PNG (valid header, damaged data)", "fit --image corrupt.png --output fitout",
      "damaged image file"),
@@ -184,6 +197,12 @@ CLI_ROWS = [
     ("scripts/train_pipeline.py", "channel mismatch (gray pipeline, RGB data)",
      f"--pretrained_model_name_or_path pipe --train_data_dir rgbdata --output_dir tplout {PIPE}",
      "pass --channels 1 to convert the data, or --adapt_output_channels"),
+    ("scripts/train_pipeline.py", "zero training shots (--train_shots 0)",
+     f"--pretrained_model_name_or_path pipe --train_data_dir data --output_dir tplout {PIPE} --train_shots 0",
+     "shots must be >= 1"),
+    ("scripts/train_pipeline.py", "unknown noise channel (--train_noise loud)",
+     f"--pretrained_model_name_or_path pipe --train_data_dir data --output_dir tplout {PIPE} --train_noise loud",
+     "noise must be a float or NAME=P"),
     ("scripts/train_pipeline.py", "full disk: --output_dir under a file",
      f"--pretrained_model_name_or_path pipe --train_data_dir data --output_dir blocker/tpl {PIPE}",
      "is a file, not a folder"),
@@ -398,6 +417,15 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
 # API rows: (entry point, bad input, call, exception type, message fragment)
 
 
+def _shot_backward(circuit) -> None:
+    """A training step through a circuit measured with finite shots but without train_shots."""
+    from qiren_gen.quantum.shots import measurement
+
+    x = torch.randn(3, circuit.n_qubits, requires_grad=True)
+    with measurement(circuit, shots=100):
+        circuit(x).sum().backward()
+
+
 def _api_rows():
     from qiren_gen.data import image_grid, time_grid
     from qiren_gen.demo import DemoLimits
@@ -448,6 +476,11 @@ def _api_rows():
         (f"{G}.__call__", "wrong latents shape", lambda w: gen(latents=torch.zeros(1, 3), num_inference_steps=1),
          ValueError, "latents must have shape"),
         (f"{G}.__call__", "bad output_type", lambda w: gen(output_type="jpeg"), ValueError, "output_type"),
+        (f"{G}.__call__", "shots=0", lambda w: gen(num_inference_steps=1, shots=0), ValueError, "shots must be >= 1"),
+        (f"{G}.__call__", "fractional shots", lambda w: gen(num_inference_steps=1, shots=2.5), ValueError,
+         "shots must be None (exact) or an int"),
+        (f"{G}.__call__", "noise probability -0.1", lambda w: gen(num_inference_steps=1, noise={"depolarizing": -0.1}),
+         ValueError, "noise probability depolarizing must be in [0, 1]"),
         (f"{G}.__call__", "callback tensor name not in _callback_tensor_inputs", lambda w: gen(
             num_inference_steps=1, callback_on_step_end=lambda p, i, t, kw: kw,
             callback_on_step_end_tensor_inputs=["prompt_embeds"]), ValueError, "not in _callback_tensor_inputs"),
@@ -507,6 +540,8 @@ def _api_rows():
         ("LatentModulator", "unknown encoding", lambda w: LatentModulator(encoding="vae"), ValueError,
          "encoding must be one of"),
         ("DataReuploadingCircuit", "40 qubits", lambda w: DataReuploadingCircuit(40), ValueError, "too large"),
+        ("DataReuploadingCircuit", "a backward pass through finite shots without train_shots",
+         lambda w: _shot_backward(DataReuploadingCircuit(2)), ValueError, "finite-shot gradients need train_shots"),
         ("DataReuploadingCircuit", "n_qubits as str", lambda w: DataReuploadingCircuit("8"), ValueError,
          "must be an int"),
         ("DataReuploadingCircuit", "NaN input", lambda w: DataReuploadingCircuit(3)(torch.full((2, 3), float("nan"))),
@@ -552,6 +587,8 @@ def _api_rows():
         ("time_grid", "absurd length", lambda w: time_grid(2**40), ValueError, "over the limit"),
         ("demo sample_grid", "16 faces at 256x256 (over the pixel cap)",
          lambda w: sample_grid(gen, 0, 16, 256, 5, limits), ValueError, "over the cap"),
+        ("demo sample_grid", "shots -5", lambda w: sample_grid(gen, 0, 1, 8, 5, limits, "ddim", -5), ValueError,
+         "shots must be between 0 and 1000000000"),
         ("demo sample_grid", "17 faces", lambda w: sample_grid(gen, 0, 17, 8, 5, limits), ValueError,
          "number of faces must be between 1 and 16"),
         ("demo sample_grid", "seed -1", lambda w: sample_grid(gen, -1, 1, 8, 5, limits), ValueError,
@@ -578,7 +615,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(79)]
+    return [f"{i:02d}" for i in range(84)]
 
 
 @pytest.fixture(scope="module")
