@@ -212,3 +212,14 @@ def test_trainer_passes_the_scales_and_old_checkpoints_keep_their_signature():
     default = build_models(parse_args(["--decoder", "circuit-features", "--n_heads", "4", "--n_qubits", "2",
                                        "--hidden_features", "8"]))
     assert "encoding_scale" not in model_signature(*default)["decoder"]  # as in checkpoints made before the option
+
+
+def test_decoder_step_benchmark_times_the_ternary_decoders():
+    from qiren_gen.benchmarks.decoders import decoder_step_times
+
+    result = decoder_step_times(width=8, steps=2, batch=2, size=5, latent_dim=4,
+                                decoders=("circuit-features", "circuit-features-ternary"))
+    assert set(result["median_step_seconds"]) == {"circuit-features", "circuit-features-ternary"}
+    assert result["circuit-features-ternary_over_circuit"] > 0 and "circuit_over_siren" not in result
+    with pytest.raises(ValueError, match="decoders must be names from"):
+        decoder_step_times(width=8, steps=2, decoders=("ternary",))

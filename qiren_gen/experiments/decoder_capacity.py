@@ -40,6 +40,12 @@ FAMILIES = {
     "circuit-features-r3": Family("circuit-features-r3", True, dict(
         decoder="circuit-features", n_heads=32, n_qubits=2, n_reuploads=3, entangler="cnot_chain",
         hidden_features=WIDTH, hidden_layers=3, modulation="weight", learning_rate=1e-3)),
+    "circuit-features-ternary": Family("circuit-features-ternary", True, dict(
+        decoder="circuit-features", n_heads=32, n_qubits=2, entangler="cnot_chain", encoding_scale="ternary",
+        hidden_features=WIDTH, hidden_layers=3, modulation="weight", learning_rate=1e-3)),
+    "circuit-features-ternary-r3": Family("circuit-features-ternary-r3", True, dict(
+        decoder="circuit-features", n_heads=32, n_qubits=2, n_reuploads=3, entangler="cnot_chain",
+        encoding_scale="ternary", hidden_features=WIDTH, hidden_layers=3, modulation="weight", learning_rate=1e-3)),
     "circuit-features-shift": Family("circuit-features-shift", True, dict(
         decoder="circuit-features", n_heads=32, n_qubits=2, entangler="cnot_chain", hidden_features=WIDTH,
         hidden_layers=3, modulation="shift", learning_rate=1e-3)),

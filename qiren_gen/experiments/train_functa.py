@@ -88,10 +88,17 @@ def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _encoding_scale(text: str):
-    """``--encoding_scale`` as the circuits take it (``1,3`` -> ``[[1.0], [3.0]]``)."""
+    """``--encoding_scale`` as the circuits take it (``1,3`` -> ``[[1.0], [3.0]]``; presets checked here)."""
     from ..cli._fitting_args import parse_encoding_scale
+    from ..quantum.circuit import encoding_scales
 
-    return parse_encoding_scale(text)
+    try:
+        value = parse_encoding_scale(text)
+        if isinstance(value, str):
+            encoding_scales(value, 1, 1)  # an unknown preset or a bad base fails now, not after loading the data
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("--encoding-scale", "--encoding_scale")) from None
+    return value
 
 
 def config_from_args(args: argparse.Namespace, **overrides):
