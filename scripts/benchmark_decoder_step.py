@@ -2,6 +2,7 @@
 """Training-step cost of the circuit-feature decoder vs its classical controls, side by side (1 thread).
 
     python scripts/benchmark_decoder_step.py [--width 128] [--steps 21]
+    python scripts/benchmark_decoder_step.py --decoders circuit-features circuit-features-ternary
 """
 import argparse
 import json
@@ -9,7 +10,7 @@ import sys
 
 import torch
 
-from qiren_gen.benchmarks.decoders import decoder_step_times
+from qiren_gen.benchmarks.decoders import DECODERS, DEFAULT_DECODERS, decoder_step_times
 
 
 def main(argv=None) -> int:
@@ -17,9 +18,11 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--steps", type=int, default=21)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--decoders", nargs="+", choices=DECODERS, default=list(DEFAULT_DECODERS),
+                   help="decoders timed side by side (interleaved steps)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(json.dumps(decoder_step_times(args.width, args.steps), indent=2))
+    print(json.dumps(decoder_step_times(args.width, args.steps, decoders=tuple(args.decoders)), indent=2))
     return 0
 
 

@@ -535,6 +535,9 @@ def _api_rows():
          ValueError, "n_heads must be an int >= 1"),
         ("FeatureSynthesisDecoder", "23 qubits per circuit", lambda w: FeatureSynthesisDecoder(n_qubits=23),
          ValueError, "too large"),
+        ("FeatureSynthesisDecoder", "encoding scales on Fourier features",
+         lambda w: FeatureSynthesisDecoder(features="fourier", encoding_scale="ternary"), ValueError,
+         "features='quantum' only"),
         ("FeatureSynthesisDecoder", "angles modulation (no per-sample circuits here)",
          lambda w: FeatureSynthesisDecoder(modulation="angles"), ValueError, "modulation must be one of"),
         ("LatentModulator", "unknown encoding", lambda w: LatentModulator(encoding="vae"), ValueError,
@@ -573,6 +576,15 @@ def _api_rows():
          lambda w: MultiHeadReuploadingCircuit(3, 2)(torch.full((5, 3, 2), float("nan"))), ValueError, "NaN or inf"),
         ("MultiHeadReuploadingCircuit.to_pennylane", "head out of range",
          lambda w: MultiHeadReuploadingCircuit(3, 2).to_pennylane(3), ValueError, "head must be an int in 0..2"),
+        ("MultiHeadReuploadingCircuit", "unknown encoding preset",
+         lambda w: MultiHeadReuploadingCircuit(2, 2, encoding_scale="quaternary"), ValueError, "unknown preset"),
+        ("MultiHeadReuploadingCircuit", "non-positive encoding scale",
+         lambda w: MultiHeadReuploadingCircuit(2, 2, encoding_scale=[[1.0], [0.0]]), ValueError,
+         "encoding_scale must be finite and > 0"),
+        ("simulate_reuploading_heads", "encoding scales of the wrong shape",
+         lambda w: simulate_reuploading_heads(torch.zeros(1, 2, 2), torch.zeros(2, 3, 1, 2, 3),
+                                              encoding_scales=torch.ones(3, 2)), ValueError,
+         "encoding_scales must broadcast to (R, n)"),
         ("simulate_reuploading_heads", "weights without a head axis",
          lambda w: simulate_reuploading_heads(torch.zeros(5, 1, 2), torch.zeros(3, 2, 2, 3)), ValueError,
          "weights must have shape (H, R+1, K, n, 3)"),
@@ -615,7 +627,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(84)]
+    return [f"{i:02d}" for i in range(88)]
 
 
 @pytest.fixture(scope="module")

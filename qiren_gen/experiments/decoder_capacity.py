@@ -40,6 +40,12 @@ FAMILIES = {
     "circuit-features-r3": Family("circuit-features-r3", True, dict(
         decoder="circuit-features", n_heads=32, n_qubits=2, n_reuploads=3, entangler="cnot_chain",
         hidden_features=WIDTH, hidden_layers=3, modulation="weight", learning_rate=1e-3)),
+    "circuit-features-ternary": Family("circuit-features-ternary", True, dict(
+        decoder="circuit-features", n_heads=32, n_qubits=2, entangler="cnot_chain", encoding_scale="ternary",
+        hidden_features=WIDTH, hidden_layers=3, modulation="weight", learning_rate=1e-3)),
+    "circuit-features-ternary-r3": Family("circuit-features-ternary-r3", True, dict(
+        decoder="circuit-features", n_heads=32, n_qubits=2, n_reuploads=3, entangler="cnot_chain",
+        encoding_scale="ternary", hidden_features=WIDTH, hidden_layers=3, modulation="weight", learning_rate=1e-3)),
     "circuit-features-shift": Family("circuit-features-shift", True, dict(
         decoder="circuit-features", n_heads=32, n_qubits=2, entangler="cnot_chain", hidden_features=WIDTH,
         hidden_layers=3, modulation="shift", learning_rate=1e-3)),
@@ -129,7 +135,7 @@ def run_capacity_sweep(work_dir: Path, docs_dir: Path, families: list[str], late
         family = FAMILIES[name]
         for k in latents:
             run_steps = min(family.steps, steps) if family.steps else steps
-            out = work_dir / f"{name}-z{k}-s{run_steps}"
+            out = work_dir / (f"{name}-z{k}-s{run_steps}" + (f"-seed{seed}" if seed else ""))  # seed 0: old names
             cfg = FunctaTrainingConfig(
                 output_dir=str(out), train_data_dir=str(data), resolution=25, latent_dim=k, encoding="auto_decode",
                 flip_augment=True, encode_steps=encode_steps, max_train_steps=run_steps, train_batch_size=16,
@@ -250,6 +256,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: 20 training steps, 10 / 20 encoding steps")
     p.add_argument("--report_only", action="store_true", help="train nothing: tabulate the runs already finished")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="training seed (other than 0: own run folders, -seedN)")
     return p.parse_args(argv)
 
 
@@ -264,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python scripts/decoder_capacity.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     code, _ = run_reporting_errors("decoder_capacity", lambda: run_capacity_sweep(
         Path(args.work_dir), Path(args.docs_dir), args.families, args.latents, args.steps, args.more_steps,
-        args.encode_steps, command=command, report_only=args.report_only))
+        args.encode_steps, seed=args.seed, command=command, report_only=args.report_only))
     return code
 
 

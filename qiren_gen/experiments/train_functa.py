@@ -48,6 +48,9 @@ def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--entangler", default=defaults.entangler, help="entangler of the feature circuits")
     model.add_argument("--frequency_init", type=float, default=defaults.frequency_init,
                        help="initial scale of the normalised circuit inputs (circuit-features)")
+    model.add_argument("--encoding_scale", type=_encoding_scale, default=defaults.encoding_scale,
+                       help="circuit-features: RZ scales per re-upload: a number, one per re-upload (1,3) or "
+                            "ternary[:BASE] (BASE * 3**r at upload r); default: RZ(x) at every upload")
     model.add_argument("--n_fourier", type=int, default=defaults.n_fourier, help="frequencies (fourier-features)")
     model.add_argument("--fourier_scale", type=float, default=defaults.fourier_scale,
                        help="std of the random frequencies (fourier-features)")
@@ -82,6 +85,20 @@ def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
     train.add_argument("--synthesis_precision", choices=("auto", "fp32", "bf16"), default=defaults.synthesis_precision,
                        help="synthesis layers of circuit/fourier-feature decoders (circuits stay fp32); auto: bf16 "
                             "on CUDA")
+
+
+def _encoding_scale(text: str):
+    """``--encoding_scale`` as the circuits take it (``1,3`` -> ``[[1.0], [3.0]]``; presets checked here)."""
+    from ..cli._fitting_args import parse_encoding_scale
+    from ..quantum.circuit import encoding_scales
+
+    try:
+        value = parse_encoding_scale(text)
+        if isinstance(value, str):
+            encoding_scales(value, 1, 1)  # an unknown preset or a bad base fails now, not after loading the data
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("--encoding-scale", "--encoding_scale")) from None
+    return value
 
 
 def config_from_args(args: argparse.Namespace, **overrides):

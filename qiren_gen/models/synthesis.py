@@ -8,7 +8,9 @@ Features depend on the coordinates only, so they are computed once per grid and 
 * ``features="quantum"``: ``Linear(in, H*n) -> reference normalisation (+ affine) -> H independent n-qubit data
   re-uploading circuits`` (``qiren_gen.quantum.heads``, one batched op), reading ``<Z>`` on every qubit: ``H*n``
   features. The paper's "quantum circuit features" (there 8 circuits of 2 qubits with a CNOT chain, the default
-  entangler here: on 2 qubits PennyLane's CZ ring is the identity).
+  entangler here: on 2 qubits PennyLane's CZ ring is the identity). ``encoding_scale`` (default ``None``: ``RZ(x)``
+  at every upload) gives the circuits fixed per-re-upload scales, e.g. ``"ternary"`` (``RZ(3**r x)`` at upload ``r``);
+  the Linear in front absorbs any common factor, so only the ratios between uploads change the function class.
 * ``features="fourier"``: random Fourier features ``[sin(x B), cos(x B)]``, ``B ~ N(0, fourier_scale^2)`` fixed:
   the classical control (the paper's ReLU+RFF row) through the same synthesis code.
 
@@ -59,6 +61,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         hidden_layers: int = 3,
         modulation: str = "shift",
         reference_size: int = 16,
+        encoding_scale: float | list | str | None = None,
     ) -> None:
         super().__init__()
         self.synthesis_dtype: torch.dtype | None = None
@@ -78,8 +81,11 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
             self.frequencies = nn.Linear(in_features, width)  # the paper's learnable frequency matrix
             self.norm_weight = nn.Parameter(torch.full((width,), float(frequency_init)))
             self.norm_bias = nn.Parameter(torch.zeros(width))
-            self.circuits = MultiHeadReuploadingCircuit(n_heads, n_qubits, n_reuploads, n_blocks, entangler=entangler)
+            self.circuits = MultiHeadReuploadingCircuit(n_heads, n_qubits, n_reuploads, n_blocks, entangler=entangler,
+                                                        encoding_scale=encoding_scale)
         else:
+            if encoding_scale is not None:
+                raise ValueError("encoding_scale applies to features='quantum' only (the circuits' RZ encodings)")
             if not fourier_scale > 0:
                 raise ValueError(f"fourier_scale must be > 0, got {fourier_scale!r}")
             width = 2 * n_fourier

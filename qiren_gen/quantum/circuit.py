@@ -246,17 +246,21 @@ ENTANGLERS = ("cz_ring", "cnot_chain")
 authors' generator's CNOT chain. ``DataReuploadingCircuit`` takes every one of ``gates.ENTANGLERS``."""
 
 
-def reuploading_qfunc(n_qubits: int, n_reuploads: int, entangler: str = "cz_ring"):
+def reuploading_qfunc(n_qubits: int, n_reuploads: int, entangler: str = "cz_ring",
+                      encoding_scales: torch.Tensor | None = None):
     """The re-uploading circuit as a PennyLane quantum function ``qfunc(inputs, weights)`` returning ``<Z_j>``.
 
     ``"cz_ring"`` is ``StronglyEntanglingLayers(imprimitive=CZ)`` with default ranges; ``"cnot_chain"`` is, per block,
     ``Rot`` on every qubit then ``CNOT(i, i + 1)`` for ``i = 0..n-2`` (the authors' generator, U3 up to a global phase).
+    ``encoding_scales``: ``None`` (``RZ(x_j)``) or fixed ``(n_reuploads, n_qubits)`` scales baked in: upload ``r``
+    applies ``RZ(scales[r, j] * x_j)``.
     """
     import pennylane as qml
 
     if entangler not in ENTANGLERS:
         raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
     wires = list(range(n_qubits))
+    fixed = None if encoding_scales is None else encoding_scales.detach().clone().expand(n_reuploads, n_qubits)
 
     def parameter_layer(w):
         if entangler == "cz_ring":
@@ -269,10 +273,11 @@ def reuploading_qfunc(n_qubits: int, n_reuploads: int, entangler: str = "cz_ring
                 qml.CNOT(wires=[j, j + 1])
 
     def circuit(inputs, weights):
+        scales = None if fixed is None else fixed.to(weights.dtype)
         for r in range(n_reuploads):
             parameter_layer(weights[r])
             for j in wires:
-                qml.RZ(inputs[..., j], wires=j)
+                qml.RZ(inputs[..., j] if scales is None else scales[r, j] * inputs[..., j], wires=j)
         parameter_layer(weights[n_reuploads])
         return [qml.expval(qml.PauliZ(j)) for j in wires]
 

@@ -113,10 +113,12 @@ def circuit_to_pennylane(circuit, device="default.qubit", shots: int | None = No
 
 def head_to_pennylane(heads, head: int, device="default.qubit", shots: int | None = None, noise=None,
                       diff_method: str = "backprop", **device_kwargs):
-    """Head ``head`` of a ``MultiHeadReuploadingCircuit`` as a ``TorchLayer`` (inputs ``(..., n_qubits)``)."""
+    """Head ``head`` of a ``MultiHeadReuploadingCircuit`` as a ``TorchLayer`` (inputs ``(..., n_qubits)``), with the
+    heads' fixed encoding scales baked in."""
     if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < heads.n_heads:
         raise ValueError(f"head must be an int in 0..{heads.n_heads - 1}, got {head!r}")
-    qfunc = noisy_qfunc(heads.n_qubits, heads.n_reuploads, heads.n_blocks, heads.entangler, None, noise)
+    qfunc = noisy_qfunc(heads.n_qubits, heads.n_reuploads, heads.n_blocks, heads.entangler, None, noise,
+                        heads.encoding_scales)
     return torch_layer(qfunc, {"weights": heads.weights[head]}, heads.n_qubits, device, diff_method, shots,
                        **device_kwargs)
 

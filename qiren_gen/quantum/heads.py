@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from .circuit import ENTANGLERS, pennylane_layer, reuploading_qfunc
+from .circuit import ENTANGLERS, encoding_scales as build_encoding_scales, pennylane_layer, reuploading_qfunc
 from .heads_dense import simulate_dense
 from .heads_factored import simulate_factored
 from .shots import MeasurementMixin, measured_heads_forward
@@ -37,6 +37,7 @@ def simulate_reuploading_heads(
     entangler: str = "cz_ring",
     layout: str = "auto",
     engine: str = "fused",
+    encoding_scales: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``<Z_j>`` of every head: H independent re-uploading circuits, each with its own weights and inputs.
 
@@ -47,9 +48,12 @@ def simulate_reuploading_heads(
         layout: ``"auto"`` (dense for ``n <= DENSE_MAX_QUBITS``), ``"dense"`` or ``"factored"``; same results.
         engine: ``"fused"`` (chunked, hand-written backward; fastest, once differentiable) or ``"autograd"``
             (plain torch ops; higher-order gradients).
+        encoding_scales: ``None`` (``RZ(x_j)`` at every upload) or a real tensor broadcastable to ``(R, n)``, shared
+            by every head: upload ``r`` applies ``RZ(scales[r, j] * x_j)``; differentiable.
 
     Returns:
-        real tensor ``(..., H, n)`` in the promoted dtype of inputs and weights; differentiable in both.
+        real tensor ``(..., H, n)`` in the promoted dtype of inputs and weights; differentiable in inputs, weights
+        and scales.
     """
     _check_entangler(entangler)
     if layout not in LAYOUTS:
@@ -64,6 +68,15 @@ def simulate_reuploading_heads(
     real = torch.promote_types(inputs.dtype, weights.dtype)
     lead = inputs.shape[:-2]
     x = inputs.reshape(-1, n_heads, n_qubits).to(real).transpose(0, 1)  # (H, B, n)
+    if encoding_scales is not None:
+        n_reuploads = weights.shape[1] - 1
+        try:
+            scales = encoding_scales.to(real).expand(n_reuploads, n_qubits)
+        except RuntimeError:
+            raise ValueError(f"encoding_scales must broadcast to (R, n) = ({n_reuploads}, {n_qubits}), "
+                             f"got {tuple(encoding_scales.shape)}") from None
+        # One angle set per upload, (H, B, R, n): autograd sums the per-upload input gradients.
+        x = x.unsqueeze(2) * scales
     dense = layout == "dense" or (layout == "auto" and n_qubits <= DENSE_MAX_QUBITS)
     simulate = simulate_dense if dense else simulate_factored
     out = simulate(x, weights.to(real), entangler, engine)  # (H, B, n)
@@ -84,6 +97,11 @@ class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
 
     Input ``(..., n_heads, n_qubits)`` real angles, output the same shape, ``<Z_j>`` of every head in ``[-1, 1]``.
     ``engine="fused"`` (default: chunked, hand-written backward) or ``"autograd"`` (higher-order gradients).
+
+    ``encoding_scale``: upload ``r`` applies ``RZ(lambda[r, j] * x_j)`` instead of ``RZ(x_j)``, with the forms of
+    ``DataReuploadingCircuit`` (a float, a list per qubit, a nested list per re-upload such as ``[[1], [3]]``, or the
+    preset ``"ternary[:BASE]"``: ``BASE * 3**r``). The ``(n_reuploads, n_qubits)`` scales are one fixed buffer shared by
+    every head (not trained, not per head); ``None`` (default) is the plain circuit and stores nothing.
     """
 
     def __init__(
@@ -94,6 +112,7 @@ class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
         n_blocks: int = 2,
         entangler: str = "cz_ring",
         engine: str = "fused",
+        encoding_scale: float | list | str | None = None,
     ) -> None:
         super().__init__()
         check_circuit_size(n_qubits, n_reuploads, n_blocks)
@@ -110,6 +129,11 @@ class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
         self.max_state_elements = DEFAULT_MAX_STATE_ELEMENTS
         # Like DataReuploadingCircuit (PennyLane's TorchLayer): uniform in [0, 2 pi).
         self.weights = nn.Parameter(torch.rand(self.shape(n_heads, n_qubits, n_reuploads, n_blocks)) * (2 * math.pi))
+        scales = build_encoding_scales(encoding_scale, n_reuploads, n_qubits)
+        if scales is None:
+            self.encoding_scales = None  # not a buffer: state dicts of unscaled heads are unchanged
+        else:
+            self.register_buffer("encoding_scales", scales)
 
     @staticmethod
     def shape(n_heads: int, n_qubits: int, n_reuploads: int = 2, n_blocks: int = 2) -> tuple[int, int, int, int, int]:
@@ -121,17 +145,20 @@ class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
         check_head_inputs(inputs, self.n_heads, self.n_qubits, self.max_state_elements)
         if self.measuring:  # shots / noise (quantum.shots): sampled or density-matrix expectations
             return measured_heads_forward(self, inputs, simulate_reuploading_heads)
-        return simulate_reuploading_heads(inputs, self.weights, self.entangler, engine=self.engine)
+        return simulate_reuploading_heads(inputs, self.weights, self.entangler, engine=self.engine,
+                                          encoding_scales=self.encoding_scales)
 
     def extra_repr(self) -> str:
+        scaled = "" if self.encoding_scales is None else f", encoding_scales={self.encoding_scales.tolist()}"
         return (
             f"n_heads={self.n_heads}, n_qubits={self.n_qubits}, n_reuploads={self.n_reuploads}, "
-            f"n_blocks={self.n_blocks}, entangler={self.entangler!r}, engine={self.engine!r}"
+            f"n_blocks={self.n_blocks}, entangler={self.entangler!r}, engine={self.engine!r}{scaled}"
         )
 
     def qfunc(self):
-        """One head as a PennyLane quantum function ``qfunc(inputs, weights)`` (all heads share the circuit)."""
-        return reuploading_qfunc(self.n_qubits, self.n_reuploads, self.entangler)
+        """One head as a PennyLane quantum function ``qfunc(inputs, weights)`` (all heads share the circuit and
+        its encoding scales, baked in)."""
+        return reuploading_qfunc(self.n_qubits, self.n_reuploads, self.entangler, self.encoding_scales)
 
     def to_pennylane(self, head: int, device: str | object = "default.qubit", diff_method: str = "backprop",
                      shots: int | None = None, noise=None, **device_kwargs):

@@ -2,7 +2,8 @@
 
 A state is ``(H, d1, B, d2)``; one block is ``Rot x ... x Rot = A x B`` (two ``bmm`` over heads) followed by the
 entangler: the CZ ring is a diagonal of +-1 (skipped at the very end, where it cannot change ``|psi|^2``), the CNOT
-chain a permutation (a row gather, then a gather of columns that depends on the row). ``FusedFactoredHeads`` is the
+chain a permutation (a row gather, then a gather of columns that depends on the row). Angles are ``(H, B, n)`` (one
+phase for every upload) or ``(H, B, R, n)`` (one per upload, e.g. scaled encodings). ``FusedFactoredHeads`` is the
 chunked engine with a hand-written backward, as :mod:`.fused` for one circuit; gradient convention is torch's for
 complex tensors: ``g = dL/dRe + i dL/dIm``.
 """
@@ -67,21 +68,29 @@ def _phases(x: torch.Tensor, first: int) -> torch.Tensor:
     return encoding_phase(x[..., :first]).transpose(1, 2).unsqueeze(-1) * encoding_phase(x[..., first:]).unsqueeze(1)
 
 
+def _layer_phases(x: torch.Tensor, first: int, n_layers: int) -> list[torch.Tensor]:
+    """The phase entering each layer: one shared for ``x (H, rows, n)``, one per layer for ``(H, rows, R, n)``."""
+    if x.ndim == 3:
+        return [_phases(x, first)] * n_layers
+    return [_phases(x[:, :, layer], first) for layer in range(n_layers)]
+
+
 def _readout(state: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
     prob = torch.view_as_real(state).square().sum(-1)  # (H, d1, rows, d2)
     return torch.cat([prob.sum(3).transpose(1, 2) @ s1, prob.sum(1) @ s2], dim=-1)
 
 
 def _run_chunk(x, v1, a, b, entangler: Entangler, first: int, keep: bool):
-    """Layers 2..R+1 on rows ``x (H, rows, n)`` from the state ``v1`` after layer 1; ``keep`` records the backward's needs."""
+    """Layers 2..R+1 on rows ``x (H, rows, n)`` or ``(H, rows, R, n)`` from the state ``v1`` after layer 1; ``keep``
+    records the backward's needs."""
     n_layers, n_blocks = a.shape[1], a.shape[2]
-    phase = _phases(x, first)
+    phases = _layer_phases(x, first, n_layers)
     state = v1
     record = []
     for layer in range(n_layers):
-        state = state * phase
+        state = state * phases[layer]
         if keep:
-            record.append(("phase", state))
+            record.append(("phase", layer, state))
         for block in range(n_blocks):
             before = state
             state, t = _apply_rotations(state, a[:, layer, block], b[:, layer, block])
@@ -89,21 +98,21 @@ def _run_chunk(x, v1, a, b, entangler: Entangler, first: int, keep: bool):
             state = entangler.apply(state, block, last)
             if keep:
                 record.append(("block", layer, block, before, t, last))
-    return state, phase, record
+    return state, phases, record
 
 
 class FusedFactoredHeads(torch.autograd.Function):
-    """x ``(H, B, n)``; v1 ``(H, d1, 1, d2)`` (after layer 1); a ``(H, R, K, d1, d1)``; b ``(H, R, K, d2, d2)``."""
+    """x ``(H, B, n)`` or ``(H, B, R, n)``; v1 ``(H, d1, 1, d2)`` (after layer 1); a ``(H, R, K, d1, d1)``; b ``(H, R, K, d2, d2)``."""
 
     @staticmethod
     def forward(ctx, x, v1, a, b, entangler, s1, s2):
         ctx.save_for_backward(x, v1, a, b, s1, s2)
         ctx.entangler = entangler
-        n_heads, n_rows, _ = x.shape
+        n_heads, n_rows = x.shape[:2]
         rows = chunk_rows(v1.numel(), x.device)  # amplitudes per row, over all heads
         keep = n_rows <= rows and any(ctx.needs_input_grad)  # one chunk and a backward to come: keep its states
         ctx.kept = None
-        out = torch.empty_like(x)
+        out = torch.empty_like(x if x.ndim == 3 else x[:, :, 0])  # (H, B, n), the layout of the angles
         for start in range(0, n_rows, rows):
             run = _run_chunk(x[:, start : start + rows], v1, a, b, entangler, s1.shape[1], keep)
             out[:, start : start + rows] = _readout(run[0], s1, s2)
@@ -116,18 +125,22 @@ class FusedFactoredHeads(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, v1, a, b, s1, s2 = ctx.saved_tensors
         entangler, first = ctx.entangler, s1.shape[1]
-        n_heads, n_rows, _ = x.shape
+        n_heads, n_rows = x.shape[:2]
+        per_layer = x.ndim == 4
         rows = chunk_rows(v1.numel(), x.device)  # amplitudes per row, over all heads
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         grad_v1, grad_a, grad_b = torch.zeros_like(v1), torch.zeros_like(a), torch.zeros_like(b)
         for start in range(0, n_rows, rows):
             kept, ctx.kept = ctx.kept, None
             xc = x[:, start : start + rows]
-            state, phase, record = kept if kept is not None else _run_chunk(xc, v1, a, b, entangler, first, True)
+            state, phases, record = kept if kept is not None else _run_chunk(xc, v1, a, b, entangler, first, True)
             go = 2 * grad_out[:, start : start + rows]  # d|psi|^2 = 2 Re(conj(psi) dpsi): the 2 is folded in here
             grad_prob = (go[..., :first] @ s1.T).transpose(1, 2).unsqueeze(-1) + (go[..., first:] @ s2.T).unsqueeze(1)
             g = grad_prob * state
-            phase_conj = phase.conj().resolve_conj()
+            if per_layer:
+                phase_conj = [p.conj().resolve_conj() for p in phases]
+            else:
+                phase_conj = [phases[0].conj().resolve_conj()] * len(phases)
             grad_angle = None
             for item in reversed(record):
                 if item[0] == "block":
@@ -141,19 +154,30 @@ class FusedFactoredHeads(torch.autograd.Function):
                         before.reshape(n_heads, d1 * n, d2).conj().transpose(1, 2), g_t).transpose(1, 2)
                     g = torch.bmm(g_t, b[:, layer, block].conj()).reshape(n_heads, d1, n, d2)
                 else:  # y = s * phase, phase = exp(-i angle): dL/dangle = Im(conj(g) y)
-                    contribution = (g.conj() * item[1]).imag
-                    grad_angle = contribution if grad_angle is None else grad_angle + contribution
-                    g = g * phase_conj
+                    _, layer, y = item
+                    contribution = (g.conj() * y).imag
+                    if per_layer:  # each upload has its own angles: its own gradient
+                        if grad_x is not None:
+                            _angle_grad(grad_x[:, start : start + rows, layer], contribution, s1, s2)
+                    else:
+                        grad_angle = contribution if grad_angle is None else grad_angle + contribution
+                    g = g * phase_conj[layer]
             grad_v1 += g.sum(2, keepdim=True)
-            if grad_x is not None:
-                grad_x[:, start : start + rows, :first] = (grad_angle.sum(3).transpose(1, 2) @ s1) / 2
-                grad_x[:, start : start + rows, first:] = (grad_angle.sum(1) @ s2) / 2
+            if grad_x is not None and not per_layer:
+                _angle_grad(grad_x[:, start : start + rows], grad_angle, s1, s2)
         return grad_x, grad_v1, grad_a, grad_b, None, None, None
 
 
+def _angle_grad(out: torch.Tensor, grad_angle: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor) -> None:
+    """Write ``dL/dx`` ``(H, rows, n)`` into ``out`` from ``dL/dangle`` on the ``(H, d1, rows, d2)`` layout."""
+    first = s1.shape[1]
+    out[..., :first] = (grad_angle.sum(3).transpose(1, 2) @ s1) / 2
+    out[..., first:] = (grad_angle.sum(1) @ s2) / 2
+
+
 def simulate_factored(x: torch.Tensor, weights: torch.Tensor, entangler: str, engine: str) -> torch.Tensor:
-    """The two-group layout with a head axis: x ``(H, B, n)`` -> ``(H, B, n)``."""
-    n_heads, _, n_qubits = x.shape
+    """The two-group layout with a head axis: x ``(H, B, n)`` or per-upload ``(H, B, R, n)`` -> ``(H, B, n)``."""
+    n_heads, n_qubits = x.shape[0], x.shape[-1]
     n_layers, n_blocks = weights.shape[1], weights.shape[2]
     real, device = x.dtype, x.device
     first, second = split_qubits(n_qubits)

@@ -214,8 +214,8 @@ def measured_heads_forward(heads, inputs: torch.Tensor, simulate_reuploading_hea
     x = inputs.reshape(-1, heads.n_heads, heads.n_qubits).transpose(0, 1)  # (H, B, n)
 
     def exact() -> torch.Tensor:
-        return simulate_reuploading_heads(x.transpose(0, 1), heads.weights, heads.entangler,
-                                          engine=heads.engine).transpose(0, 1)
+        return simulate_reuploading_heads(x.transpose(0, 1), heads.weights, heads.entangler, engine=heads.engine,
+                                          encoding_scales=heads.encoding_scales).transpose(0, 1)
 
-    out = heads.measured(x, heads.weights, exact)
+    out = heads.measured(x, heads.weights, exact, encoding_scales=heads.encoding_scales)
     return out.transpose(0, 1).reshape(*lead, heads.n_heads, heads.n_qubits)

@@ -75,6 +75,8 @@ class FunctaTrainingConfig:
     n_fourier: int = 32
     fourier_scale: float = 6.0
     frequency_init: float = 1.0
+    encoding_scale: float | list | str | None = None
+    """circuit-features: per-re-upload RZ scales of the feature circuits (e.g. ``"ternary"``); None: ``RZ(x)``."""
     modulator_hidden_layers: int = 0
     inner_steps: int = 3
     inner_lr_init: float | None = None
@@ -147,7 +149,7 @@ def build_decoder(cfg: FunctaTrainingConfig) -> torch.nn.Module:
         n_heads=cfg.n_heads, n_qubits=cfg.n_qubits, n_reuploads=cfg.n_reuploads, n_blocks=cfg.n_blocks,
         entangler=cfg.entangler, frequency_init=cfg.frequency_init, n_fourier=cfg.n_fourier,
         fourier_scale=cfg.fourier_scale, hidden_features=cfg.hidden_features, hidden_layers=cfg.hidden_layers,
-        modulation=cfg.modulation,
+        modulation=cfg.modulation, encoding_scale=cfg.encoding_scale if cfg.decoder == "circuit-features" else None,
     )
 
 
@@ -175,10 +177,16 @@ class LatentTable(torch.nn.Module):
         self.register_buffer("visited", torch.zeros(n_items, dtype=torch.bool))
 
 
+_LATER_OPTIONS = ("encoding_scale",)
+
+
 def model_signature(decoder, modulator) -> dict[str, Any]:
     """JSON-able configs of both models: what a checkpoint must match to be resumed."""
     def clean(model):
-        return {k: v for k, v in json.loads(model.to_json_string()).items() if not k.startswith("_")}
+        config = json.loads(model.to_json_string())
+        # Options added later are left out at their default, so checkpoints made before them still resume.
+        return {k: v for k, v in config.items() if not k.startswith("_")
+                and not (k in _LATER_OPTIONS and v is None)}
 
     return {"decoder_class": type(decoder).__name__, "decoder": clean(decoder), "modulator": clean(modulator)}
 
