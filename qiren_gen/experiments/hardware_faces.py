@@ -17,8 +17,9 @@ import torch
 
 def _psnr01(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Mean over images of the PSNR (dB) of ``[0, 1]`` images ``(B, ...)``."""
-    mse = (pred.double() - target.double()).square().flatten(1).mean(1)
-    return float((10 * torch.log10(1 / mse)).mean())
+    from ..evaluation.sample_quality import psnr01
+
+    return float(psnr01(pred, target).mean())
 
 
 def held_out_faces() -> torch.Tensor:

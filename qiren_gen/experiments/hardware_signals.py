@@ -3,7 +3,6 @@ evaluated under finite shots (every point) and depolarizing noise (256x256 densi
 and fitted a second time under finite shots (noise-aware training) to see what that buys at few shots."""
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ class SignalTask:
 
 def signal_study(task: SignalTask, cfg, progress) -> dict:
     """Exact fit of the paper's QIREN to ``task``, its PSNR vs shots and vs depolarizing p, and a shot-trained fit."""
+    from ..metrics.signals import psnr
     from ..pipelines import QirenSignalFittingPipeline
     from ..pipelines._signals import as_targets, grid_for
     from ..quantum.noise import NoiseModel
@@ -46,32 +46,31 @@ def signal_study(task: SignalTask, cfg, progress) -> dict:
     coords = grid_for(tuple(task.signal.shape), task.in_features, True)
     target = as_targets(task.signal, task.in_features, 1)[0].float().reshape(-1, 1)
 
-    def psnr(points, shots=None, noise=None, seed=0, net=None) -> float:
+    def point_psnr(points, shots=None, noise=None, seed=0, net=None) -> float:
         net = model if net is None else net
         with torch.no_grad(), measurement(net, shots, noise, torch.Generator().manual_seed(seed)):
             out = render(net, coords[points]).float().reshape(-1, 1)
-        mse = float((out.clamp(-1, 1) - target[points]).square().mean())
-        return 10 * math.log10(4 / mse)
+        return psnr(out.clamp(-1, 1), target[points])  # [-1, 1] signals: data range 2
 
     def shot_mean(points, shots, net=None) -> float:
-        return float(np.mean([psnr(points, shots=shots, seed=s, net=net) for s in range(cfg.seeds)]))
+        return float(np.mean([point_psnr(points, shots=shots, seed=s, net=net) for s in range(cfg.seeds)]))
 
     every = torch.arange(coords.shape[0])
-    exact = psnr(every)
+    exact = point_psnr(every)
     shots = {}
     for n in cfg.shots:
         shots[n] = shot_mean(every, n)
         progress(f"{task.name}, {n} shots: {shots[n]:.2f} dB")
     subset = torch.randperm(coords.shape[0], generator=torch.Generator().manual_seed(0))[: cfg.signal_noise_points]
-    exact_subset = psnr(subset)
+    exact_subset = point_psnr(subset)
     noise, seconds = {}, {}
     for p in cfg.depolarizing:
         start = time.perf_counter()
-        noise[p] = psnr(subset, noise=NoiseModel(depolarizing=p))
+        noise[p] = point_psnr(subset, noise=NoiseModel(depolarizing=p))
         seconds[p] = time.perf_counter() - start
         progress(f"{task.name}, depolarizing {p:g}: {noise[p]:.2f} dB ({seconds[p]:.0f} s)")
     start = time.perf_counter()
-    psnr(subset)
+    point_psnr(subset)
     exact_s = time.perf_counter() - start
 
     # Noise-aware training: the same fit under train_shots (straight-through gradients), both evaluated at few shots.
@@ -79,7 +78,7 @@ def signal_study(task: SignalTask, cfg, progress) -> dict:
     comparison = {}
     for name, net in {"exact-trained": model, f"trained with {cfg.train_shots} shots": aware}.items():
         row = {n: shot_mean(every, n, net) for n in cfg.train_eval_shots}
-        row["exact"] = psnr(every, net=net)
+        row["exact"] = point_psnr(every, net=net)
         comparison[name] = row
         progress(f"{task.name} {name}: " + ", ".join(f"{k}: {v:.2f}" for k, v in row.items()))
     return {"label": task.label, "fit_psnr": fit_psnr, "fit_seconds": fit_s, "exact": exact, "shots": shots,
