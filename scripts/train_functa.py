@@ -3,12 +3,41 @@
 
     accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no --cpu \\
         scripts/train_functa.py --train_data_dir faces/ --resolution 16 --output_dir runs/functa
-
-Thin wrapper: the options and the driver live in ``qiren_gen.experiments.train_functa``.
 """
+from __future__ import annotations
+
+import argparse
+import logging
+import os
 import sys
 
-from qiren_gen.experiments.train_functa import main
+from qiren_gen.training.arguments import add_stage1_arguments, config_from_args
+
+
+def parse_args(argv: list[str] | None = None):
+    """Arguments in diffusers' example-script style -> a ``FunctaTrainingConfig``."""
+    p = argparse.ArgumentParser(description="Train a functa model (stage 1) on an image dataset.")
+    add_stage1_arguments(p)
+    return config_from_args(p.parse_args(argv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train stage 1; a user error is one line on stderr and exit code 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cfg = parse_args(argv)
+    from qiren_gen.runtime import run_reporting_errors
+    from qiren_gen.training.functa_trainer import train_functa
+
+    code, summary = run_reporting_errors("train_functa", lambda: train_functa(cfg))
+    if code:
+        return code
+    if int(os.environ.get("RANK", "0")) == 0 and summary["last_loss"] is None:
+        print(f"nothing to do: already at step {summary['steps']}; models saved to {cfg.output_dir}")
+    elif int(os.environ.get("RANK", "0")) == 0:
+        print(f"done: {summary['steps']} steps, loss {summary['last_loss']:.5f}, PSNR {summary['last_psnr']:.2f} dB; "
+              f"saved to {cfg.output_dir}")
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

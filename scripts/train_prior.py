@@ -4,12 +4,126 @@
     accelerate launch --cpu --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \\
         scripts/train_prior.py --stage1_model runs/stage1 --train_data_dir data/lfw --resolution 25 \\
         --output_dir runs/prior --pipeline_output pipelines/my-faces --resume_from_checkpoint latest
-
-Thin wrapper: the options and the driver live in ``qiren_gen.experiments.train_prior``.
 """
-import sys
+from __future__ import annotations
 
-from qiren_gen.experiments.train_prior import main
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from qiren_gen.training.prior_data import load_images, load_stage1, load_stage1_latents
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Arguments in diffusers' example-script style (underscored long options)."""
+    p = argparse.ArgumentParser(description="Train the latent diffusion prior of a QIREN functional model.")
+    p.add_argument("--stage1_model", required=True,
+                   help="folder with decoder/ and modulator/ subfolders (a stage-1 output or a pipeline folder)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--train_data_dir", help="local image folder (datasets 'imagefolder' layout)")
+    src.add_argument("--dataset_name", help="Hugging Face dataset id")
+    p.add_argument("--split", default="train")
+    p.add_argument("--image_column", default=None, help="default: 'image', else the one image-typed column")
+    p.add_argument("--resolution", type=int, required=True, help="square image size the images are resized to")
+    p.add_argument("--max_train_samples", type=int, default=None)
+    p.add_argument("--flip_augment", action="store_true", help="also encode horizontally flipped images")
+    p.add_argument("--encode_steps", type=int, default=None, help="inner steps (default: the modulator's)")
+    p.add_argument("--stage1_latents", action="store_true",
+                   help="train on the auto-decoded latents stage 1 learned (STAGE1_MODEL/latents.safetensors, "
+                        "mirrors included if stage 1 had them) instead of encoding the images")
+    p.add_argument("--latents_cache", default=None, help="safetensors cache (default OUTPUT_DIR/latents.safetensors)")
+    p.add_argument("--hidden_dim", type=int, default=256)
+    p.add_argument("--num_blocks", type=int, default=4)
+    p.add_argument("--time_embed_dim", type=int, default=128)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--num_train_timesteps", type=int, default=1000)
+    p.add_argument("--max_train_steps", type=int, default=4000)
+    p.add_argument("--train_batch_size", type=int, default=64)
+    p.add_argument("--learning_rate", type=float, default=1e-3)
+    p.add_argument("--weight_decay", type=float, default=0.0)
+    p.add_argument("--lr_warmup_steps", type=int, default=100)
+    p.add_argument("--checkpointing_steps", type=int, default=1000)
+    p.add_argument("--checkpoints_total_limit", type=int, default=2)
+    p.add_argument("--resume_from_checkpoint", default=None, help='"latest" or a checkpoint folder')
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--pipeline_output", default=None, help="also save a complete QirenGenerationPipeline here")
+    return p.parse_args(argv)
+
+
+def train_prior_from_args(argv: list[str] | None = None) -> dict:
+    """Run stage 2 end to end; returns a summary (steps, final loss, number of latents, output folders)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from diffusers import DDIMScheduler
+
+    from qiren_gen.models import LatentDenoiser
+    from qiren_gen.training.prior import PriorTrainingConfig, encode_dataset, make_training_scheduler, train_prior
+
+    args = parse_args(argv)
+    from qiren_gen.data.datasets import check_resolution
+
+    check_resolution(args.resolution)
+    # Several processes on a machine without CUDA must join with gloo (cpu=True); otherwise accelerate would treat
+    # them as independent single-process runs all writing output_dir.
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    accelerator = Accelerator(cpu=world_size > 1 and not torch.cuda.is_available())
+    if accelerator.num_processes != world_size:
+        raise RuntimeError(f"launched as {world_size} processes but accelerate set up {accelerator.num_processes}")
+    set_seed(args.seed)
+    decoder, modulator = load_stage1(args.stage1_model)
+    decoder.to(accelerator.device)
+    modulator.to(accelerator.device)
+    resolution = args.resolution
+    output_dir = Path(args.output_dir)
+    cache = Path(args.latents_cache) if args.latents_cache else output_dir / "latents.safetensors"
+    if args.stage1_latents:
+        latents = load_stage1_latents(args.stage1_model, modulator.config.latent_dim)
+    else:
+        with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache
+            images = load_images(args, decoder.config.out_channels, resolution)
+            latents = encode_dataset(decoder, modulator, images, cache, steps=args.encode_steps,
+                                     progress=accelerator.is_local_main_process)
+    denoiser = LatentDenoiser(latent_dim=modulator.config.latent_dim, hidden_dim=args.hidden_dim,
+                              num_blocks=args.num_blocks, time_embed_dim=args.time_embed_dim, dropout=args.dropout,
+                              sample_size=resolution)
+    scheduler = make_training_scheduler(args.num_train_timesteps)
+    cfg = PriorTrainingConfig(
+        max_train_steps=args.max_train_steps, batch_size=args.train_batch_size, learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay, lr_warmup_steps=args.lr_warmup_steps,
+        checkpointing_steps=args.checkpointing_steps, checkpoints_total_limit=args.checkpoints_total_limit,
+        seed=args.seed,
+    )
+    result = train_prior(denoiser, latents, scheduler, accelerator, output_dir, cfg, args.resume_from_checkpoint)
+    summary = {"global_step": result["global_step"], "num_latents": int(latents.shape[0]),
+               "final_loss": sum(result["losses"][-50:]) / max(1, len(result["losses"][-50:])) if result["losses"]
+               else None}
+    if accelerator.is_main_process:
+        denoiser = accelerator.unwrap_model(denoiser).to("cpu").eval()
+        denoiser.save_pretrained(output_dir / "prior")
+        sampler = DDIMScheduler.from_config(scheduler.config)
+        sampler.save_pretrained(output_dir / "scheduler")
+        if args.pipeline_output:
+            from qiren_gen.pipelines import QirenGenerationPipeline
+
+            pipe = QirenGenerationPipeline(decoder.to("cpu"), modulator.to("cpu"), denoiser, sampler)
+            pipe.save_pretrained(args.pipeline_output)
+            summary["pipeline"] = str(args.pipeline_output)
+        accelerator.print(json.dumps(summary))
+    accelerator.end_training()
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``train_prior_from_args`` for scripts: a user error (bad path, bad value, offline Hub) is one line on stderr and exit code 2."""
+    from qiren_gen.runtime import run_reporting_errors
+
+    return run_reporting_errors("train_prior", lambda: train_prior_from_args(argv))[0]
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,7 +22,6 @@ LAYERS = (
     ("pipelines",),
     ("demo",),
     ("cli",),
-    ("experiments", "benchmarks"),
 )
 LAYER_OF = {name: level for level, names in enumerate(LAYERS) for name in names}
 
@@ -110,6 +109,20 @@ def test_every_package_has_a_layer_and_no_module_is_loose():
     packages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
     unplaced = [p for p in packages if p not in LAYER_OF]
     assert unplaced == [], f"packages without a layer (add them here and to docs/architecture.md): {unplaced}"
+
+
+def test_the_package_holds_no_study_or_benchmark():
+    # Studies and benchmarks live in scripts/research and scripts/benchmarks, which are not installed.
+    names = {p.name for p in PACKAGE.iterdir()}
+    assert not names & {"experiments", "benchmarks", "research", "studies"}, sorted(names)
+    outside = []
+    for name, path in module_files().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                       [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            outside += [f"{name} -> {m}" for m in modules
+                        if m.split(".")[0] in {"research", "benchmarks", "train_pipeline", "train_functa", "train_prior"}]
+    assert outside == [], "the package imports a study, a benchmark or a script:\n" + "\n".join(outside)
 
 
 def test_there_are_no_import_circles():

@@ -246,9 +246,9 @@ def world(tmp_path_factory) -> Path:
     from safetensors.torch import load_file, save_file
 
     from qiren_gen.models import LatentModulator, ModulatedQIREN
-    from test_generation_pipeline import tiny_pipeline
-    from test_safe_loading import _Payload
-    from test_wide_qiren import tiny_wide_pipeline
+    from testing_utils import tiny_pipeline
+    from testing_utils import Payload as _Payload
+    from testing_utils import tiny_wide_pipeline
 
     w = tmp_path_factory.mktemp("bad-inputs")
     tiny_pipeline().save_pretrained(w / "pipe")
@@ -438,7 +438,7 @@ def _api_rows():
     from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
                                      QirenSuperResolutionPipeline)
     from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
-    from test_generation_pipeline import tiny_pipeline
+    from testing_utils import tiny_pipeline
 
     torch.manual_seed(0)
     dec = ModulatedQIREN(out_channels=1, n_qubits=3, hidden_layers=1, reference_size=4)
@@ -633,7 +633,7 @@ def _api_ids():
 @pytest.fixture(scope="module")
 def api_rows(world):
     from qiren_gen.pipelines import QirenSignalFittingPipeline, QirenSuperResolutionPipeline
-    from test_safe_loading import _Payload
+    from testing_utils import Payload as _Payload
 
     QirenSignalFittingPipeline.from_model_name("qiren", 2, 1).save_pretrained(world / "fitpipe")
     QirenSuperResolutionPipeline.from_model_name("siren").save_pretrained(world / "srpickled")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from qiren_gen.pipelines import QirenGenerationPipeline
-from qiren_gen.experiments.bundled import BundleConfig, build_bundled_pipeline
+from research.bundled.build import BundleConfig, build_bundled_pipeline
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from qiren_gen.cli import main
-from test_generation_pipeline import tiny_pipeline
+from testing_utils import tiny_pipeline
 
 
 @pytest.fixture(scope="module")

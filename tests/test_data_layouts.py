@@ -128,7 +128,7 @@ def test_train_functa_on_a_hub_cache_webdataset_streamed_offline(tmp_path, monke
     from accelerate.state import AcceleratorState
     from huggingface_hub import constants
 
-    from qiren_gen.experiments.train_functa import main
+    from train_functa import main
 
     commit = "89abcdef0123456789abcdef0123456789abcdef"
     repo = tmp_path / "hub" / "datasets--gaunernst--ffhq-1024-wds"

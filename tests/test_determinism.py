@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from test_generation_pipeline import tiny_pipeline
+from testing_utils import tiny_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 

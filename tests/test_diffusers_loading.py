@@ -17,7 +17,7 @@ import torch
 from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline,
                                  bundled_pipeline_dir)
 from qiren_gen.pipelines.diffusers_entry import ENTRY_MODULE, entry_module_text
-from test_generation_pipeline import tiny_pipeline
+from testing_utils import tiny_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 REV = "0123456789abcdef0123456789abcdef01234567"

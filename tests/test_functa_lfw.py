@@ -4,7 +4,7 @@ import json
 import pytest
 from PIL import Image
 
-from qiren_gen.experiments.functa_lfw import Run, parse_run, run_lfw_sweep
+from research.functa_lfw.sweep import Run, parse_run, run_lfw_sweep
 
 
 @pytest.fixture(autouse=True)

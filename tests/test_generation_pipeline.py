@@ -5,25 +5,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, ImagePipelineOutput
+from diffusers import DDPMScheduler, ImagePipelineOutput
 
-from qiren_gen.models import LatentDenoiser, LatentModulator, ModulatedQIREN
+from qiren_gen.models import LatentDenoiser, ModulatedQIREN
 from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.pipelines.generation import MAX_RENDER_PIXELS
-from qiren_gen.training.prior import make_training_scheduler
-
-
-def tiny_pipeline(latent_dim: int = 6, sample_size: int = 8) -> QirenGenerationPipeline:
-    torch.manual_seed(0)
-    decoder = ModulatedQIREN(out_channels=1, n_qubits=3, hidden_layers=1, reference_size=4)
-    modulator = LatentModulator.for_decoder(decoder, latent_dim=latent_dim)
-    modulator.net[-1].weight.data.mul_(20)  # visible per-sample differences in an untrained model
-    prior = LatentDenoiser(latent_dim=latent_dim, hidden_dim=16, num_blocks=1, time_embed_dim=8,
-                           sample_size=sample_size)
-    scheduler = DDIMScheduler.from_config(make_training_scheduler(100).config)
-    pipe = QirenGenerationPipeline(decoder, modulator, prior, scheduler)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+from testing_utils import tiny_pipeline
 
 
 @pytest.fixture(scope="module")

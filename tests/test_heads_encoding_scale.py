@@ -200,7 +200,7 @@ def test_synthesis_decoder_with_scales_round_trips_and_default_config_is_unchang
 
 
 def test_trainer_passes_the_scales_and_old_checkpoints_keep_their_signature():
-    from qiren_gen.experiments.train_functa import parse_args
+    from train_functa import parse_args
     from qiren_gen.training.functa_trainer import build_models, model_signature
 
     cfg = parse_args(["--decoder", "circuit-features", "--n_heads", "4", "--n_qubits", "2", "--hidden_features", "8",
@@ -215,7 +215,7 @@ def test_trainer_passes_the_scales_and_old_checkpoints_keep_their_signature():
 
 
 def test_decoder_step_benchmark_times_the_ternary_decoders():
-    from qiren_gen.benchmarks.decoders import decoder_step_times
+    from benchmarks.decoders import decoder_step_times
 
     result = decoder_step_times(width=8, steps=2, batch=2, size=5, latent_dim=4,
                                 decoders=("circuit-features", "circuit-features-ternary"))

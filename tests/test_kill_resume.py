@@ -131,7 +131,7 @@ def test_prior_sigkill_and_resume_matches_uninterrupted(image_folder, tmp_path):
 def test_train_pipeline_sigkill_in_the_prior_stage_and_resume_matches_uninterrupted(image_folder, tmp_path):
     """The one entry point (scripts/train_pipeline.py): killed during stage 2, resumed with ``latest``, stage 1 is
     not redone and the saved pipeline equals an uninterrupted run's, bitwise."""
-    from test_generation_pipeline import tiny_pipeline
+    from testing_utils import tiny_pipeline
 
     tiny_pipeline().save_pretrained(tmp_path / "pretrained")
     steps = 1500

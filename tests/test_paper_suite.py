@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from qiren_gen.experiments.paper import make_jobs, run_suite
-from qiren_gen.experiments.paper_report import write_report
+from research.paper.suite import make_jobs, run_suite
+from research.paper.report import write_report
 
 
 def test_tiny_suite_writes_report(tmp_path):

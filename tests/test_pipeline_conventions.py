@@ -20,7 +20,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from qiren_gen.pipelines import QirenGenerationPipeline, QirenSuperResolutionPipeline
 from qiren_gen.pipelines.schedulers import DETERMINISTIC_SAMPLERS, make_scheduler
-from test_generation_pipeline import tiny_pipeline
+from testing_utils import tiny_pipeline
 
 CALL = dict(batch_size=2, height=6, width=5, num_inference_steps=4, output_type="np")
 
@@ -407,7 +407,7 @@ def test_every_loadable_class_is_a_diffusers_scheduler():
 
 
 def test_the_sampler_benchmark_compares_side_by_side(pipe):
-    from qiren_gen.benchmarks.sampling import compare_samplers
+    from benchmarks.sampling import compare_samplers
 
     original = pipe.scheduler
     result = compare_samplers(pipe, [("ddim", 6), ("dpm++", 3), ("ddim", 12)], runs=1, num_images=2, resolution=4)

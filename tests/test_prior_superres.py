@@ -5,9 +5,9 @@ import torch
 from PIL import Image
 
 from qiren_gen.functa import decode_latents, encode_images
-from qiren_gen.experiments.prior_superres import compare_superres, fit_single_image_qiren
+from research.prior_superres.study import compare_superres, fit_single_image_qiren
 from qiren_gen.functa import encode_area_consistent, prior_superresolve
-from test_generation_pipeline import tiny_pipeline
+from testing_utils import tiny_pipeline
 
 
 def test_prior_superresolve_is_encode_at_low_then_decode_at_high_resolution():

@@ -9,7 +9,7 @@ from diffusers import DDIMScheduler
 from qiren_gen.models import LatentDenoiser, LatentModulator, ModulatedQIREN
 from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.training.prior import PriorTrainingConfig, encode_dataset, make_training_scheduler, train_prior
-from test_generation_pipeline import tiny_pipeline
+from testing_utils import tiny_pipeline
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_checkpoints_resume_exactly(tmp_path):
 
 def test_train_prior_script_end_to_end(tmp_path, capsys):
     from qiren_gen.data.lfw import export_lfw_faces
-    from qiren_gen.experiments.train_prior import main, train_prior_from_args
+    from train_prior import main, train_prior_from_args
 
     data = export_lfw_faces(tmp_path / "lfw")
     stage1 = tmp_path / "stage1"

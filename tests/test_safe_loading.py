@@ -12,17 +12,8 @@ import pytest
 
 from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
                                  QirenSuperResolutionPipeline)
-from test_generation_pipeline import tiny_pipeline
-
-
-class _Payload:
-    """Unpickling this object creates the marker file: proof that a loader unpickled it."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.makedirs, (self.marker,))
+from testing_utils import Payload as _Payload
+from testing_utils import tiny_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,7 @@ def test_fit_trains_under_shots_and_reports_the_fit_exactly(tmp_path):
 
 
 def test_hardware_study_pieces(tmp_path):
-    from qiren_gen.experiments.hardware import StudyConfig, device_budget, shots_needed, update_model_card
+    from research.hardware.study import StudyConfig, device_budget, shots_needed, update_model_card
 
     rows = {r["size"]: r for r in device_budget(StudyConfig())}
     assert rows[25]["feature_executions_per_grid"] == 625 * 32  # 32 feature circuits, once per grid
@@ -109,7 +109,7 @@ def test_gradient_sharpness_falls_with_blur_and_rises_with_pixel_noise():
 
 
 def test_face_probe_measures_the_bundled_pipeline_under_shots_and_noise(pipe):
-    from qiren_gen.experiments.hardware_faces import FaceProbe, held_out_faces
+    from research.hardware.faces import FaceProbe, held_out_faces
     from qiren_gen.quantum.noise import NoiseModel
 
     probe = FaceProbe(pipe, held_out_faces()[:2], num_samples=2)
@@ -124,9 +124,9 @@ def test_face_probe_measures_the_bundled_pipeline_under_shots_and_noise(pipe):
 
 
 def test_finetune_arguments_are_valid_train_pipeline_arguments(tmp_path):
-    from qiren_gen.experiments.hardware import StudyConfig
-    from qiren_gen.experiments.hardware_faces import FINETUNES, finetune_arguments
-    from qiren_gen.experiments.train_pipeline import parse_args
+    from research.hardware.study import StudyConfig
+    from research.hardware.faces import FINETUNES, finetune_arguments
+    from train_pipeline import parse_args
 
     cfg = StudyConfig()
     for name, extra in FINETUNES.items():

@@ -34,7 +34,7 @@ def test_space_for_a_hub_id_names_it(tmp_path):
 
 
 def test_space_folder_runs_the_demo(tmp_path):
-    from test_demo import _free_port
+    from testing_utils import free_port as _free_port
 
     out = write_space(tmp_path / "space")
     assert (out / "requirements.txt").read_text() == "qiren-gen[demo]\n"

@@ -253,7 +253,7 @@ def test_circuit_features_decoder_trains_its_circuits_and_round_trips(tmp_path, 
 
 
 def test_capacity_sweep_pca_floor_reproduces_the_measured_floors():
-    from qiren_gen.experiments.decoder_capacity import load_faces, pca_psnr
+    from research.decoder_capacity.capacity import load_faces, pca_psnr
 
     train, test = load_faces()
     assert train.shape == (90, 1, 25, 25) and test.shape == (10, 1, 25, 25)

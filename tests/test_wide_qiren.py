@@ -2,14 +2,13 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler
 
 from qiren_gen.data import image_grid
 from qiren_gen.functa import decode_latents, encode_images, per_image_mse, psnr
-from qiren_gen.models import LatentDenoiser, LatentModulator, ModulatedWideQIREN
+from qiren_gen.models import LatentModulator, ModulatedWideQIREN
 from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.quantum import DataReuploadingCircuit
-from qiren_gen.training.prior import make_training_scheduler
+from testing_utils import tiny_wide_pipeline
 
 
 def _pair(mode: str = "shift", entangler: str = "cz_ring", channels: int = 1, latent_dim: int = 8, seed: int = 0):
@@ -114,16 +113,6 @@ def test_encode_images_reduces_error():
     assert bool((after < before).all())
 
 
-def tiny_wide_pipeline() -> QirenGenerationPipeline:
-    """A generation pipeline whose decoder is a tiny ModulatedWideQIREN (3 heads of 2 qubits, CNOT chain)."""
-    decoder, modulator = _pair("shift", "cnot_chain", latent_dim=6)
-    prior = LatentDenoiser(latent_dim=6, hidden_dim=16, num_blocks=1, time_embed_dim=8, sample_size=8)
-    scheduler = DDIMScheduler.from_config(make_training_scheduler(100).config)
-    pipe = QirenGenerationPipeline(decoder, modulator, prior, scheduler)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def test_a_pipeline_folder_holding_it_loads_and_samples(tmp_path):
     pipe = tiny_wide_pipeline()
     pipe.save_pretrained(tmp_path / "pipe")
@@ -152,7 +141,7 @@ def test_bad_configs_name_the_field(kwargs, field):
 
 
 def test_stage1_loader_of_the_prior_trainer_accepts_it(tmp_path):
-    from qiren_gen.experiments.train_prior import load_stage1
+    from qiren_gen.training.prior_data import load_stage1
 
     decoder, modulator = _pair("film")
     decoder.save_pretrained(tmp_path / "decoder")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..runtime.values import parse_encoding_scale
+
 FIT_MODELS = ("qiren", "qiren-plus", "siren", "relu", "tanh", "relu-rff", "ffn")
 QIREN_MODELS = ("qiren", "qiren-plus")
 # --flag -> QIREN constructor option (docs/qiren_search.md explains each)
@@ -76,21 +78,6 @@ def qiren_options(args: argparse.Namespace) -> dict:
     if kwargs.get("fourier_features", 0) < 0:
         raise ValueError(f"--fourier-features must be >= 0, got {kwargs['fourier_features']}")
     return kwargs
-
-
-def parse_encoding_scale(text: str) -> float | list[list[float]] | str:
-    """``--encoding-scale``: ``3`` -> 3.0, ``2,6`` -> ``[[2.0], [6.0]]`` (one per re-upload), ``ternary[:BASE]`` kept."""
-    text = text.strip()
-    if text.startswith("ternary"):
-        return text  # the circuit checks the preset (and its base)
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--encoding-scale: expected a number, numbers per re-upload such as 2,6, or "
-                         f"ternary[:BASE], got {text!r}") from None
-    if not all(0 < v < float("inf") for v in values):
-        raise ValueError(f"--encoding-scale must be finite and > 0, got {', '.join(str(v) for v in values)}")
-    return values[0] if len(values) == 1 else [[v] for v in values]
 
 
 def set_threads(threads: int) -> None:

@@ -1,7 +1,7 @@
 """Prior-based superresolution: encode a low-resolution image with the generative (meta-learned) decoder, render
 it at any higher resolution. The decoder's knowledge of faces fills in what a single-image fit cannot.
 
-``qiren_gen.experiments.prior_superres`` measures it against bicubic interpolation and a single-image QIREN fit.
+``research.prior_superres.study`` measures it against bicubic interpolation and a single-image QIREN fit.
 """
 from __future__ import annotations
 

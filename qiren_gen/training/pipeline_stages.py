@@ -1,0 +1,138 @@
+"""The calls ``scripts/train_pipeline.py`` is made of: where a run starts (pretrained or scratch), how stage 1
+keeps a pretrained encoding, where fine-tuned latents start, and the latents stage 2 learns."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+LATENT_INITS = ("encode", "mean", "zero")
+"""How a fine-tuned auto-decoded table starts each image's latent (no pass over all images before the first step):
+``encode``: ``--latent_init_steps`` Adam steps on the image's first visit; ``mean``: the pretrained prior's mean
+latent; ``zero``: zeros."""
+
+
+def match_channels(decoder, channels: int, adapt: bool):
+    """The decoder for ``channels``: unchanged, adapted (``--adapt_output_channels``), or a one-line error."""
+    have = decoder.config.out_channels
+    if have == channels:
+        return decoder
+    if not adapt:
+        word = {1: "grayscale", 3: "RGB"}
+        raise ValueError(f"the pretrained decoder renders {have} channel(s) ({word[have]}) but the data is "
+                         f"{word[channels]}; pass --channels {have} to convert the data, or --adapt_output_channels")
+    from ..models.adapt import adapt_output_channels
+
+    return adapt_output_channels(decoder, channels)
+
+
+def encoding_settings(modulator) -> tuple[dict, str]:
+    """Stage-1 config overrides that keep a pretrained modulator's encoding, and a line for the model card."""
+    config = modulator.config
+    encoding = getattr(config, "encoding", "meta_sgd")  # folders older than auto-decoding are meta-SGD
+    if encoding == "auto_decode":
+        return ({"encoding": encoding, "latent_dim": config.latent_dim, "latent_learning_rate": config.encode_lr,
+                 "latent_l2": config.latent_l2, "encode_steps": config.inner_steps},
+                f"auto-decoded latents (one per training image, Adam {config.encode_lr}, L2 {config.latent_l2}) "
+                "trained jointly with the decoder")
+    return ({"encoding": encoding, "latent_dim": config.latent_dim, "inner_steps": config.inner_steps},
+            "first-order meta-SGD (learned per-dimension inner step sizes)")
+
+
+def latent_start(modulator, prior, args) -> tuple[torch.Tensor | None, int]:
+    """Auto-decoding from a pretrained pipeline: ``(init_latents, first_visit_steps)`` per ``--latent_init``, all
+    cheap (nothing is encoded before the first step). ``(None, 0)`` otherwise (meta-SGD, scratch, or resuming: the
+    table comes from the checkpoint)."""
+    from .checkpointing import list_checkpoints
+
+    if args.pretrained_model_name_or_path is None or getattr(modulator.config, "encoding", "") != "auto_decode":
+        return None, 0
+    if args.resume_from_checkpoint and list_checkpoints(Path(args.output_dir) / "stage1"):
+        return None, 0
+    dim = modulator.config.latent_dim
+    if args.latent_init == "mean" and prior is not None:
+        return prior.latent_mean.detach().float().cpu().clone(), 0
+    if args.latent_init == "encode":
+        return torch.zeros(dim), args.latent_init_steps
+    return torch.zeros(dim), 0
+
+
+def prior_latents(decoder, modulator, data, stage1_dir: Path, args, accelerator) -> torch.Tensor:
+    """The latents the prior learns: the rows of stage 1's auto-decoded table that trained, or (meta-SGD) every
+    training image encoded batch by batch (cached; the images are never all in memory)."""
+    from safetensors.torch import load_file
+
+    from .functa_trainer import LATENTS_FILE, trained_rows
+
+    if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
+        accelerator.wait_for_everyone()  # the main process wrote the table at the end of stage 1
+        return trained_rows(load_file(str(stage1_dir / LATENTS_FILE)))
+    with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache
+        return encode_training_data(decoder, modulator, data, args,
+                                    stage1_dir.parent / "prior_training" / "latents.safetensors",
+                                    progress=accelerator.is_local_main_process)
+
+
+def encode_training_data(decoder, modulator, data, args, cache_file: Path, progress: bool = True) -> torch.Tensor:
+    """Meta-SGD latents of every training image (and mirror, with ``--flip_augment``), decoded and encoded per batch
+    of 64; cached in ``cache_file`` under a fingerprint of the models and the data's identity."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    from ..data.datasets import IMAGE_COLUMN, ImageCollator
+    from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream
+    from ..functa import encode_images
+    from .prior import fingerprint
+
+    resolution = data.resolution
+    key = "-".join([fingerprint(decoder, modulator), str(args.dataset_name or Path(args.train_data_dir).resolve()),
+                    args.split, str(data.num_train), str(resolution), str(data.channels), str(args.flip_augment)])
+    if cache_file.is_file():
+        with safe_open(str(cache_file), framework="pt") as f:
+            if (f.metadata() or {}).get("fingerprint") == key:
+                return f.get_tensor("latents")
+    source = IndexedStream(data.train, data.num_train) if data.streamed else IndexedImages(data.train)
+    loader = torch.utils.data.DataLoader(source, batch_size=64, num_workers=args.dataloader_num_workers,
+                                         collate_fn=IndexedCollator(ImageCollator(IMAGE_COLUMN, resolution,
+                                                                                  data.channels)))
+    device = next(decoder.parameters()).device
+    chunks = []
+    for images, _ in tqdm(loader, desc="encode", disable=not progress):
+        if images.shape[0]:
+            images = images.to(device)
+            chunks.append(encode_images(decoder, modulator, images).cpu())
+            if args.flip_augment:
+                chunks.append(encode_images(decoder, modulator, images.flip(-1)).cpu())
+    if not chunks:
+        raise ValueError("no readable training image to encode for the prior")
+    latents = torch.cat(chunks).float().contiguous()
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp")
+    save_file({"latents": latents}, str(tmp), metadata={"fingerprint": key})
+    tmp.replace(cache_file)  # atomic: a crash never leaves a half-written cache
+    return latents
+
+
+def stage_resume(resume: str | None, stage_dir: Path) -> str | None:
+    """What one stage resumes from: ``latest`` of its own folder, or the given checkpoint when it is one of its own."""
+    if not resume or resume == "latest":
+        return resume
+    path = Path(resume).resolve()
+    return str(path) if path.parent == stage_dir.resolve() else "latest"
+
+
+def report_psnr(psnr: dict, say=print) -> None:
+    """The before / after reconstruction PSNR lines of a run."""
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.2f} dB"
+
+    say(f"reconstruction PSNR, {psnr['train_count']} training images: {fmt(psnr['train_before'])} before -> "
+        f"{fmt(psnr['train_after'])} after")
+    if psnr["heldout_count"]:
+        say(f"reconstruction PSNR, {psnr['heldout_count']} held-out images: {fmt(psnr['heldout_before'])} before -> "
+            f"{fmt(psnr['heldout_after'])} after")
+
+
+__all__ = ["LATENT_INITS", "encode_training_data", "encoding_settings", "latent_start", "match_channels", "prior_latents", "report_psnr", "stage_resume"]

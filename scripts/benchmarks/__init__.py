@@ -1,0 +1,1 @@
+"""benchmarks: not installed; run its scripts from a checkout."""

@@ -1,0 +1,1 @@
+"""research: not installed; run its scripts from a checkout."""

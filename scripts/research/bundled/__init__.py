@@ -1,0 +1,1 @@
+"""research/bundled: not installed; run its scripts from a checkout."""

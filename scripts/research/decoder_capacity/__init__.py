@@ -1,0 +1,1 @@
+"""research/decoder_capacity: not installed; run its scripts from a checkout."""

@@ -1,0 +1,1 @@
+"""research/functa_lfw: not installed; run its scripts from a checkout."""

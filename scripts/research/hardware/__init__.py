@@ -1,0 +1,1 @@
+"""research/hardware: not installed; run its scripts from a checkout."""

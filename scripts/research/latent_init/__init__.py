@@ -1,0 +1,1 @@
+"""research/latent_init: not installed; run its scripts from a checkout."""

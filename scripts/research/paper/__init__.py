@@ -1,0 +1,1 @@
+"""research/paper: not installed; run its scripts from a checkout."""

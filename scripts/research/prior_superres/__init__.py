@@ -1,0 +1,1 @@
+"""research/prior_superres: not installed; run its scripts from a checkout."""

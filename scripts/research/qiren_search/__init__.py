@@ -1,0 +1,1 @@
+"""research/qiren_search: not installed; run its scripts from a checkout."""

@@ -1,0 +1,57 @@
+"""Small builders shared by the tests (diffusers' ``testing_utils`` shape): tiny pipelines that save, load and sample
+in milliseconds, a pickle payload that proves whether a loader unpickled it, and a free loopback port."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import torch
+from diffusers import DDIMScheduler
+
+from qiren_gen.models import LatentDenoiser, LatentModulator, ModulatedQIREN, ModulatedWideQIREN
+from qiren_gen.pipelines import QirenGenerationPipeline
+from qiren_gen.training.prior import make_training_scheduler
+
+
+def _assemble(decoder, modulator, latent_dim: int, sample_size: int) -> QirenGenerationPipeline:
+    prior = LatentDenoiser(latent_dim=latent_dim, hidden_dim=16, num_blocks=1, time_embed_dim=8,
+                           sample_size=sample_size)
+    scheduler = DDIMScheduler.from_config(make_training_scheduler(100).config)
+    pipe = QirenGenerationPipeline(decoder, modulator, prior, scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_pipeline(latent_dim: int = 6, sample_size: int = 8) -> QirenGenerationPipeline:
+    """A generation pipeline around a 3-qubit ModulatedQIREN, seeded, with visible per-sample differences."""
+    torch.manual_seed(0)
+    decoder = ModulatedQIREN(out_channels=1, n_qubits=3, hidden_layers=1, reference_size=4)
+    modulator = LatentModulator.for_decoder(decoder, latent_dim=latent_dim)
+    modulator.net[-1].weight.data.mul_(20)  # visible per-sample differences in an untrained model
+    return _assemble(decoder, modulator, latent_dim, sample_size)
+
+
+def tiny_wide_pipeline() -> QirenGenerationPipeline:
+    """A generation pipeline whose decoder is a tiny ModulatedWideQIREN (3 heads of 2 qubits, CNOT chain)."""
+    torch.manual_seed(0)
+    decoder = ModulatedWideQIREN(out_channels=1, n_heads=3, n_qubits=2, hidden_layers=1, modulation="shift",
+                                 entangler="cnot_chain", reference_size=8)
+    return _assemble(decoder, LatentModulator.for_decoder(decoder, 6), 6, 8)
+
+
+class Payload:
+    """Unpickling this object creates the marker folder: proof that a loader unpickled it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.makedirs, (self.marker,))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
