@@ -140,7 +140,7 @@ def write_report(results: dict, cfg, figures: list[str], command: str) -> str:
         "`qiren_gen/quantum/noise.py` and `qiren_gen/quantum/mixed.py` (exact density matrices: depolarizing, "
         "amplitude damping and dephasing after every gate on each of its wires, a bit flip before measurement for "
         "readout error; equal to PennyLane `default.mixed` with the same channels to 1e-6, "
-        "`tests/test_shots_noise.py`).", "",
+        "`tests/quantum/test_shots_noise.py`).", "",
         "## Finite shots", "", f"![PSNR vs shots]({rel[0].as_posix()})", ""]
     lines += _table(["shots per execution", "bundled pipeline, held-out faces 90-99 (dB)",
                      f"samples: sharpness (held-out faces {f['held_out_sharpness']:.4f})",

@@ -11,7 +11,7 @@ from scipy.io import wavfile
 
 from qiren_gen.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -20,7 +20,7 @@ from skimage.data import lfw_subset
 
 from qiren_gen.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FD = "frechet_distance[qiren-pixel-pool]"
 
 

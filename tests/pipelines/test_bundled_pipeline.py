@@ -9,7 +9,7 @@ from qiren_gen.cli import main
 from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.pipelines.generation import BUNDLED_PIPELINE, bundled_pipeline_dir
 
-BUNDLED = Path(__file__).resolve().parents[1] / "pipelines" / BUNDLED_PIPELINE
+BUNDLED = Path(__file__).resolve().parents[2] / "pipelines" / BUNDLED_PIPELINE
 
 
 def test_bundled_folder_is_small_and_hub_ready():

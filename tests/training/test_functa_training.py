@@ -14,7 +14,7 @@ from qiren_gen.functa import decode_latents, encode_images
 from qiren_gen.models import LatentModulator, ModulatedQIREN
 from qiren_gen.training.checkpointing import list_checkpoints, resolve_resume_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "train_functa.py"
 TINY = ["--resolution", "8", "--n_qubits", "3", "--hidden_layers", "1", "--latent_dim", "4",
         "--train_batch_size", "2", "--learning_rate", "0.03", "--inner_steps", "2"]

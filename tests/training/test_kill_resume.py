@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from qiren_gen.training.checkpointing import STATE_FILE, list_checkpoints, resolve_resume_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from testing_utils import tiny_pipeline
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

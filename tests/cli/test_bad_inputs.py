@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BLOCKER_TEXT = "written before the run; must survive it\n"
 QG = ["-m", "qiren_gen.cli"]
 TF = [str(REPO / "scripts" / "train_functa.py")]

@@ -19,7 +19,7 @@ from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipe
 from qiren_gen.pipelines.diffusers_entry import ENTRY_MODULE, entry_module_text
 from testing_utils import tiny_pipeline
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REV = "0123456789abcdef0123456789abcdef01234567"
 
 # Loads every source both ways in a fresh interpreter (offline Hub, private HF cache), checks the class, that the two

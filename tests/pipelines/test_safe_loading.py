@@ -141,7 +141,7 @@ def test_cli_sample_refuses_a_pickled_pipeline(folders, tmp_path):
     folder = _copy(folders["gen"], tmp_path / "pickled")
     (folder / "prior" / "diffusion_pytorch_model.safetensors").unlink()
     _plant_pickle(folder, "prior", marker)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.run([sys.executable, "-m", "qiren_gen.cli", "sample", "--pipeline", str(folder), "--output",
                            str(tmp_path / "x.png")], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "safetensors" in proc.stderr and "Traceback" not in proc.stderr

@@ -18,7 +18,7 @@ from PIL import Image
 from qiren_gen.demo.space import write_space
 from qiren_gen.pipelines import bundled_pipeline_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_space_for_a_hub_id_names_it(tmp_path):
