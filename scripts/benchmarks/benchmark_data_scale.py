@@ -3,7 +3,7 @@
 64x64 RGB PNGs), plain and --streaming, from scratch and fine-tuning the bundled pipeline, side by side; then the
 DataLoader's images/s against the stage-1 step's at 64x64 and 128x128 with 0 and 2 workers.
 
-    nice -n 10 python scripts/benchmark_data_scale.py --work_dir /tmp/data-scale
+    nice -n 10 python scripts/benchmarks/benchmark_data_scale.py --work_dir /tmp/data-scale
 
 Thin wrapper: the benchmark lives in ``benchmarks.data_scale``.
 """

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Training-step cost of the circuit-feature decoder vs its classical controls, side by side (1 thread).
 
-    python scripts/benchmark_decoder_step.py [--width 128] [--steps 21]
-    python scripts/benchmark_decoder_step.py --decoders circuit-features circuit-features-ternary
+    python scripts/benchmarks/benchmark_decoder_step.py [--width 128] [--steps 21]
+    python scripts/benchmarks/benchmark_decoder_step.py --decoders circuit-features circuit-features-ternary
 """
 import argparse
 import json

@@ -1,7 +1,7 @@
 """Time the demo: start-up of `qiren-gen demo` and the Sample tab (16 faces at 128x128) over HTTP, side by side
 with the same sampling called directly on the pipeline.
 
-    python scripts/benchmark_demo.py [--runs 3] [--pipeline DIR_OR_HUB_ID]
+    python scripts/benchmarks/benchmark_demo.py [--runs 3] [--pipeline DIR_OR_HUB_ID]
 
 Targets: start-up <= 15 s, first Sample answer <= 10 s on a 2-core CPU. On a shared machine read the
 ratio (the page's overhead) more than the absolute times; the load average is printed beside them.

@@ -5,8 +5,8 @@
 2. One Adam training step (16 images of 25x25, per-image modulations trained too) of ``ModulatedWideQIREN`` versus
    ``ModulatedSIREN`` of the same width, and the 8-qubit ``ModulatedQIREN``.
 
-    python scripts/benchmark_heads.py             # about 5 minutes on one thread
-    python scripts/benchmark_heads.py --quick     # small cases only
+    python scripts/benchmarks/benchmark_heads.py             # about 5 minutes on one thread
+    python scripts/benchmarks/benchmark_heads.py --quick     # small cases only
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Time ``qiren-gen sample`` as a user runs it, and compare samplers side by side.
 
-    python scripts/benchmark_sample.py [--runs 3] [-- extra qiren-gen sample arguments]
-    python scripts/benchmark_sample.py --schedulers [--runs 5] [--num-images 16] [--resolution 128]
+    python scripts/benchmarks/benchmark_sample.py [--runs 3] [-- extra qiren-gen sample arguments]
+    python scripts/benchmarks/benchmark_sample.py --schedulers [--runs 5] [--num-images 16] [--resolution 128]
 
 Default mode: the README's first command, ``qiren-gen sample --output faces.png`` (16 faces at 128x128, bundled
 pipeline), N times as subprocesses (process start to exit, imports included): wall time of every run, the median,

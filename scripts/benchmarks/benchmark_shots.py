@@ -1,7 +1,7 @@
 """Time ``pipe(batch_size=16, height=128, width=128, shots=1000)`` against the exact call (target: <= 3x), side by
 side in one process, interleaved; prints medians and ratios as JSON.
 
-    python scripts/benchmark_shots.py [--shots 1000] [--repeats 3] [--threads 1]
+    python scripts/benchmarks/benchmark_shots.py [--shots 1000] [--repeats 3] [--threads 1]
 """
 from __future__ import annotations
 

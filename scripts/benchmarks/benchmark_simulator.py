@@ -2,8 +2,8 @@
 qiren-gen's fused and autograd engines versus PennyLane default.qubit (backprop, torch interface), the engine of
 the authors' code. Prints medians, ratios, peak memory and parity; with a GPU also GPU throughput at batch 65536.
 
-    python scripts/benchmark_simulator.py            # batches 1024 and 16384 (about 2 minutes on 2 CPU cores)
-    python scripts/benchmark_simulator.py --quick    # batch 1024 only
+    python scripts/benchmarks/benchmark_simulator.py            # batches 1024 and 16384 (about 2 minutes on 2 CPU cores)
+    python scripts/benchmarks/benchmark_simulator.py --quick    # batch 1024 only
 """
 from __future__ import annotations
 

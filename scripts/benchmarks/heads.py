@@ -1,4 +1,4 @@
-"""Side-by-side timings of the multi-head circuits and the wide decoder (used by ``scripts/benchmark_heads.py``).
+"""Side-by-side timings of the multi-head circuits and the wide decoder (used by ``scripts/benchmarks/benchmark_heads.py``).
 
 Everything is measured interleaved in one process: repeat ``i`` times every contender once before repeat ``i + 1``,
 so that a noisy, shared machine slows all of them alike and the ratios stay meaningful.

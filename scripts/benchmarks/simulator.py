@@ -1,7 +1,7 @@
 """Side-by-side benchmark of the QIREN circuit: qiren-gen's simulator versus PennyLane ``default.qubit``.
 
 Each (implementation, batch) is timed in a fresh subprocess so that its peak memory is its own; parity is checked
-in-process on the same weights and inputs. Used by ``scripts/benchmark_simulator.py``.
+in-process on the same weights and inputs. Used by ``scripts/benchmarks/benchmark_simulator.py``.
 """
 from __future__ import annotations
 

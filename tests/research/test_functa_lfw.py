@@ -19,7 +19,7 @@ def _fresh_accelerate_state():
 def test_sweep_writes_report_tables_and_figures(tmp_path):
     runs = [Run("siren", "shift", 4), Run("siren", "film", 8)]
     results = run_lfw_sweep(tmp_path / "work", tmp_path / "docs", runs, steps=3, resolution=8, batch_size=4,
-                            command="python scripts/functa_lfw_sweep.py --steps 3")
+                            command="python scripts/research/functa_lfw/functa_lfw_sweep.py --steps 3")
     assert [r["run"] for r in results] == ["siren-shift-z4-fo", "siren-film-z8-fo"]
     assert all(r["steps"] == 3 and 0 < r["psnr_25"] < 60 for r in results)
     report = (tmp_path / "docs" / "functa_lfw.md").read_text()

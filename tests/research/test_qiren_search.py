@@ -25,7 +25,7 @@ def test_search_resumes_ranks_and_reports(tmp_path):
 
     carried = final_variants(cache, 1)
     assert carried[0] in ("s3", "qiren") and {"qiren", "siren", "siren-omega1", "relu-rff"} <= set(carried)
-    path = write_search_report(cache, tmp_path / "docs", "python scripts/search_qiren.py final --top 1")
+    path = write_search_report(cache, tmp_path / "docs", "python scripts/research/qiren_search/search_qiren.py final --top 1")
     text = path.read_text()
     for heading in ("## Summary", "## Every variant with all tasks", "### Where the gap is", "## Screening", "## Spectrum coverage", "## Variants"):
         assert heading in text
@@ -54,11 +54,11 @@ def test_baselines_sizes_and_long_fits_report(tmp_path):
     doc.write_text("# head\n\nbody\n")
     records = load_records(cache)
     for _ in range(2):  # replaces its own section, never duplicates it
-        write_baselines_section(records, doc, "python scripts/search_qiren.py baselines")
+        write_baselines_section(records, doc, "python scripts/research/qiren_search/search_qiren.py baselines")
     text = doc.read_text()
     assert text.count("## The paper's SIREN baseline") == 1 and text.startswith("# head")
     assert "siren-authors" in text and "reproduce" in text and carried_section(doc).startswith("<!-- siren")
-    report = write_search_report(cache, tmp_path / "docs", "python scripts/search_qiren.py report").read_text()
+    report = write_search_report(cache, tmp_path / "docs", "python scripts/research/qiren_search/search_qiren.py report").read_text()
     assert "## Rate-distortion" in report and "## At 3 steps" in report
     assert (tmp_path / "docs" / "figures" / "qiren_search_rate_distortion.png").read_bytes()[:4] == b"\x89PNG"
     assert psnr(4e-2) == pytest.approx(20.0)

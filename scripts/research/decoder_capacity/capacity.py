@@ -233,7 +233,7 @@ def write_report(docs_dir: Path, rows: list[dict], command: str, missing: list[s
               "shift). The last two cost 11-20x a SIREN step (docs/simulator.md), so they get fewer steps: about the",
               "wall-clock budget of the others.", "",
               "The s/step column comes from runs made at different times on a machine whose load varied 3-20x:",
-              "for the step-cost ratio run `python scripts/benchmark_decoder_step.py` (interleaved steps, side by side;",
+              "for the step-cost ratio run `python scripts/benchmarks/benchmark_decoder_step.py` (interleaved steps, side by side;",
               "measured 2026-12-01 at width 128: circuit-features / fourier-features 1.12-1.19x, circuit-features /",
               "SIREN 0.73-2.7x, i.e. within the <= 5x target).", "",
               *([f"Not run to completion in the run that made this table: {', '.join(missing)} (the table was",
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.quick:
         args.steps, args.encode_steps, args.more_steps = 20, 10, 20
-    command = "python scripts/decoder_capacity.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python scripts/research/decoder_capacity/decoder_capacity.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     code, _ = run_reporting_errors("decoder_capacity", lambda: run_capacity_sweep(
         Path(args.work_dir), Path(args.docs_dir), args.families, args.latents, args.steps, args.more_steps,
         args.encode_steps, seed=args.seed, command=command, report_only=args.report_only))

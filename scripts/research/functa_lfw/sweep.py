@@ -266,7 +266,7 @@ DEFAULT_RUNS = ["siren:shift:16", "siren:shift:64", "qiren:shift:16", "qiren:fil
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line of ``scripts/functa_lfw_sweep.py``; a user error is one line and exit code 2."""
+    """Command line of ``scripts/research/functa_lfw/functa_lfw_sweep.py``; a user error is one line and exit code 2."""
     import sys
 
     from qiren_gen.runtime import run_reporting_errors
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    command = "python scripts/functa_lfw_sweep.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python scripts/research/functa_lfw/functa_lfw_sweep.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     return run_reporting_errors("functa_lfw_sweep", lambda: run_lfw_sweep(
         Path(args.work_dir), Path(args.docs_dir), [parse_run(s) for s in args.runs], args.steps, args.resolution,
         args.batch_size, args.learning_rate, args.siren_learning_rate, args.inner_steps, command=command))[0]

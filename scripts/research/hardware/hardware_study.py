@@ -2,8 +2,8 @@
 noise-aware fine-tuning of the bundled pipeline, and the device budget per image; writes docs/hardware.md,
 docs/hardware.json, docs/figures/hardware_*.png and the bundled model card's line.
 
-    nice -n 10 python scripts/hardware_study.py --bach PATH/gt_bach.wav    # the committed docs/hardware.md
-    python scripts/hardware_study.py --quick --output /tmp/hw.md --figure-dir /tmp --json /tmp/hw.json --no-card \
+    nice -n 10 python scripts/research/hardware/hardware_study.py --bach PATH/gt_bach.wav    # the committed docs/hardware.md
+    python scripts/research/hardware/hardware_study.py --quick --output /tmp/hw.md --figure-dir /tmp --json /tmp/hw.json --no-card \
         --finetune-workdir /tmp/hw-finetune
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.seeds, cfg.camera_size, cfg.signal_steps, cfg.signal_noise_points, cfg.sample_count = 1, 8, 3, 4, 2
         cfg.shots, cfg.depolarizing = (100, 1000, 10_000), (1e-3, 1e-2)
         cfg.finetune_steps, cfg.finetune_prior_steps = 2, 2
-    command = "nice -n 10 " + portable_command("scripts/hardware_study.py", sys.argv[1:] if argv is None else argv)
+    command = "nice -n 10 " + portable_command("scripts/research/hardware/hardware_study.py", sys.argv[1:] if argv is None else argv)
     return run_reporting_errors("hardware_study", lambda: run_study(cfg, command))[0]
 
 

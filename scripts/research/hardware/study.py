@@ -1,5 +1,5 @@
 """The decoders on a simulated quantum device: reconstruction PSNR and sample sharpness under finite shots and gate
-noise, noise-aware fine-tuning, and the device budget per image. ``scripts/hardware_study.py`` runs it and writes
+noise, noise-aware fine-tuning, and the device budget per image. ``scripts/research/hardware/hardware_study.py`` runs it and writes
 ``docs/hardware.md`` with PNG curves.
 
 * Bundled pipeline and its noise-aware fine-tunes: :mod:`.hardware_faces`.
@@ -83,7 +83,7 @@ def faces_line(results: dict) -> str:
     """The bundled pipeline's one-line summary (quoted by its model card)."""
     f = results["faces"]
     need = shots_needed(f["shots"], f["exact"])
-    return (f"On a simulated quantum device (`scripts/hardware_study.py`, `docs/hardware.md`): held-out reconstruction "
+    return (f"On a simulated quantum device (`scripts/research/hardware/hardware_study.py`, `docs/hardware.md`): held-out reconstruction "
             f"PSNR {f['exact']:.2f} dB exact; {f['shots'][100]:.2f} / {f['shots'][1000]:.2f} / "
             f"{f['shots'][10000]:.2f} dB with 100 / 1,000 / 10,000 shots per circuit; {f['depolarizing'][1e-3]:.2f} / "
             f"{f['depolarizing'][1e-2]:.2f} dB with depolarizing noise p = 1e-3 / 1e-2 per gate; within 0.5 dB of "
@@ -120,7 +120,7 @@ def update_model_card(path: str, line: str) -> None:
     card.write_text(text)
 
 
-def run_study(cfg: StudyConfig, command: str = "python scripts/hardware_study.py") -> dict:
+def run_study(cfg: StudyConfig, command: str = "python scripts/research/hardware/hardware_study.py") -> dict:
     """Run every measurement, write the JSON, figures, report and the model card line; returns the results."""
     from tqdm.auto import tqdm
 

@@ -2,7 +2,7 @@
 """Fine-tune the bundled pipeline once per --latent_init (encode on first visit, prior mean, zero) on LFW faces and
 print the held-out reconstruction PSNR before / after of each, side by side.
 
-    nice -n 10 python scripts/compare_latent_init.py --work_dir /tmp/latent-init --steps 40
+    nice -n 10 python scripts/research/latent_init/compare_latent_init.py --work_dir /tmp/latent-init --steps 40
 
 Thin wrapper: the study lives in ``research.latent_init.study``.
 """

@@ -70,7 +70,7 @@ def write_report(results: list[JobResult], jobs: list[Job], wall_seconds: float,
         f"seeds {', '.join(map(str, seeds))}; mean ± std over seeds.",
         "- Learning rates: " + ", ".join(f"{LABELS[m]} {DEFAULT_LEARNING_RATES[m]:g}" for m in models)
         + " (QIREN: the paper's 0.03; baselines: best of {1e-3, 3e-3, 1e-2, 3e-2} on camera/astronaut/coffee/Bach, seed 0, "
-        "`scripts/sweep_learning_rates.py`;"
+        "`scripts/research/paper/sweep_learning_rates.py`;"
         " the paper's 0.03 for all but SIREN, which diverges at 0.03).",
         "- Grids: the paper's `linspace(-1, 1, n)` (`align_corners=True`) for fitting and for rendering 64x64.",
         "- Images: skimage grayscale, centre-cropped, PIL-bilinear resized to 32x32 (fit) and 64x64 (superres truth), "
@@ -218,7 +218,7 @@ def write_report(results: list[JobResult], jobs: list[Job], wall_seconds: float,
     path = out / "paper_reproduction.md"
     from research.paper.baselines import carried_section
 
-    carried = carried_section(path)  # written by scripts/search_qiren.py baselines: keep it
+    carried = carried_section(path)  # written by scripts/research/qiren_search/search_qiren.py baselines: keep it
     path.write_text("\n".join(lines) + "\n" + ("\n" + carried if carried else ""))
     return path
 
@@ -243,7 +243,7 @@ def _discussion(res: _Results, models: list[str], images: list[str], has_sound: 
             "unknown. We use the SIREN paper's omega_0 = 30 at a width that gives ~1000 parameters (the size implied "
             "by the paper's \"35.1% fewer parameters than SIREN\"), with its learning rate tuned (3e-3; it diverges at "
             "0.03). That SIREN is a much stronger baseline than the one in Fig. 7. With the script's default "
-            "omega_0 = 1 instead (`scripts/sweep_learning_rates.py --models siren --omega 1 --lrs 0.003 0.01 0.03 0.1 "
+            "omega_0 = 1 instead (`scripts/research/paper/sweep_learning_rates.py --models siren --omega 1 --lrs 0.003 0.01 0.03 0.1 "
             "--images camera astronaut coffee`, seed 0), SIREN's MSE is 4.3e-2 / 7.1e-2 / 4.6e-2 (camera / astronaut / "
             "coffee) at lr 0.03 and 8.7e-3 / 2.4e-2 / 1.2e-2 at lr 0.1: relative to Tanh (seed 0, lr 0.03: 8.3e-3 / "
             "4.5e-2 / 2.0e-2) that is 5.2 / 1.6 / 2.4 and 1.04 / 0.55 / 0.60. The latter is close to Fig. 7's SIREN "

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Reproduce the QIREN paper's sound fitting, image fitting and superresolution experiments.
 
-    python scripts/reproduce_paper.py --bach /path/to/gt_bach.wav --seeds 0 1 2 --output docs
+    python scripts/research/paper/reproduce_paper.py --bach /path/to/gt_bach.wav --seeds 0 1 2 --output docs
 
 Writes docs/paper_reproduction.md and docs/figures/*.png. Without --bach the sound experiment is skipped.
 """
@@ -48,7 +48,7 @@ def main() -> int:
         print(f"reproduce_paper: error: {exc}", file=sys.stderr)
         return 2
     results, wall = run_suite(jobs, args.workers)
-    command = portable_command("scripts/reproduce_paper.py", [a for a in sys.argv[1:] if a != "--save_results"
+    command = portable_command("scripts/research/paper/reproduce_paper.py", [a for a in sys.argv[1:] if a != "--save_results"
                                                              and not a.endswith(".pkl")])
     saved = dict(results=results, jobs=jobs, wall_seconds=wall, seeds=args.seeds, steps=args.steps,
                  workers=args.workers, command=command)

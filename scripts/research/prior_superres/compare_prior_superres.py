@@ -1,6 +1,6 @@
 """Compare prior-based 4x superresolution with bicubic and single-image QIREN fits on held-out LFW faces.
 
-    python scripts/compare_prior_superres.py [--pipeline pipelines/qiren-lfw-faces] [--factor 4]
+    python scripts/research/prior_superres/compare_prior_superres.py [--pipeline pipelines/qiren-lfw-faces] [--factor 4]
 
 Writes docs/prior_superres.md, docs/figures/prior_superres.png and docs/prior_superres.json.
 """
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
         return 2
     docs = Path(args.docs_dir)
     (docs / "figures").mkdir(parents=True, exist_ok=True)
-    command = "python scripts/compare_prior_superres.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python scripts/research/prior_superres/compare_prior_superres.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     (docs / "prior_superres.md").write_text(superres_markdown(result, command.strip(), shown))
     superres_figure(result, docs / "figures" / "prior_superres.png")
     summary = {k: v for k, v in result.items() if k != "images"}

@@ -52,7 +52,7 @@ def rate_distortion_section(table: dict, figure: Path) -> list[str]:
         return []
     _plot(curves, table, figure)
     lines = ["## Rate-distortion: error against size", "",
-             "Each family swept in size (`scripts/search_qiren.py sizes`: SIREN omega_0 30 by width, the QIREN variants "
+             "Each family swept in size (`scripts/research/qiren_search/search_qiren.py sizes`: SIREN omega_0 30 by width, the QIREN variants "
              "by qubits), 32x32 images, PSNR of the mean MSE over the cached seeds (the size sweep runs seed 0; the members also in the final stage have 3), averaged over astronaut / camera / coffee. "
              "Parameters a family needs to reach a PSNR (log-linear between the sizes run; '-' = not reached by the "
              "largest size run):", "",

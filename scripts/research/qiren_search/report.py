@@ -171,7 +171,7 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
     screen_ranked = [n for n, _ in rank_variants(screen)]
     absent = [v.name for v in VARIANTS if not any(r["variant"] == v.name for r in records)]
     if absent:
-        lines += [f"Defined but not in this cache (screen them with `scripts/search_qiren.py screen --variants ...`): "
+        lines += [f"Defined but not in this cache (screen them with `scripts/research/qiren_search/search_qiren.py screen --variants ...`): "
                   f"{', '.join(absent)}.", ""]
     lines += _task_rows(screen, ratios_to_reference(screen), [t for t in TASKS if t in screen.get(REFERENCE, {})], cpu,
                         screen_ranked)

@@ -2,17 +2,17 @@
 """Search QIREN variants against SIREN on the paper's tasks; resumable (one JSON per fit under --cache).
 
     # 1. screen every variant on a few tasks, one seed
-    python scripts/search_qiren.py screen --bach /path/to/gt_bach.wav --signals camera astronaut bach
+    python scripts/research/qiren_search/search_qiren.py screen --bach /path/to/gt_bach.wav --signals camera astronaut bach
     # 2. the top few and the references on all five tasks, three seeds
-    python scripts/search_qiren.py final --bach /path/to/gt_bach.wav --top 3
+    python scripts/research/qiren_search/search_qiren.py final --bach /path/to/gt_bach.wav --top 3
     # 3. the paper's QIREN, Tanh and three SIRENs (the authors' omega_0 1 / lr 0.03, omega_0 1 / lr 0.1, the tuned
     #    omega_0 30), three seeds: also writes the baselines section of docs/paper_reproduction.md
-    python scripts/search_qiren.py baselines --bach /path/to/gt_bach.wav
+    python scripts/research/qiren_search/search_qiren.py baselines --bach /path/to/gt_bach.wav
     # 4. the rate-distortion sweep (families by size, the three images) and longer fits of the best
-    python scripts/search_qiren.py sizes --seeds 0
-    python scripts/search_qiren.py long --steps 1000 --top 1 --variants s3-zz --signals camera astronaut
+    python scripts/research/qiren_search/search_qiren.py sizes --seeds 0
+    python scripts/research/qiren_search/search_qiren.py long --steps 1000 --top 1 --variants s3-zz --signals camera astronaut
     # rewrite docs/qiren_search.md and its figures from the cache alone
-    python scripts/search_qiren.py report
+    python scripts/research/qiren_search/search_qiren.py report
 
 Run it under `nice` on a shared machine; kill it at any time and run the same command again to resume.
 """
@@ -87,7 +87,7 @@ def main() -> int:
     except (OSError, ValueError) as exc:
         print(f"search_qiren: error: {exc}", file=sys.stderr)
         return 2
-    command = portable_command("scripts/search_qiren.py", sys.argv[1:])
+    command = portable_command("scripts/research/qiren_search/search_qiren.py", sys.argv[1:])
     try:
         path = write_search_report(cache, Path(args.output), command)
     except ValueError as exc:
