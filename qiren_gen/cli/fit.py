@@ -71,18 +71,18 @@ def run(args: argparse.Namespace) -> int:
                       schedule=args.schedule)
     fitted = np.asarray(result.signal)
     if train_shots is not None or train_noise is not None:  # report the fit itself exactly, as for every model
+        from ..metrics import psnr as psnr_of
         from ..metrics.signals import mse as mse_of
-        from ..metrics.signals import psnr as psnr_of
 
         fitted = np.asarray(pipe.render(fitted.shape, align_corners=not args.pixel_centres))
-        result.mse, result.psnr = float(mse_of(fitted, signal)), float(psnr_of(fitted, signal))
+        result.mse, result.psnr = float(mse_of(fitted, signal)), float(psnr_of(fitted, signal, data_range=2.0))
     measured = None
     if shots is not None or noise is not None:  # the fitted model as a device would run it (quantum.shots)
-        from ..metrics.signals import psnr as psnr_of
+        from ..metrics import psnr as psnr_of
         with measurement(pipe.model, shots, noise, torch.Generator().manual_seed(args.seed)):
             on_device = np.asarray(pipe.render(fitted.shape, align_corners=not args.pixel_centres))
         measured = {"shots": shots, "noise": None if noise is None else noise.to_dict(),
-                    "psnr": float(psnr_of(torch.as_tensor(on_device), torch.as_tensor(np.asarray(signal))))}
+                    "psnr": float(psnr_of(on_device, np.asarray(signal), data_range=2.0))}
 
     files = {"figure": str(out / "figure.png"), "metrics": str(out / "metrics.json"), "pipeline": str(out / "pipeline")}
     if in_features == 1:

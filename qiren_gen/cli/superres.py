@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from ..data.signals import open_image, resize_image
     from ..figures import plot_superres
     from ..pipelines import QirenSuperResolutionPipeline, interpolate_image
-    from ..metrics.signals import mse, psnr
+    from ..metrics import psnr
+    from ..metrics.signals import mse
 
     options = qiren_options(args)
     set_threads(args.threads)
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         for name, img in outputs.items():
             prefix = "" if name == args.model else f"{name}_"
             metrics[f"{prefix}mse"] = mse(img, truth)
-            metrics[f"{prefix}psnr"] = psnr(img, truth)
+            metrics[f"{prefix}psnr"] = float(psnr(img, truth, data_range=2.0))
     metrics["files"] = files
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if args.json:

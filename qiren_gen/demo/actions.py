@@ -131,7 +131,8 @@ class EncodedUpload:
 def encode_upload(pipe, image: Image.Image, scale: int = 4) -> EncodedUpload:
     """Encode ``image`` (centre-cropped, resized to the training size) with ``encode_images`` (the way the
     modulator says), decode it at that size and ``scale`` times larger; PSNR of the reconstruction."""
-    from ..functa import decode_latents, encode_images, psnr
+    from ..functa import decode_latents, encode_images
+    from ..metrics import psnr
     from .uploads import centre_square
 
     side = pipe.prior.config.sample_size
@@ -151,7 +152,7 @@ def encode_upload(pipe, image: Image.Image, scale: int = 4) -> EncodedUpload:
         reconstruction=to_pil(low),
         prior_upscaled=to_pil(high),
         bicubic_upscaled=small.resize((side * scale, side * scale), Image.Resampling.BICUBIC),
-        psnr_db=float(psnr(((low_clamped - target.float()) ** 2).mean())),
+        psnr_db=float(psnr(low_clamped, target.float(), data_range=2.0)),
         method=encoding_method(pipe.modulator),
     )
 

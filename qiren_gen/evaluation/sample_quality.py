@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from ..metrics import psnr
+
 
 def _flat(images: torch.Tensor) -> torch.Tensor:
     if images.ndim != 4 or images.shape[0] < 1:
@@ -36,12 +38,6 @@ def mean_pairwise_distance(images: torch.Tensor) -> float:
 def nearest_neighbour_distances(queries: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """RMS distance from each query image to its nearest reference image: ``(N,)``."""
     return pairwise_rms(queries, reference).min(dim=1).values
-
-
-def psnr01(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of images in [0, 1]: ``(N,)``."""
-    mse = (pred.double() - target.double()).square().flatten(1).mean(1)
-    return 10 * torch.log10(1 / mse.clamp_min(1e-12))
 
 
 def gradient_sharpness(images: torch.Tensor) -> float:
@@ -96,6 +92,6 @@ def generation_report(pipe, train: torch.Tensor, test: torch.Tensor, num_samples
             (nn_samples < float(nn_recon_train.median())).double().mean()),
         "latent_nn_samples_median": float(latent_nn(z_samples).median()),
         "latent_nn_heldout_median": float(latent_nn(z_test).median()),
-        "psnr_train_reconstruction": float(psnr01(recon_train, train).mean()),
-        "psnr_heldout_reconstruction": float(psnr01(recon_test, test).mean()),
+        "psnr_train_reconstruction": float(psnr(recon_train, train, data_range=1.0, dim=(1, 2, 3))),
+        "psnr_heldout_reconstruction": float(psnr(recon_test, test, data_range=1.0, dim=(1, 2, 3))),
     }

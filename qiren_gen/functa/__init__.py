@@ -10,9 +10,8 @@ from .codec import (
     inner_loop,
     optimise_latents,
     per_image_mse,
-    psnr,
 )
 from .superres import encode_area_consistent, prior_superresolve
 
 __all__ = ["DEFAULT_CHUNK_POINTS", "decode_latents", "encode_area_consistent", "encode_images", "images_to_targets", "inner_loop",
-           "optimise_latents", "per_image_mse", "prior_superresolve", "psnr"]
+           "optimise_latents", "per_image_mse", "prior_superresolve"]

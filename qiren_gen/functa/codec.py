@@ -18,11 +18,6 @@ DEFAULT_CHUNK_POINTS = 16384
 """Coordinates (summed over the batch) rendered at once by ``decode_latents``: bounds memory at any resolution."""
 
 
-def psnr(mse: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB of images in ``[-1, 1]`` (peak-to-peak 2) from their mean squared error."""
-    return 10 * torch.log10(4 / mse.clamp_min(1e-12))
-
-
 def images_to_targets(images: torch.Tensor, channels: int | None = None) -> torch.Tensor:
     """``(B, C, H, W)`` -> ``(B, H*W, C)`` in the row-major order of ``image_grid``, with input checks."""
     if not isinstance(images, torch.Tensor) or images.ndim != 4:

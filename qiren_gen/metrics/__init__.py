@@ -17,10 +17,10 @@ from .extractors import (
 )
 from .fidelity import KID_MAX_SUBSET, ReferenceStatistics, compute_fid_kid, metric_names
 from .images import ImageTensorDataset, to_uint8_rgb
-from .reconstruction import mse, psnr, ssim
+from .reconstruction import mse, psnr, psnr_from_mse, ssim
 
 __all__ = [
     "INCEPTION", "INCEPTION_SHA256_PREFIX", "INCEPTION_WEIGHTS_FILE", "KID_MAX_SUBSET", "PIXEL_POOL", "ImageTensorDataset", "ReferenceStatistics",
-    "compute_fid_kid", "extract_features", "metric_names", "mse", "psnr", "register_feature_extractors",
+    "compute_fid_kid", "extract_features", "metric_names", "mse", "psnr", "psnr_from_mse", "register_feature_extractors",
     "resolve_inception_weights", "ssim", "to_uint8_rgb",
 ]

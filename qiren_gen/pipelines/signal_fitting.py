@@ -9,7 +9,8 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
-from ..metrics.signals import mse, psnr
+from ..metrics import psnr
+from ..metrics.signals import mse
 from ..training.fitting import (
     DEFAULT_STEPS,
     SCHEDULES,
@@ -107,7 +108,7 @@ class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
         fitted = render(self.model, coords).cpu()
         err = mse(fitted, targets.cpu())
         out = postprocess(fitted, spatial, output_type)
-        metrics = (err, psnr(fitted, targets.cpu()), result.losses, result.seconds)
+        metrics = (err, float(psnr(fitted, targets.cpu(), data_range=2.0)), result.losses, result.seconds)
         if not return_dict:
             return (out, *metrics)
         return SignalFittingOutput(out, *metrics)

@@ -19,7 +19,8 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
 from ..data.grids import MAX_GRID_POINTS
-from ..metrics.signals import mse, psnr
+from ..metrics import psnr
+from ..metrics.signals import mse
 from ..training.fitting import (
     DEFAULT_STEPS,
     SCHEDULES,
@@ -202,4 +203,4 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
 
 def superres_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """MSE and PSNR of a high-resolution prediction against its ground truth."""
-    return {"mse": mse(prediction, target), "psnr": psnr(prediction, target)}
+    return {"mse": mse(prediction, target), "psnr": float(psnr(prediction, target, data_range=2.0))}

@@ -29,7 +29,8 @@ import torch
 from ..data.datasets import IMAGE_COLUMN, ImageCollator, check_resolution, load_image_dataset
 from ..data.grids import image_grid
 from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream, loader_options
-from ..functa import encode_images, inner_loop, per_image_mse, psnr
+from ..functa import encode_images, inner_loop, per_image_mse
+from ..metrics import psnr_from_mse
 from ..models.modulated import ENCODINGS, LatentModulator, ModulatedQIREN, ModulatedSIREN
 from ..models.synthesis import FeatureSynthesisDecoder
 from ..models.wide import ModulatedWideQIREN
@@ -251,7 +252,7 @@ def table_psnr(decoder, modulator, latents: torch.Tensor, source, collate: Image
         if not images.shape[0]:
             continue
         targets = images.to(coords.device).permute(0, 2, 3, 1).reshape(images.shape[0], -1, cfg.channels)
-        values.append(psnr(per_image_mse(decoder, modulator, latents[indices.to(coords.device)], coords, targets)))
+        values.append(psnr_from_mse(per_image_mse(decoder, modulator, latents[indices.to(coords.device)], coords, targets), 2.0))
         flips = {item["index"] for item in chunk if item["flip"]}
         mirrored.append(torch.tensor([int(i) in flips for i in indices.tolist()], dtype=torch.bool))
     if not values:
@@ -419,7 +420,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
             optimizer.zero_grad(set_to_none=True)
             with torch.no_grad():
                 modulator.inner_lr.clamp_(min=0)  # a negative step size would climb the loss
-            sums = torch.tensor([mse.detach().sum().item(), psnr(mse.detach()).sum().item()],
+            sums = torch.tensor([mse.detach().sum().item(), psnr_from_mse(mse.detach(), 2.0).sum().item()],
                                 device=accelerator.device)
             if accelerator.num_processes > 1:
                 sums = accelerator.reduce(sums, reduction="sum")

@@ -146,7 +146,8 @@ def reconstruction_psnr(decoder, modulator, images: torch.Tensor, batch_size: in
                         steps: int | None = None) -> float | None:
     """Mean PSNR (dB, images in [-1, 1]) of ``images`` encoded (``steps``: the modulator's default) and decoded at
     their own size; None if no images."""
-    from ..functa import decode_latents, encode_images, psnr
+    from ..functa import decode_latents, encode_images
+    from ..metrics import psnr
 
     if images.shape[0] == 0:
         return None
@@ -156,7 +157,7 @@ def reconstruction_psnr(decoder, modulator, images: torch.Tensor, batch_size: in
         z = encode_images(decoder, modulator, batch, steps=steps)
         with torch.no_grad():
             rec = decode_latents(decoder, modulator, z, batch.shape[-2], batch.shape[-1])
-        values.append(psnr((rec - batch).square().mean(dim=(1, 2, 3))).cpu())
+        values.append(psnr(rec, batch, data_range=2.0, dim=(1, 2, 3), reduction="none").cpu())
     return float(torch.cat(values).mean())
 
 
@@ -198,7 +199,7 @@ class Validator:
 
         if not self.accelerator.is_main_process or (step % self.every and not final):
             return
-        from ..functa import psnr
+        from ..metrics import psnr
 
         record = {"stage": "stage1", "step": step}
         if self.heldout.shape[0]:
@@ -206,7 +207,7 @@ class Validator:
                               steps=self.encode_steps)
             with torch.no_grad():
                 rec = decode_latents(decoder, modulator, z, *self.heldout.shape[-2:]).cpu()
-            record["heldout_psnr"] = float(psnr((rec - self.heldout).square().mean(dim=(1, 2, 3))).mean())
+            record["heldout_psnr"] = float(psnr(rec, self.heldout, data_range=2.0, dim=(1, 2, 3)))
             tiles = _to_pil(torch.cat([self.heldout, rec]))
             (self.out / "samples").mkdir(parents=True, exist_ok=True)
             make_image_grid(tiles, rows=2, cols=self.heldout.shape[0]).save(

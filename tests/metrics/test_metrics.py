@@ -20,6 +20,7 @@ from qiren_gen.metrics import (
     compute_fid_kid,
     mse,
     psnr,
+    psnr_from_mse,
     ssim,
     to_uint8_rgb,
 )
@@ -80,9 +81,67 @@ def test_mse_psnr_against_formula(lfw):
     a, b = lfw[:4], lfw[4:8]
     per = ((a - b) ** 2).flatten(1).mean(1)
     np.testing.assert_allclose(mse(a, b, reduction="none").numpy(), per.numpy())
-    np.testing.assert_allclose(psnr(a, b, reduction="none").numpy(), (10 * torch.log10(1 / per)).numpy())
-    assert float(psnr(2 * a, 2 * b, data_range=2.0)) == pytest.approx(float(psnr(a, b)))
-    assert torch.isinf(psnr(a, a))
+    np.testing.assert_allclose(psnr(a, b, data_range=1.0, dim=(1, 2, 3), reduction="none").numpy(),
+                               (10 * torch.log10(1 / per.double())).numpy(), rtol=1e-6)
+    assert float(psnr(2 * a, 2 * b, data_range=2.0, dim=(1, 2, 3))) == pytest.approx(
+        float(psnr(a, b, data_range=1.0, dim=(1, 2, 3))))
+    assert torch.isinf(psnr(a, a, data_range=1.0))
+
+
+# The one PSNR against each formula it replaced, on the same data (the figures the project printed must not move).
+def _old_image_psnr(pred, target, data_range=1.0):  # metrics.psnr: mean over images of per-image PSNR, float32
+    per_image = (pred - target).pow(2).flatten(1).mean(1)
+    return (10.0 * torch.log10(data_range**2 / per_image)).mean()
+
+
+def _old_signal_psnr(prediction, target):  # metrics.signals.psnr: one PSNR of the whole signal in [-1, 1], float64
+    err = float(np.mean((np.asarray(prediction, dtype=np.float64) - np.asarray(target, dtype=np.float64)) ** 2))
+    return 10 * np.log10(4 / err)
+
+
+def _old_functa_psnr(mse):  # functa.psnr: from an MSE of images in [-1, 1]
+    return 10 * torch.log10(4 / mse.clamp_min(1e-12))
+
+
+def _old_psnr01(pred, target):  # evaluation.sample_quality.psnr01: per-image, images in [0, 1], float64
+    mse = (pred.double() - target.double()).square().flatten(1).mean(1)
+    return 10 * torch.log10(1 / mse.clamp_min(1e-12))
+
+
+def test_one_psnr_gives_the_figures_of_the_ones_it_replaced(lfw):
+    a, b = lfw[:6], lfw[6:12]  # real faces in [0, 1]
+    assert float(psnr(a, b, data_range=1.0, dim=(1, 2, 3))) == pytest.approx(float(_old_image_psnr(a, b)), abs=1e-4)
+    np.testing.assert_allclose(psnr(a, b, data_range=1.0, dim=(1, 2, 3), reduction="none").numpy(),
+                               _old_psnr01(a, b).numpy(), rtol=0, atol=1e-12)
+    signal_a, signal_b = (a[0, 0] * 2 - 1).numpy(), (b[0, 0] * 2 - 1).numpy()
+    assert float(psnr(signal_a, signal_b, data_range=2.0)) == pytest.approx(_old_signal_psnr(signal_a, signal_b), abs=1e-9)
+    per_image_mse = ((a * 2 - 1) - (b * 2 - 1)).square().mean(dim=(1, 2, 3))
+    np.testing.assert_allclose(psnr_from_mse(per_image_mse, 2.0).numpy(), _old_functa_psnr(per_image_mse).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(psnr(a * 2 - 1, b * 2 - 1, data_range=2.0, dim=(1, 2, 3), reduction="none").numpy(),
+                               _old_functa_psnr(per_image_mse).double().numpy(), rtol=1e-5)
+    # a [-1, 1] image scored as if it were [0, 1] reads 20 log10(2) = 6.02 dB low: why data_range is explicit
+    gap = psnr(a * 2 - 1, b * 2 - 1, data_range=2.0) - psnr(a * 2 - 1, b * 2 - 1, data_range=1.0)
+    assert float(gap) == pytest.approx(20 * np.log10(2))
+
+
+def test_psnr_from_mse_numbers_and_edges():
+    assert psnr_from_mse(0.04, data_range=2.0) == pytest.approx(20.0)
+    assert psnr_from_mse(0.0, 1.0) == float("inf") and np.isnan(psnr_from_mse(float("nan"), 1.0))
+    assert psnr_from_mse(float("inf"), 1.0) == float("-inf")
+    assert torch.isinf(psnr_from_mse(torch.zeros(2), 1.0)).all()
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "2"])
+def test_psnr_refuses_a_bad_data_range(bad):
+    with pytest.raises(ValueError, match="data_range must be a positive number"):
+        psnr(torch.zeros(3), torch.ones(3), data_range=bad)
+
+
+def test_psnr_needs_its_data_range_and_matching_shapes():
+    with pytest.raises(TypeError):
+        psnr(torch.zeros(3), torch.ones(3))  # no default: [0, 1] and [-1, 1] data are 6 dB apart
+    with pytest.raises(ValueError, match="does not match"):
+        psnr(torch.zeros(3), torch.ones(4), data_range=1.0)
 
 
 def test_reconstruction_metrics_reject_bad_shapes():

@@ -8,7 +8,8 @@ from diffusers import DDIMScheduler
 from safetensors.torch import load_file
 
 from qiren_gen.data import image_grid
-from qiren_gen.functa import decode_latents, encode_images, per_image_mse, psnr
+from qiren_gen.functa import decode_latents, encode_images, per_image_mse
+from qiren_gen.metrics import psnr_from_mse
 from qiren_gen.models import FeatureSynthesisDecoder, LatentDenoiser, LatentModulator
 from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.training.prior import make_training_scheduler
@@ -113,8 +114,8 @@ def test_auto_decode_encoding_fits_each_image_independently():
     torch.testing.assert_close(alone[0], z[1], rtol=1e-4, atol=1e-5)  # Adam is elementwise: no batch coupling
     coords, targets = image_grid(6, 6), images.permute(0, 2, 3, 1).reshape(3, 36, 1)
     with torch.no_grad():
-        fitted = psnr(per_image_mse(decoder, modulator, z, coords, targets))
-        zero = psnr(per_image_mse(decoder, modulator, torch.zeros_like(z), coords, targets))
+        fitted = psnr_from_mse(per_image_mse(decoder, modulator, z, coords, targets), 2.0)
+        zero = psnr_from_mse(per_image_mse(decoder, modulator, torch.zeros_like(z), coords, targets), 2.0)
     assert (fitted > zero + 3).all()
     assert all(p.grad is None for p in [*decoder.parameters(), *modulator.parameters()])
     assert encode_images(decoder, modulator, images, steps=0).abs().max() == 0  # zero steps: the zero latent

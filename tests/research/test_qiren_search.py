@@ -39,7 +39,7 @@ def test_baselines_sizes_and_long_fits_report(tmp_path):
     """The authors'-SIREN section, the rate-distortion figure and longer fits cached apart, on tiny fits."""
     from research.paper.baselines import NEEDED, carried_section, write_baselines_section
     from research.qiren_search.search import SIZE_FAMILIES
-    from research.qiren_search.rate_distortion import params_for_psnr, psnr
+    from research.qiren_search.rate_distortion import params_for_psnr, task_psnr
 
     cache = tmp_path / "cache"
     tiny = dict(progress=False, size=6)
@@ -61,7 +61,7 @@ def test_baselines_sizes_and_long_fits_report(tmp_path):
     report = write_search_report(cache, tmp_path / "docs", "python scripts/research/qiren_search/search_qiren.py report").read_text()
     assert "## Rate-distortion" in report and "## At 3 steps" in report
     assert (tmp_path / "docs" / "figures" / "qiren_search_rate_distortion.png").read_bytes()[:4] == b"\x89PNG"
-    assert psnr(4e-2) == pytest.approx(20.0)
+    assert task_psnr(4e-2) == pytest.approx(20.0)
     points = [(100, 20.0), (1000, 30.0)]
     assert params_for_psnr(points, 25.0) == pytest.approx(np.sqrt(100 * 1000))
     assert params_for_psnr(points, 31.0) is None and params_for_psnr(points, 10.0) == 100

@@ -73,7 +73,7 @@ def load_faces() -> tuple[torch.Tensor, torch.Tensor]:
 
 def pca_psnr(train: torch.Tensor, test: torch.Tensor, k: int) -> dict[str, float]:
     """PCA with ``k`` components fitted on ``train`` + mirrors: PSNR of the projections of ``train`` and ``test``."""
-    from qiren_gen.functa import psnr
+    from qiren_gen.metrics import psnr
 
     data = torch.cat([train, train.flip(-1)]).flatten(1).double()
     mean = data.mean(0)
@@ -83,7 +83,7 @@ def pca_psnr(train: torch.Tensor, test: torch.Tensor, k: int) -> dict[str, float
     def rec_psnr(x):
         flat = x.flatten(1).double() - mean
         rec = flat @ basis.T @ basis
-        return psnr((rec - flat).square().mean(1)).mean().item()
+        return psnr(rec, flat, data_range=2.0, dim=1).item()
 
     return {"train_psnr": rec_psnr(train), "heldout_psnr": rec_psnr(test)}
 
@@ -96,7 +96,8 @@ def _load_stage1(folder: Path):
 
 def heldout_psnr(folder: Path, test: torch.Tensor, steps: list[int | None]) -> dict[str, float]:
     """Held-out PSNR at 25x25 after encoding with the decoder frozen, for each step count (None: the default)."""
-    from qiren_gen.functa import decode_latents, encode_images, psnr
+    from qiren_gen.functa import decode_latents, encode_images
+    from qiren_gen.metrics import psnr
 
     decoder, modulator = _load_stage1(folder)
     out = {}
@@ -107,7 +108,7 @@ def heldout_psnr(folder: Path, test: torch.Tensor, steps: list[int | None]) -> d
         with torch.no_grad():
             rec = decode_latents(decoder, modulator, z, 25, 25)
         key = str(modulator.config.inner_steps if n is None else n)
-        out[key] = psnr((rec - test).square().mean(dim=(1, 2, 3))).mean().item()
+        out[key] = psnr(rec, test, data_range=2.0, dim=(1, 2, 3)).item()
         out[f"encode_seconds_{key}"] = seconds
     return out
 

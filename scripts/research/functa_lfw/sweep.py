@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from qiren_gen.data.datasets import ImageCollator, load_image_dataset
 from qiren_gen.data.lfw import export_lfw_faces
-from qiren_gen.functa import decode_latents, encode_images, psnr
+from qiren_gen.functa import decode_latents, encode_images
+from qiren_gen.metrics import psnr
 from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
 
 
@@ -77,11 +78,11 @@ def evaluate_heldout(folder: Path, data_dir: Path, resolution: int) -> dict:
         rec25 = decode_latents(decoder, modulator, z_native, 25, 25)
         rec100 = decode_latents(decoder, modulator, z_native, 100, 100)
         zero = decode_latents(decoder, modulator, torch.zeros_like(z_native), 25, 25)
-    per_image = lambda a, b: psnr((a - b).square().mean(dim=(1, 2, 3)))  # noqa: E731
+    per_image = lambda a, b: psnr(a, b, data_range=2.0, dim=(1, 2, 3), reduction="none")  # noqa: E731
     out["psnr_train_res"] = per_image(rec_res, at_res).mean().item()
     out["psnr_25"] = per_image(rec25, native).mean().item()
     out["psnr_zero_latent_25"] = per_image(zero, native).mean().item()
-    out["psnr_100_down_vs_25"] = psnr((F.avg_pool2d(rec100, 4) - rec25).square().mean()).item()
+    out["psnr_100_down_vs_25"] = psnr(F.avg_pool2d(rec100, 4), rec25, data_range=2.0).item()
     out["images"] = {"truth": native, "rec25": rec25, "rec100": rec100}
     return out
 

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 
-def _psnr01(pred: torch.Tensor, target: torch.Tensor) -> float:
+def _face_psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Mean over images of the PSNR (dB) of ``[0, 1]`` images ``(B, ...)``."""
-    from qiren_gen.evaluation.sample_quality import psnr01
+    from qiren_gen.metrics import psnr
 
-    return float(psnr01(pred, target).mean())
+    return float(psnr(pred, target, data_range=1.0, dim=tuple(range(1, pred.ndim))))
 
 
 def held_out_faces() -> torch.Tensor:
@@ -61,7 +61,7 @@ class FaceProbe:
 
             with measurement(self.pipe.decoder, None, noise):
                 latents = encode_images(self.pipe.decoder, self.pipe.modulator, self.faces * 2 - 1)
-        return _psnr01(self._decode(latents, shots, noise, seed), self.faces)
+        return _face_psnr(self._decode(latents, shots, noise, seed), self.faces)
 
     def samples(self, shots=None, noise=None, seed: int = 0) -> dict[str, float]:
         """The seeded samples decoded under ``shots`` / ``noise``: sharpness, and PSNR against their exact decode."""
@@ -70,7 +70,7 @@ class FaceProbe:
         images = self._decode(self.sample_latents, shots, noise, seed)
         same = bool(torch.equal(images, self.exact_samples))
         return {"sharpness": gradient_sharpness(images),
-                "psnr_vs_exact": math.inf if same else _psnr01(images, self.exact_samples)}
+                "psnr_vs_exact": math.inf if same else _face_psnr(images, self.exact_samples)}
 
 
 def _seed_mean(fn, seeds: int) -> float:

@@ -25,7 +25,7 @@ class SignalTask:
 
 def signal_study(task: SignalTask, cfg, progress) -> dict:
     """Exact fit of the paper's QIREN to ``task``, its PSNR vs shots and vs depolarizing p, and a shot-trained fit."""
-    from qiren_gen.metrics.signals import psnr
+    from qiren_gen.metrics import psnr
     from qiren_gen.pipelines import QirenSignalFittingPipeline
     from qiren_gen.pipelines._signals import as_targets, grid_for
     from qiren_gen.quantum.noise import NoiseModel
@@ -50,7 +50,7 @@ def signal_study(task: SignalTask, cfg, progress) -> dict:
         net = model if net is None else net
         with torch.no_grad(), measurement(net, shots, noise, torch.Generator().manual_seed(seed)):
             out = render(net, coords[points]).float().reshape(-1, 1)
-        return psnr(out.clamp(-1, 1), target[points])  # [-1, 1] signals: data range 2
+        return float(psnr(out.clamp(-1, 1), target[points], data_range=2.0))
 
     def shot_mean(points, shots, net=None) -> float:
         return float(np.mean([point_psnr(points, shots=shots, seed=s, net=net) for s in range(cfg.seeds)]))

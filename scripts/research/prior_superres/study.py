@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from qiren_gen.data.grids import image_grid
-from qiren_gen.evaluation.sample_quality import psnr01
+from qiren_gen.metrics import psnr
 from qiren_gen.functa import prior_superresolve
 from qiren_gen.models import QIREN
 
@@ -61,7 +61,7 @@ def compare_superres(decoder, modulator, faces: torch.Tensor, factor: int = 4, f
         (prior_superresolve(decoder, modulator, low * 2 - 1, *size, consistency="area") + 1) / 2).clamp(0, 1)
     results["qiren_prior_full_res_encode"] = (
         (prior_superresolve(decoder, modulator, gt * 2 - 1, *size) + 1) / 2).clamp(0, 1)
-    per_image = {k: psnr01(v, gt) for k, v in results.items()}
+    per_image = {k: psnr(v, gt, data_range=1.0, dim=(1, 2, 3), reduction="none") for k, v in results.items()}
     return {
         "factor": factor, "size": size, "num_images": int(faces.shape[0]),
         "psnr": {k: float(v.mean()) for k, v in per_image.items()},

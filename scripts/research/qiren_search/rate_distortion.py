@@ -5,15 +5,16 @@ from pathlib import Path
 
 import numpy as np
 
+from qiren_gen.metrics import psnr_from_mse
 from research.paper.suite import PAPER_IMAGES
 from research.qiren_search.search import ALL_VARIANTS, SIZE_FAMILIES, mean_mse, parameter_count
 
 PSNR_TARGETS = (25.0, 30.0, 35.0)
 
 
-def psnr(mse: float) -> float:
-    """PSNR in dB of an MSE on signals in ``[-1, 1]`` (peak-to-peak 2)."""
-    return float(10 * np.log10(4.0 / mse)) if mse > 0 and np.isfinite(mse) else float("nan")
+def task_psnr(mse: float) -> float:
+    """PSNR in dB of a search task's MSE (signals in ``[-1, 1]``); ``nan`` for a missing or diverged run."""
+    return psnr_from_mse(mse, data_range=2.0) if mse > 0 and np.isfinite(mse) else float("nan")
 
 
 def family_curves(table: dict, tasks=PAPER_IMAGES) -> dict[str, list[tuple[int, float]]]:
@@ -24,7 +25,7 @@ def family_curves(table: dict, tasks=PAPER_IMAGES) -> dict[str, list[tuple[int, 
         for name in names:
             row = table.get(name, {})
             if all(t in row for t in tasks):
-                points.append((parameter_count(ALL_VARIANTS[name], 2), float(np.mean([psnr(mean_mse(row[t])) for t in tasks]))))
+                points.append((parameter_count(ALL_VARIANTS[name], 2), float(np.mean([task_psnr(mean_mse(row[t])) for t in tasks]))))
         if points:
             curves[family] = sorted(points)
     return curves
@@ -79,7 +80,7 @@ def _plot(curves: dict, table: dict, path: Path) -> None:
             if task == "mean":
                 pts = curves.get(family, [])
             else:
-                pts = sorted((parameter_count(ALL_VARIANTS[n], 2), psnr(mean_mse(table[n][task])))
+                pts = sorted((parameter_count(ALL_VARIANTS[n], 2), task_psnr(mean_mse(table[n][task])))
                              for n in names if task in table.get(n, {}))
             if pts:
                 ax.plot(*zip(*pts), "-o", ms=4, label=family)
