@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from qiren_gen.demo.space import write_space
+from qiren_gen.runtime.errors import one_line
 
 
 def main(argv=None) -> int:
@@ -22,7 +23,7 @@ def main(argv=None) -> int:
     try:
         out = write_space(args.output, args.pipeline, args.hub_id, args.package, args.title)
     except (OSError, ValueError) as exc:
-        print(f"make_space: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"make_space: error: {one_line(exc)}", file=sys.stderr)
         return 2
     print(f"wrote {out}/app.py, requirements.txt, README.md" + ("" if args.hub_id else f" and {out}/pipeline/"))
     return 0

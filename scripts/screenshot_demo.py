@@ -10,6 +10,7 @@ import sys
 
 from qiren_gen.demo import start_demo
 from qiren_gen.demo.browser import screenshot_sample
+from qiren_gen.runtime.errors import one_line
 
 
 def main(argv=None) -> int:
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
     try:
         running = start_demo(args.pipeline, port=port)
     except (OSError, ValueError) as exc:
-        print(f"screenshot_demo: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"screenshot_demo: error: {one_line(exc)}", file=sys.stderr)
         return 2
     try:
         seen = screenshot_sample(running.url, args.output, args.width, args.height)

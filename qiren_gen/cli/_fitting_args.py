@@ -5,6 +5,9 @@ import argparse
 
 from ..runtime.values import parse_encoding_scale
 
+ENTANGLER_CHOICES = ("cz_ring", "cnot_ring", "cnot_chain")
+"""``qiren_gen.quantum.ENTANGLERS`` spelled out, so that ``--help`` needs no torch import (a test keeps them equal)."""
+
 FIT_MODELS = ("qiren", "qiren-plus", "siren", "relu", "tanh", "relu-rff", "ffn")
 QIREN_MODELS = ("qiren", "qiren-plus")
 # --flag -> QIREN constructor option (docs/qiren_search.md explains each)
@@ -29,7 +32,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--qubits", type=int, help="qubits per circuit (= hidden width)")
     q.add_argument("--reuploads", type=int, help="data re-uploads per circuit")
     q.add_argument("--blocks", type=int, help="Rot + entangler blocks per parameter layer")
-    q.add_argument("--entangler", choices=("cz_ring", "cnot_ring", "cnot_chain"), help="two-qubit gates of each block")
+    q.add_argument("--entangler", choices=ENTANGLER_CHOICES, help="two-qubit gates of each block")
     q.add_argument("--observables", metavar="NAME_OR_JSON",
                    help="z, zz, z+zz, or a JSON list of wire lists such as '[[0], [0, 1]]'")
     q.add_argument("--encoding-scale", metavar="SCALE",

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..runtime.errors import one_line
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help='interactive page in the browser (needs pip install "qiren-gen[demo]")')
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                              allowed_pipelines=args.allow_pipeline)
     except OSError as exc:
         if "address" in str(exc).lower() or "port" in str(exc).lower():
-            raise OSError(f"cannot serve on {args.host}:{args.port} ({str(exc).splitlines()[0]}); "
+            raise OSError(f"cannot serve on {args.host}:{args.port} ({one_line(exc)}); "
                           "pick another --port") from None
         raise
     print(f"qiren-gen demo: serving {running.url} (started in {running.startup_s:.1f} s; Ctrl-C stops it)",

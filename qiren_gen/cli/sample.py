@@ -6,6 +6,7 @@ import math
 import time
 from pathlib import Path
 
+from ..runtime.errors import one_line
 
 DEFAULT_SIZE = 128
 """Pixels per side when no size is given: a 25x25 training face drawn at 128x128 is worth looking at."""
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         device = torch.device(args.device)
         pipe.to(device)
     except (RuntimeError, AssertionError) as exc:
-        raise ValueError(f"cannot use device '{args.device}': {str(exc).splitlines()[0]}") from None
+        raise ValueError(f"cannot use device '{args.device}': {one_line(exc)}") from None
     pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     images = pipe(batch_size=args.num_images, height=height, width=width, num_inference_steps=args.steps,

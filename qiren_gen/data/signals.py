@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..runtime.errors import one_line
+
 # scikit-image's bundled images that load offline (no pooch download): the names `--image` accepts.
 SKIMAGE_IMAGES = (
     "astronaut", "brick", "camera", "cat", "chelsea", "clock", "coffee", "coins", "colorwheel", "grass", "gravel",
@@ -144,7 +146,7 @@ def load_wav(path: str | os.PathLike, sample_slice: slice | str | None = None) -
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
             rate, data = wavfile.read(path)
     except (ValueError, EOFError) as exc:
-        raise ValueError(f"{path} is not a readable WAV file ({str(exc).splitlines()[0] if str(exc) else 'bad header'})") from None
+        raise ValueError(f"{path} is not a readable WAV file ({one_line(exc) if str(exc).strip() else 'bad header'})") from None
     data = np.asarray(data)
     if data.ndim == 2:
         if data.shape[1] != 1:

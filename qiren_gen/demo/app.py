@@ -15,6 +15,7 @@ from collections.abc import Callable
 import gradio as gr
 
 from ..pipelines.schedulers import SAMPLERS
+from ..runtime.errors import one_line
 from . import actions
 from .limits import DemoLimits, as_int
 from .live_fit import FIT_BASELINES, frame_summary, live_fit, loss_figure
@@ -43,11 +44,6 @@ def _refusal_line(tab: str, message: str) -> None:
     print(f"qiren-gen demo: {tab}: refused: {message}", file=sys.stderr, flush=True)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _guarded(tab: str, fn: Callable) -> Callable:
     """``fn`` with any exception turned into a ``gr.Error`` (page) and one stderr line (server)."""
     if inspect.isgeneratorfunction(fn):
@@ -74,9 +70,9 @@ def _page_error(tab: str, exc: Exception) -> gr.Error:
     if isinstance(exc, gr.Error):
         return exc
     if isinstance(exc, (ValueError, OSError)):
-        _refusal_line(tab, _one_line(exc))
-        return gr.Error(_one_line(exc), print_exception=False)
-    message = f"internal error: {type(exc).__name__}: {_one_line(exc)}"
+        _refusal_line(tab, one_line(exc))
+        return gr.Error(one_line(exc), print_exception=False)
+    message = f"internal error: {type(exc).__name__}: {one_line(exc)}"
     print(f"qiren-gen demo: {tab}: {message} (set QIREN_GEN_DEBUG=1 for the traceback)", file=sys.stderr, flush=True)
     return gr.Error(message, print_exception=bool(os.environ.get("QIREN_GEN_DEBUG")))
 

@@ -11,6 +11,8 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import Dataset
 
+from ..runtime.errors import one_line
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")  # torch-fidelity's samples_find_ext
 
 
@@ -134,5 +136,4 @@ def _load_dataset(spec: str, split: str) -> Any:
     try:
         return datasets.load_dataset(spec, split=split)
     except Exception as exc:  # noqa: BLE001 - datasets raises its own hierarchy (DatasetNotFoundError, ...)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OSError(f"cannot load dataset {spec!r} (split {split!r}): {first}") from None
+        raise OSError(f"cannot load dataset {spec!r} (split {split!r}): {one_line(exc)}") from None

@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+from ..runtime.errors import one_line
 from .diffusers_entry import check_entry_module, pipeline_class_name
 
 _ALLOWED_LIBRARIES = ("diffusers", "qiren_gen")
@@ -52,10 +53,9 @@ def resolve_pipeline_folder(name_or_path: str | os.PathLike, **hub_kwargs) -> Pa
             name, allow_patterns=["*.json", "*.safetensors", "*.md"], **allowed
         )
     except Exception as exc:  # noqa: BLE001 - requests / huggingface_hub raise many types; one line for all
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OSError(
             f"cannot reach the Hub for '{name}' (or it has no such repo) and no local folder '{name}' exists "
-            f"({type(exc).__name__}: {reason[:160]})"
+            f"({type(exc).__name__}: {one_line(exc)[:160]})"
         ) from None
     return Path(folder)
 

@@ -23,6 +23,7 @@ from ..models import DECODER_CLASSES, LatentModulator
 from ..models.denoiser import LatentDenoiser
 from ..quantum.noise import as_noise_model
 from ..quantum.shots import check_shots, measurement
+from ..runtime.errors import one_line
 from .diffusers_entry import DiffusersEntryMixin
 from .loading import safe_from_pretrained
 from .schedulers import check_scheduler
@@ -82,8 +83,8 @@ def check_components(decoder, modulator, prior, scheduler) -> None:
             coords = torch.zeros(1, 1, 2, device=decoder.device, dtype=decoder.dtype)
             out = decoder(coords, modulator(z))
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"mismatched components: the decoder cannot take the modulator's output ({first})") from None
+        raise ValueError(f"mismatched components: the decoder cannot take the modulator's output ({one_line(exc)})"
+                         ) from None
     if out.shape[-1] != decoder.config.out_channels:
         raise ValueError(f"mismatched components: decoder gives {out.shape[-1]} channels, config says "
                          f"{decoder.config.out_channels}")
@@ -342,8 +343,8 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
                 info = upload_folder(repo_id=repo_id, folder_path=tmp, token=token, create_pr=create_pr,
                                      commit_message=commit_message or "Upload QirenGenerationPipeline")
         except Exception as exc:  # noqa: BLE001 - requests / huggingface_hub errors: one line for all
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise OSError(f"cannot push to the Hub repo '{repo_id}' ({type(exc).__name__}: {reason[:160]})") from None
+            raise OSError(f"cannot push to the Hub repo '{repo_id}' ({type(exc).__name__}: {one_line(exc)[:160]})"
+                          ) from None
         return str(info)
 
 

@@ -22,6 +22,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import logging
 
+from ..runtime.errors import one_line
 from .folders import resolve_pipeline_folder, validate_pipeline_folder
 
 _LOGGER = logging.get_logger("diffusers.pipelines.pipeline_utils")  # where diffusers' loader says what it loaded
@@ -31,8 +32,7 @@ _LOAD_ERRORS = (ValueError, OSError, KeyError, RuntimeError, AttributeError, Typ
 
 def _first_line(exc: BaseException) -> str:
     """The useful part of a loading error: its first line, without diffusers' boilerplate."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return first.split(". If you want")[0].replace("Cannot load  because ", "")
+    return one_line(exc).split(". If you want")[0].replace("Cannot load  because ", "")
 
 
 def _as_dtype(value, what: str) -> torch.dtype | None:

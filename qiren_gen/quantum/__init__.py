@@ -2,7 +2,8 @@
 
 This subpackage imports nothing else from ``qiren_gen``.
 """
-from .circuit import ENTANGLERS, DataReuploadingCircuit
+from .circuit import DataReuploadingCircuit
+from .gates import ENTANGLERS
 from .heads import MultiHeadReuploadingCircuit, simulate_reuploading_heads
 from .simulator import MAX_QUBITS, simulate_reuploading
 

@@ -14,7 +14,7 @@ from .simulator import (
     check_inputs,
     simulate_reuploading,
 )
-from .gates import ENTANGLERS as CIRCUIT_ENTANGLERS
+from .gates import ENTANGLERS
 from .gates import resolve_observables
 from .shots import MeasurementMixin, measured_circuit_forward
 
@@ -68,8 +68,8 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
         check_circuit_size(n_qubits, n_reuploads, n_blocks)
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-        if entangler not in CIRCUIT_ENTANGLERS:
-            raise ValueError(f"entangler must be one of {CIRCUIT_ENTANGLERS}, got {entangler!r}")
+        if entangler not in ENTANGLERS:
+            raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
         self.engine = engine
         self.n_qubits = n_qubits
         self.n_reuploads = n_reuploads
@@ -120,43 +120,11 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
 
         Learnable encoding scales are a third trainable argument ``scales``; fixed ones are baked in.
         """
-        import functools
-        import operator
+        from .export import reuploading_qfunc
 
-        import pennylane as qml
-
-        n, n_reuploads, n_blocks = self.n_qubits, self.n_reuploads, self.n_blocks
-        wires = list(range(n))
-        entangler, wires_read = self.entangler, self.wires_read
-        fixed = None if self.encoding_scales is None else self.encoding_scales.detach().clone()
-
-        def layer(w):
-            if entangler == "cnot_chain":
-                for block in range(n_blocks):
-                    for j in wires:
-                        qml.Rot(w[..., block, j, 0], w[..., block, j, 1], w[..., block, j, 2], wires=j)
-                    for j in range(n - 1):
-                        qml.CNOT(wires=[j, j + 1])
-            else:
-                imprimitive = qml.CZ if entangler == "cz_ring" else qml.CNOT
-                qml.StronglyEntanglingLayers(w, wires=wires, imprimitive=imprimitive)
-
-        def body(inputs, weights, scales):
-            for r in range(n_reuploads):
-                layer(weights[r])
-                for j in wires:
-                    qml.RZ(inputs[..., j] if scales is None else scales[r, j] * inputs[..., j], wires=j)
-            layer(weights[n_reuploads])
-            return [qml.expval(functools.reduce(operator.matmul, [qml.PauliZ(j) for j in obs])) for obs in wires_read]
-
-        if isinstance(self.encoding_scales, nn.Parameter):
-            def circuit(inputs, weights, scales):
-                return body(inputs, weights, scales)
-        else:
-            def circuit(inputs, weights):
-                return body(inputs, weights, None if fixed is None else fixed.to(weights.dtype))
-
-        return circuit
+        learnable = isinstance(self.encoding_scales, nn.Parameter)
+        return reuploading_qfunc(self.n_qubits, self.n_reuploads, self.n_blocks, self.entangler, self.wires_read,
+                                 None, self.encoding_scales, learnable)
 
     def to_pennylane(self, device: str | object = "default.qubit", diff_method: str = "backprop",
                      shots: int | None = None, noise=None, **device_kwargs):
@@ -167,14 +135,9 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
         ``shots=N`` samples on the device; ``noise`` (a ``quantum.noise.NoiseModel``, dict or float) inserts the
         channels where the density-matrix simulator puts them (use a mixed-state device such as ``default.mixed``).
         """
-        from .export import circuit_to_pennylane, torch_layer
+        from .export import circuit_to_pennylane
 
-        if shots is not None or noise is not None:
-            return circuit_to_pennylane(self, device, shots, noise, diff_method, **device_kwargs)
-        trainable = {"weights": self.weights}
-        if isinstance(self.encoding_scales, nn.Parameter):
-            trainable["scales"] = self.encoding_scales
-        return torch_layer(self.qfunc(), trainable, self.n_qubits, device, diff_method, **device_kwargs)
+        return circuit_to_pennylane(self, device, shots, noise, diff_method, **device_kwargs)
 
     def draw(self, decimals: int | None = None, level: str = "device") -> str:
         """Text drawing (PennyLane's ``qml.draw``) with the current weights and zero inputs.
@@ -241,61 +204,4 @@ def encoding_scales(scale: float | list | str | None, n_reuploads: int, n_qubits
     return values
 
 
-ENTANGLERS = ("cz_ring", "cnot_chain")
-"""Entanglers of the multi-head simulator (``heads``) and ``reuploading_qfunc``: PennyLane SEL's CZ ring, or the
-authors' generator's CNOT chain. ``DataReuploadingCircuit`` takes every one of ``gates.ENTANGLERS``."""
-
-
-def reuploading_qfunc(n_qubits: int, n_reuploads: int, entangler: str = "cz_ring",
-                      encoding_scales: torch.Tensor | None = None):
-    """The re-uploading circuit as a PennyLane quantum function ``qfunc(inputs, weights)`` returning ``<Z_j>``.
-
-    ``"cz_ring"`` is ``StronglyEntanglingLayers(imprimitive=CZ)`` with default ranges; ``"cnot_chain"`` is, per block,
-    ``Rot`` on every qubit then ``CNOT(i, i + 1)`` for ``i = 0..n-2`` (the authors' generator, U3 up to a global phase).
-    ``encoding_scales``: ``None`` (``RZ(x_j)``) or fixed ``(n_reuploads, n_qubits)`` scales baked in: upload ``r``
-    applies ``RZ(scales[r, j] * x_j)``.
-    """
-    import pennylane as qml
-
-    if entangler not in ENTANGLERS:
-        raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
-    wires = list(range(n_qubits))
-    fixed = None if encoding_scales is None else encoding_scales.detach().clone().expand(n_reuploads, n_qubits)
-
-    def parameter_layer(w):
-        if entangler == "cz_ring":
-            qml.StronglyEntanglingLayers(w, wires=wires, imprimitive=qml.CZ)
-            return
-        for block in range(w.shape[0]):
-            for j in wires:
-                qml.Rot(w[block, j, 0], w[block, j, 1], w[block, j, 2], wires=j)
-            for j in wires[:-1]:
-                qml.CNOT(wires=[j, j + 1])
-
-    def circuit(inputs, weights):
-        scales = None if fixed is None else fixed.to(weights.dtype)
-        for r in range(n_reuploads):
-            parameter_layer(weights[r])
-            for j in wires:
-                qml.RZ(inputs[..., j] if scales is None else scales[r, j] * inputs[..., j], wires=j)
-        parameter_layer(weights[n_reuploads])
-        return [qml.expval(qml.PauliZ(j)) for j in wires]
-
-    return circuit
-
-
-def pennylane_layer(qfunc, weights: torch.Tensor, n_qubits: int, device: str | object = "default.qubit",
-                    diff_method: str = "backprop", **device_kwargs):
-    """``qfunc`` as a ``qml.qnn.TorchLayer`` on ``device`` (name or device object) holding a copy of ``weights``."""
-    import pennylane as qml
-
-    dev = qml.device(device, wires=n_qubits, **device_kwargs) if isinstance(device, str) else device
-    qnode = qml.QNode(qfunc, dev, interface="torch", diff_method=diff_method)
-    layer = qml.qnn.TorchLayer(qnode, weight_shapes={"weights": tuple(weights.shape)})
-    copy = nn.Parameter(weights.detach().clone())
-    layer.qnode_weights["weights"] = copy  # the dict TorchLayer.forward reads
-    layer.register_parameter("weights", copy)
-    return layer
-
-
-__all__ = ["DataReuploadingCircuit", "ENTANGLERS", "MAX_QUBITS", "TERNARY", "encoding_scales", "ternary_scales", "pennylane_layer", "reuploading_qfunc"]
+__all__ = ["DataReuploadingCircuit", "ENTANGLERS", "MAX_QUBITS", "TERNARY", "encoding_scales", "ternary_scales"]

@@ -1,4 +1,7 @@
-"""PennyLane export of the re-uploading circuits with shots and noise: the same trained circuit on any device.
+"""The PennyLane twin of the re-uploading circuits, with shots and noise: the same trained circuit on any device.
+
+One quantum-function builder (:func:`reuploading_qfunc`) and one ``TorchLayer`` builder (:func:`torch_layer`) serve
+``DataReuploadingCircuit.to_pennylane`` / ``qfunc`` and ``MultiHeadReuploadingCircuit.to_pennylane`` / ``qfunc``.
 
 The circuit is written gate by gate (``Rot``, ``CZ`` / ``CNOT``, ``RZ``) so that a :class:`~.noise.NoiseModel`'s
 channels sit exactly where :mod:`.mixed` puts them: after every gate on each of its wires
@@ -13,26 +16,51 @@ import operator
 import torch
 from torch import nn
 
-from .gates import entangler_pairs
+from .gates import ENTANGLERS, entangler_pairs
 from .noise import NoiseModel, as_noise_model
 from .shots import check_shots
 
 
-def noisy_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler: str = "cz_ring",
-                wires_read: list[tuple[int, ...]] | None = None, noise: NoiseModel | None = None,
-                scales: torch.Tensor | None = None, learnable_scales: bool = False):
-    """PennyLane quantum function ``qfunc(inputs, weights[, scales])`` of one re-uploading circuit with ``noise``.
+def reuploading_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler: str = "cz_ring",
+                      wires_read: list[tuple[int, ...]] | None = None, noise: NoiseModel | None = None,
+                      scales: torch.Tensor | None = None, learnable_scales: bool = False):
+    """The re-uploading circuit as a PennyLane quantum function ``qfunc(inputs, weights[, scales])``.
 
-    ``scales``: fixed ``(R, n)`` encoding scales baked in (``None``: ``RZ(x)``); ``learnable_scales=True`` makes them
-    a third argument instead. Returns the expectations of the Z strings ``wires_read`` (default every ``<Z_j>``).
+    The one PennyLane twin of every simulator in this package (``DataReuploadingCircuit``, each head of
+    ``MultiHeadReuploadingCircuit``). Without noise the ring entanglers are ``StronglyEntanglingLayers`` (with ``CZ``
+    or ``CNOT``), so drawings at ``level="top"`` show the template; with noise, or for ``"cnot_chain"``, the same
+    gates are written one by one so the channels sit where :mod:`.mixed` puts them.
+
+    Args:
+        n_qubits: Qubits (wires) of the register.
+        n_reuploads: How many times the input is uploaded (``RZ`` on every wire).
+        n_blocks: ``Rot`` + entangler blocks per parameter layer.
+        entangler: One of ``gates.ENTANGLERS``.
+        wires_read: Z strings to read (``[(0,), (0, 1)]``: ``<Z_0>`` and ``<Z_0 Z_1>``); default every ``<Z_j>``.
+        noise: A ``NoiseModel`` (or its dict / float form); ``None`` is noiseless.
+        scales: Fixed ``(n_reuploads, n_qubits)`` encoding scales baked in (``None``: plain ``RZ(x)``).
+        learnable_scales: Take the scales as a third argument ``scales`` instead of baking them in.
+
+    Returns:
+        A function of ``(inputs, weights)`` (or ``(inputs, weights, scales)``) returning the expectations.
+
+    Example:
+        >>> import pennylane as qml, torch
+        >>> from qiren_gen.quantum.export import reuploading_qfunc
+        >>> qnode = qml.QNode(reuploading_qfunc(2, 1, 1), qml.device("default.qubit", wires=2), interface="torch")
+        >>> [float(v) for v in qnode(torch.zeros(2), torch.zeros(2, 1, 2, 3, dtype=torch.float64))]
+        [1.0, 1.0]
     """
     import pennylane as qml
 
+    if entangler not in ENTANGLERS:
+        raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}.")
     wires = list(range(n_qubits))
     wires_read = [(j,) for j in wires] if wires_read is None else wires_read
     pairs = entangler_pairs(n_qubits, n_blocks, entangler)
     two_qubit = qml.CZ if entangler == "cz_ring" else qml.CNOT
     noise = as_noise_model(noise)
+    template = noise is None and entangler != "cnot_chain"
 
     def channels(*on):
         if noise is None:
@@ -46,6 +74,9 @@ def noisy_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler: str =
                 qml.PhaseDamping(noise.dephasing, wires=w)
 
     def layer(w):
+        if template:
+            qml.StronglyEntanglingLayers(w, wires=wires, imprimitive=two_qubit)
+            return
         for block in range(n_blocks):
             for j in wires:
                 qml.Rot(w[..., block, j, 0], w[..., block, j, 1], w[..., block, j, 2], wires=j)
@@ -70,7 +101,7 @@ def noisy_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler: str =
         def circuit(inputs, weights, scales):
             return body(inputs, weights, scales)
     else:
-        fixed = None if scales is None else scales.detach().clone()
+        fixed = None if scales is None else scales.detach().clone().expand(n_reuploads, n_qubits)
 
         def circuit(inputs, weights):
             return body(inputs, weights, None if fixed is None else fixed.to(weights.dtype))
@@ -79,9 +110,19 @@ def noisy_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler: str =
 
 def torch_layer(qfunc, trainable: dict[str, torch.Tensor], n_qubits: int, device="default.qubit",
                 diff_method: str = "backprop", shots: int | None = None, **device_kwargs):
-    """``qfunc`` as a ``qml.qnn.TorchLayer`` on ``device`` (name or object) holding copies of ``trainable``.
+    """``qfunc`` as a ``qml.qnn.TorchLayer`` on ``device`` holding copies of ``trainable``: the one layer builder.
 
-    ``shots=None`` is analytic; ``shots=N`` estimates the expectations from N samples on the device.
+    Args:
+        qfunc: A quantum function of ``(inputs, **trainable)``, e.g. from :func:`reuploading_qfunc`.
+        trainable: Argument name -> tensor; each becomes a parameter of the layer (a copy).
+        n_qubits: Wires of the device built from a device name.
+        device: A PennyLane device name (any plugin) or a device object.
+        diff_method: PennyLane's differentiation method; ``"backprop"`` turns into ``"parameter-shift"`` with shots.
+        shots: ``None`` is analytic; ``N`` estimates the expectations from ``N`` samples on the device.
+        **device_kwargs: Passed to ``qml.device`` with a device name.
+
+    Returns:
+        The ``qml.qnn.TorchLayer`` (its ``.qnode`` is the QNode).
     """
     import pennylane as qml
 
@@ -101,9 +142,10 @@ def torch_layer(qfunc, trainable: dict[str, torch.Tensor], n_qubits: int, device
 
 def circuit_to_pennylane(circuit, device="default.qubit", shots: int | None = None, noise=None,
                          diff_method: str = "backprop", **device_kwargs):
-    """A ``DataReuploadingCircuit`` as a ``TorchLayer`` on ``device`` with ``shots`` and ``noise``."""
+    """A ``DataReuploadingCircuit`` as a ``TorchLayer`` on ``device`` with ``shots`` and ``noise`` (see its
+    ``to_pennylane``)."""
     learnable = isinstance(circuit.encoding_scales, nn.Parameter)
-    qfunc = noisy_qfunc(circuit.n_qubits, circuit.n_reuploads, circuit.n_blocks, circuit.entangler,
+    qfunc = reuploading_qfunc(circuit.n_qubits, circuit.n_reuploads, circuit.n_blocks, circuit.entangler,
                         circuit.wires_read, noise, circuit.encoding_scales, learnable)
     trainable = {"weights": circuit.weights}
     if learnable:
@@ -116,11 +158,11 @@ def head_to_pennylane(heads, head: int, device="default.qubit", shots: int | Non
     """Head ``head`` of a ``MultiHeadReuploadingCircuit`` as a ``TorchLayer`` (inputs ``(..., n_qubits)``), with the
     heads' fixed encoding scales baked in."""
     if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < heads.n_heads:
-        raise ValueError(f"head must be an int in 0..{heads.n_heads - 1}, got {head!r}")
-    qfunc = noisy_qfunc(heads.n_qubits, heads.n_reuploads, heads.n_blocks, heads.entangler, None, noise,
+        raise ValueError(f"head must be an int in 0..{heads.n_heads - 1}, got {head!r}.")
+    qfunc = reuploading_qfunc(heads.n_qubits, heads.n_reuploads, heads.n_blocks, heads.entangler, None, noise,
                         heads.encoding_scales)
     return torch_layer(qfunc, {"weights": heads.weights[head]}, heads.n_qubits, device, diff_method, shots,
                        **device_kwargs)
 
 
-__all__ = ["circuit_to_pennylane", "head_to_pennylane", "noisy_qfunc", "torch_layer"]
+__all__ = ["circuit_to_pennylane", "head_to_pennylane", "reuploading_qfunc", "torch_layer"]

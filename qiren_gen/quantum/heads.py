@@ -13,7 +13,8 @@ import math
 import torch
 from torch import nn
 
-from .circuit import ENTANGLERS, encoding_scales as build_encoding_scales, pennylane_layer, reuploading_qfunc
+from .circuit import encoding_scales as build_encoding_scales
+from .gates import ENTANGLERS
 from .heads_dense import simulate_dense
 from .heads_factored import simulate_factored
 from .shots import MeasurementMixin, measured_heads_forward
@@ -26,9 +27,15 @@ LAYOUTS = ("auto", "dense", "factored")
 ENGINES = ("fused", "autograd")
 
 
+HEAD_ENTANGLER_NOTE = "the multi-head simulator runs 'cz_ring' and 'cnot_chain'"
+
+
 def _check_entangler(entangler: str) -> None:
     if entangler not in ENTANGLERS:
-        raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
+        raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}.")
+    if entangler == "cnot_ring":
+        raise ValueError(f"entangler 'cnot_ring' is not simulated per head ({HEAD_ENTANGLER_NOTE}); "
+                         "use DataReuploadingCircuit for it.")
 
 
 def simulate_reuploading_heads(
@@ -158,19 +165,18 @@ class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
     def qfunc(self):
         """One head as a PennyLane quantum function ``qfunc(inputs, weights)`` (all heads share the circuit and
         its encoding scales, baked in)."""
-        return reuploading_qfunc(self.n_qubits, self.n_reuploads, self.entangler, self.encoding_scales)
+        from .export import reuploading_qfunc
+
+        return reuploading_qfunc(self.n_qubits, self.n_reuploads, self.n_blocks, self.entangler,
+                                 scales=self.encoding_scales)
 
     def to_pennylane(self, head: int, device: str | object = "default.qubit", diff_method: str = "backprop",
                      shots: int | None = None, noise=None, **device_kwargs):
         """Head ``head`` as a ``qml.qnn.TorchLayer`` holding a copy of its weights (inputs ``(..., n_qubits)``);
         ``shots`` and ``noise`` as in ``DataReuploadingCircuit.to_pennylane``."""
-        if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < self.n_heads:
-            raise ValueError(f"head must be an int in 0..{self.n_heads - 1}, got {head!r}")
-        if shots is not None or noise is not None:
-            from .export import head_to_pennylane
+        from .export import head_to_pennylane
 
-            return head_to_pennylane(self, head, device, shots, noise, diff_method, **device_kwargs)
-        return pennylane_layer(self.qfunc(), self.weights[head], self.n_qubits, device, diff_method, **device_kwargs)
+        return head_to_pennylane(self, head, device, shots, noise, diff_method, **device_kwargs)
 
     def draw(self, head: int = 0, decimals: int | None = None, level: str = "device") -> str:
         """Text drawing of head ``head`` (PennyLane's ``qml.draw``) with its weights and zero inputs."""

@@ -14,6 +14,12 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit code 2."""
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message as one line for a user: its first line, or the exception's type when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def run_reporting_errors(prog: str, func: Callable[[], T]) -> tuple[int, T | None]:
     """Run ``func`` for a command-line program; returns ``(exit code, result)``, never lets a traceback through.
 
@@ -25,8 +31,7 @@ def run_reporting_errors(prog: str, func: Callable[[], T]) -> tuple[int, T | Non
     except (CLIError, ValueError, OSError) as exc:
         if os.environ.get("QIREN_GEN_DEBUG"):
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2, None
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -34,7 +39,6 @@ def run_reporting_errors(prog: str, func: Callable[[], T]) -> tuple[int, T | Non
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, never a traceback
         if os.environ.get("QIREN_GEN_DEBUG"):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"{prog}: internal error: {type(exc).__name__}: {first} (set QIREN_GEN_DEBUG=1 for the traceback)",
+        print(f"{prog}: internal error: {type(exc).__name__}: {one_line(exc)} (set QIREN_GEN_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 1, None

@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
 
 from benchmarks.demo import benchmark_demo
+from qiren_gen.runtime.errors import one_line
 
 
 def main(argv=None) -> int:
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
     try:
         result = benchmark_demo(args.runs, args.pipeline)
     except (OSError, ValueError) as exc:
-        print(f"benchmark_demo: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"benchmark_demo: error: {one_line(exc)}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))
     return 0

@@ -11,6 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from qiren_gen.runtime.errors import one_line
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,7 +37,7 @@ def main(argv=None) -> int:
             faces = load_split(export_lfw_faces(tmp) / "test")
         result = compare_superres(pipe.decoder, pipe.modulator, faces, args.factor, args.fit_steps)
     except (ValueError, OSError) as exc:
-        print(f"compare_prior_superres: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"compare_prior_superres: error: {one_line(exc)}", file=sys.stderr)
         return 2
     docs = Path(args.docs_dir)
     (docs / "figures").mkdir(parents=True, exist_ok=True)
