@@ -5,13 +5,14 @@
 Features depend on the coordinates only, so they are computed once per grid and shared by every sample of a batch
 (and cached at inference, keyed by the grid and the feature parameters):
 
-* ``features="quantum"``: ``Linear(in, H*n) -> reference normalisation (+ affine) -> H independent n-qubit data
+* ``features="circuit"`` (the ``circuit-features`` decoder; ``"quantum"``, its former name, still loads):
+  ``Linear(in, H*n) -> reference normalisation (+ affine) -> H independent n-qubit data
   re-uploading circuits`` (``qiren_gen.quantum.heads``, one batched op), reading ``<Z>`` on every qubit: ``H*n``
   features. The paper's "quantum circuit features" (there 8 circuits of 2 qubits with a CNOT chain, the default
   entangler here: on 2 qubits PennyLane's CZ ring is the identity). ``encoding_scale`` (default ``None``: ``RZ(x)``
   at every upload) gives the circuits fixed per-re-upload scales, e.g. ``"ternary"`` (``RZ(3**r x)`` at upload ``r``);
   the Linear in front absorbs any common factor, so only the ratios between uploads change the function class.
-* ``features="fourier"``: random Fourier features ``[sin(x B), cos(x B)]``, ``B ~ N(0, fourier_scale^2)`` fixed:
+* ``features="fourier"`` (the ``fourier-features`` decoder): random Fourier features ``[sin(x B), cos(x B)]``, ``B ~ N(0, fourier_scale^2)`` fixed:
   the classical control (the paper's ReLU+RFF row) through the same synthesis code.
 
 Latent modulation acts on the synthesis layers: ``shift`` (added to pre-activations), ``film`` (scale and shift) or
@@ -30,7 +31,10 @@ from torch import nn
 
 from .modulated import _EPS, _check_choice, decoder_inputs, reference_grid
 
-FEATURES = ("quantum", "fourier")
+FEATURES = ("circuit", "fourier")
+"""Coordinate features of ``FeatureSynthesisDecoder``: the trainer's ``circuit-features`` and ``fourier-features``."""
+FEATURE_ALIASES = {"quantum": "circuit"}
+"""Former ``features`` values, still accepted so that saved pipelines (``features: "quantum"``) keep loading."""
 SYNTHESIS_MODULATIONS = ("shift", "film", "weight")
 _CACHE_ENTRIES = 4
 
@@ -48,7 +52,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         self,
         in_features: int = 2,
         out_channels: int = 1,
-        features: str = "quantum",
+        features: str = "circuit",
         n_heads: int = 32,
         n_qubits: int = 2,
         n_reuploads: int = 2,
@@ -66,7 +70,9 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         super().__init__()
         self.synthesis_dtype: torch.dtype | None = None
         """Autocast dtype of the synthesis layers (a runtime setting, not config: bfloat16 on CUDA when training)."""
+        features = FEATURE_ALIASES.get(features, features)
         _check_choice("features", features, FEATURES)
+        self.register_to_config(features=features)  # saved under the current name
         _check_choice("modulation", modulation, SYNTHESIS_MODULATIONS)
         for name, value, low in (("in_features", in_features, 1), ("out_channels", out_channels, 1),
                                  ("n_heads", n_heads, 1), ("n_qubits", n_qubits, 1), ("n_fourier", n_fourier, 1),
@@ -74,7 +80,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
                                  ("reference_size", reference_size, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        if features == "quantum":
+        if features == "circuit":
             from ..quantum.heads import MultiHeadReuploadingCircuit
 
             width = n_heads * n_qubits
@@ -85,7 +91,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
                                                         encoding_scale=encoding_scale)
         else:
             if encoding_scale is not None:
-                raise ValueError("encoding_scale applies to features='quantum' only (the circuits' RZ encodings)")
+                raise ValueError("encoding_scale applies to features='circuit' only (the circuits' RZ encodings)")
             if not fourier_scale > 0:
                 raise ValueError(f"fourier_scale must be > 0, got {fourier_scale!r}")
             width = 2 * n_fourier
@@ -112,12 +118,12 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
 
     def set_engine(self, engine: str) -> None:
         """Simulator engine of the feature circuits, when the heads module has a choice; Fourier features: no-op."""
-        if self.config.features == "quantum" and hasattr(self.circuits, "engine"):
+        if self.config.features == "circuit" and hasattr(self.circuits, "engine"):
             self.circuits.engine = engine
 
     def reference_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """``[(mean, std)]`` of the frequency layer's output on the reference grid (quantum features), else None."""
-        if self.config.features != "quantum":
+        if self.config.features != "circuit":
             return None
         pre = self.frequencies(self.reference_coords.to(self.output.weight.dtype))
         return [(pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + _EPS))]
@@ -131,7 +137,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         key = tuple((t.data_ptr(), t._version) for t in self._feature_tensors()) + (
             coords.shape, coords.dtype, coords.device, torch.is_inference_mode_enabled())  # inference tensors
         # cannot enter an autograd graph, so features cached in inference mode serve inference mode only
-        if self.config.features == "quantum":  # shots / noise settings: one draw per grid and setting
+        if self.config.features == "circuit":  # shots / noise settings: one draw per grid and setting
             key += (self.circuits.measurement_key(),)
         for entry_key, entry_coords, entry_features in self._feature_cache:
             if entry_key == key and torch.equal(entry_coords, coords):
@@ -141,7 +147,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         return features
 
     def _feature_tensors(self) -> list[torch.Tensor]:
-        if self.config.features == "quantum":
+        if self.config.features == "circuit":
             return [self.frequencies.weight, self.frequencies.bias, self.norm_weight, self.norm_bias,
                     *self.circuits.parameters()]
         return [self.fourier_matrix]
@@ -206,4 +212,4 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         return pre * (1 + m[:, None, :width]) + m[:, None, width:]
 
 
-__all__ = ["FEATURES", "SYNTHESIS_MODULATIONS", "FeatureSynthesisDecoder"]
+__all__ = ["FEATURES", "FEATURE_ALIASES", "SYNTHESIS_MODULATIONS", "FeatureSynthesisDecoder"]

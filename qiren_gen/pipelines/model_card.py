@@ -11,9 +11,10 @@ def _params(module) -> int:
 
 def _decoder_details(cfg) -> str:
     if "features" in cfg:
+        circuits = cfg.features in ("circuit", "quantum")  # "quantum": the former name of "circuit"
         source = (f"{cfg.n_heads} circuits of {cfg.n_qubits} qubits ({cfg.entangler}, {cfg.n_reuploads} re-uploads)"
-                  if cfg.features == "quantum" else f"{cfg.n_fourier} random Fourier frequencies")
-        return (f"{cfg.features} coordinate features from {source}, then {cfg.hidden_layers} synthesis layers of width "
+                  if circuits else f"{cfg.n_fourier} random Fourier frequencies")
+        return (f"{'quantum' if circuits else cfg.features} coordinate features from {source}, then {cfg.hidden_layers} synthesis layers of width "
                 f"{cfg.hidden_features}, modulation `{cfg.modulation}`")
     if "n_qubits" in cfg:
         return (f"{cfg.n_qubits} qubits, {cfg.hidden_layers} hidden layers, {cfg.n_reuploads} re-uploads, "

@@ -8,7 +8,7 @@ import dataclasses
 
 def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
     """The stage-1 options (data, model, encoding, training), shared with ``scripts/train_pipeline.py``."""
-    from .functa_trainer import DECODERS, FunctaTrainingConfig
+    from .functa_trainer import DECODER_ALIASES, DECODERS, FunctaTrainingConfig
 
     defaults = FunctaTrainingConfig()
     data = p.add_argument_group("data")
@@ -25,7 +25,8 @@ def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--resolution", type=int, default=defaults.resolution, help="resize + centre-crop size")
     data.add_argument("--channels", type=int, choices=(1, 3), default=defaults.channels, help="1 = gray, 3 = RGB")
     model = p.add_argument_group("model")
-    model.add_argument("--decoder", choices=DECODERS, default=defaults.decoder)
+    model.add_argument("--decoder", choices=DECODERS + tuple(DECODER_ALIASES), default=defaults.decoder,
+                       metavar="{" + ",".join(DECODERS) + "}", help="decoder family (qiren / siren: former names)")
     model.add_argument("--modulation", choices=("shift", "film", "angles", "weight"), default=defaults.modulation,
                        help="angles: qiren only; weight (StyleGAN2 modulated layers): *-features only")
     model.add_argument("--latent_dim", type=int, default=defaults.latent_dim)

@@ -55,13 +55,27 @@ def read_training_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
 
 
 def check_compatible(saved: dict[str, Any], current: dict[str, Any], checkpoint: str | os.PathLike) -> None:
-    """Raise ``ValueError`` naming the first differing key when a checkpoint's model config differs from this run's."""
+    """Raise ``ValueError`` naming the first differing key when a checkpoint's model config differs from this run's.
+
+    Config values renamed since the checkpoint was made (``features: "quantum"``, now ``"circuit"``) compare under
+    their current names, so such checkpoints still resume.
+    """
+    saved = _with_current_names(saved)
     for key in sorted(set(saved) | set(current)):
         if saved.get(key) != current.get(key):
             raise ValueError(
                 f"checkpoint {checkpoint} was made with a different configuration: {key}={saved.get(key)!r} there, "
                 f"{current.get(key)!r} here"
             )
+
+
+def _with_current_names(signature: dict[str, Any]) -> dict[str, Any]:
+    from ..models.synthesis import FEATURE_ALIASES
+
+    decoder = signature.get("decoder")
+    if isinstance(decoder, dict) and decoder.get("features") in FEATURE_ALIASES:
+        signature = {**signature, "decoder": {**decoder, "features": FEATURE_ALIASES[decoder["features"]]}}
+    return signature
 
 
 def save_checkpoint(

@@ -40,10 +40,14 @@ from .launch import make_accelerator, synthesis_dtype
 
 logger = logging.getLogger(__name__)
 
-DECODERS = ("qiren", "siren", "circuit-features", "fourier-features", "wide-qiren")
-"""``qiren``: the paper's modulated QIREN; ``siren``: Functa's SIREN; ``circuit-features`` / ``fourier-features``:
-:class:`FeatureSynthesisDecoder` with quantum circuit features or random Fourier features (the classical control);
-``wide-qiren``: :class:`ModulatedWideQIREN` (``n_heads`` circuits of ``n_qubits`` per hybrid layer)."""
+DECODERS = ("modulated-qiren", "modulated-siren", "circuit-features", "fourier-features", "wide-qiren")
+"""``modulated-qiren``: the paper's QIREN, latent-modulated (:class:`ModulatedQIREN`); ``modulated-siren``: Functa's
+SIREN (:class:`ModulatedSIREN`); ``circuit-features`` / ``fourier-features``: :class:`FeatureSynthesisDecoder` with
+``features="circuit"`` (quantum circuit features) or ``"fourier"`` (the classical control); ``wide-qiren``:
+:class:`ModulatedWideQIREN` (``n_heads`` circuits of ``n_qubits`` per hybrid layer). ``qiren`` / ``siren`` name the
+unmodulated fitting models (``qiren_gen.models.MODEL_BUILDERS``)."""
+DECODER_ALIASES = {"qiren": "modulated-qiren", "siren": "modulated-siren"}
+"""Former decoder names, still accepted (and read as the current name) so that old commands and run configs work."""
 MAX_LATENT_DIM = 65536
 """Largest latent size accepted (functa uses 64-1024); beyond it the modulator's weights alone exhaust memory."""
 
@@ -63,7 +67,7 @@ class FunctaTrainingConfig:
     max_train_samples: int | None = None
     resolution: int = 16
     channels: int = 1
-    decoder: str = "qiren"
+    decoder: str = "modulated-qiren"
     modulation: str = "shift"
     latent_dim: int = 32
     n_qubits: int = 8
@@ -102,6 +106,9 @@ class FunctaTrainingConfig:
     table_eval_images: int | None = 64
     synthesis_precision: str = "auto"
 
+    def __post_init__(self) -> None:
+        self.decoder = DECODER_ALIASES.get(self.decoder, self.decoder)
+
     def validate(self) -> None:
         """Raise ``ValueError`` for settings that cannot train."""
         check_resolution(self.resolution)
@@ -130,7 +137,7 @@ class FunctaTrainingConfig:
 
 def build_decoder(cfg: FunctaTrainingConfig) -> torch.nn.Module:
     """The decoder family ``cfg.decoder`` with ``cfg``'s sizes."""
-    if cfg.decoder == "qiren":
+    if cfg.decoder == "modulated-qiren":
         return ModulatedQIREN(
             out_channels=cfg.channels, n_qubits=cfg.n_qubits, hidden_layers=cfg.hidden_layers,
             n_reuploads=cfg.n_reuploads, n_blocks=cfg.n_blocks, modulation=cfg.modulation,
@@ -140,13 +147,13 @@ def build_decoder(cfg: FunctaTrainingConfig) -> torch.nn.Module:
             out_channels=cfg.channels, n_heads=cfg.n_heads, n_qubits=cfg.n_qubits, hidden_layers=cfg.hidden_layers,
             n_reuploads=cfg.n_reuploads, n_blocks=cfg.n_blocks, entangler=cfg.entangler, modulation=cfg.modulation,
         )
-    if cfg.decoder == "siren":
+    if cfg.decoder == "modulated-siren":
         return ModulatedSIREN(
             out_channels=cfg.channels, hidden_features=cfg.hidden_features, hidden_layers=cfg.hidden_layers,
             modulation=cfg.modulation,
         )
     return FeatureSynthesisDecoder(
-        out_channels=cfg.channels, features="quantum" if cfg.decoder == "circuit-features" else "fourier",
+        out_channels=cfg.channels, features="circuit" if cfg.decoder == "circuit-features" else "fourier",
         n_heads=cfg.n_heads, n_qubits=cfg.n_qubits, n_reuploads=cfg.n_reuploads, n_blocks=cfg.n_blocks,
         entangler=cfg.entangler, frequency_init=cfg.frequency_init, n_fourier=cfg.n_fourier,
         fourier_scale=cfg.fourier_scale, hidden_features=cfg.hidden_features, hidden_layers=cfg.hidden_layers,
@@ -158,7 +165,7 @@ def build_models(cfg: FunctaTrainingConfig) -> tuple[torch.nn.Module, LatentModu
     """Decoder and modulator for ``cfg`` (seed the RNG first for identical init on every process)."""
     decoder = build_decoder(cfg)
     # SIREN's omega_0 = 30 makes latent gradients ~30x larger than QIREN's, so its step sizes start smaller.
-    lr_init = cfg.inner_lr_init if cfg.inner_lr_init is not None else (0.01 if cfg.decoder == "siren" else 1.0)
+    lr_init = cfg.inner_lr_init if cfg.inner_lr_init is not None else (0.01 if cfg.decoder == "modulated-siren" else 1.0)
     auto = cfg.encoding == "auto_decode"
     modulator = LatentModulator.for_decoder(
         decoder, cfg.latent_dim, hidden_layers=cfg.modulator_hidden_layers,
@@ -534,6 +541,6 @@ def first_visit_encode(decoder, modulator, table: LatentTable, images: torch.Ten
             table.latents[mask_rows[keep]] = gathered[keep]
 
 
-__all__ = ["DECODERS", "LATENTS_FILE", "FunctaTrainingConfig", "IndexedCollator", "IndexedImages", "IndexedStream",
+__all__ = ["DECODERS", "DECODER_ALIASES", "LATENTS_FILE", "FunctaTrainingConfig", "IndexedCollator", "IndexedImages", "IndexedStream",
            "LatentTable", "build_decoder", "build_models", "first_visit_encode", "head_items", "mark_visited",
            "model_signature", "table_psnr", "train_functa", "trained_rows"]

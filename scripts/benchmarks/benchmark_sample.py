@@ -1,7 +1,7 @@
 """Time ``qiren-gen sample`` as a user runs it, and compare samplers side by side.
 
     python scripts/benchmarks/benchmark_sample.py [--runs 3] [-- extra qiren-gen sample arguments]
-    python scripts/benchmarks/benchmark_sample.py --schedulers [--runs 5] [--num-images 16] [--resolution 128]
+    python scripts/benchmarks/benchmark_sample.py --schedulers [--runs 5] [--num_images 16] [--resolution 128]
 
 Default mode: the README's first command, ``qiren-gen sample --output faces.png`` (16 faces at 128x128, bundled
 pipeline), N times as subprocesses (process start to exit, imports included): wall time of every run, the median,
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     p.add_argument("--schedulers", action="store_true", help="compare DDIM 50 steps with DPM-Solver++ 20 steps")
     p.add_argument("--compare", action="append", default=[], metavar="NAME:STEPS",
                    help="with --schedulers: one more sampler, e.g. unipc:20 (repeatable)")
-    p.add_argument("--num-images", type=int, default=16)
+    p.add_argument("--num_images", "--num-images", type=int, default=16)
     p.add_argument("--resolution", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--pipeline", default=None, help="pipeline folder or Hub id (default: the bundled one)")

@@ -27,7 +27,7 @@ def _decoder(name: str, width: int) -> torch.nn.Module:
         return ModulatedSIREN(hidden_features=width, hidden_layers=2)
     scaled = {"circuit-features": {}, "circuit-features-ternary": {"encoding_scale": "ternary"},
               "circuit-features-ternary-r3": {"encoding_scale": "ternary", "n_reuploads": 3}}[name]
-    return FeatureSynthesisDecoder(features="quantum", hidden_features=width, frequency_init=2.0, **scaled)
+    return FeatureSynthesisDecoder(features="circuit", hidden_features=width, frequency_init=2.0, **scaled)
 
 
 def decoder_step_times(width: int = 128, steps: int = 21, batch: int = 16, size: int = 25,

@@ -161,8 +161,8 @@ def launch_two_processes(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_two_process_accelerate_launch(pipeline_dir, reference_dir, tmp_path):
     """scripts/evaluate.py under accelerate launch: two CPU processes sample 5 + 4 images, rank 0 scores all 9."""
-    proc = launch_two_processes("--pipeline", pipeline_dir, "--reference", reference_dir, "--num-samples", "9",
-                                "--num-inference-steps", "2", "--batch-size", "3", "--no-progress",
+    proc = launch_two_processes("--pipeline", pipeline_dir, "--reference", reference_dir, "--num_samples", "9",
+                                "--num_inference_steps", "2", "--batch_size", "3", "--no_progress",  # scripts' style
                                 "--feature-extractor", "qiren-pixel-pool", "--output", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((tmp_path / "out" / "metrics.json").read_text())

@@ -195,7 +195,7 @@ def test_synthesis_decoder_with_scales_round_trips_and_default_config_is_unchang
     assert old.circuits.encoding_scales is None
     with torch.no_grad():
         assert torch.equal(old(coords, mods), plain(coords, mods))
-    with pytest.raises(ValueError, match="features='quantum' only"):
+    with pytest.raises(ValueError, match="features='circuit' only"):
         FeatureSynthesisDecoder(features="fourier", encoding_scale="ternary")
 
 

@@ -140,7 +140,7 @@ def finetune_study(cfg, progress) -> dict:
     seconds = {}
     for name, extra in FINETUNES.items():
         out = work / name.replace(" ", "-")
-        if not (out / "model_index.json").is_file():  # finished runs are reused: rerun with a fresh --finetune-workdir
+        if not (out / "model_index.json").is_file():  # finished runs are reused: rerun with a fresh --finetune_workdir
             start = time.perf_counter()
             if train_pipeline_main(finetune_arguments(cfg, data, out, extra)) != 0:
                 raise RuntimeError(f"the fine-tune {name!r} failed (see the line above)")

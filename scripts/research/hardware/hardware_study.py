@@ -3,8 +3,8 @@ noise-aware fine-tuning of the bundled pipeline, and the device budget per image
 docs/hardware.json, docs/figures/hardware_*.png and the bundled model card's line.
 
     nice -n 10 python scripts/research/hardware/hardware_study.py --bach PATH/gt_bach.wav    # the committed docs/hardware.md
-    python scripts/research/hardware/hardware_study.py --quick --output /tmp/hw.md --figure-dir /tmp --json /tmp/hw.json --no-card \
-        --finetune-workdir /tmp/hw-finetune
+    python scripts/research/hardware/hardware_study.py --quick --output /tmp/hw.md --figure_dir /tmp --json /tmp/hw.json --no_card \
+        --finetune_workdir /tmp/hw-finetune
 """
 from __future__ import annotations
 
@@ -27,13 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny settings (a smoke test, not the study)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--bach", default=None, metavar="WAV", help="the paper's gt_bach.wav (left out when not given)")
-    p.add_argument("--no-finetune", action="store_true", help="skip the noise-aware fine-tuning of the bundled pipeline")
-    p.add_argument("--finetune-workdir", default=StudyConfig.finetune_workdir,
+    p.add_argument("--no_finetune", "--no-finetune", action="store_true", help="skip the noise-aware fine-tuning of the bundled pipeline")
+    p.add_argument("--finetune_workdir", "--finetune-workdir", default=StudyConfig.finetune_workdir,
                    help="where the fine-tuned pipelines go (finished ones are reused)")
     p.add_argument("--output", default="docs/hardware.md")
-    p.add_argument("--figure-dir", default="docs/figures")
+    p.add_argument("--figure_dir", "--figure-dir", default="docs/figures")
     p.add_argument("--json", default="docs/hardware.json")
-    p.add_argument("--no-card", action="store_true", help="do not update the bundled pipeline's model card")
+    p.add_argument("--no_card", "--no-card", action="store_true", help="do not update the bundled pipeline's model card")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = StudyConfig(seeds=args.seeds, bach_path=args.bach, finetune=not args.no_finetune,

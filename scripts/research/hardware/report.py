@@ -82,7 +82,7 @@ def _signal_sections(results: dict, cfg) -> tuple[list[str], list[str], list[str
 
 def _finetune_section(results: dict, cfg) -> list[str]:
     if "finetune" not in results:
-        return ["## Noise-aware fine-tuning of the bundled pipeline", "", "Not run (`--no-finetune`).", ""]
+        return ["## Noise-aware fine-tuning of the bundled pipeline", "", "Not run (`--no_finetune`).", ""]
     ft = results["finetune"]
     names = list(ft["rows"])
     keys = [k for k in ft["rows"][names[0]] if k != "sharpness_exact"]
