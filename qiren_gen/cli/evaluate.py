@@ -72,6 +72,7 @@ def load_pipeline(spec: str | None, device: object) -> object:
     from diffusers.utils import logging as diffusers_logging
 
     from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+    from ..runtime.errors import one_line
 
     spec = spec if spec is not None else bundled_pipeline_dir()
 
@@ -81,7 +82,7 @@ def load_pipeline(spec: str | None, device: object) -> object:
     except (OSError, ValueError):
         raise
     except Exception as exc:  # noqa: BLE001 - huggingface_hub / diffusers raise their own types
-        raise OSError(f"cannot load pipeline {spec}: {type(exc).__name__}: {str(exc).strip()[:200]}") from None
+        raise OSError(f"cannot load pipeline {spec}: {type(exc).__name__}: {one_line(exc)}") from None
     finally:
         diffusers_logging.enable_progress_bar()
     return pipe.to(device)

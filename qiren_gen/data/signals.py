@@ -65,7 +65,7 @@ def _file_image(path: Path) -> Image.Image:
     except PermissionError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # a valid header over damaged data (truncated, ...)
-        raise ValueError(f"{path} is a damaged image file ({type(exc).__name__}: {str(exc).strip()[:80]})") from None
+        raise ValueError(f"{path} is a damaged image file ({type(exc).__name__}: {one_line(exc)})") from None
 
 
 def _to_gray(img: Image.Image) -> np.ndarray:

@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from ..runtime.errors import one_line
+from ..runtime.errors import hub_error_reason
 from .diffusers_entry import check_entry_module, pipeline_class_name
 
 _ALLOWED_LIBRARIES = ("diffusers", "qiren_gen")
@@ -54,8 +54,8 @@ def resolve_pipeline_folder(name_or_path: str | os.PathLike, **hub_kwargs) -> Pa
         )
     except Exception as exc:  # noqa: BLE001 - requests / huggingface_hub raise many types; one line for all
         raise OSError(
-            f"cannot reach the Hub for '{name}' (or it has no such repo) and no local folder '{name}' exists "
-            f"({type(exc).__name__}: {one_line(exc)[:160]})"
+            f"cannot reach the Hugging Face Hub for '{name}' ({hub_error_reason(exc)}) and there is no local folder "
+            f"'{name}'; pass a local folder, or go online with a Hub id that exists."
         ) from None
     return Path(folder)
 

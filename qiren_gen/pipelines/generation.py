@@ -23,7 +23,7 @@ from ..models import DECODER_CLASSES, LatentModulator
 from ..models.denoiser import LatentDenoiser
 from ..quantum.noise import as_noise_model
 from ..quantum.shots import check_shots, measurement
-from ..runtime.errors import one_line
+from ..runtime.errors import hub_error_reason, one_line
 from .diffusers_entry import DiffusersEntryMixin
 from .loading import safe_from_pretrained
 from .schedulers import check_scheduler
@@ -343,8 +343,7 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
                 info = upload_folder(repo_id=repo_id, folder_path=tmp, token=token, create_pr=create_pr,
                                      commit_message=commit_message or "Upload QirenGenerationPipeline")
         except Exception as exc:  # noqa: BLE001 - requests / huggingface_hub errors: one line for all
-            raise OSError(f"cannot push to the Hub repo '{repo_id}' ({type(exc).__name__}: {one_line(exc)[:160]})"
-                          ) from None
+            raise OSError(f"cannot push to the Hugging Face Hub repo '{repo_id}' ({hub_error_reason(exc)}).") from None
         return str(info)
 
 

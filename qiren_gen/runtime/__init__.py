@@ -3,6 +3,6 @@
 The lowest layer beside ``quantum``: it imports nothing else of the package, so the ``qiren-gen`` command, the
 experiment drivers and the scripts all end their work the same way.
 """
-from .errors import CLIError, one_line, run_reporting_errors
+from .errors import CLIError, hub_error_reason, one_line, run_reporting_errors
 
-__all__ = ["CLIError", "one_line", "run_reporting_errors"]
+__all__ = ["CLIError", "hub_error_reason", "one_line", "run_reporting_errors"]

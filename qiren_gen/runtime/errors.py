@@ -14,10 +14,55 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit code 2."""
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception's message as one line for a user: its first line, or the exception's type when it has none."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+MAX_MESSAGE_CHARS = 600
+"""Longest message ``one_line`` passes on whole; a longer one keeps its whole sentences up to this length."""
+
+
+def one_line(exc: BaseException, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """An exception's whole message on one line for a user (or its type's name when it has none).
+
+    Line breaks and runs of spaces become one space, so a message is never cut at its first line: the offline Hub
+    error "... To enable repo look-ups and downloads online, set 'HF_HUB_OFFLINE=0' ..." reads to its end. A message
+    longer than ``limit`` (a state-dict listing every key) keeps its whole sentences up to ``limit`` and says so.
+    """
+    text = " ".join(str(exc).split())
+    if not text:
+        return type(exc).__name__
+    if len(text) <= limit:
+        return text
+    end = max(text.rfind(". ", 0, limit), text.rfind("; ", 0, limit))
+    kept = text[: end + 1] if end > 0 else text[: text.rfind(" ", 0, limit)].rstrip(",:;") + " ..."
+    return f"{kept} ({len(text) - len(kept)} more characters: QIREN_GEN_DEBUG=1 shows the whole error)"
+
+
+_HUB_MISSING = ("RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError", "EntryNotFoundError")
+_NO_NETWORK = ("ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "ProxyError", "SSLError")
+
+
+def _hub_offline() -> bool:
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
+        return bool(os.environ.get("HF_HUB_OFFLINE"))
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_error_reason(exc: BaseException) -> str:
+    """Why a Hugging Face Hub call failed, in a few words for a one-line error (the Hub's own messages run to
+    several sentences and name options of its API): offline, not in the local cache, no such repo, no network."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    text = " ".join(str(exc).split())
+    if _hub_offline() or "OfflineModeIsEnabled" in names or "HF_HUB_OFFLINE=0" in text:
+        return "offline: HF_HUB_OFFLINE=1 is set"
+    if "LocalEntryNotFoundError" in names or "local_files_only=False" in text:
+        return "offline: local_files_only=True and it is not in the local cache"
+    if names & set(_HUB_MISSING[:2]) or " 404 " in f" {text} " or " 401 " in f" {text} ":
+        return "it has no such repo, or the repo is private or gated"
+    if "RevisionNotFoundError" in names:
+        return "it has no such revision"
+    if names & set(_NO_NETWORK):
+        return "no network connection"
+    return f"{type(exc).__name__}: {one_line(exc, limit=200)}"
 
 
 def run_reporting_errors(prog: str, func: Callable[[], T]) -> tuple[int, T | None]:

@@ -36,7 +36,9 @@ PIPE = "--max_train_steps 1 --prior_max_train_steps 1 --validation_images 0 --tr
 # (entry point, bad input, argv (after the program), expected fragment of the one stderr line)
 CLI_ROWS = [
     ("qiren-gen sample", "missing pipeline folder", f"{S} ./no/such/folder", "no pipeline folder"),
-    ("qiren-gen sample", "unreachable Hub id (offline)", f"{S} qiren-gen-tests/no-such-pipeline", "cannot reach the Hub"),
+    ("qiren-gen sample", "unreachable Hub id (offline)", f"{S} qiren-gen-tests/no-such-pipeline",
+     "(offline: HF_HUB_OFFLINE=1 is set) and there is no local folder 'qiren-gen-tests/no-such-pipeline'; pass a local "
+     "folder, or go online with a Hub id that exists."),
     ("qiren-gen sample", "corrupt model_index.json", f"{S} badjson", "is not valid JSON"),
     ("qiren-gen sample", "mismatched component configs (prior latent_dim)", f"{S} mixed", "cannot load the pipeline"),
     ("qiren-gen sample", "truncated safetensors weights", f"{S} truncated", "cannot load the pipeline"),
@@ -126,7 +128,7 @@ CLI_ROWS = [
      "--output evout", "is not valid JSON"),
     ("qiren-gen demo", "missing pipeline folder", "demo --pipeline ./no/such/folder", "no pipeline folder"),
     ("qiren-gen demo", "unreachable Hub id (offline)", "demo --pipeline qiren-gen-tests/no-such-pipeline",
-     "cannot reach the Hub"),
+     "cannot reach the Hugging Face Hub"),
     ("qiren-gen demo", "Python code in the pipeline folder", "demo --pipeline code", "contains Python code"),
     ("qiren-gen demo", "absurd port (--port 70000)", "demo --port 70000", "--port must be between"),
     ("qiren-gen demo", "zero request cap (--max-pixels 0)", "demo --max-pixels 0", "--max-pixels must be >= 1"),
@@ -175,7 +177,7 @@ CLI_ROWS = [
      "is not a pipeline folder"),
     ("scripts/train_pipeline.py", "unreachable Hub id (offline)",
      f"--pretrained_model_name_or_path qiren-gen-tests/no-such-pipeline --train_data_dir data --output_dir tplout "
-     f"{PIPE}", "cannot reach the Hub"),
+     f"{PIPE}", "cannot reach the Hugging Face Hub"),
     ("scripts/train_pipeline.py", "dataset without the image column",
      f"--pretrained_model_name_or_path pipe --train_data_dir data --image_column picture --output_dir tplout {PIPE}",
      "image column 'picture' not found"),
@@ -456,7 +458,7 @@ def _api_rows():
          OSError, "no pipeline folder"),
         (f"{G}.from_pretrained", "unreachable Hub id (offline)",
          lambda w: QirenGenerationPipeline.from_pretrained("qiren-gen-tests/none", local_files_only=True), OSError,
-         "cannot reach the Hub"),
+         "cannot reach the Hugging Face Hub"),
         (f"{G}.from_pretrained", "a signal-fitting folder (wrong pipeline class)",
          lambda w: QirenGenerationPipeline.from_pretrained(w / "fitpipe"), ValueError, "not a QirenGenerationPipeline"),
         (f"{G}.from_pretrained", "mismatched component configs", lambda w: QirenGenerationPipeline.from_pretrained(
@@ -537,7 +539,7 @@ def _api_rows():
          ValueError, "too large"),
         ("FeatureSynthesisDecoder", "encoding scales on Fourier features",
          lambda w: FeatureSynthesisDecoder(features="fourier", encoding_scale="ternary"), ValueError,
-         "features='quantum' only"),
+         "features='circuit' only"),
         ("FeatureSynthesisDecoder", "angles modulation (no per-sample circuits here)",
          lambda w: FeatureSynthesisDecoder(modulation="angles"), ValueError, "modulation must be one of"),
         ("LatentModulator", "unknown encoding", lambda w: LatentModulator(encoding="vae"), ValueError,
@@ -667,7 +669,7 @@ def _write_table(path: Path, cli_results: list[dict], world: Path, api_rows: lis
     rows = ["| Entry point | Bad input | Observed result |", "|---|---|---|"]
     for (entry, bad, argv, _), res in zip(CLI_ROWS, cli_results):
         line = (res["lines"][0] if res["lines"] else "(no output)").replace("`", "'").replace("|", "/")
-        rows.append(f"| `{entry}` | {bad} | exit {res['returncode']}: `{line[:150]}` |")
+        rows.append(f"| `{entry}` | {bad} | exit {res['returncode']}: `{line}` |")  # whole: never cut
     observed = []
     for entry, bad, call, exc_type, _ in api_rows:
         try:
@@ -675,7 +677,7 @@ def _write_table(path: Path, cli_results: list[dict], world: Path, api_rows: lis
             observed.append(f"| `{entry}` | {bad} | (no error) |")
         except Exception as exc:  # noqa: BLE001 - recorded as observed
             message = str(exc).strip().replace(str(world), "<tmp>").replace("`", "'").replace("|", "/")
-            observed.append(f"| `{entry}` | {bad} | `{type(exc).__name__}: {message[:150]}` |")
+            observed.append(f"| `{entry}` | {bad} | `{type(exc).__name__}: {message}` |")
     head = path.read_text().split("<!-- table -->")[0] if path.exists() else ""
     path.write_text(head + "<!-- table -->\n\n### Command line\n\n" + "\n".join(rows) + "\n\n### Python API\n\n"
                     + "| Entry point | Bad input | Observed result |\n|---|---|---|\n" + "\n".join(observed) + "\n")

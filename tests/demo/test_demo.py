@@ -167,7 +167,7 @@ BAD_REQUESTS = [
     ("/sample", ("", -1, 1, 16, 5), "seed must be between 0"),
     ("/sample", ("", 0, 1, 16, 500), "steps must be between 1 and 100"),
     ("/sample", ("no/such/folder/x", 0, 1, 16, 5), "no pipeline folder"),
-    ("/sample", ("qiren-gen-tests/not-cached", 0, 1, 16, 5), "cannot reach the Hub"),
+    ("/sample", ("qiren-gen-tests/not-cached", 0, 1, 16, 5), "cannot reach the Hugging Face Hub"),
     ("/sample", ("", 0, 1, 16, 5, "karras-magic"), "unknown scheduler 'karras-magic'; known: ddim, ddpm, dpm++"),
     ("/sample", ("", 0, 1, 16, 5, "ddim", -5), "shots must be between 0 and 1000000000"),
     ("/sample", ("", 0, 1, 16, 5, "ddim", 10**10), "shots must be between 0 and 1000000000"),
@@ -264,7 +264,7 @@ def test_a_public_bind_serves_only_the_allow_list(monkeypatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(OSError, match="cannot reach the Hub for 'qiren-gen-tests/other'"):  # allowed: it is loaded
+    with pytest.raises(OSError, match="cannot reach the Hugging Face Hub for 'qiren-gen-tests/other'"):  # allowed: it is loaded
         with listed.use("qiren-gen-tests/other"):
             pass
 

@@ -141,5 +141,5 @@ def test_the_safe_loader_reads_a_cached_hub_id_offline_without_the_module(saved,
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
     pipe = QirenGenerationPipeline.from_pretrained("qiren-gen-tests/tiny-faces", cache_dir=str(cache))
     assert isinstance(pipe, QirenGenerationPipeline)
-    with pytest.raises(OSError, match="cannot reach the Hub"):
+    with pytest.raises(OSError, match="cannot reach the Hugging Face Hub"):
         QirenGenerationPipeline.from_pretrained("qiren-gen-tests/not-cached", cache_dir=str(cache))

@@ -149,7 +149,7 @@ def test_hub_offline_is_one_clear_oserror(pipe, monkeypatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(OSError, match="cannot reach the Hub for 'qiren-gen-tests/no-such-pipeline'"):
+    with pytest.raises(OSError, match="cannot reach the Hugging Face Hub for 'qiren-gen-tests/no-such-pipeline'"):
         QirenGenerationPipeline.from_pretrained("qiren-gen-tests/no-such-pipeline")
-    with pytest.raises(OSError, match="cannot push to the Hub"):
+    with pytest.raises(OSError, match="cannot push to the Hugging Face Hub repo"):
         pipe.push_to_hub("qiren-gen-tests/no-such-pipeline")
