@@ -19,7 +19,21 @@ DEFAULT_CHUNK_POINTS = 16384
 
 
 def images_to_targets(images: torch.Tensor, channels: int | None = None) -> torch.Tensor:
-    """``(B, C, H, W)`` -> ``(B, H*W, C)`` in the row-major order of ``image_grid``, with input checks."""
+    """``(B, C, H, W)`` -> ``(B, H*W, C)`` in the row-major order of ``image_grid``, with input checks.
+
+    Args:
+        images: Finite floating-point images in [-1, 1].
+        channels: The decoder's channel count, checked against the images' (``None``: not checked).
+
+    Returns:
+        The per-pixel targets ``(B, H*W, C)``.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.functa import images_to_targets
+        >>> images_to_targets(torch.zeros(2, 3, 4, 5)).shape
+        torch.Size([2, 20, 3])
+    """
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise ValueError(f"images must be a (B, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
     if channels is not None and images.shape[1] != channels:
@@ -33,7 +47,30 @@ def images_to_targets(images: torch.Tensor, channels: int | None = None) -> torc
 
 
 def per_image_mse(decoder, modulator, latents, coords, targets, stats=None) -> torch.Tensor:
-    """Mean squared error of each image's render at ``coords`` against ``targets``: ``(B,)``."""
+    """Mean squared error of each image's render at ``coords`` against ``targets``.
+
+    Args:
+        decoder: A modulated decoder.
+        modulator: Its :class:`~qiren_gen.models.LatentModulator`.
+        latents: ``(B, latent_dim)``.
+        coords: ``(P, 2)`` grid (shared) or ``(B, P, 2)`` points.
+        targets: ``(B, P, C)`` values, e.g. from :func:`images_to_targets`.
+        stats: The decoder's ``reference_statistics()`` when already computed (else computed here).
+
+    Returns:
+        ``(B,)`` errors, differentiable in the latents and the models' parameters.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.functa import images_to_targets, per_image_mse
+        >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
+        >>> decoder = ModulatedQIREN(n_qubits=2, hidden_layers=1, reference_size=4)
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
+        >>> images = torch.rand(2, 1, 4, 4) * 2 - 1  # two 4x4 grayscale images in [-1, 1]
+        >>> from qiren_gen.data import image_grid
+        >>> per_image_mse(decoder, modulator, torch.zeros(2, 4), image_grid(4, 4), images_to_targets(images)).shape
+        torch.Size([2])
+    """
     out = decoder(coords, modulator(latents), stats=stats)
     return (out - targets).square().mean(dim=(1, 2))
 
@@ -50,8 +87,30 @@ def inner_loop(
     """Meta-SGD inner loop: from a zero latent, ``steps`` updates ``z <- z - inner_lr * grad_z MSE_i(z)``.
 
     Each image's loss depends only on its own latent, so summing over the batch gives per-image gradients.
-    ``first_order`` drops the inner gradients' dependence on the decoder (cheaper, works with the once-
-    differentiable ``fused`` engine); step sizes still receive gradients either way. Returns ``(B, latent_dim)``.
+
+    Args:
+        decoder: A modulated decoder.
+        modulator: Its :class:`~qiren_gen.models.LatentModulator` (holds the learned step sizes ``inner_lr``).
+        coords: ``(P, 2)`` grid.
+        targets: ``(B, P, C)`` values.
+        steps: Updates (default ``modulator.config.inner_steps``).
+        first_order: Drop the inner gradients' dependence on the decoder (cheaper, works with the once-differentiable
+            ``fused`` engine); step sizes still receive gradients either way.
+        stats: The decoder's ``reference_statistics()`` when already computed.
+
+    Returns:
+        ``(B, latent_dim)`` latents, still in the graph (meta-learning differentiates through them).
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.functa import images_to_targets, inner_loop
+        >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
+        >>> decoder = ModulatedQIREN(n_qubits=2, hidden_layers=1, reference_size=4)
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
+        >>> images = torch.rand(2, 1, 4, 4) * 2 - 1  # two 4x4 grayscale images in [-1, 1]
+        >>> from qiren_gen.data import image_grid
+        >>> inner_loop(decoder, modulator, image_grid(4, 4), images_to_targets(images), steps=2).shape
+        torch.Size([2, 4])
     """
     steps = modulator.config.inner_steps if steps is None else steps
     _check_steps(steps)
@@ -82,8 +141,29 @@ def optimise_latents(
     """Auto-decoding: Adam on per-image latents from zero, ``per_image_loss(z) (B,) + latent_l2 * ||z_i||^2``.
 
     Adam is elementwise and each image's loss depends only on its own latent, so every image is fitted
-    independently of the others in the batch. Step count and learning rate default to the modulator's config.
-    Only the latents are differentiated (decoder and modulator receive no gradients); returns them detached.
+    independently of the others in the batch. Only the latents are differentiated (decoder and modulator receive no
+    gradients).
+
+    Args:
+        modulator: Gives ``latent_dim``, ``encode_lr``, ``latent_l2`` and the default step count.
+        per_image_loss: ``z (B, latent_dim) -> (B,)`` losses.
+        batch: Latents to fit.
+        steps: Adam steps (default ``modulator.config.inner_steps``).
+        device: Device of the latents.
+        dtype: Dtype of the latents.
+
+    Returns:
+        ``(B, latent_dim)`` latents, detached.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.functa import optimise_latents
+        >>> from qiren_gen.models import LatentModulator
+        >>> modulator = LatentModulator(latent_dim=3, modulation_dim=5, encoding="auto_decode", encode_lr=0.1)
+        >>> target = torch.tensor([[1.0, -1.0, 0.5]])
+        >>> z = optimise_latents(modulator, lambda z: (z - target).square().sum(1), batch=1, steps=200)
+        >>> bool(torch.allclose(z, target, atol=0.05))
+        True
     """
     steps = modulator.config.inner_steps if steps is None else steps
     _check_steps(steps)
@@ -113,12 +193,30 @@ def frozen(*modules: torch.nn.Module) -> Iterator[None]:
 
 
 def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-    """Latents ``(B, latent_dim)`` of ``images (B, C, H, W)`` in ``[-1, 1]``, the way the modulator says.
+    """Latents of images in ``[-1, 1]``, found the way the modulator says.
 
     ``modulator.config.encoding``: ``"meta_sgd"`` runs the meta-learned inner loop, ``"auto_decode"`` fits the
-    latents with Adam and the decoder frozen (:func:`optimise_latents`); ``steps`` defaults to
-    ``modulator.config.inner_steps``. Works at any ``H, W`` (coordinates are continuous). Decoder and modulator
-    parameters are not changed and receive no gradients; the result is detached.
+    latents with Adam and the decoder frozen (:func:`optimise_latents`). Works at any ``H, W`` (coordinates are
+    continuous). Decoder and modulator parameters are not changed and receive no gradients.
+
+    Args:
+        decoder: A modulated decoder.
+        modulator: Its :class:`~qiren_gen.models.LatentModulator`.
+        images: ``(B, C, H, W)`` in [-1, 1], ``C`` the decoder's ``out_channels``.
+        steps: Encoding steps (default ``modulator.config.inner_steps``).
+
+    Returns:
+        ``(B, latent_dim)`` latents, detached.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.functa import encode_images
+        >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
+        >>> decoder = ModulatedQIREN(n_qubits=2, hidden_layers=1, reference_size=4)
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
+        >>> images = torch.rand(2, 1, 4, 4) * 2 - 1  # two 4x4 grayscale images in [-1, 1]
+        >>> encode_images(decoder, modulator, images).shape
+        torch.Size([2, 4])
     """
     targets = images_to_targets(images, decoder.config.out_channels)
     param = next(decoder.parameters())
@@ -139,11 +237,33 @@ def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = 
 def decode_latents(
     decoder, modulator, latents: torch.Tensor, height: int, width: int, chunk_size: int | None = None
 ) -> torch.Tensor:
-    """Render latents ``(B, latent_dim)`` as images ``(B, C, height, width)`` (about ``[-1, 1]``, not clamped).
+    """Render latents as images at any resolution (about ``[-1, 1]``, not clamped).
 
-    Coordinates are the pixel-centre grid, rendered ``chunk_size`` points per image at a time (default: about
-    ``DEFAULT_CHUNK_POINTS`` points over the whole batch), so memory is bounded at any resolution. Follows the
-    caller's grad mode: wrap in ``torch.no_grad()`` when only rendering.
+    Coordinates are the pixel-centre grid, rendered ``chunk_size`` points per image at a time, so memory is bounded
+    at any resolution. Follows the caller's grad mode: wrap in ``torch.no_grad()`` when only rendering.
+
+    Args:
+        decoder: A modulated decoder.
+        modulator: Its :class:`~qiren_gen.models.LatentModulator`.
+        latents: ``(B, latent_dim)``.
+        height: Output height in pixels.
+        width: Output width in pixels.
+        chunk_size: Points per image rendered at once (default: about ``DEFAULT_CHUNK_POINTS`` over the batch).
+
+    Returns:
+        ``(B, C, height, width)`` images.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.functa import decode_latents, encode_images
+        >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
+        >>> decoder = ModulatedQIREN(n_qubits=2, hidden_layers=1, reference_size=4)
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
+        >>> images = torch.rand(2, 1, 4, 4) * 2 - 1  # two 4x4 grayscale images in [-1, 1]
+        >>> latents = encode_images(decoder, modulator, images)
+        >>> with torch.no_grad():
+        ...     decode_latents(decoder, modulator, latents, 16, 16).shape  # 4x larger than encoded
+        torch.Size([2, 1, 16, 16])
     """
     if not isinstance(latents, torch.Tensor) or latents.ndim != 2:
         raise ValueError(f"latents must be a (B, latent_dim) tensor, got {getattr(latents, 'shape', type(latents))}")

@@ -19,6 +19,26 @@ def encode_area_consistent(decoder, modulator, images: torch.Tensor, factor: int
     The modulator's encoding (meta-learned inner loop, or auto-decoding with the decoder frozen), from a zero
     latent, but with the low-resolution pixels modelled as what they are (averages over ``factor x factor``
     high-resolution pixels) instead of point samples of the decoder at the low-resolution pixel centres.
+
+    Args:
+        decoder: A modulated decoder.
+        modulator: Its :class:`~qiren_gen.models.LatentModulator`.
+        images: ``(B, C, h, w)`` low-resolution images in [-1, 1].
+        factor: Integer upsampling factor the latents will be rendered at.
+        steps: Encoding steps (default ``modulator.config.inner_steps``).
+
+    Returns:
+        ``(B, latent_dim)`` latents, detached.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.functa import encode_area_consistent
+        >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
+        >>> decoder = ModulatedQIREN(n_qubits=2, hidden_layers=1, reference_size=4)
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
+        >>> images = torch.rand(2, 1, 4, 4) * 2 - 1  # two 4x4 grayscale images in [-1, 1]
+        >>> encode_area_consistent(decoder, modulator, images, factor=2).shape
+        torch.Size([2, 4])
     """
 
     if factor < 1:
@@ -50,10 +70,31 @@ def encode_area_consistent(decoder, modulator, images: torch.Tensor, factor: int
 def prior_superresolve(decoder, modulator, images: torch.Tensor, height: int, width: int,
                        steps: int | None = None, chunk_size: int | None = None,
                        consistency: str = "point") -> torch.Tensor:
-    """``images (B, C, h, w)`` in [-1, 1] -> ``(B, C, height, width)`` in about [-1, 1] via encode -> decode.
+    """Superresolution through a trained decoder's latent space: encode the low-resolution images, decode larger.
 
-    ``consistency="point"`` encodes with the plain meta-learned inner loop (``qiren_gen.functa.encode_images``);
-    ``"area"`` (needs ``height / h == width / w``, an integer) fits the area-averaged high-resolution render.
+    Args:
+        decoder: A trained modulated decoder.
+        modulator: Its :class:`~qiren_gen.models.LatentModulator`.
+        images: ``(B, C, h, w)`` in [-1, 1].
+        height: Output height.
+        width: Output width.
+        steps: Encoding steps (default ``modulator.config.inner_steps``).
+        chunk_size: Points per image rendered at once (see :func:`~qiren_gen.functa.decode_latents`).
+        consistency: ``"point"`` encodes with the plain encoding (:func:`~qiren_gen.functa.encode_images`);
+            ``"area"`` (needs ``height / h == width / w``, an integer) fits the area-averaged high-resolution render.
+
+    Returns:
+        ``(B, C, height, width)`` images in about [-1, 1].
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.functa import prior_superresolve
+        >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
+        >>> decoder = ModulatedQIREN(n_qubits=2, hidden_layers=1, reference_size=4)
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
+        >>> images = torch.rand(2, 1, 4, 4) * 2 - 1  # two 4x4 grayscale images in [-1, 1]
+        >>> prior_superresolve(decoder, modulator, images, 8, 8, consistency="area").shape
+        torch.Size([2, 1, 8, 8])
     """
 
     image_grid(height, width)  # validates height / width with a clear ValueError

@@ -92,7 +92,7 @@ def psnr(
         >>> target = torch.zeros(2, 1, 4, 4)
         >>> round(float(psnr(target + 0.2, target, data_range=2.0)), 4)
         20.0
-        >>> psnr(target + 0.1, target, data_range=1.0, dim=(1, 2, 3), reduction="none")
+        >>> psnr(target + 0.1, target, data_range=1.0, dim=(1, 2, 3), reduction="none").round(decimals=4)
         tensor([20., 20.], dtype=torch.float64)
     """
     _check_data_range(data_range)

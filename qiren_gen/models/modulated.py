@@ -98,6 +98,28 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
 
     ``1 + hidden_layers`` hybrid layers ``Linear -> normalise (+ affine) -> modulate -> circuit``, then
     ``Linear(n_qubits, out_channels)``. ``modulation_dim`` tells the hypernetwork how many numbers to produce.
+
+    Args:
+        in_features: Coordinate dimensions (2 for images).
+        out_channels: Image channels produced (1 grayscale, 3 RGB).
+        n_qubits: Qubits of each hybrid layer's circuit (also the layers' width).
+        hidden_layers: Hybrid layers after the first.
+        n_reuploads: Times each circuit uploads its input.
+        n_blocks: ``Rot`` + CZ-ring blocks per parameter layer of the circuits.
+        modulation: How latents act: ``"shift"``, ``"film"`` or ``"angles"`` (see ``MODULATIONS``).
+        normalization: ``"reference"`` normalises each layer's pre-activations with statistics of a fixed reference
+            grid (resolution-independent renders); ``"none"`` leaves them as they are.
+        reference_size: Side of the reference grid.
+        engine: Circuit simulator engine, ``"fused"`` or ``"autograd"``.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
+        >>> decoder = ModulatedQIREN(n_qubits=2, hidden_layers=1, reference_size=4)
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
+        >>> coords = torch.rand(3, 5, 2) * 2 - 1  # 5 points (y, x) in [-1, 1] for each of 3 images
+        >>> decoder(coords, modulator(torch.randn(3, 4))).shape
+        torch.Size([3, 5, 1])
     """
 
     @register_to_config
@@ -203,6 +225,24 @@ class ModulatedSIREN(ModelMixin, ConfigMixin):
 
     The Functa baseline: same ``forward(coords, modulations)`` and ``modulation_dim`` interface as
     :class:`ModulatedQIREN`.
+
+    Args:
+        in_features: Coordinate dimensions (2 for images).
+        out_channels: Image channels produced.
+        hidden_features: Width of the sine layers.
+        hidden_layers: Sine layers after the first.
+        modulation: ``"shift"`` or ``"film"``.
+        first_omega_0: Frequency factor of the first sine layer.
+        hidden_omega_0: Frequency factor of the other sine layers.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.models import LatentModulator, ModulatedSIREN
+        >>> decoder = ModulatedSIREN(hidden_features=8, hidden_layers=1)
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
+        >>> coords = torch.rand(3, 5, 2) * 2 - 1  # 5 points (y, x) in [-1, 1] for each of 3 images
+        >>> decoder(coords, modulator(torch.randn(3, 4))).shape
+        torch.Size([3, 5, 1])
     """
 
     @register_to_config
@@ -274,6 +314,24 @@ class LatentModulator(ModelMixin, ConfigMixin):
       frozen, minimising MSE + ``latent_l2 * ||z||^2``, the objective the latents were trained with.
 
     So decoder + modulator are all that is needed to encode and decode.
+
+    Args:
+        latent_dim: Numbers per image latent.
+        modulation_dim: Numbers the decoder takes per image (its ``modulation_dim``; :meth:`for_decoder` reads it).
+        hidden_features: Width of the hidden layers (with ``hidden_layers > 0``).
+        hidden_layers: Hidden ReLU layers; 0 is a linear map.
+        inner_steps: Encoding steps.
+        inner_lr_init: Initial meta-SGD step size of every latent dimension.
+        encoding: ``"meta_sgd"`` or ``"auto_decode"``.
+        encode_lr: Adam learning rate of ``"auto_decode"`` encoding.
+        latent_l2: Latent penalty of ``"auto_decode"`` encoding.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.models import LatentModulator
+        >>> modulator = LatentModulator(latent_dim=4, modulation_dim=6)
+        >>> modulator(torch.zeros(2, 4)).shape
+        torch.Size([2, 6])
     """
 
     @register_to_config

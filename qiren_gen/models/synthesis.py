@@ -12,7 +12,8 @@ Features depend on the coordinates only, so they are computed once per grid and 
   entangler here: on 2 qubits PennyLane's CZ ring is the identity). ``encoding_scale`` (default ``None``: ``RZ(x)``
   at every upload) gives the circuits fixed per-re-upload scales, e.g. ``"ternary"`` (``RZ(3**r x)`` at upload ``r``);
   the Linear in front absorbs any common factor, so only the ratios between uploads change the function class.
-* ``features="fourier"`` (the ``fourier-features`` decoder): random Fourier features ``[sin(x B), cos(x B)]``, ``B ~ N(0, fourier_scale^2)`` fixed:
+* ``features="fourier"`` (the ``fourier-features`` decoder): random Fourier features ``[sin(x B), cos(x B)]``,
+  ``B ~ N(0, fourier_scale^2)`` fixed:
   the classical control (the paper's ReLU+RFF row) through the same synthesis code.
 
 Latent modulation acts on the synthesis layers: ``shift`` (added to pre-activations), ``film`` (scale and shift) or
@@ -40,11 +41,41 @@ _CACHE_ENTRIES = 4
 
 
 class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
-    """Modulated decoder ``forward(coords (B, P, in) or (P, in), modulations (B, D)) -> (B, P, out_channels)``.
+    """The shipped decoder (``--decoder circuit-features``): coordinate features, then modulated synthesis layers.
 
-    Same interface as :class:`~qiren_gen.models.ModulatedQIREN` (``modulation_dim``, ``reference_statistics``,
-    ``set_engine``), so the functa encode / decode functions, the trainers and the pipelines use it unchanged.
-    Pass the coordinates as one ``(P, in)`` grid to share the feature computation across the batch.
+    ``forward(coords (B, P, in) or (P, in), modulations (B, D)) -> (B, P, out_channels)``. Same interface as
+    :class:`~qiren_gen.models.ModulatedQIREN` (``modulation_dim``, ``reference_statistics``, ``set_engine``), so the
+    functa encode / decode functions, the trainers and the pipelines use it unchanged. Pass the coordinates as one
+    ``(P, in)`` grid to share the feature computation across the batch.
+
+    Args:
+        in_features: Coordinate dimensions (2 for images).
+        out_channels: Image channels produced.
+        features: ``"circuit"``: quantum circuit features (``"quantum"``, the former name, is read as it);
+            ``"fourier"``: random Fourier features (the classical control, ``--decoder fourier-features``).
+        n_heads: Circuits side by side (circuit features).
+        n_qubits: Qubits per circuit.
+        n_reuploads: Times each circuit uploads its input.
+        n_blocks: ``Rot`` + entangler blocks per parameter layer.
+        entangler: Two-qubit layer of the circuits, one of ``qiren_gen.quantum.ENTANGLERS`` the heads run.
+        frequency_init: Initial scale of the normalised circuit inputs.
+        n_fourier: Random frequencies (Fourier features).
+        fourier_scale: Standard deviation of the random frequencies.
+        hidden_features: Width of the synthesis layers.
+        hidden_layers: Synthesis layers.
+        modulation: ``"shift"``, ``"film"`` or ``"weight"`` (StyleGAN2 weight demodulation).
+        reference_size: Side of the grid whose statistics normalise the circuit inputs.
+        encoding_scale: Fixed per-re-upload ``RZ`` scales of the circuits (e.g. ``"ternary"``); ``None``: ``RZ(x)``.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.data import image_grid
+        >>> from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator
+        >>> decoder = FeatureSynthesisDecoder(n_heads=2, n_qubits=2, hidden_features=8, hidden_layers=1)
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
+        >>> grid = image_grid(4, 4)  # one (16, 2) grid shared by the batch
+        >>> decoder(grid, modulator(torch.randn(3, 4))).shape
+        torch.Size([3, 16, 1])
     """
 
     @register_to_config

@@ -39,6 +39,30 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
     ``1 + hidden_layers`` hybrid layers ``Linear(in, H*n) -> normalise (+ affine) -> modulate -> H circuits of n
     qubits``, then ``Linear(H*n, out_channels)``. Same interface as ``ModulatedQIREN`` (``modulation_dim``,
     ``reference_statistics``, ``set_engine``), so the trainers, ``encode_images`` and the pipelines take it as is.
+
+    Args:
+        in_features: Coordinate dimensions (2 for images).
+        out_channels: Image channels produced.
+        n_heads: Circuits side by side in each hybrid layer.
+        n_qubits: Qubits per circuit.
+        hidden_width: Width of the hidden layers: ``None`` or ``n_heads * n_qubits`` (the only width it supports).
+        hidden_layers: Hybrid layers after the first.
+        n_reuploads: Times each circuit uploads its input.
+        n_blocks: ``Rot`` + entangler blocks per parameter layer.
+        entangler: ``"cz_ring"`` or ``"cnot_chain"`` (what the multi-head simulator runs).
+        modulation: How latents act on the hybrid layers: ``"shift"``, ``"film"`` or ``"angles"``.
+        normalization: ``"reference"`` or ``"none"``, as in :class:`ModulatedQIREN`.
+        reference_size: Side of the reference grid.
+        engine: Circuit simulator engine, ``"fused"`` or ``"autograd"``.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.models import LatentModulator, ModulatedWideQIREN
+        >>> decoder = ModulatedWideQIREN(n_heads=2, n_qubits=2, hidden_layers=1, entangler="cnot_chain")
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
+        >>> coords = torch.rand(3, 5, 2) * 2 - 1  # 5 points (y, x) in [-1, 1] for each of 3 images
+        >>> decoder(coords, modulator(torch.randn(3, 4))).shape
+        torch.Size([3, 5, 1])
     """
 
     @register_to_config

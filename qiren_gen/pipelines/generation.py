@@ -93,11 +93,26 @@ def check_components(decoder, modulator, prior, scheduler) -> None:
 class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
     """Unconditional image generation with a functional (QIREN) decoder and a latent diffusion prior.
 
-    Components: ``decoder`` (:class:`~qiren_gen.models.ModulatedQIREN` or another modulated decoder), ``modulator``
-    (:class:`~qiren_gen.models.LatentModulator`, the hypernetwork), ``prior``
-    (:class:`~qiren_gen.models.LatentDenoiser`) and ``scheduler`` (any diffusers scheduler: DDIM, DPM-Solver++,
-    UniPC, Euler, ...). Images come out at any height and width: the decoder is a function of continuous
-    coordinates, rendered in chunks so memory stays bounded.
+    The prior denoises a latent per image, the modulator maps it to the decoder's modulations, and the decoder, a
+    function of continuous coordinates, renders the image at any height and width (in chunks, so memory stays bounded).
+
+    Args:
+        decoder: A modulated decoder: :class:`~qiren_gen.models.FeatureSynthesisDecoder` (the shipped one),
+            :class:`~qiren_gen.models.ModulatedQIREN`, :class:`~qiren_gen.models.ModulatedWideQIREN` or
+            :class:`~qiren_gen.models.ModulatedSIREN`.
+        modulator: The :class:`~qiren_gen.models.LatentModulator` (latent -> modulations) trained with the decoder.
+        prior: The :class:`~qiren_gen.models.LatentDenoiser` trained on the decoder's latents.
+        scheduler: Any diffusers scheduler (DDIM, DPM-Solver++, UniPC, Euler, ...).
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+        >>> pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())  # LFW faces, shipped offline
+        >>> pipe.set_progress_bar_config(disable=True)
+        >>> images = pipe(batch_size=2, num_inference_steps=2, height=32, width=32,
+        ...               generator=torch.Generator().manual_seed(0)).images
+        >>> [image.size for image in images]
+        [(32, 32), (32, 32)]
     """
 
     model_cpu_offload_seq = "prior->modulator->decoder"
@@ -369,8 +384,22 @@ BUNDLED_PIPELINE = "qiren-lfw-faces"
 
 
 def bundled_pipeline_dir() -> Path:
-    """Folder of the bundled pretrained pipeline: ``qiren_gen/bundled/`` in an installed wheel (the build copies it
-    there), else the checkout's top-level ``pipelines/`` (checkout, editable install); ``OSError`` if neither."""
+    """Folder of the bundled pretrained pipeline (LFW faces), loadable offline.
+
+    It is ``qiren_gen/bundled/`` in an installed wheel (the build copies it there), else the checkout's top-level
+    ``pipelines/`` (checkout, editable install).
+
+    Returns:
+        The folder holding ``model_index.json`` and the components.
+
+    Raises:
+        OSError: Neither location holds the pipeline.
+
+    Example:
+        >>> from qiren_gen.pipelines import bundled_pipeline_dir
+        >>> (bundled_pipeline_dir() / "model_index.json").is_file()
+        True
+    """
     package = Path(__file__).resolve().parents[1]
     candidates = (package / "bundled" / BUNDLED_PIPELINE, package.parent / "pipelines" / BUNDLED_PIPELINE)
     for folder in candidates:

@@ -20,7 +20,7 @@ from .shots import MeasurementMixin, measured_circuit_forward
 
 
 class DataReuploadingCircuit(MeasurementMixin, nn.Module):
-    r"""The QIREN data re-uploading circuit on ``n_qubits`` qubits, simulated exactly.
+    """The QIREN data re-uploading circuit on ``n_qubits`` qubits, simulated exactly.
 
     ::
 
@@ -51,6 +51,28 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
 
     ``engine="fused"`` (default) runs a chunked simulation with a hand-written backward: fast and memory-lean but
     once differentiable. ``engine="autograd"`` uses plain torch ops and supports higher-order gradients.
+
+    Args:
+        n_qubits: Qubits of the register, ``1..MAX_QUBITS``.
+        n_reuploads: Times the input is uploaded.
+        n_blocks: ``Rot`` + entangler blocks per parameter layer.
+        engine: ``"fused"`` or ``"autograd"``.
+        entangler: One of ``qiren_gen.quantum.ENTANGLERS``.
+        observables: ``"z"``, ``"zz"``, ``"z+zz"``, ``"zzz"``, ``"z+zz+zzz"`` or a list of wire lists.
+        encoding_scale: Per-upload ``RZ`` scales (a float, lists, or ``"ternary[:BASE]"``); ``None``: ``RZ(x)``.
+        learnable_scale: Train the encoding scales.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.quantum import DataReuploadingCircuit
+        >>> circuit = DataReuploadingCircuit(n_qubits=3)
+        >>> x = torch.rand(5, 3)
+        >>> out = circuit(x)
+        >>> out.shape, bool(out.abs().max() <= 1)
+        (torch.Size([5, 3]), True)
+        >>> twin = circuit.to_pennylane()  # the same circuit and weights as a PennyLane TorchLayer
+        >>> bool(torch.allclose(twin(x).float(), out, atol=1e-5))
+        True
     """
 
     def __init__(

@@ -91,7 +91,7 @@ def simulate_reuploading_heads(
 
 
 class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
-    r"""``n_heads`` independent QIREN re-uploading circuits of ``n_qubits`` each, simulated together.
+    """``n_heads`` independent QIREN re-uploading circuits of ``n_qubits`` each, simulated together.
 
     ::
 
@@ -109,6 +109,22 @@ class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
     ``DataReuploadingCircuit`` (a float, a list per qubit, a nested list per re-upload such as ``[[1], [3]]``, or the
     preset ``"ternary[:BASE]"``: ``BASE * 3**r``). The ``(n_reuploads, n_qubits)`` scales are one fixed buffer shared by
     every head (not trained, not per head); ``None`` (default) is the plain circuit and stores nothing.
+
+    Args:
+        n_heads: Independent circuits.
+        n_qubits: Qubits per circuit.
+        n_reuploads: Times each circuit uploads its input.
+        n_blocks: ``Rot`` + entangler blocks per parameter layer.
+        entangler: ``"cz_ring"`` or ``"cnot_chain"``.
+        engine: ``"fused"`` or ``"autograd"``.
+        encoding_scale: Fixed per-upload ``RZ`` scales shared by every head; ``None``: ``RZ(x)``.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.quantum import MultiHeadReuploadingCircuit
+        >>> heads = MultiHeadReuploadingCircuit(n_heads=4, n_qubits=2, entangler="cnot_chain")
+        >>> heads(torch.rand(5, 4, 2)).shape  # (batch, heads, qubits)
+        torch.Size([5, 4, 2])
     """
 
     def __init__(

@@ -42,18 +42,53 @@ def _recipe_name(model: nn.Module) -> str:
 
 
 def default_learning_rate(model: nn.Module) -> float:
-    """The default Adam learning rate for a model instance: 3e-3 for SIREN, qiren-plus's own, 0.03 otherwise."""
+    """The default Adam learning rate for a model instance: 3e-3 for SIREN, qiren-plus's own, 0.03 otherwise.
+
+    Args:
+        model: A fitting model (from :func:`build_fitting_model`).
+
+    Returns:
+        The learning rate its recipe uses.
+
+    Example:
+        >>> from qiren_gen.training import build_fitting_model, default_learning_rate
+        >>> default_learning_rate(build_fitting_model("siren", in_features=1))
+        0.003
+    """
     return DEFAULT_LEARNING_RATES[_recipe_name(model)]
 
 
 def default_schedule(model: nn.Module) -> str:
-    """The default learning-rate schedule for a model instance (constant, as in the paper, unless a preset says)."""
+    """The default learning-rate schedule for a model instance (constant, as in the paper, unless a preset says).
+
+    Args:
+        model: A fitting model (from :func:`build_fitting_model`).
+
+    Returns:
+        ``"constant"`` or ``"cosine"``.
+
+    Example:
+        >>> from qiren_gen.training import build_fitting_model, default_schedule
+        >>> default_schedule(build_fitting_model("qiren", in_features=1))
+        'constant'
+    """
     return DEFAULT_SCHEDULES.get(_recipe_name(model), "constant")
 
 
 @dataclass
 class FitResult:
-    """Loss after every step (before the update), and the loop's wall-clock and process CPU time."""
+    """What :func:`fit_inr` returns.
+
+    Args:
+        losses: Loss after every step (before the update).
+        seconds: The loop's wall-clock time.
+        cpu_seconds: The loop's process CPU time.
+
+    Example:
+        >>> from qiren_gen.training import FitResult
+        >>> FitResult(losses=[0.5, 0.25], seconds=0.1).losses[-1]
+        0.25
+    """
 
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -61,7 +96,25 @@ class FitResult:
 
 
 def build_fitting_model(name: str, in_features: int, out_features: int = 1, seed: int = 0, **kwargs) -> ModelMixin:
-    """``build_inr`` with a reproducible initialisation from ``seed`` (global RNG state left untouched)."""
+    """A fitting model by name with a reproducible initialisation (the global RNG state is left untouched).
+
+    Args:
+        name: One of ``qiren_gen.models.MODEL_BUILDERS`` (``"qiren"``, ``"qiren-plus"``, ``"siren"``, ``"relu"``,
+            ``"tanh"``, ``"relu-rff"``, ``"ffn"``).
+        in_features: Coordinate dimensions: 1 for audio, 2 for images.
+        out_features: Values per coordinate.
+        seed: Seed of the initial weights.
+        **kwargs: Passed to the model's constructor.
+
+    Returns:
+        The model (a diffusers ``ModelMixin``).
+
+    Example:
+        >>> from qiren_gen.training import build_fitting_model
+        >>> model = build_fitting_model("qiren", in_features=2, seed=0)
+        >>> type(model).__name__, model.config.in_features
+        ('QIREN', 2)
+    """
     if name in ("relu-rff", "ffn"):
         kwargs.setdefault("seed", seed)
     with torch.random.fork_rng(devices=[]):
@@ -100,9 +153,29 @@ def fit_inr(
 ) -> FitResult:
     """Fit ``model(coords) ~ targets`` by full-batch Adam on the MSE; leaves the model calibrated, in eval mode.
 
-    ``schedule="cosine"`` anneals the learning rate to 0 over ``steps`` (the authors built this schedule and never
-    applied it); ``"constant"`` is the paper's. ``on_step(step, loss, prediction)`` is called after every step with
-    the (detached) prediction the loss measured, so a caller can show the fit as it trains.
+    Args:
+        model: A coordinate network (e.g. from :func:`build_fitting_model`).
+        coords: ``(N, in_features)`` coordinates in [-1, 1].
+        targets: ``(N, out_features)`` values.
+        steps: Adam steps.
+        learning_rate: Adam learning rate (see :func:`default_learning_rate`).
+        progress: Show a progress bar.
+        desc: The progress bar's label.
+        schedule: ``"constant"`` (the paper's) or ``"cosine"`` (anneals the learning rate to 0 over ``steps``).
+        on_step: Called as ``on_step(step, loss, prediction)`` after every step with the (detached) prediction the
+            loss measured, so a caller can show the fit as it trains.
+
+    Returns:
+        A :class:`FitResult` with the loss curve and timings.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.training import build_fitting_model, fit_inr
+        >>> model = build_fitting_model("qiren", in_features=1, seed=0)
+        >>> coords = torch.linspace(-1, 1, 32)[:, None]
+        >>> result = fit_inr(model, coords, torch.sin(3 * coords), steps=30, progress=False)
+        >>> len(result.losses), result.losses[-1] < result.losses[0]
+        (30, True)
     """
     _check_fit_args(coords, targets, steps, learning_rate)
     if schedule not in SCHEDULES:
@@ -142,6 +215,23 @@ def calibrate_batchnorm(model: nn.Module, coords: torch.Tensor) -> nn.Module:
     After this, ``model.eval()`` computes on the training grid exactly what training-mode forward computed, and on
     any other grid (superresolution, a single point) the same function: normalisation no longer depends on the query.
     Models without BatchNorm are only switched to eval mode.
+
+    Args:
+        model: A coordinate network.
+        coords: The ``(N, in_features)`` training grid.
+
+    Returns:
+        ``model``, in eval mode.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.training import build_fitting_model, calibrate_batchnorm
+        >>> model = build_fitting_model("qiren", in_features=1)
+        >>> grid = torch.linspace(-1, 1, 16)[:, None]
+        >>> with torch.no_grad():
+        ...     before = model.train()(grid)
+        >>> bool(torch.allclose(calibrate_batchnorm(model, grid)(grid), before, atol=1e-5))
+        True
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if norms:
@@ -161,7 +251,22 @@ def calibrate_batchnorm(model: nn.Module, coords: torch.Tensor) -> nn.Module:
 
 @torch.no_grad()
 def render(model: nn.Module, coords: torch.Tensor, chunk_size: int = 65536) -> torch.Tensor:
-    """Evaluate ``model`` (in eval mode) on ``coords`` chunk by chunk, so memory stays bounded at any resolution."""
+    """Evaluate ``model`` (in eval mode) on ``coords`` chunk by chunk, so memory stays bounded at any resolution.
+
+    Args:
+        model: A coordinate network.
+        coords: ``(N, in_features)`` coordinates.
+        chunk_size: Coordinates evaluated at once.
+
+    Returns:
+        ``(N, out_features)`` values, without gradients.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.training import build_fitting_model, render
+        >>> render(build_fitting_model("siren", in_features=1), torch.linspace(-1, 1, 100)[:, None]).shape
+        torch.Size([100, 1])
+    """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     model.eval()

@@ -54,7 +54,33 @@ MAX_LATENT_DIM = 65536
 
 @dataclass
 class FunctaTrainingConfig:
-    """Everything a functa training run needs; ``scripts/train_functa.py`` fills it from the command line."""
+    """Everything a functa training run needs; ``scripts/train_functa.py`` fills it from the command line.
+
+    Each field is the same-named flag of ``scripts/train_functa.py`` (``--train_batch_size`` is ``train_batch_size``);
+    the main ones:
+
+    Args:
+        output_dir: Folder of checkpoints, the trained ``decoder`` / ``modulator`` and ``train_summary.json``.
+        dataset_name: A Hub dataset (or ``train_data_dir``: a local image folder).
+        resolution: Side of the square training images.
+        channels: 1 (grayscale) or 3 (RGB).
+        decoder: One of ``DECODERS``: ``"modulated-qiren"``, ``"modulated-siren"``, ``"circuit-features"``,
+            ``"fourier-features"``, ``"wide-qiren"`` (``"qiren"`` / ``"siren"``, former names, are read as the first two).
+        modulation: How latents act on the decoder.
+        latent_dim: Numbers per image latent.
+        encoding: ``"meta_sgd"`` (Functa's inner loop) or ``"auto_decode"`` (a latent table, DeepSDF-style).
+        train_batch_size: Images per step.
+        max_train_steps: Optimiser steps.
+        learning_rate: Adam learning rate of the decoder and modulator.
+        seed: Seed of the initial weights and the data order.
+
+    Example:
+        >>> from qiren_gen.training.functa_trainer import FunctaTrainingConfig
+        >>> cfg = FunctaTrainingConfig(decoder="circuit-features", resolution=8, latent_dim=16)
+        >>> cfg.validate()  # raises ValueError for settings that cannot train
+        >>> FunctaTrainingConfig(decoder="qiren").decoder
+        'modulated-qiren'
+    """
 
     output_dir: str = "functa-model"
     dataset_name: str | None = None
@@ -162,7 +188,22 @@ def build_decoder(cfg: FunctaTrainingConfig) -> torch.nn.Module:
 
 
 def build_models(cfg: FunctaTrainingConfig) -> tuple[torch.nn.Module, LatentModulator]:
-    """Decoder and modulator for ``cfg`` (seed the RNG first for identical init on every process)."""
+    """Decoder and modulator for ``cfg``, freshly initialised (seed the RNG first for identical init on every process).
+
+    Args:
+        cfg: The run's configuration (decoder family and sizes).
+
+    Returns:
+        ``(decoder, modulator)``.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.training.functa_trainer import FunctaTrainingConfig, build_models
+        >>> _ = torch.manual_seed(0)
+        >>> decoder, modulator = build_models(FunctaTrainingConfig(n_qubits=2, hidden_layers=1, latent_dim=4))
+        >>> type(decoder).__name__, modulator.config.latent_dim
+        ('ModulatedQIREN', 4)
+    """
     decoder = build_decoder(cfg)
     # SIREN's omega_0 = 30 makes latent gradients ~30x larger than QIREN's, so its step sizes start smaller.
     lr_init = cfg.inner_lr_init if cfg.inner_lr_init is not None else (0.01 if cfg.decoder == "modulated-siren" else 1.0)
@@ -280,14 +321,37 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
                  stream_capacity: int | None = None) -> dict[str, Any]:
     """Run (or resume) a functa training; returns the summary also written to ``output_dir/train_summary.json``.
 
-    Fine-tuning passes ``init_models`` (a pretrained ``(decoder, modulator)``, used instead of ``build_models(cfg)``), a
-    ready ``dataset`` (else loaded from ``cfg``) and its own ``accelerator`` (then not ended here, so a second stage
-    can use it); ``on_step(step, record)`` runs on every process after each step (validation hooks);
-    ``init_latents`` (auto-decoding) starts the latent table from given rows ``(N, latent_dim)`` or one row for all
-    (e.g. the pretrained prior's mean latent) instead of near zero; ``first_visit_steps > 0`` instead encodes each
-    image with that many Adam steps (decoder frozen) the first time its batch comes, so nothing runs over all
-    images before the first step. A stream's latent table has ``stream_capacity`` rows (default
-    ``cfg.max_train_samples``), its mirrors as many again.
+    Args:
+        cfg: The run's configuration.
+        accelerator: An ``accelerate.Accelerator`` (then not ended here, so a second stage can use it); default: one
+            made from ``cfg``.
+        init_models: A pretrained ``(decoder, modulator)`` to fine-tune, instead of ``build_models(cfg)``.
+        dataset: A ready dataset (default: loaded from ``cfg``).
+        on_step: Called as ``on_step(step, record)`` on every process after each step (validation hooks).
+        init_latents: Auto-decoding: start the latent table from these rows ``(N, latent_dim)`` or one row for all
+            (e.g. the pretrained prior's mean latent) instead of near zero.
+        first_visit_steps: Auto-decoding: if > 0, encode each image with that many Adam steps (decoder frozen) the
+            first time its batch comes, so nothing runs over all images before the first step.
+        stream_capacity: Rows of a streamed dataset's latent table (default ``cfg.max_train_samples``), its mirrors
+            as many again.
+
+    Returns:
+        The run's summary: ``steps``, the last loss and PSNR, timings, the output folders.
+
+    Example:
+        >>> import numpy as np
+        >>> from pathlib import Path
+        >>> from PIL import Image
+        >>> from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
+        >>> Path("faces").mkdir()
+        >>> for i in range(4):
+        ...     Image.fromarray(np.full((8, 8), 60 * i, np.uint8)).save(f"faces/{i}.png")
+        >>> cfg = FunctaTrainingConfig(output_dir="run", train_data_dir="faces", resolution=8, n_qubits=2,
+        ...                            hidden_layers=1, latent_dim=4, train_batch_size=2, max_train_steps=2,
+        ...                            checkpointing_steps=2, logging_steps=1, table_eval_images=None)
+        >>> summary = train_functa(cfg)
+        >>> summary["steps"], (Path("run") / "train_summary.json").is_file()
+        (2, True)
     """
     from accelerate.utils import set_seed
     from diffusers.optimization import get_scheduler

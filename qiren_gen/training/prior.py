@@ -128,7 +128,24 @@ def encode_dataset(
 
 @dataclass
 class PriorTrainingConfig:
-    """Hyper-parameters of :func:`train_prior` (saved next to checkpoints)."""
+    """Hyper-parameters of :func:`train_prior` (saved next to checkpoints).
+
+    Args:
+        max_train_steps: Optimiser steps.
+        batch_size: Latents per step.
+        learning_rate: AdamW learning rate (after warm-up).
+        weight_decay: AdamW weight decay.
+        lr_warmup_steps: Linear warm-up steps.
+        checkpointing_steps: Steps between checkpoints.
+        checkpoints_total_limit: Checkpoints kept (``None``: all).
+        seed: Seed of the data order and noise.
+        log_every: Steps between logged losses.
+
+    Example:
+        >>> from qiren_gen.training.prior import PriorTrainingConfig
+        >>> PriorTrainingConfig(max_train_steps=100).batch_size
+        64
+    """
 
     max_train_steps: int = 4000
     batch_size: int = 64
@@ -151,11 +168,36 @@ def train_prior(
     resume_from_checkpoint: str | None = None,
     on_log: Callable[[int, float], None] | None = None,
 ) -> dict:
-    """Train ``denoiser`` on decoder ``latents (N, D)`` with the DDPM objective; returns ``{"losses": [...], ...}``.
+    """Train ``denoiser`` on decoder latents with the DDPM objective.
 
     Sets the denoiser's latent statistics from ``latents`` (unless resuming, where they come with the checkpoint),
     checkpoints every ``checkpointing_steps`` atomically under ``output_dir/checkpoint-<step>``, and resumes from
-    ``resume_from_checkpoint`` (``"latest"`` or a path). The unwrapped, trained denoiser is left in ``denoiser``.
+    ``resume_from_checkpoint``. The unwrapped, trained denoiser is left in ``denoiser``.
+
+    Args:
+        denoiser: The :class:`~qiren_gen.models.LatentDenoiser` to train.
+        latents: ``(N, latent_dim)`` latents of the training images.
+        scheduler: The training noise schedule (:func:`make_training_scheduler`).
+        accelerator: An ``accelerate.Accelerator`` (``qiren_gen.training.launch.make_accelerator``).
+        output_dir: Folder of the checkpoints.
+        config: Hyper-parameters (default :class:`PriorTrainingConfig`).
+        resume_from_checkpoint: ``"latest"`` or a checkpoint path.
+        on_log: Called as ``on_log(step, loss)`` every ``log_every`` steps.
+
+    Returns:
+        ``{"losses": [...], "global_step": ...}``.
+
+    Example:
+        >>> import torch
+        >>> from qiren_gen.models import LatentDenoiser
+        >>> from qiren_gen.training.launch import make_accelerator
+        >>> from qiren_gen.training.prior import PriorTrainingConfig, make_training_scheduler, train_prior
+        >>> denoiser = LatentDenoiser(latent_dim=4, hidden_dim=16, num_blocks=1, time_embed_dim=8)
+        >>> config = PriorTrainingConfig(max_train_steps=3, batch_size=8, log_every=1, checkpointing_steps=3)
+        >>> result = train_prior(denoiser, torch.randn(32, 4), make_training_scheduler(100), make_accelerator(),
+        ...                      "prior-run", config)
+        >>> result["global_step"]
+        3
     """
     from diffusers.optimization import get_scheduler
     from tqdm.auto import tqdm
