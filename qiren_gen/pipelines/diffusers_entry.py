@@ -50,25 +50,40 @@ def pipeline_class_name(index: dict) -> str | None:
     return None
 
 
-def _is_package_import(node: ast.stmt) -> bool:
-    return (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None
-            and (node.module == _PACKAGE or node.module.startswith(_PACKAGE + "."))
-            and all(alias.name != "*" for alias in node.names))
+def _is_the_import(node: ast.stmt, class_name: str) -> bool:
+    """``from qiren_gen.pipelines import <class_name>``: the one import line the entry module may hold."""
+    return (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == f"{_PACKAGE}.pipelines"
+            and len(node.names) == 1 and node.names[0].name == class_name and node.names[0].asname is None)
 
 
-def _is_harmless(node: ast.stmt) -> bool:
-    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-        return True  # a docstring
-    if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__all__"]:
-        value = node.value
-        return isinstance(value, (ast.List, ast.Tuple)) and all(
-            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts)
-    return _is_package_import(node)
+def _is_docstring(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _is_all(node: ast.stmt, class_name: str) -> bool:
+    """``__all__ = ["<class_name>"]`` (a list or tuple of that one name)."""
+    return (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__all__"]
+            and isinstance(node.value, (ast.List, ast.Tuple)) and len(node.value.elts) == 1
+            and isinstance(node.value.elts[0], ast.Constant) and node.value.elts[0].value == class_name)
+
+
+def is_plain_entry_module(source: str, class_name: str) -> bool:
+    """Whether ``source`` is exactly what ``entry_module_text`` writes, up to formatting: an optional docstring, the
+    one line ``from qiren_gen.pipelines import <class_name>``, and optionally ``__all__ = ["<class_name>"]``."""
+    try:
+        body = ast.parse(source).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    if body and _is_docstring(body[0]):
+        body = body[1:]
+    if body and _is_all(body[-1], class_name):
+        body = body[:-1]
+    return len(body) == 1 and _is_the_import(body[0], class_name)
 
 
 def check_entry_module(folder: Path, class_name: str) -> None:
-    """Refuse any Python file in ``folder`` except a ``qiren_pipeline.py`` that only imports ``class_name`` from
-    qiren_gen (checked by parsing, never by running it); ``ValueError`` with one line otherwise."""
+    """Refuse any Python file in ``folder`` except a ``qiren_pipeline.py`` that is the one plain import line of
+    ``class_name`` (checked by parsing, never by running it); ``ValueError`` with one line otherwise."""
     py_files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.py"))
     unknown = [f for f in py_files if f != f"{ENTRY_MODULE}.py"]
     if unknown:
@@ -78,14 +93,13 @@ def check_entry_module(folder: Path, class_name: str) -> None:
         return
     entry = folder / f"{ENTRY_MODULE}.py"
     try:
-        tree = ast.parse(entry.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError, ValueError):
-        tree = None
-    imports = [n for n in tree.body if _is_package_import(n)] if tree else []
-    if tree is None or not all(_is_harmless(n) for n in tree.body) or not any(
-            alias.name == class_name for n in imports for alias in n.names):
+        size = entry.stat().st_size
+        source = entry.read_text(encoding="utf-8") if size <= 64 * 1024 else ""
+    except (OSError, UnicodeDecodeError):
+        source = ""
+    if not is_plain_entry_module(source, class_name):
         raise ValueError(f"refusing to load '{folder}': {ENTRY_MODULE}.py is not the plain qiren-gen import of "
-                         f"{class_name} (it contains other Python code)")
+                         f"{class_name} (from qiren_gen.pipelines import {class_name}; it contains other Python code)")
 
 
 SAVEABLE_LIBRARIES = ("diffusers", "qiren_gen")
@@ -117,5 +131,5 @@ class DiffusersEntryMixin:
         write_diffusers_entry(save_directory, type(self).__name__)
 
 
-__all__ = ["DiffusersEntryMixin", "ENTRY_MODULE", "SAVEABLE_LIBRARIES", "check_saveable_components", "check_entry_module", "entry_module_text", "pipeline_class_name",
+__all__ = ["DiffusersEntryMixin", "ENTRY_MODULE", "SAVEABLE_LIBRARIES", "check_saveable_components", "check_entry_module", "entry_module_text", "is_plain_entry_module", "pipeline_class_name",
            "write_diffusers_entry"]

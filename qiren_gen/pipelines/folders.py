@@ -4,28 +4,24 @@ Shared by every pipeline's ``from_pretrained`` through ``loading.safe_from_pretr
 """
 from __future__ import annotations
 
-import importlib
-import json
 import os
 from pathlib import Path
 
 from ..runtime.errors import hub_error_reason
+from .component_classes import component_class
 from .diffusers_entry import check_entry_module, pipeline_class_name
-
-_ALLOWED_LIBRARIES = ("diffusers", "qiren_gen")
-
-
-def _is_allowed_library(name: str) -> bool:
-    return any(name == lib or name.startswith(lib + ".") for lib in _ALLOWED_LIBRARIES)
+from .json_files import read_json_file
 
 
-def _names_a_class(library: str, name: str) -> bool:
-    """Whether ``library`` (an allowed diffusers / qiren_gen module) defines a class ``name``."""
-    try:
-        module = importlib.import_module(library)
-    except ImportError:
-        return False
-    return isinstance(getattr(module, name, None), type)
+def _check_inside(folder: Path, path: Path) -> None:
+    """``ValueError`` unless ``path`` (a file the loader reads) resolves inside ``folder``; a Hub snapshot's links
+    into its own cache entry (``<repo>/snapshots/<rev>/x -> <repo>/blobs/<hash>``) count as inside."""
+    root = folder.resolve()
+    if root.parent.name == "snapshots":
+        root = root.parent.parent
+    target = path.resolve()
+    if target != root and root not in target.parents:
+        raise ValueError(f"refusing to load '{folder}': {path.relative_to(folder)} links outside the folder")
 
 
 def resolve_pipeline_folder(name_or_path: str | os.PathLike, **hub_kwargs) -> Path:
@@ -64,22 +60,21 @@ def validate_pipeline_folder(folder: Path, class_name: str, components: tuple[st
                              optional: tuple[str, ...] = ()) -> dict:
     """Check ``folder`` is a safe, complete qiren-gen pipeline folder; returns its ``model_index.json``.
 
-    Safe means: every component is a class of diffusers or qiren_gen (nothing imported from elsewhere), no Python
-    file in the folder but the diffusers entry module (``qiren_pipeline.py``, checked to be a plain qiren-gen import
-    and never executed), model weights as safetensors only. ``_class_name`` may be ``"Cls"`` or
-    ``["qiren_pipeline", "Cls"]``.
+    Safe means: every component names a class of the fixed table in ``component_classes`` (nothing is imported
+    because the folder names it), no Python file in the folder but the diffusers entry module
+    (``qiren_pipeline.py``, checked to be the one plain qiren-gen import line and never executed), config files
+    within the size and nesting caps, no file linking outside the folder, model weights as safetensors only.
+    ``_class_name`` may be ``"Cls"`` or ``["qiren_pipeline", "Cls"]``.
     """
     index_file = folder / "model_index.json"
     if not index_file.is_file():
         raise OSError(f"'{folder}' is not a pipeline folder (no model_index.json)")
-    try:
-        index = json.loads(index_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise OSError(f"'{index_file}' is not valid JSON ({exc})") from None
-    found = pipeline_class_name(index) if isinstance(index, dict) else None
+    _check_inside(folder, index_file)
+    index = read_json_file(index_file, f"'{index_file}'")
+    found = pipeline_class_name(index)
     if found != class_name:
-        held = found or (index.get("_class_name") if isinstance(index, dict) else None) or "?"
-        raise ValueError(f"'{folder}' holds a {held}, not a {class_name}")
+        held = found or index.get("_class_name") or "?"
+        raise ValueError(f"'{folder}' holds a {str(held)[:80]}, not a {class_name}")
     check_entry_module(folder, class_name)
     missing = [c for c in components if c not in index and c not in optional]
     if missing:
@@ -88,18 +83,14 @@ def validate_pipeline_folder(folder: Path, class_name: str, components: tuple[st
         spec = index.get(comp)
         if comp in optional and spec in (None, [None, None]):  # an optional component saved as absent
             continue
-        if not (isinstance(spec, list) and len(spec) == 2 and all(isinstance(s, str) for s in spec)):
-            raise ValueError(f"pipeline '{folder}': component '{comp}' is not a [library, class] pair: {spec!r}")
-        if not _is_allowed_library(spec[0]):
-            raise ValueError(f"pipeline '{folder}': component '{comp}' comes from '{spec[0]}'; only diffusers and "
-                             "qiren_gen classes are loaded")
-        if not _names_a_class(*spec):
-            raise ValueError(f"pipeline '{folder}': component '{comp}' names an unknown class {spec[0]}.{spec[1]} "
-                             "(made by a newer qiren-gen, or a damaged model_index.json)")
+        component_class(spec, comp, f"pipeline '{folder}'")
         sub = folder / comp
         if comp == "scheduler":
             if not (sub / "scheduler_config.json").is_file():
                 raise ValueError(f"pipeline '{folder}' is missing scheduler/scheduler_config.json")
         elif not (sub / "config.json").is_file() or not any(sub.glob("*.safetensors")):
             raise ValueError(f"pipeline '{folder}' is missing {comp}/config.json or its safetensors weights")
+        for path in sub.rglob("*"):
+            if path.suffix in (".json", ".safetensors"):
+                _check_inside(folder, path)
     return index

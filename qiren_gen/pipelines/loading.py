@@ -1,7 +1,8 @@
 """Safe ``from_pretrained`` for every qiren-gen pipeline: safetensors only, no code or foreign classes from a folder.
 
-The folder is checked first (``folders.validate_pipeline_folder``); then each component class is resolved from the
-installed diffusers / qiren_gen packages and loaded from its sub-folder, and the pipeline is built from them. Nothing
+The folder is checked first (``folders.validate_pipeline_folder``); then each component class is taken from the fixed
+table of ``component_classes``, its config and weights are checked (``load_checked_component``), it is loaded from its
+sub-folder, and the pipeline is built from them. Nothing
 in the folder is imported or unpickled: diffusers' own loader is not used, because for a folder carrying the diffusers
 entry module (``qiren_pipeline.py``) it would import that file.
 
@@ -12,18 +13,20 @@ installed one, so no code is run either way) and components by keyword (``schedu
 """
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.models.modeling_utils import ModelMixin
-from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.schedulers.scheduling_utils import SCHEDULER_CONFIG_NAME, SchedulerMixin
 from diffusers.utils import logging
 
 from ..runtime.errors import one_line
+from .component_classes import component_class
+from .config_checks import check_model_config, check_scheduler_config
 from .folders import resolve_pipeline_folder, validate_pipeline_folder
+from .json_files import read_json_file
+from .weights_checks import check_weights, expected_tensors, weight_files
 
 _LOGGER = logging.get_logger("diffusers.pipelines.pipeline_utils")  # where diffusers' loader says what it loaded
 _HUB_ONLY = ("revision", "token", "cache_dir", "local_files_only", "force_download", "proxies")
@@ -83,21 +86,6 @@ def _device_for(device_map) -> str | None:
     return device_map
 
 
-def _component_class(spec: list[str], name: str) -> type:
-    """The class ``[library, class]`` names, from the installed package; only models and schedulers."""
-    try:
-        klass = getattr(importlib.import_module(spec[0]), spec[1], None)
-    except ImportError:
-        klass = None
-    if not (isinstance(klass, type) and issubclass(klass, (ModelMixin, SchedulerMixin))):
-        raise ValueError(f"component '{name}' names {spec[0]}.{spec[1]}, which is not a model or scheduler class "
-                         "of the installed diffusers / qiren_gen")
-    if (name == "scheduler") != issubclass(klass, SchedulerMixin):
-        raise ValueError(f"component '{name}' names {spec[0]}.{spec[1]}: the scheduler slot must be a diffusers "
-                         "scheduler and every other slot a model")
-    return klass
-
-
 def _weights_variant(sub: Path, variant: str | None) -> str | None:
     """The variant to load from ``sub``: the one asked for (``ValueError`` when absent), or, with none asked, the
     single variant a folder saved with ``variant=`` holds (diffusers' name ``diffusion_pytorch_model.<v>.safetensors``)."""
@@ -116,17 +104,39 @@ def _weights_variant(sub: Path, variant: str | None) -> str | None:
     return None
 
 
-def _load_component(folder: Path, name: str, spec: list[str], dtype, options: dict) -> object:
-    klass = _component_class(spec, name)
+def load_checked_component(sub: Path, klass: type, dtype: torch.dtype | None = None,
+                           options: dict | None = None) -> object:
+    """``klass`` loaded from the component folder ``sub`` after its config and weights are checked.
+
+    The config file (size and nesting capped) must hold values ``klass`` takes, each typed and bounded
+    (``config_checks``); the model is sized on the meta device and its safetensors weights compared with it
+    (``weights_checks``: keys, shapes, dtypes, finite values) before diffusers' own ``from_pretrained`` builds it.
+    ``ValueError`` / ``OSError`` with one line naming the file and key otherwise.
+    """
+    options = options or {}
     if issubclass(klass, SchedulerMixin):
-        return klass.from_pretrained(folder, subfolder=name)
+        config_file = sub / SCHEDULER_CONFIG_NAME
+        config = read_json_file(config_file, f"'{config_file}'")
+        check_scheduler_config(klass, config, f"'{config_file}'")
+        return klass.from_pretrained(sub.parent, subfolder=sub.name)
+    config_file = sub / "config.json"
+    where = f"'{config_file}'"
+    config = read_json_file(config_file, where)
+    check_model_config(klass, config, where)
+    variant = _weights_variant(sub, options.get("variant"))
+    check_weights(weight_files(sub, variant, f"'{sub}'"), expected_tensors(klass, config, where), klass.__name__,
+                  f"'{sub}'")
     extra = {k: v for k, v in options.items() if v is not None and k != "variant"}
     if dtype is not None:
         extra["torch_dtype"] = dtype
-    variant = _weights_variant(folder / name, options.get("variant"))
     if variant is not None:
         extra["variant"] = variant
-    return klass.from_pretrained(folder / name, use_safetensors=True, **extra)
+    return klass.from_pretrained(sub, use_safetensors=True, **extra)
+
+
+def _load_component(folder: Path, name: str, spec: list[str], dtype, options: dict) -> object:
+    klass = component_class(spec, name, f"pipeline '{folder}'")
+    return load_checked_component(folder / name, klass, dtype, options)
 
 
 def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.PathLike, components: tuple[str, ...],
@@ -183,4 +193,4 @@ def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.Pa
     return pipe
 
 
-__all__ = ["resolve_component_dtypes", "safe_from_pretrained"]
+__all__ = ["load_checked_component", "resolve_component_dtypes", "safe_from_pretrained"]
