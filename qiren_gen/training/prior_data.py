@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -11,6 +10,8 @@ import torch
 def load_stage1(folder: str | Path):
     """``(decoder, modulator)`` from ``folder/decoder`` and ``folder/modulator`` (safetensors only)."""
     from .. import models
+    from ..pipelines.json_files import read_json_file
+    from ..pipelines.loading import load_checked_component
 
     folder = Path(folder)
     for sub in ("decoder", "modulator"):
@@ -18,15 +19,16 @@ def load_stage1(folder: str | Path):
             raise OSError(f"no stage-1 {sub} in '{folder}' (expected {folder / sub / 'config.json'})")
         if not any((folder / sub).glob("*.safetensors")):
             raise OSError(f"no safetensors weights in '{folder / sub}' (weights are loaded only as safetensors)")
+    config_file = folder / "decoder" / "config.json"
     try:
-        name = json.loads((folder / "decoder" / "config.json").read_text()).get("_class_name")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise ValueError(f"'{folder / 'decoder' / 'config.json'}' is not a valid model config (JSON object)") from None
+        name = read_json_file(config_file).get("_class_name")
+    except ValueError as exc:
+        raise ValueError(f"not a valid model config: {exc}") from None
     known = tuple(cls.__name__ for cls in models.DECODER_CLASSES)
     if name not in known:
-        raise ValueError(f"'{folder / 'decoder'}' holds a {name}, not one of {known}")
-    decoder = getattr(models, name).from_pretrained(folder / "decoder", use_safetensors=True)
-    modulator = models.LatentModulator.from_pretrained(folder / "modulator", use_safetensors=True)
+        raise ValueError(f"'{folder / 'decoder'}' holds a {str(name)[:80]}, not one of {known}")
+    decoder = load_checked_component(folder / "decoder", getattr(models, name))
+    modulator = load_checked_component(folder / "modulator", models.LatentModulator)
     return decoder.eval(), modulator.eval()
 
 
