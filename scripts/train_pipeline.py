@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from qiren_gen.training.arguments import add_stage1_arguments, config_from_args
+from qiren_gen.training.outputs import save_pipeline_atomically
 from qiren_gen.training.pipeline_run import (RUN_FILE, Validator, check_output_dir, load_training_data,
                                              model_card_sections, reconstruction_psnr, setup_trackers)
 from qiren_gen.training.pipeline_stages import (LATENT_INITS, encoding_settings, latent_start,
@@ -233,7 +234,7 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
              "learning_rate": args.prior_learning_rate, "pretrained": prior is not None},
             psnr, command, start["sections"])
         pipe.model_card_location = args.hub_model_id if args.push_to_hub else None
-        pipe.save_pretrained(out)
+        save_pipeline_atomically(pipe, out)  # a kill mid-save leaves the previous pipeline or none, never a mix
         report_psnr(psnr, accelerator.print)
         summary["seconds"]["total"] = time.perf_counter() - began
         (out / "train_pipeline_summary.json").write_text(json.dumps(summary, indent=2))
@@ -257,7 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     command = "python scripts/train_pipeline.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    return run_reporting_errors("train_pipeline", lambda: train_pipeline(args, command))[0]
+    def run() -> dict:
+        from qiren_gen.training.argument_bounds import check_numeric_flags
+        from qiren_gen.training.outputs import output_dir_lock
+
+        check_numeric_flags(args)  # before any folder exists
+        with output_dir_lock(args.output_dir, "train_pipeline"):  # a second run into the folder: refused at once
+            return train_pipeline(args, command)
+
+    return run_reporting_errors("train_pipeline", run)[0]
 
 
 if __name__ == "__main__":

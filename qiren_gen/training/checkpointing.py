@@ -100,6 +100,24 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
     accelerator.wait_for_everyone()
+    try:
+        _write_checkpoint(accelerator, tmp, final, step, state, models)
+    except (OSError, RuntimeError) as exc:  # a full disk: torch reports a failed write as a RuntimeError
+        from .outputs import write_failure
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_failure(exc, f"checkpoint {step} to {root} (the earlier checkpoints are intact)") from None
+    if accelerator.is_main_process:
+        if total_limit is not None and total_limit > 0:
+            for old in list_checkpoints(root)[:-total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _write_checkpoint(accelerator, tmp: Path, final: Path, step: int, state: dict[str, Any],
+                      models: dict[str, Any] | None) -> None:
+    """Everything ``save_checkpoint`` writes, ending with the rename that publishes ``final``."""
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -116,11 +134,6 @@ def save_checkpoint(
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        if total_limit is not None and total_limit > 0:
-            for old in list_checkpoints(root)[:-total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return final
 
 
 def load_checkpoint_models(checkpoint: str | os.PathLike, models: dict[str, Any]) -> None:

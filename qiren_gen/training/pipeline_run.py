@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from .outputs import LOCK_FILE
+
 RUN_FILE = "train_pipeline.json"
 """Marks an ``--output_dir`` as made by ``train_pipeline`` (and with which data), so a rerun resumes it only."""
 
@@ -21,7 +23,7 @@ def check_output_dir(out: Path, resume: str | None, identity: dict) -> None:
     for parent in (out, *out.parents):
         if parent.exists() and not parent.is_dir():
             raise OSError(f"--output_dir {out}: '{parent}' is a file, not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(p.name != LOCK_FILE for p in out.iterdir()):
         return
     marker = out / RUN_FILE
     if not marker.is_file():

@@ -1,0 +1,126 @@
+"""A training run's output folder: one run at a time, a final pipeline that is old or new but never a mix, and
+write failures (a full disk) as one line that leaves no temporary folder behind.
+
+* ``output_dir_lock``: an advisory ``flock`` on ``OUTPUT_DIR/.run.lock``, taken before anything else is written;
+  a second run into the same folder is refused at once, naming the process that holds it. The kernel drops the lock
+  when its process dies, so a killed run never leaves the folder locked.
+* ``save_pipeline_atomically``: the pipeline is written complete into a temporary folder inside ``OUTPUT_DIR``,
+  then moved into place with ``model_index.json`` (what makes a folder a pipeline) removed first and put back last;
+  a kill at any moment leaves the previous pipeline, or no ``model_index.json`` (no pipeline), never a mix.
+* ``write_failure``: an ``OSError`` (or torch's ``RuntimeError`` for a failed write) as one ``OSError`` line.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+LOCK_FILE = ".run.lock"
+"""Name of the lock file inside an output folder (never counted as content of the folder)."""
+
+_SAVING = ".saving-pipeline"
+_REPLACED = ".replaced-pipeline"
+
+
+def _is_main_process() -> bool:
+    """The process that owns the output folder: rank 0 of a launched run, or a plain single process."""
+    return int(os.environ.get("RANK", "0")) == 0 and int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
+def _holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text())
+        return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not written its name yet"
+
+
+@contextlib.contextmanager
+def output_dir_lock(out: str | os.PathLike, program: str) -> Iterator[Path]:
+    """Hold ``out`` for this run: create it if needed and lock it; ``OSError`` (one line naming the holder) when
+    another run holds it. A folder this call created is removed again when the run fails before writing into it."""
+    out = Path(out)
+    if not _is_main_process():  # the launched run's main process holds the lock for all of them
+        yield out
+        return
+    import fcntl
+
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise
+        raise OSError(f"--output_dir {out} is in use by another run ({_holder(path)}); wait for it to finish or "
+                      "choose another folder") from None
+    try:
+        if os.fstat(fd).st_ino != os.stat(path).st_ino:  # the file was replaced between open and lock: a race lost
+            raise OSError(f"--output_dir {out} is in use by another run ({_holder(path)}); wait for it to finish or "
+                          "choose another folder")
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "program": program,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(info).encode())
+        try:
+            yield out
+        finally:
+            if created and [p.name for p in out.iterdir()] == [LOCK_FILE]:  # a failed run leaves no empty folder
+                os.unlink(path)
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+    finally:
+        os.close(fd)
+
+
+def write_failure(exc: BaseException, what: str) -> OSError:
+    """One ``OSError`` line for a failed write of ``what`` (``No space left on device``, ``File too large``, ...)."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc).strip().splitlines() or [""])[0]
+    return OSError(f"cannot write {what}: {reason or type(exc).__name__} (is the disk full?); nothing half-written "
+                   "was kept")
+
+
+def _pipeline_entries(folder: Path) -> list[str]:
+    """Names a saved pipeline consists of (components, entry module, model card), ``model_index.json`` excluded."""
+    return sorted(p.name for p in folder.iterdir() if p.name != "model_index.json")
+
+
+def save_pipeline_atomically(pipe, out: str | os.PathLike) -> None:
+    """``pipe.save_pretrained(out)`` so that a kill at any moment leaves ``out``'s previous pipeline or none.
+
+    Other files in ``out`` (checkpoints, logs, samples) are kept. A failed write (a full disk) raises one
+    ``OSError`` line and removes the temporary folder; the previous pipeline is then still complete.
+    """
+    out = Path(out)
+    saving, replaced = out / _SAVING, out / _REPLACED
+    for stale in (saving, replaced):  # left by a run killed while saving: never part of a pipeline
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        pipe.save_pretrained(saving)
+    except (OSError, RuntimeError) as exc:
+        shutil.rmtree(saving, ignore_errors=True)
+        raise write_failure(exc, f"the pipeline to {out}") from None
+    entries = _pipeline_entries(saving)
+    index = out / "model_index.json"
+    if index.exists():
+        os.unlink(index)  # from here until the last rename, out is no pipeline at all (never a mix)
+    replaced.mkdir()
+    for name in entries:
+        if (out / name).exists():
+            os.replace(out / name, replaced / name)
+        os.replace(saving / name, out / name)
+    os.replace(saving / "model_index.json", index)  # the commit: one rename makes the new pipeline visible
+    shutil.rmtree(replaced, ignore_errors=True)
+    shutil.rmtree(saving, ignore_errors=True)
+
+
+__all__ = ["LOCK_FILE", "output_dir_lock", "save_pipeline_atomically", "write_failure"]
