@@ -28,7 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     from qiren_gen.runtime import run_reporting_errors
     from qiren_gen.training.functa_trainer import train_functa
 
-    code, summary = run_reporting_errors("train_functa", lambda: train_functa(cfg))
+    from qiren_gen.training.argument_bounds import check_numeric_flags
+
+    def run() -> dict:
+        check_numeric_flags(cfg)  # before any folder exists
+        return train_functa(cfg)
+
+    code, summary = run_reporting_errors("train_functa", run)
     if code:
         return code
     if int(os.environ.get("RANK", "0")) == 0 and summary["last_loss"] is None:

@@ -66,6 +66,9 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
 
     args = parse_args(argv)
     from qiren_gen.data.datasets import check_resolution
+    from qiren_gen.training.argument_bounds import check_numeric_flags
+
+    check_numeric_flags(args)  # before any folder exists
 
     check_resolution(args.resolution)
     # Several processes on a machine without CUDA must join with gloo (cpu=True); otherwise accelerate would treat

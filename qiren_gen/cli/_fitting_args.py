@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..runtime.values import parse_encoding_scale
+from ..runtime.values import MAX_THREADS, check_int_range, check_seed, parse_encoding_scale
+
+MAX_FIT_STEPS = 100_000
+"""Most full-batch steps one fit takes: 330 x the paper's 301 (each step renders every sample once)."""
 
 ENTANGLER_CHOICES = ("cz_ring", "cnot_ring", "cnot_chain")
 """``qiren_gen.quantum.ENTANGLERS`` spelled out, so that ``--help`` needs no torch import (a test keeps them equal)."""
@@ -52,10 +55,13 @@ def check_common(args: argparse.Namespace) -> None:
         raise ValueError(f"--size must be >= 2, got {args.size}")
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    check_int_range(args.steps, "--steps", 1, MAX_FIT_STEPS, "full-batch steps; the paper fits in 301")
     if args.lr is not None and not 0 < args.lr <= 100:
         raise ValueError(f"--lr must be in (0, 100], got {args.lr}")
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    check_int_range(args.threads, "--threads", 1, MAX_THREADS)
+    check_seed(args.seed)
 
 
 def qiren_options(args: argparse.Namespace) -> dict:
@@ -80,6 +86,13 @@ def qiren_options(args: argparse.Namespace) -> dict:
         kwargs["encoding_scale"] = parse_encoding_scale(kwargs["encoding_scale"])
     if kwargs.get("fourier_features", 0) < 0:
         raise ValueError(f"--fourier-features must be >= 0, got {kwargs['fourier_features']}")
+    from ..pipelines.config_checks import MODEL_BOUNDS
+
+    for flag, key in (("qubits", "n_qubits"), ("reuploads", "n_reuploads"), ("blocks", "n_blocks"),
+                      ("fourier_features", "fourier_features")):
+        bound = MODEL_BOUNDS[key]
+        check_int_range(kwargs.get(key), "--" + flag.replace("_", "-"), int(bound.low), int(bound.high),
+                        "the bound of a saved model's config")
     return kwargs
 
 

@@ -35,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    from ..runtime.values import MAX_THREADS, check_int_range
+
+    check_int_range(args.threads, "--threads", 1, MAX_THREADS)
     if args.max_pixels is not None and args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     require_gradio()  # before loading anything: one line saying how to install it

@@ -52,6 +52,9 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError(f"--resolution must be >= 1, got {args.resolution}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from ..runtime.values import check_seed
+
+    check_seed(args.seed, span=1024)  # process k seeds seed + k
     if args.max_reference is not None and args.max_reference < 2:
         raise ValueError(f"--max-reference must be >= 2, got {args.max_reference}")
     if args.fid_weights is not None and not os.path.isfile(args.fid_weights):

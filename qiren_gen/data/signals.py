@@ -28,6 +28,11 @@ MAX_IMAGE_SIZE = 4096
 """Largest side an image is resized to for fitting: 16.8M pixels (a larger size would exhaust memory, not fit)."""
 
 
+MAX_SOURCE_PIXELS = 2**25
+"""Largest image file read for fitting: 33.5M pixels (an 8K photo is 33.2M). Decoded to float64 grayscale that is
+256 MiB; a 144-megapixel file ran out of memory before it was resized."""
+
+
 def _check_size(size: int) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size < 2:
         raise ValueError(f"size must be an int >= 2, got {size!r}")
@@ -57,9 +62,17 @@ def _file_image(path: Path) -> Image.Image:
     if path.is_dir():
         raise OSError(f"{path} is a directory, not an image file")
     try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:  # reads the header only: the pixel count is known before decoding
+                width, height = img.size
+                if width * height > MAX_SOURCE_PIXELS:
+                    raise ValueError(f"{path} is {width}x{height} pixels, over the cap of {MAX_SOURCE_PIXELS:,} "
+                                     "pixels for an image to fit (resize it first)")
+                img.load()
+                return img.copy()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ValueError(f"{path} declares too many pixels to decode (a decompression bomb?)") from None
     except UnidentifiedImageError:
         raise ValueError(f"{path} is not an image file PIL can read") from None
     except PermissionError:
