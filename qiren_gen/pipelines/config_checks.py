@@ -87,6 +87,7 @@ MODEL_BOUNDS: dict[str, Bound] = {
     "dropout": Bound(0, 1, open_high=True),
     "first_omega_0": _POSITIVE_SCALE, "hidden_omega_0": _POSITIVE_SCALE, "scale": _POSITIVE_SCALE,
     "fourier_scale": _POSITIVE_SCALE, "linear_scale": _POSITIVE_SCALE,
+    "encoding_scale": _POSITIVE_SCALE, "hidden_encoding_scale": _POSITIVE_SCALE,
     "frequency_init": Bound(-1e4, 1e4), "inner_lr_init": Bound(-1e4, 1e4),
     "encode_lr": Bound(0, 1e3, open_low=True), "latent_l2": Bound(0, 1e3),
 }
