@@ -102,9 +102,11 @@ def save_checkpoint(
     accelerator.wait_for_everyone()
     try:
         _write_checkpoint(accelerator, tmp, final, step, state, models)
-    except (OSError, RuntimeError) as exc:  # a full disk: torch reports a failed write as a RuntimeError
-        from .outputs import write_failure
+    except Exception as exc:  # noqa: BLE001 - a full disk: torch / safetensors report failed writes in their own types
+        from .outputs import is_write_error, write_failure
 
+        if not is_write_error(exc):
+            raise
         shutil.rmtree(tmp, ignore_errors=True)
         raise write_failure(exc, f"checkpoint {step} to {root} (the earlier checkpoints are intact)") from None
     if accelerator.is_main_process:

@@ -51,7 +51,7 @@ def output_dir_lock(out: str | os.PathLike, program: str) -> Iterator[Path]:
         return
     import fcntl
 
-    created = not out.exists()
+    created = not out.exists() or [p.name for p in out.iterdir()] == [LOCK_FILE]  # (a killed run's lock file)
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -82,9 +82,22 @@ def output_dir_lock(out: str | os.PathLike, program: str) -> Iterator[Path]:
         os.close(fd)
 
 
+def _write_errors() -> tuple[type[BaseException], ...]:
+    """What a failed write raises: ``OSError``, torch's ``RuntimeError``, safetensors' ``SafetensorError``."""
+    from safetensors import SafetensorError
+
+    return OSError, RuntimeError, SafetensorError
+
+
+def is_write_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a failed write raises (see ``write_failure``)."""
+    return isinstance(exc, _write_errors())
+
+
 def write_failure(exc: BaseException, what: str) -> OSError:
     """One ``OSError`` line for a failed write of ``what`` (``No space left on device``, ``File too large``, ...)."""
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc).strip().splitlines() or [""])[0]
+    reason = reason.split("I/O error: ")[-1]  # safetensors: "Error while serializing: I/O error: <the OS reason>"
     return OSError(f"cannot write {what}: {reason or type(exc).__name__} (is the disk full?); nothing half-written "
                    "was kept")
 
@@ -106,7 +119,7 @@ def save_pipeline_atomically(pipe, out: str | os.PathLike) -> None:
         shutil.rmtree(stale, ignore_errors=True)
     try:
         pipe.save_pretrained(saving)
-    except (OSError, RuntimeError) as exc:
+    except _write_errors() as exc:
         shutil.rmtree(saving, ignore_errors=True)
         raise write_failure(exc, f"the pipeline to {out}") from None
     entries = _pipeline_entries(saving)
@@ -123,4 +136,4 @@ def save_pipeline_atomically(pipe, out: str | os.PathLike) -> None:
     shutil.rmtree(saving, ignore_errors=True)
 
 
-__all__ = ["LOCK_FILE", "output_dir_lock", "save_pipeline_atomically", "write_failure"]
+__all__ = ["LOCK_FILE", "is_write_error", "output_dir_lock", "save_pipeline_atomically", "write_failure"]
