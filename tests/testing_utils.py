@@ -50,6 +50,20 @@ class Payload:
         return (os.makedirs, (self.marker,))
 
 
+def png_bomb(side: int = 50_000) -> bytes:
+    """A PNG of ``side`` x ``side`` 1-bit zeros: 0.3 MB for 50,000 (2.5 gigapixels declared), a decompression bomb."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    packer = zlib.compressobj(9)
+    rows = b"\x00" * (side // 8 + 1) * 1000
+    pixels = b"".join(packer.compress(rows) for _ in range(side // 1000)) + packer.flush()
+    header = side.to_bytes(4, "big") * 2 + bytes([1, 0, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -90,9 +90,10 @@ def qiren_options(args: argparse.Namespace) -> dict:
 
     for flag, key in (("qubits", "n_qubits"), ("reuploads", "n_reuploads"), ("blocks", "n_blocks"),
                       ("fourier_features", "fourier_features")):
-        bound = MODEL_BOUNDS[key]
-        check_int_range(kwargs.get(key), "--" + flag.replace("_", "-"), int(bound.low), int(bound.high),
-                        "the bound of a saved model's config")
+        high = int(MODEL_BOUNDS[key].high)  # (too low: the model's own message names the minimum)
+        if kwargs.get(key) is not None and kwargs[key] > high:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at most {high} (the bound of a saved model's "
+                             f"config), got {kwargs[key]}")
     return kwargs
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,14 +195,23 @@ def decode_image(value, resolution: int, channels: int) -> torch.Tensor:
     """
     from PIL import Image
 
-    if isinstance(value, Image.Image):
-        img = value
-    elif isinstance(value, dict) and value.get("bytes") is not None:
-        img = Image.open(io.BytesIO(value["bytes"]))
-    elif isinstance(value, dict) and value.get("path"):
-        img = open_image_path(value["path"])
-    else:
-        raise OSError(f"not an image value: {type(value).__name__}")
+    from .signals import MAX_SOURCE_PIXELS
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if isinstance(value, Image.Image):
+                img = value
+            elif isinstance(value, dict) and value.get("bytes") is not None:
+                img = Image.open(io.BytesIO(value["bytes"]))
+            elif isinstance(value, dict) and value.get("path"):
+                img = open_image_path(value["path"])
+            else:
+                raise OSError(f"not an image value: {type(value).__name__}")
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ValueError("the image declares too many pixels to decode (a decompression bomb?)") from None
+    if img.size[0] * img.size[1] > MAX_SOURCE_PIXELS:  # known from the header, before the pixels are decoded
+        raise ValueError(f"the image is {img.size[0]}x{img.size[1]} pixels, over the cap of {MAX_SOURCE_PIXELS:,}")
     img.load()
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).clip(0, 255).astype(np.uint8))

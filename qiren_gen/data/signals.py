@@ -66,11 +66,9 @@ def _file_image(path: Path) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:  # reads the header only: the pixel count is known before decoding
                 width, height = img.size
-                if width * height > MAX_SOURCE_PIXELS:
-                    raise ValueError(f"{path} is {width}x{height} pixels, over the cap of {MAX_SOURCE_PIXELS:,} "
-                                     "pixels for an image to fit (resize it first)")
-                img.load()
-                return img.copy()
+                if width * height <= MAX_SOURCE_PIXELS:
+                    img.load()
+                    return img.copy()
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ValueError(f"{path} declares too many pixels to decode (a decompression bomb?)") from None
     except UnidentifiedImageError:
@@ -79,6 +77,8 @@ def _file_image(path: Path) -> Image.Image:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # a valid header over damaged data (truncated, ...)
         raise ValueError(f"{path} is a damaged image file ({type(exc).__name__}: {one_line(exc)})") from None
+    raise ValueError(f"{path} is {width}x{height} pixels, over the cap of {MAX_SOURCE_PIXELS:,} pixels for an image "
+                     "to fit (resize it first)")
 
 
 def _to_gray(img: Image.Image) -> np.ndarray:

@@ -79,7 +79,7 @@ MODEL_BOUNDS: dict[str, Bound] = {
     "n_qubits": Bound(1, MAX_QUBITS), "n_heads": Bound(1, MAX_WIDTH), "hidden_width": Bound(1, MAX_WIDTH),
     "hidden_layers": Bound(0, MAX_LAYERS), "num_blocks": Bound(0, MAX_LAYERS),
     "n_reuploads": Bound(1, MAX_CIRCUIT_REPEATS), "n_blocks": Bound(1, MAX_CIRCUIT_REPEATS),
-    "hidden_features": Bound(1, MAX_WIDTH), "hidden_dim": Bound(1, MAX_WIDTH), "latent_dim": Bound(1, MAX_WIDTH),
+    "hidden_features": Bound(1, MAX_WIDTH), "hidden_dim": Bound(1, MAX_WIDTH), "latent_dim": Bound(1, 65536),
     "time_embed_dim": Bound(2, MAX_WIDTH), "modulation_dim": Bound(1, 2**20), "n_fourier": Bound(1, MAX_WIDTH),
     "num_frequencies": Bound(1, MAX_WIDTH), "fourier_features": Bound(0, 64),
     "reference_size": Bound(2, 256), "sample_size": Bound(1, MAX_SAMPLE_SIZE),
@@ -91,7 +91,8 @@ MODEL_BOUNDS: dict[str, Bound] = {
     "frequency_init": Bound(-1e4, 1e4), "inner_lr_init": Bound(-1e4, 1e4),
     "encode_lr": Bound(0, 1e3, open_low=True), "latent_l2": Bound(0, 1e3),
 }
-"""Bounds of every number a qiren-gen model's config holds, by parameter name (see the module docstring)."""
+"""Bounds of every number a qiren-gen model's config holds, by parameter name (see the module docstring). ``latent_dim``
+is the trainer's own cap (``training.functa_trainer.MAX_LATENT_DIM``): a vector, not a square layer."""
 
 SCHEDULER_BOUNDS: dict[str, Bound] = {
     "num_train_timesteps": Bound(1, MAX_TRAIN_TIMESTEPS), "steps_offset": Bound(0, MAX_TRAIN_TIMESTEPS - 1),

@@ -51,6 +51,9 @@ def output_dir_lock(out: str | os.PathLike, program: str) -> Iterator[Path]:
         return
     import fcntl
 
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise OSError(f"--output_dir {out}: '{parent}' is a file, not a folder")
     created = not out.exists() or [p.name for p in out.iterdir()] == [LOCK_FILE]  # (a killed run's lock file)
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK_FILE

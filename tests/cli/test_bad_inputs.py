@@ -149,13 +149,13 @@ CLI_ROWS = [
     ("scripts/train_functa.py", "absurd size (--resolution 100000)",
      f"--train_data_dir data --output_dir tfout {FUNCTA} --resolution 100000", "over the limit"),
     ("scripts/train_functa.py", "absurd size (--latent_dim 10^8)",
-     f"--train_data_dir data --output_dir tfout {FUNCTA} --latent_dim 100000000", "latent_dim must be <="),
+     f"--train_data_dir data --output_dir tfout {FUNCTA} --latent_dim 100000000", "--latent_dim must be in [1, 65536]"),
     ("scripts/train_functa.py", "auto-decoded latents on a streaming dataset",
      f"--train_data_dir data --output_dir tfout {FUNCTA} --encoding auto_decode --streaming", "--max_train_samples"),
     ("scripts/train_functa.py", "missing checkpoint to resume",
      f"--train_data_dir data --output_dir tfout {FUNCTA} --resume_from_checkpoint nowhere", "not a complete checkpoint"),
     ("scripts/train_functa.py", "NaN learning rate", f"--train_data_dir data --output_dir tfout {FUNCTA} "
-     "--learning_rate nan", "Invalid learning rate"),
+     "--learning_rate nan", "--learning_rate must be a finite number"),
     ("scripts/train_prior.py", "missing stage-1 folder",
      f"--stage1_model missing --train_data_dir data --output_dir tpout {PRIOR}", "no stage-1 decoder"),
     ("scripts/train_prior.py", "corrupt stage-1 config.json",
@@ -211,6 +211,46 @@ CLI_ROWS = [
     ("scripts/train_pipeline.py", "--output_dir holding a different pipeline",
      f"--pretrained_model_name_or_path pipe --train_data_dir data --output_dir pipe {PIPE}",
      "holds a different pipeline"),
+    ("qiren-gen sample", "a CLI module named as a component in model_index.json", f"{S} climodule",
+     "names an unknown class qiren_gen.cli.__main__.main"),
+    ("qiren-gen sample", "entry module importing something else (from qiren_gen.cli import __main__)",
+     f"{S} entryimport", "is not the plain qiren-gen import"),
+    ("qiren-gen sample", "model_index.json nested 100,000 deep", f"{S} deepjson", "nested 100000 levels deep"),
+    ("qiren-gen sample", "config.json over 1 MiB (a 2 MB string)", f"{S} hugeconfig", "over the cap of 1048576 bytes"),
+    ("qiren-gen sample", "config.json holding a JSON list", f"{S} listconfig", "must hold a JSON object"),
+    ("qiren-gen sample", "scheduler num_train_timesteps 1e9", f"{S} timesteps",
+     "num_train_timesteps=1000000000 is outside [1, 100000]"),
+    ("qiren-gen sample", "scheduler steps_offset 1e9", f"{S} offset", "steps_offset=1000000000 is outside"),
+    ("qiren-gen sample", "scheduler trained_betas of length 3", f"{S} betas", "trained_betas has 3 values"),
+    ("qiren-gen sample", "scheduler prediction_type unknown", f"{S} prediction", "prediction_type='noise' is not one of"),
+    ("qiren-gen sample", "prior num_blocks 1e7", f"{S} blocks", "num_blocks=10000000 is outside [0, 256]"),
+    ("qiren-gen sample", "prior dropout NaN", f"{S} dropoutnan", "dropout is NaN"),
+    ("qiren-gen sample", "prior num_blocks true (a bool for an int)", f"{S} blockstrue", "num_blocks is true (a boolean)"),
+    ("qiren-gen sample", "int64 weights of the right shapes", f"{S} intweights", "is stored as I64"),
+    ("qiren-gen sample", "an extra tensor in the weights", f"{S} extraweights", "the weights hold 'extra'"),
+    ("qiren-gen sample", "a missing weight key", f"{S} missingweights", "the weights lack"),
+    ("qiren-gen sample", "seed 2**70", f"{S} pipe --seed 1180591620717411303424", "--seed must be a whole number"),
+    ("qiren-gen sample", "absurd rows (--rows 10^9)", f"{S} pipe --rows 1000000000", "--rows must be between 1 and 1"),
+    ("qiren-gen fit", "decompression bomb (50000x50000 PNG)", "fit --image bomb.png --output fitout",
+     "declares too many pixels"),
+    ("qiren-gen fit", "36-megapixel image (over the pixel cap)", "fit --image big.png --output fitout",
+     "over the cap of 33,554,432 pixels"),
+    ("qiren-gen fit", "absurd re-uploads (--reuploads 10^9)", "fit --image camera --reuploads 1000000000 "
+     "--output fitout", "--reuploads must be at most 64"),
+    ("qiren-gen fit", "absurd blocks (--blocks 10^9)", "fit --image camera --blocks 1000000000 --output fitout",
+     "--blocks must be at most 64"),
+    ("qiren-gen fit", "absurd Fourier features (--fourier-features 10^9)",
+     "fit --image camera --fourier-features 1000000000 --output fitout", "--fourier-features must be at most 64"),
+    ("qiren-gen fit", "absurd steps (--steps 10^9)", "fit --image camera --steps 1000000000 --output fitout",
+     "--steps must be between 1 and 100000"),
+    ("scripts/train_pipeline.py", "infinite learning rate (no folder created)",
+     f"--pretrained_model_name_or_path pipe --train_data_dir data --output_dir tplout {PIPE} --learning_rate inf",
+     "--learning_rate must be a finite number"),
+    ("scripts/train_pipeline.py", "NaN --max_grad_norm (no folder created)",
+     f"--pretrained_model_name_or_path pipe --train_data_dir data --output_dir tplout {PIPE} --max_grad_norm nan",
+     "--max_grad_norm must be a finite number"),
+    ("scripts/train_prior.py", "stage-1 decoder weights stored as bool",
+     f"--stage1_model stage1bool --train_data_dir data --output_dir tpout {PRIOR}", "is stored as BOOL"),
 ]
 
 _PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]|examples/s\]|\[\d\d:\d\d<")
@@ -310,7 +350,50 @@ def world(tmp_path_factory) -> Path:
     (w / "stage1bin" / "decoder" / "diffusion_pytorch_model.safetensors").unlink()
     with open(w / "stage1bin" / "decoder" / "diffusion_pytorch_model.bin", "wb") as handle:
         pickle.dump(_Payload(w / "PWNED"), handle)
+    _hostile_folders(w)
     return w
+
+
+def _hostile_folders(w: Path) -> None:
+    """Pipeline folders naming modules, with too-deep or too-large JSON, unbounded configs, mismatched weights; a
+    decompression bomb and an image over the fitting pixel cap; a stage-1 folder with bool weights."""
+    from safetensors.torch import load_file, save_file
+
+    from testing_utils import png_bomb
+
+    def edit_json(name: str, rel: str, change) -> None:
+        path = w / name / rel
+        path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+    def edit_weights(name: str, rel: str, change) -> None:
+        path = w / name / rel / "diffusion_pytorch_model.safetensors"
+        tensors = load_file(path)
+        first = sorted(tensors)[0]
+        save_file(change(tensors, first), path)
+
+    for name in ("climodule", "entryimport", "deepjson", "hugeconfig", "listconfig", "timesteps", "offset", "betas",
+                 "prediction", "blocks", "dropoutnan", "blockstrue", "intweights", "extraweights", "missingweights"):
+        shutil.copytree(w / "pipe", w / name)
+    edit_json("climodule", "model_index.json", lambda d: {**d, "decoder": ["qiren_gen.cli.__main__", "main"]})
+    (w / "entryimport" / "qiren_pipeline.py").write_text("from qiren_gen.cli import __main__\n")
+    (w / "deepjson" / "model_index.json").write_text("[" * 100_000 + "]" * 100_000)
+    edit_json("hugeconfig", "prior/config.json", lambda d: {**d, "note": "x" * 2_000_000})
+    (w / "listconfig" / "prior" / "config.json").write_text("[1, 2]")
+    scheduler = "scheduler/scheduler_config.json"
+    edit_json("timesteps", scheduler, lambda d: {**d, "num_train_timesteps": 10**9})
+    edit_json("offset", scheduler, lambda d: {**d, "steps_offset": 10**9})
+    edit_json("betas", scheduler, lambda d: {**d, "trained_betas": [0.1, 0.2, 0.3]})
+    edit_json("prediction", scheduler, lambda d: {**d, "prediction_type": "noise"})
+    edit_json("blocks", "prior/config.json", lambda d: {**d, "num_blocks": 10**7})
+    edit_json("dropoutnan", "prior/config.json", lambda d: {**d, "dropout": float("nan")})
+    edit_json("blockstrue", "prior/config.json", lambda d: {**d, "num_blocks": True})
+    edit_weights("intweights", "prior", lambda t, k: {**t, k: t[k].long()})
+    edit_weights("extraweights", "prior", lambda t, k: {**t, "extra": torch.zeros(2)})
+    edit_weights("missingweights", "prior", lambda t, k: {n: v for n, v in t.items() if n != k})
+    shutil.copytree(w / "stage1", w / "stage1bool")
+    edit_weights("stage1bool", "decoder", lambda t, k: {**t, k: t[k] > 0})
+    Image.new("L", (6000, 6000)).save(w / "big.png")
+    (w / "bomb.png").write_bytes(png_bomb())
 
 
 # Several rows run in one "runner" process (torch imported once, the suite stays fast); the first row of every entry
