@@ -67,7 +67,11 @@ def output_dir_lock(out: str | os.PathLike, program: str) -> Iterator[Path]:
         raise OSError(f"--output_dir {out} is in use by another run ({_holder(path)}); wait for it to finish or "
                       "choose another folder") from None
     try:
-        if os.fstat(fd).st_ino != os.stat(path).st_ino:  # the file was replaced between open and lock: a race lost
+        try:
+            same_file = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same_file = False
+        if not same_file:  # the file was removed or replaced between open and lock: a race lost
             raise OSError(f"--output_dir {out} is in use by another run ({_holder(path)}); wait for it to finish or "
                           "choose another folder")
         info = {"pid": os.getpid(), "host": socket.gethostname(), "program": program,
