@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline
@@ -256,3 +258,31 @@ def test_the_bundled_pipeline_passes_every_check():
 
     pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())
     assert pipe.prior.config.num_blocks >= 1
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=80),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(component=st.sampled_from(["decoder", "modulator", "prior", "scheduler"]), data=st.data())
+def test_any_json_value_in_any_config_key_loads_or_is_one_line(saved, tmp_path_factory, component, data):
+    """Fuzzing: whatever JSON value replaces whatever key of a component's config, loading that component either
+    works or raises ValueError / OSError in one line; never another exception type."""
+    from qiren_gen.pipelines.loading import load_checked_component
+
+    folder = tmp_path_factory.mktemp("fuzz") / component
+    shutil.copytree(saved / component, folder)
+    config_name = "scheduler_config.json" if component == "scheduler" else "config.json"
+    config = json.loads((folder / config_name).read_text())
+    key = data.draw(st.sampled_from(sorted(config) + ["new_key"]), label="key")
+    config[key] = data.draw(_JSON_VALUES, label="value")
+    (folder / config_name).write_text(json.dumps(config))
+    spec = json.loads((saved / "model_index.json").read_text())[component]
+    klass = component_class(spec, component, "fuzz")
+    try:
+        load_checked_component(folder, klass)
+    except (ValueError, OSError) as exc:
+        assert len(str(exc).splitlines()) == 1, str(exc)
