@@ -104,28 +104,28 @@ def _weights_variant(sub: Path, variant: str | None) -> str | None:
     return None
 
 
-def load_checked_component(sub: Path, klass: type, dtype: torch.dtype | None = None,
-                           options: dict | None = None) -> object:
+def load_checked_component(sub: Path, klass: type, dtype: torch.dtype | None = None, options: dict | None = None,
+                           shown_as: str | None = None) -> object:
     """``klass`` loaded from the component folder ``sub`` after its config and weights are checked.
 
     The config file (size and nesting capped) must hold values ``klass`` takes, each typed and bounded
     (``config_checks``); the model is sized on the meta device and its safetensors weights compared with it
     (``weights_checks``: keys, shapes, dtypes, finite values) before diffusers' own ``from_pretrained`` builds it.
-    ``ValueError`` / ``OSError`` with one line naming the file and key otherwise.
+    ``ValueError`` / ``OSError`` with one line naming the file (as ``shown_as/<file>``, default the full path) and
+    the key otherwise.
     """
     options = options or {}
+    shown = shown_as if shown_as is not None else str(sub)
     if issubclass(klass, SchedulerMixin):
-        config_file = sub / SCHEDULER_CONFIG_NAME
-        config = read_json_file(config_file, f"'{config_file}'")
-        check_scheduler_config(klass, config, f"'{config_file}'")
+        where = f"{shown}/{SCHEDULER_CONFIG_NAME}"
+        config = read_json_file(sub / SCHEDULER_CONFIG_NAME, where)
+        check_scheduler_config(klass, config, where)
         return klass.from_pretrained(sub.parent, subfolder=sub.name)
-    config_file = sub / "config.json"
-    where = f"'{config_file}'"
-    config = read_json_file(config_file, where)
+    where = f"{shown}/config.json"
+    config = read_json_file(sub / "config.json", where)
     check_model_config(klass, config, where)
     variant = _weights_variant(sub, options.get("variant"))
-    check_weights(weight_files(sub, variant, f"'{sub}'"), expected_tensors(klass, config, where), klass.__name__,
-                  f"'{sub}'")
+    check_weights(weight_files(sub, variant, shown), expected_tensors(klass, config, where), klass.__name__, shown)
     extra = {k: v for k, v in options.items() if v is not None and k != "variant"}
     if dtype is not None:
         extra["torch_dtype"] = dtype
@@ -136,7 +136,7 @@ def load_checked_component(sub: Path, klass: type, dtype: torch.dtype | None = N
 
 def _load_component(folder: Path, name: str, spec: list[str], dtype, options: dict) -> object:
     klass = component_class(spec, name, f"pipeline '{folder}'")
-    return load_checked_component(folder / name, klass, dtype, options)
+    return load_checked_component(folder / name, klass, dtype, options, shown_as=name)
 
 
 def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.PathLike, components: tuple[str, ...],
