@@ -107,13 +107,21 @@ SAVEABLE_LIBRARIES = ("diffusers", "qiren_gen")
 
 
 def check_saveable_components(components: dict) -> None:
-    """``ValueError`` (one line) for a component whose class is outside diffusers / qiren_gen: a folder naming it
-    would be refused by the safe loader, so it is refused before anything is written."""
+    """``ValueError`` (one line) for a component whose class a saved folder may not name (outside diffusers /
+    qiren_gen, or outside the loader's table in ``component_classes``): the safe loader would refuse the folder, so
+    it is refused before anything is written."""
+    from .component_classes import MODEL_CLASSES, SCHEDULER_NAMES
+
     for name, part in components.items():
-        module = type(part).__module__ if part is not None else "diffusers"
-        if not any(module == lib or module.startswith(lib + ".") for lib in SAVEABLE_LIBRARIES):
-            raise ValueError(f"cannot save component '{name}': {module}.{type(part).__name__} is not a diffusers or "
+        if part is None:
+            continue
+        cls = type(part)
+        if not any(cls.__module__ == lib or cls.__module__.startswith(lib + ".") for lib in SAVEABLE_LIBRARIES):
+            raise ValueError(f"cannot save component '{name}': {cls.__module__}.{cls.__name__} is not a diffusers or "
                              "qiren_gen class, and saved folders load only those")
+        if MODEL_CLASSES.get(cls.__name__) is not cls and cls.__name__ not in SCHEDULER_NAMES:
+            raise ValueError(f"cannot save component '{name}': {cls.__name__} is not one of the classes a saved "
+                             "folder may name (qiren_gen.pipelines.component_classes), so it could not be loaded back")
 
 
 class DiffusersEntryMixin:

@@ -305,3 +305,14 @@ def test_the_demo_pipeline_box_refuses_hostile_folders_and_keeps_serving(saved, 
         assert HOSTILE[case][1] in str(info.value) and len(str(info.value).splitlines()) == 1
     with store.use("") as pipe:
         assert sample_grid(pipe, 0, 1, 8, 2, DemoLimits()).size == (8, 8)
+
+
+def test_a_component_outside_the_table_is_refused_before_saving(tmp_path):
+    """What the loader would refuse is never written: a diffusers scheduler qiren-gen does not list is refused."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    pipe = tiny_pipeline()
+    pipe.scheduler = FlowMatchEulerDiscreteScheduler()
+    with pytest.raises(ValueError, match="not one of the classes a saved folder may name"):
+        pipe.save_pretrained(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
