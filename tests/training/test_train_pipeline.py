@@ -115,7 +115,7 @@ def test_scratch_rgb_from_a_parquet_dataset_streamed_through_load_dataset(tmp_pa
             "qiren-gen-tests/scratch", *TINY]
     assert main(args) == 2  # trained and saved, but the upload cannot happen offline: one line, folder intact
     captured = capsys.readouterr()
-    assert captured.err.strip().splitlines()[-1].startswith("train_pipeline: error: cannot push to the Hub repo")
+    assert captured.err.strip().splitlines()[-1].startswith("train_pipeline: error: cannot push to the Hugging Face Hub repo")
     assert f"the pipeline is saved in {out}" in captured.err
     tensorboard_line = [line for line in captured.err.splitlines() if "--report_to tensorboard" in line]
     try:
