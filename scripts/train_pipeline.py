@@ -141,9 +141,10 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
                           f"{data.description}")
     set_seed(args.seed)
     eval_images, steps = data.eval_train, args.eval_encode_steps
+    evaluates = accelerator.is_main_process  # evaluation passes run once, on the main process
     psnr = {"train_count": eval_images.shape[0], "heldout_count": data.heldout.shape[0],
-            "train_before": reconstruction_psnr(decoder, modulator, eval_images, steps=steps),
-            "heldout_before": reconstruction_psnr(decoder, modulator, data.heldout, steps=steps)}
+            "train_before": reconstruction_psnr(decoder, modulator, eval_images, steps=steps) if evaluates else None,
+            "heldout_before": reconstruction_psnr(decoder, modulator, data.heldout, steps=steps) if evaluates else None}
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / RUN_FILE).write_text(json.dumps(identity, indent=2))
@@ -181,18 +182,22 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     modulator.eval()
     if stage1["steps"] % args.validation_steps:  # the end of stage 1 is always validated once
         validator.stage1(decoder, modulator, stage1["steps"], final=True)
-    psnr["train_after"] = reconstruction_psnr(decoder, modulator, eval_images, steps=steps)
-    last = validator.records[-1] if validator.records else {}
-    psnr["heldout_after"] = (last["heldout_psnr"] if last.get("step") == stage1["steps"] and "heldout_psnr" in last
-                             else reconstruction_psnr(decoder, modulator, data.heldout, steps=steps))
+    if evaluates:
+        psnr["train_after"] = reconstruction_psnr(decoder, modulator, eval_images, steps=steps)
+        last = validator.records[-1] if validator.records else {}
+        psnr["heldout_after"] = (last["heldout_psnr"] if last.get("step") == stage1["steps"] and "heldout_psnr" in last
+                                 else reconstruction_psnr(decoder, modulator, data.heldout, steps=steps))
 
     # Stage 2: the prior over the training images' latents.
     prior_dir = out / "prior_training"
-    latents = prior_latents(decoder, modulator, data, out / "stage1", args, accelerator)
+    latents = prior_latents(decoder, modulator, data, out / "stage1", args, accelerator, stage1.get("trained_latents"))
     if prior is None:
-        denoiser = LatentDenoiser(latent_dim=modulator.config.latent_dim, hidden_dim=args.prior_hidden_dim,
-                                  num_blocks=args.prior_num_blocks, dropout=args.prior_dropout,
-                                  sample_size=resolution)
+        from qiren_gen.training.randomness import INIT_STEP, STAGE_PRIOR, seeded_default_rng
+
+        with seeded_default_rng(args.seed, STAGE_PRIOR, 0, INIT_STEP):  # the same init however stage 1 went
+            denoiser = LatentDenoiser(latent_dim=modulator.config.latent_dim, hidden_dim=args.prior_hidden_dim,
+                                      num_blocks=args.prior_num_blocks, dropout=args.prior_dropout,
+                                      sample_size=resolution)
         train_scheduler = make_training_scheduler()
     else:
         denoiser = prior

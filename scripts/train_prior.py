@@ -91,9 +91,12 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
             images = load_images(args, decoder.config.out_channels, resolution)
             latents = encode_dataset(decoder, modulator, images, cache, steps=args.encode_steps,
                                      progress=accelerator.is_local_main_process)
-    denoiser = LatentDenoiser(latent_dim=modulator.config.latent_dim, hidden_dim=args.hidden_dim,
-                              num_blocks=args.num_blocks, time_embed_dim=args.time_embed_dim, dropout=args.dropout,
-                              sample_size=resolution)
+    from qiren_gen.training.randomness import INIT_STEP, STAGE_PRIOR, seeded_default_rng
+
+    with seeded_default_rng(args.seed, STAGE_PRIOR, 0, INIT_STEP):  # one init on every rank, resumed or not
+        denoiser = LatentDenoiser(latent_dim=modulator.config.latent_dim, hidden_dim=args.hidden_dim,
+                                  num_blocks=args.num_blocks, time_embed_dim=args.time_embed_dim,
+                                  dropout=args.dropout, sample_size=resolution)
     scheduler = make_training_scheduler(args.num_train_timesteps)
     cfg = PriorTrainingConfig(
         max_train_steps=args.max_train_steps, batch_size=args.train_batch_size, learning_rate=args.learning_rate,

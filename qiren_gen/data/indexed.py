@@ -31,17 +31,22 @@ class IndexedImages(torch.utils.data.Dataset):
 
 class IndexedStream(torch.utils.data.IterableDataset):
     """A stream's first ``capacity`` items with their stream position as index (mirrors at ``capacity + i``),
-    reordered by a shuffle buffer of ``buffer_size`` seeded by ``seed`` and the epoch (:meth:`set_epoch`).
+    reordered by a shuffle buffer of ``buffer_size`` seeded by ``seed``, the epoch (:meth:`set_epoch`) and the rank.
 
-    With DataLoader workers, every worker reads the stream (bytes only) and keeps the positions ``p`` with
-    ``p % num_workers == worker id``: decoding is split, and the indices stay stream positions.
+    Data parallel: rank ``rank`` of ``num_ranks`` keeps the positions ``p % num_ranks == rank`` (every rank reads
+    the stream's bytes, decodes only its own). With DataLoader workers, worker ``w`` of ``K`` keeps, of those,
+    ``(p // num_ranks) % K == w``. Together the ranks' workers cover every position once, and indices stay stream
+    positions.
     """
 
     def __init__(self, stream, capacity: int | None = None, flip: bool = False, buffer_size: int = 0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, rank: int = 0, num_ranks: int = 1) -> None:
         if flip and capacity is None:
             raise ValueError("mirrored stream items need a capacity (the index of a mirror is capacity + position)")
+        if not 0 <= rank < num_ranks:
+            raise ValueError(f"need 0 <= rank < num_ranks, got rank {rank} of {num_ranks}")
         self.stream, self.capacity, self.flip, self.buffer_size, self.seed = stream, capacity, flip, buffer_size, seed
+        self.rank, self.num_ranks = rank, num_ranks
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -60,12 +65,12 @@ class IndexedStream(torch.utils.data.IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
-        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        rng = random.Random(f"{self.seed}:{self.epoch}:{self.rank}:{worker}")  # str seeds hash the same everywhere
         buffer: list[dict] = []
         for position, example in enumerate(self._examples()):
             if self.capacity is not None and position >= self.capacity:
                 break
-            if position % workers != worker:
+            if position % self.num_ranks != self.rank or (position // self.num_ranks) % workers != worker:
                 continue
             items = [{"example": example, "index": position, "flip": False}]
             if self.flip:

@@ -49,6 +49,28 @@ def resolve_resume_checkpoint(output_dir: str | os.PathLike, resume_from_checkpo
     return path
 
 
+def agreed_resume_checkpoint(accelerator, output_dir: str | os.PathLike,
+                             resume_from_checkpoint: str | None) -> Path | None:
+    """:func:`resolve_resume_checkpoint` on the main process, broadcast to every rank: all ranks resume from the
+    checkpoint the main one chose (other machines' disks may lag behind, or not hold ``output_dir`` at all). A
+    refusal is raised on every rank alike, so none waits for the others forever."""
+    if accelerator.num_processes == 1:
+        return resolve_resume_checkpoint(output_dir, resume_from_checkpoint)
+    from accelerate.utils import broadcast_object_list
+
+    answer: list = [None, None]
+    if accelerator.is_main_process:
+        try:
+            found = resolve_resume_checkpoint(output_dir, resume_from_checkpoint)
+            answer = [None if found is None else str(found), None]
+        except OSError as exc:
+            answer = [None, str(exc)]
+    broadcast_object_list(answer, from_process=0)
+    if answer[1] is not None:
+        raise OSError(answer[1])
+    return None if answer[0] is None else Path(answer[0])
+
+
 def read_training_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
     """The ``training_state.json`` of a checkpoint."""
     return json.loads((Path(checkpoint) / STATE_FILE).read_text())
@@ -120,6 +142,7 @@ def save_checkpoint(
 def _write_checkpoint(accelerator, tmp: Path, final: Path, step: int, state: dict[str, Any],
                       models: dict[str, Any] | None) -> None:
     """Everything ``save_checkpoint`` writes, ending with the rename that publishes ``final``."""
+    tmp.mkdir(parents=True, exist_ok=True)  # whoever writes creates: another machine may not share output_dir
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -151,6 +174,7 @@ def load_checkpoint_models(checkpoint: str | os.PathLike, models: dict[str, Any]
 
 
 __all__ = [
+    "agreed_resume_checkpoint",
     "load_checkpoint_models",
     "STATE_FILE",
     "check_compatible",

@@ -4,17 +4,22 @@
 steps (``inner_loop``); the outer loss is the MSE of the renders at those latents, and its gradient trains decoder,
 modulator and step sizes. ``encoding="auto_decode"``: every training image owns a latent (a row of a
 :class:`LatentTable`, trained with Adam jointly with the decoder, plus ``latent_l2 * ||z||^2``); new images are
-encoded later by fitting their latent with the decoder frozen (``qiren_gen.functa.encode_images``). The table is
+encoded later by fitting their latent with the decoder frozen (``qiren_gen.functa.encode_images``). Only the batch's
+rows of the table are exchanged and stepped, by a row-wise Adam (``qiren_gen.training.latent_rows``). The table is
 checkpointed with the models and saved as ``output_dir/latents.safetensors`` for the prior, with a ``visited`` mask
 (rows that trained at least once). Images are decoded per batch in the DataLoader (``dataloader_num_workers``): a
 map-style dataset stays memory-mapped, a stream stays a stream (index = stream position, see
 ``qiren_gen.data.indexed``); only the latent table and its Adam state grow with the number of images.
-Data parallel: every process takes its own shard of the batch; gradients are summed over processes and divided by
-the global number of images (an exact global-batch mean, also when a rank had to drop corrupt images), so every
-rank applies the same update and parameters stay identical (checked at the end).
+Data parallel: every process takes its own shard of the batch (map-style: Accelerate's sampler shards; streams:
+each rank reads its own stream positions, ``p % num_processes == rank``, and the ranks step in lockstep until all
+are exhausted, so no readable image is dropped); gradients are summed over processes and divided by the global
+number of images (an exact global-batch mean, also when a rank had to drop corrupt images), so every rank applies
+the same update and parameters stay identical (checked at the end). SIGTERM / SIGINT stop every rank after a
+checkpoint (``qiren_gen.training.stopping``).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -34,9 +39,12 @@ from ..metrics import psnr_from_mse
 from ..models.modulated import ENCODINGS, LatentModulator, ModulatedQIREN, ModulatedSIREN
 from ..models.synthesis import FeatureSynthesisDecoder
 from ..models.wide import ModulatedWideQIREN
-from .checkpointing import (check_compatible, load_checkpoint_models, read_training_state,
-                            resolve_resume_checkpoint, save_checkpoint)
+from .checkpointing import (agreed_resume_checkpoint, check_compatible, load_checkpoint_models, read_training_state,
+                            save_checkpoint)
+from .latent_rows import LatentTable, gather_row_gradients, rowwise_adam_step
 from .launch import make_accelerator, synthesis_dtype
+from .randomness import INIT_STEP, STAGE_FUNCTA, step_generator
+from .stopping import TrainingStopped, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -216,16 +224,6 @@ def build_models(cfg: FunctaTrainingConfig) -> tuple[torch.nn.Module, LatentModu
     return decoder, modulator
 
 
-class LatentTable(torch.nn.Module):
-    """One trainable latent per training image (auto-decoding): ``latents (N, latent_dim)``, small random init, and
-    ``visited (N,)``: the rows trained at least once (the prior learns those only)."""
-
-    def __init__(self, n_items: int, latent_dim: int) -> None:
-        super().__init__()
-        self.latents = torch.nn.Parameter(torch.randn(n_items, latent_dim) * 0.01)
-        self.register_buffer("visited", torch.zeros(n_items, dtype=torch.bool))
-
-
 _LATER_OPTIONS = ("encoding_scale",)
 
 
@@ -359,10 +357,10 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
 
     cfg.validate()
     output_dir = Path(cfg.output_dir)
-    resume = resolve_resume_checkpoint(output_dir, cfg.resume_from_checkpoint)
     owns_accelerator = accelerator is None
     if owns_accelerator:
         accelerator = make_accelerator(cfg.mixed_precision, cfg.seed)
+    resume = agreed_resume_checkpoint(accelerator, output_dir, cfg.resume_from_checkpoint)
     set_seed(cfg.seed)
     decoder, modulator = init_models if init_models is not None else build_models(cfg)
     if decoder.config.out_channels != cfg.channels:
@@ -383,12 +381,14 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
         if capacity is None and (auto or cfg.flip_augment):
             raise ValueError("auto-decoded latents or --flip_augment on a stream need --max_train_samples (the size "
                              "of the latent table: one row per streamed image)")
-        dataset = IndexedStream(dataset, capacity, cfg.flip_augment, cfg.shuffle_buffer_size, cfg.seed)
+        dataset = IndexedStream(dataset, capacity, cfg.flip_augment, cfg.shuffle_buffer_size, cfg.seed,
+                                rank=accelerator.process_index, num_ranks=accelerator.num_processes)
         n_items = None if capacity is None else capacity * (2 if cfg.flip_augment else 1)
     else:
         dataset = IndexedImages(dataset, cfg.flip_augment)
         n_items = len(dataset)
-    table = LatentTable(n_items, cfg.latent_dim) if auto else None
+    table = (LatentTable(n_items, cfg.latent_dim, step_generator(cfg.seed, STAGE_FUNCTA, 0, INIT_STEP)) if auto
+             else None)
     if table is not None and init_latents is not None:
         if init_latents.ndim == 1:
             init_latents = init_latents[None].expand_as(table.latents)
@@ -399,6 +399,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     signature = model_signature(decoder, modulator)
     if table is not None:
         signature["latent_table"] = list(table.latents.shape)
+        signature["latent_update"] = "rowwise_adam"  # tables of the earlier dense update cannot resume here
     if resume is not None:
         check_compatible(read_training_state(resume).get("model", {}), signature, resume)
     decoder.to(accelerator.device)
@@ -414,13 +415,14 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
         drop_last=drop_last, **loader_options(accelerator.device, cfg.dataloader_num_workers),
     )
     model_params = list(decoder.parameters()) + list(modulator.parameters())
-    params = model_params + ([table.latents] if table is not None else [])
+    params = model_params
     groups = [{"params": model_params, "lr": cfg.learning_rate, "weight_decay": cfg.weight_decay}]
-    if table is not None:
-        groups.append({"params": [table.latents], "lr": cfg.latent_learning_rate, "weight_decay": 0.0})
     optimizer = torch.optim.Adam(groups, lr=cfg.learning_rate)
     scheduler = get_scheduler("constant", optimizer=optimizer)
-    optimizer, loader, scheduler = accelerator.prepare(optimizer, loader, scheduler)
+    if streamed:  # each rank reads its own positions (IndexedStream): no dispatching, no split of the batch
+        optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    else:
+        optimizer, loader, scheduler = accelerator.prepare(optimizer, loader, scheduler)
     models = {"decoder": decoder, "modulator": modulator}  # checkpointed as safetensors, not Accelerate pickles
     if table is not None:
         models["latents"] = table
@@ -449,82 +451,102 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     def checkpoint_state() -> dict[str, Any]:
         return {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "model": signature, "config": asdict(cfg)}
 
-    while global_step < cfg.max_train_steps:
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch)
-        if streamed:
-            dataset.set_epoch(epoch)  # the shuffle buffer's order (whatever wrapper accelerate put around it)
-        resumed_mid_epoch = batch_in_epoch > 0  # a checkpoint at an epoch's last batch leaves nothing to skip to
-        batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
-        got_batch = False
-        waited = time.perf_counter()
-        for batch in batches:
-            got_batch = True
-            start, cpu_start = time.perf_counter(), time.process_time()
-            wait_seconds.append(start - waited)
-            images, indices = batch
-            images = images.to(accelerator.device, non_blocking=True)
-            if table is not None and first_visit_steps:
-                first_visit_encode(decoder, modulator, table, images, indices, first_visit_steps, accelerator)
-            targets = images.permute(0, 2, 3, 1).reshape(images.shape[0], -1, cfg.channels)
-            n_local = images.shape[0]
-            with accelerator.autocast():
-                if n_local and table is not None:
-                    stats = decoder.reference_statistics()
-                    rows = indices.to(accelerator.device)
-                    latents = table.latents[rows]
-                    mse = per_image_mse(decoder, modulator, latents, coords, targets, stats).float()
-                    accelerator.backward(mse.sum() + cfg.latent_l2 * latents.float().square().sum())
-                elif n_local:
-                    stats = decoder.reference_statistics()
-                    latents = inner_loop(decoder, modulator, coords, targets, first_order=cfg.first_order,
-                                         stats=stats)
-                    mse = per_image_mse(decoder, modulator, latents, coords, targets, stats).float()
-                    accelerator.backward(mse.sum())
-                else:  # every image of this shard was unreadable: contribute nothing, but join the collectives
-                    mse = torch.zeros(0, device=accelerator.device)
-            total = _sync_gradients(params, accelerator, n_local)
-            if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model_params, cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                modulator.inner_lr.clamp_(min=0)  # a negative step size would climb the loss
-            sums = torch.tensor([mse.detach().sum().item(), psnr_from_mse(mse.detach(), 2.0).sum().item()],
-                                device=accelerator.device)
-            if accelerator.num_processes > 1:
-                sums = accelerator.reduce(sums, reduction="sum")
-            loss, mean_psnr = (sums / max(total, 1)).tolist()
-            if table is not None:
-                mark_visited(table, indices, accelerator)
-            global_step += 1
-            batch_in_epoch += 1
-            step_seconds.append(time.perf_counter() - start)
-            step_cpu.append(time.process_time() - cpu_start)
-            progress.update(1)
-            progress.set_postfix(loss=f"{loss:.4f}", psnr=f"{mean_psnr:.2f}")
-            history.append({"step": global_step, "loss": loss, "psnr": mean_psnr})
-            if accelerator.is_main_process and (global_step % cfg.logging_steps == 0 or global_step == 1):
-                with open(log_path, "a") as handle:
-                    handle.write(json.dumps({"step": global_step, "loss": loss, "psnr": mean_psnr,
-                                             "seconds": step_seconds[-1], "skipped_images": indexed_collate.skipped}) + "\n")
-            if global_step % cfg.checkpointing_steps == 0 or global_step == cfg.max_train_steps:
-                save_checkpoint(accelerator, output_dir, global_step, checkpoint_state(), cfg.checkpoints_total_limit,
-                                models=models)
-            if on_step is not None:
-                on_step(global_step, history[-1])
-            if global_step >= cfg.max_train_steps:
-                break
+    with stop_on_signals() as stop_request:  # SIGTERM / SIGINT: finish the step, checkpoint, stop (every rank)
+        while global_step < cfg.max_train_steps:
+            if hasattr(loader, "set_epoch"):
+                loader.set_epoch(epoch)
+            if streamed:
+                dataset.set_epoch(epoch)  # the shuffle buffer's order
+            resumed_mid_epoch = batch_in_epoch > 0  # a checkpoint at an epoch's last batch leaves nothing to skip
+            if streamed:  # this rank's own batches; a rank that ran out joins the others' steps with none
+                batches = lockstep_batches(itertools.islice(loader, batch_in_epoch, None), accelerator,
+                                           collate([]))
+            else:
+                batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
+            got_batch = False
             waited = time.perf_counter()
-        else:
-            epoch += 1
-            batch_in_epoch = 0
-            if not got_batch and not resumed_mid_epoch:
-                raise ValueError("the dataset yields no batches (fewer readable images than processes?)")
+            for batch in batches:
+                got_batch = True
+                start, cpu_start = time.perf_counter(), time.process_time()
+                wait_seconds.append(start - waited)
+                images, indices = batch
+                images = images.to(accelerator.device, non_blocking=True)
+                if table is not None and first_visit_steps:
+                    first_visit_encode(decoder, modulator, table, images, indices, first_visit_steps, accelerator)
+                targets = images.permute(0, 2, 3, 1).reshape(images.shape[0], -1, cfg.channels)
+                n_local = images.shape[0]
+                rows = indices.to(accelerator.device)
+                latents = None
+                with accelerator.autocast():
+                    if n_local and table is not None:
+                        stats = decoder.reference_statistics()
+                        latents = table.latents[rows].detach().requires_grad_(True)  # the batch's rows only
+                        mse = per_image_mse(decoder, modulator, latents, coords, targets, stats).float()
+                        accelerator.backward(mse.sum() + cfg.latent_l2 * latents.float().square().sum())
+                    elif n_local:
+                        stats = decoder.reference_statistics()
+                        latents = inner_loop(decoder, modulator, coords, targets, first_order=cfg.first_order,
+                                             stats=stats)
+                        mse = per_image_mse(decoder, modulator, latents, coords, targets, stats).float()
+                        accelerator.backward(mse.sum())
+                    else:  # every image of this shard was unreadable: contribute nothing, but join the collectives
+                        mse = torch.zeros(0, device=accelerator.device)
+                total = _sync_gradients(params, accelerator, n_local)
+                if cfg.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(model_params, cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                with torch.no_grad():
+                    modulator.inner_lr.clamp_(min=0)  # a negative step size would climb the loss
+                if table is not None:  # (row, gradient) pairs of every rank's batch; the same step on every rank
+                    grads = (latents.grad if latents is not None and latents.grad is not None
+                             else torch.zeros(0, cfg.latent_dim, device=accelerator.device))
+                    all_rows, all_grads = gather_row_gradients(rows[: grads.shape[0]], grads.float(),
+                                                               cfg.train_batch_size, accelerator)
+                    rowwise_adam_step(table, all_rows, all_grads / max(total, 1), cfg.latent_learning_rate)
+                    with torch.no_grad():
+                        table.visited[all_rows] = True
+                sums = torch.tensor([mse.detach().sum().item(), psnr_from_mse(mse.detach(), 2.0).sum().item(),
+                                     stop_request.flag], device=accelerator.device)
+                if accelerator.num_processes > 1:
+                    sums = accelerator.reduce(sums, reduction="sum")
+                loss, mean_psnr = (sums[:2] / max(total, 1)).tolist()
+                stopping = bool(sums[2].item() > 0)
+                global_step += 1
+                batch_in_epoch += 1
+                step_seconds.append(time.perf_counter() - start)
+                step_cpu.append(time.process_time() - cpu_start)
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss:.4f}", psnr=f"{mean_psnr:.2f}")
+                history.append({"step": global_step, "loss": loss, "psnr": mean_psnr})
+                if accelerator.is_main_process and (global_step % cfg.logging_steps == 0 or global_step == 1):
+                    with open(log_path, "a") as handle:
+                        handle.write(json.dumps({"step": global_step, "loss": loss, "psnr": mean_psnr,
+                                                 "seconds": step_seconds[-1],
+                                                 "skipped_images": indexed_collate.skipped}) + "\n")
+                if (global_step % cfg.checkpointing_steps == 0 or global_step == cfg.max_train_steps
+                        or stopping):
+                    saved = save_checkpoint(accelerator, output_dir, global_step, checkpoint_state(),
+                                            cfg.checkpoints_total_limit, models=models)
+                if stopping:
+                    accelerator.print(f"stopped by a signal at step {global_step}, after saving {saved}; "
+                                      "continue with --resume_from_checkpoint latest")
+                    raise TrainingStopped(f"stopped at step {global_step}")
+                if on_step is not None:
+                    on_step(global_step, history[-1])
+                if global_step >= cfg.max_train_steps:
+                    break
+                waited = time.perf_counter()
+            else:
+                epoch += 1
+                batch_in_epoch = 0
+                if not got_batch and not resumed_mid_epoch:
+                    raise ValueError("the dataset yields no batches (fewer readable images than processes?)")
     progress.close()
 
-    flat = torch.cat([p.detach().reshape(-1).float() for p in params]).unsqueeze(0)
+    checked = params + ([table.latents] if table is not None else [])
+    flat = torch.cat([p.detach().reshape(-1).float() for p in checked]).unsqueeze(0)
     gathered = accelerator.gather(flat) if accelerator.num_processes > 1 else flat
     rank_diff = float((gathered - gathered[0:1]).abs().max().item())
     summary = {
@@ -543,9 +565,10 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
         "history": history,
     }
     if table is not None:
-        summary.update(table_psnr(decoder, modulator, table.latents.detach(), dataset, collate, cfg, coords))
+        if accelerator.is_main_process:  # an evaluation pass: once, not once per rank
+            summary.update(table_psnr(decoder, modulator, table.latents.detach(), dataset, collate, cfg, coords))
         summary["visited_latents"] = int(table.visited.sum())
-    if rank_diff != 0:
+    if rank_diff != 0 and accelerator.is_main_process:
         logger.warning("parameters differ across processes by up to %g", rank_diff)
     if accelerator.is_main_process:
         _save_final(decoder, modulator, output_dir)
@@ -558,6 +581,9 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     accelerator.wait_for_everyone()
     if owns_accelerator:
         accelerator.end_training()
+    if table is not None:  # in memory on every rank (equal everywhere): no rank has to read the main one's file
+        summary["trained_latents"] = trained_rows({"latents": table.latents.detach().to("cpu").clone(),
+                                                   "visited": table.visited.to("cpu")})
     return summary
 
 
@@ -568,6 +594,22 @@ def trained_rows(saved: dict[str, torch.Tensor]) -> torch.Tensor | None:
     if latents is None or visited is None or not visited.any() or visited.all():
         return latents
     return latents[visited.bool()]
+
+
+def lockstep_batches(batches, accelerator, empty_images: torch.Tensor):
+    """This rank's ``batches`` in step with every other rank's: after its own run out, it yields empty batches
+    while any rank still has one; ends when all are exhausted (one 1-element all-reduce per step)."""
+    iterator = iter(batches)
+    empty = (empty_images, torch.zeros(0, dtype=torch.long))
+    while True:
+        batch = next(iterator, None)
+        if accelerator.num_processes > 1:
+            alive = torch.tensor([0.0 if batch is None else 1.0], device=accelerator.device)
+            if accelerator.reduce(alive, reduction="sum").item() == 0:
+                return
+        elif batch is None:
+            return
+        yield empty if batch is None else batch
 
 
 def _median(values: list[float]) -> float | None:
@@ -606,5 +648,6 @@ def first_visit_encode(decoder, modulator, table: LatentTable, images: torch.Ten
 
 
 __all__ = ["DECODERS", "DECODER_ALIASES", "LATENTS_FILE", "FunctaTrainingConfig", "IndexedCollator", "IndexedImages", "IndexedStream",
-           "LatentTable", "build_decoder", "build_models", "first_visit_encode", "head_items", "mark_visited",
+           "LatentTable", "build_decoder", "build_models", "first_visit_encode", "head_items", "lockstep_batches",
+           "mark_visited",
            "model_signature", "table_psnr", "train_functa", "trained_rows"]

@@ -34,7 +34,23 @@ def make_accelerator(mixed_precision: str = "no", seed: int = 0, log_with: str |
     )
     if accelerator.num_processes != world_size:
         raise RuntimeError(f"launched as {world_size} processes but accelerate set up {accelerator.num_processes}")
+    if not accelerator.is_main_process:
+        quiet_worker()
     return accelerator
+
+
+def quiet_worker() -> None:
+    """Warnings and library logs from the main process only: other ranks keep errors and drop the rest (N copies of
+    one warning say nothing more than one)."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.getLogger("qiren_gen").setLevel(logging.ERROR)
+    from datasets.utils import logging as datasets_logging
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    datasets_logging.set_verbosity_error()
 
 
 def synthesis_dtype(device: torch.device | str, precision: str = "auto",
@@ -52,4 +68,4 @@ def synthesis_dtype(device: torch.device | str, precision: str = "auto",
     return torch.bfloat16 if bf16_supported else None
 
 
-__all__ = ["make_accelerator", "synthesis_dtype"]
+__all__ = ["make_accelerator", "quiet_worker", "synthesis_dtype"]

@@ -58,14 +58,18 @@ def latent_start(modulator, prior, args) -> tuple[torch.Tensor | None, int]:
     return torch.zeros(dim), 0
 
 
-def prior_latents(decoder, modulator, data, stage1_dir: Path, args, accelerator) -> torch.Tensor:
-    """The latents the prior learns: the rows of stage 1's auto-decoded table that trained, or (meta-SGD) every
-    training image encoded batch by batch (cached; the images are never all in memory)."""
+def prior_latents(decoder, modulator, data, stage1_dir: Path, args, accelerator,
+                  trained: torch.Tensor | None = None) -> torch.Tensor:
+    """The latents the prior learns: the rows of stage 1's auto-decoded table that trained (``trained``, which
+    every rank holds in memory after stage 1, else the table the main process saved), or (meta-SGD) every training
+    image encoded batch by batch (cached; the images are never all in memory)."""
     from safetensors.torch import load_file
 
     from .functa_trainer import LATENTS_FILE, trained_rows
 
     if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
+        if trained is not None:
+            return trained
         accelerator.wait_for_everyone()  # the main process wrote the table at the end of stage 1
         return trained_rows(load_file(str(stage1_dir / LATENTS_FILE)))
     with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache

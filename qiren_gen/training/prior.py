@@ -17,6 +17,7 @@ from diffusers import DDPMScheduler
 from torch.nn import functional as F
 
 from ..models.denoiser import LatentDenoiser
+from .randomness import STAGE_PRIOR, seeded_default_rng, step_generator
 
 
 def make_training_scheduler(num_train_timesteps: int = 1000, prediction_type: str = "v_prediction") -> DDPMScheduler:
@@ -38,12 +39,19 @@ def diffusion_loss(
     scheduler: DDPMScheduler,
     x0: torch.Tensor,
     generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+    timesteps: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """DDPM loss on clean normalised latents ``x0 (B, D)``: MSE between the prediction and its target."""
-    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    t = torch.randint(
-        0, scheduler.config.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device
-    )
+    """DDPM loss on clean normalised latents ``x0 (B, D)``: MSE between the prediction and its target. ``noise``
+    and ``timesteps`` are drawn from ``generator`` unless given (the training loop gives them, see
+    :func:`prior_batch`)."""
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    t = timesteps
+    if t is None:
+        t = torch.randint(
+            0, scheduler.config.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device
+        )
     noisy = scheduler.add_noise(x0, noise, t)
     pred = denoiser(noisy, t).sample
     kind = scheduler.config.prediction_type
@@ -126,6 +134,19 @@ def encode_dataset(
 # The training loop.
 
 
+def prior_batch(data: torch.Tensor, batch_size: int, num_train_timesteps: int, seed: int, rank: int, step: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x0, noise, timesteps)`` of rank ``rank`` at step ``step``: rows of ``data`` drawn with replacement, and
+    their noise and timesteps, all from one generator seeded by ``(seed, prior stage, rank, step)``. The same on a
+    resumed run; independent across ranks."""
+    generator = step_generator(seed, STAGE_PRIOR, rank, step)  # CPU: the same numbers on any device
+    rows = torch.randint(0, data.shape[0], (batch_size,), generator=generator)
+    noise = torch.randn((batch_size, data.shape[1]), generator=generator, dtype=torch.float32)
+    timesteps = torch.randint(0, num_train_timesteps, (batch_size,), generator=generator)
+    device = data.device
+    return data[rows.to(device)], noise.to(device, data.dtype), timesteps.to(device)
+
+
 @dataclass
 class PriorTrainingConfig:
     """Hyper-parameters of :func:`train_prior` (saved next to checkpoints).
@@ -202,7 +223,8 @@ def train_prior(
     from diffusers.optimization import get_scheduler
     from tqdm.auto import tqdm
 
-    from .checkpointing import check_compatible, read_training_state, resolve_resume_checkpoint, save_checkpoint
+    from .checkpointing import agreed_resume_checkpoint, check_compatible, read_training_state, save_checkpoint
+    from .stopping import TrainingStopped, stop_on_signals
 
     cfg = config or PriorTrainingConfig()
     if cfg.max_train_steps < 1 or cfg.batch_size < 1 or cfg.learning_rate <= 0:
@@ -211,12 +233,11 @@ def train_prior(
         raise ValueError(f"expected latents (N >= 2, {denoiser.config.latent_dim}), got {tuple(latents.shape)}")
     output_dir = Path(output_dir)
     model_config = {k: v for k, v in denoiser.config.items() if not k.startswith("_")}
-    resume_path = resolve_resume_checkpoint(output_dir, resume_from_checkpoint)
+    resume_path = agreed_resume_checkpoint(accelerator, output_dir, resume_from_checkpoint)
     if resume_path is None:
         denoiser.set_latent_statistics(latents)
     else:
         check_compatible(read_training_state(resume_path).get("model_config", {}), model_config, resume_path)
-    torch.manual_seed(cfg.seed)
 
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     lr_scheduler = get_scheduler(
@@ -231,10 +252,9 @@ def train_prior(
         global_step = int(read_training_state(resume_path)["step"])
         accelerator.print(f"resumed from {resume_path} at step {global_step}")
 
-    # Each process draws its own batches from the (small, in-memory) latent table. The generator is re-seeded from
-    # (seed, rank, step) at every step, so step k draws the same batch whether or not the run was resumed (a resumed
-    # run then ends with exactly the parameters of an uninterrupted one) and never replays earlier batches.
-    gen = torch.Generator()
+    # Every draw of step k on rank r (batch rows, noise, timesteps, dropout masks) comes from a seed derived from
+    # (seed, prior stage, r, k): a resumed run draws exactly what an uninterrupted one drew, and ranks draw
+    # independently of each other. Nothing here reads or moves the global generator.
     unwrapped = accelerator.unwrap_model(model)
     data = unwrapped.normalize(latents.to(accelerator.device, torch.float32))
     losses: list[float] = []
@@ -243,28 +263,35 @@ def train_prior(
         desc="prior", disable=not accelerator.is_local_main_process,
     )
     model.train()
-    for step in bar:
-        gen.manual_seed(cfg.seed * 1000003 + accelerator.process_index * 7919 + step * 104729)
-        idx = torch.randint(0, data.shape[0], (cfg.batch_size,), generator=gen)
-        x0 = data[idx.to(data.device)]
-        with accelerator.accumulate(model):
-            loss = diffusion_loss(model, scheduler, x0, generator=None)
-            accelerator.backward(loss)
-            optimizer.step()
-            lr_scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-        global_step = step + 1
-        value = accelerator.gather(loss.detach().reshape(1)).mean().item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"prior loss became {value} at step {global_step}; lower the learning rate")
-        losses.append(value)
-        if global_step % cfg.log_every == 0 or global_step == cfg.max_train_steps:
-            bar.set_postfix(loss=f"{sum(losses[-cfg.log_every:]) / len(losses[-cfg.log_every:]):.4f}")
-            if on_log is not None:
-                on_log(global_step, value)
-        if cfg.checkpointing_steps and global_step % cfg.checkpointing_steps == 0:
-            save_checkpoint(accelerator, output_dir, global_step, {"model_config": model_config,
-                            "training_config": asdict(cfg)}, total_limit=cfg.checkpoints_total_limit)
+    with stop_on_signals() as stop_request:  # SIGTERM / SIGINT: finish the step, checkpoint, stop (every rank)
+        for step in bar:
+            x0, noise, timesteps = prior_batch(data, cfg.batch_size, scheduler.config.num_train_timesteps, cfg.seed,
+                                               accelerator.process_index, step)
+            with accelerator.accumulate(model):
+                with seeded_default_rng(cfg.seed, STAGE_PRIOR, accelerator.process_index, step, data.device):
+                    loss = diffusion_loss(model, scheduler, x0, noise=noise, timesteps=timesteps)  # dropout: seeded
+                accelerator.backward(loss)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            global_step = step + 1
+            pair = torch.tensor([loss.detach().float().item(), stop_request.flag], device=accelerator.device)
+            gathered = accelerator.gather(pair.reshape(1, 2))
+            value, stopping = gathered[:, 0].mean().item(), bool(gathered[:, 1].sum().item() > 0)
+            if not math.isfinite(value):
+                raise FloatingPointError(f"prior loss became {value} at step {global_step}; lower the learning rate")
+            losses.append(value)
+            if global_step % cfg.log_every == 0 or global_step == cfg.max_train_steps:
+                bar.set_postfix(loss=f"{sum(losses[-cfg.log_every:]) / len(losses[-cfg.log_every:]):.4f}")
+                if on_log is not None:
+                    on_log(global_step, value)
+            if (cfg.checkpointing_steps and global_step % cfg.checkpointing_steps == 0) or stopping:
+                saved = save_checkpoint(accelerator, output_dir, global_step, {"model_config": model_config,
+                                        "training_config": asdict(cfg)}, total_limit=cfg.checkpoints_total_limit)
+            if stopping:
+                accelerator.print(f"stopped by a signal at step {global_step}, after saving {saved}; "
+                                  "continue with --resume_from_checkpoint latest")
+                raise TrainingStopped(f"stopped at step {global_step}")
     model.eval()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
