@@ -155,3 +155,35 @@ def test_train_pipeline_sigkill_in_the_prior_stage_and_resume_matches_uninterrup
     for sub in ("decoder", "modulator", "prior"):
         _assert_same_tensors(load_file(part / sub / "diffusion_pytorch_model.safetensors"),
                              load_file(full / sub / "diffusion_pytorch_model.safetensors"))
+
+
+SCRATCH = ["--resolution", "8", "--n_qubits", "3", "--hidden_layers", "1", "--latent_dim", "4",
+           "--encoding", "auto_decode", "--train_batch_size", "2", "--checkpointing_steps", "4",
+           "--prior_train_batch_size", "8", "--prior_hidden_dim", "16", "--prior_num_blocks", "1",
+           "--prior_dropout", "0.1", "--prior_lr_warmup_steps", "5", "--validation_steps", "100000",
+           "--validation_images", "0", "--psnr_images", "2", "--seed", "4"]
+"""A pipeline trained from scratch with auto-decoded latents and a prior with dropout: every draw of both stages."""
+
+SAVED = ("decoder/diffusion_pytorch_model.safetensors", "modulator/diffusion_pytorch_model.safetensors",
+         "prior/diffusion_pytorch_model.safetensors", "stage1/latents.safetensors")
+
+
+def test_train_pipeline_from_scratch_sigkill_in_stage1_and_resume_matches_uninterrupted(image_folder, tmp_path):
+    """Killed during stage 1: the resumed run's stage-1 models, latent table and the prior built and trained after
+    it are bitwise those of an uninterrupted run (the new prior's init and its noise do not depend on what the
+    global generator went through)."""
+    common = ["--train_data_dir", str(image_folder), *SCRATCH, "--max_train_steps", "40",
+              "--prior_max_train_steps", "30", "--prior_checkpointing_steps", "10"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    reference = _start("train_pipeline.py", [*common, "--output_dir", str(full)], tmp_path / "full.log")
+    victim = _start("train_pipeline.py", [*common, "--output_dir", str(part)], tmp_path / "part.log")
+    killed_at = _kill_after_first_checkpoint(victim, part / "stage1")
+    assert killed_at < 40 and not (part / "prior_training").exists()
+
+    resumed = _start("train_pipeline.py", [*common, "--output_dir", str(part), "--resume_from_checkpoint", "latest"],
+                     tmp_path / "resume.log")
+    assert resumed.wait(timeout=300) == 0, (tmp_path / "resume.log").read_text()[-2000:]
+    assert reference.wait(timeout=300) == 0, (tmp_path / "full.log").read_text()[-2000:]
+    assert f"at step {killed_at}" in (tmp_path / "resume.log").read_text()
+    for name in SAVED:
+        _assert_same_tensors(load_file(part / name), load_file(full / name))
