@@ -37,6 +37,20 @@ def test_stream_index_is_the_stream_position_in_every_epoch_and_worker_count():
     assert sorted(two_workers) == [(i, i, False) for i in range(8)]  # each position once, still its own index
 
 
+
+def test_ranks_and_their_workers_read_disjoint_positions_that_cover_the_stream():
+    """Data parallel without Accelerate's dispatching: rank r of 2 keeps positions p % 2 == r, its 2 workers split
+    those again; together every position once, each with its own index, mirrors included."""
+    seen = []
+    for rank in (0, 1):
+        stream = IndexedStream(_stream(11), capacity=11, flip=True, buffer_size=3, seed=2, rank=rank, num_ranks=2)
+        items = _positions(stream, workers=2)
+        assert {value % 2 for _, value, _ in items} == {rank}  # this rank's positions only
+        seen += items
+    assert sorted(seen) == sorted([(i, i, False) for i in range(11)] + [(11 + i, i, True) for i in range(11)])
+    with pytest.raises(ValueError, match="rank"):
+        IndexedStream(_stream(4), rank=2, num_ranks=2)
+
 @pytest.fixture()
 def streamed_faces(tmp_path):
     from PIL import Image

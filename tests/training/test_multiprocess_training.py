@@ -197,3 +197,28 @@ def test_a_signal_to_the_launcher_stops_every_worker_after_a_checkpoint(tmp_path
     assert code != 0 and "stopped by a signal at step" in (tmp_path / "run.log").read_text()
     checkpoints = list_checkpoints(out)
     assert len(checkpoints) == 1 and 3 <= int(checkpoints[0].name.split("-")[1]) < 100000  # the stop's checkpoint
+
+
+@pytest.mark.slow
+def test_two_machines_on_one_host_train_a_pipeline_and_evaluate_once(tmp_path):
+    """``--num_machines 2 --machine_rank 0/1``, one process each, over loopback and a shared output folder: both
+    exit 0, parameters and latent tables equal across machines, evaluation and the report on machine 0 only."""
+    data = _write_images(tmp_path / "data", 8)
+    port, out = free_port(), tmp_path / "out"
+    args = [str(REPO / "scripts" / "train_pipeline.py"), "--train_data_dir", str(data), "--output_dir", str(out),
+            *TINY, "--train_batch_size", "2", "--max_train_steps", "4", "--checkpointing_steps", "2",
+            "--prior_max_train_steps", "10", "--prior_checkpointing_steps", "5", "--prior_train_batch_size", "8",
+            "--prior_hidden_dim", "16", "--prior_num_blocks", "1", "--validation_steps", "100000",
+            "--validation_images", "0", "--psnr_images", "2"]
+    procs = []
+    for rank in (0, 1):
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
+               "--num_processes", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
+               "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no", *args]
+        with open(tmp_path / f"machine{rank}.log", "w") as handle:
+            procs.append(subprocess.Popen(cmd, env=ENV, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT))
+    logs = [_finish(proc, tmp_path / f"machine{rank}.log") for rank, proc in enumerate(procs)]
+    summary = json.loads((out / "stage1" / "train_summary.json").read_text())
+    assert summary["num_processes"] == 2 and summary["max_rank_parameter_difference"] == 0.0
+    assert (out / "model_index.json").is_file()
+    assert "reconstruction PSNR" in logs[0] and "reconstruction PSNR" not in logs[1]
