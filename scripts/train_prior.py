@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-
-import torch
 
 from qiren_gen.training.prior_data import load_images, load_stage1, load_stage1_latents
 
@@ -57,7 +54,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def train_prior_from_args(argv: list[str] | None = None) -> dict:
     """Run stage 2 end to end; returns a summary (steps, final loss, number of latents, output folders)."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from diffusers import DDIMScheduler
 
@@ -71,12 +67,9 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
     check_numeric_flags(args)  # before any folder exists
 
     check_resolution(args.resolution)
-    # Several processes on a machine without CUDA must join with gloo (cpu=True); otherwise accelerate would treat
-    # them as independent single-process runs all writing output_dir.
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    accelerator = Accelerator(cpu=world_size > 1 and not torch.cuda.is_available())
-    if accelerator.num_processes != world_size:
-        raise RuntimeError(f"launched as {world_size} processes but accelerate set up {accelerator.num_processes}")
+    from qiren_gen.training.launch import make_accelerator
+
+    accelerator = make_accelerator(seed=args.seed)  # gloo for CPU processes; warnings from the main process only
     set_seed(args.seed)
     decoder, modulator = load_stage1(args.stage1_model)
     decoder.to(accelerator.device)

@@ -96,6 +96,15 @@ def load_image_dataset(
     return ds
 
 
+def declared_num_examples(dataset, split: str = "train") -> int | None:
+    """The number of examples the dataset's card declares for ``split`` (``dataset_info.splits``), or None when it
+    declares none: what a stream holds without reading it."""
+    splits = getattr(getattr(dataset, "info", None), "splits", None) or {}
+    info = splits.get(split) if hasattr(splits, "get") else None
+    count = getattr(info, "num_examples", None)
+    return int(count) if count else None
+
+
 def _load(path: str, folder: bool, split: str, streaming: bool, cache_dir: str | None, source: str):
     """``(dataset, None)`` from ``datasets.load_dataset`` of a folder / Hub id / snapshot path, or ``(None, error)``
     when a Hub id fails (the caller may still find it in the Hub cache); local data errors raise at once."""
@@ -256,5 +265,5 @@ class ImageCollator:
         return torch.stack(images)
 
 
-__all__ = ["IMAGE_COLUMN", "ImageCollator", "check_parquet_shards", "check_resolution", "decode_image",
+__all__ = ["declared_num_examples", "IMAGE_COLUMN", "ImageCollator", "check_parquet_shards", "check_resolution", "decode_image",
            "hub_offline", "hub_snapshot", "load_image_dataset", "open_image_path", "pick_image_column"]

@@ -31,7 +31,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..data.datasets import IMAGE_COLUMN, ImageCollator, check_resolution, load_image_dataset
+from ..data.datasets import (IMAGE_COLUMN, ImageCollator, check_resolution, declared_num_examples,
+                             load_image_dataset)
 from ..data.grids import image_grid
 from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream, loader_options
 from ..functa import encode_images, inner_loop, per_image_mse
@@ -378,9 +379,12 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     streamed = not hasattr(dataset, "__len__")
     if streamed:
         capacity = stream_capacity if stream_capacity is not None else cfg.max_train_samples
+        if capacity is None:
+            capacity = declared_num_examples(dataset, cfg.split)
         if capacity is None and (auto or cfg.flip_augment):
             raise ValueError("auto-decoded latents or --flip_augment on a stream need --max_train_samples (the size "
-                             "of the latent table: one row per streamed image)")
+                             "of the latent table: one row per streamed image), as the dataset declares no "
+                             "num_examples for its split")
         dataset = IndexedStream(dataset, capacity, cfg.flip_augment, cfg.shuffle_buffer_size, cfg.seed,
                                 rank=accelerator.process_index, num_ranks=accelerator.num_processes)
         n_items = None if capacity is None else capacity * (2 if cfg.flip_augment else 1)

@@ -85,7 +85,7 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
     """
     import itertools
 
-    from ..data.datasets import IMAGE_COLUMN, ImageCollator, load_image_dataset
+    from ..data.datasets import IMAGE_COLUMN, ImageCollator, declared_num_examples, load_image_dataset
 
     folder = Path(args.train_data_dir) if args.train_data_dir else None
     if folder is not None and folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
@@ -122,7 +122,8 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
     empty = torch.empty(0, channels, resolution, resolution)
     if streamed:
         train = ds.skip(consumed) if consumed else ds
-        num_train = None if args.max_train_samples is None else args.max_train_samples - consumed
+        total = args.max_train_samples if args.max_train_samples is not None else declared_num_examples(ds, args.split)
+        num_train = None if total is None else total - consumed  # the card's num_examples when not given
     else:
         train = ds.select(range(consumed, len(ds))) if consumed else ds  # contiguous: no copy
         num_train = len(train)

@@ -19,5 +19,7 @@ if __name__ == "__main__":
     p.add_argument("--work_dir", default="/tmp/qiren-latent-update-quality")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--baseline_rev", default="main", help="a revision with the dense latent update")
+    p.add_argument("--rowwise_latent_learning_rates", type=float, nargs="*", default=[],
+                   help="also train row-wise at these latent learning rates")
     a = p.parse_args()
-    latent_update_quality(a.work_dir, a.steps, a.baseline_rev)
+    latent_update_quality(a.work_dir, a.steps, a.baseline_rev, tuple(a.rowwise_latent_learning_rates))

@@ -25,7 +25,7 @@ torch.set_num_threads(1)
 from research.bundled.build import BundleConfig, stage1_config
 from qiren_gen.data.lfw import export_lfw_faces
 from qiren_gen.training.functa_trainer import train_functa
-cfg = BundleConfig(workdir={workdir!r}, stage1_steps={steps})
+cfg = BundleConfig(workdir={workdir!r}, stage1_steps={steps}{overrides})
 data = export_lfw_faces({lfw!r})
 began = time.perf_counter()
 summary = train_functa(stage1_config(cfg, data / "train"))
@@ -34,8 +34,10 @@ print(json.dumps({{"seconds": time.perf_counter() - began, "train_psnr_all": sum
 """
 
 
-def _train(code_root: Path, workdir: Path, lfw: Path, steps: int) -> dict:
-    script = TRAIN.format(scripts=str(code_root / "scripts"), workdir=str(workdir), steps=steps, lfw=str(lfw))
+def _train(code_root: Path, workdir: Path, lfw: Path, steps: int, latent_learning_rate: float | None = None) -> dict:
+    overrides = "" if latent_learning_rate is None else f", latent_learning_rate={latent_learning_rate!r}"
+    script = TRAIN.format(scripts=str(code_root / "scripts"), workdir=str(workdir), steps=steps, lfw=str(lfw),
+                          overrides=overrides)
     env = {**os.environ, "PYTHONPATH": str(code_root), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=code_root, capture_output=True, text=True,
                           check=False)
@@ -56,9 +58,11 @@ def heldout_psnr(stage1_dir: Path, lfw: Path, encode_steps: int = 300) -> float:
     return reconstruction_psnr(decoder, modulator, images, steps=encode_steps)
 
 
-def latent_update_quality(work_dir: str, steps: int = 400, baseline_rev: str = "main") -> dict:
+def latent_update_quality(work_dir: str, steps: int = 400, baseline_rev: str = "main",
+                          rowwise_learning_rates: tuple[float, ...] = ()) -> dict:
     """Train the bundled stage 1 for ``steps`` steps with ``baseline_rev``'s dense update and with this checkout's
-    row-wise one; print and return both held-out PSNRs and their difference."""
+    row-wise one (the recipe's latent learning rate, then each of ``rowwise_learning_rates``); print and return
+    the held-out PSNRs and their differences from the dense run."""
     import torch
 
     from qiren_gen.data.lfw import export_lfw_faces
@@ -73,18 +77,27 @@ def latent_update_quality(work_dir: str, steps: int = 400, baseline_rev: str = "
                        check=True, capture_output=True)
     rev = subprocess.run(["git", "-C", str(baseline_root), "rev-parse", "--short", "HEAD"], check=True,
                          capture_output=True, text=True).stdout.strip()
-    runs = {"dense": baseline_root, "rowwise": REPO}
+    runs = {"dense": (baseline_root, None), "rowwise": (REPO, None)}
+    runs.update({f"rowwise_lr{lr:g}": (REPO, lr) for lr in rowwise_learning_rates})
     report: dict = {"steps": steps, "baseline_rev": rev, "load_average_before": os.getloadavg()}
-    for name, root in runs.items():
-        report[name] = _train(root, work / name, lfw, steps)
+    for name, (root, lr) in runs.items():
+        if (work / name / "result.json").is_file():  # finished in an earlier invocation
+            report[name] = json.loads((work / name / "result.json").read_text())
+            continue
+        report[name] = _train(root, work / name, lfw, steps, lr)
         report[name]["heldout_psnr"] = heldout_psnr(work / name / "stage1", lfw)
-    report["heldout_difference_db"] = report["rowwise"]["heldout_psnr"] - report["dense"]["heldout_psnr"]
+        (work / name / "result.json").write_text(json.dumps(report[name]))
+    for name in runs:
+        if name != "dense":
+            report[name]["heldout_difference_db"] = report[name]["heldout_psnr"] - report["dense"]["heldout_psnr"]
     report["load_average_after"] = os.getloadavg()
     (work / "latent_update_quality.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
-    print(f"bundled stage 1, {steps} steps: held-out PSNR dense {report['dense']['heldout_psnr']:.2f} dB, row-wise "
-          f"{report['rowwise']['heldout_psnr']:.2f} dB ({report['heldout_difference_db']:+.2f} dB); table PSNR "
-          f"{report['dense']['train_psnr_all']:.2f} / {report['rowwise']['train_psnr_all']:.2f} dB")
+    for name in runs:
+        r = report[name]
+        print(f"bundled stage 1, {steps} steps, {name}: held-out PSNR {r['heldout_psnr']:.2f} dB"
+              f" ({r.get('heldout_difference_db', 0.0):+.2f} dB against dense), table PSNR {r['train_psnr_all']:.2f} dB,"
+              f" median step {r['median_step_seconds'] * 1e3:.0f} ms")
     return report
 
 

@@ -3,6 +3,7 @@ auto-decoding with a resume that continues bit-identically, latents started on f
 choices (bf16 synthesis layers with fp32 circuits, pinned memory) selected without needing CUDA."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import datasets
@@ -137,3 +138,30 @@ def test_cuda_choices_are_selected_without_cuda():
     assert seen["features"].dtype == torch.float32 and mixed.dtype == torch.float32
     assert seen["synthesis"] == torch.bfloat16  # the synthesis layers ran in bf16 under autocast
     torch.testing.assert_close(mixed, reference, atol=0.05, rtol=0.05)
+
+
+def test_a_stream_sizes_its_latent_table_from_the_declared_num_examples(streamed_faces, tmp_path):
+    """No --max_train_samples: the card's ``dataset_info.splits[train].num_examples`` sizes the table; a card that
+    declares none gives the one-line refusal."""
+    from accelerate.state import AcceleratorState
+
+    from qiren_gen.training.functa_trainer import train_functa
+
+    def run(out):
+        AcceleratorState._reset_state(True)
+        try:
+            return train_functa(dataclasses.replace(_config(streamed_faces, out, 2), max_train_samples=None))
+        finally:
+            AcceleratorState._reset_state(True)
+
+    with pytest.raises(ValueError, match="declares no num_examples"):
+        run(tmp_path / "undeclared")
+    (streamed_faces / "README.md").write_text(
+        "---\ndataset_info:\n  features:\n  - name: image\n    dtype: image\n  splits:\n  - name: train\n"
+        "    num_examples: 9\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+        "    path: data/train-*\n---\n")
+    summary = run(tmp_path / "declared")
+    assert summary["trained_latents"].shape[1] == 3
+    from safetensors.torch import load_file
+
+    assert load_file(tmp_path / "declared" / "latents.safetensors")["latents"].shape == (18, 3)  # 9 + 9 mirrors
