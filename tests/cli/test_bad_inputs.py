@@ -150,8 +150,9 @@ CLI_ROWS = [
      f"--train_data_dir data --output_dir tfout {FUNCTA} --resolution 100000", "over the limit"),
     ("scripts/train_functa.py", "absurd size (--latent_dim 10^8)",
      f"--train_data_dir data --output_dir tfout {FUNCTA} --latent_dim 100000000", "--latent_dim must be in [1, 65536]"),
-    ("scripts/train_functa.py", "auto-decoded latents on a streaming dataset",
-     f"--train_data_dir data --output_dir tfout {FUNCTA} --encoding auto_decode --streaming", "--max_train_samples"),
+    ("scripts/train_functa.py", "auto-decoded latents on a stream of undeclared size",
+     f"--dataset_name undeclared --output_dir tfout {FUNCTA} --encoding auto_decode --streaming",
+     "declares no num_examples"),
     ("scripts/train_functa.py", "missing checkpoint to resume",
      f"--train_data_dir data --output_dir tfout {FUNCTA} --resume_from_checkpoint nowhere", "not a complete checkpoint"),
     ("scripts/train_functa.py", "NaN learning rate", f"--train_data_dir data --output_dir tfout {FUNCTA} "
@@ -338,6 +339,9 @@ def world(tmp_path_factory) -> Path:
     datasets.Dataset.from_dict({"label": [0, 1]}).to_parquet(str(w / "labelsonly" / "data" / "train-0.parquet"))
     datasets.Dataset.from_dict({"label": [0, 1]}).to_parquet(str(w / "badshard" / "data" / "train-00000-of-00002.parquet"))
     (w / "badshard" / "data" / "train-00001-of-00002.parquet").write_bytes(b"PAR1 truncated")
+    images = datasets.Dataset.from_dict({"image": [str(w / "data" / "train" / f"{i}.png") for i in range(4)]})
+    images.cast_column("image", datasets.Image()).to_parquet(  # Hub layout without a card: no declared size
+        str(w / "undeclared" / "data" / "train-00000-of-00001.parquet"))
     for i in range(4):
         _png(w / "rgbdata" / "train" / f"{i}.png", np.random.default_rng(i).integers(0, 255, (8, 8, 3), dtype=np.uint8))
     torch.manual_seed(0)
