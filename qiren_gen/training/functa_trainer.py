@@ -34,6 +34,7 @@ from ..metrics import psnr_from_mse
 from ..models.modulated import ENCODINGS, LatentModulator, ModulatedQIREN, ModulatedSIREN
 from ..models.synthesis import FeatureSynthesisDecoder
 from ..models.wide import ModulatedWideQIREN
+from ..runtime.allocator import configure_allocator
 from .checkpointing import (check_compatible, load_checkpoint_models, read_training_state,
                             resolve_resume_checkpoint, save_checkpoint)
 from .launch import make_accelerator, synthesis_dtype
@@ -358,6 +359,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     from tqdm.auto import tqdm
 
     cfg.validate()
+    configure_allocator()  # every step's 32 MiB activations stay on the heap (QIREN_GEN_MALLOC=default: off)
     output_dir = Path(cfg.output_dir)
     resume = resolve_resume_checkpoint(output_dir, cfg.resume_from_checkpoint)
     owns_accelerator = accelerator is None
