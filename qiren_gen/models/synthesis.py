@@ -215,9 +215,8 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
             offset = 0
             for linear in self.linears:
                 size = self._layer_modulation_size(linear)
-                m = modulations[:, offset : offset + size]
+                h = self._synthesis_layer(linear, h, modulations[:, offset : offset + size])
                 offset += size
-                h = torch.relu(self._modulated_linear(linear, h, m))
             out = self.output(h)
         return out.float() if dtype is not None else out
 
@@ -225,22 +224,41 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         mode = self.config.modulation
         return {"shift": linear.out_features, "film": 2 * linear.out_features, "weight": linear.in_features}[mode]
 
-    def _modulated_linear(self, linear: nn.Linear, h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        """One synthesis layer's pre-activation ``(B, P, out)`` for inputs ``h`` ((P, in) shared or (B, P, in))."""
-        mode = self.config.modulation
-        if mode == "weight":
-            # StyleGAN2 modulation / demodulation: w_bij = w_ij * s_bj / ||w_i * s_b||, s_b = 1 + m_b.
-            weight = linear.weight[None] * (1 + m)[:, None, :]
-            weight = weight * torch.rsqrt(weight.square().sum(-1, keepdim=True) + 1e-8)
-            eq = "pi,boi->bpo" if h.ndim == 2 else "bpi,boi->bpo"
-            return torch.einsum(eq, h, weight) * math.sqrt(2) + linear.bias
+    def _synthesis_layer(self, linear: nn.Linear, h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """One synthesis layer, ReLU included: ``(B, P, out)`` from inputs ``h`` ((P, in) shared or (B, P, in))."""
+        if self.config.modulation == "weight":
+            return weight_modulated_relu(linear.weight, linear.bias, h, m)
         pre = linear(h)  # shared inputs: computed once for the batch
         if pre.ndim == 2:
             pre = pre.unsqueeze(0)
-        if mode == "shift":
-            return pre + m[:, None, :]
+        if self.config.modulation == "shift":
+            return (pre + m[:, None, :]).relu_()
         width = linear.out_features
-        return pre * (1 + m[:, None, :width]) + m[:, None, width:]
+        return (pre * (1 + m[:, None, :width]) + m[:, None, width:]).relu_()
 
 
-__all__ = ["FEATURES", "FEATURE_ALIASES", "SYNTHESIS_MODULATIONS", "FeatureSynthesisDecoder"]
+def modulated_weights(weight: torch.Tensor, m: torch.Tensor, gain: float = math.sqrt(2)) -> torch.Tensor:
+    """StyleGAN2 per-sample weights ``(B, out, in)``: ``gain * w_ij s_bj / ||w_i * s_b||`` with ``s_b = 1 + m_b``.
+
+    The ReLU gain (He's sqrt(2)) and the demodulation are folded into the small weight tensor, so the big
+    activations see one GEMM and nothing else.
+    """
+    styled = weight[None] * (1 + m)[:, None, :]
+    return styled * (torch.rsqrt(styled.square().sum(-1, keepdim=True) + 1e-8) * gain)
+
+
+def weight_modulated_relu(weight: torch.Tensor, bias: torch.Tensor, h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``relu(h @ modulated_weights(weight, m)^T + bias)``: ``(B, P, out)`` for ``h`` (P, in) shared or (B, P, in).
+
+    The bias rides in the GEMM (``addmm`` / ``baddbmm``) and the ReLU runs in place on the GEMM's own output (its
+    backward needs only its result, the GEMM's only its inputs). Shared inputs (the first layer, fed by the grid's
+    coordinate features) are one GEMM over the whole batch: ``(P, in) @ (in, B*out)``.
+    """
+    w = modulated_weights(weight, m)
+    if h.ndim == 2:
+        h = h.expand(w.shape[0], -1, -1)
+    return torch.baddbmm(bias, h, w.transpose(1, 2)).relu_()
+
+
+__all__ = ["FEATURES", "FEATURE_ALIASES", "SYNTHESIS_MODULATIONS", "FeatureSynthesisDecoder", "modulated_weights",
+           "weight_modulated_relu"]
