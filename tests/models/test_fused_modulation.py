@@ -39,3 +39,28 @@ def test_fused_layers_match_the_plain_math_in_float64(modulation, shared, plain_
         assert (got is None) == (want is None), name
         if got is not None:
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-grid", "per-sample-coords"])
+def test_cache_blocked_rendering_equals_the_batched_layers(shared, plain_synthesis):
+    """Without gradients on the CPU the layers run block by block per image; same numbers, blocks cut mid-grid."""
+    from qiren_gen.models import synthesis
+
+    torch.manual_seed(1)
+    decoder = FeatureSynthesisDecoder(out_channels=2, n_heads=4, n_qubits=2, hidden_features=16, hidden_layers=2,
+                                      modulation="weight").double()
+    coords = image_grid(9, 11, dtype=torch.float64)
+    if not shared:
+        coords = coords[None].repeat(2, 1, 1) + 0.01 * torch.randn(2, 99, 2, dtype=torch.float64)
+    modulations = 0.5 * torch.randn(2, decoder.modulation_dim, dtype=torch.float64)
+    with_grad = decoder(coords, modulations)
+    block_bytes, synthesis.SYNTHESIS_BLOCK_BYTES = synthesis.SYNTHESIS_BLOCK_BYTES, 16 * 8 * 7  # 7-point blocks
+    try:
+        with torch.inference_mode():
+            blocked = decoder(coords, modulations)
+    finally:
+        synthesis.SYNTHESIS_BLOCK_BYTES = block_bytes
+    with torch.no_grad():
+        expected = plain_synthesis(decoder, decoder._features(coords, decoder.reference_statistics()), modulations)
+    torch.testing.assert_close(blocked, with_grad.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(blocked, expected, rtol=1e-5, atol=1e-12)
