@@ -18,7 +18,8 @@ Implementations, each in its own process (the allocator is a per-process setting
 
 * ``previous``: glibc's own allocator (``QIREN_GEN_MALLOC=default``), the unfused weight-modulated layer (einsum, then
   times sqrt(2), plus bias, ReLU; written out below) and face-by-face rendering in chunks of 16384 points;
-* ``current``: the package as it is (allocator set by the entry points, fused layers, chunk-major rendering);
+* ``current``: the package as it is (allocator set by the entry points, fused layers, chunk-major rendering with
+  cache-blocked layers);
 * ``input-mod``: the current package with input modulation instead of weight modulation (StyleGAN2's
   ``fused_modconv=False``: scale the inputs, one shared GEMM, scale the outputs), written out below.
 
