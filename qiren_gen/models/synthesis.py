@@ -227,7 +227,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
     def _renders_in_blocks(self, h: torch.Tensor, dtype: torch.dtype | None) -> bool:
         """Cache-blocked synthesis applies when nothing needs a gradient (rendering), on the CPU, without autocast."""
         return (self.config.modulation == "weight" and h.device.type == "cpu" and dtype is None
-                and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"))
+                and not torch.is_grad_enabled() and not _cpu_autocast())
 
     def _blocked_synthesis(self, h: torch.Tensor, modulations: torch.Tensor) -> torch.Tensor:
         """Inference: every image's layers run block by block of ``SYNTHESIS_BLOCK_BYTES`` of activations, so they
@@ -267,6 +267,13 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
             return (pre + m[:, None, :]).relu_()
         width = linear.out_features
         return (pre * (1 + m[:, None, :width]) + m[:, None, width:]).relu_()
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 asks per device type under another name
+        return torch.is_autocast_cpu_enabled()
 
 
 def modulated_weights(weight: torch.Tensor, m: torch.Tensor, gain: float = math.sqrt(2)) -> torch.Tensor:
