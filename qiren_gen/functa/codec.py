@@ -239,7 +239,23 @@ def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = 
 
 def render_chunk_points(decoder, batch: int, budget: int = RENDER_MEMORY_BUDGET) -> int:
     """Grid points per rendering chunk (each rendered for all ``batch`` images) so that one activation of the
-    decoder's widest layer, ``batch * points * width`` numbers, stays within ``budget`` bytes."""
+    decoder's widest layer, ``batch * points * width`` numbers, stays within ``budget`` bytes.
+
+    Args:
+        decoder: A modulated decoder (its widest ``nn.Linear`` and its parameters' dtype set the size of a point).
+        batch: Images rendered together.
+        budget: Bytes one such activation may take (default ``RENDER_MEMORY_BUDGET``, 32 MiB).
+
+    Returns:
+        Points per chunk, at least 1.
+
+    Example:
+        >>> from qiren_gen.functa import render_chunk_points
+        >>> from qiren_gen.models import FeatureSynthesisDecoder
+        >>> decoder = FeatureSynthesisDecoder(n_heads=2, n_qubits=2, hidden_features=128, hidden_layers=1)
+        >>> render_chunk_points(decoder, batch=16)  # 16 images x 4096 points x 128 floats = 32 MiB
+        4096
+    """
     widths = [m.out_features for m in decoder.modules() if isinstance(m, torch.nn.Linear)]
     if not widths:
         return max(1, DEFAULT_CHUNK_POINTS // max(batch, 1))
