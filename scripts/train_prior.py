@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from qiren_gen.training.prior_data import load_images, load_stage1, load_stage1_latents
+from qiren_gen.pipelines.loading import load_stage1
+from qiren_gen.training.prior_data import load_images, load_stage1_latents
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

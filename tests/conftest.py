@@ -20,3 +20,36 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _plain_synthesis(decoder, features: torch.Tensor, modulations: torch.Tensor) -> torch.Tensor:
+    """A ``FeatureSynthesisDecoder``'s synthesis and output layers from the plain formulas (StyleGAN2 weight
+    modulation: ``w_bij = w_ij s_bj / ||w_i * s_b||``, ``s_b = 1 + m_b``, einsum, times sqrt(2), plus bias, ReLU),
+    independent of the decoder's fused code."""
+    import math
+
+    batch = modulations.shape[0]
+    h = features if features.ndim == 3 else features.expand(batch, -1, -1)
+    offset = 0
+    for linear in decoder.linears:
+        mode = decoder.config.modulation
+        size = {"weight": linear.in_features, "shift": linear.out_features, "film": 2 * linear.out_features}[mode]
+        m = modulations[:, offset : offset + size]
+        offset += size
+        if mode == "weight":
+            w = linear.weight[None] * (1 + m)[:, None, :]
+            w = w / torch.sqrt(w.square().sum(-1, keepdim=True) + 1e-8)
+            pre = torch.einsum("bpi,boi->bpo", h, w) * math.sqrt(2) + linear.bias
+        elif mode == "shift":
+            pre = h @ linear.weight.T + linear.bias + m[:, None, :]
+        else:
+            width = linear.out_features
+            pre = (h @ linear.weight.T + linear.bias) * (1 + m[:, None, :width]) + m[:, None, width:]
+        h = torch.relu(pre)
+    return h @ decoder.output.weight.T + decoder.output.bias
+
+
+@pytest.fixture
+def plain_synthesis():
+    """``plain_synthesis(decoder, features, modulations) -> (B, P, C)``: the reference math of the synthesis layers."""
+    return _plain_synthesis

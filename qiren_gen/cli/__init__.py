@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-from ..runtime import CLIError, run_reporting_errors
+from ..runtime import CLIError, configure_allocator, run_reporting_errors
 
 __all__ = ["CLIError", "build_parser", "main", "run_reporting_errors"]
 
@@ -33,7 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qiren-gen`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    code, result = run_reporting_errors(f"qiren-gen {args.command}", lambda: args.func(args))
+
+    def command():
+        configure_allocator()  # large activations stay on the heap (QIREN_GEN_MALLOC=default: glibc's own)
+        return args.func(args)
+
+    code, result = run_reporting_errors(f"qiren-gen {args.command}", command)
     return code or int(result or 0)
 
 

@@ -86,7 +86,7 @@ def qiren_options(args: argparse.Namespace) -> dict:
         kwargs["encoding_scale"] = parse_encoding_scale(kwargs["encoding_scale"])
     if kwargs.get("fourier_features", 0) < 0:
         raise ValueError(f"--fourier-features must be >= 0, got {kwargs['fourier_features']}")
-    from ..pipelines.config_checks import MODEL_BOUNDS
+    from ..models.config_checks import MODEL_BOUNDS
 
     for flag, key in (("qubits", "n_qubits"), ("reuploads", "n_reuploads"), ("blocks", "n_blocks"),
                       ("fourier_features", "fourier_features")):

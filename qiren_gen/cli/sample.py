@@ -99,8 +99,11 @@ def run(args: argparse.Namespace) -> int:
 
     if height is not None:  # sizes the user gave are checked before anything is loaded
         check_generation_inputs(args.num_images, height, width, args.steps)
+    from ..runtime import process_age
+
     torch.set_num_threads(args.threads)
     source = args.pipeline if args.pipeline is not None else bundled_pipeline_dir()
+    startup = process_age()  # interpreter start and imports, before any work
     start = time.perf_counter()
     diffusers_logging.disable_progress_bar()  # loading is instant; keep stderr for the sampling bar and errors
     try:
@@ -132,5 +135,6 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     print(f"wrote {out} ({args.num_images} images, {height}x{width}, {args.steps} {args.scheduler} steps, "
           f"seed {args.seed}{'' if args.shots is None else f', {args.shots} shots'}"
-          f"{'' if args.noise is None else f', noise {args.noise.describe()}'}) in {elapsed:.1f} s")
+          f"{'' if args.noise is None else f', noise {args.noise.describe()}'}) in {elapsed:.1f} s "
+          f"({startup + elapsed:.1f} s with start-up; start-up {startup:.1f} s)")
     return 0

@@ -4,14 +4,17 @@ The functions live in ``codec``; this package is their one public home (``from q
 """
 from .codec import (
     DEFAULT_CHUNK_POINTS,
+    RENDER_MEMORY_BUDGET,
     decode_latents,
     encode_images,
     images_to_targets,
     inner_loop,
     optimise_latents,
     per_image_mse,
+    render_chunk_points,
 )
 from .superres import encode_area_consistent, prior_superresolve
 
-__all__ = ["DEFAULT_CHUNK_POINTS", "decode_latents", "encode_area_consistent", "encode_images", "images_to_targets", "inner_loop",
-           "optimise_latents", "per_image_mse", "prior_superresolve"]
+__all__ = ["DEFAULT_CHUNK_POINTS", "RENDER_MEMORY_BUDGET", "decode_latents", "encode_area_consistent", "encode_images",
+           "images_to_targets", "inner_loop", "optimise_latents", "per_image_mse", "prior_superresolve",
+           "render_chunk_points"]

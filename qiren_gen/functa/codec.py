@@ -8,14 +8,17 @@ Images are ``(B, C, H, W)`` in ``[-1, 1]``; coordinates are the pixel-centre gri
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
 from ..data.grids import image_grid
 
 DEFAULT_CHUNK_POINTS = 16384
-"""Coordinates (summed over the batch) rendered at once by ``decode_latents``: bounds memory at any resolution."""
+"""Coordinates (summed over the batch) in a default chunk of a decoder without linear layers (no width to budget)."""
+
+RENDER_MEMORY_BUDGET = 32 * 2**20
+"""Bytes one activation of the widest decoder layer may take in a default rendering chunk (all images together)."""
 
 
 def images_to_targets(images: torch.Tensor, channels: int | None = None) -> torch.Tensor:
@@ -234,13 +237,41 @@ def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = 
     return latents.detach()
 
 
+def render_chunk_points(decoder, batch: int, budget: int = RENDER_MEMORY_BUDGET) -> int:
+    """Grid points per rendering chunk (each rendered for all ``batch`` images) so that one activation of the
+    decoder's widest layer, ``batch * points * width`` numbers, stays within ``budget`` bytes.
+
+    Args:
+        decoder: A modulated decoder (its widest ``nn.Linear`` and its parameters' dtype set the size of a point).
+        batch: Images rendered together.
+        budget: Bytes one such activation may take (default ``RENDER_MEMORY_BUDGET``, 32 MiB).
+
+    Returns:
+        Points per chunk, at least 1.
+
+    Example:
+        >>> from qiren_gen.functa import render_chunk_points
+        >>> from qiren_gen.models import FeatureSynthesisDecoder
+        >>> decoder = FeatureSynthesisDecoder(n_heads=2, n_qubits=2, hidden_features=128, hidden_layers=1)
+        >>> render_chunk_points(decoder, batch=16)  # 16 images x 4096 points x 128 floats = 32 MiB
+        4096
+    """
+    widths = [m.out_features for m in decoder.modules() if isinstance(m, torch.nn.Linear)]
+    if not widths:
+        return max(1, DEFAULT_CHUNK_POINTS // max(batch, 1))
+    itemsize = next(decoder.parameters()).element_size()
+    return max(1, budget // (max(batch, 1) * max(widths) * itemsize))
+
+
 def decode_latents(
-    decoder, modulator, latents: torch.Tensor, height: int, width: int, chunk_size: int | None = None
+    decoder, modulator, latents: torch.Tensor, height: int, width: int, chunk_size: int | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
 ) -> torch.Tensor:
     """Render latents as images at any resolution (about ``[-1, 1]``, not clamped).
 
-    Coordinates are the pixel-centre grid, rendered ``chunk_size`` points per image at a time, so memory is bounded
-    at any resolution. Follows the caller's grad mode: wrap in ``torch.no_grad()`` when only rendering.
+    Chunk-major: the pixel-centre grid is cut into chunks of ``chunk_size`` points, and each chunk is rendered for
+    every image at once, so its coordinate features are computed once for all images and memory is bounded at any
+    resolution. Follows the caller's grad mode: wrap in ``torch.no_grad()`` when only rendering.
 
     Args:
         decoder: A modulated decoder.
@@ -248,7 +279,9 @@ def decode_latents(
         latents: ``(B, latent_dim)``.
         height: Output height in pixels.
         width: Output width in pixels.
-        chunk_size: Points per image rendered at once (default: about ``DEFAULT_CHUNK_POINTS`` over the batch).
+        chunk_size: Grid points per chunk, each rendered for every image (default: :func:`render_chunk_points`,
+            from a memory budget).
+        progress: Wraps the iterator over chunk starts (e.g. a pipeline's ``progress_bar``).
 
     Returns:
         ``(B, C, height, width)`` images.
@@ -273,13 +306,17 @@ def decode_latents(
     coords = image_grid(height, width, dtype=param.dtype, device=param.device)
     batch = latents.shape[0]
     if chunk_size is None:
-        chunk_size = max(1, DEFAULT_CHUNK_POINTS // max(batch, 1))
+        chunk_size = render_chunk_points(decoder, batch)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
     latents = latents.to(device=param.device, dtype=param.dtype)
     modulations = modulator(latents)
     stats = decoder.reference_statistics()
-    chunks = [decoder(coords[i : i + chunk_size], modulations, stats=stats) for i in range(0, coords.shape[0], chunk_size)]
-    out = torch.cat(chunks, dim=1)  # (B, H*W, C)
+    starts = range(0, coords.shape[0], chunk_size)
+    out = None
+    for i in progress(starts) if progress is not None else starts:
+        chunk = decoder(coords[i : i + chunk_size], modulations, stats=stats)  # (B, points, C)
+        if out is None:
+            out = chunk.new_empty(batch, coords.shape[0], chunk.shape[-1])
+        out[:, i : i + chunk.shape[1]] = chunk
     return out.reshape(batch, height, width, -1).permute(0, 3, 1, 2).contiguous()
-

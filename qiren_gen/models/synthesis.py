@@ -38,6 +38,8 @@ FEATURE_ALIASES = {"quantum": "circuit"}
 """Former ``features`` values, still accepted so that saved pipelines (``features: "quantum"``) keep loading."""
 SYNTHESIS_MODULATIONS = ("shift", "film", "weight")
 _CACHE_ENTRIES = 4
+SYNTHESIS_BLOCK_BYTES = 2**19
+"""Bytes of one layer's activations per block when rendering on the CPU: two such buffers fit a 1 MiB L2 cache."""
 
 
 class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
@@ -211,36 +213,91 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         with torch.autocast(device_type, enabled=False):  # the circuits (or Fourier features) stay fp32
             h = self.coordinate_features(checked[0] if shared else checked, stats)  # (P, F) shared or (B, P, F)
         dtype = self.synthesis_dtype  # None: whatever autocast the caller runs under (none: fp32)
+        if self._renders_in_blocks(h, dtype):
+            return self._blocked_synthesis(h, modulations)
         with torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
             offset = 0
             for linear in self.linears:
                 size = self._layer_modulation_size(linear)
-                m = modulations[:, offset : offset + size]
+                h = self._synthesis_layer(linear, h, modulations[:, offset : offset + size])
                 offset += size
-                h = torch.relu(self._modulated_linear(linear, h, m))
             out = self.output(h)
         return out.float() if dtype is not None else out
+
+    def _renders_in_blocks(self, h: torch.Tensor, dtype: torch.dtype | None) -> bool:
+        """Cache-blocked synthesis applies when nothing needs a gradient (rendering), on the CPU, without autocast."""
+        return (self.config.modulation == "weight" and h.device.type == "cpu" and dtype is None
+                and not torch.is_grad_enabled() and not _cpu_autocast())
+
+    def _blocked_synthesis(self, h: torch.Tensor, modulations: torch.Tensor) -> torch.Tensor:
+        """Inference: every image's layers run block by block of ``SYNTHESIS_BLOCK_BYTES`` of activations, so they
+        stay in the CPU's cache between layers (the same math as the batched layers, another summation order)."""
+        weights, offset = [], 0
+        for linear in self.linears:
+            weights.append(modulated_weights(linear.weight, modulations[:, offset : offset + linear.in_features]))
+            offset += linear.in_features
+        batch, points = modulations.shape[0], h.shape[-2]
+        width = max(linear.out_features for linear in self.linears)
+        block = max(1, SYNTHESIS_BLOCK_BYTES // (width * h.element_size()))
+        out = h.new_empty(batch, points, self.output.out_features)
+        buffers = [h.new_empty(min(block, points), width) for _ in range(2)]
+        out_weight = self.output.weight.t()
+        for start in range(0, points, block):
+            stop = min(start + block, points)
+            for b in range(batch):
+                x = h[start:stop] if h.ndim == 2 else h[b, start:stop]
+                for k, (linear, w) in enumerate(zip(self.linears, weights)):
+                    y = buffers[k % 2][: stop - start, : linear.out_features]
+                    x = torch.addmm(linear.bias, x, w[b].t(), out=y).relu_()
+                torch.addmm(self.output.bias, x, out_weight, out=out[b, start:stop])
+        return out
 
     def _layer_modulation_size(self, linear: nn.Linear) -> int:
         mode = self.config.modulation
         return {"shift": linear.out_features, "film": 2 * linear.out_features, "weight": linear.in_features}[mode]
 
-    def _modulated_linear(self, linear: nn.Linear, h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        """One synthesis layer's pre-activation ``(B, P, out)`` for inputs ``h`` ((P, in) shared or (B, P, in))."""
-        mode = self.config.modulation
-        if mode == "weight":
-            # StyleGAN2 modulation / demodulation: w_bij = w_ij * s_bj / ||w_i * s_b||, s_b = 1 + m_b.
-            weight = linear.weight[None] * (1 + m)[:, None, :]
-            weight = weight * torch.rsqrt(weight.square().sum(-1, keepdim=True) + 1e-8)
-            eq = "pi,boi->bpo" if h.ndim == 2 else "bpi,boi->bpo"
-            return torch.einsum(eq, h, weight) * math.sqrt(2) + linear.bias
+    def _synthesis_layer(self, linear: nn.Linear, h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """One synthesis layer, ReLU included: ``(B, P, out)`` from inputs ``h`` ((P, in) shared or (B, P, in))."""
+        if self.config.modulation == "weight":
+            return weight_modulated_relu(linear.weight, linear.bias, h, m)
         pre = linear(h)  # shared inputs: computed once for the batch
         if pre.ndim == 2:
             pre = pre.unsqueeze(0)
-        if mode == "shift":
-            return pre + m[:, None, :]
+        if self.config.modulation == "shift":
+            return (pre + m[:, None, :]).relu_()
         width = linear.out_features
-        return pre * (1 + m[:, None, :width]) + m[:, None, width:]
+        return (pre * (1 + m[:, None, :width]) + m[:, None, width:]).relu_()
 
 
-__all__ = ["FEATURES", "FEATURE_ALIASES", "SYNTHESIS_MODULATIONS", "FeatureSynthesisDecoder"]
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 asks per device type under another name
+        return torch.is_autocast_cpu_enabled()
+
+
+def modulated_weights(weight: torch.Tensor, m: torch.Tensor, gain: float = math.sqrt(2)) -> torch.Tensor:
+    """StyleGAN2 per-sample weights ``(B, out, in)``: ``gain * w_ij s_bj / ||w_i * s_b||`` with ``s_b = 1 + m_b``.
+
+    The ReLU gain (He's sqrt(2)) and the demodulation are folded into the small weight tensor, so the big
+    activations see one GEMM and nothing else.
+    """
+    styled = weight[None] * (1 + m)[:, None, :]
+    return styled * (torch.rsqrt(styled.square().sum(-1, keepdim=True) + 1e-8) * gain)
+
+
+def weight_modulated_relu(weight: torch.Tensor, bias: torch.Tensor, h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``relu(h @ modulated_weights(weight, m)^T + bias)``: ``(B, P, out)`` for ``h`` (P, in) shared or (B, P, in).
+
+    The bias rides in the GEMM (``addmm`` / ``baddbmm``) and the ReLU runs in place on the GEMM's own output (its
+    backward needs only its result, the GEMM's only its inputs). Shared inputs (the first layer, fed by the grid's
+    coordinate features) are one GEMM over the whole batch: ``(P, in) @ (in, B*out)``.
+    """
+    w = modulated_weights(weight, m)
+    if h.ndim == 2:
+        h = h.expand(w.shape[0], -1, -1)
+    return torch.baddbmm(bias, h, w.transpose(1, 2)).relu_()
+
+
+__all__ = ["FEATURES", "FEATURE_ALIASES", "SYNTHESIS_MODULATIONS", "FeatureSynthesisDecoder", "modulated_weights",
+           "weight_modulated_relu"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..runtime.errors import hub_error_reason
 from .component_classes import component_class
 from .diffusers_entry import check_entry_module, pipeline_class_name
-from .json_files import read_json_file
+from ..runtime.json_files import read_json_file
 
 
 def _check_inside(folder: Path, path: Path) -> None:

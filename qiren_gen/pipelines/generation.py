@@ -23,6 +23,7 @@ from ..models import DECODER_CLASSES, LatentModulator
 from ..models.denoiser import LatentDenoiser
 from ..quantum.noise import as_noise_model
 from ..quantum.shots import check_shots, measurement
+from ..runtime.allocator import configure_allocator
 from ..runtime.errors import hub_error_reason, one_line
 from .diffusers_entry import DiffusersEntryMixin
 from .loading import safe_from_pretrained
@@ -122,6 +123,7 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
     def __init__(self, decoder: DecoderModel, modulator: LatentModulator, prior: LatentDenoiser,
                  scheduler: SchedulerMixin) -> None:
         super().__init__()
+        configure_allocator()  # rendering's large activations stay on the heap (QIREN_GEN_MALLOC=default: off)
         check_components(decoder, modulator, prior, scheduler)
         self.register_modules(decoder=decoder, modulator=modulator, prior=prior, scheduler=scheduler)
         self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
@@ -216,12 +218,16 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
 
     @torch.inference_mode()
     def render(self, latents: torch.Tensor, height: int, width: int, chunk_size: int | None = None) -> torch.Tensor:
-        """Decode latents ``(B, latent_dim)`` to images ``(B, C, H, W)`` in about [-1, 1], one image at a time."""
+        """Decode latents ``(B, latent_dim)`` to images ``(B, C, H, W)`` in about [-1, 1], chunk by chunk of the
+        grid, every image at once (a chunk's coordinate features are computed once for all of them).
+
+        ``chunk_size`` caps the coordinates decoded at once, summed over the images (default: a memory budget,
+        ``functa.render_chunk_points``)."""
         from ..functa import decode_latents
 
-        images = [decode_latents(self.decoder, self.modulator, z[None], height, width, chunk_size=chunk_size)
-                  for z in self.progress_bar(list(latents))]
-        return torch.cat(images)
+        points = None if chunk_size is None else max(1, chunk_size // max(latents.shape[0], 1))
+        return decode_latents(self.decoder, self.modulator, latents, height, width, chunk_size=points,
+                              progress=lambda chunks: self.progress_bar(list(chunks)))
 
     @torch.inference_mode()
     def __call__(

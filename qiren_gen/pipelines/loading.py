@@ -21,11 +21,11 @@ from diffusers import DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SCHEDULER_CONFIG_NAME, SchedulerMixin
 from diffusers.utils import logging
 
+from ..models.config_checks import check_model_config, check_scheduler_config
 from ..runtime.errors import one_line
+from ..runtime.json_files import read_json_file
 from .component_classes import component_class
-from .config_checks import check_model_config, check_scheduler_config
 from .folders import resolve_pipeline_folder, validate_pipeline_folder
-from .json_files import read_json_file
 from .weights_checks import check_weights, expected_tensors, weight_files
 
 _LOGGER = logging.get_logger("diffusers.pipelines.pipeline_utils")  # where diffusers' loader says what it loaded
@@ -193,4 +193,28 @@ def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.Pa
     return pipe
 
 
-__all__ = ["load_checked_component", "resolve_component_dtypes", "safe_from_pretrained"]
+
+def load_stage1(folder: str | Path):
+    """``(decoder, modulator)`` from ``folder/decoder`` and ``folder/modulator`` (safetensors only)."""
+    from .. import models
+
+    folder = Path(folder)
+    for sub in ("decoder", "modulator"):
+        if not (folder / sub / "config.json").is_file():
+            raise OSError(f"no stage-1 {sub} in '{folder}' (expected {folder / sub / 'config.json'})")
+        if not any((folder / sub).glob("*.safetensors")):
+            raise OSError(f"no safetensors weights in '{folder / sub}' (weights are loaded only as safetensors)")
+    config_file = folder / "decoder" / "config.json"
+    try:
+        name = read_json_file(config_file).get("_class_name")
+    except ValueError as exc:
+        raise ValueError(f"not a valid model config: {exc}") from None
+    known = tuple(cls.__name__ for cls in models.DECODER_CLASSES)
+    if name not in known:
+        raise ValueError(f"'{folder / 'decoder'}' holds a {str(name)[:80]}, not one of {known}")
+    decoder = load_checked_component(folder / "decoder", getattr(models, name))
+    modulator = load_checked_component(folder / "modulator", models.LatentModulator)
+    return decoder.eval(), modulator.eval()
+
+
+__all__ = ["load_checked_component", "load_stage1", "resolve_component_dtypes", "safe_from_pretrained"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from .config_checks import MAX_COMPONENT_ELEMENTS
-from .json_files import read_json_file
+from ..models.config_checks import MAX_COMPONENT_ELEMENTS
+from ..runtime.json_files import read_json_file
 
 WEIGHTS_NAME = "diffusion_pytorch_model"
 _FLOATING = {"F16", "BF16", "F32", "F64"}

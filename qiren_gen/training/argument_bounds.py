@@ -2,14 +2,14 @@
 
 A flag that fails only once training starts (``--learning_rate inf``, ``--max_grad_norm nan``) used to leave an
 output folder behind that the next run then had to resume. Model-size flags share the bounds of loaded configs
-(``pipelines.config_checks.MODEL_BOUNDS``, derived there from memory); loop counts are capped far above any run.
+(``models.config_checks.MODEL_BOUNDS``, derived there from memory); loop counts are capped far above any run.
 """
 from __future__ import annotations
 
 import argparse
 import math
 
-from ..pipelines.config_checks import MODEL_BOUNDS, Bound
+from ..models.config_checks import MODEL_BOUNDS, Bound
 
 MAX_SEED = 2**32 - 1
 """Largest training seed: ``accelerate.utils.set_seed`` also seeds NumPy, whose legacy seed is 32-bit."""

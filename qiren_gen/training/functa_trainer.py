@@ -40,6 +40,7 @@ from ..metrics import psnr_from_mse
 from ..models.modulated import ENCODINGS, LatentModulator, ModulatedQIREN, ModulatedSIREN
 from ..models.synthesis import FeatureSynthesisDecoder
 from ..models.wide import ModulatedWideQIREN
+from ..runtime.allocator import configure_allocator
 from .checkpointing import (agreed_resume_checkpoint, check_compatible, load_checkpoint_models, read_training_state,
                             save_checkpoint)
 from .latent_rows import LatentTable, gather_row_gradients, rowwise_adam_step
@@ -357,6 +358,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     from tqdm.auto import tqdm
 
     cfg.validate()
+    configure_allocator()  # every step's 32 MiB activations stay on the heap (QIREN_GEN_MALLOC=default: off)
     output_dir = Path(cfg.output_dir)
     owns_accelerator = accelerator is None
     if owns_accelerator:

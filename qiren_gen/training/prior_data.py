@@ -1,35 +1,11 @@
-"""What ``scripts/train_prior.py`` trains on: a stage-1 model folder, its images or its auto-decoded latents."""
+"""What ``scripts/train_prior.py`` trains on: a stage-1 model's images or its auto-decoded latents (the stage-1 models
+themselves load through ``qiren_gen.pipelines.loading.load_stage1``)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 import torch
-
-
-def load_stage1(folder: str | Path):
-    """``(decoder, modulator)`` from ``folder/decoder`` and ``folder/modulator`` (safetensors only)."""
-    from .. import models
-    from ..pipelines.json_files import read_json_file
-    from ..pipelines.loading import load_checked_component
-
-    folder = Path(folder)
-    for sub in ("decoder", "modulator"):
-        if not (folder / sub / "config.json").is_file():
-            raise OSError(f"no stage-1 {sub} in '{folder}' (expected {folder / sub / 'config.json'})")
-        if not any((folder / sub).glob("*.safetensors")):
-            raise OSError(f"no safetensors weights in '{folder / sub}' (weights are loaded only as safetensors)")
-    config_file = folder / "decoder" / "config.json"
-    try:
-        name = read_json_file(config_file).get("_class_name")
-    except ValueError as exc:
-        raise ValueError(f"not a valid model config: {exc}") from None
-    known = tuple(cls.__name__ for cls in models.DECODER_CLASSES)
-    if name not in known:
-        raise ValueError(f"'{folder / 'decoder'}' holds a {str(name)[:80]}, not one of {known}")
-    decoder = load_checked_component(folder / "decoder", getattr(models, name))
-    modulator = load_checked_component(folder / "modulator", models.LatentModulator)
-    return decoder.eval(), modulator.eval()
 
 
 def load_images(args: argparse.Namespace, channels: int, resolution: int) -> torch.Tensor:
@@ -62,4 +38,4 @@ def load_stage1_latents(folder: str | Path, latent_dim: int) -> torch.Tensor:
     return latents.float()
 
 
-__all__ = ["load_images", "load_stage1", "load_stage1_latents"]
+__all__ = ["load_images", "load_stage1_latents"]

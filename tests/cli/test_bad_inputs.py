@@ -527,6 +527,7 @@ def _api_rows():
     from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
                                      QirenSuperResolutionPipeline)
     from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
+    from qiren_gen.runtime import configure_allocator
     from testing_utils import tiny_pipeline
 
     torch.manual_seed(0)
@@ -620,6 +621,9 @@ def _api_rows():
          ValueError, "over the limit"),
         ("decode_latents", "numpy latents", lambda w: decode_latents(dec, mod, np.zeros((1, 4)), 4, 4), ValueError,
          "tensor"),
+        ("configure_allocator", "unknown QIREN_GEN_MALLOC value",
+         lambda w: configure_allocator({"QIREN_GEN_MALLOC": "jemalloc"}), ValueError,
+         "QIREN_GEN_MALLOC must be one of"),
         ("FeatureSynthesisDecoder", "no circuits (n_heads=0)", lambda w: FeatureSynthesisDecoder(n_heads=0),
          ValueError, "n_heads must be an int >= 1"),
         ("FeatureSynthesisDecoder", "23 qubits per circuit", lambda w: FeatureSynthesisDecoder(n_qubits=23),
@@ -716,7 +720,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(88)]
+    return [f"{i:02d}" for i in range(89)]
 
 
 @pytest.fixture(scope="module")

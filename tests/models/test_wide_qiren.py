@@ -142,7 +142,7 @@ def test_bad_configs_name_the_field(kwargs, field):
 
 
 def test_stage1_loader_of_the_prior_trainer_accepts_it(tmp_path):
-    from qiren_gen.training.prior_data import load_stage1
+    from qiren_gen.pipelines.loading import load_stage1
 
     decoder, modulator = _pair("film")
     decoder.save_pretrained(tmp_path / "decoder")

@@ -89,7 +89,7 @@ def pca_psnr(train: torch.Tensor, test: torch.Tensor, k: int) -> dict[str, float
 
 
 def _load_stage1(folder: Path):
-    from qiren_gen.training.prior_data import load_stage1
+    from qiren_gen.pipelines.loading import load_stage1
 
     return load_stage1(folder)
 

@@ -1,0 +1,278 @@
+#!/usr/bin/env python
+"""Training and rendering as multiples of this CPU's floor, side by side with the previous implementation.
+
+    python scripts/benchmarks/benchmark_floor.py                 # step + rendering at 128 / 512 / 1024, medians
+    python scripts/benchmarks/benchmark_floor.py --tasks step render128 --repeats 9
+    python scripts/benchmarks/benchmark_floor.py --quick         # tiny sizes: checks that the script runs
+
+The floor of a piece of work is its synthesis-layer FLOPs divided by this machine's rate for a 2048^3 fp32
+``torch.mm``, measured right before every repeat in the same process (so a change of load moves both). Work:
+
+* ``step``: one stage-1 training step of the README's FFHQ recipe (64x64 RGB, batch 16, 32 two-qubit circuit
+  features, three weight-modulated layers of width 128, auto-decoded latents, Adam, gradient clipping), forward and
+  backward: 3 x 2 x FLOPs of every linear layer;
+* ``render128`` / ``render512`` / ``render1024``: the bundled pipeline's decoder rendering 16 / 4 / 2 faces at that
+  size from fixed latents, forward only.
+
+Implementations, each in its own process (the allocator is a per-process setting), run alternately:
+
+* ``previous``: glibc's own allocator (``QIREN_GEN_MALLOC=default``), the unfused weight-modulated layer (einsum, then
+  times sqrt(2), plus bias, ReLU; written out below) and face-by-face rendering in chunks of 16384 points;
+* ``current``: the package as it is (allocator set by the entry points, fused layers, chunk-major rendering with
+  cache-blocked layers);
+* ``input-mod``: the current allocator and chunk-major rendering with input modulation instead of weight modulation
+  (StyleGAN2's ``fused_modconv=False``: scale the inputs, one shared GEMM, scale the outputs; written out below),
+  batched layers for rendering too.
+
+Times are CPU seconds of the one torch thread (``--clock wall`` for wall time); with one thread they exclude time
+spent waiting for a core on a shared machine, not the memory bandwidth other processes take. The load average is
+printed with the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+IMPLEMENTATIONS = ("previous", "current", "input-mod")
+TASKS = {  # name: (kind, size, faces or batch, default repeats)
+    "step": ("step", 64, 16, 7),
+    "render128": ("render", 128, 16, 5),
+    "render512": ("render", 512, 4, 3),
+    "render1024": ("render", 1024, 2, 2),
+}
+QUICK = {"step": ("step", 16, 4, 2), "render128": ("render", 24, 3, 2), "render512": ("render", 40, 2, 1),
+         "render1024": ("render", 48, 1, 1)}
+FLOOR_SIZE = 2048
+PREVIOUS_CHUNK_POINTS = 16384  # the previous renderer: one face at a time, this many points per chunk
+
+
+# ------------------------------------------------------------------------------------------- previous / variants
+def unfused_layer(self, linear, h, m):
+    """The previous weight-modulated layer: per-sample weights, einsum, then sqrt(2) and the bias as full tensors."""
+    import torch
+
+    if self.config.modulation != "weight":
+        return _current_layer(self, linear, h, m)
+    weight = linear.weight[None] * (1 + m)[:, None, :]
+    weight = weight * torch.rsqrt(weight.square().sum(-1, keepdim=True) + 1e-8)
+    eq = "pi,boi->bpo" if h.ndim == 2 else "bpi,boi->bpo"
+    return torch.relu(torch.einsum(eq, h, weight) * math.sqrt(2) + linear.bias)
+
+
+def input_modulated_layer(self, linear, h, m):
+    """Input modulation: ``relu(d_b * ((h * s_b) @ W^T) + bias)`` with ``d_b`` the demodulation (times sqrt(2))."""
+    import torch
+
+    if self.config.modulation != "weight":
+        return _current_layer(self, linear, h, m)
+    s = 1 + m
+    d = torch.rsqrt((linear.weight[None] * s[:, None, :]).square().sum(-1) + 1e-8) * math.sqrt(2)
+    x = h * s[:, None, :] if h.ndim == 3 else h[None] * s[:, None, :]
+    y = (x.reshape(-1, x.shape[-1]) @ linear.weight.t()).view(x.shape[0], x.shape[1], -1)
+    return torch.addcmul(linear.bias, y, d[:, None, :]).relu_()
+
+
+_current_layer = None
+
+
+def previous_render(decoder, modulator, latents, height: int, width: int):
+    """The previous renderer: each face alone, its grid in chunks of 16384 points."""
+    import torch
+
+    from qiren_gen.data import image_grid
+
+    coords = image_grid(height, width)
+    stats = decoder.reference_statistics()
+    faces = []
+    for z in latents:
+        mods = modulator(z[None])
+        chunks = [decoder(coords[i : i + PREVIOUS_CHUNK_POINTS], mods, stats=stats)
+                  for i in range(0, coords.shape[0], PREVIOUS_CHUNK_POINTS)]
+        faces.append(torch.cat(chunks, dim=1))
+    return torch.cat(faces).reshape(len(faces), height, width, -1).permute(0, 3, 1, 2)
+
+
+# ------------------------------------------------------------------------------------------------- worker
+def linear_flops(decoder, rows: int) -> float:
+    """Forward FLOPs of every linear layer of the synthesis (features excluded) for ``rows`` points."""
+    sizes = [(lin.in_features, lin.out_features) for lin in [*decoder.linears, decoder.output]]
+    return 2.0 * rows * sum(i * o for i, o in sizes)
+
+
+def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path) -> list[dict]:
+    """Time every task in this process for one implementation; one record per task."""
+    from qiren_gen.runtime import configure_allocator
+
+    allocator = configure_allocator()  # honours QIREN_GEN_MALLOC, which the parent set for ``previous``
+    import torch
+
+    from qiren_gen.data import image_grid
+    from qiren_gen.functa import decode_latents, per_image_mse
+    from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator
+    from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+
+    global _current_layer
+    _current_layer = FeatureSynthesisDecoder._synthesis_layer
+    if impl != "current":  # the batched layers, replaced, for rendering too (no cache-blocked shortcut)
+        FeatureSynthesisDecoder._synthesis_layer = unfused_layer if impl == "previous" else input_modulated_layer
+        FeatureSynthesisDecoder._renders_in_blocks = lambda self, h, dtype: False
+    torch.set_num_threads(threads)
+    clock = time.thread_time if clock_name == "cpu" else time.perf_counter
+    a, b = torch.randn(FLOOR_SIZE, FLOOR_SIZE), torch.randn(FLOOR_SIZE, FLOOR_SIZE)
+
+    def mm_rate() -> float:
+        start = clock()
+        torch.mm(a, b)
+        return 2.0 * FLOOR_SIZE**3 / (clock() - start)
+
+    records = []
+    for name, (kind, size, count, repeats) in tasks.items():
+        torch.manual_seed(0)
+        if kind == "step":
+            decoder = FeatureSynthesisDecoder(out_channels=3, n_heads=32, n_qubits=2, frequency_init=2.0,
+                                              hidden_features=128, hidden_layers=3, modulation="weight")
+            modulator = LatentModulator.for_decoder(decoder, 64, encoding="auto_decode")
+            table = torch.nn.Parameter(torch.randn(1000, 64) * 0.01)
+            model_params = [*decoder.parameters(), *modulator.parameters()]
+            optimizer = torch.optim.Adam([{"params": model_params, "lr": 1e-3}, {"params": [table], "lr": 1e-2}])
+            coords = image_grid(size, size)
+            targets = torch.rand(count, size * size, 3) * 2 - 1
+            flops = 3 * linear_flops(decoder, count * size * size)
+
+            def work():
+                rows = torch.randint(0, table.shape[0], (count,))
+                latents = table[rows]
+                mse = per_image_mse(decoder, modulator, latents, coords, targets, decoder.reference_statistics())
+                (mse.sum() + 1e-4 * latents.square().sum()).backward()
+                torch.nn.utils.clip_grad_norm_(model_params, 1.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        else:
+            pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())
+            decoder, modulator = pipe.decoder, pipe.modulator
+            latents = torch.randn(count, modulator.config.latent_dim, generator=torch.Generator().manual_seed(0))
+            flops = linear_flops(decoder, count * size * size)
+            result = {}
+
+            def work():
+                with torch.inference_mode():
+                    if impl == "previous":
+                        result["images"] = previous_render(decoder, modulator, latents, size, size)
+                    else:
+                        result["images"] = decode_latents(decoder, modulator, latents, size, size)
+        work()  # warm-up: first-touch of the heap, feature caches, kernels
+        seconds, ratios, rates = [], [], []
+        for _ in range(repeats):
+            rate = mm_rate()
+            start = clock()
+            work()
+            elapsed = clock() - start
+            seconds.append(elapsed)
+            rates.append(rate)
+            ratios.append(elapsed / (flops / rate))
+        if kind == "render":
+            torch.save(result["images"], out_dir / f"{impl}-{name}.pt")
+        records.append({"implementation": impl, "task": name, "size": size, "count": count, "gflop": flops / 1e9,
+                        "seconds": seconds, "mm_gflops": [r / 1e9 for r in rates], "floor_multiples": ratios,
+                        "median_seconds": statistics.median(seconds),
+                        "median_floor_multiple": statistics.median(ratios), "allocator": allocator})
+    return records
+
+
+# ------------------------------------------------------------------------------------------------- parent
+def run_worker(impl: str, args, out_dir: Path) -> list[dict]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    env["QIREN_GEN_MALLOC"] = "default" if impl == "previous" else env.get("QIREN_GEN_MALLOC", "tuned")
+    cmd = [sys.executable, __file__, "--worker", impl, "--out-dir", str(out_dir), "--clock", args.clock,
+           "--threads", str(args.threads), "--tasks", *args.tasks, *(["--quick"] if args.quick else []),
+           *(["--repeats", str(args.repeats)] if args.repeats else [])]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"{impl} worker failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else ''}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def task_table(args) -> dict:
+    table = QUICK if args.quick else TASKS
+    chosen = {name: table[name] for name in args.tasks}
+    if args.repeats:
+        chosen = {name: (*spec[:3], args.repeats) for name, spec in chosen.items()}
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    p.add_argument("--implementations", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
+    p.add_argument("--rounds", type=int, default=1, help="alternating rounds of the implementations (default 1)")
+    p.add_argument("--repeats", type=int, default=None, help="repeats per task (default: per task, 2-7)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, to check that the script runs")
+    p.add_argument("--json", default=None, help="also write every record to this JSON file")
+    p.add_argument("--worker", choices=IMPLEMENTATIONS, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--out-dir", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.rounds < 1 or args.threads < 1 or (args.repeats is not None and args.repeats < 1):
+        p.error("--rounds, --threads and --repeats must be >= 1")
+    if args.worker:
+        print(json.dumps(worker(args.worker, task_table(args), args.clock, args.threads, Path(args.out_dir))))
+        return 0
+
+    import torch
+
+    load_before = os.getloadavg()
+    records: dict[tuple[str, str], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            for impl in args.implementations:
+                for rec in run_worker(impl, args, Path(tmp)):
+                    records.setdefault((impl, rec["task"]), []).append(rec)
+        diffs = {}
+        for name in args.tasks:
+            ref = Path(tmp, f"previous-{name}.pt")
+            for impl in args.implementations:
+                path = Path(tmp, f"{impl}-{name}.pt")
+                if impl != "previous" and ref.is_file() and path.is_file():
+                    diffs[(impl, name)] = float((torch.load(path) - torch.load(ref)).abs().max())
+    load_after = os.getloadavg()
+
+    def median_of(impl: str, task: str, key: str) -> float | None:
+        values = [v for rec in records.get((impl, task), []) for v in rec[key]]
+        return statistics.median(values) if values else None
+
+    head = "| work | GFLOP | " + " | ".join(f"{impl}: x floor (s)" for impl in args.implementations)
+    head += " | previous / current (x floor) | max abs diff vs previous |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for name in args.tasks:
+        kind, size, count, _ = task_table(args)[name]
+        what = f"stage-1 step {size}x{size}, batch {count}" if kind == "step" else f"{count} face(s) at {size}x{size}"
+        gflop = next(rec["gflop"] for recs in records.values() for rec in recs if rec["task"] == name)
+        cells = []
+        for impl in args.implementations:
+            mult, secs = median_of(impl, name, "floor_multiples"), median_of(impl, name, "seconds")
+            cells.append("-" if mult is None else f"{mult:.2f} ({secs:.3f} s)")
+        prev, cur = median_of("previous", name, "floor_multiples"), median_of("current", name, "floor_multiples")
+        speedup = f"{prev / cur:.2f}x" if prev and cur else "-"  # of floor multiples: a load change cancels
+        diff = ", ".join(f"{impl} {d:.1e}" for (impl, task), d in diffs.items() if task == name) or "-"
+        print(f"| {what} | {gflop:.1f} | " + " | ".join(cells) + f" | {speedup} | {diff} |")
+    rates = [r for recs in records.values() for rec in recs for r in rec["mm_gflops"]]
+    print(f"\nfloor: {FLOOR_SIZE}^3 fp32 torch.mm, median {statistics.median(rates):.1f} GFLOP/s "
+          f"(range {min(rates):.1f}-{max(rates):.1f}) on {args.threads} thread(s); {args.clock} clock; medians of "
+          f"repeats; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, {os.cpu_count()} CPUs")
+    if args.json:
+        Path(args.json).write_text(json.dumps([rec for recs in records.values() for rec in recs], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
