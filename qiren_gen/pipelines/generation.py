@@ -252,7 +252,7 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
 
         ``shots=N`` decodes with every circuit expectation estimated from N measurement samples (drawn from
         ``generator``, its first one if a list), ``noise`` (a ``quantum.noise.NoiseModel``, dict or float) with noisy
-        gates; ``None`` (default): exact expectations. See ``docs/hardware.md``.
+        gates; ``None`` (default): exact expectations. See ``docs/research/hardware.md``.
         """
         # 1. check inputs
         height = self.prior.config.sample_size if height is None else height

@@ -22,7 +22,7 @@ from ..models import build_inr
 DEFAULT_STEPS = 301
 DEFAULT_LEARNING_RATES: dict[str, float] = {
     "qiren": 0.03,  # the paper's
-    "qiren-plus": 0.03,  # docs/qiren_search.md
+    "qiren-plus": 0.03,  # docs/research/qiren_search.md
     "siren": 3e-3,  # 0.03 diverges (MSE ~0.3 on camera); 3e-3 was best of {1e-3, 3e-3, 1e-2, 3e-2}
     "relu": 0.03,
     "tanh": 0.03,
@@ -32,7 +32,7 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {
 
 
 DEFAULT_SCHEDULES: dict[str, str] = {"qiren-plus": "constant"}
-"""Learning-rate schedule per model name where it is not the paper's constant rate (docs/qiren_search.md)."""
+"""Learning-rate schedule per model name where it is not the paper's constant rate (docs/research/qiren_search.md)."""
 
 
 def _recipe_name(model: nn.Module) -> str:
