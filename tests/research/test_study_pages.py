@@ -52,7 +52,6 @@ def test_report_only_with_fewer_runs_than_the_page_refuses(tmp_path, page):
 
 
 def test_notes_block_survives_a_rewrite(tmp_path):
-    sys.path.insert(0, str(REPO / "scripts"))
     from research.decoder_capacity.capacity import report_text
     from research.pages import NOTES_END, NOTES_START
 
