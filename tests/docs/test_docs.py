@@ -9,8 +9,11 @@ docs say to run them from the checkout's root.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
+import runpy
+import shlex
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -153,3 +156,74 @@ def test_pages_cite_only_files_the_repository_has(page):
     assert not broken, f"{page.relative_to(REPO)} links to files the repository lacks: {broken}"
     for banned in ("DESIGN.md", "../shared", "load average"):
         assert banned not in text, f"{page.relative_to(REPO)} mentions {banned!r}"
+
+
+def as_program_argv(command: str) -> list[str] | None:
+    """``qiren-gen ...`` or ``[accelerate launch ... | nice -n 10] python scripts/X.py ...`` as the program's argv
+    (``scripts/X.py`` first); ``None`` for anything else, or for a command with a ``...`` in it."""
+    try:
+        argv = shlex.split(command, comments=True)
+    except ValueError:
+        return None
+    script = next((i for i, a in enumerate(argv) if a.startswith("scripts/") and a.endswith(".py")), None)
+    if script is not None and argv[0] in ("python", "accelerate", "nice"):
+        argv = argv[script:]
+    elif not argv or argv[0] != "qiren-gen":
+        return None
+    return None if "..." in argv else argv
+
+
+def documented_commands() -> list[tuple[str, list[str]]]:
+    """Every ``qiren-gen`` / ``python scripts/...`` command of the pages, as (where, argv): the lines of shell blocks
+    (continuations joined), indented command lines (the research pages' "made by" lines) and inline code spans that
+    are whole ``python scripts/...`` commands (one with a placeholder such as ``N`` or ``DIR`` is left out)."""
+    found = []
+    for block in BLOCKS:
+        if block.language in ("bash", "sh"):
+            for line in block.code.replace("\\\n", " ").splitlines():
+                found += [(block.name, a) for a in map(as_program_argv, line.split("&&")) if a]
+    for page in PAGES:
+        if page.name == "bad_inputs.md":  # its commands are the bad inputs, refused on purpose
+            continue
+        text = page.read_text()
+        where = str(page.relative_to(REPO))
+        for line in re.findall(r"^    ((?:nice -n 10 )?python scripts/.*)$", text, flags=re.M):
+            found += [(where, a) for a in [as_program_argv(line)] if a]
+        for span in re.findall(r"(?<!`)`((?:nice -n 10 )?python scripts/[^`]+)`(?!`)", text):
+            argv = as_program_argv(span.replace("\n", " "))
+            if argv and not any(re.fullmatch(r"[A-Z][A-Z_]*", a) for a in argv):
+                found.append((where, argv))
+    unique = {(w, tuple(a)): a for w, a in found}
+    return [(f"{w}: {' '.join(a)[:70]}", a) for (w, _), a in unique.items()]
+
+
+DOCUMENTED = documented_commands()
+
+
+class Parsed(Exception):
+    """Raised in place of running a program once its command line has parsed."""
+
+
+@pytest.mark.parametrize("argv", [a for _, a in DOCUMENTED], ids=[n for n, _ in DOCUMENTED])
+def test_documented_command_lines_parse(argv, monkeypatch, capsys):
+    """Every documented command's options exist and take the values shown (checked by the program's own argparse
+    parser, stopped before it does any work), also for the commands too slow or too networked to run here."""
+    parse_args = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(self, args=None, namespace=None):
+        raise Parsed(parse_args(self, args, namespace))
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    monkeypatch.setattr(sys, "argv", list(argv))
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    with pytest.raises(Parsed):
+        try:
+            if argv[0] == "qiren-gen":
+                from qiren_gen.cli import main
+
+                main(argv[1:])
+            else:
+                runpy.run_path(str(REPO / argv[0]), run_name="__main__")
+        except SystemExit as exc:
+            pytest.fail(f"{' '.join(argv)} does not parse: {capsys.readouterr().err.strip().splitlines()[-1:]} "
+                        f"(exit {exc.code})")
