@@ -104,7 +104,7 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
         prior: The :class:`~qiren_gen.models.LatentDenoiser` trained on the decoder's latents.
         scheduler: Any diffusers scheduler (DDIM, DPM-Solver++, UniPC, Euler, ...).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
         >>> pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())  # LFW faces, shipped offline
@@ -395,7 +395,7 @@ def bundled_pipeline_dir() -> Path:
     Raises:
         OSError: Neither location holds the pipeline.
 
-    Example:
+    Examples:
         >>> from qiren_gen.pipelines import bundled_pipeline_dir
         >>> (bundled_pipeline_dir() / "model_index.json").is_file()
         True
