@@ -13,7 +13,7 @@ ENTANGLER_CHOICES = ("cz_ring", "cnot_ring", "cnot_chain")
 
 FIT_MODELS = ("qiren", "qiren-plus", "siren", "relu", "tanh", "relu-rff", "ffn")
 QIREN_MODELS = ("qiren", "qiren-plus")
-# --flag -> QIREN constructor option (docs/qiren_search.md explains each)
+# --flag -> QIREN constructor option (docs/research/qiren_search.md explains each)
 QIREN_OPTIONS = {"qubits": "n_qubits", "reuploads": "n_reuploads", "blocks": "n_blocks", "entangler": "entangler",
                  "observables": "observables", "encoding_scale": "encoding_scale", "learnable_scale": "learnable_scale",
                  "no_batchnorm": "batch_norm", "final_observables": "final_observables",

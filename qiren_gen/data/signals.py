@@ -145,13 +145,20 @@ class Audio:
     rate: int
 
 
+BACH_FILE = "gt_bach.wav"
+"""The Bach cello clip of the SIREN and QIREN papers (float WAV, 44.1 kHz); not shipped with the project."""
+BACH_FETCH = "curl -L -o gt_bach.wav https://raw.githubusercontent.com/vsitzmann/siren/master/data/gt_bach.wav"
+"""One command that fetches it from SIREN's repository (1,232,886 bytes)."""
+
+
 def load_wav(path: str | os.PathLike, sample_slice: slice | str | None = None) -> Audio:
     """Read a mono WAV, slice it, and divide by the largest magnitude (the paper's normalisation)."""
     from scipy.io import wavfile
 
     path = Path(path)
     if not path.exists():
-        raise OSError(f"no such WAV file: {path}")
+        hint = f"; the paper's Bach clip is not shipped, fetch it with: {BACH_FETCH}" if path.name == BACH_FILE else ""
+        raise OSError(f"no such WAV file: {path}{hint}")
     if path.is_dir():
         raise OSError(f"{path} is a directory, not a WAV file")
     try:

@@ -31,7 +31,7 @@ def images_to_targets(images: torch.Tensor, channels: int | None = None) -> torc
     Returns:
         The per-pixel targets ``(B, H*W, C)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.functa import images_to_targets
         >>> images_to_targets(torch.zeros(2, 3, 4, 5)).shape
@@ -63,7 +63,7 @@ def per_image_mse(decoder, modulator, latents, coords, targets, stats=None) -> t
     Returns:
         ``(B,)`` errors, differentiable in the latents and the models' parameters.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.functa import images_to_targets, per_image_mse
         >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
@@ -104,7 +104,7 @@ def inner_loop(
     Returns:
         ``(B, latent_dim)`` latents, still in the graph (meta-learning differentiates through them).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.functa import images_to_targets, inner_loop
         >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
@@ -158,7 +158,7 @@ def optimise_latents(
     Returns:
         ``(B, latent_dim)`` latents, detached.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.functa import optimise_latents
         >>> from qiren_gen.models import LatentModulator
@@ -211,7 +211,7 @@ def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = 
     Returns:
         ``(B, latent_dim)`` latents, detached.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.functa import encode_images
         >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
@@ -286,7 +286,7 @@ def decode_latents(
     Returns:
         ``(B, C, height, width)`` images.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.functa import decode_latents, encode_images
         >>> from qiren_gen.models import LatentModulator, ModulatedQIREN

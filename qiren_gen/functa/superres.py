@@ -30,7 +30,7 @@ def encode_area_consistent(decoder, modulator, images: torch.Tensor, factor: int
     Returns:
         ``(B, latent_dim)`` latents, detached.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.functa import encode_area_consistent
         >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
@@ -86,7 +86,7 @@ def prior_superresolve(decoder, modulator, images: torch.Tensor, height: int, wi
     Returns:
         ``(B, C, height, width)`` images in about [-1, 1].
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.functa import prior_superresolve
         >>> from qiren_gen.models import LatentModulator, ModulatedQIREN

@@ -45,7 +45,7 @@ def psnr_from_mse(mse: torch.Tensor | float, data_range: float) -> torch.Tensor 
     Returns:
         PSNR in dB, of the same kind as ``mse`` (``inf`` where the error is 0, ``nan`` where it is ``nan``).
 
-    Example:
+    Examples:
         >>> from qiren_gen.metrics import psnr_from_mse
         >>> psnr_from_mse(0.04, data_range=2.0)
         20.0
@@ -86,7 +86,7 @@ def psnr(
     Returns:
         A float64 tensor: 0-d, or one value per item for ``dim=... , reduction="none"``; ``inf`` for identical inputs.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.metrics import psnr
         >>> target = torch.zeros(2, 1, 4, 4)

@@ -112,7 +112,7 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
         reference_size: Side of the reference grid.
         engine: Circuit simulator engine, ``"fused"`` or ``"autograd"``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
         >>> decoder = ModulatedQIREN(n_qubits=2, hidden_layers=1, reference_size=4)
@@ -235,7 +235,7 @@ class ModulatedSIREN(ModelMixin, ConfigMixin):
         first_omega_0: Frequency factor of the first sine layer.
         hidden_omega_0: Frequency factor of the other sine layers.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.models import LatentModulator, ModulatedSIREN
         >>> decoder = ModulatedSIREN(hidden_features=8, hidden_layers=1)
@@ -326,7 +326,7 @@ class LatentModulator(ModelMixin, ConfigMixin):
         encode_lr: Adam learning rate of ``"auto_decode"`` encoding.
         latent_l2: Latent penalty of ``"auto_decode"`` encoding.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.models import LatentModulator
         >>> modulator = LatentModulator(latent_dim=4, modulation_dim=6)

@@ -9,7 +9,7 @@ from .baselines import MLP, SIREN, FourierFeatureMLP
 from .qiren import QIREN
 
 QIREN_PLUS: dict = {"fourier_features": 4, "observables": "z+zz", "hidden_layers": 1}
-"""``qiren-plus``: the best QIREN variant of ``scripts/research/qiren_search/search_qiren.py`` (``ff-s1`` in docs/qiren_search.md): fixed
+"""``qiren-plus``: the best QIREN variant of ``scripts/research/qiren_search/search_qiren.py`` (``ff-s1`` in docs/research/qiren_search.md): fixed
 ``sin`` / ``cos`` features of the coordinates at 4 directions on each of the ternary radii 1, 3, 9 feed the first
 Linear -> BatchNorm -> circuit; every circuit reads all ``<Z_i>`` and ``<Z_i Z_j>`` (36 features from 8 qubits), and
 two hybrid layers instead of three keep it at 869 parameters (2-D), under SIREN's 1009. (Before: ``s3-zz``, encoding

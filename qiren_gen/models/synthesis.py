@@ -69,7 +69,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         reference_size: Side of the grid whose statistics normalise the circuit inputs.
         encoding_scale: Fixed per-re-upload ``RZ`` scales of the circuits (e.g. ``"ternary"``); ``None``: ``RZ(x)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.data import image_grid
         >>> from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator

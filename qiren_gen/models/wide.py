@@ -55,7 +55,7 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
         reference_size: Side of the reference grid.
         engine: Circuit simulator engine, ``"fused"`` or ``"autograd"``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.models import LatentModulator, ModulatedWideQIREN
         >>> decoder = ModulatedWideQIREN(n_heads=2, n_qubits=2, hidden_layers=1, entangler="cnot_chain")

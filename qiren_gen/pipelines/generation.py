@@ -105,7 +105,7 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
         prior: The :class:`~qiren_gen.models.LatentDenoiser` trained on the decoder's latents.
         scheduler: Any diffusers scheduler (DDIM, DPM-Solver++, UniPC, Euler, ...).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
         >>> pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())  # LFW faces, shipped offline
@@ -258,7 +258,7 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
 
         ``shots=N`` decodes with every circuit expectation estimated from N measurement samples (drawn from
         ``generator``, its first one if a list), ``noise`` (a ``quantum.noise.NoiseModel``, dict or float) with noisy
-        gates; ``None`` (default): exact expectations. See ``docs/hardware.md``.
+        gates; ``None`` (default): exact expectations. See ``docs/research/hardware.md``.
         """
         # 1. check inputs
         height = self.prior.config.sample_size if height is None else height
@@ -401,7 +401,7 @@ def bundled_pipeline_dir() -> Path:
     Raises:
         OSError: Neither location holds the pipeline.
 
-    Example:
+    Examples:
         >>> from qiren_gen.pipelines import bundled_pipeline_dir
         >>> (bundled_pipeline_dir() / "model_index.json").is_file()
         True

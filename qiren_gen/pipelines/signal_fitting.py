@@ -35,7 +35,7 @@ class SignalFittingOutput(BaseOutput):
         losses: The loss after every step.
         seconds: Wall-clock time of the fit.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qiren_gen.pipelines import SignalFittingOutput
         >>> SignalFittingOutput(np.zeros(4), mse=0.01, psnr=26.02, losses=[0.3, 0.01], seconds=0.5).losses[-1]
@@ -60,7 +60,7 @@ class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
         model: A coordinate network from ``qiren_gen.models.MODEL_BUILDERS`` (``QIREN``, ``SIREN``, the MLPs); build
             one by name with :meth:`from_model_name`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qiren_gen.pipelines import QirenSignalFittingPipeline
         >>> pipe = QirenSignalFittingPipeline.from_model_name("qiren", in_features=1, out_features=1, seed=0)

@@ -48,7 +48,7 @@ class SuperResolutionOutput(BaseOutput):
         losses: The loss after every step (empty in prior mode).
         seconds: Wall-clock time of the fit.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qiren_gen.pipelines import SuperResolutionOutput
         >>> SuperResolutionOutput(np.zeros((8, 8)), low_res_mse=0.01, losses=[0.01], seconds=0.2).images.shape
@@ -73,7 +73,7 @@ def interpolate_image(image: np.ndarray, scale: int, mode: str = "bilinear", ali
     Returns:
         The ``(scale * H, scale * W)`` image.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qiren_gen.pipelines import interpolate_image
         >>> interpolate_image(np.zeros((4, 4)), scale=2).shape
@@ -103,7 +103,7 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
         decoder: Prior mode: a trained modulated decoder (with ``modulator``, instead of ``model``).
         modulator: Prior mode: the decoder's :class:`~qiren_gen.models.LatentModulator`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qiren_gen.pipelines import QirenSuperResolutionPipeline
         >>> pipe = QirenSuperResolutionPipeline.from_model_name("qiren", seed=0)

@@ -62,7 +62,7 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
         encoding_scale: Per-upload ``RZ`` scales (a float, lists, or ``"ternary[:BASE]"``); ``None``: ``RZ(x)``.
         learnable_scale: Train the encoding scales.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.quantum import DataReuploadingCircuit
         >>> circuit = DataReuploadingCircuit(n_qubits=3)

@@ -44,7 +44,7 @@ def reuploading_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler:
     Returns:
         A function of ``(inputs, weights)`` (or ``(inputs, weights, scales)``) returning the expectations.
 
-    Example:
+    Examples:
         >>> import pennylane as qml, torch
         >>> from qiren_gen.quantum.export import reuploading_qfunc
         >>> qnode = qml.QNode(reuploading_qfunc(2, 1, 1), qml.device("default.qubit", wires=2), interface="torch")

@@ -119,7 +119,7 @@ class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
         engine: ``"fused"`` or ``"autograd"``.
         encoding_scale: Fixed per-upload ``RZ`` scales shared by every head; ``None``: ``RZ(x)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.quantum import MultiHeadReuploadingCircuit
         >>> heads = MultiHeadReuploadingCircuit(n_heads=4, n_qubits=2, entangler="cnot_chain")

@@ -22,7 +22,7 @@ from ..models import build_inr
 DEFAULT_STEPS = 301
 DEFAULT_LEARNING_RATES: dict[str, float] = {
     "qiren": 0.03,  # the paper's
-    "qiren-plus": 0.03,  # docs/qiren_search.md
+    "qiren-plus": 0.03,  # docs/research/qiren_search.md
     "siren": 3e-3,  # 0.03 diverges (MSE ~0.3 on camera); 3e-3 was best of {1e-3, 3e-3, 1e-2, 3e-2}
     "relu": 0.03,
     "tanh": 0.03,
@@ -32,7 +32,7 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {
 
 
 DEFAULT_SCHEDULES: dict[str, str] = {"qiren-plus": "constant"}
-"""Learning-rate schedule per model name where it is not the paper's constant rate (docs/qiren_search.md)."""
+"""Learning-rate schedule per model name where it is not the paper's constant rate (docs/research/qiren_search.md)."""
 
 
 def _recipe_name(model: nn.Module) -> str:
@@ -50,7 +50,7 @@ def default_learning_rate(model: nn.Module) -> float:
     Returns:
         The learning rate its recipe uses.
 
-    Example:
+    Examples:
         >>> from qiren_gen.training import build_fitting_model, default_learning_rate
         >>> default_learning_rate(build_fitting_model("siren", in_features=1))
         0.003
@@ -67,7 +67,7 @@ def default_schedule(model: nn.Module) -> str:
     Returns:
         ``"constant"`` or ``"cosine"``.
 
-    Example:
+    Examples:
         >>> from qiren_gen.training import build_fitting_model, default_schedule
         >>> default_schedule(build_fitting_model("qiren", in_features=1))
         'constant'
@@ -84,7 +84,7 @@ class FitResult:
         seconds: The loop's wall-clock time.
         cpu_seconds: The loop's process CPU time.
 
-    Example:
+    Examples:
         >>> from qiren_gen.training import FitResult
         >>> FitResult(losses=[0.5, 0.25], seconds=0.1).losses[-1]
         0.25
@@ -109,7 +109,7 @@ def build_fitting_model(name: str, in_features: int, out_features: int = 1, seed
     Returns:
         The model (a diffusers ``ModelMixin``).
 
-    Example:
+    Examples:
         >>> from qiren_gen.training import build_fitting_model
         >>> model = build_fitting_model("qiren", in_features=2, seed=0)
         >>> type(model).__name__, model.config.in_features
@@ -168,7 +168,7 @@ def fit_inr(
     Returns:
         A :class:`FitResult` with the loss curve and timings.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.training import build_fitting_model, fit_inr
         >>> model = build_fitting_model("qiren", in_features=1, seed=0)
@@ -223,7 +223,7 @@ def calibrate_batchnorm(model: nn.Module, coords: torch.Tensor) -> nn.Module:
     Returns:
         ``model``, in eval mode.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.training import build_fitting_model, calibrate_batchnorm
         >>> model = build_fitting_model("qiren", in_features=1)
@@ -261,7 +261,7 @@ def render(model: nn.Module, coords: torch.Tensor, chunk_size: int = 65536) -> t
     Returns:
         ``(N, out_features)`` values, without gradients.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.training import build_fitting_model, render
         >>> render(build_fitting_model("siren", in_features=1), torch.linspace(-1, 1, 100)[:, None]).shape

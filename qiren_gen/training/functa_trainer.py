@@ -84,7 +84,7 @@ class FunctaTrainingConfig:
         learning_rate: Adam learning rate of the decoder and modulator.
         seed: Seed of the initial weights and the data order.
 
-    Example:
+    Examples:
         >>> from qiren_gen.training.functa_trainer import FunctaTrainingConfig
         >>> cfg = FunctaTrainingConfig(decoder="circuit-features", resolution=8, latent_dim=16)
         >>> cfg.validate()  # raises ValueError for settings that cannot train
@@ -206,7 +206,7 @@ def build_models(cfg: FunctaTrainingConfig) -> tuple[torch.nn.Module, LatentModu
     Returns:
         ``(decoder, modulator)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.training.functa_trainer import FunctaTrainingConfig, build_models
         >>> _ = torch.manual_seed(0)
@@ -338,7 +338,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     Returns:
         The run's summary: ``steps``, the last loss and PSNR, timings, the output folders.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from pathlib import Path
         >>> from PIL import Image

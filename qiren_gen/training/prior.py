@@ -162,7 +162,7 @@ class PriorTrainingConfig:
         seed: Seed of the data order and noise.
         log_every: Steps between logged losses.
 
-    Example:
+    Examples:
         >>> from qiren_gen.training.prior import PriorTrainingConfig
         >>> PriorTrainingConfig(max_train_steps=100).batch_size
         64
@@ -208,7 +208,7 @@ def train_prior(
     Returns:
         ``{"losses": [...], "global_step": ...}``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qiren_gen.models import LatentDenoiser
         >>> from qiren_gen.training.launch import make_accelerator

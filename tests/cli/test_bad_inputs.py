@@ -95,6 +95,8 @@ CLI_ROWS = [
      "Not a directory"),
     ("qiren-gen fit", "NaN samples in a WAV", "fit --audio nan.wav --output fitout", "NaN or infinite samples"),
     ("qiren-gen fit", "wrong channel count (stereo WAV)", "fit --audio stereo.wav --output fitout", "2 channels"),
+    ("qiren-gen fit", "the paper's Bach clip not fetched", "fit --audio gt_bach.wav --output fitout",
+     "fetch it with: curl -L -o gt_bach.wav https://raw.githubusercontent.com/vsitzmann/siren/master/data/gt_bach.wav"),
     ("qiren-gen fit", "observable on more qubits than the circuit (--observables '[[0, 9]]')",
      "fit --image camera --size 8 --observables [[0,9]] --output fitout", "does not fit a circuit of 8 qubits"),
     ("qiren-gen fit", "pair observables on one qubit (--qubits 1 --observables zz)",

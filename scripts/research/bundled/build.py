@@ -192,7 +192,7 @@ latents (latent space) mean the prior reproduces training faces rather than new 
 {_memorisation_verdict(r, auto_decoded=True)}
 
 {_fid_paragraph(report.get("evaluate"))}
-""" + hardware_card_block()  # the line of scripts/research/hardware/hardware_study.py (docs/hardware.json), when it was run
+""" + hardware_card_block()  # the line of scripts/research/hardware/hardware_study.py (docs/research/hardware.json), when it was run
     limitations = """Trained on 90 tiny grayscale faces on a CPU in under an hour: samples are recognisable faces
 (eyes, nose, mouth, hair line) but blurry, and a few of them sit close to a training face. Renders above 25x25 are
 smooth interpolations of what the decoder learned at 25x25, not new detail. The decoder's circuits are simulated

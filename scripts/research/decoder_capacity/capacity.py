@@ -4,7 +4,7 @@ For every (family, latent size): train stage 1 with auto-decoded latents on face
 pipeline's split, through the real Accelerate trainer), then measure training PSNR of faces 0-89 at their learned
 latents, held-out PSNR of faces 90-99 encoded with the decoder frozen (the modulator's default steps and more),
 parameters and seconds per training step (1 thread). PCA with as many components as the latent is the floor, computed
-here on the same split. Writes ``docs/decoder_capacity.md`` (+ ``decoder_capacity.json``).
+here on the same split. Writes ``docs/research/decoder_capacity.md`` (+ ``decoder_capacity.json``).
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from qiren_gen.data.lfw import N_TRAIN_FACES
+from research.pages import kept_notes, refuse_to_shrink
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,10 @@ def run_capacity_sweep(work_dir: Path, docs_dir: Path, families: list[str], late
     from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
 
     work_dir, docs_dir = Path(work_dir), Path(docs_dir)
+    if report_only and not any(work_dir.glob("*/train_summary.json")):
+        raise ValueError(f"--report_only found no finished runs in {work_dir}: it only tabulates runs this script "
+                         "trained there, so train them first (the same command without --report_only) or point "
+                         "--work_dir at them.")
     data = export_lfw_faces(work_dir / "lfw")
     train, test = load_faces()
     rows, missing = [], []
@@ -162,9 +167,15 @@ def run_capacity_sweep(work_dir: Path, docs_dir: Path, families: list[str], late
                    "encode_steps": encode_steps, "more_steps": more_steps, "settings": family.settings}
             rows.append(row)
             print(json.dumps(row), flush=True)
-            docs_dir.mkdir(parents=True, exist_ok=True)
-            (docs_dir / "decoder_capacity.json").write_text(json.dumps(rows, indent=2))
-            write_report(docs_dir, rows, command)
+            if not report_only:  # a long sweep shows its progress; a report from the cache is written once, whole
+                docs_dir.mkdir(parents=True, exist_ok=True)
+                (docs_dir / "decoder_capacity.json").write_text(json.dumps(rows, indent=2))
+                write_report(docs_dir, rows, command)
+    if report_only:
+        refuse_to_shrink(docs_dir / "decoder_capacity.md", report_text(docs_dir, rows, command, missing),
+                         volatile=(command.split(" --")[0], "Not run to completion", "collected with --report_only"))
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        (docs_dir / "decoder_capacity.json").write_text(json.dumps(rows, indent=2))
     write_report(docs_dir, rows, command, missing)
     return rows
 
@@ -196,7 +207,13 @@ def _summary(rows: list[dict]) -> list[str]:
 
 
 def write_report(docs_dir: Path, rows: list[dict], command: str, missing: list[str] | None = None) -> None:
-    """``docs_dir/decoder_capacity.md`` from the rows."""
+    """``docs_dir/decoder_capacity.md`` from the rows (its hand-written notes block kept)."""
+    Path(docs_dir).mkdir(parents=True, exist_ok=True)
+    (Path(docs_dir) / "decoder_capacity.md").write_text(report_text(docs_dir, rows, command, missing))
+
+
+def report_text(docs_dir: Path, rows: list[dict], command: str, missing: list[str] | None = None) -> str:
+    """The Markdown of ``docs_dir/decoder_capacity.md``: the table, the notes block of the page there, the summary."""
     lines = [
         "# Decoder capacity on LFW faces",
         "",
@@ -225,6 +242,8 @@ def write_report(docs_dir: Path, rows: list[dict], command: str, missing: list[s
                      f"{r['decoder_parameters']} | {r['steps']} | {r['median_step_seconds']:.3f} | "
                      f"{r['train_psnr']:.2f} | {r['heldout_psnr']:.2f} ({r['encode_steps']}) | "
                      f"{r['heldout_psnr_more']:.2f} ({r['more_steps']}) |")
+    notes = kept_notes(Path(docs_dir) / "decoder_capacity.md")
+    lines += ["", *notes] if notes else []
     lines += ["", "Families: `circuit-features` = Linear(2, 64) + reference normalisation -> 32 data re-uploading",
               "circuits of 2 qubits (CNOT chain, 2 re-uploads, 2 blocks; one batched op) -> 3 StyleGAN2-style",
               "weight-modulated layers of width 128 (`-shift`: shift-modulated instead); `fourier-features` = the same",
@@ -240,13 +259,13 @@ def write_report(docs_dir: Path, rows: list[dict], command: str, missing: list[s
               *([f"Not run to completion in the run that made this table: {', '.join(missing)} (the table was",
                  "collected with --report_only from runs of the same script in two processes).", ""] if missing else []),
               "## Summary (computed from the table)", "", *_summary(rows), ""]
-    (Path(docs_dir) / "decoder_capacity.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Decoder capacity sweep on LFW faces (writes docs/decoder_capacity.md).")
+    p = argparse.ArgumentParser(description="Decoder capacity sweep on LFW faces (writes docs/research/decoder_capacity.md).")
     p.add_argument("--work_dir", default="runs/decoder_capacity")
-    p.add_argument("--docs_dir", default="docs")
+    p.add_argument("--docs_dir", default="docs/research")
     p.add_argument("--families", nargs="+", default=["circuit-features", "fourier-features", "siren", "wide-qiren",
                                                       "qiren"],
                    choices=sorted(FAMILIES))
@@ -269,11 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.quick:
         args.steps, args.encode_steps, args.more_steps = 20, 10, 20
-    command = "python scripts/research/decoder_capacity/decoder_capacity.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    script = "python scripts/research/decoder_capacity/decoder_capacity.py "
+    command = script + shlex.join(argv if argv is not None else sys.argv[1:])
     code, _ = run_reporting_errors("decoder_capacity", lambda: run_capacity_sweep(
         Path(args.work_dir), Path(args.docs_dir), args.families, args.latents, args.steps, args.more_steps,
         args.encode_steps, seed=args.seed, command=command, report_only=args.report_only))
     return code
 
 
-__all__ = ["FAMILIES", "Family", "heldout_psnr", "load_faces", "pca_psnr", "run_capacity_sweep", "write_report"]
+__all__ = ["FAMILIES", "Family", "heldout_psnr", "load_faces", "pca_psnr", "report_text", "run_capacity_sweep",
+           "write_report"]

@@ -272,9 +272,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from qiren_gen.runtime import run_reporting_errors
 
-    p = argparse.ArgumentParser(description="Functa on LFW faces: QIREN vs SIREN sweep, writes docs/functa_lfw.md.")
+    p = argparse.ArgumentParser(description="Functa on LFW faces: QIREN vs SIREN sweep, writes docs/research/functa_lfw.md.")
     p.add_argument("--work_dir", default="runs/functa_lfw")
-    p.add_argument("--docs_dir", default="docs")
+    p.add_argument("--docs_dir", default="docs/research")
     p.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="decoder:modulation:latent_dim[:fo|so]")
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--resolution", type=int, default=16)

@@ -1,8 +1,8 @@
 """The decoders on a simulated quantum device: PSNR and sample sharpness vs shots and vs depolarizing noise,
-noise-aware fine-tuning of the bundled pipeline, and the device budget per image; writes docs/hardware.md,
-docs/hardware.json, docs/figures/hardware_*.png and the bundled model card's line.
+noise-aware fine-tuning of the bundled pipeline, and the device budget per image; writes docs/research/hardware.md,
+docs/research/hardware.json, docs/research/figures/hardware_*.png and the bundled model card's line.
 
-    nice -n 10 python scripts/research/hardware/hardware_study.py --bach PATH/gt_bach.wav    # the committed docs/hardware.md
+    nice -n 10 python scripts/research/hardware/hardware_study.py --bach PATH/gt_bach.wav    # the committed docs/research/hardware.md
     python scripts/research/hardware/hardware_study.py --quick --output /tmp/hw.md --figure_dir /tmp --json /tmp/hw.json --no_card \
         --finetune_workdir /tmp/hw-finetune
 """
@@ -30,9 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no_finetune", "--no-finetune", action="store_true", help="skip the noise-aware fine-tuning of the bundled pipeline")
     p.add_argument("--finetune_workdir", "--finetune-workdir", default=StudyConfig.finetune_workdir,
                    help="where the fine-tuned pipelines go (finished ones are reused)")
-    p.add_argument("--output", default="docs/hardware.md")
-    p.add_argument("--figure_dir", "--figure-dir", default="docs/figures")
-    p.add_argument("--json", default="docs/hardware.json")
+    p.add_argument("--output", default="docs/research/hardware.md")
+    p.add_argument("--figure_dir", "--figure-dir", default="docs/research/figures")
+    p.add_argument("--json", default="docs/research/hardware.json")
     p.add_argument("--no_card", "--no-card", action="store_true", help="do not update the bundled pipeline's model card")
     args = p.parse_args(argv)
     torch.set_num_threads(1)

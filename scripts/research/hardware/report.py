@@ -1,4 +1,4 @@
-"""``docs/hardware.md`` and its two figures (PSNR vs shots, PSNR vs depolarizing p) from the study's results."""
+"""``docs/research/hardware.md`` and its two figures (PSNR vs shots, PSNR vs depolarizing p) from the study's results."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -134,7 +134,7 @@ def write_report(results: dict, cfg, figures: list[str], command: str) -> str:
         "# On quantum hardware: shots, noise, and what an image costs on a device", "",
         f"Every number below comes from one command (one thread, {results['seconds'] / 60:.1f} minutes on the shared "
         "2-core CPU):", "", f"    {command}", "",
-        "It writes this page, `docs/hardware.json` and the two figures. How the device is simulated: "
+        "It writes this page, `docs/research/hardware.json` and the two figures. How the device is simulated: "
         "`qiren_gen/quantum/shots.py` (N samples per circuit execution from the exact outcome distribution, every "
         "observable estimated from the same samples, so `<Z_i>` and `<Z_i Z_j>` are correlated as on hardware), "
         "`qiren_gen/quantum/noise.py` and `qiren_gen/quantum/mixed.py` (exact density matrices: depolarizing, "

@@ -1,6 +1,6 @@
 """The decoders on a simulated quantum device: reconstruction PSNR and sample sharpness under finite shots and gate
 noise, noise-aware fine-tuning, and the device budget per image. ``scripts/research/hardware/hardware_study.py`` runs it and writes
-``docs/hardware.md`` with PNG curves.
+``docs/research/hardware.md`` with PNG curves.
 
 * Bundled pipeline and its noise-aware fine-tunes: :mod:`.hardware_faces`.
 * Signal-fitting QIREN on camera and (given its path) the Bach clip: :mod:`.hardware_signals`.
@@ -27,7 +27,7 @@ CARD_MARKER = ("<!-- hardware-study -->", "<!-- /hardware-study -->")
 
 @dataclass
 class StudyConfig:
-    """What the study measures (defaults: the committed ``docs/hardware.md``)."""
+    """What the study measures (defaults: the committed ``docs/research/hardware.md``)."""
 
     shots: tuple[int, ...] = SHOTS
     depolarizing: tuple[float, ...] = DEPOLARIZING
@@ -48,9 +48,9 @@ class StudyConfig:
     finetune_learning_rate: float = 3e-4
     finetune_prior_steps: int = 500
     finetune_eval_noise: tuple[float, ...] = (1e-3, 1e-2, 3e-2)
-    output: str = "docs/hardware.md"
-    figure_dir: str = "docs/figures"
-    json_path: str = "docs/hardware.json"
+    output: str = "docs/research/hardware.md"
+    figure_dir: str = "docs/research/figures"
+    json_path: str = "docs/research/hardware.json"
     model_card: str | None = "pipelines/qiren-lfw-faces/README.md"
 
 
@@ -83,7 +83,7 @@ def faces_line(results: dict) -> str:
     """The bundled pipeline's one-line summary (quoted by its model card)."""
     f = results["faces"]
     need = shots_needed(f["shots"], f["exact"])
-    return (f"On a simulated quantum device (`scripts/research/hardware/hardware_study.py`, `docs/hardware.md`): held-out reconstruction "
+    return (f"On a simulated quantum device (`scripts/research/hardware/hardware_study.py`, `docs/research/hardware.md`): held-out reconstruction "
             f"PSNR {f['exact']:.2f} dB exact; {f['shots'][100]:.2f} / {f['shots'][1000]:.2f} / "
             f"{f['shots'][10000]:.2f} dB with 100 / 1,000 / 10,000 shots per circuit; {f['depolarizing'][1e-3]:.2f} / "
             f"{f['depolarizing'][1e-2]:.2f} dB with depolarizing noise p = 1e-3 / 1e-2 per gate; within 0.5 dB of "
@@ -92,9 +92,10 @@ def faces_line(results: dict) -> str:
 
 
 def hardware_card_block(json_path: str | Path | None = None) -> str:
-    """The study's marked model-card line from its JSON (default: the checkout's ``docs/hardware.json``; empty when
-    the study has not been run or the package is installed without the docs)."""
-    path = Path(json_path) if json_path is not None else Path(__file__).resolve().parents[2] / "docs" / "hardware.json"
+    """The study's marked model-card line from its JSON (default: the checkout's ``docs/research/hardware.json``;
+    empty when the study has not been run)."""
+    checkout = Path(__file__).resolve().parents[3]  # scripts/research/hardware/study.py -> the repository root
+    path = Path(json_path) if json_path is not None else checkout / "docs" / "research" / "hardware.json"
     if not path.is_file():
         return ""
     line = json.loads(path.read_text()).get("faces_line")

@@ -3,7 +3,7 @@
 The authors' ``qinr/train.py`` trains every model at lr 0.03 with SIREN's ``first_omega_0 = hidden_omega_0 = 1``;
 the project's reference SIREN uses the SIREN paper's omega_0 = 30 at lr 3e-3. Both have width 21 (1009 / 988
 parameters), the size implied by the paper's "35.1% fewer parameters than SIREN". This writes a section of
-``docs/paper_reproduction.md`` saying which claim each baseline reproduces.
+``docs/research/paper_reproduction.md`` saying which claim each baseline reproduces.
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def baselines_section(records: list[dict], command: str) -> list[str]:
 
 
 def write_baselines_section(records: list[dict], doc: Path, command: str) -> Path:
-    """Replace (or append) the marked section in ``doc`` (``docs/paper_reproduction.md``)."""
+    """Replace (or append) the marked section in ``doc`` (``docs/research/paper_reproduction.md``)."""
     section = "\n".join(baselines_section(records, command)) + "\n"
     text = doc.read_text() if doc.exists() else "# Reproducing the QIREN paper's signal experiments\n"
     if START in text and END in text:

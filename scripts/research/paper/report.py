@@ -1,4 +1,4 @@
-"""Tables, verdicts and figures of the paper reproduction suite -> ``docs/paper_reproduction.md`` + PNGs."""
+"""Tables, verdicts and figures of the paper reproduction suite -> ``docs/research/paper_reproduction.md`` + PNGs."""
 from __future__ import annotations
 
 import platform

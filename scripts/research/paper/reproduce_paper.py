@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Reproduce the QIREN paper's sound fitting, image fitting and superresolution experiments.
 
-    python scripts/research/paper/reproduce_paper.py --bach /path/to/gt_bach.wav --seeds 0 1 2 --output docs
+    python scripts/research/paper/reproduce_paper.py --bach /path/to/gt_bach.wav --seeds 0 1 2
 
-Writes docs/paper_reproduction.md and docs/figures/*.png. Without --bach the sound experiment is skipped.
+Writes docs/research/paper_reproduction.md and docs/research/figures/*.png. Without --bach the sound experiment is skipped.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def main() -> int:
     p.add_argument("--models", nargs="+", default=list(PAPER_MODELS), choices=PAPER_MODELS)
     p.add_argument("--images", nargs="+", default=list(PAPER_IMAGES))
     p.add_argument("--workers", type=int, default=default_workers())
-    p.add_argument("--output", default="docs")
+    p.add_argument("--output", default="docs/research")
     p.add_argument("--save_results", metavar="FILE", help="also pickle the raw results (to rewrite the report later)")
     p.add_argument("--from_results", metavar="FILE", help="skip the fits: rewrite the report from saved results")
     args = p.parse_args()
@@ -37,6 +37,10 @@ def main() -> int:
     if "tanh" not in args.models:
         p.error("--models must include tanh (errors are reported relative to it)")
     if args.from_results:
+        if not Path(args.from_results).is_file():
+            print(f"reproduce_paper: error: no saved results at {args.from_results}: --from_results reads the file a "
+                  "run with --save_results wrote; run the suite first.", file=sys.stderr)
+            return 2
         with open(args.from_results, "rb") as f:  # a file this script wrote itself
             saved = pickle.load(f)
         path = write_report(**saved, out_dir=Path(args.output))

@@ -2,7 +2,7 @@
 
     python scripts/research/prior_superres/compare_prior_superres.py [--pipeline pipelines/qiren-lfw-faces] [--factor 4]
 
-Writes docs/prior_superres.md, docs/figures/prior_superres.png and docs/prior_superres.json.
+Writes docs/research/prior_superres.md, docs/research/figures/prior_superres.png and docs/research/prior_superres.json.
 """
 import argparse
 import json
@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     p.add_argument("--pipeline", default=None, help="pipeline folder or Hub id (default: the bundled one)")
     p.add_argument("--factor", type=int, default=4)
     p.add_argument("--fit_steps", type=int, default=300, help="Adam steps of each single-image QIREN fit")
-    p.add_argument("--docs_dir", default="docs")
+    p.add_argument("--docs_dir", default="docs/research")
     args = p.parse_args(argv)
     import torch
 

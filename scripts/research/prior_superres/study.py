@@ -97,7 +97,7 @@ images, mean over faces. Model: `{source}`.
 |---|---:|
 {rows}
 
-The better prior-based variant (`{best}`) beats bicubic on {wins} of {result["num_images"]} faces. Figure: `docs/figures/prior_superres.png`
+The better prior-based variant (`{best}`) beats bicubic on {wins} of {result["num_images"]} faces. Figure: `docs/research/figures/prior_superres.png`
 (rows: input, bicubic, single-image fit, prior-based, prior-based area-consistent, ground truth).
 
 Reproduce: `{command}`

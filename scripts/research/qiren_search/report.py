@@ -1,4 +1,4 @@
-"""``docs/qiren_search.md`` and its figures, written from the search's cached fit records alone."""
+"""``docs/research/qiren_search.md`` and its figures, written from the search's cached fit records alone."""
 from __future__ import annotations
 
 import json
@@ -152,7 +152,7 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
         f"(`{cache}`; 301 full-batch Adam steps each, one torch thread per fit, on a 2-core CPU shared with other "
         "jobs, so wall-clock times are indicative and CPU-seconds are the fairer cost).",
         "",
-        "Tasks are the paper's (see `docs/paper_reproduction.md` for the protocol): 32x32 astronaut / camera / coffee, "
+        "Tasks are the paper's (see `docs/research/paper_reproduction.md` for the protocol): 32x32 astronaut / camera / coffee, "
         "the Bach clip (1000 samples), and superresolution 32 -> 64 (the image fits rendered on the 64x64 grid, MSE "
         "averaged over the three images). Every ratio is a variant's mean MSE over seeds divided by SIREN's "
         "(omega_0 30, width 21, ~1000 parameters, lr 3e-3); below 1 the variant wins.",

@@ -6,12 +6,12 @@
     # 2. the top few and the references on all five tasks, three seeds
     python scripts/research/qiren_search/search_qiren.py final --bach /path/to/gt_bach.wav --top 3
     # 3. the paper's QIREN, Tanh and three SIRENs (the authors' omega_0 1 / lr 0.03, omega_0 1 / lr 0.1, the tuned
-    #    omega_0 30), three seeds: also writes the baselines section of docs/paper_reproduction.md
+    #    omega_0 30), three seeds: also writes the baselines section of docs/research/paper_reproduction.md
     python scripts/research/qiren_search/search_qiren.py baselines --bach /path/to/gt_bach.wav
     # 4. the rate-distortion sweep (families by size, the three images) and longer fits of the best
     python scripts/research/qiren_search/search_qiren.py sizes --seeds 0
     python scripts/research/qiren_search/search_qiren.py long --steps 1000 --top 1 --variants s3-zz --signals camera astronaut
-    # rewrite docs/qiren_search.md and its figures from the cache alone
+    # rewrite docs/research/qiren_search.md and its figures from the cache alone
     python scripts/research/qiren_search/search_qiren.py report
 
 Run it under `nice` on a shared machine; kill it at any time and run the same command again to resume.
@@ -19,6 +19,7 @@ Run it under `nice` on a shared machine; kill it at any time and run the same co
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -42,6 +43,17 @@ from research.qiren_search.search import (
 from research.qiren_search.report import final_variants, write_search_report
 
 
+def refuse_fewer_fits(cache: Path, page: Path) -> None:
+    """Raise ``ValueError`` (one line) when ``cache`` holds fewer fits than the existing ``page`` was made from: the
+    page is never rewritten with less than it has (a fresh clone has no cache)."""
+    made_from = re.search(r"from (\d+) cached fits", page.read_text()) if page.is_file() else None
+    cached = len(load_records(cache))
+    if made_from and cached < int(made_from.group(1)):
+        raise ValueError(f"refusing to rewrite {page} from {cached} cached fits in {cache}: it was made from "
+                         f"{made_from.group(1)}; run the search stages it lists (they resume from the cache), or pass "
+                         "--output elsewhere.")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=["screen", "final", "baselines", "sizes", "long", "report"])
@@ -57,7 +69,7 @@ def main() -> int:
                    help=f"full-batch steps (default {PAPER_STEPS}; long: 1000); other lengths are cached apart")
     p.add_argument("--workers", type=int, default=default_workers())
     p.add_argument("--cache", default="runs/qiren_search", help="one JSON per fit (default runs/qiren_search)")
-    p.add_argument("--output", default="docs", help="report folder (default docs)")
+    p.add_argument("--output", default="docs/research", help="report folder (default docs/research)")
     args = p.parse_args()
     args.steps = args.steps or (1000 if args.stage == "long" else PAPER_STEPS)
     if args.steps < 1 or args.workers < 1 or args.top < 0:
@@ -89,6 +101,7 @@ def main() -> int:
         return 2
     command = portable_command("scripts/research/qiren_search/search_qiren.py", sys.argv[1:])
     try:
+        refuse_fewer_fits(cache, Path(args.output) / "qiren_search.md")
         path = write_search_report(cache, Path(args.output), command)
     except ValueError as exc:
         print(f"search_qiren: error: {exc}", file=sys.stderr)
