@@ -191,7 +191,7 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path)
 def run_worker(impl: str, args, out_dir: Path) -> list[dict]:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     env["QIREN_GEN_MALLOC"] = "default" if impl == "previous" else env.get("QIREN_GEN_MALLOC", "tuned")
-    cmd = [sys.executable, __file__, "--worker", impl, "--out-dir", str(out_dir), "--clock", args.clock,
+    cmd = [sys.executable, __file__, "--worker", impl, "--out_dir", str(out_dir), "--clock", args.clock,
            "--threads", str(args.threads), "--tasks", *args.tasks, *(["--quick"] if args.quick else []),
            *(["--repeats", str(args.repeats)] if args.repeats else [])]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes, to check that the script runs")
     p.add_argument("--json", default=None, help="also write every record to this JSON file")
     p.add_argument("--worker", choices=IMPLEMENTATIONS, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--out-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--out_dir", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.rounds < 1 or args.threads < 1 or (args.repeats is not None and args.repeats < 1):
         p.error("--rounds, --threads and --repeats must be >= 1")
