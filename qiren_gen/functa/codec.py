@@ -302,6 +302,8 @@ def decode_latents(
         raise ValueError(f"latents must be a (B, latent_dim) tensor, got {getattr(latents, 'shape', type(latents))}")
     if latents.shape[0] < 1:
         raise ValueError(f"latents must hold at least one row, got shape {tuple(latents.shape)}")
+    if not latents.dtype.is_floating_point:  # complex latents would lose their imaginary part in the cast below
+        raise ValueError(f"latents must be real floating point, got {latents.dtype}")
     param = next(decoder.parameters())
     coords = image_grid(height, width, dtype=param.dtype, device=param.device)
     batch = latents.shape[0]

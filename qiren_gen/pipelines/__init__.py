@@ -18,7 +18,15 @@ _EXPORTS = {
     "interpolate_image": ".superresolution",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = [
+    "QirenGenerationPipeline",
+    "QirenSignalFittingPipeline",
+    "QirenSuperResolutionPipeline",
+    "SignalFittingOutput",
+    "SuperResolutionOutput",
+    "bundled_pipeline_dir",
+    "interpolate_image",
+]  # written out so that static readers (the API reference) see the public names
 
 
 def __getattr__(name: str):
