@@ -29,10 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     from qiren_gen.training.functa_trainer import train_functa
 
     from qiren_gen.training.argument_bounds import check_numeric_flags
+    from qiren_gen.training.outputs import output_dir_lock
 
     def run() -> dict:
         check_numeric_flags(cfg)  # before any folder exists
-        return train_functa(cfg)
+        with output_dir_lock(cfg.output_dir, "train_functa"):  # a second run into the folder: refused at once
+            return train_functa(cfg)
 
     code, summary = run_reporting_errors("train_functa", run)
     if code:

@@ -122,7 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     """``train_prior_from_args`` for scripts: a user error (bad path, bad value, offline Hub) is one line on stderr and exit code 2."""
     from qiren_gen.runtime import run_reporting_errors
 
-    return run_reporting_errors("train_prior", lambda: train_prior_from_args(argv))[0]
+    def run() -> dict:
+        from qiren_gen.training.argument_bounds import check_numeric_flags
+        from qiren_gen.training.outputs import output_dir_lock
+
+        args = parse_args(argv)
+        check_numeric_flags(args)  # before any folder exists
+        with output_dir_lock(args.output_dir, "train_prior"):  # a second run into the folder: refused at once
+            return train_prior_from_args(argv)
+
+    return run_reporting_errors("train_prior", run)[0]
 
 
 if __name__ == "__main__":

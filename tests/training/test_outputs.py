@@ -66,6 +66,22 @@ def test_a_second_run_into_a_held_output_dir_is_refused_at_once_naming_the_holde
     assert not out.exists()  # a run that wrote nothing leaves no folder behind
 
 
+@pytest.mark.parametrize("script", ["train_functa", "train_prior"])
+def test_the_stage_scripts_refuse_a_held_output_dir_too(setting, tmp_path, capsys, script):
+    import importlib
+
+    out = tmp_path / "run"
+    argv = {"train_functa": ["--train_data_dir", str(setting["data"]), "--resolution", "8", "--output_dir", str(out),
+                             "--max_train_steps", "1"],
+            "train_prior": ["--stage1_model", str(setting["pipe"]), "--train_data_dir", str(setting["data"]),
+                            "--resolution", "8", "--output_dir", str(out), "--max_train_steps", "1"]}[script]
+    with output_dir_lock(out, "holder"):
+        assert importlib.import_module(script).main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and f"{script}: error: " in err[0] and "is in use by another run" in err[0], err
+    assert not out.exists()  # nothing was written, and the holder's empty folder is gone again
+
+
 @pytest.mark.parametrize("flag, value", [("--learning_rate", "inf"), ("--max_grad_norm", "nan"), ("--seed", "-1"),
                                          ("--train_batch_size", "100000000")])
 def test_flags_that_cannot_train_create_no_folder(setting, tmp_path, capsys, flag, value):
