@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from qiren_gen.pipelines.loading import load_stage1
+from qiren_gen.training.outputs import save_pipeline_atomically
 from qiren_gen.training.prior_data import load_images, load_stage1_latents
 
 
@@ -111,7 +112,7 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
             from qiren_gen.pipelines import QirenGenerationPipeline
 
             pipe = QirenGenerationPipeline(decoder.to("cpu"), modulator.to("cpu"), denoiser, sampler)
-            pipe.save_pretrained(args.pipeline_output)
+            save_pipeline_atomically(pipe, args.pipeline_output)  # a kill mid-save leaves the old pipeline or none
             summary["pipeline"] = str(args.pipeline_output)
         accelerator.print(json.dumps(summary))
     accelerator.end_training()
