@@ -1,7 +1,7 @@
 """Batched exact state-vector simulation of the QIREN data re-uploading circuit in plain torch.
 
 The circuit is ``[SEL(W_r); RZ(x_j) on every qubit] for r = 1..R``, then ``SEL(W_{R+1})``, reading ``<Z_j>``.
-Structure used (DESIGN.md section 4):
+Structure used (docs/simulator.md explains it):
 
 * the qubits are split into two groups, so a state is held as a ``(d1, B, d2)`` tensor; one block's
   ``Rot x ... x Rot`` is then two plain GEMMs (``d2 x d2`` on the last axis, ``d1 x d1`` on the first),
