@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
+
 IMPLEMENTATIONS = ("previous", "current", "input-mod")
 TASKS = {  # name: (kind, size, faces or batch, default repeats)
     "step": ("step", 64, 16, 7),
@@ -114,10 +116,11 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path)
     allocator = configure_allocator()  # honours QIREN_GEN_MALLOC, which the parent set for ``previous``
     import torch
 
-    from qiren_gen.data import image_grid
-    from qiren_gen.functa import decode_latents, per_image_mse
-    from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator
+    from qiren_gen.functa import decode_latents
+    from qiren_gen.models import FeatureSynthesisDecoder
     from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+
+    from benchmarks.recipe_step import recipe_step
 
     global _current_layer
     _current_layer = FeatureSynthesisDecoder._synthesis_layer
@@ -137,24 +140,8 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path)
     for name, (kind, size, count, repeats) in tasks.items():
         torch.manual_seed(0)
         if kind == "step":
-            decoder = FeatureSynthesisDecoder(out_channels=3, n_heads=32, n_qubits=2, frequency_init=2.0,
-                                              hidden_features=128, hidden_layers=3, modulation="weight")
-            modulator = LatentModulator.for_decoder(decoder, 64, encoding="auto_decode")
-            table = torch.nn.Parameter(torch.randn(1000, 64) * 0.01)
-            model_params = [*decoder.parameters(), *modulator.parameters()]
-            optimizer = torch.optim.Adam([{"params": model_params, "lr": 1e-3}, {"params": [table], "lr": 1e-2}])
-            coords = image_grid(size, size)
-            targets = torch.rand(count, size * size, 3) * 2 - 1
+            work, decoder = recipe_step(size, count)
             flops = 3 * linear_flops(decoder, count * size * size)
-
-            def work():
-                rows = torch.randint(0, table.shape[0], (count,))
-                latents = table[rows]
-                mse = per_image_mse(decoder, modulator, latents, coords, targets, decoder.reference_statistics())
-                (mse.sum() + 1e-4 * latents.square().sum()).backward()
-                torch.nn.utils.clip_grad_norm_(model_params, 1.0)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
         else:
             pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())
             decoder, modulator = pipe.decoder, pipe.modulator

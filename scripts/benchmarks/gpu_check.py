@@ -25,6 +25,10 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
+
+from benchmarks.recipe_step import recipe_step  # noqa: E402
+
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
@@ -93,34 +97,15 @@ def simulator_section(device: torch.device, batches: list[int], repeats: int) ->
 
 def stage1_section(device: torch.device, sizes: list[int], batch: int, repeats: int) -> list[dict]:
     """Stage-1 steps of the FFHQ recipe decoder (auto-decoded latents, Adam), bf16 synthesis where supported."""
-    from qiren_gen.data import image_grid
-    from qiren_gen.functa import per_image_mse
-    from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator
     from qiren_gen.training.launch import synthesis_dtype
 
     rows = []
     for size in sizes:
-        torch.manual_seed(0)
-        decoder = FeatureSynthesisDecoder(out_channels=3, n_heads=32, n_qubits=2, frequency_init=2.0,
-                                          hidden_features=128, hidden_layers=3, modulation="weight").to(device)
-        decoder.synthesis_dtype = synthesis_dtype(device)
-        modulator = LatentModulator.for_decoder(decoder, 64, encoding="auto_decode").to(device)
-        table = torch.nn.Parameter(torch.randn(1000, 64, device=device) * 0.01)
-        model_params = [*decoder.parameters(), *modulator.parameters()]
-        optimizer = torch.optim.Adam([{"params": model_params, "lr": 1e-3}, {"params": [table], "lr": 1e-2}])
-        coords = image_grid(size, size, device=device)
-        targets = torch.rand(batch, size * size, 3, device=device) * 2 - 1
+        recipe, decoder = recipe_step(size, batch, device, synthesis_dtype(device))
         losses = []
 
         def step():
-            rows_ = torch.randint(0, table.shape[0], (batch,), device=device)
-            latents = table[rows_]
-            mse = per_image_mse(decoder, modulator, latents, coords, targets, decoder.reference_statistics())
-            (mse.sum() + 1e-4 * latents.square().sum()).backward()
-            torch.nn.utils.clip_grad_norm_(model_params, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(mse.detach())
+            losses.append(recipe())
 
         reset_peak(device)
         seconds = timed(step, device, repeats)
