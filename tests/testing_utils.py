@@ -40,6 +40,18 @@ def tiny_wide_pipeline() -> QirenGenerationPipeline:
     return _assemble(decoder, LatentModulator.for_decoder(decoder, 6), 6, 8)
 
 
+def save_every_pipeline_kind(root: Path) -> dict[str, Path]:
+    """Save one folder of each pipeline kind under ``root``: generation, signal fitting, superresolution by fitting,
+    and superresolution through a generation pipeline's prior."""
+    from qiren_gen.pipelines import QirenSignalFittingPipeline, QirenSuperResolutionPipeline
+
+    tiny_pipeline().save_pretrained(root / "gen")
+    QirenSignalFittingPipeline.from_model_name("qiren", 2, 1).save_pretrained(root / "fit")
+    QirenSuperResolutionPipeline.from_model_name("siren").save_pretrained(root / "sr")
+    QirenSuperResolutionPipeline.from_generation_pipeline(tiny_pipeline()).save_pretrained(root / "srprior")
+    return {name: root / name for name in ("gen", "fit", "sr", "srprior")}
+
+
 class Payload:
     """Unpickling this object creates the marker folder: proof that a loader unpickled it."""
 

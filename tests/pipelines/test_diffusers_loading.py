@@ -17,7 +17,7 @@ import torch
 from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline,
                                  bundled_pipeline_dir)
 from qiren_gen.pipelines.diffusers_entry import ENTRY_MODULE, entry_module_text
-from testing_utils import tiny_pipeline
+from testing_utils import save_every_pipeline_kind
 
 REPO = Path(__file__).resolve().parents[2]
 REV = "0123456789abcdef0123456789abcdef01234567"
@@ -67,12 +67,7 @@ def _lay_into_hub_cache(folder: Path, cache: Path, repo_id: str) -> None:
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("generic")
-    tiny_pipeline().save_pretrained(root / "gen")
-    QirenSignalFittingPipeline.from_model_name("qiren", 2, 1).save_pretrained(root / "fit")
-    QirenSuperResolutionPipeline.from_model_name("siren").save_pretrained(root / "sr")
-    QirenSuperResolutionPipeline.from_generation_pipeline(tiny_pipeline()).save_pretrained(root / "srprior")
-    return {name: root / name for name in ("gen", "fit", "sr", "srprior")}
+    return save_every_pipeline_kind(tmp_path_factory.mktemp("generic"))
 
 
 def test_saved_folders_name_the_entry_module(saved):

@@ -13,17 +13,12 @@ import pytest
 from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
                                  QirenSuperResolutionPipeline)
 from testing_utils import Payload as _Payload
-from testing_utils import tiny_pipeline
+from testing_utils import save_every_pipeline_kind
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("safe")
-    tiny_pipeline().save_pretrained(root / "gen")
-    QirenSignalFittingPipeline.from_model_name("qiren", 2, 1).save_pretrained(root / "fit")
-    QirenSuperResolutionPipeline.from_model_name("siren").save_pretrained(root / "sr")
-    QirenSuperResolutionPipeline.from_generation_pipeline(tiny_pipeline()).save_pretrained(root / "srprior")
-    return {"gen": root / "gen", "fit": root / "fit", "sr": root / "sr", "srprior": root / "srprior"}
+    return save_every_pipeline_kind(tmp_path_factory.mktemp("safe"))
 
 
 CASES = [("gen", QirenGenerationPipeline, "prior"), ("fit", QirenSignalFittingPipeline, "model"),
