@@ -13,8 +13,9 @@ from .codec import (
     per_image_mse,
     render_chunk_points,
 )
+from .chunked import STEP_MEMORY_BUDGET, backward_per_image_mse, step_chunk_points
 from .superres import encode_area_consistent, prior_superresolve
 
-__all__ = ["DEFAULT_CHUNK_POINTS", "RENDER_MEMORY_BUDGET", "decode_latents", "encode_area_consistent", "encode_images",
-           "images_to_targets", "inner_loop", "optimise_latents", "per_image_mse", "prior_superresolve",
-           "render_chunk_points"]
+__all__ = ["DEFAULT_CHUNK_POINTS", "RENDER_MEMORY_BUDGET", "STEP_MEMORY_BUDGET", "backward_per_image_mse",
+           "decode_latents", "encode_area_consistent", "encode_images", "images_to_targets", "inner_loop",
+           "optimise_latents", "per_image_mse", "prior_superresolve", "render_chunk_points", "step_chunk_points"]

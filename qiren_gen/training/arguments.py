@@ -77,6 +77,9 @@ def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
     train.add_argument("--synthesis_precision", choices=("auto", "fp32", "bf16"), default=defaults.synthesis_precision,
                        help="synthesis layers of circuit/fourier-feature decoders (circuits stay fp32); auto: bf16 "
                             "on CUDA")
+    train.add_argument("--step_memory_budget_mb", type=int, default=defaults.step_memory_budget_mb,
+                       help="auto_decode: MiB one activation of the widest layer may take in a step; larger grids "
+                            "train in chunks of points with the same gradient")
 
 
 def _encoding_scale(text: str):

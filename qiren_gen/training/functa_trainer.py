@@ -35,7 +35,7 @@ from ..data.datasets import (IMAGE_COLUMN, ImageCollator, check_resolution, decl
                              load_image_dataset)
 from ..data.grids import image_grid
 from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream, loader_options
-from ..functa import encode_images, inner_loop, per_image_mse
+from ..functa import backward_per_image_mse, encode_images, inner_loop, per_image_mse, step_chunk_points
 from ..metrics import psnr_from_mse
 from ..models.modulated import ENCODINGS, LatentModulator, ModulatedQIREN, ModulatedSIREN
 from ..models.synthesis import FeatureSynthesisDecoder
@@ -141,6 +141,9 @@ class FunctaTrainingConfig:
     dataloader_num_workers: int = 0
     table_eval_images: int | None = 64
     synthesis_precision: str = "auto"
+    step_memory_budget_mb: int = 64
+    """auto_decode: MiB one activation of the widest layer may take in a step; larger grids train in chunks of
+    points with the same gradient."""
 
     def __post_init__(self) -> None:
         self.decoder = DECODER_ALIASES.get(self.decoder, self.decoder)
@@ -152,7 +155,8 @@ class FunctaTrainingConfig:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        for name in ("latent_dim", "train_batch_size", "max_train_steps", "checkpointing_steps", "logging_steps"):
+        for name in ("latent_dim", "train_batch_size", "max_train_steps", "checkpointing_steps", "logging_steps",
+                     "step_memory_budget_mb"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.latent_dim > MAX_LATENT_DIM:
@@ -487,8 +491,10 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
                     if n_local and table is not None:
                         stats = decoder.reference_statistics()
                         latents = table.latents[rows].detach().requires_grad_(True)  # the batch's rows only
-                        mse = per_image_mse(decoder, modulator, latents, coords, targets, stats).float()
-                        accelerator.backward(mse.sum() + cfg.latent_l2 * latents.float().square().sum())
+                        mse = backward_per_image_mse(  # in chunks of points beyond the step's memory budget
+                            decoder, modulator, latents, coords, targets, stats,
+                            chunk_points=step_chunk_points(decoder, n_local, cfg.step_memory_budget_mb * 2**20),
+                            penalty=cfg.latent_l2 * latents.float().square().sum(), backward=accelerator.backward)
                     elif n_local:
                         stats = decoder.reference_statistics()
                         latents = inner_loop(decoder, modulator, coords, targets, first_order=cfg.first_order,
