@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from qiren_gen.pipelines.loading import load_stage1
-from qiren_gen.training.outputs import save_pipeline_atomically
+from qiren_gen.training.outputs import save_folder_atomically, save_pipeline_atomically
 from qiren_gen.training.prior_data import load_images, load_stage1_latents
 
 
@@ -105,9 +105,9 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
                else None}
     if accelerator.is_main_process:
         denoiser = accelerator.unwrap_model(denoiser).to("cpu").eval()
-        denoiser.save_pretrained(output_dir / "prior")
+        save_folder_atomically(denoiser, output_dir / "prior")  # a kill leaves the old folder or none, not a mix
         sampler = DDIMScheduler.from_config(scheduler.config)
-        sampler.save_pretrained(output_dir / "scheduler")
+        save_folder_atomically(sampler, output_dir / "scheduler")
         if args.pipeline_output:
             from qiren_gen.pipelines import QirenGenerationPipeline
 

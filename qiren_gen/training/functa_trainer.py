@@ -23,7 +23,6 @@ import itertools
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from .checkpointing import (agreed_resume_checkpoint, check_compatible, load_che
                             save_checkpoint)
 from .latent_rows import LatentTable, gather_row_gradients, rowwise_adam_step
 from .launch import make_accelerator, synthesis_dtype
+from .outputs import save_folder_atomically
 from .randomness import INIT_STEP, STAGE_FUNCTA, step_generator
 from .stopping import TrainingStopped, stop_on_signals
 
@@ -263,13 +263,9 @@ def _sync_gradients(params: list[torch.nn.Parameter], accelerator, n_local: int)
 
 
 def _save_final(decoder, modulator, output_dir: Path) -> None:
-    """``output_dir/{decoder,modulator}`` via ``save_pretrained``, each written to a temp folder then renamed."""
+    """``output_dir/{decoder,modulator}`` via ``save_pretrained``; a kill leaves each folder's old version or none."""
     for name, model in (("decoder", decoder), ("modulator", modulator)):
-        tmp, final = output_dir / f".tmp-{name}", output_dir / name
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        save_folder_atomically(model, output_dir / name)
 
 
 LATENTS_FILE = "latents.safetensors"

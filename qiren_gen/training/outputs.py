@@ -143,4 +143,26 @@ def save_pipeline_atomically(pipe, out: str | os.PathLike) -> None:
     shutil.rmtree(saving, ignore_errors=True)
 
 
-__all__ = ["LOCK_FILE", "is_write_error", "output_dir_lock", "save_pipeline_atomically", "write_failure"]
+def save_folder_atomically(model, folder: str | os.PathLike) -> None:
+    """``model.save_pretrained(folder)`` (a model or a scheduler) so that a kill at any moment leaves ``folder``'s
+    previous contents or no ``folder`` (the previous one then waits as ``.replaced-<name>`` beside it), never a mix.
+
+    A failed write (a full disk) raises one ``OSError`` line and the previous folder is untouched.
+    """
+    folder = Path(folder)
+    saving, replaced = folder.parent / f".saving-{folder.name}", folder.parent / f".replaced-{folder.name}"
+    for stale in (saving, replaced):
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        model.save_pretrained(saving)
+    except _write_errors() as exc:
+        shutil.rmtree(saving, ignore_errors=True)
+        raise write_failure(exc, f"{folder.name} to {folder.parent}") from None
+    if folder.exists():
+        os.replace(folder, replaced)
+    os.replace(saving, folder)  # the commit
+    shutil.rmtree(replaced, ignore_errors=True)
+
+
+__all__ = ["LOCK_FILE", "is_write_error", "output_dir_lock", "save_folder_atomically", "save_pipeline_atomically",
+           "write_failure"]

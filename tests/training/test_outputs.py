@@ -1,5 +1,6 @@
 """A training run's output folder: one run at a time (a second is refused at once, naming the holder), nothing
-created for flags that cannot train, a final pipeline that a kill leaves old or absent but never mixed, and a full
+created for flags that cannot train, a final pipeline (and each stage folder) that a kill leaves old or absent but
+never mixed, and a full
 disk as one line with no temporary folder left."""
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from PIL import Image
 
 from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.training.checkpointing import list_checkpoints, save_checkpoint
-from qiren_gen.training.outputs import LOCK_FILE, output_dir_lock, save_pipeline_atomically
+from qiren_gen.training.outputs import (LOCK_FILE, output_dir_lock, save_folder_atomically,
+                                        save_pipeline_atomically)
 from testing_utils import tiny_pipeline
 from train_pipeline import main
 
@@ -168,6 +170,38 @@ def test_a_kill_at_any_point_of_the_final_save_leaves_the_old_pipeline_or_none_n
     save_pipeline_atomically(new, out)  # the next save clears what a killed one left
     assert not any(p.name.startswith(".") and p.name != LOCK_FILE for p in out.iterdir())
     loaded = _state(QirenGenerationPipeline.from_pretrained(out))
+    assert all(torch.equal(loaded[n], v) for n, v in states["new"].items())
+
+
+def test_a_kill_while_saving_a_stage_folder_leaves_its_old_version_or_none_never_a_mix(tmp_path, one_thread):
+    """The stage scripts' model folders (decoder, modulator, prior) and scheduler folder are replaced whole."""
+    from qiren_gen.models import LatentDenoiser
+
+    old, new = LatentDenoiser(latent_dim=6), LatentDenoiser(latent_dim=6)
+    with torch.no_grad():
+        for p in new.parameters():
+            p.add_(0.5)
+    states = {"old": old.state_dict(), "new": new.state_dict()}
+    folder = tmp_path / "run" / "prior"
+    seen = set()
+    for where in ("safetensors.torch.save_file", "os.replace"):
+        for call in range(1, 10):
+            save_folder_atomically(old, folder)
+            if not _in_a_child_killed_at(call, where, lambda: save_folder_atomically(new, folder)):
+                break
+            if folder.exists():
+                loaded = LatentDenoiser.from_pretrained(folder).state_dict()
+                match = [k for k, s in states.items() if all(torch.equal(loaded[n], s[n]) for n in s)]
+                assert len(match) == 1, f"a mixed folder after a kill at {where} call {call}"
+                seen.add(match[0])
+            else:
+                seen.add("none")
+        else:
+            pytest.fail(f"the save never finished within 10 calls of {where}")
+    assert {"old", "none"} <= seen
+    save_folder_atomically(new, folder)  # the next save clears what a killed one left
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["prior"]
+    loaded = LatentDenoiser.from_pretrained(folder).state_dict()
     assert all(torch.equal(loaded[n], v) for n, v in states["new"].items())
 
 
