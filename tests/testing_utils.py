@@ -83,10 +83,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_parquet_shards(folder: Path, lengths: list[int], unreadable: tuple[int, ...] = ()) -> Path:
-    """A parquet dataset of ``len(lengths)`` train shards holding ``lengths[s]`` smooth 8x8 grayscale PNGs each, in
-    ``folder/data``; the image at stream position ``p`` has the path ``p.png`` (garbage bytes where ``p`` is in
-    ``unreadable``). Returns ``folder``, loadable with ``load_image_dataset(dataset_name=str(folder))``."""
+def write_parquet_shards(folder: Path, lengths: list[int], unreadable: tuple[int, ...] = (),
+                         row_group_size: int | None = None) -> Path:
+    """A parquet dataset of ``len(lengths)`` train shards holding ``lengths[s]`` smooth 8x8 grayscale PNGs each (in
+    row groups of ``row_group_size`` rows; default one per file), in ``folder/data``; the image at stream position
+    ``p`` has the path ``p.png`` (garbage bytes where ``p`` is in ``unreadable``). Returns ``folder``, loadable with
+    ``load_image_dataset(dataset_name=str(folder))``."""
     import io
 
     import numpy as np
@@ -109,5 +111,6 @@ def write_parquet_shards(folder: Path, lengths: list[int], unreadable: tuple[int
         image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
         table = pa.table({"image": pa.array(images, type=image_type)},
                          metadata={"huggingface": '{"info": {"features": {"image": {"_type": "Image"}}}}'})
-        pq.write_table(table, folder / "data" / f"train-{shard:05d}-of-{len(lengths):05d}.parquet")
+        pq.write_table(table, folder / "data" / f"train-{shard:05d}-of-{len(lengths):05d}.parquet",
+                       row_group_size=row_group_size)
     return folder

@@ -16,7 +16,7 @@ import random
 import torch
 
 from .datasets import ImageCollator
-from .stream_shards import rows, stream_layout
+from .stream_shards import layout_for_ranks, rows
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class IndexedStream(torch.utils.data.IterableDataset):
 
     Data parallel: rank ``rank`` of ``num_ranks`` (and each DataLoader worker within it) reads only its own shards of
     a ``datasets`` stream when their lengths are known without reading them (:func:`~.stream_shards.stream_layout`:
-    parquet row counts from the footers, in-memory shards): rank ``r`` reads shards ``s % num_ranks == r``, as
+    parquet row counts from the footers, in-memory shards; parquet files that do not divide among the ranks are
+    split into row groups): rank ``r`` reads shards ``s % num_ranks == r``, as
     ``datasets.distributed.split_dataset_by_node`` assigns them, and its ``K`` workers split those shards again
     (``rank_shards[w::K]``; a rank with fewer shards than workers splits its shards' examples, ``k % K == w``). An
     example's index is its shard's offset plus its place in the shard: the position it has in the whole stream, the
@@ -66,7 +67,7 @@ class IndexedStream(torch.utils.data.IterableDataset):
         self.stream, self.capacity, self.flip, self.buffer_size, self.seed = stream, capacity, flip, buffer_size, seed
         self.rank, self.num_ranks = rank, num_ranks
         self.epoch = 0
-        self.layout = stream_layout(stream)
+        self.layout = layout_for_ranks(stream, num_ranks)
         self._read = multiprocessing.Value("q", 0)
         if num_ranks > 1 and rank == 0 and self.rank_shards() is None:
             logger.warning("every process reads the whole stream and keeps its own positions: %s",

@@ -3,8 +3,9 @@
 A streamed ``datasets.IterableDataset`` reads its shards (data files) one after another, so an example's position in
 the stream is its shard's offset (the examples of the shards before it) plus its place in the shard. When every
 shard's length is known cheaply, a reader can open only its own shards and still give each example its global
-position. Known: parquet files (row counts from each footer, the same numbers ``datasets`` reads) and in-memory
-shards (``Dataset.to_iterable_dataset``). Anything else (image folders, which ``datasets`` streams as one shard,
+position. Known: parquet files (row counts from each footer, the same numbers ``datasets`` reads; split into one
+shard per row group when the files do not divide among the ranks) and in-memory shards
+(``Dataset.to_iterable_dataset``). Anything else (image folders, which ``datasets`` streams as one shard,
 webdataset tars, JSON, a filter or a shuffle in the pipeline) has no layout, and the caller reads the whole stream.
 """
 from __future__ import annotations
@@ -107,23 +108,40 @@ def _arrow_shard_lengths(base) -> list[int] | None:
     files, row_groups = kwargs.get("files"), kwargs.get("row_groups_list")
     if not isinstance(files, list) or not isinstance(row_groups, list) or len(files) != len(row_groups):
         return None
-    return [parquet_rows(file, groups) for file, groups in zip(files, row_groups)]
+    footers: dict[str, object] = {}  # one footer read per file, however many row-group shards it has
+    lengths = []
+    for file, groups in zip(files, row_groups):
+        if file not in footers:
+            footers[file] = parquet_metadata(file)
+        metadata = footers[file]
+        lengths.append(metadata.num_rows if groups is None else sum(metadata.row_group(i).num_rows for i in groups))
+    return lengths
 
 
-def parquet_rows(path: str, row_groups: tuple[int, ...] | None = None) -> int:
-    """Rows of a parquet file (or of the given row groups), from its footer: a local path or any fsspec URL."""
+def parquet_metadata(path: str):
+    """The footer metadata of a parquet file (row counts, row groups): a local path or any fsspec URL."""
     import pyarrow.parquet as pq
 
     if "://" not in path and "::" not in path:
-        metadata = pq.read_metadata(path)
-    else:
-        import fsspec
+        return pq.read_metadata(path)
+    import fsspec
 
-        with fsspec.open(path, "rb") as handle:
-            metadata = pq.ParquetFile(handle).metadata
-    if row_groups is None:
-        return metadata.num_rows
-    return sum(metadata.row_group(i).num_rows for i in row_groups)
+    with fsspec.open(path, "rb") as handle:
+        return pq.ParquetFile(handle).metadata
 
 
-__all__ = ["StreamLayout", "parquet_rows", "rows", "stream_layout"]
+def layout_for_ranks(stream, num_ranks: int) -> StreamLayout | None:
+    """:func:`stream_layout`, with parquet files split into one shard per row group (``IterableDataset.reshard``)
+    when the files alone do not divide among ``num_ranks``; None when the stream has no layout."""
+    layout = stream_layout(stream)
+    if layout is None or num_ranks == 1 or layout.num_shards % num_ranks == 0:
+        return layout
+    try:
+        finer = stream_layout(stream.reshard())
+    except Exception as err:  # noqa: BLE001 - a source that cannot be resharded keeps its files
+        logger.debug("could not reshard the stream: %s", err)
+        return layout
+    return finer if finer is not None and finer.num_shards % num_ranks == 0 else layout
+
+
+__all__ = ["StreamLayout", "layout_for_ranks", "parquet_metadata", "rows", "stream_layout"]

@@ -91,6 +91,20 @@ def test_shards_the_ranks_do_not_divide_are_read_and_skipped_with_a_notice(tmp_p
     assert len(notices) == 1 and "3 shard(s) do not divide among 2 processes" in notices[0]  # rank 0 only
 
 
+def test_files_the_ranks_do_not_divide_are_split_into_row_groups(tmp_path):
+    """3 files of 2 + 3 + 1 row groups: 6 row-group shards, 3 per rank, each read alone."""
+    folder = write_parquet_shards(tmp_path / "groups", [4, 6, 2], row_group_size=2)
+    seen = []
+    for rank in (0, 1):
+        stream = IndexedStream(load_image_dataset(dataset_name=str(folder), streaming=True), capacity=12,
+                               rank=rank, num_ranks=2)
+        assert stream.layout.lengths == (2,) * 6 and stream.rank_shards() == [rank, rank + 2, rank + 4]
+        items = _items(stream, workers=2)
+        assert {position // 2 % 2 for _, position, _ in items} == {rank} and stream.examples_read == 6
+        seen += items
+    assert sorted(seen) == [(p, p, False) for p in range(12)]
+
+
 def test_shards_of_unknown_length_are_read_and_skipped(tmp_path):
     """A generator-made stream (and an image folder, one shard to ``datasets``) has no layout: each rank of 2, with 2
     workers, reads every example and keeps its own positions, each once, at its stream position."""
