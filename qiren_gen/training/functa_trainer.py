@@ -483,7 +483,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
                 images = images.to(accelerator.device, non_blocking=True)
                 if table is not None and first_visit_steps:
                     first_visit_encode(decoder, modulator, table, images, indices, first_visit_steps, accelerator)
-                targets = images.permute(0, 2, 3, 1).reshape(images.shape[0], -1, cfg.channels)
+                targets = images.permute(0, 2, 3, 1).reshape(images.shape[0], coords.shape[0], cfg.channels)
                 n_local = images.shape[0]
                 rows = indices.to(accelerator.device)
                 latents = None
