@@ -9,7 +9,6 @@ known (:mod:`.stream_shards`). Images are decoded in :class:`IndexedCollator`, i
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 
@@ -39,25 +38,28 @@ class IndexedStream(torch.utils.data.IterableDataset):
     """A stream's first ``capacity`` items with their stream position as index (mirrors at ``capacity + i``),
     reordered by a shuffle buffer of ``buffer_size`` seeded by ``seed``, the epoch (:meth:`set_epoch`) and the rank.
 
-    Data parallel: rank ``rank`` of ``num_ranks`` (and each DataLoader worker within it) reads only its own shards of
-    a ``datasets`` stream when their lengths are known without reading them (:func:`~.stream_shards.stream_layout`:
-    parquet row counts from the footers, in-memory shards; parquet files that do not divide among the ranks are
-    split into row groups): rank ``r`` reads shards ``s % num_ranks == r``, as
-    ``datasets.distributed.split_dataset_by_node`` assigns them, and its ``K`` workers split those shards again
-    (``rank_shards[w::K]``; a rank with fewer shards than workers splits its shards' examples, ``k % K == w``). An
-    example's index is its shard's offset plus its place in the shard: the position it has in the whole stream, the
-    same for any number of ranks and workers and after a resume, and a shard that holds another number of examples
-    than its footer declares is an error. Shards at or past ``capacity`` (or a ``take(n)``) are never opened.
+    Data parallel, when the lengths of a ``datasets`` stream's shards are known without reading them
+    (:func:`~.stream_shards.stream_layout`: parquet row counts from the footers, in-memory shards; parquet files that
+    do not divide among the ranks become one shard per row group): of the ``S`` shards before :attr:`cut`, the first
+    ``S - S % num_ranks`` are assigned as ``datasets.distributed.split_dataset_by_node`` assigns them, shard ``s`` to
+    rank ``s % num_ranks``, and each rank opens only its own; the last ``S % num_ranks`` (none when ``num_ranks``
+    divides ``S``) are read by every rank, which keeps their positions ``p % num_ranks == rank`` (``datasets`` would
+    read and skip the whole stream). A rank's ``K`` DataLoader workers split its shards, own and shared, again
+    (``[w::K]``; with fewer shards than workers, their examples, ``k % K == w``). An example's index is its shard's
+    offset plus its place in the shard: its position in the whole stream, the same for any number of ranks and
+    workers and after a resume; a shard that holds another number of examples than declared is an error. Shards at
+    or past ``capacity`` (or the stream's ``take(n)``) are never opened.
 
-    Read-and-skip otherwise (shards of unknown length, e.g. image folders, which ``datasets`` streams as one shard;
-    or a shard count that ``num_ranks`` does not divide, where ``split_dataset_by_node`` also skips examples): every
-    rank reads the whole stream and keeps the positions ``p % num_ranks == rank``, its worker ``w`` of ``K`` those
-    with ``(p // num_ranks) % K == w`` (rank 0 says so in one line). In every case the ranks' workers cover every
-    position once. One reader (one rank, no workers) reads the stream in its own order, as before sharding.
+    Otherwise (shards of unknown length, e.g. image folders, which ``datasets`` streams as one shard; or fewer shards
+    than ranks) every rank reads the whole stream and keeps the positions ``p % num_ranks == rank``, its worker ``w``
+    of ``K`` those with ``(p // num_ranks) % K == w``. Rank 0 says in one line when a rank reads more than its own
+    shards. In every case the ranks' workers cover every position once. One reader (one rank, no workers) reads the
+    stream in its own order, as before sharded reading; ``read_shards=False`` always reads and skips (the behaviour
+    before sharded reading, which the stream-reading benchmark compares against).
     """
 
     def __init__(self, stream, capacity: int | None = None, flip: bool = False, buffer_size: int = 0,
-                 seed: int = 0, rank: int = 0, num_ranks: int = 1) -> None:
+                 seed: int = 0, rank: int = 0, num_ranks: int = 1, read_shards: bool = True) -> None:
         import multiprocessing
 
         if flip and capacity is None:
@@ -67,12 +69,21 @@ class IndexedStream(torch.utils.data.IterableDataset):
         self.stream, self.capacity, self.flip, self.buffer_size, self.seed = stream, capacity, flip, buffer_size, seed
         self.rank, self.num_ranks = rank, num_ranks
         self.epoch = 0
-        self.layout = layout_for_ranks(stream, num_ranks)
+        self.layout = layout_for_ranks(stream, num_ranks) if read_shards else None
         self._read = multiprocessing.Value("q", 0)
-        if num_ranks > 1 and rank == 0 and self.rank_shards() is None:
-            logger.warning("every process reads the whole stream and keeps its own positions: %s",
-                           "its shards' lengths are unknown without reading them" if self.layout is None else
-                           f"its {self.layout.num_shards} shard(s) do not divide among {num_ranks} processes")
+        if num_ranks > 1 and rank == 0 and read_shards:
+            self._say_what_is_read()
+
+    def _say_what_is_read(self) -> None:
+        if self.rank_shards() is None:
+            reason = ("its shards' lengths are unknown without reading them" if self.layout is None else
+                      f"it has fewer shards ({self.layout.num_shards}) than processes")
+            logger.warning("every process reads the whole stream and keeps its own positions: %s", reason)
+        elif self.shared_shards():
+            shared = self.shared_shards()
+            examples = sum(self.layout.lengths[s] for s in shared)
+            logger.warning("the stream's shards do not divide among %d processes: every process reads the last %d "
+                           "(%d examples) and keeps its own positions of them", self.num_ranks, len(shared), examples)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -88,13 +99,26 @@ class IndexedStream(torch.utils.data.IterableDataset):
         limits = [n for n in (self.capacity, self.layout.limit if self.layout else None) if n is not None]
         return min(limits) if limits else None
 
-    def rank_shards(self) -> list[int] | None:
-        """The shards this rank reads (those before :attr:`cut`), or None when it reads the whole stream."""
-        if self.layout is None or self.layout.num_shards % self.num_ranks:
-            return None
+    def _live_shards(self) -> list[int]:
         cut = self.cut
-        return [s for s in range(self.rank, self.layout.num_shards, self.num_ranks)
-                if cut is None or self.layout.offsets[s] < cut]
+        return [s for s in range(self.layout.num_shards) if cut is None or self.layout.offsets[s] < cut]
+
+    def rank_shards(self) -> list[int] | None:
+        """The shards only this rank reads (``s % num_ranks == rank`` of those before :attr:`cut` that divide among
+        the ranks), or None when every rank reads the whole stream."""
+        if self.layout is None:
+            return None
+        live = self._live_shards()
+        own = live[: len(live) - len(live) % self.num_ranks][self.rank :: self.num_ranks]
+        return own or None
+
+    def shared_shards(self) -> list[int]:
+        """The last shards before :attr:`cut` that do not divide among the ranks: every rank reads them and keeps
+        its positions ``p % num_ranks == rank`` (empty when the ranks read the whole stream or divide the shards)."""
+        if self.rank_shards() is None:
+            return []
+        live = self._live_shards()
+        return live[len(live) - len(live) % self.num_ranks :]
 
     def _counted(self, examples):
         count = 0
@@ -133,20 +157,27 @@ class IndexedStream(torch.utils.data.IterableDataset):
 
     def _own_examples(self, workers: int, worker: int):
         """``(position, example)`` for the positions this rank's worker ``worker`` of ``workers`` owns."""
-        shards = self.rank_shards()
-        if shards is None or self.num_ranks * workers == 1:  # read-and-skip (or the one reader: the whole stream)
+        own = self.rank_shards()
+        if own is None or self.num_ranks * workers == 1:  # read-and-skip (or the one reader: the whole stream)
             cut = self.cut
             for position, example in enumerate(self._counted(rows(self.stream))):
                 if cut is not None and position >= cut:
                     break
                 if position % self.num_ranks == self.rank and (position // self.num_ranks) % workers == worker:
                     yield position, example
-        elif len(shards) >= workers:
-            for shard in shards[worker::workers]:
-                yield from self._shard(shard)
+            return
+        shards = [(shard, False) for shard in own] + [(shard, True) for shard in self.shared_shards()]
+
+        def mine(shard_list):
+            for shard, shared in shard_list:
+                for position, example in self._shard(shard):
+                    if not shared or position % self.num_ranks == self.rank:
+                        yield position, example
+
+        if len(shards) >= workers:
+            yield from mine(shards[worker::workers])
         else:
-            own = itertools.chain.from_iterable(self._shard(shard) for shard in shards)
-            for k, item in enumerate(own):
+            for k, item in enumerate(mine(shards)):
                 if k % workers == worker:
                     yield item
 

@@ -132,7 +132,8 @@ def parquet_metadata(path: str):
 
 def layout_for_ranks(stream, num_ranks: int) -> StreamLayout | None:
     """:func:`stream_layout`, with parquet files split into one shard per row group (``IterableDataset.reshard``)
-    when the files alone do not divide among ``num_ranks``; None when the stream has no layout."""
+    when the files alone do not divide among ``num_ranks`` (finer shards leave less for every rank to read); None
+    when the stream has no layout."""
     layout = stream_layout(stream)
     if layout is None or num_ranks == 1 or layout.num_shards % num_ranks == 0:
         return layout
@@ -141,7 +142,7 @@ def layout_for_ranks(stream, num_ranks: int) -> StreamLayout | None:
     except Exception as err:  # noqa: BLE001 - a source that cannot be resharded keeps its files
         logger.debug("could not reshard the stream: %s", err)
         return layout
-    return finer if finer is not None and finer.num_shards % num_ranks == 0 else layout
+    return finer if finer is not None and finer.num_shards > layout.num_shards else layout
 
 
 __all__ = ["StreamLayout", "layout_for_ranks", "parquet_metadata", "rows", "stream_layout"]

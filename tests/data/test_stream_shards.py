@@ -61,7 +61,9 @@ def test_the_capacity_and_a_take_stop_reading_at_the_cut(parquet_stream):
             seen += _items(stream)
             read.append(stream.examples_read)
         assert sorted(seen) == [(p, p, False) for p in range(9)]
-        assert read == [3 + 1, 5]  # shard 2 read up to position 8, shard 3 (from position 10) never opened
+        # 3 shards before the cut: shard 0 to rank 0, shard 1 to rank 1, shard 2 (position 8, up to the cut) read
+        # by both; shard 3 (from position 10) never opened
+        assert read == [3 + 1, 5 + 1]
 
 
 def test_one_reader_keeps_the_stream_order_and_epochs_keep_the_indices(parquet_stream):
@@ -74,21 +76,39 @@ def test_one_reader_keeps_the_stream_order_and_epochs_keep_the_indices(parquet_s
     assert first != second and sorted(first) == sorted(second)  # another order, the same index for each image
 
 
-def test_shards_the_ranks_do_not_divide_are_read_and_skipped_with_a_notice(tmp_path, caplog):
+def test_the_last_shards_the_ranks_do_not_divide_are_read_by_every_rank_with_a_notice(tmp_path, caplog):
+    """3 files (one row group each) on 2 ranks: rank 0 reads shard 0, rank 1 shard 1, both read shard 2 and keep
+    its positions p % 2 == rank; rank 0 says so once."""
     folder = write_parquet_shards(tmp_path / "three", [4, 5, 3])
-    seen = []
+    seen, read = [], []
     for rank in (0, 1):
         with caplog.at_level(logging.WARNING, logger="qiren_gen.data.indexed"):
             stream = IndexedStream(load_image_dataset(dataset_name=str(folder), streaming=True), capacity=12,
                                    rank=rank, num_ranks=2)
-        assert stream.rank_shards() is None
+        assert stream.rank_shards() == [rank] and stream.shared_shards() == [2]
         items = _items(stream, workers=2)
-        # each of the rank's 2 workers reads all 12 examples (as before sharding) and keeps its own positions
-        assert {position % 2 for _, position, _ in items} == {rank} and stream.examples_read == 2 * 12
+        assert {position for _, position, _ in items} == (
+            {0, 1, 2, 3, 10} if rank == 0 else {4, 5, 6, 7, 8, 9, 11})
+        read.append(stream.examples_read)
         seen += items
+    assert read == [4 + 3, 5 + 3]
     assert sorted(seen) == [(p, p, False) for p in range(12)]
-    notices = [r.getMessage() for r in caplog.records if "reads the whole stream" in r.getMessage()]
-    assert len(notices) == 1 and "3 shard(s) do not divide among 2 processes" in notices[0]  # rank 0 only
+    notices = [r.getMessage() for r in caplog.records if "do not divide" in r.getMessage()]
+    assert notices == ["the stream's shards do not divide among 2 processes: every process reads the last 1 "
+                       "(3 examples) and keeps its own positions of them"]  # rank 0 only
+
+
+def test_fewer_shards_than_ranks_are_read_and_skipped(tmp_path):
+    folder = write_parquet_shards(tmp_path / "one", [5])
+    seen = []
+    for rank in (0, 1):
+        stream = IndexedStream(load_image_dataset(dataset_name=str(folder), streaming=True), rank=rank, num_ranks=2)
+        assert stream.rank_shards() is None and stream.shared_shards() == []
+        items = _items(stream, workers=2)
+        # each of the rank's 2 workers reads all 5 examples (as before sharded reading) and keeps its own positions
+        assert {position % 2 for _, position, _ in items} == {rank} and stream.examples_read == 2 * 5
+        seen += items
+    assert sorted(seen) == [(p, p, False) for p in range(5)]
 
 
 def test_files_the_ranks_do_not_divide_are_split_into_row_groups(tmp_path):
