@@ -74,6 +74,8 @@ def test_one_reader_keeps_the_stream_order_and_epochs_keep_the_indices(parquet_s
     stream.set_epoch(1)
     second = _items(stream, workers=2)
     assert first != second and sorted(first) == sorted(second)  # another order, the same index for each image
+    stream.set_epoch(0)
+    assert _items(stream, workers=2) == first  # what a resume skips into: the epoch's batches, again, in order
 
 
 def test_the_last_shards_the_ranks_do_not_divide_are_read_by_every_rank_with_a_notice(tmp_path, caplog):
