@@ -77,7 +77,7 @@ class IndexedStream(torch.utils.data.IterableDataset):
     def _say_what_is_read(self) -> None:
         if self.rank_shards() is None:
             reason = ("its shards' lengths are unknown without reading them" if self.layout is None else
-                      f"it has fewer shards ({self.layout.num_shards}) than processes")
+                      f"it has fewer shards ({len(self._live_shards())} before the cut) than processes")
             logger.warning("every process reads the whole stream and keeps its own positions: %s", reason)
         elif self.shared_shards():
             shared = self.shared_shards()
