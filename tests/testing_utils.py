@@ -81,3 +81,36 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def write_parquet_shards(folder: Path, lengths: list[int], unreadable: tuple[int, ...] = (),
+                         row_group_size: int | None = None) -> Path:
+    """A parquet dataset of ``len(lengths)`` train shards holding ``lengths[s]`` smooth 8x8 grayscale PNGs each (in
+    row groups of ``row_group_size`` rows; default one per file), in ``folder/data``; the image at stream position
+    ``p`` has the path ``p.png`` (garbage bytes where ``p`` is in ``unreadable``). Returns ``folder``, loadable with
+    ``load_image_dataset(dataset_name=str(folder))``."""
+    import io
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    (folder / "data").mkdir(parents=True)
+    y, x = np.mgrid[0:8, 0:8]
+    position = 0
+    for shard, length in enumerate(lengths):
+        images = []
+        for _ in range(length):
+            buffer = io.BytesIO()
+            pixels = 127 + 100 * np.sin(x * (0.3 + 0.1 * position) + y * 0.2 * position)
+            Image.fromarray(pixels.astype(np.uint8)).save(buffer, "PNG")
+            data = b"not an image" if position in unreadable else buffer.getvalue()
+            images.append({"bytes": data, "path": f"{position}.png"})
+            position += 1
+        image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+        table = pa.table({"image": pa.array(images, type=image_type)},
+                         metadata={"huggingface": '{"info": {"features": {"image": {"_type": "Image"}}}}'})
+        pq.write_table(table, folder / "data" / f"train-{shard:05d}-of-{len(lengths):05d}.parquet",
+                       row_group_size=row_group_size)
+    return folder

@@ -11,8 +11,9 @@ checkpointed with the models and saved as ``output_dir/latents.safetensors`` for
 map-style dataset stays memory-mapped, a stream stays a stream (index = stream position, see
 ``qiren_gen.data.indexed``); only the latent table and its Adam state grow with the number of images.
 Data parallel: every process takes its own shard of the batch (map-style: Accelerate's sampler shards; streams:
-each rank reads its own stream positions, ``p % num_processes == rank``, and the ranks step in lockstep until all
-are exhausted, so no readable image is dropped); gradients are summed over processes and divided by the global
+each rank reads its own shards of the stream, or its own positions ``p % num_processes == rank`` where shard lengths
+are unknown, see ``IndexedStream``, and the ranks step in lockstep until all are exhausted, so no readable image is
+dropped); gradients are summed over processes and divided by the global
 number of images (an exact global-batch mean, also when a rank had to drop corrupt images), so every rank applies
 the same update and parameters stay identical (checked at the end). SIGTERM / SIGINT stop every rank after a
 checkpoint (``qiren_gen.training.stopping``).
@@ -34,6 +35,7 @@ from ..data.datasets import (IMAGE_COLUMN, ImageCollator, check_resolution, decl
                              load_image_dataset)
 from ..data.grids import image_grid
 from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream, loader_options
+from ..data.stream_shards import rows as stream_rows
 from ..functa import backward_per_image_mse, encode_images, inner_loop, per_image_mse, step_chunk_points
 from ..metrics import psnr_from_mse
 from ..models.modulated import ENCODINGS, LatentModulator, ModulatedQIREN, ModulatedSIREN
@@ -279,8 +281,10 @@ def head_items(source, count: int | None) -> list[dict]:
         n = len(source.dataset)
         rows = list(range(n if count is None else min(count, n)))
         return [source[i] for i in rows] + ([source[n + i] for i in rows] if source.flip else [])
-    head = IndexedStream(source.stream, source.capacity if count is None else min(count, source.capacity or count))
-    items = list(head)
+    limit = source.capacity if count is None else min(count, source.capacity or count)
+    positions = itertools.count() if limit is None else range(limit)  # first in zip: no example read past limit
+    items = [{"example": example, "index": position, "flip": False}
+             for position, example in zip(positions, stream_rows(source.stream))]
     if source.flip:
         items += [{**item, "index": source.capacity + item["index"], "flip": True} for item in items]
     return items
@@ -479,7 +483,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
                 images = images.to(accelerator.device, non_blocking=True)
                 if table is not None and first_visit_steps:
                     first_visit_encode(decoder, modulator, table, images, indices, first_visit_steps, accelerator)
-                targets = images.permute(0, 2, 3, 1).reshape(images.shape[0], -1, cfg.channels)
+                targets = images.permute(0, 2, 3, 1).reshape(images.shape[0], coords.shape[0], cfg.channels)
                 n_local = images.shape[0]
                 rows = indices.to(accelerator.device)
                 latents = None

@@ -40,13 +40,14 @@ def test_stream_index_is_the_stream_position_in_every_epoch_and_worker_count():
 
 
 def test_ranks_and_their_workers_read_disjoint_positions_that_cover_the_stream():
-    """Data parallel without Accelerate's dispatching: rank r of 2 keeps positions p % 2 == r, its 2 workers split
-    those again; together every position once, each with its own index, mirrors included."""
+    """Data parallel without Accelerate's dispatching: rank r of 2 reads shard r of the 2 (positions 0-5 and 6-10),
+    its 2 workers split that shard's examples; together every position once, each with its own index, mirrors
+    included."""
     seen = []
     for rank in (0, 1):
         stream = IndexedStream(_stream(11), capacity=11, flip=True, buffer_size=3, seed=2, rank=rank, num_ranks=2)
         items = _positions(stream, workers=2)
-        assert {value % 2 for _, value, _ in items} == {rank}  # this rank's positions only
+        assert {value for _, value, _ in items} == set(range(6) if rank == 0 else range(6, 11))  # its shard only
         seen += items
     assert sorted(seen) == sorted([(i, i, False) for i in range(11)] + [(11 + i, i, True) for i in range(11)])
     with pytest.raises(ValueError, match="rank"):

@@ -19,7 +19,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from qiren_gen.training.checkpointing import list_checkpoints
-from testing_utils import free_port
+from testing_utils import free_port, write_parquet_shards
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -157,17 +157,20 @@ def test_one_process_batch_4_and_two_processes_batch_2_take_the_same_steps(tmp_p
 
 @pytest.mark.slow
 def test_streamed_unreadable_images_lose_no_readable_one_on_two_processes(tmp_path):
-    """Twelve stream positions, four unreadable (first, middle, neighbours, last): after exactly two epochs every
+    """Twelve stream positions in 4 parquet shards of 4, 2, 4, 2 (rank 0 reads shards 0 and 2, 8 positions; rank 1
+    shards 1 and 3, 4 positions), four unreadable (first, middle, neighbours, last): after exactly two epochs every
     readable image's latent row took exactly two Adam steps, the unreadable ones none."""
     unreadable = (0, 5, 6, 11)
-    data = _write_images(tmp_path / "data", 12, unreadable)
+    data = write_parquet_shards(tmp_path / "data", [4, 2, 4, 2], unreadable)
     out = tmp_path / "run"
-    # 12 positions over 2 ranks: 6 each, 3 batches of 2 per rank and epoch -> 6 steps are two epochs
-    _finish(_launch("train_functa.py", ["--train_data_dir", str(data), *TINY, "--streaming", "--max_train_samples",
-                                        "12", "--shuffle_buffer_size", "4", "--train_batch_size", "2",
-                                        "--max_train_steps", "6", "--checkpointing_steps", "6",
-                                        "--output_dir", str(out)], tmp_path / "run.log"), tmp_path / "run.log")
-    table = load_file(out / "checkpoint-6" / "latents.safetensors")
+    # batches of 2: rank 0 has 4 per epoch, rank 1 two (then joins with none) -> 8 steps are two epochs
+    log = _finish(_launch("train_functa.py", ["--dataset_name", str(data), *TINY, "--streaming",
+                                              "--max_train_samples", "12", "--shuffle_buffer_size", "4",
+                                              "--train_batch_size", "2", "--max_train_steps", "8",
+                                              "--checkpointing_steps", "8", "--output_dir", str(out)],
+                          tmp_path / "run.log"), tmp_path / "run.log")
+    assert "reads the whole stream" not in log  # each rank read its own shards
+    table = load_file(out / "checkpoint-8" / "latents.safetensors")
     expected = torch.tensor([0 if i in unreadable else 2 for i in range(12)])
     assert torch.equal(table["row_steps"], expected)
     assert json.loads((out / "train_summary.json").read_text())["max_rank_parameter_difference"] == 0.0
