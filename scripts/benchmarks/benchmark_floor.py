@@ -18,8 +18,10 @@ Implementations, each in its own process (the allocator is a per-process setting
 
 * ``previous``: glibc's own allocator (``QIREN_GEN_MALLOC=default``), the unfused weight-modulated layer (einsum, then
   times sqrt(2), plus bias, ReLU; written out below) and face-by-face rendering in chunks of 16384 points;
-* ``current``: the package as it is (allocator set by the entry points, fused layers, chunk-major rendering with
-  cache-blocked layers);
+* ``batched``: the package with its training layers batched (one ``baddbmm`` per layer over the whole batch, the
+  CUDA path), as before training ran in cache-sized blocks; rendering as ``current``;
+* ``current``: the package as it is (allocator set by the entry points, fused layers; training forward and backward
+  in cache-sized blocks of points; chunk-major rendering with cache-blocked layers);
 * ``input-mod``: the current allocator and chunk-major rendering with input modulation instead of weight modulation
   (StyleGAN2's ``fused_modconv=False``: scale the inputs, one shared GEMM, scale the outputs; written out below),
   batched layers for rendering too.
@@ -43,7 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
 
-IMPLEMENTATIONS = ("previous", "current", "input-mod")
+IMPLEMENTATIONS = ("previous", "batched", "current", "input-mod")
 TASKS = {  # name: (kind, size, faces or batch, default repeats)
     "step": ("step", 64, 16, 7),
     "render128": ("render", 128, 16, 5),
@@ -124,7 +126,9 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path)
 
     global _current_layer
     _current_layer = FeatureSynthesisDecoder._synthesis_layer
-    if impl != "current":  # the batched layers, replaced, for rendering too (no cache-blocked shortcut)
+    if impl != "current":  # training: the batched layers (the CUDA path), not the cache-blocked function
+        FeatureSynthesisDecoder._trains_in_blocks = lambda self, h, dtype: False
+    if impl in ("previous", "input-mod"):  # the batched layers, replaced, for rendering too (no cache-blocked shortcut)
         FeatureSynthesisDecoder._synthesis_layer = unfused_layer if impl == "previous" else input_modulated_layer
         FeatureSynthesisDecoder._renders_in_blocks = lambda self, h, dtype: False
     torch.set_num_threads(threads)
