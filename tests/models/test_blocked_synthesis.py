@@ -52,8 +52,9 @@ def test_blocked_training_layers_equal_the_batched_layers_in_float64(shared, mon
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-grid", "per-sample-coords"])
-def test_blocked_function_gradients_w_r_t_features_and_weights(shared):
+def test_blocked_function_gradients_w_r_t_features_and_weights(shared, monkeypatch):
     """The function alone, every input differentiable (features, per-image weights, biases, output layer)."""
+    monkeypatch.setattr(blocked_synthesis, "TRAINING_BLOCK_BYTES", 7 * 8 * 4)  # 4-point blocks: 13 points cut
     torch.manual_seed(2)
     batch, points, widths = 2, 13, [5, 7, 6]
     h = torch.randn(*(() if shared else (batch,)), points, widths[0], dtype=torch.float64, requires_grad=True)
