@@ -79,3 +79,19 @@ def test_second_derivatives_equal_the_batched_layers(monkeypatch):
     _batched(decoder, monkeypatch)
     for g, want in zip(got, meta_gradients()):
         torch.testing.assert_close(g, want, rtol=1e-5, atol=1e-12)
+
+
+def test_autocast_and_bf16_synthesis_keep_the_batched_layers(monkeypatch):
+    """bf16 synthesis (what CUDA training sets) and CPU autocast run the batched layers, as on CUDA."""
+    decoder, coords, modulations = _decoder_and_inputs(shared=True)
+    decoder.float()
+    modulations = modulations.detach().float().requires_grad_(True)
+    coords = coords.float()
+    monkeypatch.setattr(blocked_synthesis.BlockedWeightModulatedSynthesis, "forward",
+                        staticmethod(lambda *args: pytest.fail("the blocked function ran under autocast")))
+    decoder.synthesis_dtype = torch.bfloat16
+    assert decoder(coords, modulations).dtype == torch.float32
+    decoder.synthesis_dtype = None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        decoder(coords, modulations).float().sum().backward()
+    assert modulations.grad is not None
