@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(values) if values else None
 
     head = "| work | GFLOP | " + " | ".join(f"{impl}: x floor (s)" for impl in args.implementations)
-    head += " | previous / current (x floor) | max abs diff vs previous |"
+    head += " | each / current (x floor) | max abs diff vs previous |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for name in args.tasks:
@@ -252,8 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         for impl in args.implementations:
             mult, secs = median_of(impl, name, "floor_multiples"), median_of(impl, name, "seconds")
             cells.append("-" if mult is None else f"{mult:.2f} ({secs:.3f} s)")
-        prev, cur = median_of("previous", name, "floor_multiples"), median_of("current", name, "floor_multiples")
-        speedup = f"{prev / cur:.2f}x" if prev and cur else "-"  # of floor multiples: a load change cancels
+        cur = median_of("current", name, "floor_multiples")
+        others = [(impl, median_of(impl, name, "floor_multiples")) for impl in args.implementations if impl != "current"]
+        speedup = ", ".join(f"{impl} {mult / cur:.2f}x" for impl, mult in others if mult and cur) or "-"  # of floor
+        # multiples: a load change between implementations cancels
         diff = ", ".join(f"{impl} {d:.1e}" for (impl, task), d in diffs.items() if task == name) or "-"
         print(f"| {what} | {gflop:.1f} | " + " | ".join(cells) + f" | {speedup} | {diff} |")
     rates = [r for recs in records.values() for rec in recs for r in rec["mm_gflops"]]
