@@ -36,13 +36,15 @@ class BlockedWeightModulatedSynthesis(torch.autograd.Function):
         out = h.new_empty(batch, points, out_weight.shape[0])
         transposed = [w.transpose(1, 2) for w in weights]
         out_t = out_weight.t()
-        for b in range(batch):
-            for start in range(0, points, block):
-                stop = min(start + block, points)
-                x = h[start:stop] if h.ndim == 2 else h[b, start:stop]
-                for act, w_t, bias in zip(acts, transposed, biases):
-                    x = torch.addmm(bias, x, w_t[b], out=act[b, start:stop]).relu_()
-                torch.addmm(out_bias, x, out_t, out=out[b, start:stop])
+        spans = [(start, min(start + block, points)) for start in range(0, points, block)]
+        for b in range(batch):  # this image's views, taken once (a Python-level index costs as much as a small op)
+            inputs, acts_b, weights_b, out_b = h if h.ndim == 2 else h[b], [a[b] for a in acts], \
+                [w[b] for w in transposed], out[b]
+            for start, stop in spans:
+                x = inputs[start:stop]
+                for act, w_t, bias in zip(acts_b, weights_b, biases):
+                    x = torch.addmm(bias, x, w_t, out=act[start:stop]).relu_()
+                torch.addmm(out_bias, x, out_t, out=out_b[start:stop])
         ctx.save_for_backward(h, out_weight, out_bias, *layers)
         ctx.acts = acts  # intermediates (not inputs or outputs): kept on ctx, freed with the graph
         ctx.block = block
@@ -70,27 +72,32 @@ class BlockedWeightModulatedSynthesis(torch.autograd.Function):
         grad_out_weight = torch.zeros_like(out_weight)
         width = max(w.shape[1] for w in weights)
         buffers = [h.new_empty(min(block, points), width) for _ in range(2)]
+        spans = [(start, min(start + block, points)) for start in range(0, points, block)]
+        threshold_backward = torch.ops.aten.threshold_backward.grad_input
+        layers_down = range(len(weights) - 1, -1, -1)
         row = 0
-        for b in range(batch):
-            for start in range(0, points, block):
-                stop = min(start + block, points)
-                g_out = grad_out[b, start:stop]
-                grad_out_weight.addmm_(grad_out_t[b, :, start:stop], acts[-1][b, start:stop])
-                g = torch.mm(g_out, out_weight, out=buffers[0][: stop - start, : out_weight.shape[1]])
-                for k in range(len(weights) - 1, -1, -1):
-                    y = acts[k][b, start:stop]
-                    g = torch.ops.aten.threshold_backward.grad_input(g, y, 0, grad_input=g)  # ReLU: y > 0 passes
+        for b in range(batch):  # this image's views, taken once
+            inputs, acts_b, weights_b = h if h.ndim == 2 else h[b], [a[b] for a in acts], [w[b] for w in weights]
+            grad_w_b = [g[b] if g is not None else None for g in grad_w]
+            grad_h_b = grad_h if grad_h is None or h.ndim == 2 else grad_h[b]
+            grad_out_b, grad_out_t_b, last = grad_out[b], grad_out_t[b], acts_b[-1]
+            for start, stop in spans:
+                grad_out_weight.addmm_(grad_out_t_b[:, start:stop], last[start:stop])
+                g = torch.mm(grad_out_b[start:stop], out_weight, out=buffers[0][: stop - start, : out_weight.shape[1]])
+                for k in layers_down:
+                    y = acts_b[k][start:stop]
+                    g = threshold_backward(g, y, 0, grad_input=g)  # ReLU's backward in place: y > 0 passes
                     torch.sum(g, 0, out=bias_rows[k][row])
-                    x = acts[k - 1][b, start:stop] if k else (h[start:stop] if h.ndim == 2 else h[b, start:stop])
-                    if grad_w[k] is not None:
-                        grad_w[k][b].addmm_(g.t(), x)
+                    x = acts_b[k - 1][start:stop] if k else inputs[start:stop]
+                    if grad_w_b[k] is not None:
+                        grad_w_b[k].addmm_(g.t(), x)
                     if k:
                         spare = buffers[1] if g.data_ptr() == buffers[0].data_ptr() else buffers[0]
-                        g = torch.mm(g, weights[k][b], out=spare[: stop - start, : weights[k].shape[2]])
-                    elif grad_h is not None and h.ndim == 2:
-                        grad_h[start:stop].addmm_(g, weights[0][b])
-                    elif grad_h is not None:
-                        torch.mm(g, weights[0][b], out=grad_h[b, start:stop])
+                        g = torch.mm(g, weights_b[k], out=spare[: stop - start, : weights_b[k].shape[1]])
+                    elif grad_h_b is not None and h.ndim == 2:
+                        grad_h_b[start:stop].addmm_(g, weights_b[0])
+                    elif grad_h_b is not None:
+                        torch.mm(g, weights_b[0], out=grad_h_b[start:stop])
                 row += 1
         grads = [grad_h, grad_out_weight if need[1] else None, grad_out.sum((0, 1)) if need[2] else None]
         for k in range(len(weights)):
