@@ -254,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             cells.append("-" if mult is None else f"{mult:.2f} ({secs:.3f} s)")
         # ratios of floor multiples: a change of load between the implementations' processes cancels
         cur = median_of("current", name, "floor_multiples")
-        others = [(impl, median_of(impl, name, "floor_multiples")) for impl in args.implementations if impl != "current"]
+        others = [(impl, median_of(impl, name, "floor_multiples"))
+                  for impl in args.implementations if impl != "current"]
         speedup = ", ".join(f"{impl} {mult / cur:.2f}x" for impl, mult in others if mult and cur) or "-"
         diff = ", ".join(f"{impl} {d:.1e}" for (impl, task), d in diffs.items() if task == name) or "-"
         print(f"| {what} | {gflop:.1f} | " + " | ".join(cells) + f" | {speedup} | {diff} |")
