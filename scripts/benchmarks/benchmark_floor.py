@@ -164,13 +164,13 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path)
         for _ in range(repeats):
             rate = mm_rate()
             start = clock()
-            work()
+            last = work()
             elapsed = clock() - start
             seconds.append(elapsed)
             rates.append(rate)
             ratios.append(elapsed / (flops / rate))
-        if kind == "render":
-            torch.save(result["images"], out_dir / f"{impl}-{name}.pt")
+        # rendered images, or the step's per-image losses after the same seeded steps: compared with previous's
+        torch.save(result["images"] if kind == "render" else last, out_dir / f"{impl}-{name}.pt")
         records.append({"implementation": impl, "task": name, "size": size, "count": count, "gflop": flops / 1e9,
                         "seconds": seconds, "mm_gflops": [r / 1e9 for r in rates], "floor_multiples": ratios,
                         "median_seconds": statistics.median(seconds),
