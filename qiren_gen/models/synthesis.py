@@ -30,6 +30,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from .blocked_synthesis import blocked_weight_modulated_synthesis
 from .modulated import _EPS, _check_choice, decoder_inputs, reference_grid
 
 FEATURES = ("circuit", "fourier")
@@ -215,6 +216,8 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         dtype = self.synthesis_dtype  # None: whatever autocast the caller runs under (none: fp32)
         if self._renders_in_blocks(h, dtype):
             return self._blocked_synthesis(h, modulations)
+        if self._trains_in_blocks(h, dtype):
+            return self._blocked_training_synthesis(h, modulations)
         with torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
             offset = 0
             for linear in self.linears:
@@ -228,6 +231,22 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         """Cache-blocked synthesis applies when nothing needs a gradient (rendering), on the CPU, without autocast."""
         return (self.config.modulation == "weight" and h.device.type == "cpu" and dtype is None
                 and not torch.is_grad_enabled() and not _cpu_autocast())
+
+    def _trains_in_blocks(self, h: torch.Tensor, dtype: torch.dtype | None) -> bool:
+        """Cache-blocked forward and backward applies with gradients, on the CPU, without autocast (CUDA and bf16
+        keep the batched layers)."""
+        return (self.config.modulation == "weight" and h.device.type == "cpu" and dtype is None
+                and torch.is_grad_enabled() and not _cpu_autocast())
+
+    def _blocked_training_synthesis(self, h: torch.Tensor, modulations: torch.Tensor) -> torch.Tensor:
+        """Training: the modulated layers and the output layer as one autograd function that runs forward and
+        backward per image in cache-sized blocks of points (:mod:`.blocked_synthesis`)."""
+        weights, offset = [], 0
+        for linear in self.linears:
+            weights.append(modulated_weights(linear.weight, modulations[:, offset : offset + linear.in_features]))
+            offset += linear.in_features
+        return blocked_weight_modulated_synthesis(h, weights, [linear.bias for linear in self.linears],
+                                                  self.output.weight, self.output.bias)
 
     def _blocked_synthesis(self, h: torch.Tensor, modulations: torch.Tensor) -> torch.Tensor:
         """Inference: every image's layers run block by block of ``SYNTHESIS_BLOCK_BYTES`` of activations, so they

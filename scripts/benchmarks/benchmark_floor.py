@@ -18,8 +18,10 @@ Implementations, each in its own process (the allocator is a per-process setting
 
 * ``previous``: glibc's own allocator (``QIREN_GEN_MALLOC=default``), the unfused weight-modulated layer (einsum, then
   times sqrt(2), plus bias, ReLU; written out below) and face-by-face rendering in chunks of 16384 points;
-* ``current``: the package as it is (allocator set by the entry points, fused layers, chunk-major rendering with
-  cache-blocked layers);
+* ``batched``: the package with its training layers batched (one ``baddbmm`` per layer over the whole batch, the
+  CUDA path), as before training ran in cache-sized blocks; rendering as ``current``;
+* ``current``: the package as it is (allocator set by the entry points, fused layers; training forward and backward
+  in cache-sized blocks of points; chunk-major rendering with cache-blocked layers);
 * ``input-mod``: the current allocator and chunk-major rendering with input modulation instead of weight modulation
   (StyleGAN2's ``fused_modconv=False``: scale the inputs, one shared GEMM, scale the outputs; written out below),
   batched layers for rendering too.
@@ -43,7 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
 
-IMPLEMENTATIONS = ("previous", "current", "input-mod")
+IMPLEMENTATIONS = ("previous", "batched", "current", "input-mod")
 TASKS = {  # name: (kind, size, faces or batch, default repeats)
     "step": ("step", 64, 16, 7),
     "render128": ("render", 128, 16, 5),
@@ -124,7 +126,9 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path)
 
     global _current_layer
     _current_layer = FeatureSynthesisDecoder._synthesis_layer
-    if impl != "current":  # the batched layers, replaced, for rendering too (no cache-blocked shortcut)
+    if impl != "current":  # training: the batched layers (the CUDA path), not the cache-blocked function
+        FeatureSynthesisDecoder._trains_in_blocks = lambda self, h, dtype: False
+    if impl in ("previous", "input-mod"):  # the batched layers, replaced, for rendering too (no cache-blocked shortcut)
         FeatureSynthesisDecoder._synthesis_layer = unfused_layer if impl == "previous" else input_modulated_layer
         FeatureSynthesisDecoder._renders_in_blocks = lambda self, h, dtype: False
     torch.set_num_threads(threads)
@@ -160,13 +164,13 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path)
         for _ in range(repeats):
             rate = mm_rate()
             start = clock()
-            work()
+            last = work()
             elapsed = clock() - start
             seconds.append(elapsed)
             rates.append(rate)
             ratios.append(elapsed / (flops / rate))
-        if kind == "render":
-            torch.save(result["images"], out_dir / f"{impl}-{name}.pt")
+        # rendered images, or the step's per-image losses after the same seeded steps: compared with previous's
+        torch.save(result["images"] if kind == "render" else last, out_dir / f"{impl}-{name}.pt")
         records.append({"implementation": impl, "task": name, "size": size, "count": count, "gflop": flops / 1e9,
                         "seconds": seconds, "mm_gflops": [r / 1e9 for r in rates], "floor_multiples": ratios,
                         "median_seconds": statistics.median(seconds),
@@ -237,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(values) if values else None
 
     head = "| work | GFLOP | " + " | ".join(f"{impl}: x floor (s)" for impl in args.implementations)
-    head += " | previous / current (x floor) | max abs diff vs previous |"
+    head += " | each / current (x floor) | max abs diff vs previous |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for name in args.tasks:
@@ -248,8 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         for impl in args.implementations:
             mult, secs = median_of(impl, name, "floor_multiples"), median_of(impl, name, "seconds")
             cells.append("-" if mult is None else f"{mult:.2f} ({secs:.3f} s)")
-        prev, cur = median_of("previous", name, "floor_multiples"), median_of("current", name, "floor_multiples")
-        speedup = f"{prev / cur:.2f}x" if prev and cur else "-"  # of floor multiples: a load change cancels
+        # ratios of floor multiples: a change of load between the implementations' processes cancels
+        cur = median_of("current", name, "floor_multiples")
+        others = [(impl, median_of(impl, name, "floor_multiples"))
+                  for impl in args.implementations if impl != "current"]
+        speedup = ", ".join(f"{impl} {mult / cur:.2f}x" for impl, mult in others if mult and cur) or "-"
         diff = ", ".join(f"{impl} {d:.1e}" for (impl, task), d in diffs.items() if task == name) or "-"
         print(f"| {what} | {gflop:.1f} | " + " | ".join(cells) + f" | {speedup} | {diff} |")
     rates = [r for recs in records.values() for rec in recs for r in rec["mm_gflops"]]

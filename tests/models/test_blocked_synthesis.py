@@ -1,0 +1,97 @@
+"""Cache-blocked training synthesis (CPU, with gradients) equals the batched layers: outputs, gradients w.r.t. the
+features, weights, biases and modulations, and second derivatives, in float64, with blocks cut mid-grid."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qiren_gen.data import image_grid
+from qiren_gen.models import FeatureSynthesisDecoder, blocked_synthesis
+
+
+def _decoder_and_inputs(shared: bool, seed: int = 0):
+    torch.manual_seed(seed)
+    decoder = FeatureSynthesisDecoder(out_channels=3, n_heads=4, n_qubits=2, hidden_features=16, hidden_layers=3,
+                                      modulation="weight").double()
+    batch, points = 3, 9 * 11
+    coords = image_grid(9, 11, dtype=torch.float64)
+    if not shared:
+        coords = coords[None].repeat(batch, 1, 1) + 0.01 * torch.randn(batch, points, 2, dtype=torch.float64)
+    modulations = (0.5 * torch.randn(batch, decoder.modulation_dim, dtype=torch.float64)).requires_grad_(True)
+    return decoder, coords, modulations
+
+
+def _batched(decoder: FeatureSynthesisDecoder, monkeypatch):
+    """Run ``decoder`` through the batched layers (the CUDA path) instead of the blocked function."""
+    monkeypatch.setattr(decoder, "_trains_in_blocks", lambda h, dtype: False)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-grid", "per-sample-coords"])
+def test_blocked_training_layers_equal_the_batched_layers_in_float64(shared, monkeypatch):
+    decoder, coords, modulations = _decoder_and_inputs(shared)
+    coords = coords.requires_grad_(True)  # a gradient reaches the features, so they are recomputed with a graph
+    params = [modulations, coords, *decoder.parameters()]
+    probe = torch.randn(modulations.shape[0], coords.shape[-2], 3, dtype=torch.float64)
+    calls = []
+    original = blocked_synthesis.BlockedWeightModulatedSynthesis.forward
+    monkeypatch.setattr(blocked_synthesis.BlockedWeightModulatedSynthesis, "forward",
+                        staticmethod(lambda *args: calls.append(1) or original(*args)))
+    monkeypatch.setattr(blocked_synthesis, "TRAINING_BLOCK_BYTES", 16 * 8 * 7)  # 7-point blocks: 99 points cut
+
+    out = decoder(coords, modulations)
+    grads = torch.autograd.grad((out * probe).sum(), params)
+    assert calls, "the CPU training path did not run the blocked function"
+
+    _batched(decoder, monkeypatch)
+    expected = decoder(coords, modulations)
+    expected_grads = torch.autograd.grad((expected * probe).sum(), params)
+
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-12)
+    for name, got, want in zip(["modulations", "coords", *dict(decoder.named_parameters())], grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-grid", "per-sample-coords"])
+def test_blocked_function_gradients_w_r_t_features_and_weights(shared, monkeypatch):
+    """The function alone, every input differentiable (features, per-image weights, biases, output layer)."""
+    monkeypatch.setattr(blocked_synthesis, "TRAINING_BLOCK_BYTES", 7 * 8 * 4)  # 4-point blocks: 13 points cut
+    torch.manual_seed(2)
+    batch, points, widths = 2, 13, [5, 7, 6]
+    h = torch.randn(*(() if shared else (batch,)), points, widths[0], dtype=torch.float64, requires_grad=True)
+    weights = [torch.randn(batch, o, i, dtype=torch.float64, requires_grad=True) for i, o in zip(widths, widths[1:])]
+    biases = [torch.randn(o, dtype=torch.float64, requires_grad=True) for o in widths[1:]]
+    out_weight = torch.randn(2, widths[-1], dtype=torch.float64, requires_grad=True)
+    out_bias = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    inputs = (h, out_weight, out_bias, *[t for pair in zip(weights, biases) for t in pair])
+    torch.autograd.gradcheck(blocked_synthesis.BlockedWeightModulatedSynthesis.apply, inputs)
+
+
+def test_second_derivatives_equal_the_batched_layers(monkeypatch):
+    """Second-order meta-learning (``create_graph``) through the blocked function falls back to plain ops."""
+    decoder, coords, modulations = _decoder_and_inputs(shared=True, seed=3)
+
+    def meta_gradients():
+        out = decoder(coords, modulations)
+        (grad,) = torch.autograd.grad(out.square().sum(), modulations, create_graph=True)
+        return torch.autograd.grad(grad.square().sum(), [modulations, *decoder.linears.parameters()])
+
+    got = meta_gradients()
+    _batched(decoder, monkeypatch)
+    for g, want in zip(got, meta_gradients()):
+        torch.testing.assert_close(g, want, rtol=1e-5, atol=1e-12)
+
+
+def test_autocast_and_bf16_synthesis_keep_the_batched_layers(monkeypatch):
+    """bf16 synthesis (what CUDA training sets) and CPU autocast run the batched layers, as on CUDA."""
+    decoder, coords, modulations = _decoder_and_inputs(shared=True)
+    decoder.float()
+    modulations = modulations.detach().float().requires_grad_(True)
+    coords = coords.float()
+    monkeypatch.setattr(blocked_synthesis.BlockedWeightModulatedSynthesis, "forward",
+                        staticmethod(lambda *args: pytest.fail("the blocked function ran under autocast")))
+    decoder.synthesis_dtype = torch.bfloat16
+    assert decoder(coords, modulations).dtype == torch.float32
+    decoder.synthesis_dtype = None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        decoder(coords, modulations).float().sum().backward()
+    assert modulations.grad is not None
