@@ -170,7 +170,7 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
 
     train_shots = getattr(args, "train_shots", None)
     device_mode = measurement(decoder, train_shots, parse_noise(getattr(args, "train_noise", None)),
-                              torch.Generator().manual_seed(args.seed), train_shots=train_shots is not None)
+                              train_shots=train_shots is not None)  # shots: train_functa seeds each step's draws
     with device_mode:  # noise-aware stage 1 (a no-op without --train_shots / --train_noise)
         stage1 = train_functa(cfg, accelerator=accelerator, init_models=(decoder, modulator), dataset=data.train,
                               on_step=lambda step, _: validator.stage1(decoder, modulator, step),

@@ -16,7 +16,10 @@ are unknown, see ``IndexedStream``, and the ranks step in lockstep until all are
 dropped); gradients are summed over processes and divided by the global
 number of images (an exact global-batch mean, also when a rank had to drop corrupt images), so every rank applies
 the same update and parameters stay identical (checked at the end). SIGTERM / SIGINT stop every rank after a
-checkpoint (``qiren_gen.training.stopping``).
+checkpoint (``qiren_gen.training.stopping``). Under finite shots (``quantum.shots.measurement`` around the call, as
+``--train_shots`` does), the circuits draw each step's samples from a generator seeded by (seed, stage 1, rank,
+step), whatever generator they were given: a resumed run draws what an uninterrupted one drew, and ranks draw
+independently.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from ..metrics import psnr_from_mse
 from ..models.modulated import ENCODINGS, LatentModulator, ModulatedQIREN, ModulatedSIREN
 from ..models.synthesis import FeatureSynthesisDecoder
 from ..models.wide import ModulatedWideQIREN
+from ..quantum.shots import circuit_modules
 from ..runtime.allocator import configure_allocator
 from .checkpointing import (agreed_resume_checkpoint, check_compatible, load_checkpoint_models, read_training_state,
                             save_checkpoint)
@@ -436,6 +440,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     models = {"decoder": decoder, "modulator": modulator}  # checkpointed as safetensors, not Accelerate pickles
     if table is not None:
         models["latents"] = table
+    sampled_circuits = [m for m in circuit_modules(decoder) if m.shots is not None]  # under finite shots
 
     global_step, epoch, batch_in_epoch = 0, 0, 0
     if resume is not None:
@@ -481,6 +486,11 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
                 wait_seconds.append(start - waited)
                 images, indices = batch
                 images = images.to(accelerator.device, non_blocking=True)
+                if sampled_circuits:  # this step's shots: the same on a resumed run, independent across ranks
+                    shot_draws = step_generator(cfg.seed, STAGE_FUNCTA, accelerator.process_index, global_step,
+                                                accelerator.device)
+                    for circuit in sampled_circuits:
+                        circuit.measurement_generator = shot_draws
                 if table is not None and first_visit_steps:
                     first_visit_encode(decoder, modulator, table, images, indices, first_visit_steps, accelerator)
                 targets = images.permute(0, 2, 3, 1).reshape(images.shape[0], coords.shape[0], cfg.channels)
