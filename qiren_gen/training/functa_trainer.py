@@ -51,6 +51,7 @@ from .checkpointing import (agreed_resume_checkpoint, check_compatible, load_che
 from .latent_rows import LatentTable, gather_row_gradients, rowwise_adam_step
 from .launch import make_accelerator, synthesis_dtype
 from .outputs import save_folder_atomically
+from .rank_failures import failure_shared_by_ranks
 from .randomness import INIT_STEP, STAGE_FUNCTA, step_generator
 from .stopping import TrainingStopped, stop_on_signals
 
@@ -592,15 +593,16 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
         summary["visited_latents"] = int(table.visited.sum())
     if rank_diff != 0 and accelerator.is_main_process:
         logger.warning("parameters differ across processes by up to %g", rank_diff)
-    if accelerator.is_main_process:
-        _save_final(decoder, modulator, output_dir)
-        if table is not None:
-            from safetensors.torch import save_file
+    with failure_shared_by_ranks(accelerator, f"the trained models to {output_dir}",
+                                 kept="the checkpoints are intact"):
+        if accelerator.is_main_process:  # a failure here stops every rank, none waits for the main one
+            _save_final(decoder, modulator, output_dir)
+            if table is not None:
+                from safetensors.torch import save_file
 
-            save_file({"latents": table.latents.detach().to("cpu").contiguous(),
-                       "visited": table.visited.to("cpu").contiguous()}, str(output_dir / LATENTS_FILE))
-        (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
-    accelerator.wait_for_everyone()
+                save_file({"latents": table.latents.detach().to("cpu").contiguous(),
+                           "visited": table.visited.to("cpu").contiguous()}, str(output_dir / LATENTS_FILE))
+            (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     if owns_accelerator:
         accelerator.end_training()
     if table is not None:  # in memory on every rank (equal everywhere): no rank has to read the main one's file

@@ -202,26 +202,62 @@ def test_a_signal_to_the_launcher_stops_every_worker_after_a_checkpoint(tmp_path
     assert len(checkpoints) == 1 and 3 <= int(checkpoints[0].name.split("-")[1]) < 100000  # the stop's checkpoint
 
 
+def _launch_two_machines(script: str, args: list[str], logs: Path) -> list[subprocess.Popen]:
+    """``--num_machines 2 --machine_rank 0/1`` on this host, one process each, over loopback: one launcher per
+    machine, each stopping only its own worker (as on a real cluster); logs in ``logs/machine<rank>.log``."""
+    port, procs = free_port(), []
+    for rank in (0, 1):
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
+               "--num_processes", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
+               "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
+               str(REPO / "scripts" / script), *args]
+        with open(logs / f"machine{rank}.log", "w") as handle:
+            procs.append(subprocess.Popen(cmd, env=ENV, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT))
+    return procs
+
+
 @pytest.mark.slow
 def test_two_machines_on_one_host_train_a_pipeline_and_evaluate_once(tmp_path):
     """``--num_machines 2 --machine_rank 0/1``, one process each, over loopback and a shared output folder: both
     exit 0, parameters and latent tables equal across machines, evaluation and the report on machine 0 only."""
     data = _write_images(tmp_path / "data", 8)
-    port, out = free_port(), tmp_path / "out"
-    args = [str(REPO / "scripts" / "train_pipeline.py"), "--train_data_dir", str(data), "--output_dir", str(out),
-            *TINY, "--train_batch_size", "2", "--max_train_steps", "4", "--checkpointing_steps", "2",
-            "--prior_max_train_steps", "10", "--prior_checkpointing_steps", "5", "--prior_train_batch_size", "8",
-            "--prior_hidden_dim", "16", "--prior_num_blocks", "1", "--validation_steps", "100000",
-            "--validation_images", "0", "--psnr_images", "2"]
-    procs = []
-    for rank in (0, 1):
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
-               "--num_processes", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
-               "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no", *args]
-        with open(tmp_path / f"machine{rank}.log", "w") as handle:
-            procs.append(subprocess.Popen(cmd, env=ENV, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT))
+    out = tmp_path / "out"
+    procs = _launch_two_machines("train_pipeline.py", [
+        "--train_data_dir", str(data), "--output_dir", str(out), *TINY, "--train_batch_size", "2",
+        "--max_train_steps", "4", "--checkpointing_steps", "2", "--prior_max_train_steps", "10",
+        "--prior_checkpointing_steps", "5", "--prior_train_batch_size", "8", "--prior_hidden_dim", "16",
+        "--prior_num_blocks", "1", "--validation_steps", "100000", "--validation_images", "0", "--psnr_images", "2"],
+        tmp_path)
     logs = [_finish(proc, tmp_path / f"machine{rank}.log") for rank, proc in enumerate(procs)]
     summary = json.loads((out / "stage1" / "train_summary.json").read_text())
     assert summary["num_processes"] == 2 and summary["max_rank_parameter_difference"] == 0.0
     assert (out / "model_index.json").is_file()
     assert "reconstruction PSNR" in logs[0] and "reconstruction PSNR" not in logs[1]
+
+
+@pytest.mark.slow
+def test_a_checkpoint_write_failing_on_one_rank_stops_every_rank_with_one_line(tmp_path):
+    """Rank 0 cannot publish checkpoint 8 (a file stands where its folder must go) while rank 1 has written its part:
+    on two machines, whose launchers each stop only their own worker, both workers exit with code 2 and the same
+    line naming rank 0's failure (none waits for the other, none dies of a lost connection); checkpoint 4 stays the
+    complete, latest one and nothing half-written is left."""
+    data = _write_images(tmp_path / "data", 8)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint-8").write_text("")  # a file where checkpoint 8's folder must go
+    procs = _launch_two_machines("train_functa.py", [
+        "--train_data_dir", str(data), *TINY, "--train_batch_size", "2", "--max_train_steps", "12",
+        "--checkpointing_steps", "4", "--output_dir", str(out)], tmp_path)
+    try:
+        codes = [proc.wait(timeout=240) for proc in procs]  # a rank left waiting in a barrier fails here
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                _kill_every_process(proc)
+    line = f"train_functa: error: cannot write checkpoint 8 to {out} on rank 0: Not a directory"
+    for rank in (1, 0):  # the rank that had to learn of the failure first
+        code, log = codes[rank], (tmp_path / f"machine{rank}.log").read_text()
+        assert code != 0 and "exitcode  : 2" in log, log[-3000:]  # the worker's own code, as torchrun reports it
+        assert log.count(line) == 1 and "the earlier checkpoints are intact" in log, log[-3000:]
+    assert list_checkpoints(out) == [out / "checkpoint-4"] and (out / "checkpoint-8").is_file()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".tmp")]
