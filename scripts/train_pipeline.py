@@ -170,7 +170,7 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
 
     train_shots = getattr(args, "train_shots", None)
     device_mode = measurement(decoder, train_shots, parse_noise(getattr(args, "train_noise", None)),
-                              torch.Generator().manual_seed(args.seed), train_shots=train_shots is not None)
+                              train_shots=train_shots is not None)  # shots: train_functa seeds each step's draws
     with device_mode:  # noise-aware stage 1 (a no-op without --train_shots / --train_noise)
         stage1 = train_functa(cfg, accelerator=accelerator, init_models=(decoder, modulator), dataset=data.train,
                               on_step=lambda step, _: validator.stage1(decoder, modulator, step),
@@ -229,22 +229,25 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
                            "median_stage1_step": stage1["median_step_seconds"],
                            "stage1_cpu_per_step": stage1["median_step_cpu_seconds"],
                            "median_stage1_data_wait": stage1["median_data_wait_seconds"]}}
-    if accelerator.is_main_process:
-        pipe = QirenGenerationPipeline(decoder.to("cpu"), modulator.to("cpu"), denoiser.to("cpu").eval(), sampler)
-        pipe.model_card_sections = model_card_sections(
-            args.pretrained_model_name_or_path, data, resolution,
-            {"steps": stage1["steps"], "batch_size": args.train_batch_size, "learning_rate": args.learning_rate,
-             "algorithm": algorithm},
-            {"steps": result["global_step"], "batch_size": args.prior_train_batch_size,
-             "learning_rate": args.prior_learning_rate, "pretrained": prior is not None},
-            psnr, command, start["sections"])
-        pipe.model_card_location = args.hub_model_id if args.push_to_hub else None
-        save_pipeline_atomically(pipe, out)  # a kill mid-save leaves the previous pipeline or none, never a mix
-        report_psnr(psnr, accelerator.print)
-        summary["seconds"]["total"] = time.perf_counter() - began
-        (out / "train_pipeline_summary.json").write_text(json.dumps(summary, indent=2))
-        accelerator.print("time: {total:.0f} s in all, stage 1 {stage1:.0f} s, prior {prior:.0f} s".format(**summary["seconds"]))
-        accelerator.print(f"saved the pipeline to {out} (qiren-gen sample --pipeline {out})")
+    from qiren_gen.training.rank_failures import failure_shared_by_ranks
+
+    with failure_shared_by_ranks(accelerator, f"the pipeline to {out}", kept="the checkpoints are intact"):
+        if accelerator.is_main_process:
+            pipe = QirenGenerationPipeline(decoder.to("cpu"), modulator.to("cpu"), denoiser.to("cpu").eval(), sampler)
+            pipe.model_card_sections = model_card_sections(
+                args.pretrained_model_name_or_path, data, resolution,
+                {"steps": stage1["steps"], "batch_size": args.train_batch_size, "learning_rate": args.learning_rate,
+                 "algorithm": algorithm},
+                {"steps": result["global_step"], "batch_size": args.prior_train_batch_size,
+                 "learning_rate": args.prior_learning_rate, "pretrained": prior is not None},
+                psnr, command, start["sections"])
+            pipe.model_card_location = args.hub_model_id if args.push_to_hub else None
+            save_pipeline_atomically(pipe, out)  # a kill mid-save leaves the previous pipeline or none, never a mix
+            report_psnr(psnr, accelerator.print)
+            summary["seconds"]["total"] = time.perf_counter() - began
+            (out / "train_pipeline_summary.json").write_text(json.dumps(summary, indent=2))
+            accelerator.print("time: {total:.0f} s in all, stage 1 {stage1:.0f} s, prior {prior:.0f} s".format(**summary["seconds"]))
+            accelerator.print(f"saved the pipeline to {out} (qiren-gen sample --pipeline {out})")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     if args.push_to_hub and accelerator.is_main_process:

@@ -32,6 +32,16 @@ def tiny_pipeline(latent_dim: int = 6, sample_size: int = 8) -> QirenGenerationP
     return _assemble(decoder, modulator, latent_dim, sample_size)
 
 
+def tiny_auto_decoded_pipeline(latent_dim: int = 4, sample_size: int = 8) -> QirenGenerationPipeline:
+    """``tiny_pipeline``'s decoder with an auto-decoding modulator (one latent per training image, fitted by Adam),
+    the encoding of the bundled recipe: what fine-tuning starts from in most runs."""
+    torch.manual_seed(0)
+    decoder = ModulatedQIREN(out_channels=1, n_qubits=3, hidden_layers=1, reference_size=4)
+    modulator = LatentModulator.for_decoder(decoder, latent_dim=latent_dim, encoding="auto_decode", inner_steps=3,
+                                            encode_lr=1e-2, latent_l2=1e-4)
+    return _assemble(decoder, modulator, latent_dim, sample_size)
+
+
 def tiny_wide_pipeline() -> QirenGenerationPipeline:
     """A generation pipeline whose decoder is a tiny ModulatedWideQIREN (3 heads of 2 qubits, CNOT chain)."""
     torch.manual_seed(0)

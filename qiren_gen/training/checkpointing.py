@@ -3,7 +3,9 @@
 A checkpoint is ``output_dir/checkpoint-<step>``: ``accelerator.save_state`` (registered models, optimizer,
 scheduler, every process's RNG states) plus ``training_state.json`` (step, epoch position, the run's config). It is
 written into a temporary sibling folder and renamed into place only when complete, so a kill at any moment leaves
-either the previous checkpoints or the new one, never a half-written folder that ``latest`` would pick up.
+either the previous checkpoints or the new one, never a half-written folder that ``latest`` would pick up. A write
+that fails on any one process (a full disk) stops every process with the same line, none left waiting for it
+(``rank_failures``).
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import re
 import shutil
 from pathlib import Path
 from typing import Any
+
+from .rank_failures import failure_shared_by_ranks
 
 STATE_FILE = "training_state.json"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -117,20 +121,25 @@ def save_checkpoint(
     root = Path(output_dir)
     final = root / f"checkpoint-{step}"
     tmp = root / f".tmp-checkpoint-{step}"
-    if accelerator.is_main_process:
-        root.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-    accelerator.wait_for_everyone()
-    try:
-        _write_checkpoint(accelerator, tmp, final, step, state, models)
-    except Exception as exc:  # noqa: BLE001 - a full disk: torch / safetensors report failed writes in their own types
-        from .outputs import is_write_error, write_failure
+    what, kept = f"checkpoint {step} to {root}", "the earlier checkpoints are intact"
 
-        if not is_write_error(exc):
-            raise
+    def discard() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise write_failure(exc, f"checkpoint {step} to {root} (the earlier checkpoints are intact)") from None
+
+    # Each part ends with every rank learning whether any rank failed (no rank is left waiting in a barrier), and
+    # the exchange that ends it orders the parts: the folder exists before any rank writes into it, every rank's
+    # files are in it before the main process publishes it.
+    with failure_shared_by_ranks(accelerator, what, discard, kept):
+        if accelerator.is_main_process:
+            root.mkdir(parents=True, exist_ok=True)
+            discard()
+            tmp.mkdir()
+    with failure_shared_by_ranks(accelerator, what, discard, kept):
+        tmp.mkdir(parents=True, exist_ok=True)  # whoever writes creates: another machine may not share output_dir
+        accelerator.save_state(str(tmp))
+    with failure_shared_by_ranks(accelerator, what, discard, kept):
+        if accelerator.is_main_process:
+            _publish_checkpoint(tmp, final, step, state, models)
     if accelerator.is_main_process:
         if total_limit is not None and total_limit > 0:
             for old in list_checkpoints(root)[:-total_limit]:
@@ -139,26 +148,23 @@ def save_checkpoint(
     return final
 
 
-def _write_checkpoint(accelerator, tmp: Path, final: Path, step: int, state: dict[str, Any],
-                      models: dict[str, Any] | None) -> None:
-    """Everything ``save_checkpoint`` writes, ending with the rename that publishes ``final``."""
-    tmp.mkdir(parents=True, exist_ok=True)  # whoever writes creates: another machine may not share output_dir
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if models:
-            from safetensors.torch import save_file
+def _publish_checkpoint(tmp: Path, final: Path, step: int, state: dict[str, Any],
+                        models: dict[str, Any] | None) -> None:
+    """The main process's part of ``save_checkpoint``: the models and the marker file, then the rename that
+    publishes ``final``."""
+    if models:
+        from safetensors.torch import save_file
 
-            for name, model in models.items():
-                tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
-                save_file(tensors, str(tmp / f"{name}.safetensors"))
-        payload = json.dumps({"step": step, **state}, indent=2, sort_keys=True)
-        (tmp / STATE_FILE).write_text(payload)
-        with open(tmp / STATE_FILE, "rb+") as handle:  # flush the marker file before the rename publishes it
-            os.fsync(handle.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        for name, model in models.items():
+            tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
+            save_file(tensors, str(tmp / f"{name}.safetensors"))
+    payload = json.dumps({"step": step, **state}, indent=2, sort_keys=True)
+    (tmp / STATE_FILE).write_text(payload)
+    with open(tmp / STATE_FILE, "rb+") as handle:  # flush the marker file before the rename publishes it
+        os.fsync(handle.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
 
 
 def load_checkpoint_models(checkpoint: str | os.PathLike, models: dict[str, Any]) -> None:

@@ -16,7 +16,10 @@ are unknown, see ``IndexedStream``, and the ranks step in lockstep until all are
 dropped); gradients are summed over processes and divided by the global
 number of images (an exact global-batch mean, also when a rank had to drop corrupt images), so every rank applies
 the same update and parameters stay identical (checked at the end). SIGTERM / SIGINT stop every rank after a
-checkpoint (``qiren_gen.training.stopping``).
+checkpoint (``qiren_gen.training.stopping``). Under finite shots (``quantum.shots.measurement`` around the call, as
+``--train_shots`` does), the circuits draw each step's samples from a generator seeded by (seed, stage 1, rank,
+step), whatever generator they were given: a resumed run draws what an uninterrupted one drew, and ranks draw
+independently.
 """
 from __future__ import annotations
 
@@ -41,12 +44,14 @@ from ..metrics import psnr_from_mse
 from ..models.modulated import ENCODINGS, LatentModulator, ModulatedQIREN, ModulatedSIREN
 from ..models.synthesis import FeatureSynthesisDecoder
 from ..models.wide import ModulatedWideQIREN
+from ..quantum.shots import circuit_modules
 from ..runtime.allocator import configure_allocator
 from .checkpointing import (agreed_resume_checkpoint, check_compatible, load_checkpoint_models, read_training_state,
                             save_checkpoint)
 from .latent_rows import LatentTable, gather_row_gradients, rowwise_adam_step
 from .launch import make_accelerator, synthesis_dtype
 from .outputs import save_folder_atomically
+from .rank_failures import failure_shared_by_ranks
 from .randomness import INIT_STEP, STAGE_FUNCTA, step_generator
 from .stopping import TrainingStopped, stop_on_signals
 
@@ -436,6 +441,7 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
     models = {"decoder": decoder, "modulator": modulator}  # checkpointed as safetensors, not Accelerate pickles
     if table is not None:
         models["latents"] = table
+    sampled_circuits = [m for m in circuit_modules(decoder) if m.shots is not None]  # under finite shots
 
     global_step, epoch, batch_in_epoch = 0, 0, 0
     if resume is not None:
@@ -481,6 +487,11 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
                 wait_seconds.append(start - waited)
                 images, indices = batch
                 images = images.to(accelerator.device, non_blocking=True)
+                if sampled_circuits:  # this step's shots: the same on a resumed run, independent across ranks
+                    shot_draws = step_generator(cfg.seed, STAGE_FUNCTA, accelerator.process_index, global_step,
+                                                accelerator.device)
+                    for circuit in sampled_circuits:
+                        circuit.measurement_generator = shot_draws
                 if table is not None and first_visit_steps:
                     first_visit_encode(decoder, modulator, table, images, indices, first_visit_steps, accelerator)
                 targets = images.permute(0, 2, 3, 1).reshape(images.shape[0], coords.shape[0], cfg.channels)
@@ -582,15 +593,16 @@ def train_functa(cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple
         summary["visited_latents"] = int(table.visited.sum())
     if rank_diff != 0 and accelerator.is_main_process:
         logger.warning("parameters differ across processes by up to %g", rank_diff)
-    if accelerator.is_main_process:
-        _save_final(decoder, modulator, output_dir)
-        if table is not None:
-            from safetensors.torch import save_file
+    with failure_shared_by_ranks(accelerator, f"the trained models to {output_dir}",
+                                 kept="the checkpoints are intact"):
+        if accelerator.is_main_process:  # a failure here stops every rank, none waits for the main one
+            _save_final(decoder, modulator, output_dir)
+            if table is not None:
+                from safetensors.torch import save_file
 
-            save_file({"latents": table.latents.detach().to("cpu").contiguous(),
-                       "visited": table.visited.to("cpu").contiguous()}, str(output_dir / LATENTS_FILE))
-        (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
-    accelerator.wait_for_everyone()
+                save_file({"latents": table.latents.detach().to("cpu").contiguous(),
+                           "visited": table.visited.to("cpu").contiguous()}, str(output_dir / LATENTS_FILE))
+            (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     if owns_accelerator:
         accelerator.end_training()
     if table is not None:  # in memory on every rank (equal everywhere): no rank has to read the main one's file

@@ -101,12 +101,18 @@ def is_write_error(exc: BaseException) -> bool:
     return isinstance(exc, _write_errors())
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 def write_failure(exc: BaseException, what: str) -> OSError:
     """One ``OSError`` line for a failed write of ``what`` (``No space left on device``, ``File too large``, ...)."""
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc).strip().splitlines() or [""])[0]
     reason = reason.split("I/O error: ")[-1]  # safetensors: "Error while serializing: I/O error: <the OS reason>"
-    return OSError(f"cannot write {what}: {reason or type(exc).__name__} (is the disk full?); nothing half-written "
-                   "was kept")
+    code = exc.errno if isinstance(exc, OSError) else None
+    hint = (" (no permission to write there?)" if code in _DENIED
+            else " (is the disk full?)" if code is None or code in _FULL else "")
+    return OSError(f"cannot write {what}: {reason or type(exc).__name__}{hint}; nothing half-written was kept")
 
 
 def _pipeline_entries(folder: Path) -> list[str]:

@@ -42,14 +42,15 @@ def encoding_settings(modulator) -> tuple[dict, str]:
 
 def latent_start(modulator, prior, args) -> tuple[torch.Tensor | None, int]:
     """Auto-decoding from a pretrained pipeline: ``(init_latents, first_visit_steps)`` per ``--latent_init``, all
-    cheap (nothing is encoded before the first step). ``(None, 0)`` otherwise (meta-SGD, scratch, or resuming: the
-    table comes from the checkpoint)."""
+    cheap (nothing is encoded before the first step). ``(None, 0)`` otherwise (meta-SGD, scratch). Resuming, the
+    table comes from the checkpoint (``init_latents`` None), but ``encode`` still encodes the images that no step
+    visited before the checkpoint, as the uninterrupted run did."""
     from .checkpointing import list_checkpoints
 
     if args.pretrained_model_name_or_path is None or getattr(modulator.config, "encoding", "") != "auto_decode":
         return None, 0
     if args.resume_from_checkpoint and list_checkpoints(Path(args.output_dir) / "stage1"):
-        return None, 0
+        return None, args.latent_init_steps if args.latent_init == "encode" else 0
     dim = modulator.config.latent_dim
     if args.latent_init == "mean" and prior is not None:
         return prior.latent_mean.detach().float().cpu().clone(), 0

@@ -17,6 +17,7 @@ from diffusers import DDPMScheduler
 from torch.nn import functional as F
 
 from ..models.denoiser import LatentDenoiser
+from .rank_failures import failure_shared_by_ranks
 from .randomness import STAGE_PRIOR, seeded_default_rng, step_generator
 
 
@@ -294,8 +295,9 @@ def train_prior(
                 raise TrainingStopped(f"stopped at step {global_step}")
     model.eval()
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "prior_training.json").write_text(json.dumps({**asdict(cfg), "final_step": global_step}))
+    with failure_shared_by_ranks(accelerator, f"the prior's training record to {output_dir}"):
+        if accelerator.is_main_process:  # a failure here stops every rank, none waits for the main one
+            output_dir.mkdir(parents=True, exist_ok=True)
+            (output_dir / "prior_training.json").write_text(json.dumps({**asdict(cfg), "final_step": global_step}))
     return {"losses": losses, "global_step": global_step}
 

@@ -157,6 +157,8 @@ CLI_ROWS = [
      "declares no num_examples"),
     ("scripts/train_functa.py", "missing checkpoint to resume",
      f"--train_data_dir data --output_dir tfout {FUNCTA} --resume_from_checkpoint nowhere", "not a complete checkpoint"),
+    ("scripts/train_functa.py", "a file where a checkpoint's folder must go (the write fails mid-run)",
+     f"--train_data_dir data --output_dir ckblocked {FUNCTA}", "cannot write checkpoint 2 to ckblocked: Not a directory"),
     ("scripts/train_functa.py", "NaN learning rate", f"--train_data_dir data --output_dir tfout {FUNCTA} "
      "--learning_rate nan", "--learning_rate must be a finite number"),
     ("scripts/train_prior.py", "missing stage-1 folder",
@@ -323,6 +325,8 @@ def world(tmp_path_factory) -> Path:
     with open(w / "pickled" / "prior" / "diffusion_pytorch_model.bin", "wb") as handle:
         pickle.dump(_Payload(w / "PWNED"), handle)
     (w / "blocker").write_text(BLOCKER_TEXT)
+    (w / "ckblocked").mkdir()
+    (w / "ckblocked" / "checkpoint-2").write_text(BLOCKER_TEXT)  # where train_functa's last checkpoint must go
     (w / "notes.txt").write_text("hello")
     (w / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     (w / "corrupt.pt").write_bytes(b"junk junk junk")
@@ -496,6 +500,8 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
             failures.append(f"{row[0]} / {row[1]}: rc={res['returncode']} lines={res['lines'][-3:]}")
     assert not failures, "\n".join(failures)
     assert (world / "blocker").read_text() == BLOCKER_TEXT  # the "full disk" rows corrupted nothing
+    assert (world / "ckblocked" / "checkpoint-2").read_text() == BLOCKER_TEXT
+    assert not [p.name for p in (world / "ckblocked").iterdir() if p.name.startswith(".tmp")]  # nothing half-written
     assert not {"train_pipeline.json", "stage1"} & {p.name for p in (world / "pipe").iterdir()}  # pipeline untouched
     for made in ("o.png", "o.jpg", "fitout", "srout", "evout", "tfout", "tpout", "tplout", "PWNED"):
         assert not (world / made).exists(), f"{made} was written by a failing run"

@@ -168,12 +168,10 @@ SAVED = ("decoder/diffusion_pytorch_model.safetensors", "modulator/diffusion_pyt
          "prior/diffusion_pytorch_model.safetensors", "stage1/latents.safetensors")
 
 
-def test_train_pipeline_from_scratch_sigkill_in_stage1_and_resume_matches_uninterrupted(image_folder, tmp_path):
-    """Killed during stage 1: the resumed run's stage-1 models, latent table and the prior built and trained after
-    it are bitwise those of an uninterrupted run (the new prior's init and its noise do not depend on what the
-    global generator went through)."""
-    common = ["--train_data_dir", str(image_folder), *SCRATCH, "--max_train_steps", "40",
-              "--prior_max_train_steps", "30", "--prior_checkpointing_steps", "10"]
+def _kill_in_stage1_resume_and_compare(image_folder: Path, tmp_path: Path, extra: list[str]) -> None:
+    """A from-scratch train_pipeline run (``SCRATCH`` + ``extra``) SIGKILLed after its first stage-1 checkpoint and
+    resumed with ``latest`` ends with every file of ``SAVED`` bitwise an uninterrupted run's."""
+    common = ["--train_data_dir", str(image_folder), *SCRATCH, "--max_train_steps", "40", *extra]
     full, part = tmp_path / "full", tmp_path / "part"
     reference = _start("train_pipeline.py", [*common, "--output_dir", str(full)], tmp_path / "full.log")
     victim = _start("train_pipeline.py", [*common, "--output_dir", str(part)], tmp_path / "part.log")
@@ -187,3 +185,19 @@ def test_train_pipeline_from_scratch_sigkill_in_stage1_and_resume_matches_uninte
     assert f"at step {killed_at}" in (tmp_path / "resume.log").read_text()
     for name in SAVED:
         _assert_same_tensors(load_file(part / name), load_file(full / name))
+
+
+def test_train_pipeline_from_scratch_sigkill_in_stage1_and_resume_matches_uninterrupted(image_folder, tmp_path):
+    """Killed during stage 1: the resumed run's stage-1 models, latent table and the prior built and trained after
+    it are bitwise those of an uninterrupted run (the new prior's init and its noise do not depend on what the
+    global generator went through)."""
+    _kill_in_stage1_resume_and_compare(image_folder, tmp_path,
+                                       ["--prior_max_train_steps", "30", "--prior_checkpointing_steps", "10"])
+
+
+def test_train_pipeline_under_train_shots_sigkill_in_stage1_and_resume_matches_uninterrupted(image_folder, tmp_path):
+    """Stage 1 under 64 measurement shots per circuit (``--train_shots``): each step's samples are drawn from that
+    step's seed, so the steps after the resume draw what the uninterrupted run drew, and the files are bitwise
+    equal."""
+    _kill_in_stage1_resume_and_compare(image_folder, tmp_path, ["--train_shots", "64", "--prior_max_train_steps",
+                                                                "2", "--prior_checkpointing_steps", "2"])

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -97,16 +98,11 @@ SAVED = ("decoder/diffusion_pytorch_model.safetensors", "modulator/diffusion_pyt
          "prior/diffusion_pytorch_model.safetensors", "stage1/latents.safetensors")
 
 
-@pytest.mark.slow
-def test_two_processes_killed_in_stage1_then_in_stage2_resume_to_the_uninterrupted_files(tmp_path):
-    """A pipeline from scratch on 2 processes, SIGKILLed (every worker) in stage 1, resumed, SIGKILLed again in
-    stage 2, resumed: decoder, modulator, latent table and prior are bitwise an uninterrupted 2-process run's."""
-    data = _write_images(tmp_path / "data", 8)
-    common = ["--train_data_dir", str(data), *TINY, "--train_batch_size", "2", "--max_train_steps", "24",
-              "--checkpointing_steps", "4", "--prior_max_train_steps", "400", "--prior_checkpointing_steps", "20",
-              "--prior_train_batch_size", "8", "--prior_hidden_dim", "16", "--prior_num_blocks", "1",
-              "--prior_dropout", "0.1", "--prior_lr_warmup_steps", "5", "--validation_steps", "100000",
-              "--validation_images", "0", "--psnr_images", "2"]
+def _kill_in_each_stage_resume_and_compare(common: list[str], tmp_path: Path,
+                                           check_stage1_checkpoint: Callable[[Path], None] = lambda _: None) -> None:
+    """``train_pipeline.py common`` on 2 processes: an uninterrupted run, and one SIGKILLed (every worker) after its
+    first stage-1 checkpoint (handed to ``check_stage1_checkpoint``), resumed, SIGKILLed again after its first prior
+    checkpoint, resumed; every file of ``SAVED`` bitwise equal."""
     full, part = tmp_path / "full", tmp_path / "part"
     reference = _launch("train_pipeline.py", [*common, "--output_dir", str(full)], tmp_path / "full.log")
     _finish(reference, tmp_path / "full.log")
@@ -115,14 +111,15 @@ def test_two_processes_killed_in_stage1_then_in_stage2_resume_to_the_uninterrupt
     _wait_for_checkpoint(victim, part / "stage1", tmp_path / "a.log")
     _kill_every_process(victim)
     stage1_step = int(list_checkpoints(part / "stage1")[-1].name.split("-")[1])
-    assert stage1_step < 24 and not (part / "prior_training").exists()
+    assert not (part / "stage1" / "train_summary.json").exists() and not (part / "prior_training").exists()
+    check_stage1_checkpoint(part / "stage1" / f"checkpoint-{stage1_step}")
 
     resume = [*common, "--output_dir", str(part), "--resume_from_checkpoint", "latest"]
     again = _launch("train_pipeline.py", resume, tmp_path / "b.log")
     _wait_for_checkpoint(again, part / "prior_training", tmp_path / "b.log")
     _kill_every_process(again)
     prior_step = int(list_checkpoints(part / "prior_training")[-1].name.split("-")[1])
-    assert prior_step < 400 and not (part / "model_index.json").exists()
+    assert not (part / "model_index.json").exists()
     assert f"at step {stage1_step}" in (tmp_path / "b.log").read_text()
 
     log = _finish(_launch("train_pipeline.py", resume, tmp_path / "c.log"), tmp_path / "c.log")
@@ -130,6 +127,41 @@ def test_two_processes_killed_in_stage1_then_in_stage2_resume_to_the_uninterrupt
     for name in SAVED:
         a, b = load_file(part / name), load_file(full / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"{name} differs"
+
+
+@pytest.mark.slow
+def test_two_processes_killed_in_stage1_then_in_stage2_resume_to_the_uninterrupted_files(tmp_path):
+    """A pipeline from scratch on 2 processes, SIGKILLed (every worker) in stage 1, resumed, SIGKILLed again in
+    stage 2, resumed: decoder, modulator, latent table and prior are bitwise an uninterrupted 2-process run's."""
+    data = _write_images(tmp_path / "data", 8)
+    _kill_in_each_stage_resume_and_compare(
+        ["--train_data_dir", str(data), *TINY, "--train_batch_size", "2", "--max_train_steps", "24",
+         "--checkpointing_steps", "4", "--prior_max_train_steps", "400", "--prior_checkpointing_steps", "20",
+         "--prior_train_batch_size", "8", "--prior_hidden_dim", "16", "--prior_num_blocks", "1",
+         "--prior_dropout", "0.1", "--prior_lr_warmup_steps", "5", "--validation_steps", "100000",
+         "--validation_images", "0", "--psnr_images", "2"], tmp_path)
+
+
+@pytest.mark.slow
+def test_two_processes_fine_tuning_killed_in_stage1_then_in_stage2_resume_to_the_uninterrupted_files(tmp_path):
+    """Fine-tuning a pretrained auto-decoded pipeline (``--latent_init encode``: each image's latent is encoded on
+    its first visit, gathered across ranks) on 2 processes, killed in each stage and resumed: bitwise the
+    uninterrupted run's files. 24 images, 4 a step, a checkpoint every 2 steps: the kill comes before every image
+    was visited, so the resumed run must still encode the rest on their first visit."""
+    from testing_utils import tiny_auto_decoded_pipeline
+
+    tiny_auto_decoded_pipeline().save_pretrained(tmp_path / "pretrained")
+    data = _write_images(tmp_path / "data", 24)
+    def images_left_to_encode(checkpoint: Path) -> None:
+        assert not load_file(checkpoint / "latents.safetensors")["visited"].all()
+
+    _kill_in_each_stage_resume_and_compare(
+        ["--pretrained_model_name_or_path", str(tmp_path / "pretrained"), "--train_data_dir", str(data),
+         "--latent_init", "encode", "--latent_init_steps", "3", "--learning_rate", "0.03", "--seed", "4",
+         "--train_batch_size", "2", "--max_train_steps", "12", "--checkpointing_steps", "2",
+         "--prior_max_train_steps", "400", "--prior_checkpointing_steps", "20", "--prior_train_batch_size", "8",
+         "--validation_steps", "100000", "--validation_images", "0", "--psnr_images", "2",
+         "--eval_encode_steps", "2"], tmp_path, images_left_to_encode)
 
 
 @pytest.mark.slow
@@ -202,26 +234,62 @@ def test_a_signal_to_the_launcher_stops_every_worker_after_a_checkpoint(tmp_path
     assert len(checkpoints) == 1 and 3 <= int(checkpoints[0].name.split("-")[1]) < 100000  # the stop's checkpoint
 
 
+def _launch_two_machines(script: str, args: list[str], logs: Path) -> list[subprocess.Popen]:
+    """``--num_machines 2 --machine_rank 0/1`` on this host, one process each, over loopback: one launcher per
+    machine, each stopping only its own worker (as on a real cluster); logs in ``logs/machine<rank>.log``."""
+    port, procs = free_port(), []
+    for rank in (0, 1):
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
+               "--num_processes", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
+               "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
+               str(REPO / "scripts" / script), *args]
+        with open(logs / f"machine{rank}.log", "w") as handle:
+            procs.append(subprocess.Popen(cmd, env=ENV, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT))
+    return procs
+
+
 @pytest.mark.slow
 def test_two_machines_on_one_host_train_a_pipeline_and_evaluate_once(tmp_path):
     """``--num_machines 2 --machine_rank 0/1``, one process each, over loopback and a shared output folder: both
     exit 0, parameters and latent tables equal across machines, evaluation and the report on machine 0 only."""
     data = _write_images(tmp_path / "data", 8)
-    port, out = free_port(), tmp_path / "out"
-    args = [str(REPO / "scripts" / "train_pipeline.py"), "--train_data_dir", str(data), "--output_dir", str(out),
-            *TINY, "--train_batch_size", "2", "--max_train_steps", "4", "--checkpointing_steps", "2",
-            "--prior_max_train_steps", "10", "--prior_checkpointing_steps", "5", "--prior_train_batch_size", "8",
-            "--prior_hidden_dim", "16", "--prior_num_blocks", "1", "--validation_steps", "100000",
-            "--validation_images", "0", "--psnr_images", "2"]
-    procs = []
-    for rank in (0, 1):
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
-               "--num_processes", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
-               "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no", *args]
-        with open(tmp_path / f"machine{rank}.log", "w") as handle:
-            procs.append(subprocess.Popen(cmd, env=ENV, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT))
+    out = tmp_path / "out"
+    procs = _launch_two_machines("train_pipeline.py", [
+        "--train_data_dir", str(data), "--output_dir", str(out), *TINY, "--train_batch_size", "2",
+        "--max_train_steps", "4", "--checkpointing_steps", "2", "--prior_max_train_steps", "10",
+        "--prior_checkpointing_steps", "5", "--prior_train_batch_size", "8", "--prior_hidden_dim", "16",
+        "--prior_num_blocks", "1", "--validation_steps", "100000", "--validation_images", "0", "--psnr_images", "2"],
+        tmp_path)
     logs = [_finish(proc, tmp_path / f"machine{rank}.log") for rank, proc in enumerate(procs)]
     summary = json.loads((out / "stage1" / "train_summary.json").read_text())
     assert summary["num_processes"] == 2 and summary["max_rank_parameter_difference"] == 0.0
     assert (out / "model_index.json").is_file()
     assert "reconstruction PSNR" in logs[0] and "reconstruction PSNR" not in logs[1]
+
+
+@pytest.mark.slow
+def test_a_checkpoint_write_failing_on_one_rank_stops_every_rank_with_one_line(tmp_path):
+    """Rank 0 cannot publish checkpoint 8 (a file stands where its folder must go) while rank 1 has written its part:
+    on two machines, whose launchers each stop only their own worker, both workers exit with code 2 and the same
+    line naming rank 0's failure (none waits for the other, none dies of a lost connection); checkpoint 4 stays the
+    complete, latest one and nothing half-written is left."""
+    data = _write_images(tmp_path / "data", 8)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint-8").write_text("")  # a file where checkpoint 8's folder must go
+    procs = _launch_two_machines("train_functa.py", [
+        "--train_data_dir", str(data), *TINY, "--train_batch_size", "2", "--max_train_steps", "12",
+        "--checkpointing_steps", "4", "--output_dir", str(out)], tmp_path)
+    try:
+        codes = [proc.wait(timeout=240) for proc in procs]  # a rank left waiting in a barrier fails here
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                _kill_every_process(proc)
+    line = f"train_functa: error: cannot write checkpoint 8 to {out} on rank 0: Not a directory"
+    for rank in (1, 0):  # the rank that had to learn of the failure first
+        code, log = codes[rank], (tmp_path / f"machine{rank}.log").read_text()
+        assert code != 0 and "exitcode  : 2" in log, log[-3000:]  # the worker's own code, as torchrun reports it
+        assert log.count(line) == 1 and "the earlier checkpoints are intact" in log, log[-3000:]
+    assert list_checkpoints(out) == [out / "checkpoint-4"] and (out / "checkpoint-8").is_file()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".tmp")]
