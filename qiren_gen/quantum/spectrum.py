@@ -70,23 +70,23 @@ def spectrum_bases(scales: torch.Tensor | None, n_reuploads: int, n_qubits: int
 class HeadSeries:
     """The exact Fourier series of ``H`` heads of ``n`` qubits reading ``m`` expectations each.
 
-    ``head(theta)[h, o] = sum_k coef[h, o, k] * prod_j t_{k_j}(g_j theta_j)`` in the real basis
-    ``t = (1, cos(phi), .., cos(L phi), sin(phi), .., sin(L phi))`` per qubit (``real``), and equally
-    ``Re sum_{k in half} complex[h, o, k] exp(i sum_j k_j g_j theta_j)`` over the frequencies ``k`` whose first
-    non-zero entry is positive, and zero (``frequencies``; the other half are the conjugates, folded in).
+    ``head(theta)[h, o] = sum_d real_coefficients[h, d_1, .., d_n, o] prod_j t_{d_j}(g_j theta_j)`` in the real
+    basis ``t = (1, cos(phi), .., cos(L phi), sin(phi), .., sin(L phi))`` per qubit, and equally
+    ``Re sum_k half_coefficients[h, o, k] exp(i sum_j k_j g_j theta_j)`` over the frequencies ``k`` whose first
+    non-zero entry is positive, and zero (``frequencies``; the other half are their conjugates, folded in).
     """
 
     bases: torch.Tensor  # (n,) float64: g_j
     multiples: list[int]  # L_j
-    real: torch.Tensor  # (H, D_1, ..., D_n, m) float64 coefficients in the real basis
+    real_coefficients: torch.Tensor  # (H, D_1, ..., D_n, m) float64, in the real basis
     frequencies: torch.Tensor  # (K, n) float64 integer frequency vectors of the half spectrum
-    complex: torch.Tensor  # (H, m, K) complex128 coefficients of the half spectrum (doubled where paired)
+    half_coefficients: torch.Tensor  # (H, m, K) complex128, of the half spectrum (doubled where paired)
     key: tuple = ()
     _columns: list = field(default_factory=list)  # memo of the last column factors (grid evaluation)
 
     @property
     def n_heads(self) -> int:
-        return self.real.shape[0]
+        return self.real_coefficients.shape[0]
 
     @property
     def n_terms(self) -> int:
@@ -99,7 +99,7 @@ class HeadSeries:
         lead, (n_heads, n_qubits) = angles.shape[:-2], angles.shape[-2:]
         x = angles.reshape(-1, n_heads, n_qubits)
         dtype = x.dtype
-        coef = self.real.to(device=x.device, dtype=dtype)
+        coef = self.real_coefficients.to(device=x.device, dtype=dtype)
         m = coef.shape[-1]
         rest = coef[0, 0].numel()  # D_2 ... D_n m
         rows = max(1, _EVALUATE_ENTRIES // (n_heads * max(rest, 1)))
@@ -137,11 +137,10 @@ class HeadSeries:
         row_w = (row_slope.to(device, torch.float64) * g) @ freqs.T  # (H, K): k . (g a_h)
         col_w = (col_slope.to(device, torch.float64) * g) @ freqs.T
         shift = (offset.to(device, torch.float64) * g) @ freqs.T
-        # Row factor with the coefficients and the constant phase folded in: (H, m, U, K).
-        phase = torch.polar(torch.ones_like(row_w), shift)[:, None, None, :] * torch.polar(
-            torch.ones((), dtype=torch.float64, device=device), row_w[:, None, :] * rows.to(torch.float64)[:, None])[
-            :, None]
-        left = self.complex.to(device)[:, :, None, :] * phase  # (H, m, U, K)
+        # Row factor, with the coefficients and the constant phase folded in: (H, m, U, K).
+        row_phase = shift[:, None, :] + row_w[:, None, :] * rows.to(torch.float64)[None, :, None]  # (H, U, K)
+        left = self.half_coefficients.to(device)[:, :, None, :] * torch.polar(torch.ones_like(row_phase),
+                                                                              row_phase)[:, None]
         n_heads, m, n_rows, k = left.shape
         left = torch.cat([left.real, -left.imag], dim=-1).reshape(n_heads, m * n_rows, 2 * k).to(dtype)
         right = self._column_factor(col_w, cols, dtype)  # (H, 2K, V)
@@ -204,8 +203,8 @@ def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], k
             index.append(idx)
     picked = torch.stack([spectrum[idx] for idx in index], dim=-1)  # (H, m, K)
     picked = picked * torch.tensor(weights, dtype=torch.float64, device=values.device)
-    return HeadSeries(bases=torch.tensor(bases, dtype=torch.float64), multiples=list(multiples), real=real,
-                      frequencies=torch.tensor(half, dtype=torch.float64), complex=picked, key=key)
+    return HeadSeries(bases=torch.tensor(bases, dtype=torch.float64), multiples=list(multiples), real_coefficients=real,
+                      frequencies=torch.tensor(half, dtype=torch.float64), half_coefficients=picked, key=key)
 
 
 def head_series(heads) -> HeadSeries | None:
