@@ -108,6 +108,23 @@ def test_decoder_renders_from_the_series_only_without_gradients_and_on_request()
         decoder.set_feature_evaluation("fft")
 
 
+def test_noisy_features_come_from_the_noisy_circuits_series():
+    """Exact noisy expectations (no shots) keep the spectrum: the series of the noisy circuits equals their density-
+    matrix simulation."""
+    from qiren_gen.quantum.noise import NoiseModel
+
+    decoder = _decoder(4, 2, 2, "ternary")
+    coords = image_grid(12, 16, dtype=torch.float64)
+    noise = NoiseModel(depolarizing=0.02, dephasing=0.03, readout=0.05)
+    with torch.no_grad(), measurement(decoder, noise=noise):
+        stats = decoder.reference_statistics()
+        series = series_features(decoder, coords, stats)
+        noisy = decoder._features(coords, stats)
+        torch.testing.assert_close(series, noisy, rtol=0, atol=1e-10)
+    with torch.no_grad():
+        assert (noisy - decoder._features(coords, stats)).abs().max() > 1e-2
+
+
 def test_the_simulator_runs_where_no_series_applies():
     decoder = _decoder(4, 2, 2, [[1.0], [math.sqrt(2)]], dtype=torch.float32)  # no common period
     coords = image_grid(12, 12)
