@@ -12,6 +12,8 @@ Features depend on the coordinates only, so they are computed once per grid and 
   entangler here: on 2 qubits PennyLane's CZ ring is the identity). ``encoding_scale`` (default ``None``: ``RZ(x)``
   at every upload) gives the circuits fixed per-re-upload scales, e.g. ``"ternary"`` (``RZ(3**r x)`` at upload ``r``);
   the Linear in front absorbs any common factor, so only the ratios between uploads change the function class.
+  When rendering (grad mode off) the features come from the circuits' exact Fourier series instead of a simulation
+  per point (``models.circuit_series``; ``set_feature_evaluation("simulate")`` keeps the simulator).
 * ``features="fourier"`` (the ``fourier-features`` decoder): random Fourier features ``[sin(x B), cos(x B)]``,
   ``B ~ N(0, fourier_scale^2)`` fixed:
   the classical control (the paper's ReLU+RFF row) through the same synthesis code.
