@@ -12,7 +12,8 @@ The floor of a piece of work is its synthesis-layer FLOPs divided by this machin
   features, three weight-modulated layers of width 128, auto-decoded latents, Adam, gradient clipping), forward and
   backward: 3 x 2 x FLOPs of every linear layer;
 * ``render128`` / ``render512`` / ``render1024``: the bundled pipeline's decoder rendering 16 / 4 / 2 faces at that
-  size from fixed latents, forward only.
+  size from fixed latents, forward only, its coordinate features computed anew at every repeat (the feature cache is
+  emptied: a repeat times a first render at that size; the Fourier series is built once, at the warm-up).
 
 Implementations, each in its own process (the allocator is a per-process setting), run alternately:
 
@@ -163,12 +164,13 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path)
             result = {}
 
             def work():
+                decoder._feature_cache = []  # every render computes its features, as a first render does
                 with torch.inference_mode():
                     if impl == "previous":
                         result["images"] = previous_render(decoder, modulator, latents, size, size)
                     else:
                         result["images"] = decode_latents(decoder, modulator, latents, size, size)
-        work()  # warm-up: first-touch of the heap, feature caches, kernels
+        work()  # warm-up: first-touch of the heap, kernels, the circuits' Fourier series
         seconds, ratios, rates = [], [], []
         for _ in range(repeats):
             rate = mm_rate()
