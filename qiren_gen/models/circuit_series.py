@@ -25,6 +25,10 @@ MAX_POINTWISE_TERMS = 128
 and 81 terms 2-3x faster, 125 about even, 243 and more slower); beyond it scattered points are simulated."""
 
 
+GRID_COLUMNS = 4096
+"""Most grid columns evaluated at once: bounds the column factor (heads x 2K x columns) on very wide rows."""
+
+
 def check_feature_evaluation(mode: str) -> str:
     """``mode`` if it is one of ``FEATURE_EVALUATIONS``, else ``ValueError`` (one line)."""
     if mode not in FEATURE_EVALUATIONS:
@@ -62,8 +66,11 @@ def series_features(decoder, coords: torch.Tensor, stats) -> torch.Tensor | None
         offset = offset.reshape(heads, qubits)
         out = torch.empty(coords.shape[0], heads * qubits, dtype=dtype, device=coords.device)
         for start, rows, cols in blocks:
-            grid = series.evaluate_grid(row_slope, col_slope, offset, rows, cols, work)  # (U, V, H, n)
-            out[start : start + rows.numel() * cols.numel()] = grid.reshape(-1, heads * qubits)
+            block = out[start : start + rows.numel() * cols.numel()].view(rows.numel(), cols.numel(), -1)
+            for left in range(0, cols.numel(), GRID_COLUMNS):  # column factors of bounded size on wide rows
+                grid = series.evaluate_grid(row_slope, col_slope, offset, rows, cols[left : left + GRID_COLUMNS],
+                                            work)  # (U, V, H, n)
+                block[:, left : left + GRID_COLUMNS] = grid.reshape(rows.numel(), -1, heads * qubits)
         return out
     if series.n_terms > MAX_POINTWISE_TERMS:
         return None
@@ -72,4 +79,4 @@ def series_features(decoder, coords: torch.Tensor, stats) -> torch.Tensor | None
     return values.reshape(*angles.shape[:-1], heads * qubits).to(angles.dtype)
 
 
-__all__ = ["FEATURE_EVALUATIONS", "MAX_POINTWISE_TERMS", "angle_map", "check_feature_evaluation", "series_features"]
+__all__ = ["FEATURE_EVALUATIONS", "GRID_COLUMNS", "MAX_POINTWISE_TERMS", "angle_map", "check_feature_evaluation", "series_features"]

@@ -75,6 +75,20 @@ def test_float32_series_features_are_as_accurate_as_the_float32_simulator(config
     torch.testing.assert_close(series, simulated, rtol=0, atol=5e-6)
 
 
+def test_wide_rows_are_evaluated_in_column_tiles(monkeypatch):
+    from qiren_gen.models import circuit_series
+
+    decoder = _decoder(4, 2, 2, None)
+    coords = image_grid(6, 70, dtype=torch.float64)[50:]  # starts mid-row
+    with torch.no_grad():
+        stats = decoder.reference_statistics()
+        whole = series_features(decoder, coords, stats)
+        monkeypatch.setattr(circuit_series, "GRID_COLUMNS", 16)  # 70 columns in 5 tiles
+        tiled = series_features(decoder, coords, stats)
+        torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-12)
+        torch.testing.assert_close(tiled, decoder._features(coords, stats), rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("in_features", [1, 3])
 def test_other_coordinate_dimensions_sum_the_series_per_point(in_features):
     decoder = _decoder(6, 2, 2, None, in_features=in_features)
