@@ -44,6 +44,38 @@ def image_grid(
     return grid.reshape(-1, 2)
 
 
+def row_major_blocks(coords: torch.Tensor, min_block_points: int = 64
+                     ) -> list[tuple[int, torch.Tensor, torch.Tensor]] | None:
+    """Cut 2-D points ``(P, 2)`` into consecutive row-major product grids, or ``None`` if that takes too many pieces.
+
+    Returns ``[(start, rows (U,), cols (V,))]``: ``coords[start : start + U * V]`` is exactly ``(rows[u], cols[v])``
+    for ``u`` then ``v`` (the layout of :func:`image_grid` and of any slice of it, where a chunk may begin and end
+    mid-row). Found with exact comparisons, in one pass over the points and one comparison per row. ``None`` when
+    the pieces hold fewer than ``min_block_points`` points on average (scattered points: no grid to exploit).
+    """
+    if coords.ndim != 2 or coords.shape[-1] != 2 or coords.shape[0] == 0:
+        return None
+    n_points = coords.shape[0]
+    first, second = coords[:, 0], coords[:, 1]
+    breaks = torch.nonzero(first[1:] != first[:-1]).flatten() + 1  # where a new row begins
+    if (breaks.numel() + 1) * min(min_block_points, 8) > n_points:  # rows of a few points: not worth a look
+        return None
+    bounds = [0, *breaks.tolist(), n_points]
+    blocks: list[list] = []  # [start, row starts, width]
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        if blocks:
+            block_start, row_starts, width = blocks[-1]
+            if stop - start == width and torch.equal(second[start:stop], second[block_start : block_start + width]):
+                row_starts.append(start)
+                continue
+        if len(blocks) * min_block_points > n_points:
+            return None
+        blocks.append([start, [start], stop - start])
+    if len(blocks) * min_block_points > n_points:
+        return None
+    return [(start, first[row_starts], second[start : start + width]) for start, row_starts, width in blocks]
+
+
 def time_grid(n: int, align_corners: bool = True, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
     """``(n, 1)`` time coordinates in ``[-1, 1]`` for 1-D signals (audio); endpoints included by default."""
     if n > MAX_GRID_POINTS:

@@ -12,6 +12,8 @@ Features depend on the coordinates only, so they are computed once per grid and 
   entangler here: on 2 qubits PennyLane's CZ ring is the identity). ``encoding_scale`` (default ``None``: ``RZ(x)``
   at every upload) gives the circuits fixed per-re-upload scales, e.g. ``"ternary"`` (``RZ(3**r x)`` at upload ``r``);
   the Linear in front absorbs any common factor, so only the ratios between uploads change the function class.
+  When rendering (grad mode off) the features come from the circuits' exact Fourier series instead of a simulation
+  per point (``models.circuit_series``; ``set_feature_evaluation("simulate")`` keeps the simulator).
 * ``features="fourier"`` (the ``fourier-features`` decoder): random Fourier features ``[sin(x B), cos(x B)]``,
   ``B ~ N(0, fourier_scale^2)`` fixed:
   the classical control (the paper's ReLU+RFF row) through the same synthesis code.
@@ -104,6 +106,9 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         super().__init__()
         self.synthesis_dtype: torch.dtype | None = None
         """Autocast dtype of the synthesis layers (a runtime setting, not config: bfloat16 on CUDA when training)."""
+        self.feature_evaluation = "series"
+        """Circuit features without gradients: ``"series"`` (the circuits' exact Fourier series where it applies) or
+        ``"simulate"`` (always the simulator); a runtime setting, see :meth:`set_feature_evaluation`."""
         features = FEATURE_ALIASES.get(features, features)
         _check_choice("features", features, FEATURES)
         self.register_to_config(features=features)  # saved under the current name
@@ -155,6 +160,14 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         if self.config.features == "circuit" and hasattr(self.circuits, "engine"):
             self.circuits.engine = engine
 
+    def set_feature_evaluation(self, mode: str) -> None:
+        """``"series"`` (default): without gradients, circuit features come from the circuits' exact Fourier series
+        (one GEMM per head on image grids) wherever it is exact and faster, else from the simulator; ``"simulate"``:
+        always from the simulator, to compare. Fourier features: no effect."""
+        from .circuit_series import check_feature_evaluation
+
+        self.feature_evaluation = check_feature_evaluation(mode)
+
     def reference_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """``[(mean, std)]`` of the frequency layer's output on the reference grid (quantum features), else None."""
         if self.config.features != "circuit":
@@ -172,11 +185,11 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
             coords.shape, coords.dtype, coords.device, torch.is_inference_mode_enabled())  # inference tensors
         # cannot enter an autograd graph, so features cached in inference mode serve inference mode only
         if self.config.features == "circuit":  # shots / noise settings: one draw per grid and setting
-            key += (self.circuits.measurement_key(),)
+            key += (self.circuits.measurement_key(), self.feature_evaluation)
         for entry_key, entry_coords, entry_features in self._feature_cache:
             if entry_key == key and torch.equal(entry_coords, coords):
                 return entry_features
-        features = self._features(coords, stats)
+        features = self._inference_features(coords, stats)
         self._feature_cache = [*self._feature_cache[-(_CACHE_ENTRIES - 1):], (key, coords.clone(), features)]
         return features
 
@@ -186,14 +199,31 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
                     *self.circuits.parameters()]
         return [self.fourier_matrix]
 
-    def _features(self, coords: torch.Tensor, stats) -> torch.Tensor:
-        if self.config.features == "fourier":
-            proj = coords @ self.fourier_matrix.to(coords.dtype)
-            return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
+    def _inference_features(self, coords: torch.Tensor, stats) -> torch.Tensor:
+        """Features when no gradient reaches them. With grad mode off (rendering): the circuits' exact Fourier series
+        where it applies (``models.circuit_series``); else (also encoding against a frozen decoder, which then sees
+        the very features it was trained on) :meth:`_features`."""
+        if self.config.features == "circuit" and self.feature_evaluation == "series" and not torch.is_grad_enabled():
+            from .circuit_series import series_features
+
+            features = series_features(self, coords, self.reference_statistics() if stats is None else stats)
+            if features is not None:
+                return features
+        return self._features(coords, stats)
+
+    def _feature_angles(self, coords: torch.Tensor, stats) -> torch.Tensor:
+        """The circuits' input angles ``(..., H*n)``: frequency layer, reference normalisation, affine."""
         if stats is None:
             stats = self.reference_statistics()
         mean, std = stats[0]
-        pre = (self.frequencies(coords) - mean) / std * self.norm_weight + self.norm_bias
+        return (self.frequencies(coords) - mean) / std * self.norm_weight + self.norm_bias
+
+    def _features(self, coords: torch.Tensor, stats) -> torch.Tensor:
+        """Features by simulating the circuits at every point (differentiable), or the random Fourier features."""
+        if self.config.features == "fourier":
+            proj = coords @ self.fourier_matrix.to(coords.dtype)
+            return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
+        pre = self._feature_angles(coords, stats)
         heads, qubits = self.config.n_heads, self.config.n_qubits
         with torch.autocast(pre.device.type, enabled=False):  # circuit phases need full precision
             angles = pre.float() if pre.dtype in (torch.float16, torch.bfloat16) else pre

@@ -12,16 +12,21 @@ The floor of a piece of work is its synthesis-layer FLOPs divided by this machin
   features, three weight-modulated layers of width 128, auto-decoded latents, Adam, gradient clipping), forward and
   backward: 3 x 2 x FLOPs of every linear layer;
 * ``render128`` / ``render512`` / ``render1024``: the bundled pipeline's decoder rendering 16 / 4 / 2 faces at that
-  size from fixed latents, forward only.
+  size from fixed latents, forward only, its coordinate features computed anew at every repeat (the feature cache is
+  emptied: a repeat times a first render at that size; the Fourier series is built once, at the warm-up).
 
 Implementations, each in its own process (the allocator is a per-process setting), run alternately:
 
 * ``previous``: glibc's own allocator (``QIREN_GEN_MALLOC=default``), the unfused weight-modulated layer (einsum, then
-  times sqrt(2), plus bias, ReLU; written out below) and face-by-face rendering in chunks of 16384 points;
+  times sqrt(2), plus bias, ReLU; written out below) and face-by-face rendering in chunks of 16384 points, with
+  simulated circuit features;
+* ``simulated``: ``current`` with the circuit features simulated point by point (``set_feature_evaluation
+  ("simulate")``, the renderer before the Fourier series); rendering tasks only (training always simulates);
 * ``batched``: the package with its training layers batched (one ``baddbmm`` per layer over the whole batch, the
   CUDA path), as before training ran in cache-sized blocks; rendering as ``current``;
 * ``current``: the package as it is (allocator set by the entry points, fused layers; training forward and backward
-  in cache-sized blocks of points; chunk-major rendering with cache-blocked layers);
+  in cache-sized blocks of points; chunk-major rendering with cache-blocked layers, circuit features from the
+  circuits' exact Fourier series: one GEMM per head on the grid);
 * ``input-mod``: the current allocator and chunk-major rendering with input modulation instead of weight modulation
   (StyleGAN2's ``fused_modconv=False``: scale the inputs, one shared GEMM, scale the outputs; written out below),
   batched layers for rendering too.
@@ -45,7 +50,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
 
-IMPLEMENTATIONS = ("previous", "batched", "current", "input-mod")
+IMPLEMENTATIONS = ("previous", "simulated", "batched", "current", "input-mod")
+RENDER_ONLY = {"simulated"}  # implementations that differ from ``current`` only when rendering
 TASKS = {  # name: (kind, size, faces or batch, default repeats)
     "step": ("step", 64, 16, 7),
     "render128": ("render", 128, 16, 5),
@@ -126,7 +132,7 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path)
 
     global _current_layer
     _current_layer = FeatureSynthesisDecoder._synthesis_layer
-    if impl != "current":  # training: the batched layers (the CUDA path), not the cache-blocked function
+    if impl not in ("current", "simulated"):  # training: the batched layers (the CUDA path), not the blocked function
         FeatureSynthesisDecoder._trains_in_blocks = lambda self, h, dtype: False
     if impl in ("previous", "input-mod"):  # the batched layers, replaced, for rendering too (no cache-blocked shortcut)
         FeatureSynthesisDecoder._synthesis_layer = unfused_layer if impl == "previous" else input_modulated_layer
@@ -142,6 +148,8 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path)
 
     records = []
     for name, (kind, size, count, repeats) in tasks.items():
+        if impl in RENDER_ONLY and kind != "render":
+            continue
         torch.manual_seed(0)
         if kind == "step":
             work, decoder = recipe_step(size, count)
@@ -149,17 +157,20 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path)
         else:
             pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())
             decoder, modulator = pipe.decoder, pipe.modulator
+            if impl in ("previous", "simulated"):  # every point through the circuit simulator
+                decoder.set_feature_evaluation("simulate")
             latents = torch.randn(count, modulator.config.latent_dim, generator=torch.Generator().manual_seed(0))
             flops = linear_flops(decoder, count * size * size)
             result = {}
 
             def work():
+                decoder._feature_cache = []  # every render computes its features, as a first render does
                 with torch.inference_mode():
                     if impl == "previous":
                         result["images"] = previous_render(decoder, modulator, latents, size, size)
                     else:
                         result["images"] = decode_latents(decoder, modulator, latents, size, size)
-        work()  # warm-up: first-touch of the heap, feature caches, kernels
+        work()  # warm-up: first-touch of the heap, kernels, the circuits' Fourier series
         seconds, ratios, rates = [], [], []
         for _ in range(repeats):
             rate = mm_rate()
@@ -234,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                 path = Path(tmp, f"{impl}-{name}.pt")
                 if impl != "previous" and ref.is_file() and path.is_file():
                     diffs[(impl, name)] = float((torch.load(path) - torch.load(ref)).abs().max())
+            simulated, current = Path(tmp, f"simulated-{name}.pt"), Path(tmp, f"current-{name}.pt")
+            if simulated.is_file() and current.is_file():  # the series against the simulator, same synthesis
+                diffs[("current vs simulated", name)] = float((torch.load(current) - torch.load(simulated)).abs().max())
     load_after = os.getloadavg()
 
     def median_of(impl: str, task: str, key: str) -> float | None:
@@ -241,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(values) if values else None
 
     head = "| work | GFLOP | " + " | ".join(f"{impl}: x floor (s)" for impl in args.implementations)
-    head += " | each / current (x floor) | max abs diff vs previous |"
+    head += " | each / current (x floor) | max abs diff (vs previous) |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for name in args.tasks:

@@ -64,13 +64,17 @@ def test_face_decoder_step_matches_float64_cpu(device, precision, one_thread):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_bundled_rendering_matches_float64_cpu(device, one_thread):
+@pytest.mark.parametrize("chunk_size", [50, 160], ids=["series-per-point", "series-on-grid"])
+def test_bundled_rendering_matches_float64_cpu(device, chunk_size, one_thread):
+    """The device renders from the circuits' Fourier series (summed per point in small chunks, on the grid in chunks
+    of whole rows); the reference simulates every point in float64 on the CPU."""
     pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())
     latents = torch.randn(3, pipe.modulator.config.latent_dim, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        want = decode_latents(copy.deepcopy(pipe.decoder).double(), copy.deepcopy(pipe.modulator).double(),
-                              latents.double(), 16, 20)
+        reference = copy.deepcopy(pipe.decoder).double()
+        reference.set_feature_evaluation("simulate")
+        want = decode_latents(reference, copy.deepcopy(pipe.modulator).double(), latents.double(), 16, 20)
         pipe.to(device)
-        got = decode_latents(pipe.decoder, pipe.modulator, latents.to(device), 16, 20, chunk_size=50)
+        got = decode_latents(pipe.decoder, pipe.modulator, latents.to(device), 16, 20, chunk_size=chunk_size)
     assert got.device.type == device
     torch.testing.assert_close(got.cpu().double(), want, rtol=1e-4, atol=1e-5)

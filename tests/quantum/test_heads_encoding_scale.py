@@ -178,7 +178,9 @@ def test_synthesis_decoder_with_scales_round_trips_and_default_config_is_unchang
     assert loaded.config.encoding_scale == "ternary"
     assert torch.equal(loaded.circuits.encoding_scales, torch.tensor([[1.0, 1.0], [3.0, 3.0]]))
     with torch.no_grad():
-        assert torch.equal(loaded(coords, mods), scaled(coords, mods))
+        assert torch.equal(loaded.coordinate_features(coords), scaled.coordinate_features(coords))
+        # Outputs to rounding: the loaded weights sit at other alignments, where the CPU GEMM may sum in another order.
+        torch.testing.assert_close(loaded(coords, mods), scaled(coords, mods), rtol=0, atol=1e-6)
 
     torch.manual_seed(0)
     plain = FeatureSynthesisDecoder(**kw)

@@ -1,0 +1,251 @@
+"""Exact Fourier series of re-uploading heads: evaluate the circuits as the finite trigonometric sums they are.
+
+With ``RZ(s_r x_j)`` encodings and input-independent gates, every expectation a head reads is a finite Fourier series
+in its input angles (Schuld, Sweke & Meyer 2021): upload ``r`` shifts the phase of qubit ``j`` by ``s_{r,j} x_j``
+times a difference of two ``Z`` eigenvalues over two, ``k_r in {-1, 0, 1}``, so qubit ``j`` carries the frequencies
+``sum_r s_{r,j} k_r``. Input-independent noise channels (linear maps between the encodings) and readout error add no
+frequency, so the same holds for exact noisy expectations; finite shots are random and do not.
+
+When a qubit's scales are integer multiples ``m_r`` of one base ``g_j`` (exactly, as rationals: the default ``RZ(x)``
+and ``"ternary"`` are), its frequencies are ``k g_j`` with integer ``|k| <= L_j = sum_r m_r``. Sampling the circuit
+at ``2 L_j + 1`` equispaced angles per qubit then determines the series without aliasing: one n-dimensional DFT of
+``prod_j (2 L_j + 1)`` circuit runs per head gives every coefficient. :func:`head_series` does that once per set of
+weights (float64, through the module's own forward, noise included), :meth:`HeadSeries.evaluate` sums the series at
+any angles, and :meth:`HeadSeries.evaluate_grid` evaluates it on a product grid of two affine coordinates, where
+``exp(i w . theta)`` splits into a row factor times a column factor: one real GEMM of rank about ``D^n`` per head
+instead of a simulation per point.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import torch
+
+MAX_SERIES_TERMS = 1024
+"""Most terms ``prod_j (2 L_j + 1)`` a head's series may have (also its circuit runs per head for the fit); beyond
+it the simulator is the cheaper evaluation and the series is not built."""
+
+MAX_BASE_DENOMINATOR = 12
+"""Largest ``q`` tried for a common base ``g = min(s) / q`` of a qubit's encoding scales."""
+
+_EVALUATE_ENTRIES = 2**21
+"""Intermediate entries (points x heads x terms) of one per-point evaluation chunk: 8 MiB of float32."""
+
+
+def spectrum_bases(scales: torch.Tensor | None, n_reuploads: int, n_qubits: int
+                   ) -> tuple[list[float], list[int]] | None:
+    """Per qubit, the base frequency ``g_j`` and the largest multiple ``L_j`` of the circuit's spectrum, or ``None``
+    when some qubit's scales are not integer multiples of one base (then the series has no common period).
+
+    Args:
+        scales: ``None`` (``RZ(x)`` at every upload: ``g = 1``, ``L = R``) or the ``(R, n)`` encoding scales.
+        n_reuploads: ``R``.
+        n_qubits: ``n``.
+    """
+    if scales is None:
+        return [1.0] * n_qubits, [n_reuploads] * n_qubits
+    values = scales.detach().to("cpu", torch.float64).reshape(n_reuploads, n_qubits)
+    bases, multiples = [], []
+    for j in range(n_qubits):
+        column = [Fraction(float(v)) for v in values[:, j]]  # exact: a float is a dyadic rational
+        if min(column) <= 0:
+            return None
+        smallest = min(column)
+        for q in range(1, MAX_BASE_DENOMINATOR + 1):
+            base = smallest / q
+            ratios = [s / base for s in column]
+            if all(r.denominator == 1 for r in ratios):
+                bases.append(float(base))
+                multiples.append(int(sum(ratios)))
+                break
+        else:
+            return None
+    return bases, multiples
+
+
+@dataclass
+class HeadSeries:
+    """The exact Fourier series of ``H`` heads of ``n`` qubits reading ``m`` expectations each.
+
+    ``head(theta)[h, o] = sum_d real_coefficients[h, d_1, .., d_n, o] prod_j t_{d_j}(g_j theta_j)`` in the real
+    basis ``t = (1, cos(phi), .., cos(L phi), sin(phi), .., sin(L phi))`` per qubit, and equally
+    ``Re sum_k half_coefficients[h, o, k] exp(i sum_j k_j g_j theta_j)`` over the frequencies ``k`` whose first
+    non-zero entry is positive, and zero (``frequencies``; the other half are their conjugates, folded in).
+    """
+
+    bases: torch.Tensor  # (n,) float64: g_j
+    multiples: list[int]  # L_j
+    real_coefficients: torch.Tensor  # (H, D_1, ..., D_n, m) float64, in the real basis
+    frequencies: torch.Tensor  # (K, n) float64 integer frequency vectors of the half spectrum
+    half_coefficients: torch.Tensor  # (H, m, K) complex128, of the half spectrum (doubled where paired)
+    key: tuple = ()
+    _columns: list = field(default_factory=list)  # memo of the last column factors (grid evaluation)
+
+    @property
+    def n_heads(self) -> int:
+        return self.real_coefficients.shape[0]
+
+    @property
+    def n_terms(self) -> int:
+        return math.prod(2 * L + 1 for L in self.multiples)
+
+    # ------------------------------------------------------------------------------------------ any angles
+    def evaluate(self, angles: torch.Tensor) -> torch.Tensor:
+        """The heads' expectations ``(..., H, m)`` at angles ``(..., H, n)``, in the angles' dtype (float32 or
+        float64)."""
+        lead, (n_heads, n_qubits) = angles.shape[:-2], angles.shape[-2:]
+        x = angles.reshape(-1, n_heads, n_qubits)
+        dtype = x.dtype
+        coef = self.real_coefficients.to(device=x.device, dtype=dtype)
+        m = coef.shape[-1]
+        rest = coef[0, 0].numel()  # D_2 ... D_n m
+        rows = max(1, _EVALUATE_ENTRIES // (n_heads * max(rest, 1)))
+        out = x.new_empty(x.shape[0], n_heads, m)
+        for start in range(0, x.shape[0], rows):
+            out[start : start + rows] = self._evaluate_rows(x[start : start + rows], coef)
+        return out.reshape(*lead, n_heads, m)
+
+    def _evaluate_rows(self, x: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+        """Points on the last axis throughout, so that every elementwise pass and the GEMM run over long rows."""
+        n_heads, n_qubits, n_points = x.shape[1], x.shape[2], x.shape[0]
+        phi = x.permute(1, 2, 0) * self.bases.to(device=x.device, dtype=x.dtype)[:, None]  # (H, n, P)
+        acc = None
+        for j in range(n_qubits):
+            basis = _real_basis(phi[:, j], self.multiples[j], dim=1)  # (H, D_j, P)
+            if acc is None:  # the first qubit's sum: one batched GEMM over the heads
+                lead = coef.reshape(n_heads, basis.shape[1], -1).transpose(1, 2)  # (H, D_2 .. D_n m, D_1)
+                acc = torch.bmm(lead, basis)  # (H, D_2 .. D_n m, P)
+            else:  # later qubits: weight the leading axis by the basis and sum it out
+                acc = acc.reshape(n_heads, basis.shape[1], -1, n_points)
+                acc = (acc * basis.unsqueeze(2)).sum(1)
+        return acc.permute(2, 0, 1)  # (P, H, m)
+
+    # ------------------------------------------------------------------------------------------ product grids
+    def evaluate_grid(self, row_slope: torch.Tensor, col_slope: torch.Tensor, offset: torch.Tensor,
+                      rows: torch.Tensor, cols: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The expectations ``(U, V, H, m)`` at the angles ``offset + row_slope * rows[u] + col_slope * cols[v]``.
+
+        ``row_slope``, ``col_slope``, ``offset`` are ``(H, n)``; ``rows`` ``(U,)``, ``cols`` ``(V,)``. The factors are
+        built in float64 (phases can reach tens of radians); the rank-``2K`` GEMM per head runs in ``dtype``.
+        """
+        device = rows.device
+        freqs = self.frequencies.to(device)
+        g = self.bases.to(device)
+        row_w = (row_slope.to(device, torch.float64) * g) @ freqs.T  # (H, K): k . (g a_h)
+        col_w = (col_slope.to(device, torch.float64) * g) @ freqs.T
+        shift = (offset.to(device, torch.float64) * g) @ freqs.T
+        # Row factor, with the coefficients and the constant phase folded in: (H, m, U, K).
+        row_phase = shift[:, None, :] + row_w[:, None, :] * rows.to(torch.float64)[None, :, None]  # (H, U, K)
+        left = self.half_coefficients.to(device)[:, :, None, :] * torch.polar(torch.ones_like(row_phase),
+                                                                              row_phase)[:, None]
+        n_heads, m, n_rows, k = left.shape
+        left = torch.cat([left.real, -left.imag], dim=-1).reshape(n_heads, m * n_rows, 2 * k).to(dtype)
+        right = self._column_factor(col_w, cols, dtype)  # (H, 2K, V)
+        out = torch.bmm(left, right)  # (H, m U, V): Re(L R^T) = Lr Rr^T - Li Ri^T
+        return out.reshape(n_heads, m, n_rows, -1).permute(2, 3, 0, 1)
+
+    def _column_factor(self, col_w: torch.Tensor, cols: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``[cos; sin](col_w x cols)`` ``(H, 2K, V)``, remembered for the last column vector (every full-row chunk
+        of an image has the same columns)."""
+        for w, c, d, factor in self._columns:
+            if d == dtype and w.shape == col_w.shape and c.shape == cols.shape and torch.equal(w, col_w) \
+                    and torch.equal(c, cols):
+                return factor
+        angle = col_w[:, :, None] * cols.to(torch.float64)[None, None, :]  # (H, K, V)
+        factor = torch.cat([torch.cos(angle), torch.sin(angle)], dim=1).to(dtype)
+        self._columns = [*self._columns[-1:], (col_w, cols.clone(), dtype, factor)]
+        return factor
+
+
+def _real_basis(phi: torch.Tensor, multiple: int, dim: int = -1) -> torch.Tensor:
+    """``(1, cos(k phi) for k=1..L, sin(k phi) for k=1..L)`` along a new axis ``dim`` (0 <= dim <= phi.ndim, or -1:
+    the last), written into one buffer."""
+    dim = phi.ndim if dim == -1 else dim
+    out = phi.new_empty(*phi.shape[:dim], 2 * multiple + 1, *phi.shape[dim:])
+    out.narrow(dim, 0, 1).fill_(1)
+    if multiple:
+        k = torch.arange(1, multiple + 1, dtype=phi.dtype, device=phi.device)
+        angle = phi.unsqueeze(dim) * k.reshape(-1, *[1] * (phi.ndim - dim))
+        torch.cos(angle, out=out.narrow(dim, 1, multiple))
+        torch.sin(angle, out=out.narrow(dim, 1 + multiple, multiple))
+    return out
+
+
+def sample_angles(bases: list[float], multiples: list[int]) -> list[torch.Tensor]:
+    """Per qubit, the ``2 L + 1`` equispaced angles ``2 pi i / (g (2 L + 1))`` over one period (float64)."""
+    return [torch.arange(2 * L + 1, dtype=torch.float64) * (2 * math.pi / (g * (2 * L + 1)))
+            for g, L in zip(bases, multiples)]
+
+
+def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], key: tuple = ()) -> HeadSeries:
+    """The series of expectations ``values`` ``(D_1, ..., D_n, H, m)`` sampled at :func:`sample_angles` (float64)."""
+    n_qubits = len(multiples)
+    values = values.to(torch.float64)
+    # Real basis: solve with each qubit's (D, D) basis matrix at its sample angles (a real DFT), axis by axis.
+    real = values
+    for j, (angles, L) in enumerate(zip(sample_angles(bases, multiples), multiples)):
+        basis = _real_basis(angles.to(values.device) * bases[j], L)  # (D samples, D terms)
+        real = torch.tensordot(torch.linalg.inv(basis), real, dims=([1], [j]))  # the term axis comes first
+        real = real.movedim(0, j)
+    real = real.movedim(tuple(range(n_qubits)), tuple(range(1, n_qubits + 1)))  # (H, D_1 .. D_n, m)
+    # Complex: the n-dimensional DFT; index i of axis j is the frequency i (i <= L) or i - D.
+    spectrum = torch.fft.fftn(values, dim=tuple(range(n_qubits))) / math.prod(values.shape[:n_qubits])
+    half, weights, index = [], [], []
+    for idx in itertools.product(*(range(2 * L + 1) for L in multiples)):
+        k = tuple(i if i <= L else i - (2 * L + 1) for i, L in zip(idx, multiples))
+        first = next((v for v in k if v != 0), 0)
+        if first >= 0:
+            half.append(k)
+            weights.append(1.0 if first == 0 else 2.0)  # k and -k are conjugates: one term, twice its real part
+            index.append(idx)
+    picked = torch.stack([spectrum[idx] for idx in index], dim=-1)  # (H, m, K)
+    picked = picked * torch.tensor(weights, dtype=torch.float64, device=values.device)
+    return HeadSeries(bases=torch.tensor(bases, dtype=torch.float64), multiples=list(multiples), real_coefficients=real,
+                      frequencies=torch.tensor(half, dtype=torch.float64), half_coefficients=picked, key=key)
+
+
+def head_series(heads) -> HeadSeries | None:
+    """The exact Fourier series of a :class:`~qiren_gen.quantum.MultiHeadReuploadingCircuit`'s current weights,
+    measurement settings and encoding scales, or ``None`` where none applies (finite shots; scales without a common
+    base; more than ``MAX_SERIES_TERMS`` terms). Built once per set of weights (compared exactly) and kept on the
+    module; the circuits run in float64 through the module's own forward, so noise models are honoured.
+    """
+    if heads.shots is not None:
+        return None
+    scales = heads.encoding_scales
+    key = (heads.weights.detach().clone(), None if scales is None else scales.detach().clone(), heads.noise,
+           heads.entangler)
+    cached = getattr(heads, "_series", None)
+    if cached is not None and _same_key(cached.key, key):
+        return cached
+    spectrum = spectrum_bases(scales, heads.n_reuploads, heads.n_qubits)
+    if spectrum is None or math.prod(2 * L + 1 for L in spectrum[1]) > MAX_SERIES_TERMS:
+        return None
+    bases, multiples = spectrum
+    axes = [a.to(heads.weights.device) for a in sample_angles(bases, multiples)]
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)  # (D_1, .., D_n, n)
+    inputs = grid.unsqueeze(-2).expand(*grid.shape[:-1], heads.n_heads, heads.n_qubits)
+    with torch.no_grad():
+        values = heads(inputs.contiguous())  # float64: the weights are promoted
+    series = fit_series(values, bases, multiples, key)
+    heads._series = series
+    return series
+
+
+def _same_key(a: tuple, b: tuple) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+            if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dtype == y.dtype
+                    and x.device == y.device and x.shape == y.shape and torch.equal(x, y)):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+__all__ = ["MAX_SERIES_TERMS", "HeadSeries", "fit_series", "head_series", "sample_angles", "spectrum_bases"]
