@@ -120,6 +120,18 @@ def _pipeline_entries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name != "model_index.json")
 
 
+def _save_beside(saveable, saving: Path, replaced: Path, what: str) -> None:
+    """``saveable.save_pretrained(saving)`` after removing what a run killed mid-save left (``saving``,
+    ``replaced``: never part of a result); a failed write removes ``saving`` and raises one ``OSError`` line."""
+    for stale in (saving, replaced):
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        saveable.save_pretrained(saving)
+    except _write_errors() as exc:
+        shutil.rmtree(saving, ignore_errors=True)
+        raise write_failure(exc, what) from None
+
+
 def save_pipeline_atomically(pipe, out: str | os.PathLike) -> None:
     """``pipe.save_pretrained(out)`` so that a kill at any moment leaves ``out``'s previous pipeline or none.
 
@@ -128,13 +140,7 @@ def save_pipeline_atomically(pipe, out: str | os.PathLike) -> None:
     """
     out = Path(out)
     saving, replaced = out / _SAVING, out / _REPLACED
-    for stale in (saving, replaced):  # left by a run killed while saving: never part of a pipeline
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        pipe.save_pretrained(saving)
-    except _write_errors() as exc:
-        shutil.rmtree(saving, ignore_errors=True)
-        raise write_failure(exc, f"the pipeline to {out}") from None
+    _save_beside(pipe, saving, replaced, f"the pipeline to {out}")
     entries = _pipeline_entries(saving)
     index = out / "model_index.json"
     if index.exists():
@@ -157,13 +163,7 @@ def save_folder_atomically(model, folder: str | os.PathLike) -> None:
     """
     folder = Path(folder)
     saving, replaced = folder.parent / f".saving-{folder.name}", folder.parent / f".replaced-{folder.name}"
-    for stale in (saving, replaced):
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        model.save_pretrained(saving)
-    except _write_errors() as exc:
-        shutil.rmtree(saving, ignore_errors=True)
-        raise write_failure(exc, f"{folder.name} to {folder.parent}") from None
+    _save_beside(model, saving, replaced, f"{folder.name} to {folder.parent}")
     if folder.exists():
         os.replace(folder, replaced)
     os.replace(saving, folder)  # the commit
