@@ -29,13 +29,6 @@ GRID_COLUMNS = 4096
 """Most grid columns evaluated at once: bounds the column factor (heads x 2K x columns) on very wide rows."""
 
 
-def check_feature_evaluation(mode: str) -> str:
-    """``mode`` if it is one of ``FEATURE_EVALUATIONS``, else ``ValueError`` (one line)."""
-    if mode not in FEATURE_EVALUATIONS:
-        raise ValueError(f"feature_evaluation must be one of {FEATURE_EVALUATIONS}, got {mode!r}")
-    return mode
-
-
 def angle_map(decoder, stats) -> tuple[torch.Tensor, torch.Tensor]:
     """The decoder's angles as ``coords @ slopes.T + offset``: ``slopes (H*n, in)`` and ``offset (H*n,)`` in float64."""
     mean, std = (t.detach().to(torch.float64) for t in stats[0])
@@ -79,4 +72,4 @@ def series_features(decoder, coords: torch.Tensor, stats) -> torch.Tensor | None
     return values.reshape(*angles.shape[:-1], heads * qubits).to(angles.dtype)
 
 
-__all__ = ["FEATURE_EVALUATIONS", "GRID_COLUMNS", "MAX_POINTWISE_TERMS", "angle_map", "check_feature_evaluation", "series_features"]
+__all__ = ["FEATURE_EVALUATIONS", "GRID_COLUMNS", "MAX_POINTWISE_TERMS", "angle_map", "series_features"]

@@ -164,9 +164,10 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         """``"series"`` (default): without gradients, circuit features come from the circuits' exact Fourier series
         (one GEMM per head on image grids) wherever it is exact and faster, else from the simulator; ``"simulate"``:
         always from the simulator, to compare. Fourier features: no effect."""
-        from .circuit_series import check_feature_evaluation
+        from .circuit_series import FEATURE_EVALUATIONS
 
-        self.feature_evaluation = check_feature_evaluation(mode)
+        _check_choice("feature_evaluation", mode, FEATURE_EVALUATIONS)
+        self.feature_evaluation = mode
 
     def reference_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """``[(mean, std)]`` of the frequency layer's output on the reference grid (quantum features), else None."""
