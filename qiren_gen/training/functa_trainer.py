@@ -26,7 +26,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
