@@ -269,23 +269,25 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         return (self.config.modulation == "weight" and h.device.type == "cpu" and dtype is None
                 and torch.is_grad_enabled() and not _cpu_autocast())
 
-    def _blocked_training_synthesis(self, h: torch.Tensor, modulations: torch.Tensor) -> torch.Tensor:
-        """Training: the modulated layers and the output layer as one autograd function that runs forward and
-        backward per image in cache-sized blocks of points (:mod:`.blocked_synthesis`)."""
+    def _modulated_layer_weights(self, modulations: torch.Tensor) -> list[torch.Tensor]:
+        """Each synthesis layer's per-image weights ``(B, out, in)``, styled and demodulated (weight modulation)."""
         weights, offset = [], 0
         for linear in self.linears:
             weights.append(modulated_weights(linear.weight, modulations[:, offset : offset + linear.in_features]))
             offset += linear.in_features
-        return blocked_weight_modulated_synthesis(h, weights, [linear.bias for linear in self.linears],
-                                                  self.output.weight, self.output.bias)
+        return weights
+
+    def _blocked_training_synthesis(self, h: torch.Tensor, modulations: torch.Tensor) -> torch.Tensor:
+        """Training: the modulated layers and the output layer as one autograd function that runs forward and
+        backward per image in cache-sized blocks of points (:mod:`.blocked_synthesis`)."""
+        return blocked_weight_modulated_synthesis(h, self._modulated_layer_weights(modulations),
+                                                  [linear.bias for linear in self.linears], self.output.weight,
+                                                  self.output.bias)
 
     def _blocked_synthesis(self, h: torch.Tensor, modulations: torch.Tensor) -> torch.Tensor:
         """Inference: every image's layers run block by block of ``SYNTHESIS_BLOCK_BYTES`` of activations, so they
         stay in the CPU's cache between layers (the same math as the batched layers, another summation order)."""
-        weights, offset = [], 0
-        for linear in self.linears:
-            weights.append(modulated_weights(linear.weight, modulations[:, offset : offset + linear.in_features]))
-            offset += linear.in_features
+        weights = self._modulated_layer_weights(modulations)
         batch, points = modulations.shape[0], h.shape[-2]
         width = max(linear.out_features for linear in self.linears)
         block = max(1, SYNTHESIS_BLOCK_BYTES // (width * h.element_size()))
