@@ -9,12 +9,15 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from qiren_gen.pipelines.generation import BUNDLED_PIPELINE
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "qiren_gen", f"pipelines/{BUNDLED_PIPELINE}")
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_bundled_pipeline_and_samples_outside_the_checkout(tmp_path):
     src = tmp_path / "src"  # a copy: the in-tree build writes build/ and *.egg-info, never into the checkout
     for name in SOURCES:
