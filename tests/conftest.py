@@ -1,4 +1,9 @@
-"""Shared test fixtures."""
+"""Shared test fixtures, and the two test tiers.
+
+The fast tier (``python -m pytest -q``) skips the tests marked ``slow``: those that start a process (an interpreter, a
+console script, ``accelerate launch``), a server (the Gradio demo), or a build (a wheel, the docs site).
+``RUN_SLOW=1 python -m pytest -q`` runs them too, as diffusers keeps its ``@slow`` tests behind ``RUN_SLOW``.
+"""
 from __future__ import annotations
 
 import os
@@ -6,6 +11,27 @@ import os
 import pytest
 import torch
 from hypothesis import settings
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+
+
+def run_slow() -> bool:
+    """Whether ``RUN_SLOW`` asks for the slow tier (1/true/yes/on; unset, 0/false/no/off: no)."""
+    value = os.environ.get("RUN_SLOW", "").strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise pytest.UsageError(f"RUN_SLOW must be 1 or 0 (or true/false, yes/no, on/off), got {value!r}")
+    return value in _TRUE
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the slow tier unless ``RUN_SLOW=1``, with a reason that says how to run it."""
+    if run_slow():
+        return
+    skip = pytest.mark.skip(reason="slow tier (starts a process, a server or a build): run it with RUN_SLOW=1")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
+
 
 # CI replays a fixed example set (derandomize) so a run's verdict is reproducible; locally, fuzzing explores anew.
 settings.register_profile("ci", derandomize=True)

@@ -9,12 +9,16 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from qiren_gen.pipelines.generation import BUNDLED_PIPELINE
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "qiren_gen", f"pipelines/{BUNDLED_PIPELINE}")
+SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "qiren_gen",
+           f"pipelines/{BUNDLED_PIPELINE}")
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_bundled_pipeline_and_samples_outside_the_checkout(tmp_path):
     src = tmp_path / "src"  # a copy: the in-tree build writes build/ and *.egg-info, never into the checkout
     for name in SOURCES:
@@ -35,6 +39,7 @@ def test_wheel_ships_the_bundled_pipeline_and_samples_outside_the_checkout(tmp_p
     expected = {str(p.relative_to(REPO / "pipelines" / BUNDLED_PIPELINE))
                 for p in (REPO / "pipelines" / BUNDLED_PIPELINE).rglob("*") if p.is_file()}
     assert shipped == expected and "model_index.json" in shipped
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)  # the SPDX license-files
 
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "-q", "--target", str(site), str(wheel)], check=True, env=env,

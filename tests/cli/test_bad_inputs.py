@@ -505,6 +505,7 @@ def _run_all(world: Path) -> list[dict]:
     return [results[i] for i in range(len(CLI_ROWS))]
 
 
+@pytest.mark.slow
 def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows):
     results = _run_all(world)
     failures = []

@@ -136,6 +136,7 @@ def test_bad_input_is_one_line_exit_2(case, pipeline_dir, reference_dir, tmp_pat
     assert rc == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
 
 
+@pytest.mark.slow
 def test_cli_process_exit_code_without_traceback(pipeline_dir):
     rc, _, err = run_cli("evaluate", "--pipeline", "x", "--reference", "y", "--num-samples", "1")
     assert rc == 2 and err.strip() == "qiren-gen evaluate: error: --num-samples must be >= 2 for FID, got 1"

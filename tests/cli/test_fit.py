@@ -152,6 +152,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, case):
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_console_script_error_has_no_traceback(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-m", "qiren_gen.cli", "fit", "--image", "not_a_skimage_picture"],

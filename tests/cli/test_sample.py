@@ -73,6 +73,7 @@ def test_bad_sources_and_outputs_exit_2(pipe_dir, tmp_path, capsys, monkeypatch)
         assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
 
 
+@pytest.mark.slow
 def test_console_script_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "qiren_gen.cli", "sample", "--pipeline", str(tmp_path),
                            "--output", str(tmp_path / "a.png")], capture_output=True, text=True, timeout=120)

@@ -72,11 +72,13 @@ def _listening_addresses(port: int) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_serves_on_loopback_only(server):
     assert server.url.startswith("http://127.0.0.1:")
     assert _listening_addresses(server.port) == {"0100007F"}  # 127.0.0.1 only: not 0.0.0.0, not another interface
 
 
+@pytest.mark.slow
 def test_sample_tab_sizes_and_same_seed_same_grid(server):
     a = _sample(server.client, 3)
     assert a.shape[:2] == (64, 64)  # 4 faces at 32x32 in a 2x2 grid
@@ -86,6 +88,7 @@ def test_sample_tab_sizes_and_same_seed_same_grid(server):
     assert wide.shape[:2] == (20, 60)  # 3 faces: one row
 
 
+@pytest.mark.slow
 def test_sample_tab_sampler_choice(server):
     ddim = _sample(server.client, 3)
     assert np.array_equal(ddim, _image(server.client.predict("", 3, 4, 32, 5, "ddim", api_name="/sample")))
@@ -97,6 +100,7 @@ def test_sample_tab_sampler_choice(server):
     assert np.array_equal(ddim, _sample(server.client, 3))  # the default sampler is back afterwards
 
 
+@pytest.mark.slow
 def test_sample_tab_shots_control(server):
     exact = _sample(server.client, 3)
     assert np.array_equal(exact, _image(server.client.predict("", 3, 4, 32, 5, "ddim", 0, api_name="/sample")))
@@ -108,6 +112,7 @@ def test_sample_tab_shots_control(server):
     assert np.array_equal(exact, _sample(server.client, 3))  # exact again afterwards
 
 
+@pytest.mark.slow
 def test_concurrent_requests_keep_their_own_seeds(server):
     solo = {seed: _sample(server.client, seed) for seed in (11, 12)}
     visitors = [Client(server.url, download_files=str(server.downloads), verbose=False) for _ in range(2)]
@@ -118,6 +123,7 @@ def test_concurrent_requests_keep_their_own_seeds(server):
         assert np.array_equal(together[seed], solo[seed])
 
 
+@pytest.mark.slow
 def test_any_resolution_tab_renders_one_face_at_each_size(server):
     gallery = server.client.predict("", 5, [16, 32, 64], 5, api_name="/any_resolution")
     images = [Image.open(item["image"]) for item in gallery]
@@ -128,6 +134,7 @@ def test_any_resolution_tab_renders_one_face_at_each_size(server):
     assert np.abs(big - np.asarray(images[0].convert("L"), dtype=float)).mean() < 20
 
 
+@pytest.mark.slow
 def test_interpolate_tab_ends_at_the_two_seeds_samples(server):
     strip = _image(server.client.predict("", 7, 8, 4, 16, 5, api_name="/interpolate"))
     assert strip.shape[:2] == (16, 64)
@@ -136,6 +143,7 @@ def test_interpolate_tab_ends_at_the_two_seeds_samples(server):
     assert not np.array_equal(strip[:, 16:32], strip[:, :16])
 
 
+@pytest.mark.slow
 def test_your_image_tab_encodes_decodes_and_superresolves(server, tmp_path):
     from skimage.data import lfw_subset
 
@@ -152,6 +160,7 @@ def test_your_image_tab_encodes_decodes_and_superresolves(server, tmp_path):
     assert psnr > 14, note  # a real reconstruction, not noise (the mean face alone gives ~15 dB on LFW)
 
 
+@pytest.mark.slow
 def test_fit_tab_streams_both_fits(server):
     job = server.client.submit("camera", None, 8, 20, "siren", api_name="/fit")
     target, qiren, base, curve, note = job.result(timeout=180)
@@ -180,6 +189,7 @@ BAD_REQUESTS = [
 ]
 
 
+@pytest.mark.slow
 def test_bad_requests_are_one_clear_line_and_the_server_keeps_serving(server, tmp_path):
     (tmp_path / "notes.png").write_text("not an image\n")
     (tmp_path / "empty.png").write_bytes(b"")
@@ -200,6 +210,7 @@ def test_bad_requests_are_one_clear_line_and_the_server_keeps_serving(server, tm
     assert _sample(server.client, 3).shape[:2] == (64, 64)  # still serving
 
 
+@pytest.mark.slow
 def test_stops_cleanly_and_wrote_nothing_outside_its_temp_folder(server):
     server.proc.send_signal(signal.SIGINT)
     assert server.proc.wait(timeout=60) == 0

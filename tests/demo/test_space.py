@@ -33,6 +33,19 @@ def test_space_for_a_hub_id_names_it(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_space_folder_holds_the_app_its_card_its_requirements_and_the_pipeline(tmp_path):
+    out = write_space(tmp_path / "space")
+    assert (out / "requirements.txt").read_text() == "qiren-gen[demo]\n"
+    card = (out / "README.md").read_text()
+    assert "sdk: gradio" in card and "app_file: app.py" in card
+    compile((out / "app.py").read_text(), str(out / "app.py"), "exec")  # the app the Space runs is valid Python
+    copied = sorted(str(p.relative_to(out / "pipeline")) for p in (out / "pipeline").rglob("*") if p.is_file())
+    original = sorted(str(p.relative_to(bundled_pipeline_dir())) for p in bundled_pipeline_dir().rglob("*")
+                      if p.is_file())
+    assert copied == original
+
+
+@pytest.mark.slow
 def test_space_folder_runs_the_demo(tmp_path):
     from testing_utils import free_port as _free_port
 

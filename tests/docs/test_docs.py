@@ -117,6 +117,15 @@ def test_pages_have_blocks_to_test():
 
 
 @pytest.mark.parametrize("block", PYTHON, ids=[b.name for b in PYTHON])
+def test_python_block_compiles_and_declares_what_it_needs(block):
+    compile(block.code, block.name, "exec")  # every block, marked or not, is valid Python
+    missing = needs(block) - ({block.marker} if block.marker else set())
+    assert not missing, f"{block.name} needs {sorted(missing)}: start it with '# requires: {sorted(missing)[0]}'"
+    assert block.marker in (None, *MARKERS), f"{block.name}: unknown marker {block.marker!r} (known: {MARKERS})"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", PYTHON, ids=[b.name for b in PYTHON])
 def test_python_block_runs_as_pasted(block, results):
     compile(block.code, block.name, "exec")  # every block, marked or not, is valid Python
     missing = needs(block) - ({block.marker} if block.marker else set())
@@ -128,6 +137,11 @@ def test_python_block_runs_as_pasted(block, results):
     assert result.returncode == 0, f"{block.name} failed:\n{block.code}\n{result.stderr[-3000:]}"
 
 
+def test_marked_commands_are_shell_blocks():
+    assert [b.name for b in COMMANDS if b.language not in ("bash", "sh", "console")] == []
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("block", COMMANDS, ids=[b.name for b in COMMANDS])
 def test_marked_commands_run(block, results):
     assert block.language in ("bash", "sh", "console"), f"{block.name}: a test-command must mark a shell block"
@@ -135,6 +149,7 @@ def test_marked_commands_run(block, results):
     assert result.returncode == 0, f"{block.name} failed:\n{block.code}\n{result.stderr[-3000:]}"
 
 
+@pytest.mark.slow
 def test_site_builds_with_warnings_as_errors(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
                              str(REPO / "mkdocs.yml"), "--site-dir", str(tmp_path / "site")],

@@ -8,7 +8,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from skimage.data import lfw_subset
 
+from qiren_gen.cli import main as cli_main
 from qiren_gen.models import LatentModulator, ModulatedQIREN
 from qiren_gen.pipelines import QirenGenerationPipeline, QirenSuperResolutionPipeline, bundled_pipeline_dir
 
@@ -58,6 +61,17 @@ def test_bundled_prior_render_is_consistent_with_its_input():
     assert torch.mean((down - torch.tensor(low)) ** 2).item() < 0.05  # input range is [-1, 1]
 
 
+def test_cli_prior_pipeline_in_process(tmp_path, capsys):
+    image = tmp_path / "face.png"
+    Image.fromarray((lfw_subset()[96] * 255).astype(np.uint8)).save(image)
+    assert cli_main(["superres", "--image", str(image), "--size", "8", "--scale", "3", "--prior-pipeline",
+                 str(bundled_pipeline_dir()), "--output", str(tmp_path / "out"), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["model"] == "prior" and metrics["high_res"] == 24
+    assert (tmp_path / "out" / "superres.png").exists()
+
+
+@pytest.mark.slow
 def test_cli_prior_pipeline(tmp_path):
     image = tmp_path / "face.png"
     from PIL import Image

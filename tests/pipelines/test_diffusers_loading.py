@@ -88,6 +88,7 @@ def test_the_bundled_folder_carries_the_entry_module_and_a_card_showing_both_way
     assert "DiffusionPipeline.from_pretrained(" in card and "trust_remote_code=True" in card
 
 
+@pytest.mark.slow
 def test_generic_diffusers_loads_every_folder_and_a_cached_hub_id_offline(saved, tmp_path):
     cache = tmp_path / "hub"
     _lay_into_hub_cache(saved["gen"], cache, "qiren-gen-tests/tiny-faces")

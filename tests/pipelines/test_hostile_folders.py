@@ -187,6 +187,7 @@ def test_a_signal_fitting_folder_with_int_batchnorm_counters_loads_and_float_one
         QirenSignalFittingPipeline.from_pretrained(tmp_path / "fit")
 
 
+@pytest.mark.slow
 def test_no_module_is_imported_because_a_folder_names_it(saved, tmp_path):
     """In a fresh interpreter: loading folders that name modules leaves those modules unimported."""
     names = {"qiren_gen.cli.__main__": "main", "qiren_gen.demo.serve": "ModulatedQIREN",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from qiren_gen.cli import main as cli_main
 from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
                                  QirenSuperResolutionPipeline)
 from testing_utils import Payload as _Payload
@@ -128,6 +129,18 @@ def test_an_entry_module_for_another_class_is_refused(folders, tmp_path):
         QirenGenerationPipeline.from_pretrained(folder)
 
 
+def test_cli_sample_refuses_a_pickled_pipeline_in_process(folders, tmp_path, capsys):
+    marker = tmp_path / "PWNED"
+    folder = _copy(folders["gen"], tmp_path / "pickled")
+    (folder / "prior" / "diffusion_pytorch_model.safetensors").unlink()
+    _plant_pickle(folder, "prior", marker)
+    assert cli_main(["sample", "--pipeline", str(folder), "--output", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "safetensors" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not marker.exists() and not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.slow
 def test_cli_sample_refuses_a_pickled_pipeline(folders, tmp_path):
     import subprocess
     import sys

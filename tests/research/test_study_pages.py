@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from research.decoder_capacity.capacity import main
 
 REPO = Path(__file__).resolve().parents[2]
 CAPACITY = REPO / "scripts" / "research" / "decoder_capacity" / "decoder_capacity.py"
@@ -29,6 +32,7 @@ def page(tmp_path) -> Path:
     return docs / "decoder_capacity.md"
 
 
+@pytest.mark.slow
 def test_report_only_without_runs_refuses_in_one_line(tmp_path, page):
     before = page.read_bytes()
     result = run_capacity("--work_dir", str(tmp_path / "runs"), "--docs_dir", str(page.parent), "--report_only",
@@ -39,6 +43,7 @@ def test_report_only_without_runs_refuses_in_one_line(tmp_path, page):
     assert not (tmp_path / "runs").exists()  # nothing created either
 
 
+@pytest.mark.slow
 def test_report_only_with_fewer_runs_than_the_page_refuses(tmp_path, page):
     runs = tmp_path / "runs"
     (runs / "siren-z32-s1500").mkdir(parents=True)  # a run killed early: its summary is not of 1500 steps
@@ -48,6 +53,23 @@ def test_report_only_with_fewer_runs_than_the_page_refuses(tmp_path, page):
                           "--latents", "32", "--report_only", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "with less than it has" in result.stderr
+    assert (page.read_bytes(), (page.parent / "decoder_capacity.json").read_bytes()) == before
+
+
+def test_report_only_refusals_in_process(tmp_path, page, capsys):
+    """The two refusals above through the script's ``main`` in this process (fast tier)."""
+    common = ["--docs_dir", str(page.parent), "--report_only", "--threads", str(torch.get_num_threads())]
+    before = page.read_bytes(), (page.parent / "decoder_capacity.json").read_bytes()
+    assert main(["--work_dir", str(tmp_path / "empty"), *common]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no finished runs" in err
+    assert not (tmp_path / "empty").exists()
+    runs = tmp_path / "runs"
+    (runs / "siren-z32-s1500").mkdir(parents=True)
+    (runs / "siren-z32-s1500" / "train_summary.json").write_text(json.dumps({"steps": 7}))
+    assert main(["--work_dir", str(runs), "--families", "siren", "--latents", "32", *common]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "with less than it has" in err
     assert (page.read_bytes(), (page.parent / "decoder_capacity.json").read_bytes()) == before
 
 

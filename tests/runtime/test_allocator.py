@@ -48,6 +48,7 @@ def test_mode_comes_from_the_environment():
         allocator_mode({ENV_VAR: "jemalloc"})
 
 
+@pytest.mark.slow
 def test_tuned_allocator_keeps_32_mib_tensors_off_fresh_pages():
     tuned, default = run_faults(None), run_faults("default")
     assert default["mode"] == "default"

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
@@ -31,6 +32,7 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.slow
 def test_samples_and_fits_identical_across_processes(tmp_path):
     pipe = tiny_pipeline()
     pipe.save_pretrained(tmp_path / "pipe")

@@ -57,6 +57,7 @@ def _params(folder: Path) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in [*decoder.parameters(), *modulator.parameters()]])
 
 
+@pytest.mark.slow
 def test_two_process_data_parallel(tiny_folder, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

@@ -69,6 +69,7 @@ def _assert_same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
         assert torch.equal(a[name], b[name]), f"{name} differs after kill + resume"
 
 
+@pytest.mark.slow
 def test_functa_sigkill_and_resume_matches_uninterrupted(image_folder, tmp_path):
     steps = 80
     common = ["--train_data_dir", str(image_folder), "--resolution", "8", "--n_qubits", "3", "--hidden_layers", "1",
@@ -98,6 +99,7 @@ def test_functa_sigkill_and_resume_matches_uninterrupted(image_folder, tmp_path)
                              load_file(full / sub / "diffusion_pytorch_model.safetensors"))
 
 
+@pytest.mark.slow
 def test_prior_sigkill_and_resume_matches_uninterrupted(image_folder, tmp_path):
     from qiren_gen.models import LatentModulator, ModulatedQIREN
 
@@ -128,6 +130,7 @@ def test_prior_sigkill_and_resume_matches_uninterrupted(image_folder, tmp_path):
                          load_file(full / "prior" / "diffusion_pytorch_model.safetensors"))
 
 
+@pytest.mark.slow
 def test_train_pipeline_sigkill_in_the_prior_stage_and_resume_matches_uninterrupted(image_folder, tmp_path):
     """The one entry point (scripts/train_pipeline.py): killed during stage 2, resumed with ``latest``, stage 1 is
     not redone and the saved pipeline equals an uninterrupted run's, bitwise."""
@@ -187,6 +190,7 @@ def _kill_in_stage1_resume_and_compare(image_folder: Path, tmp_path: Path, extra
         _assert_same_tensors(load_file(part / name), load_file(full / name))
 
 
+@pytest.mark.slow
 def test_train_pipeline_from_scratch_sigkill_in_stage1_and_resume_matches_uninterrupted(image_folder, tmp_path):
     """Killed during stage 1: the resumed run's stage-1 models, latent table and the prior built and trained after
     it are bitwise those of an uninterrupted run (the new prior's init and its noise do not depend on what the
@@ -195,6 +199,7 @@ def test_train_pipeline_from_scratch_sigkill_in_stage1_and_resume_matches_uninte
                                        ["--prior_max_train_steps", "30", "--prior_checkpointing_steps", "10"])
 
 
+@pytest.mark.slow
 def test_train_pipeline_under_train_shots_sigkill_in_stage1_and_resume_matches_uninterrupted(image_folder, tmp_path):
     """Stage 1 under 64 measurement shots per circuit (``--train_shots``): each step's samples are drawn from that
     step's seed, so the steps after the resume draw what the uninterrupted run drew, and the files are bitwise

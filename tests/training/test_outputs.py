@@ -48,6 +48,7 @@ def _args(setting: dict, out: Path, *extra: str) -> list[str]:
             "--output_dir", str(out), *TINY, *extra]
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_held_output_dir_is_refused_at_once_naming_the_holder(setting, tmp_path, capsys):
     out = tmp_path / "run"
     holder = subprocess.Popen(
