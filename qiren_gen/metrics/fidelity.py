@@ -130,11 +130,14 @@ def _reference_input(reference: Dataset | str | ReferenceStatistics, feature_ext
         dataset, n = None, reference.num_images
     elif isinstance(reference, Dataset):
         dataset, n = reference, len(reference)
-    elif isinstance(reference, str) and os.path.isdir(reference):
-        from .reference import image_folder
+    elif isinstance(reference, str) and os.path.isdir(reference):  # torch-fidelity's own folder input
+        from torch_fidelity.datasets import ImagesPathDataset
+        from torch_fidelity.defaults import DEFAULTS
+        from torch_fidelity.utils import glob_samples_paths
 
-        dataset = image_folder(reference)
-        n = len(dataset)
+        files = glob_samples_paths(reference, DEFAULTS["samples_find_deep"], DEFAULTS["samples_find_ext"],
+                                   DEFAULTS["samples_ext_lossy"], verbose=False)
+        dataset, n = ImagesPathDataset(files), len(files)
     else:
         raise ValueError(f"reference must be a Dataset, an image folder or ReferenceStatistics, got {reference!r}")
     if n < 2:
