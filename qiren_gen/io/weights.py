@@ -3,7 +3,7 @@
 safetensors files are read by ``safetensors``; PyTorch files (``.pt``, ``.pth``, ``.bin``) only by
 ``torch.load(weights_only=True)``, whose unpickler builds tensors and plain containers and refuses every other
 class, so nothing in the file runs. Every refusal is one :class:`~.errors.BadInputFile` line naming the file; torch's
-advice to retry with ``weights_only=False`` is never passed on.
+advice to retry with the unrestricted unpickler is never passed on.
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def _load_torch(path: Path, what: str) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=magic == _ZIP_MAGIC)
     except pickle.UnpicklingError as exc:
-        # torch's message names the refused global and suggests weights_only=False: only the first is passed on
+        # torch's message names the refused global and suggests the unrestricted unpickler: only the first is passed on
         first = " ".join(str(exc).split("Check the documentation")[0].split())
         refused = first.split("WeightsUnpickler error:")[-1].strip() if "WeightsUnpickler" in first else ""
         raise BadInputFile(f"{what} holds a pickle that is not plain tensors ({refused[:160] or 'refused'}); "

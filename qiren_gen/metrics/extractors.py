@@ -158,16 +158,42 @@ def load_inception_state_dict(path: str | os.PathLike | None = None) -> dict[str
                         what=f"the Inception-v3 weights {quoted(path)}")
 
 
+def add_inception_layers(module: torch.nn.Module) -> None:
+    """Give ``module`` torch-fidelity 0.4's Inception-v3 layers, named as in its weights file (untrained)."""
+    from torch import nn
+    from torch_fidelity import feature_extractor_inceptionv3 as t
+
+    module.Conv2d_1a_3x3 = t.BasicConv2d(3, 32, kernel_size=3, stride=2)
+    module.Conv2d_2a_3x3 = t.BasicConv2d(32, 32, kernel_size=3)
+    module.Conv2d_2b_3x3 = t.BasicConv2d(32, 64, kernel_size=3, padding=1)
+    module.MaxPool_1 = nn.MaxPool2d(kernel_size=3, stride=2)
+    module.Conv2d_3b_1x1 = t.BasicConv2d(64, 80, kernel_size=1)
+    module.Conv2d_4a_3x3 = t.BasicConv2d(80, 192, kernel_size=3)
+    module.MaxPool_2 = nn.MaxPool2d(kernel_size=3, stride=2)
+    module.Mixed_5b = t.InceptionA(192, pool_features=32)
+    module.Mixed_5c = t.InceptionA(256, pool_features=64)
+    module.Mixed_5d = t.InceptionA(288, pool_features=64)
+    module.Mixed_6a = t.InceptionB(288)
+    module.Mixed_6b = t.InceptionC(768, channels_7x7=128)
+    module.Mixed_6c = t.InceptionC(768, channels_7x7=160)
+    module.Mixed_6d = t.InceptionC(768, channels_7x7=160)
+    module.Mixed_6e = t.InceptionC(768, channels_7x7=192)
+    module.Mixed_7a = t.InceptionD(768)
+    module.Mixed_7b = t.InceptionE_1(1280)
+    module.Mixed_7c = t.InceptionE_2(2048)
+    module.AvgPool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
+    module.fc = nn.Linear(2048, 1008)
+
+
 @functools.lru_cache(maxsize=None)
 def _checked_inception_class() -> type:
-    from torch import nn
     from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
     from torch_fidelity.feature_extractor_base import FeatureExtractorBase
     from torch_fidelity.helpers import text_to_dtype
 
     class CheckedInceptionV3(tf_inception.FeatureExtractorInceptionV3):
         """torch-fidelity's Inception-v3 extractor (its layers, its ``forward``) built from a state dict that
-        :func:`load_inception_state_dict` checked, instead of torch-fidelity's own ``torch.load(weights_only=False)``
+        :func:`load_inception_state_dict` checked, instead of torch-fidelity's own unrestricted ``torch.load``
         or unhashed hub download. The layers are torch-fidelity 0.4's; loading the state dict strictly fails on any
         other layout."""
 
@@ -177,27 +203,7 @@ def _checked_inception_class() -> type:
             if feature_extractor_internal_dtype not in ("float32", "float64", None):
                 raise ValueError("the Inception extractor's internal dtype must be float32 or float64")
             self.feature_extractor_internal_dtype = text_to_dtype(feature_extractor_internal_dtype, "float32")
-            t = tf_inception
-            self.Conv2d_1a_3x3 = t.BasicConv2d(3, 32, kernel_size=3, stride=2)
-            self.Conv2d_2a_3x3 = t.BasicConv2d(32, 32, kernel_size=3)
-            self.Conv2d_2b_3x3 = t.BasicConv2d(32, 64, kernel_size=3, padding=1)
-            self.MaxPool_1 = nn.MaxPool2d(kernel_size=3, stride=2)
-            self.Conv2d_3b_1x1 = t.BasicConv2d(64, 80, kernel_size=1)
-            self.Conv2d_4a_3x3 = t.BasicConv2d(80, 192, kernel_size=3)
-            self.MaxPool_2 = nn.MaxPool2d(kernel_size=3, stride=2)
-            self.Mixed_5b = t.InceptionA(192, pool_features=32)
-            self.Mixed_5c = t.InceptionA(256, pool_features=64)
-            self.Mixed_5d = t.InceptionA(288, pool_features=64)
-            self.Mixed_6a = t.InceptionB(288)
-            self.Mixed_6b = t.InceptionC(768, channels_7x7=128)
-            self.Mixed_6c = t.InceptionC(768, channels_7x7=160)
-            self.Mixed_6d = t.InceptionC(768, channels_7x7=160)
-            self.Mixed_6e = t.InceptionC(768, channels_7x7=192)
-            self.Mixed_7a = t.InceptionD(768)
-            self.Mixed_7b = t.InceptionE_1(1280)
-            self.Mixed_7c = t.InceptionE_2(2048)
-            self.AvgPool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
-            self.fc = nn.Linear(2048, 1008)
+            add_inception_layers(self)
             self.load_state_dict(load_inception_state_dict(feature_extractor_weights_path))
             self.to(self.feature_extractor_internal_dtype)
             self.requires_grad_(False)
