@@ -89,19 +89,25 @@ def read_wav_header(path: str | os.PathLike) -> WavHeader:
     return WavHeader(channels=channels, rate=rate, bits=bits, frames=data_size // frame_bytes)
 
 
+def check_wav(path: str | os.PathLike, max_frames: int = MAX_AUDIO_FRAMES) -> WavHeader:
+    """The header of a WAV file once it is known to be playable and at most ``max_frames`` long; cheap (no torch,
+    no samples read), so a command can call it before its heavy imports."""
+    header = read_wav_header(path)
+    if header.frames > max_frames:
+        minutes = header.frames / header.rate / 60
+        raise BadInputFile(f"{quoted(path)} declares {header.frames:,} frames ({minutes:.1f} minutes at "
+                           f"{header.rate} Hz), over the cap of {max_frames:,} frames for audio (cut it first)")
+    return header
+
+
 def read_wav(path: str | os.PathLike, max_frames: int = MAX_AUDIO_FRAMES) -> tuple[int, np.ndarray]:
-    """``(sample rate, samples)`` of a WAV file as ``scipy.io.wavfile.read`` gives them, after its header is
-    checked (:func:`read_wav_header`) and its frame count capped at ``max_frames``; every refusal one line naming
-    the file."""
+    """``(sample rate, samples)`` of a WAV file as ``scipy.io.wavfile.read`` gives them, after :func:`check_wav`;
+    every refusal one line naming the file."""
     from scipy.io import wavfile
 
     path = Path(path)
     what = quoted(path)
-    header = read_wav_header(path)
-    if header.frames > max_frames:
-        minutes = header.frames / header.rate / 60
-        raise BadInputFile(f"{what} declares {header.frames:,} frames ({minutes:.1f} minutes at {header.rate} Hz), "
-                           f"over the cap of {max_frames:,} frames for audio (cut it first)")
+    check_wav(path, max_frames)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
@@ -112,4 +118,4 @@ def read_wav(path: str | os.PathLike, max_frames: int = MAX_AUDIO_FRAMES) -> tup
     return int(rate), np.asarray(data)
 
 
-__all__ = ["MAX_AUDIO_FRAMES", "MAX_SAMPLE_RATE", "WavHeader", "read_wav", "read_wav_header"]
+__all__ = ["MAX_AUDIO_FRAMES", "MAX_SAMPLE_RATE", "WavHeader", "check_wav", "read_wav", "read_wav_header"]
