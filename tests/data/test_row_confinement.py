@@ -4,10 +4,7 @@ skipped and counted; every decoding error of one row skips that row; a dataset w
 a corrupt parquet row group and a non-UTF-8 file name are one line naming the file."""
 from __future__ import annotations
 
-import io
 import os
-import socket
-import threading
 
 import datasets
 import numpy as np
@@ -15,6 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+
+from testing_utils import LoopbackListener as Listener
+from testing_utils import png_bytes
 
 from qiren_gen.data.datasets import (
     IMAGE_COLUMN,
@@ -25,12 +25,6 @@ from qiren_gen.data.datasets import (
 )
 
 
-def png_bytes(value: int = 90) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.full((8, 8), value, np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def parquet_dataset(folder, rows: list[dict]):
     """A local dataset folder: one parquet shard whose ``image`` column is a ``datasets.Image`` (bytes / path)."""
     (folder / "data").mkdir(parents=True)
@@ -38,35 +32,6 @@ def parquet_dataset(folder, rows: list[dict]):
     table = datasets.Dataset.from_dict({"image": rows}, features=features).data.table  # the features in its schema
     pq.write_table(table, folder / "data" / "train.parquet")  # (datasets' to_parquet would stat every path)
     return folder
-
-
-class Listener:
-    """A loopback TCP server that records every connection made to it (it must see none)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
-        self.sock.close()
 
 
 @pytest.mark.parametrize("streaming", [False, True])
