@@ -17,7 +17,6 @@ like an undecodable one. Every decoding error of one row skips that row.
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 import warnings

@@ -101,7 +101,7 @@ def compute_fid_kid(
     """
     input1 = _samples_dataset(samples)
     layer = _layer(feature_extractor)
-    input2, n2 = _reference_input(reference, feature_extractor, layer)
+    input2, _ = _reference_input(reference, feature_extractor, layer)
     kid = kid and (input2 is not None or reference.features is not None)
     cuda = torch.cuda.is_available() if cuda is None else cuda
     extractor = build_feature_extractor(feature_extractor, [layer], weights_path, cuda)  # after the cheap checks
