@@ -27,12 +27,12 @@ from .audio import MAX_AUDIO_FRAMES, check_wav, read_wav, read_wav_header
 from .errors import BadInputFile, WriteFailed, quoted, shown
 from .images import MAX_SOURCE_PIXELS, read_image
 from .json_state import Bool, Float, Int, Str, read_json_state
-from .weights import check_digest, file_sha256, read_weights
+from .weights import check_digest, file_sha256, read_torch_file, read_weights
 
 __all__ = [
     "MAX_AUDIO_FRAMES", "MAX_SOURCE_PIXELS", "BadInputFile", "Bool", "Float", "Int", "Str", "WriteFailed",
     "append_text", "check_digest", "check_wav", "file_sha256", "quoted", "read_image", "read_json_state", "read_wav",
-    "read_wav_header", "read_weights", "save_figure", "save_folder_atomically", "save_image",
+    "read_torch_file", "read_wav_header", "read_weights", "save_figure", "save_folder_atomically", "save_image",
     "save_pipeline_atomically", "save_tensors", "shown", "write_bytes", "write_file_with", "write_json", "write_text",
     "write_with",
 ]

@@ -85,6 +85,18 @@ def _load_torch(path: Path, what: str) -> object:
                            f"{reason[:160]})") from None
 
 
+def read_torch_file(path: str | os.PathLike, what: str | None = None) -> object:
+    """Whatever plain value a PyTorch file holds (tensors in dicts, lists, numbers: an optimizer's state, a custom
+    checkpoint object saved as plain data), loaded by ``torch.load(weights_only=True)``; one
+    :class:`~.errors.BadInputFile` line naming the file when it is missing, empty, damaged or a pickle of anything
+    else (which is never run)."""
+    path = Path(path)
+    what = what or quoted(path)
+    if not path.is_file():
+        raise BadInputFile(f"{what}: no such file" if not path.exists() else f"{what} is not a file")
+    return _load_torch(path, what)
+
+
 def read_weights(path: str | os.PathLike, *, sha256: str | None = None, size: int | None = None,
                  what: str | None = None, require_finite: bool = True) -> dict:
     """The ``{name: tensor}`` state dict in a weights file, checked.
@@ -115,4 +127,4 @@ def read_weights(path: str | os.PathLike, *, sha256: str | None = None, size: in
     return dict(state)
 
 
-__all__ = ["check_digest", "file_sha256", "read_weights"]
+__all__ = ["check_digest", "file_sha256", "read_torch_file", "read_weights"]

@@ -89,6 +89,22 @@ def test_damaged_or_hostile_weights_are_one_line_naming_the_file(tmp_path, case)
     assert isinstance(info.value, ValueError) and isinstance(info.value, CLIError)
 
 
+def test_plain_nested_state_loads_and_a_pickle_of_anything_else_does_not(tmp_path):
+    from qiren_gen.io import read_torch_file
+
+    state = {"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"lr": 0.1, "params": [0]}]}
+    torch.save(state, tmp_path / "optimizer.bin")
+    assert read_torch_file(tmp_path / "optimizer.bin")["param_groups"][0]["lr"] == 0.1
+    marker = tmp_path / "ran"
+    torch.save({"x": _Payload(marker)}, tmp_path / "custom_checkpoint_0.pkl")
+    (tmp_path / "empty.bin").write_bytes(b"")
+    for name, fragment in (("custom_checkpoint_0.pkl", "pickle that is not plain tensors"), ("empty.bin", "is empty")):
+        with pytest.raises(BadInputFile, match=fragment) as info:
+            read_torch_file(tmp_path / name)
+        assert name in one_line(info.value)
+    assert not marker.exists()
+
+
 def test_a_refused_read_is_exit_code_2_on_the_command_line(tmp_path, capsys):
     (tmp_path / "w.pt").write_bytes(b"")
     code, _ = run_reporting_errors("qiren-gen", lambda: read_weights(tmp_path / "w.pt"))
