@@ -33,16 +33,13 @@ class RowConfinement:
             return cls((os.path.realpath(data_dir),))
         if Path(dataset_name).is_dir():
             return cls((os.path.realpath(dataset_name),))
-        roots = []
-        if snapshot is not None:
-            roots.append(os.path.realpath(Path(snapshot).parent.parent))  # datasets--org--name: snapshots + blobs
+        import datasets
         from huggingface_hub import constants
 
-        roots.append(os.path.realpath(Path(constants.HF_HUB_CACHE) / f"datasets--{dataset_name.replace('/', '--')}"))
-        if cache_dir is not None or snapshot is None:
-            import datasets
-
-            roots.append(os.path.realpath(cache_dir or datasets.config.HF_DATASETS_CACHE))
+        entry = Path(constants.HF_HUB_CACHE) / f"datasets--{dataset_name.replace('/', '--')}"
+        roots = [os.path.realpath(Path(snapshot).parent.parent)] if snapshot is not None else []  # snapshots + blobs
+        roots.append(os.path.realpath(entry))
+        roots.append(os.path.realpath(cache_dir or datasets.config.HF_DATASETS_CACHE))  # extracted archives
         return cls(tuple(roots), hub_repo=dataset_name)
 
     def refusal(self, path: str) -> str | None:
