@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "qiren_gen"
 
 LAYERS = (
     ("runtime", "quantum"),
+    ("io",),
     ("data", "metrics", "figures"),
     ("models",),
     ("functa",),

@@ -124,3 +124,49 @@ def write_parquet_shards(folder: Path, lengths: list[int], unreadable: tuple[int
         pq.write_table(table, folder / "data" / f"train-{shard:05d}-of-{len(lengths):05d}.parquet",
                        row_group_size=row_group_size)
     return folder
+
+
+def png_bytes(value: int = 90, side: int = 8) -> bytes:
+    """A ``side`` x ``side`` grayscale PNG of one value, as bytes (a dataset row's ``bytes``)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((side, side), value, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class LoopbackListener:
+    """A loopback TCP server that records every connection made to it (it must see none)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+

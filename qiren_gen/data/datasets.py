@@ -7,11 +7,16 @@ images undecoded: a map-style dataset stays memory-mapped Arrow, a streamed one 
 
 A Hub id that cannot be reached (offline, ``HF_HUB_OFFLINE=1``, or no network) is loaded from its snapshot in the local
 Hub cache (as ``huggingface-cli download`` leaves it), whatever its layout: parquet shards, a zip imagefolder or
-webdataset tars. Paths such as ``zip://...::archive.zip`` or ``hf://...`` are opened with fsspec.
+webdataset tars.
+
+Rows are confined to their dataset (:class:`RowConfinement`): an image row's bytes are read, and a path only when it
+lies inside the dataset's own folder or Hub cache entry (``zip://member::archive.zip`` of such an archive, or
+``hf://datasets/<the same repo>/...``). An absolute path elsewhere, a path that leaves the folder through ``..`` or a
+link, and every other URL (``ftp://``, ``http://``, ``s3://`` ...) are never opened: the row is skipped and counted
+like an undecodable one. Every decoding error of one row skips that row.
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 import warnings
@@ -20,6 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..io.dataset_rows import REFUSED_KEY, RowConfinement, open_image_path, open_image_value
+from ..io.errors import quoted, shown
+from ..runtime.errors import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +63,9 @@ def load_image_dataset(
     if (dataset_name is None) == (data_dir is None):
         raise ValueError("give exactly one of dataset_name (a Hub id) or data_dir (a local image folder)")
     if data_dir is not None and not Path(data_dir).is_dir():
-        raise OSError(f"image folder not found: {data_dir}")
+        raise OSError(f"image folder not found: {shown(data_dir)}")
+    if data_dir is not None:
+        check_file_names(Path(data_dir))
     source = str(data_dir) if data_dir is not None else dataset_name
     local = data_dir is not None or Path(dataset_name).is_dir()
     snapshot = None if local else hub_snapshot(dataset_name) if hub_offline() else None
@@ -83,12 +94,15 @@ def load_image_dataset(
         ds = ds.cast_column(column, datasets.Image(decode=False))
     if column != IMAGE_COLUMN:
         ds = ds.rename_column(column, IMAGE_COLUMN)
+    confinement = RowConfinement.for_source(data_dir, dataset_name, snapshot, cache_dir)
     if not streaming:
         if len(ds) == 0:
             raise ValueError(f"the dataset (split {split!r}) is empty")
         if max_samples is not None:
             ds = ds.select(range(min(max_samples, len(ds))))  # contiguous: a slice of the memory-mapped table
+        ds = ds.with_transform(confinement.batch)  # lazy: applied to the rows read, nothing rewritten
     else:
+        ds = ds.map(confinement, features=ds.features)  # one-to-one: the stream's shard layout is kept
         if max_samples is not None:
             ds = ds.take(max_samples)
         if next(iter(ds), None) is None:  # reads one example
@@ -128,10 +142,46 @@ def _load(path: str, folder: bool, split: str, streaming: bool, cache_dir: str |
             raise
         return None, err
     except Exception as err:  # datasets raises its own types (DatasetNotFoundError, EmptyDatasetError, ...)
+        if Path(path).is_dir() and type(err).__name__ == "DatasetGenerationError":
+            raise ValueError(damaged_data_reason(Path(path), err)) from None
         wrapped = OSError(f"could not load dataset {source!r} (split {split!r}): {type(err).__name__}: {err}")
         if folder or Path(path).is_dir():
             raise wrapped from err
         return None, wrapped
+
+
+def damaged_data_reason(folder: Path, err: BaseException) -> str:
+    """One line naming the file and the cause behind ``datasets``' ``DatasetGenerationError`` (which names
+    neither): the first parquet row group that cannot be read, else the innermost cause of the error."""
+    import pyarrow.parquet as pq
+
+    for shard in sorted(folder.rglob("*.parquet")):
+        try:
+            handle = pq.ParquetFile(shard)
+            for group in range(handle.num_row_groups):
+                try:
+                    handle.read_row_group(group)
+                except Exception as exc:  # noqa: BLE001 - pyarrow's ArrowInvalid / OSError for damaged pages
+                    return (f"corrupt parquet shard {quoted(shard)}: row group {group} cannot be read "
+                            f"({type(exc).__name__}: {one_line(exc, 200)})")
+        except Exception as exc:  # noqa: BLE001
+            return f"corrupt parquet shard {quoted(shard)}: {type(exc).__name__}: {one_line(exc, 200)}"
+    cause = err
+    while cause.__cause__ is not None or cause.__context__ is not None:
+        cause = cause.__cause__ or cause.__context__
+    return f"cannot read the data in {quoted(folder)}: {type(cause).__name__}: {one_line(cause, 300)}"
+
+
+def check_file_names(folder: Path) -> None:
+    """``ValueError`` naming the first file under ``folder`` whose name is not UTF-8 (``datasets`` cannot store it,
+    and fails without naming it); the name is shown with its undecodable bytes escaped."""
+    for directory, subfolders, files in os.walk(folder):
+        for name in (*subfolders, *files):
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"the file name {quoted(os.path.join(directory, name))} is not UTF-8 text: rename "
+                                 "it (the dataset cannot hold it)") from None
 
 
 def hub_offline() -> bool:
@@ -184,24 +234,38 @@ def pick_image_column(columns: list[str], features, requested: str | None) -> st
     raise ValueError(f"image column 'image' not found and no image-typed column; the dataset has columns {columns}")
 
 
-def open_image_path(path: str):
-    """A PIL image from a local path or any fsspec URL (``zip://member::archive.zip``, ``hf://...``, ``s3://...``)."""
+def image_channels(value) -> int:
+    """1 or 3: the channels of one undecoded image value (or PIL image), from its mode; ``ValueError`` (one line)
+    for a refused or unreadable row."""
     from PIL import Image
 
-    if "://" not in path and "::" not in path:
-        return Image.open(path)
-    import fsspec
-
-    with fsspec.open(path, "rb") as handle:
-        return Image.open(io.BytesIO(handle.read()))
+    if isinstance(value, Image.Image):
+        return 1 if value.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else 3
+    try:
+        with open_image_value(value) as img:
+            return 1 if img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else 3
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of one row is that row's
+        raise ValueError(f"unreadable image ({type(exc).__name__}: {one_line(exc, 200)})") from None
 
 
 def decode_image(value, resolution: int, channels: int) -> torch.Tensor:
     """One undecoded ``datasets.Image`` value (or a PIL image) -> ``(channels, resolution, resolution)`` in [-1, 1].
 
     Any mode converts (palette, alpha, 16-bit, CMYK ...); the shorter side is resized to ``resolution`` (bicubic,
-    antialiased) and the centre cropped. Raises ``OSError`` if the bytes are not a readable image.
+    antialiased) and the centre cropped. Raises ``ValueError`` (one line) for a row :class:`RowConfinement` refused,
+    and for every failure to decode the row (damaged, truncated: ``EOFError``, ...), so a caller skips that row.
     """
+    try:
+        return _decode(value, resolution, channels)
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - EOFError, struct.error, ...: every failure of one row skips that row
+        raise ValueError(f"unreadable image ({type(exc).__name__}: {one_line(exc, 200)})") from None
+
+
+def _decode(value, resolution: int, channels: int) -> torch.Tensor:
     from PIL import Image
 
     from .signals import MAX_SOURCE_PIXELS
@@ -209,14 +273,7 @@ def decode_image(value, resolution: int, channels: int) -> torch.Tensor:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            if isinstance(value, Image.Image):
-                img = value
-            elif isinstance(value, dict) and value.get("bytes") is not None:
-                img = Image.open(io.BytesIO(value["bytes"]))
-            elif isinstance(value, dict) and value.get("path"):
-                img = open_image_path(value["path"])
-            else:
-                raise OSError(f"not an image value: {type(value).__name__}")
+            img = value if isinstance(value, Image.Image) else open_image_value(value)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ValueError("the image declares too many pixels to decode (a decompression bomb?)") from None
     if img.size[0] * img.size[1] > MAX_SOURCE_PIXELS:  # known from the header, before the pixels are decoded
@@ -258,12 +315,39 @@ class ImageCollator:
             except (OSError, ValueError, SyntaxError) as err:
                 self.skipped += 1
                 value = example[self.image_column]
-                where = value.get("path") if isinstance(value, dict) else None
-                logger.warning("skipping unreadable image %s (%s); %d skipped so far", where, err, self.skipped)
+                where = quoted(value["path"]) if isinstance(value, dict) and value.get("path") else "row"
+                logger.warning("skipping unreadable image %s (%s); %d skipped so far", where, shown(str(err)),
+                               self.skipped)
         if not images:
             return torch.empty(0, self.channels, self.resolution, self.resolution)
         return torch.stack(images)
 
 
-__all__ = ["declared_num_examples", "IMAGE_COLUMN", "ImageCollator", "check_parquet_shards", "check_resolution", "decode_image",
+HEAD_SCAN_LIMIT = 1000
+"""Rows :func:`check_readable_images` reads at most before it refuses a dataset as holding no readable image."""
+
+
+def check_readable_images(dataset, resolution: int, channels: int = 1, limit: int = HEAD_SCAN_LIMIT) -> int:
+    """The position of the first readable image among the first ``limit`` rows of ``dataset`` (map-style or a
+    stream); ``ValueError`` (one line, with the count of rows refused or unreadable) when there is none: a run with
+    no readable image is refused before it trains or saves anything."""
+    import itertools
+
+    rows = iter(dataset) if not hasattr(dataset, "__len__") else (dataset[i] for i in range(len(dataset)))
+    reasons: dict[str, int] = {}
+    seen = 0
+    for seen, example in enumerate(itertools.islice(rows, limit), start=1):
+        try:
+            decode_image(example[IMAGE_COLUMN], resolution, channels)
+            return seen - 1
+        except ValueError as err:
+            kind = "outside the dataset or a URL" if "not opened" in str(err) else "unreadable"
+            reasons[kind] = reasons.get(kind, 0) + 1
+    detail = ", ".join(f"{n} {kind}" for kind, n in reasons.items()) or "no rows"
+    scope = f"the first {seen}" if seen >= limit else f"all {seen}"
+    raise ValueError(f"no readable image in the dataset ({scope} row(s) read: {detail})")
+
+
+__all__ = ["HEAD_SCAN_LIMIT", "REFUSED_KEY", "RowConfinement", "check_file_names", "check_readable_images",
+           "damaged_data_reason", "image_channels", "declared_num_examples", "IMAGE_COLUMN", "ImageCollator", "check_parquet_shards", "check_resolution", "decode_image",
            "hub_offline", "hub_snapshot", "load_image_dataset", "open_image_path", "pick_image_column"]

@@ -12,10 +12,11 @@ N_FACES = 100  # lfw_subset(): 200 images of 25x25, the first 100 are faces
 def export_lfw_faces(root: str | Path) -> Path:
     """Write faces 0-89 to ``root/train/*.png`` and 90-99 to ``root/test/*.png`` (8-bit grayscale, 25x25).
 
-    The folder loads with ``datasets.load_dataset("imagefolder", data_dir=root)``. Existing files are overwritten.
+    The folder loads with ``datasets.load_dataset("imagefolder", data_dir=root)``. Existing files are replaced, each atomically.
     """
-    from PIL import Image
     from skimage.data import lfw_subset
+
+    from ..io.atomic import save_image
 
     root = Path(root)
     faces = lfw_subset()[:N_FACES]
@@ -24,7 +25,7 @@ def export_lfw_faces(root: str | Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         for i in indices:
             pixels = np.clip(np.rint(faces[i] * 255), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels, mode="L").save(folder / f"face_{i:03d}.png")
+            save_image(folder / f"face_{i:03d}.png", pixels)
     return root
 
 

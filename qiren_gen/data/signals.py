@@ -7,14 +7,15 @@ mapped from [0, 1] to [-1, 1]. Audio follows the paper's Bach clip: mono samples
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ..runtime.errors import one_line
+from ..io.atomic import write_file_with
+from ..io.audio import MAX_AUDIO_FRAMES, read_wav
+from ..io.images import MAX_SOURCE_PIXELS, read_image
 
 # scikit-image's bundled images that load offline (no pooch download): the names `--image` accepts.
 SKIMAGE_IMAGES = (
@@ -26,11 +27,6 @@ SKIMAGE_IMAGES = (
 
 MAX_IMAGE_SIZE = 4096
 """Largest side an image is resized to for fitting: 16.8M pixels (a larger size would exhaust memory, not fit)."""
-
-
-MAX_SOURCE_PIXELS = 2**25
-"""Largest image file read for fitting: 33.5M pixels (an 8K photo is 33.2M). Decoded to float64 grayscale that is
-256 MiB; a 144-megapixel file ran out of memory before it was resized."""
 
 
 def _check_size(size: int) -> None:
@@ -57,30 +53,6 @@ def _skimage_image(name: str) -> Image.Image:
     return Image.fromarray(array)
 
 
-def _file_image(path: Path) -> Image.Image:
-    """Open an image file, turning PIL's errors into one clear line."""
-    if path.is_dir():
-        raise OSError(f"{path} is a directory, not an image file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:  # reads the header only: the pixel count is known before decoding
-                width, height = img.size
-                if width * height <= MAX_SOURCE_PIXELS:
-                    img.load()
-                    return img.copy()
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ValueError(f"{path} declares too many pixels to decode (a decompression bomb?)") from None
-    except UnidentifiedImageError:
-        raise ValueError(f"{path} is not an image file PIL can read") from None
-    except PermissionError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # a valid header over damaged data (truncated, ...)
-        raise ValueError(f"{path} is a damaged image file ({type(exc).__name__}: {one_line(exc)})") from None
-    raise ValueError(f"{path} is {width}x{height} pixels, over the cap of {MAX_SOURCE_PIXELS:,} pixels for an image "
-                     "to fit (resize it first)")
-
-
 def _to_gray(img: Image.Image) -> np.ndarray:
     """Grayscale float array in [0, 1] (ITU-R 601 luma for colour images; high bit depth kept)."""
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
@@ -94,7 +66,7 @@ def open_image(source: str | os.PathLike) -> np.ndarray:
     """Grayscale float64 image in [0, 1], centre-cropped to a square, from a file path or a scikit-image name."""
     path = Path(source)
     if path.exists():
-        img = _file_image(path)
+        img = read_image(path)
     elif path.suffix or os.sep in str(source) or "/" in str(source):
         raise OSError(f"no such image file: {source}")
     else:
@@ -152,21 +124,15 @@ BACH_FETCH = "curl -L -o gt_bach.wav https://raw.githubusercontent.com/vsitzmann
 
 
 def load_wav(path: str | os.PathLike, sample_slice: slice | str | None = None) -> Audio:
-    """Read a mono WAV, slice it, and divide by the largest magnitude (the paper's normalisation)."""
-    from scipy.io import wavfile
-
+    """Read a mono WAV (at most :data:`MAX_AUDIO_FRAMES` frames), slice it, and divide by the largest magnitude (the
+    paper's normalisation)."""
     path = Path(path)
     if not path.exists():
         hint = f"; the paper's Bach clip is not shipped, fetch it with: {BACH_FETCH}" if path.name == BACH_FILE else ""
         raise OSError(f"no such WAV file: {path}{hint}")
     if path.is_dir():
         raise OSError(f"{path} is a directory, not a WAV file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", wavfile.WavFileWarning)
-            rate, data = wavfile.read(path)
-    except (ValueError, EOFError) as exc:
-        raise ValueError(f"{path} is not a readable WAV file ({one_line(exc) if str(exc).strip() else 'bad header'})") from None
+    rate, data = read_wav(path)  # header checked and frames capped (MAX_AUDIO_FRAMES) before a sample is read
     data = np.asarray(data)
     if data.ndim == 2:
         if data.shape[1] != 1:
@@ -193,7 +159,12 @@ def load_wav(path: str | os.PathLike, sample_slice: slice | str | None = None) -
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, rate: int) -> None:
-    """Write a float32 mono WAV (values clipped to [-1, 1])."""
+    """Write a float32 mono WAV (values clipped to [-1, 1]) atomically: an existing file is replaced whole or kept."""
     from scipy.io import wavfile
 
-    wavfile.write(Path(path), int(rate), np.clip(np.asarray(samples, dtype=np.float32), -1, 1))
+    data = np.clip(np.asarray(samples, dtype=np.float32), -1, 1)
+    write_file_with(path, lambda tmp: wavfile.write(tmp, int(rate), data))
+
+
+__all__ = ["BACH_FETCH", "BACH_FILE", "MAX_AUDIO_FRAMES", "MAX_IMAGE_SIZE", "MAX_SOURCE_PIXELS", "SKIMAGE_IMAGES",
+           "Audio", "load_image", "load_wav", "open_image", "parse_slice", "resize_image", "write_wav"]

@@ -75,7 +75,8 @@ def stream_layout(stream) -> StreamLayout | None:
                                               token_per_repo_id=stream._token_per_repo_id)
         base = ex_iterable
         while not isinstance(base, it.ArrowExamplesIterable):
-            if isinstance(base, it.SelectColumnsIterable) or _is_rename(base, it):
+            if isinstance(base, it.SelectColumnsIterable) or _is_rename(base, it) or _is_confinement(base, it) \
+                    or _is_row_preserving(base, it):
                 base = base.ex_iterable
             else:
                 return None
@@ -93,6 +94,22 @@ def _is_rename(ex_iterable, it) -> bool:
     function = getattr(ex_iterable, "function", None)
     return (isinstance(ex_iterable, it.MappedExamplesIterable) and not ex_iterable.batched
             and isinstance(function, partial) and function.func is it._rename_columns_fn)
+
+
+def _is_confinement(ex_iterable, it) -> bool:
+    """The one-to-one :class:`~qiren_gen.data.datasets.RowConfinement` map that ``load_image_dataset`` adds."""
+    from .datasets import RowConfinement
+
+    return (isinstance(ex_iterable, it.MappedExamplesIterable) and not ex_iterable.batched
+            and isinstance(getattr(ex_iterable, "function", None), RowConfinement))
+
+
+def _is_row_preserving(ex_iterable, it) -> bool:
+    """The steps ``datasets`` puts under a ``map``: features cast per row (no formatting) and Arrow re-batching,
+    both one row out for each row in."""
+    if isinstance(ex_iterable, it.RebatchedArrowExamplesIterable):
+        return True
+    return isinstance(ex_iterable, it.FormattedExamplesIterable) and ex_iterable.formatting is None
 
 
 def _arrow_shard_lengths(base) -> list[int] | None:

@@ -5,7 +5,6 @@ logic is testable without a trained pipeline; :func:`pipeline_sampler` adapts a 
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..io.atomic import save_image, write_json
 from ..metrics import INCEPTION, ReferenceStatistics, compute_fid_kid, resolve_inception_weights, to_uint8_rgb
 
 SampleFn = Callable[[int, torch.Generator], Any]
@@ -75,7 +75,8 @@ def pipeline_sampler(pipe: Any, resolution: int | None = None, num_inference_ste
 
 
 def save_grid(images: torch.Tensor, path: str, max_images: int = 64, min_size: int = 512) -> str:
-    """Write up to ``max_images`` uint8 (N, 3, H, W) images as one PNG grid, upscaled (nearest) to >= ``min_size``."""
+    """Write up to ``max_images`` uint8 (N, 3, H, W) images as one PNG grid, upscaled (nearest) to >= ``min_size``,
+    atomically."""
     from PIL import Image
 
     images = to_uint8_rgb(images[:max_images])
@@ -91,7 +92,7 @@ def save_grid(images: torch.Tensor, path: str, max_images: int = 64, min_size: i
     picture = Image.fromarray(grid)
     if scale > 1:
         picture = picture.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
-    picture.save(path)
+    save_image(path, picture)
     return path
 
 
@@ -137,7 +138,8 @@ def compute_report(
 
 
 def write_outputs(report: dict[str, Any], samples: torch.Tensor, stats: ReferenceStatistics, output: str) -> dict:
-    """Write ``metrics.json``, ``samples.png`` and ``reference_stats.pt`` (reusable as ``--reference``)."""
+    """Write ``metrics.json``, ``samples.png`` and ``reference_stats.pt`` (reusable as ``--reference``), each
+    atomically: a failed write leaves the previous file whole."""
     os.makedirs(output, exist_ok=True)
     files = {
         "report": os.path.join(output, "metrics.json"),
@@ -147,8 +149,7 @@ def write_outputs(report: dict[str, Any], samples: torch.Tensor, stats: Referenc
     save_grid(samples, files["grid"])
     stats.save(files["reference_stats"])
     report = {**report, "files": files}
-    with open(files["report"], "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(files["report"], report)
     return report
 
 

@@ -18,9 +18,21 @@ def magnitude_spectrum_db(signal: np.ndarray) -> np.ndarray:
 
 
 def _save(fig, path: str | os.PathLike) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    """Write ``fig`` atomically (a failed write keeps the previous file whole); every text of the figure is shown
+    escaped first, so a title made from a file name that is not UTF-8 (or holds control characters) cannot fail the
+    save after the work that made the figure."""
+    from matplotlib.text import Text
+
+    from ..io.atomic import save_figure
+    from ..io.errors import shown
+
+    for text in fig.findobj(Text):
+        text.set_text(shown(text.get_text()))
+    try:
+        fig.tight_layout()
+        save_figure(path, fig, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def plot_fit(target: np.ndarray, fitted: np.ndarray, path: str | os.PathLike, title: str = "", rate: int | None = None) -> None:

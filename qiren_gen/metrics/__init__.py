@@ -1,4 +1,4 @@
-"""Image metrics: MSE / PSNR / SSIM for reconstructions, FID / KID through ``torch_fidelity.calculate_metrics``.
+"""Image metrics: MSE / PSNR / SSIM for reconstructions, FID / KID with torch-fidelity's feature and metric functions.
 
 FID and KID use torch-fidelity's standard ``inception-v3-compat`` extractor by default (the numbers papers report).
 ``qiren-pixel-pool`` is a tiny deterministic extractor registered through torch-fidelity's extension API: it needs no
@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from .extractors import (
     INCEPTION,
-    INCEPTION_SHA256_PREFIX,
+    INCEPTION_BYTES,
+    INCEPTION_SHA256,
     INCEPTION_WEIGHTS_FILE,
     PIXEL_POOL,
+    SUPPORTED_EXTRACTORS,
+    build_feature_extractor,
     extract_features,
+    load_inception_state_dict,
     register_feature_extractors,
     resolve_inception_weights,
 )
@@ -20,7 +24,8 @@ from .images import ImageTensorDataset, to_uint8_rgb
 from .reconstruction import mse, psnr, psnr_from_mse, ssim
 
 __all__ = [
-    "INCEPTION", "INCEPTION_SHA256_PREFIX", "INCEPTION_WEIGHTS_FILE", "KID_MAX_SUBSET", "PIXEL_POOL", "ImageTensorDataset", "ReferenceStatistics",
-    "compute_fid_kid", "extract_features", "metric_names", "mse", "psnr", "psnr_from_mse", "register_feature_extractors",
+    "INCEPTION", "INCEPTION_BYTES", "INCEPTION_SHA256", "INCEPTION_WEIGHTS_FILE", "KID_MAX_SUBSET", "PIXEL_POOL",
+    "SUPPORTED_EXTRACTORS", "ImageTensorDataset", "ReferenceStatistics", "build_feature_extractor",
+    "compute_fid_kid", "extract_features", "load_inception_state_dict", "metric_names", "mse", "psnr", "psnr_from_mse", "register_feature_extractors",
     "resolve_inception_weights", "ssim", "to_uint8_rgb",
 ]

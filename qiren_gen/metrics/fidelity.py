@@ -1,9 +1,7 @@
-"""FID / KID through ``torch_fidelity.calculate_metrics``, and reference statistics in torch-fidelity's cache format."""
+"""FID / KID with torch-fidelity's feature and metric functions, and reference statistics saved as safetensors."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .extractors import INCEPTION, register_feature_extractors, resolve_inception_weights
+from .extractors import INCEPTION, SUPPORTED_EXTRACTORS, build_feature_extractor, register_feature_extractors
 from .images import ImageTensorDataset
 
 STATS_FORMAT = "qiren-gen-reference-stats/1"
@@ -33,14 +31,14 @@ class ReferenceStatistics:
     meta: dict = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write one file that ``--reference`` accepts later (no image decoding, no feature extraction).
+        """Write one file that ``--reference`` accepts later (no image decoding, no feature extraction), atomically.
 
         The file is safetensors (tensors + JSON metadata), never a pickle: statistics files get shared, and loading a
         stranger's pickle would run its code.
         """
         import json
 
-        from safetensors.torch import save_file
+        from ..io.atomic import save_tensors
 
         tensors = {"mu": torch.as_tensor(np.asarray(self.mu)).contiguous(),
                    "sigma": torch.as_tensor(np.asarray(self.sigma)).contiguous()}
@@ -48,7 +46,7 @@ class ReferenceStatistics:
             tensors["features"] = torch.as_tensor(self.features).detach().cpu().contiguous()
         fields = {k: getattr(self, k) for k in ("feature_extractor", "layer", "num_images", "resolution", "source",
                                                 "meta")}
-        save_file(tensors, os.fspath(path), metadata={"format": STATS_FORMAT, "fields": json.dumps(fields)})
+        save_tensors(path, tensors, metadata={"format": STATS_FORMAT, "fields": json.dumps(fields)})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ReferenceStatistics":
@@ -92,120 +90,107 @@ def compute_fid_kid(
     cuda: bool | None = None,
     verbose: bool = False,
 ) -> tuple[dict[str, float], ReferenceStatistics]:
-    """FID (and KID) between generated ``samples`` and ``reference`` through ``torch_fidelity.calculate_metrics``.
+    """FID (and KID) between generated ``samples`` and ``reference`` with torch-fidelity's own feature and metric
+    functions.
 
     ``samples``: image batch or Dataset of uint8 (3, H, W). ``reference``: a Dataset, an image folder, or
     :class:`ReferenceStatistics`. Returns (metrics keyed by :func:`metric_names`, the reference statistics used).
-    torch-fidelity's cache lives in a temporary folder for this call only (no stale entries across runs); reuse a
-    reference through the returned :class:`ReferenceStatistics` (``save`` / ``load``) instead.
+    The extractor is built by :func:`~.extractors.build_feature_extractor` (Inception from checked weights, never
+    torch-fidelity's pickle load), and nothing goes through torch-fidelity's on-disk cache (which it reads back with
+    pickle): reuse a reference through the returned :class:`ReferenceStatistics` (``save`` / ``load``) instead.
     """
-    import torch_fidelity
-    from torch_fidelity.metric_fid import KEY_METRIC_FID
-    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD
-
-    register_feature_extractors()
-    input1 = samples if isinstance(samples, Dataset) else ImageTensorDataset(samples)
-    n1 = len(input1)
-    if n1 < 2:
-        raise ValueError(f"FID needs at least 2 generated samples, got {n1}")
+    input1 = _samples_dataset(samples)
     layer = _layer(feature_extractor)
-    tmp = tempfile.mkdtemp(prefix="qiren-fidelity-")
-    name = "qiren-reference"
-    try:
-        if isinstance(reference, ReferenceStatistics):
-            if reference.feature_extractor != feature_extractor or reference.layer != layer:
-                raise ValueError(
-                    f"reference statistics were computed with {reference.feature_extractor} (layer {reference.layer}), "
-                    f"not {feature_extractor} (layer {layer})"
-                )
-            n2 = reference.num_images
-            kid = kid and reference.features is not None
-            _write_cache(reference, tmp, name)
-            input2 = name  # torch-fidelity reads both entries from its cache and never opens input2
-        else:
-            input2 = reference
-            n2 = _count(reference)
-        if n2 < 2:
-            raise ValueError(f"the reference set needs at least 2 images, got {n2}")
-        if feature_extractor == INCEPTION:
-            weights_path = resolve_inception_weights(weights_path)  # after the cheap checks: offline fails last
-        subset = min(KID_MAX_SUBSET, n1, n2)
-        kwargs = dict(
-            input1=input1,
-            input2=input2,
-            input2_cache_name=name,
-            cache=True,
-            cache_root=tmp,
-            fid=True,
-            kid=kid,
-            kid_subsets=kid_subsets,
-            kid_subset_size=subset,
-            feature_extractor=feature_extractor,
-            feature_layer_fid=layer,
-            feature_layer_kid=layer,
-            batch_size=batch_size,
-            cuda=torch.cuda.is_available() if cuda is None else cuda,
-            save_cpu_ram=True,  # no DataLoader worker processes: images are in memory or cheap to decode
-            verbose=verbose,
-        )
-        if weights_path is not None:
-            kwargs["feature_extractor_weights_path"] = weights_path
-        raw = torch_fidelity.calculate_metrics(**kwargs)
-        if isinstance(reference, ReferenceStatistics):
-            stats = reference
-        else:
-            stats = _read_cache(tmp, name, feature_extractor, layer, n2)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    input2, _ = _reference_input(reference, feature_extractor, layer)
+    kid = kid and (input2 is not None or reference.features is not None)
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    extractor = build_feature_extractor(feature_extractor, [layer], weights_path, cuda)  # after the cheap checks
+    features1 = _features(input1, extractor, layer, batch_size, cuda, verbose)
+    stats = reference if input2 is None else _statistics(
+        _features(input2, extractor, layer, batch_size, cuda, verbose), feature_extractor, layer)
+    return _metrics(features1, stats, feature_extractor, kid, kid_subsets, verbose), stats
+
+
+def _samples_dataset(samples: Any) -> Dataset:
+    dataset = samples if isinstance(samples, Dataset) else ImageTensorDataset(samples)
+    if len(dataset) < 2:
+        raise ValueError(f"FID needs at least 2 generated samples, got {len(dataset)}")
+    return dataset
+
+
+def _reference_input(reference: Dataset | str | ReferenceStatistics, feature_extractor: str,
+                     layer: str) -> tuple[Dataset | None, int]:
+    """``(dataset to extract features from, or None for statistics, number of reference images)``, checked."""
+    if isinstance(reference, ReferenceStatistics):
+        if reference.feature_extractor != feature_extractor or reference.layer != layer:
+            raise ValueError(
+                f"reference statistics were computed with {reference.feature_extractor} (layer {reference.layer}), "
+                f"not {feature_extractor} (layer {layer})"
+            )
+        dataset, n = None, reference.num_images
+    elif isinstance(reference, Dataset):
+        dataset, n = reference, len(reference)
+    elif isinstance(reference, str) and os.path.isdir(reference):  # torch-fidelity's own folder input
+        from torch_fidelity.datasets import ImagesPathDataset
+        from torch_fidelity.defaults import DEFAULTS
+        from torch_fidelity.utils import glob_samples_paths
+
+        files = glob_samples_paths(reference, DEFAULTS["samples_find_deep"], DEFAULTS["samples_find_ext"],
+                                   DEFAULTS["samples_ext_lossy"], verbose=False)
+        dataset, n = ImagesPathDataset(files), len(files)
+    else:
+        raise ValueError(f"reference must be a Dataset, an image folder or ReferenceStatistics, got {reference!r}")
+    if n < 2:
+        raise ValueError(f"the reference set needs at least 2 images, got {n}")
+    return dataset, n
+
+
+def _features(dataset: Dataset, extractor: torch.nn.Module, layer: str, batch_size: int, cuda: bool,
+              verbose: bool) -> torch.Tensor:
+    """``(N, D)`` features of a dataset at ``layer`` (torch-fidelity's batching, no DataLoader workers)."""
+    from torch_fidelity.utils import get_featuresdict_from_dataset
+
+    return get_featuresdict_from_dataset(dataset, extractor, batch_size, cuda, True, verbose)[layer]
+
+
+def _statistics(features: torch.Tensor, feature_extractor: str, layer: str,
+                max_features: int = 10000) -> ReferenceStatistics:
+    """Mean / covariance of reference features as torch-fidelity computes them; the features kept for KID when there
+    are at most ``max_features``."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
+    stat = fid_features_to_statistics(features)
+    kept = features if features.shape[0] <= max_features else None
+    return ReferenceStatistics(feature_extractor, layer, stat["mu"], stat["sigma"], int(features.shape[0]),
+                               features=kept)
+
+
+def _metrics(features: torch.Tensor, reference: ReferenceStatistics, feature_extractor: str, kid: bool,
+             kid_subsets: int, verbose: bool) -> dict[str, float]:
+    """FID (and KID, on subsets of at most :data:`KID_MAX_SUBSET`) of generated features against the reference."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
     fid_key, kid_key = metric_names(feature_extractor)
-    out = {fid_key: float(raw[KEY_METRIC_FID])}
-    if KEY_METRIC_KID_MEAN in raw:
+    reference_stat = {"mu": np.asarray(reference.mu), "sigma": np.asarray(reference.sigma)}
+    out = {fid_key: float(fid_statistics_to_metric(fid_features_to_statistics(features), reference_stat,
+                                                   verbose)[KEY_METRIC_FID])}
+    if kid and reference.features is not None:
+        subset = min(KID_MAX_SUBSET, features.shape[0], reference.num_images, reference.features.shape[0])
+        raw = kid_features_to_metric(features, torch.as_tensor(reference.features), kid_subsets=kid_subsets,
+                                     kid_subset_size=subset, verbose=verbose)
         out[f"{kid_key}_mean"] = float(raw[KEY_METRIC_KID_MEAN])
         out[f"{kid_key}_std"] = float(raw[KEY_METRIC_KID_STD])
         out["kid_subset_size"] = subset
-    return out, stats
+    return out
 
 
 def _layer(feature_extractor: str) -> str:
+    """The FID layer of a supported extractor; one-line ``ValueError`` for any other name."""
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-    if feature_extractor not in FEATURE_EXTRACTORS_REGISTRY:
-        known = ", ".join(sorted(FEATURE_EXTRACTORS_REGISTRY))
-        raise ValueError(f"unknown feature extractor {feature_extractor!r} (torch-fidelity knows: {known})")
+    register_feature_extractors()
+    if feature_extractor not in SUPPORTED_EXTRACTORS:
+        raise ValueError(f"unknown feature extractor {feature_extractor!r} (qiren-gen builds: "
+                         f"{', '.join(SUPPORTED_EXTRACTORS)}; torch-fidelity's others load pickled weights)")
     return FEATURE_EXTRACTORS_REGISTRY[feature_extractor].get_default_feature_layer_for_metric("fid")
-
-
-def _count(reference: Dataset | str) -> int:
-    if isinstance(reference, Dataset):
-        return len(reference)
-    if isinstance(reference, str) and os.path.isdir(reference):
-        from torch_fidelity.defaults import DEFAULTS
-
-        exts = tuple("." + e for e in DEFAULTS["samples_find_ext"].split(","))
-        return sum(1 for f in os.listdir(reference) if f.lower().endswith(exts))
-    raise ValueError(f"reference must be a Dataset, an image folder or ReferenceStatistics, got {reference!r}")
-
-
-def _cache_paths(root: str, name: str, feature_extractor: str, layer: str) -> tuple[str, str]:
-    # torch-fidelity's cache naming (utils.extract_featuresdict_from_input_id_cached, metric_fid.*_cached)
-    features = os.path.join(root, f"{name}-{feature_extractor}-features-{layer}.pt")
-    stat = os.path.join(root, f"{name}-{feature_extractor}-stat-fid-{layer}.pt")
-    return features, stat
-
-
-def _write_cache(ref: ReferenceStatistics, root: str, name: str) -> None:
-    features, stat = _cache_paths(root, name, ref.feature_extractor, ref.layer)
-    torch.save({"mu": ref.mu, "sigma": ref.sigma}, stat)
-    if ref.features is not None:
-        torch.save(ref.features, features)
-
-
-def _read_cache(
-    root: str, name: str, feature_extractor: str, layer: str, n: int, max_features: int = 10000
-) -> ReferenceStatistics:
-    features_path, stat_path = _cache_paths(root, name, feature_extractor, layer)
-    stat = torch.load(stat_path, map_location="cpu", weights_only=False)
-    features = None
-    if os.path.isfile(features_path) and n <= max_features:
-        features = torch.load(features_path, map_location="cpu", weights_only=False)
-    return ReferenceStatistics(feature_extractor, layer, stat["mu"], stat["sigma"], n, features=features)

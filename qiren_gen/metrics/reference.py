@@ -63,8 +63,13 @@ def hf_dataset(
     dataset: Any, source: str, resolution: int | None = None, image_column: str | None = None,
     max_images: int | None = None,
 ) -> ReferenceImages:
-    """Wrap a ``datasets.Dataset``: its image column (the first ``Image`` feature unless ``image_column`` is given)."""
+    """Wrap a ``datasets.Dataset``: its image column (the first ``Image`` feature unless ``image_column`` is given).
+
+    Rows are confined to the dataset (:class:`~qiren_gen.io.dataset_rows.RowConfinement`: ``source``'s folder, or
+    its Hub cache entry): a row naming a file elsewhere or a URL is refused in one line, never opened."""
     from datasets import Image as ImageFeature
+
+    from ..io.dataset_rows import RowConfinement, open_image_value
 
     columns = list(dataset.column_names)
     if image_column is None:
@@ -77,8 +82,17 @@ def hf_dataset(
     elif not isinstance(dataset.features[image_column], ImageFeature):
         raise ValueError(f"column {image_column!r} of dataset {source} is not an image column")
     n = len(dataset) if not max_images else min(len(dataset), max_images)
-    column = dataset.select_columns([image_column])
-    return ReferenceImages(lambda i: column[int(i)][image_column], n, f"{source}[{image_column}]", resolution)
+    confinement = RowConfinement.for_source(source if os.path.isdir(source) else None,
+                                            None if os.path.isdir(source) else source)
+    column = dataset.select_columns([image_column]).cast_column(image_column, ImageFeature(decode=False))
+    column = column.with_transform(confinement.batch)  # lazy: only the rows read are checked
+
+    def get(i: int) -> Any:
+        with open_image_value(column[int(i)][image_column]) as image:
+            image.load()
+            return image
+
+    return ReferenceImages(get, n, f"{source}[{image_column}]", resolution)
 
 
 def load_reference(

@@ -232,17 +232,20 @@ def test_missing_weights_file_names_the_option(tmp_path):
 
 
 def test_weights_must_be_exactly_torch_fidelitys_file(tmp_path, monkeypatch):
-    """FID is only comparable with torch-fidelity's exact Inception weights: a file with another sha256 is refused."""
+    """FID is only comparable with torch-fidelity's exact Inception weights: a file of another length or sha256 is
+    refused; the file whose whole digest is the recorded one is accepted as it is."""
     import hashlib
 
     from qiren_gen.metrics import extractors
 
     torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1), "fc.weight": torch.zeros(1)}, tmp_path / "other.pth")
-    with pytest.raises(ValueError, match="not torch-fidelity's Inception-v3 weights .*expected 6726825d"):
+    with pytest.raises(ValueError, match=r"Inception-v3 weights .* is \d+ bytes, not the 95628359 bytes"):
         metrics.resolve_inception_weights(tmp_path / "other.pth")
-    # the check itself: a file whose digest has the expected prefix is accepted as it is
-    prefix = hashlib.sha256((tmp_path / "other.pth").read_bytes()).hexdigest()[:8]
-    monkeypatch.setattr(extractors, "INCEPTION_SHA256_PREFIX", prefix)
+    data = (tmp_path / "other.pth").read_bytes()
+    monkeypatch.setattr(extractors, "INCEPTION_BYTES", len(data))
+    with pytest.raises(ValueError, match=f"its sha256 is {hashlib.sha256(data).hexdigest()}, expected 6726825d0af5"):
+        metrics.resolve_inception_weights(tmp_path / "other.pth")
+    monkeypatch.setattr(extractors, "INCEPTION_SHA256", hashlib.sha256(data).hexdigest())
     assert metrics.resolve_inception_weights(tmp_path / "other.pth") == str(tmp_path / "other.pth")
 
 
@@ -273,5 +276,6 @@ def test_cached_inception_weights_are_used_without_download_and_checked(tmp_path
     target.write_bytes(b"a truncated download")
     with pytest.raises(ValueError, match="delete the file to download it again"):
         metrics.resolve_inception_weights(None)
-    monkeypatch.setattr(extractors, "INCEPTION_SHA256_PREFIX", hashlib.sha256(target.read_bytes()).hexdigest()[:8])
+    monkeypatch.setattr(extractors, "INCEPTION_SHA256", hashlib.sha256(target.read_bytes()).hexdigest())
+    monkeypatch.setattr(extractors, "INCEPTION_BYTES", target.stat().st_size)
     assert metrics.resolve_inception_weights(None) == str(target)

@@ -1,0 +1,234 @@
+"""The one atomic writer: every file and folder the package writes goes through here.
+
+A file is written complete beside its destination (``.<name>.<random>.tmp`` in the same folder), flushed to disk
+(``fsync``), then renamed over the destination in one step, and the folder's entry is flushed too. A kill at any
+moment leaves the previous file or the new one, never a truncated mix; a failed write (a full disk, no permission)
+removes the temporary file, leaves the previous output untouched and raises :class:`~.errors.WriteFailed`, one line.
+
+Folders (a pipeline, a model) are saved the same way: complete beside, then moved into place
+(:func:`save_folder_atomically`, :func:`save_pipeline_atomically`). Appending a line to a log
+(:func:`append_text`) cannot be a rename; a failed append is cut back to the log's previous length.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import WriteFailed, quoted
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _write_errors() -> tuple[type[BaseException], ...]:
+    """What a failed write raises: ``OSError``, torch's ``RuntimeError``, safetensors' ``SafetensorError``."""
+    from safetensors import SafetensorError
+
+    return OSError, RuntimeError, SafetensorError
+
+
+def is_write_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a failed write raises (see :func:`write_failure`)."""
+    return isinstance(exc, _write_errors())
+
+
+def write_failure(exc: BaseException, what: str) -> WriteFailed:
+    """One line for a failed write of ``what`` (``No space left on device``, ``File too large``, ...)."""
+    if isinstance(exc, WriteFailed):
+        return exc
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc).strip().splitlines() or [""])[0]
+    reason = reason.split("I/O error: ")[-1]  # safetensors: "Error while serializing: I/O error: <the OS reason>"
+    code = exc.errno if isinstance(exc, OSError) else None
+    hint = (" (no permission to write there?)" if code in _DENIED
+            else " (is the disk full?)" if code is None or code in _FULL else "")
+    return WriteFailed(f"cannot write {what}: {reason or type(exc).__name__}{hint}; nothing half-written was kept")
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    """Flush ``path`` (a file, or a folder's entries) to disk; a folder that cannot be opened is skipped."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:  # some file systems cannot flush a folder; a file must be flushed
+            raise
+    finally:
+        os.close(fd)
+
+
+def write_file_with(path: str | os.PathLike, save: Callable[[str], Any], what: str | None = None) -> Path:
+    """Write ``path`` atomically with ``save(temporary_path)``: any writer that takes a path (``safetensors``'
+    ``save_file``, PIL's ``Image.save``, ``scipy.io.wavfile.write``). Returns ``path``."""
+    path = Path(path)
+    what = what or quoted(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        save(str(tmp))
+        _fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, _write_errors()):
+            raise write_failure(exc, what) from None
+        raise
+    _fsync_path(path.parent, directory=True)
+    return path
+
+
+def write_with(path: str | os.PathLike, fill: Callable[[Any], Any], what: str | None = None) -> Path:
+    """Write ``path`` atomically with ``fill(binary_handle)``: any writer that takes an open file."""
+
+    def save(tmp: str) -> None:
+        with open(tmp, "xb") as handle:
+            fill(handle)
+
+    return write_file_with(path, save, what)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, what: str | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    return write_with(path, lambda handle: handle.write(data), what)
+
+
+def write_text(path: str | os.PathLike, text: str, what: str | None = None) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return write_bytes(path, text.encode("utf-8"), what)
+
+
+def write_json(path: str | os.PathLike, value: Any, what: str | None = None, indent: int | None = 2,
+               sort_keys: bool = False) -> Path:
+    """Write ``value`` as JSON (and a final line break) to ``path`` atomically; NaN / inf are refused (JSON has
+    none) before anything is written."""
+    text = json.dumps(value, indent=indent, sort_keys=sort_keys, allow_nan=False) + "\n"
+    return write_text(path, text, what)
+
+
+def save_image(path: str | os.PathLike, image: Any, format: str | None = None, what: str | None = None,
+               **options: Any) -> Path:
+    """Save a PIL image (or an ``(H, W[, C])`` uint8 array) to ``path`` atomically, its format from the suffix."""
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(image)
+    path = Path(path)
+    if format is None:
+        format = Image.registered_extensions().get(path.suffix.lower())
+        if format is None:
+            raise WriteFailed(f"cannot write {what or quoted(path)}: unknown image suffix "
+                              f"{quoted(path.suffix or '(none)')} (use .png)")
+    return write_with(path, lambda handle: image.save(handle, format=format, **options), what)
+
+
+def save_figure(path: str | os.PathLike, figure: Any, what: str | None = None, **savefig_options: Any) -> Path:
+    """Save a matplotlib figure to ``path`` atomically, its format from the suffix (``.png``, ``.svg``, ``.pdf``)."""
+    path = Path(path)
+    format = path.suffix.lstrip(".").lower() or "png"
+    return write_with(path, lambda handle: figure.savefig(handle, format=format, **savefig_options), what)
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None,
+                 what: str | None = None) -> Path:
+    """Save a ``{name: tensor}`` dict as safetensors (never a pickle) to ``path`` atomically."""
+    from safetensors.torch import save_file
+
+    return write_file_with(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), what)
+
+
+def append_text(path: str | os.PathLike, text: str, what: str | None = None) -> Path:
+    """Append ``text`` (UTF-8) to ``path`` (a log) in one write; a failed append cuts the file back to its
+    previous length, so the lines before it stay whole."""
+    path = Path(path)
+    data = text.encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise write_failure(exc, what or quoted(path)) from None
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise write_failure(exc, what or quoted(path)) from None
+    finally:
+        os.close(fd)
+    return path
+
+
+# Folders --------------------------------------------------------------------------------------------------------
+
+_SAVING = ".saving-pipeline"
+_REPLACED = ".replaced-pipeline"
+
+
+def _save_beside(saveable: Any, saving: Path, replaced: Path, what: str) -> None:
+    """``saveable.save_pretrained(saving)`` after removing what a run killed mid-save left (``saving``,
+    ``replaced``: never part of a result); a failed write removes ``saving`` and raises one line."""
+    for stale in (saving, replaced):
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        saveable.save_pretrained(saving)
+    except _write_errors() as exc:
+        shutil.rmtree(saving, ignore_errors=True)
+        raise write_failure(exc, what) from None
+
+
+def save_pipeline_atomically(pipe: Any, out: str | os.PathLike) -> None:
+    """``pipe.save_pretrained(out)`` so that a kill at any moment leaves ``out``'s previous pipeline or none.
+
+    The pipeline is written complete into ``out/.saving-pipeline``, then moved into place with
+    ``model_index.json`` (what makes a folder a pipeline) removed first and renamed in last. Other files in ``out``
+    (checkpoints, logs, samples) are kept. A failed write raises one line; the previous pipeline is then whole.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    saving, replaced = out / _SAVING, out / _REPLACED
+    _save_beside(pipe, saving, replaced, f"the pipeline to {quoted(out)}")
+    entries = sorted(p.name for p in saving.iterdir() if p.name != "model_index.json")
+    index = out / "model_index.json"
+    if index.exists():
+        os.unlink(index)  # from here until the last rename, out is no pipeline at all (never a mix)
+    replaced.mkdir()
+    for name in entries:
+        if (out / name).exists():
+            os.replace(out / name, replaced / name)
+        os.replace(saving / name, out / name)
+    os.replace(saving / "model_index.json", index)  # the commit: one rename makes the new pipeline visible
+    _fsync_path(out, directory=True)
+    shutil.rmtree(replaced, ignore_errors=True)
+    shutil.rmtree(saving, ignore_errors=True)
+
+
+def save_folder_atomically(saveable: Any, folder: str | os.PathLike) -> None:
+    """``saveable.save_pretrained(folder)`` (a model or a scheduler) so that a kill at any moment leaves
+    ``folder``'s previous contents or no ``folder`` (the previous one then waits as ``.replaced-<name>`` beside
+    it), never a mix. A failed write raises one line and the previous folder is untouched."""
+    folder = Path(folder)
+    saving, replaced = folder.parent / f".saving-{folder.name}", folder.parent / f".replaced-{folder.name}"
+    _save_beside(saveable, saving, replaced, f"{quoted(folder.name)} to {quoted(folder.parent)}")
+    if folder.exists():
+        os.replace(folder, replaced)
+    os.replace(saving, folder)  # the commit
+    _fsync_path(folder.parent, directory=True)
+    shutil.rmtree(replaced, ignore_errors=True)
+
+
+__all__ = ["append_text", "is_write_error", "save_figure", "save_folder_atomically", "save_image",
+           "save_pipeline_atomically", "save_tensors", "write_bytes", "write_failure", "write_file_with", "write_json",
+           "write_text", "write_with"]
