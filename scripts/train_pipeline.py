@@ -21,13 +21,27 @@ import time
 from pathlib import Path
 
 import torch
+from accelerate.utils import set_seed
+from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers.utils import logging as diffusers_logging
 
+from qiren_gen.models import LatentDenoiser
+from qiren_gen.pipelines import QirenGenerationPipeline
+from qiren_gen.quantum.noise import parse_noise
+from qiren_gen.quantum.shots import check_shots, measurement
+from qiren_gen.runtime import run_reporting_errors
+from qiren_gen.training.argument_bounds import check_numeric_flags
 from qiren_gen.training.arguments import add_stage1_arguments, config_from_args
-from qiren_gen.training.outputs import save_pipeline_atomically
+from qiren_gen.training.functa_trainer import build_models, train_functa
+from qiren_gen.training.launch import make_accelerator
+from qiren_gen.training.outputs import output_dir_lock, save_pipeline_atomically
 from qiren_gen.training.pipeline_run import (RUN_FILE, Validator, check_output_dir, load_training_data,
-                                             model_card_sections, reconstruction_psnr, setup_trackers)
-from qiren_gen.training.pipeline_stages import (LATENT_INITS, encoding_settings, latent_start,
-                                                match_channels, prior_latents, report_psnr, stage_resume)
+                                             model_card_sections, reconstruction_psnr, report_psnr, setup_trackers)
+from qiren_gen.training.pipeline_stages import (LATENT_INITS, STAGE1_FOLDER, STAGE2_FOLDER, encoding_settings,
+                                                latent_start, match_channels, prior_latents, stage_resume)
+from qiren_gen.training.prior import PRIOR_MODEL_DEFAULTS, PriorTrainingConfig, make_training_scheduler, train_prior
+from qiren_gen.training.randomness import INIT_STEP, STAGE2, seeded_default_rng
+from qiren_gen.training.rank_failures import failure_shared_by_ranks
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,15 +59,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="stage 1 under noisy gates: a depolarizing p or e.g. depolarizing=1e-3,readout=0.01")
     p.add_argument("--adapt_output_channels", action="store_true",
                    help="give a pretrained decoder of other channels (gray vs RGB) an output layer for --channels")
-    prior = p.add_argument_group("stage 2: prior")
-    prior.add_argument("--prior_max_train_steps", type=int, default=1000)
-    prior.add_argument("--prior_train_batch_size", type=int, default=64)
-    prior.add_argument("--prior_learning_rate", type=float, default=1e-3)
-    prior.add_argument("--prior_lr_warmup_steps", type=int, default=50)
-    prior.add_argument("--prior_checkpointing_steps", type=int, default=500)
-    prior.add_argument("--prior_hidden_dim", type=int, default=256, help="scratch only (a pretrained prior keeps its own)")
-    prior.add_argument("--prior_num_blocks", type=int, default=3, help="scratch only")
-    prior.add_argument("--prior_dropout", type=float, default=0.1, help="scratch only")
+    prior, defaults = p.add_argument_group("stage 2: prior"), PriorTrainingConfig()  # the recipe's defaults
+    prior.add_argument("--prior_max_train_steps", type=int, default=defaults.max_train_steps)
+    prior.add_argument("--prior_train_batch_size", type=int, default=defaults.train_batch_size)
+    prior.add_argument("--prior_learning_rate", type=float, default=defaults.learning_rate)
+    prior.add_argument("--prior_lr_warmup_steps", type=int, default=defaults.lr_warmup_steps)
+    prior.add_argument("--prior_checkpointing_steps", type=int, default=defaults.checkpointing_steps)
+    prior.add_argument("--prior_hidden_dim", type=int, default=PRIOR_MODEL_DEFAULTS["hidden_dim"],
+                       help="scratch only (a pretrained prior keeps its own)")
+    prior.add_argument("--prior_num_blocks", type=int, default=PRIOR_MODEL_DEFAULTS["num_blocks"], help="scratch only")
+    prior.add_argument("--prior_dropout", type=float, default=PRIOR_MODEL_DEFAULTS["dropout"], help="scratch only")
     val = p.add_argument_group("validation and logging")
     val.add_argument("--validation_steps", type=int, default=100,
                      help="held-out PSNR (stage 1) / sample grid (stage 2) every this many steps, in samples/")
@@ -89,16 +104,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_starting_point(args) -> dict:
     """Decoder, modulator and (when pretrained) prior + scheduler + model card sections, on the CPU."""
     if args.pretrained_model_name_or_path is None:
-        from qiren_gen.training.functa_trainer import build_models
-
         torch.manual_seed(args.seed)
         decoder, modulator = build_models(config_from_args(args, resolution=args.resolution or 32,
                                                            channels=args.channels or 1))
         return {"decoder": decoder, "modulator": modulator, "prior": None, "scheduler": None, "sections": {}}
-    from diffusers.utils import logging as diffusers_logging
-
-    from qiren_gen.pipelines import QirenGenerationPipeline
-
     diffusers_logging.disable_progress_bar()
     try:
         pipe = QirenGenerationPipeline.from_pretrained(args.pretrained_model_name_or_path)  # the safe loader
@@ -110,22 +119,11 @@ def load_starting_point(args) -> dict:
 
 def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     """Run both stages and save ``args.output_dir`` as a pipeline folder; returns the summary (PSNRs, steps)."""
-    from accelerate.utils import set_seed
-    from diffusers import DDIMScheduler, DDPMScheduler
-
-    from qiren_gen.models import LatentDenoiser
-    from qiren_gen.pipelines import QirenGenerationPipeline
-    from qiren_gen.training.launch import make_accelerator
-    from qiren_gen.training.prior import PriorTrainingConfig, make_training_scheduler, train_prior
-
     began = time.perf_counter()
     out = Path(args.output_dir)
     identity = {"pretrained": args.pretrained_model_name_or_path,
                 "data": args.dataset_name or str(Path(args.train_data_dir).resolve()), "split": args.split}
-    from qiren_gen.quantum.noise import parse_noise
-    from qiren_gen.quantum.shots import check_shots
-
-    check_shots(getattr(args, "train_shots", None)), parse_noise(getattr(args, "train_noise", None))  # bad values: one line, before anything is written
+    check_shots(args.train_shots), parse_noise(args.train_noise)  # bad values: one line, before anything is written
     check_output_dir(out, args.resume_from_checkpoint, identity)  # before anything is loaded or written
     start = load_starting_point(args)
     decoder, modulator, prior = start["decoder"], start["modulator"], start["prior"]
@@ -156,32 +154,9 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
                           encode_steps=steps)
 
     # Stage 1: decoder + modulator (the pretrained modulator's encoding: meta-SGD or auto-decoding).
-    from qiren_gen.training.functa_trainer import train_functa
-
-    keep, algorithm = encoding_settings(modulator)
-    if args.pretrained_model_name_or_path is None:
-        keep = {}  # scratch: the flags built the modulator
-    init_latents, first_visit_steps = latent_start(modulator, prior, args)
     stage1_began = time.perf_counter()
-    cfg = config_from_args(args, output_dir=str(out / "stage1"), resolution=resolution, channels=data.channels,
-                           streaming=data.streamed, dataset_name=None, train_data_dir=None,
-                           resume_from_checkpoint=stage_resume(args.resume_from_checkpoint, out / "stage1"), **keep)
-    from qiren_gen.quantum.shots import measurement
-
-    train_shots = getattr(args, "train_shots", None)
-    device_mode = measurement(decoder, train_shots, parse_noise(getattr(args, "train_noise", None)),
-                              train_shots=train_shots is not None)  # shots: train_functa seeds each step's draws
-    with device_mode:  # noise-aware stage 1 (a no-op without --train_shots / --train_noise)
-        stage1 = train_functa(cfg, accelerator=accelerator, init_models=(decoder, modulator), dataset=data.train,
-                              on_step=lambda step, _: validator.stage1(decoder, modulator, step),
-                              init_latents=init_latents, first_visit_steps=first_visit_steps,
-                              stream_capacity=data.num_train)
-    accelerator.free_memory()  # stage 2 registers its own objects for save_state / load_state
+    stage1, algorithm = train_stage1(args, decoder, modulator, prior, data, resolution, validator, accelerator)
     stage1_s = time.perf_counter() - stage1_began
-    decoder.eval()
-    modulator.eval()
-    if stage1["steps"] % args.validation_steps:  # the end of stage 1 is always validated once
-        validator.stage1(decoder, modulator, stage1["steps"], final=True)
     if evaluates:
         psnr["train_after"] = reconstruction_psnr(decoder, modulator, eval_images, steps=steps)
         last = validator.records[-1] if validator.records else {}
@@ -189,38 +164,17 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
                                  else reconstruction_psnr(decoder, modulator, data.heldout, steps=steps))
 
     # Stage 2: the prior over the training images' latents.
-    prior_dir = out / "prior_training"
-    latents = prior_latents(decoder, modulator, data, out / "stage1", args, accelerator, stage1.get("trained_latents"))
-    if prior is None:
-        from qiren_gen.training.randomness import INIT_STEP, STAGE_PRIOR, seeded_default_rng
-
-        with seeded_default_rng(args.seed, STAGE_PRIOR, 0, INIT_STEP):  # the same init however stage 1 went
-            denoiser = LatentDenoiser(latent_dim=modulator.config.latent_dim, hidden_dim=args.prior_hidden_dim,
-                                      num_blocks=args.prior_num_blocks, dropout=args.prior_dropout,
-                                      sample_size=resolution)
-        train_scheduler = make_training_scheduler()
-    else:
-        denoiser = prior
-        denoiser.register_to_config(sample_size=resolution)
-        train_scheduler = DDPMScheduler.from_config(start["scheduler"].config)
+    latents = prior_latents(decoder, modulator, data, out / STAGE1_FOLDER, args, accelerator,
+                            stage1.get("trained_latents"))
+    denoiser, train_scheduler = starting_prior(args, start, modulator.config.latent_dim, resolution)
     denoiser.to(accelerator.device)
-    prior_cfg = PriorTrainingConfig(
-        max_train_steps=args.prior_max_train_steps, batch_size=args.prior_train_batch_size,
-        learning_rate=args.prior_learning_rate, lr_warmup_steps=args.prior_lr_warmup_steps,
-        checkpointing_steps=args.prior_checkpointing_steps, checkpoints_total_limit=args.checkpoints_total_limit,
-        seed=args.seed, log_every=args.validation_steps)
     sampler = DDIMScheduler.from_config(train_scheduler.config)
 
     def current_pipeline():
         return QirenGenerationPipeline(decoder, modulator, denoiser, sampler)
 
     prior_began = time.perf_counter()
-    result = train_prior(denoiser, latents, train_scheduler, accelerator, prior_dir, prior_cfg,
-                         stage_resume(args.resume_from_checkpoint, prior_dir),
-                         on_log=lambda step, loss: validator.prior(current_pipeline, step, loss))
-
-    if result["global_step"] % args.validation_steps and result["losses"]:
-        validator.prior(current_pipeline, result["global_step"], result["losses"][-1], final=True)
+    result = train_stage2(args, denoiser, latents, train_scheduler, accelerator, validator, current_pipeline)
     summary = {"output_dir": str(out), "stage1_steps": stage1["steps"], "prior_steps": result["global_step"],
                "num_train_images": data.num_train, "num_heldout_images": int(data.heldout.shape[0]),
                "skipped_images": data.skipped, "unreadable_met_in_stage1": stage1["skipped_images"],
@@ -229,47 +183,102 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
                            "median_stage1_step": stage1["median_step_seconds"],
                            "stage1_cpu_per_step": stage1["median_step_cpu_seconds"],
                            "median_stage1_data_wait": stage1["median_data_wait_seconds"]}}
-    from qiren_gen.training.rank_failures import failure_shared_by_ranks
 
+    # The pipeline folder (and the Hub).
+    card = {"stage1": {"steps": stage1["steps"], "batch_size": args.train_batch_size,
+                       "learning_rate": args.learning_rate, "algorithm": algorithm},
+            "prior": {"steps": result["global_step"], "batch_size": args.prior_train_batch_size,
+                      "learning_rate": args.prior_learning_rate, "pretrained": prior is not None}}
+    pipe = None
     with failure_shared_by_ranks(accelerator, f"the pipeline to {out}", kept="the checkpoints are intact"):
         if accelerator.is_main_process:
             pipe = QirenGenerationPipeline(decoder.to("cpu"), modulator.to("cpu"), denoiser.to("cpu").eval(), sampler)
-            pipe.model_card_sections = model_card_sections(
-                args.pretrained_model_name_or_path, data, resolution,
-                {"steps": stage1["steps"], "batch_size": args.train_batch_size, "learning_rate": args.learning_rate,
-                 "algorithm": algorithm},
-                {"steps": result["global_step"], "batch_size": args.prior_train_batch_size,
-                 "learning_rate": args.prior_learning_rate, "pretrained": prior is not None},
-                psnr, command, start["sections"])
+            pipe.model_card_sections = model_card_sections(args.pretrained_model_name_or_path, data, resolution,
+                                                           card["stage1"], card["prior"], psnr, command,
+                                                           start["sections"])
             pipe.model_card_location = args.hub_model_id if args.push_to_hub else None
             save_pipeline_atomically(pipe, out)  # a kill mid-save leaves the previous pipeline or none, never a mix
             report_psnr(psnr, accelerator.print)
             summary["seconds"]["total"] = time.perf_counter() - began
             (out / "train_pipeline_summary.json").write_text(json.dumps(summary, indent=2))
-            accelerator.print("time: {total:.0f} s in all, stage 1 {stage1:.0f} s, prior {prior:.0f} s".format(**summary["seconds"]))
+            accelerator.print("time: {total:.0f} s in all, stage 1 {stage1:.0f} s, prior {prior:.0f} s".format(
+                **summary["seconds"]))
             accelerator.print(f"saved the pipeline to {out} (qiren-gen sample --pipeline {out})")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     if args.push_to_hub and accelerator.is_main_process:
-        repo = args.hub_model_id or out.name
         try:
-            summary["hub_url"] = pipe.push_to_hub(repo, token=args.hub_token)
+            summary["hub_url"] = pipe.push_to_hub(args.hub_model_id or out.name, token=args.hub_token)
         except OSError as exc:
             raise OSError(f"{exc} (the pipeline is saved in {out})") from None
     return summary
 
 
+def train_stage1(args, decoder, modulator, prior, data, resolution: int, validator: Validator, accelerator
+                 ) -> tuple[dict, str]:
+    """Stage 1 in ``OUTPUT_DIR/stage1`` under the training shots / noise, keeping a pretrained modulator's encoding;
+    the end always validated once. Returns ``train_functa``'s summary and the model card's words for the encoding."""
+    out = Path(args.output_dir) / STAGE1_FOLDER
+    keep, algorithm = encoding_settings(modulator)
+    if args.pretrained_model_name_or_path is None:
+        keep = {}  # scratch: the flags built the modulator
+    init_latents, first_visit_steps = latent_start(modulator, prior, args)
+    cfg = config_from_args(args, output_dir=str(out), resolution=resolution, channels=data.channels,
+                           streaming=data.streamed, dataset_name=None, train_data_dir=None,
+                           resume_from_checkpoint=stage_resume(args.resume_from_checkpoint, out), **keep)
+    device_mode = measurement(decoder, args.train_shots, parse_noise(args.train_noise),
+                              train_shots=args.train_shots is not None)  # shots: train_functa seeds each step's draws
+    with device_mode:  # noise-aware stage 1 (a no-op without --train_shots / --train_noise)
+        stage1 = train_functa(cfg, accelerator=accelerator, init_models=(decoder, modulator), dataset=data.train,
+                              on_step=lambda step, _: validator.stage1(decoder, modulator, step),
+                              init_latents=init_latents, first_visit_steps=first_visit_steps,
+                              stream_capacity=data.num_train)
+    accelerator.free_memory()  # stage 2 registers its own objects for save_state / load_state
+    decoder.eval()
+    modulator.eval()
+    if stage1["steps"] % args.validation_steps:  # the end of stage 1 is always validated once
+        validator.stage1(decoder, modulator, stage1["steps"], final=True)
+    return stage1, algorithm
+
+
+def starting_prior(args, start: dict, latent_dim: int, resolution: int) -> tuple[LatentDenoiser, DDPMScheduler]:
+    """The prior stage 2 trains and its noise schedule: the pretrained ones, or a new prior of the flags' size."""
+    if start["prior"] is None:
+        with seeded_default_rng(args.seed, STAGE2, 0, INIT_STEP):  # the same init however stage 1 went
+            denoiser = LatentDenoiser(latent_dim=latent_dim, hidden_dim=args.prior_hidden_dim,
+                                      num_blocks=args.prior_num_blocks, dropout=args.prior_dropout,
+                                      sample_size=resolution)
+        return denoiser, make_training_scheduler()
+    denoiser = start["prior"]
+    denoiser.register_to_config(sample_size=resolution)
+    return denoiser, DDPMScheduler.from_config(start["scheduler"].config)
+
+
+def train_stage2(args, denoiser, latents, train_scheduler, accelerator, validator: Validator, current_pipeline
+                 ) -> dict:
+    """Stage 2 in ``OUTPUT_DIR/prior_training`` with the ``--prior_*`` settings, a sample grid every
+    ``--validation_steps`` and at the end; returns ``train_prior``'s result."""
+    prior_dir = Path(args.output_dir) / STAGE2_FOLDER
+    prior_cfg = PriorTrainingConfig(
+        max_train_steps=args.prior_max_train_steps, batch_size=args.prior_train_batch_size,
+        learning_rate=args.prior_learning_rate, lr_warmup_steps=args.prior_lr_warmup_steps,
+        checkpointing_steps=args.prior_checkpointing_steps, checkpoints_total_limit=args.checkpoints_total_limit,
+        seed=args.seed, log_every=args.validation_steps)
+    result = train_prior(denoiser, latents, train_scheduler, accelerator, prior_dir, prior_cfg,
+                         stage_resume(args.resume_from_checkpoint, prior_dir),
+                         on_log=lambda step, loss: validator.prior(current_pipeline, step, loss))
+    if result["global_step"] % args.validation_steps and result["losses"]:
+        validator.prior(current_pipeline, result["global_step"], result["losses"][-1], final=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line of ``scripts/train_pipeline.py``; a user error is one line on stderr and a non-zero exit."""
-    from qiren_gen.runtime import run_reporting_errors
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     command = "python scripts/train_pipeline.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    def run() -> dict:
-        from qiren_gen.training.argument_bounds import check_numeric_flags
-        from qiren_gen.training.outputs import output_dir_lock
 
+    def run() -> dict:
         check_numeric_flags(args)  # before any folder exists
         with output_dir_lock(args.output_dir, "train_pipeline"):  # a second run into the folder: refused at once
             return train_pipeline(args, command)

@@ -12,13 +12,27 @@ import json
 import sys
 from pathlib import Path
 
+from accelerate.utils import set_seed
+from diffusers import DDIMScheduler
+
+from qiren_gen.data.datasets import check_resolution
+from qiren_gen.models import LatentDenoiser
+from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.pipelines.loading import load_stage1
-from qiren_gen.training.outputs import save_folder_atomically, save_pipeline_atomically
+from qiren_gen.runtime import run_reporting_errors
+from qiren_gen.training.argument_bounds import check_numeric_flags
+from qiren_gen.training.launch import make_accelerator
+from qiren_gen.training.outputs import output_dir_lock, save_folder_atomically, save_pipeline_atomically
+from qiren_gen.training.prior import (PRIOR_MODEL_DEFAULTS, PriorTrainingConfig, encode_dataset,
+                                      make_training_scheduler, train_prior)
 from qiren_gen.training.prior_data import load_images, load_stage1_latents
+from qiren_gen.training.randomness import INIT_STEP, STAGE2, seeded_default_rng
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Arguments in diffusers' example-script style (underscored long options)."""
+    """Arguments in diffusers' example-script style (underscored long options); the prior's defaults are the
+    recipe's (``PriorTrainingConfig`` and ``PRIOR_MODEL_DEFAULTS``, as ``scripts/train_pipeline.py``)."""
+    defaults, model = PriorTrainingConfig(), PRIOR_MODEL_DEFAULTS
     p = argparse.ArgumentParser(description="Train the latent diffusion prior of a QIREN functional model.")
     p.add_argument("--stage1_model", required=True,
                    help="folder with decoder/ and modulator/ subfolders (a stage-1 output or a pipeline folder)")
@@ -35,20 +49,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="train on the auto-decoded latents stage 1 learned (STAGE1_MODEL/latents.safetensors, "
                         "mirrors included if stage 1 had them) instead of encoding the images")
     p.add_argument("--latents_cache", default=None, help="safetensors cache (default OUTPUT_DIR/latents.safetensors)")
-    p.add_argument("--hidden_dim", type=int, default=256)
-    p.add_argument("--num_blocks", type=int, default=4)
-    p.add_argument("--time_embed_dim", type=int, default=128)
-    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--hidden_dim", type=int, default=model["hidden_dim"])
+    p.add_argument("--num_blocks", type=int, default=model["num_blocks"])
+    p.add_argument("--time_embed_dim", type=int, default=model["time_embed_dim"])
+    p.add_argument("--dropout", type=float, default=model["dropout"])
     p.add_argument("--num_train_timesteps", type=int, default=1000)
-    p.add_argument("--max_train_steps", type=int, default=4000)
-    p.add_argument("--train_batch_size", type=int, default=64)
-    p.add_argument("--learning_rate", type=float, default=1e-3)
-    p.add_argument("--weight_decay", type=float, default=0.0)
-    p.add_argument("--lr_warmup_steps", type=int, default=100)
-    p.add_argument("--checkpointing_steps", type=int, default=1000)
-    p.add_argument("--checkpoints_total_limit", type=int, default=2)
+    p.add_argument("--max_train_steps", type=int, default=defaults.max_train_steps)
+    p.add_argument("--train_batch_size", type=int, default=defaults.train_batch_size)
+    p.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
+    p.add_argument("--weight_decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--lr_warmup_steps", type=int, default=defaults.lr_warmup_steps)
+    p.add_argument("--checkpointing_steps", type=int, default=defaults.checkpointing_steps)
+    p.add_argument("--checkpoints_total_limit", type=int, default=defaults.checkpoints_total_limit)
     p.add_argument("--resume_from_checkpoint", default=None, help='"latest" or a checkpoint folder')
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--output_dir", required=True)
     p.add_argument("--pipeline_output", default=None, help="also save a complete QirenGenerationPipeline here")
     return p.parse_args(argv)
@@ -56,21 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def train_prior_from_args(argv: list[str] | None = None) -> dict:
     """Run stage 2 end to end; returns a summary (steps, final loss, number of latents, output folders)."""
-    from accelerate.utils import set_seed
-    from diffusers import DDIMScheduler
-
-    from qiren_gen.models import LatentDenoiser
-    from qiren_gen.training.prior import PriorTrainingConfig, encode_dataset, make_training_scheduler, train_prior
-
     args = parse_args(argv)
-    from qiren_gen.data.datasets import check_resolution
-    from qiren_gen.training.argument_bounds import check_numeric_flags
-
     check_numeric_flags(args)  # before any folder exists
-
     check_resolution(args.resolution)
-    from qiren_gen.training.launch import make_accelerator
-
     accelerator = make_accelerator(seed=args.seed)  # gloo for CPU processes; warnings from the main process only
     set_seed(args.seed)
     decoder, modulator = load_stage1(args.stage1_model)
@@ -86,9 +88,7 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
             images = load_images(args, decoder.config.out_channels, resolution)
             latents = encode_dataset(decoder, modulator, images, cache, steps=args.encode_steps,
                                      progress=accelerator.is_local_main_process)
-    from qiren_gen.training.randomness import INIT_STEP, STAGE_PRIOR, seeded_default_rng
-
-    with seeded_default_rng(args.seed, STAGE_PRIOR, 0, INIT_STEP):  # one init on every rank, resumed or not
+    with seeded_default_rng(args.seed, STAGE2, 0, INIT_STEP):  # one init on every rank, resumed or not
         denoiser = LatentDenoiser(latent_dim=modulator.config.latent_dim, hidden_dim=args.hidden_dim,
                                   num_blocks=args.num_blocks, time_embed_dim=args.time_embed_dim,
                                   dropout=args.dropout, sample_size=resolution)
@@ -109,8 +109,6 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
         sampler = DDIMScheduler.from_config(scheduler.config)
         save_folder_atomically(sampler, output_dir / "scheduler")
         if args.pipeline_output:
-            from qiren_gen.pipelines import QirenGenerationPipeline
-
             pipe = QirenGenerationPipeline(decoder.to("cpu"), modulator.to("cpu"), denoiser, sampler)
             save_pipeline_atomically(pipe, args.pipeline_output)  # a kill mid-save leaves the old pipeline or none
             summary["pipeline"] = str(args.pipeline_output)
@@ -121,12 +119,7 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """``train_prior_from_args`` for scripts: a user error (bad path, bad value, offline Hub) is one line on stderr and exit code 2."""
-    from qiren_gen.runtime import run_reporting_errors
-
     def run() -> dict:
-        from qiren_gen.training.argument_bounds import check_numeric_flags
-        from qiren_gen.training.outputs import output_dir_lock
-
         args = parse_args(argv)
         check_numeric_flags(args)  # before any folder exists
         with output_dir_lock(args.output_dir, "train_prior"):  # a second run into the folder: refused at once

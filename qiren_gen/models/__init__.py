@@ -3,15 +3,14 @@ from .baselines import MLP, SIREN, FourierFeatureMLP
 from .modulated import LatentModulator, ModulatedQIREN, ModulatedSIREN
 from .synthesis import FeatureSynthesisDecoder
 from .qiren import QIREN, HybridLayer
-from .registry import MODEL_BUILDERS, QIREN_PLUS, build_inr, is_qiren_plus, parameter_table
+from .registry import (DECODER_BUILDERS, DECODER_CLASSES, DECODERS, MODEL_BUILDERS, QIREN_PLUS, build_decoder,
+                       build_inr, is_qiren_plus, parameter_table)
 from .wide import ModulatedWideQIREN
 
 __all__ = ["QIREN", "HybridLayer", "SIREN", "MLP", "FourierFeatureMLP", "MODEL_BUILDERS", "QIREN_PLUS", "build_inr",
            "is_qiren_plus", "parameter_table", "ModulatedQIREN", "ModulatedSIREN", "LatentModulator",
-           "FeatureSynthesisDecoder", "ModulatedWideQIREN", "DECODER_CLASSES"]
-
-DECODER_CLASSES = (ModulatedQIREN, ModulatedSIREN, FeatureSynthesisDecoder, ModulatedWideQIREN)
-"""Every modulated decoder a generation pipeline or a stage-1 folder may hold."""
+           "FeatureSynthesisDecoder", "ModulatedWideQIREN", "DECODER_CLASSES", "DECODER_BUILDERS", "DECODERS",
+           "build_decoder"]
 from .denoiser import LatentDenoiser, LatentDenoiserOutput  # noqa: E402
 
 __all__ += ["LatentDenoiser", "LatentDenoiserOutput"]

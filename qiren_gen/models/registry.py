@@ -1,12 +1,17 @@
-"""Build any of the paper's INR models by name, so CLIs and experiments share one list."""
+"""Build any model of the package by name: the paper's INRs (``MODEL_BUILDERS``) and the latent-modulated decoders
+of stage 1 (``DECODER_BUILDERS``), so CLIs, trainers, pipelines and experiments share one list of each."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from diffusers.models.modeling_utils import ModelMixin
 
 from .baselines import MLP, SIREN, FourierFeatureMLP
+from .modulated import ModulatedQIREN, ModulatedSIREN
 from .qiren import QIREN
+from .synthesis import FeatureSynthesisDecoder
+from .wide import ModulatedWideQIREN
 
 QIREN_PLUS: dict = {"fourier_features": 4, "observables": "z+zz", "hidden_layers": 1}
 """``qiren-plus``: the best QIREN variant of ``scripts/research/qiren_search/search_qiren.py`` (``ff-s1`` in docs/research/qiren_search.md): fixed
@@ -42,3 +47,52 @@ def build_inr(name: str, in_features: int, out_features: int = 1, **kwargs) -> M
 def parameter_table(in_features: int, out_features: int = 1) -> dict[str, int]:
     """Trainable parameter count of every model at its defaults."""
     return {name: build_inr(name, in_features, out_features).num_parameters(only_trainable=True) for name in MODEL_BUILDERS}
+
+
+def _feature_decoder(features: str) -> Callable[[Any], ModelMixin]:
+    """A builder of :class:`FeatureSynthesisDecoder` with ``features`` (``"circuit"`` or ``"fourier"``)."""
+    def build(sizes) -> ModelMixin:
+        return FeatureSynthesisDecoder(
+            out_channels=sizes.channels, features=features, n_heads=sizes.n_heads, n_qubits=sizes.n_qubits,
+            n_reuploads=sizes.n_reuploads, n_blocks=sizes.n_blocks, entangler=sizes.entangler,
+            frequency_init=sizes.frequency_init, n_fourier=sizes.n_fourier, fourier_scale=sizes.fourier_scale,
+            hidden_features=sizes.hidden_features, hidden_layers=sizes.hidden_layers, modulation=sizes.modulation,
+            encoding_scale=sizes.encoding_scale if features == "circuit" else None,
+        )
+
+    return build
+
+
+DECODER_BUILDERS: dict[str, tuple[type[ModelMixin], Callable[[Any], ModelMixin]]] = {
+    "modulated-qiren": (ModulatedQIREN, lambda s: ModulatedQIREN(
+        out_channels=s.channels, n_qubits=s.n_qubits, hidden_layers=s.hidden_layers, n_reuploads=s.n_reuploads,
+        n_blocks=s.n_blocks, modulation=s.modulation)),
+    "modulated-siren": (ModulatedSIREN, lambda s: ModulatedSIREN(
+        out_channels=s.channels, hidden_features=s.hidden_features, hidden_layers=s.hidden_layers,
+        modulation=s.modulation)),
+    "circuit-features": (FeatureSynthesisDecoder, _feature_decoder("circuit")),
+    "fourier-features": (FeatureSynthesisDecoder, _feature_decoder("fourier")),
+    "wide-qiren": (ModulatedWideQIREN, lambda s: ModulatedWideQIREN(
+        out_channels=s.channels, n_heads=s.n_heads, n_qubits=s.n_qubits, hidden_layers=s.hidden_layers,
+        n_reuploads=s.n_reuploads, n_blocks=s.n_blocks, entangler=s.entangler, modulation=s.modulation)),
+}
+"""The stage-1 decoders by name: ``(class, builder)``; a builder takes any object with the sizes as attributes
+(``FunctaTrainingConfig``, parsed flags). ``modulated-qiren``: the paper's QIREN, latent-modulated;
+``modulated-siren``: Functa's SIREN; ``circuit-features`` / ``fourier-features``: :class:`FeatureSynthesisDecoder`
+with quantum circuit features or the classical Fourier control; ``wide-qiren``: ``n_heads`` circuits of
+``n_qubits`` per hybrid layer. A new decoder is one entry here."""
+DECODERS = tuple(DECODER_BUILDERS)
+"""The stage-1 decoder names (``qiren`` / ``siren`` name the unmodulated fitting models of ``MODEL_BUILDERS``)."""
+DECODER_ALIASES = {"qiren": "modulated-qiren", "siren": "modulated-siren"}
+"""Former decoder names, still accepted (and read as the current name) so that old commands and run configs work."""
+DECODER_CLASSES = tuple(dict.fromkeys(cls for cls, _ in DECODER_BUILDERS.values()))
+"""Every modulated decoder class a generation pipeline or a stage-1 folder may hold."""
+
+
+def build_decoder(sizes) -> ModelMixin:
+    """The decoder named ``sizes.decoder`` (one of ``DECODERS`` or a former name) with ``sizes``' sizes, freshly
+    initialised (seed the RNG first for the same weights on every process)."""
+    name = DECODER_ALIASES.get(sizes.decoder, sizes.decoder)
+    if name not in DECODER_BUILDERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {sizes.decoder!r}")
+    return DECODER_BUILDERS[name][1](sizes)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from ..quantum.circuit import encoding_scales
+from ..runtime.values import parse_encoding_scale
+from .functa_config import DECODER_ALIASES, DECODERS, FunctaTrainingConfig
+
 
 def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
     """The stage-1 options (data, model, encoding, training), shared with ``scripts/train_pipeline.py``."""
-    from .functa_trainer import DECODER_ALIASES, DECODERS, FunctaTrainingConfig
-
     defaults = FunctaTrainingConfig()
     data = p.add_argument_group("data")
     data.add_argument("--dataset_name", help="Hugging Face Hub dataset id (e.g. a FFHQ or CelebA-HQ copy)")
@@ -84,9 +86,6 @@ def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
 
 def _encoding_scale(text: str):
     """``--encoding_scale`` as the circuits take it (``1,3`` -> ``[[1.0], [3.0]]``; presets checked here)."""
-    from ..quantum.circuit import encoding_scales
-    from ..runtime.values import parse_encoding_scale
-
     try:
         value = parse_encoding_scale(text)
         if isinstance(value, str):
@@ -98,8 +97,6 @@ def _encoding_scale(text: str):
 
 def config_from_args(args: argparse.Namespace, **overrides):
     """The ``FunctaTrainingConfig`` of parsed stage-1 options (``overrides`` win)."""
-    from .functa_trainer import FunctaTrainingConfig
-
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(FunctaTrainingConfig) if hasattr(args, f.name)}
     return FunctaTrainingConfig(**{**values, **overrides})
 

@@ -16,6 +16,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from accelerate.utils import broadcast_object_list
+from safetensors.torch import load_file, save_file
+
+from ..models.synthesis import FEATURE_ALIASES
 from .rank_failures import failure_shared_by_ranks
 
 STATE_FILE = "training_state.json"
@@ -60,8 +64,6 @@ def agreed_resume_checkpoint(accelerator, output_dir: str | os.PathLike,
     refusal is raised on every rank alike, so none waits for the others forever."""
     if accelerator.num_processes == 1:
         return resolve_resume_checkpoint(output_dir, resume_from_checkpoint)
-    from accelerate.utils import broadcast_object_list
-
     answer: list = [None, None]
     if accelerator.is_main_process:
         try:
@@ -96,8 +98,6 @@ def check_compatible(saved: dict[str, Any], current: dict[str, Any], checkpoint:
 
 
 def _with_current_names(signature: dict[str, Any]) -> dict[str, Any]:
-    from ..models.synthesis import FEATURE_ALIASES
-
     decoder = signature.get("decoder")
     if isinstance(decoder, dict) and decoder.get("features") in FEATURE_ALIASES:
         signature = {**signature, "decoder": {**decoder, "features": FEATURE_ALIASES[decoder["features"]]}}
@@ -153,8 +153,6 @@ def _publish_checkpoint(tmp: Path, final: Path, step: int, state: dict[str, Any]
     """The main process's part of ``save_checkpoint``: the models and the marker file, then the rename that
     publishes ``final``."""
     if models:
-        from safetensors.torch import save_file
-
         for name, model in models.items():
             tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
             save_file(tensors, str(tmp / f"{name}.safetensors"))
@@ -169,8 +167,6 @@ def _publish_checkpoint(tmp: Path, final: Path, step: int, state: dict[str, Any]
 
 def load_checkpoint_models(checkpoint: str | os.PathLike, models: dict[str, Any]) -> None:
     """Load the ``<name>.safetensors`` written by :func:`save_checkpoint` into each module (strict)."""
-    from safetensors.torch import load_file
-
     for name, model in models.items():
         path = Path(checkpoint) / f"{name}.safetensors"
         if not path.is_file():

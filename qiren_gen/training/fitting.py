@@ -17,7 +17,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..models import build_inr
+from ..models import SIREN, build_inr, is_qiren_plus
 
 DEFAULT_STEPS = 301
 DEFAULT_LEARNING_RATES: dict[str, float] = {
@@ -36,8 +36,6 @@ DEFAULT_SCHEDULES: dict[str, str] = {"qiren-plus": "constant"}
 
 
 def _recipe_name(model: nn.Module) -> str:
-    from ..models import SIREN, is_qiren_plus
-
     return "siren" if isinstance(model, SIREN) else "qiren-plus" if is_qiren_plus(model) else "qiren"
 
 
@@ -242,7 +240,7 @@ def calibrate_batchnorm(model: nn.Module, coords: torch.Tensor) -> nn.Module:
         model.train()
         model(coords)
         n = coords.shape[0]
-        for m, momentum in zip(norms, saved):
+        for m, momentum in zip(norms, saved, strict=True):
             m.running_var.mul_((n - 1) / n)  # PyTorch stores the unbiased variance; training normalised by the biased one
             m.momentum = momentum
     model.eval()

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration
+from datasets.utils import logging as datasets_logging
+from diffusers.utils import logging as diffusers_logging
 
 logger = logging.getLogger(__name__)
 
@@ -16,8 +21,6 @@ logger = logging.getLogger(__name__)
 def make_accelerator(mixed_precision: str = "no", seed: int = 0, log_with: str | None = None,
                      project_dir: str | None = None):
     """An ``Accelerator`` with seedable data order; checks that accelerate set up as many processes as launched."""
-    from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if "MASTER_ADDR" in os.environ and "WORLD_SIZE" not in os.environ and "PMI_SIZE" not in os.environ:
@@ -42,13 +45,8 @@ def make_accelerator(mixed_precision: str = "no", seed: int = 0, log_with: str |
 def quiet_worker() -> None:
     """Warnings and library logs from the main process only: other ranks keep errors and drop the rest (N copies of
     one warning say nothing more than one)."""
-    import warnings
-
     warnings.simplefilter("ignore")
     logging.getLogger("qiren_gen").setLevel(logging.ERROR)
-    from datasets.utils import logging as datasets_logging
-    from diffusers.utils import logging as diffusers_logging
-
     diffusers_logging.set_verbosity_error()
     datasets_logging.set_verbosity_error()
 

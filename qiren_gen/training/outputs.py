@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 LOCK_FILE = ".run.lock"
 """Name of the lock file inside an output folder (never counted as content of the folder)."""
 
@@ -49,7 +51,7 @@ def output_dir_lock(out: str | os.PathLike, program: str) -> Iterator[Path]:
     if not _is_main_process():  # the launched run's main process holds the lock for all of them
         yield out
         return
-    import fcntl
+    import fcntl  # POSIX-only: imported where the lock is taken, so the module imports everywhere
 
     for parent in (out, *out.parents):
         if parent.exists() and not parent.is_dir():
@@ -91,8 +93,6 @@ def output_dir_lock(out: str | os.PathLike, program: str) -> Iterator[Path]:
 
 def _write_errors() -> tuple[type[BaseException], ...]:
     """What a failed write raises: ``OSError``, torch's ``RuntimeError``, safetensors' ``SafetensorError``."""
-    from safetensors import SafetensorError
-
     return OSError, RuntimeError, SafetensorError
 
 

@@ -1,14 +1,22 @@
-"""Pieces of ``scripts/train_pipeline.py``: the output-folder guard, the data split, channel handling, validation
-(held-out reconstruction PSNR, PNG grids, trackers) and the model card of a fine-tuned pipeline."""
+"""The run around ``scripts/train_pipeline.py``'s two stages: the output-folder guard, the data (held-out split,
+channels), validation and reports (held-out reconstruction PSNR, PNG grids, trackers, before / after lines) and the
+model card. What each stage starts or resumes from (models, latents, checkpoints) is ``pipeline_stages``."""
 from __future__ import annotations
 
+import io
+import itertools
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate.utils import is_tensorboard_available
+from diffusers.utils import make_image_grid
+from PIL import Image
 
+from ..data.datasets import IMAGE_COLUMN, declared_num_examples, decode_image, load_image_dataset
+from ..functa import decode_latents, encode_images
+from ..metrics import psnr
 from .outputs import LOCK_FILE
 
 RUN_FILE = "train_pipeline.json"
@@ -44,10 +52,6 @@ def check_output_dir(out: Path, resume: str | None, identity: dict) -> None:
 
 def image_channels(value) -> int:
     """1 or 3: the channels of one undecoded ``datasets.Image`` value (or PIL image), from its mode."""
-    import io
-
-    from PIL import Image
-
     if isinstance(value, Image.Image):
         return 1 if value.mode in GRAY_MODES else 3
     source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
@@ -71,8 +75,10 @@ class TrainingData:
     resolution: int = 32
 
 
-HEAD_SCAN_LIMIT = 1000
+START_SCAN_LIMIT = 1000
 """Images read from the start of the data at most to find the held-out and evaluation images."""
+HEAD_SCAN_LIMIT = START_SCAN_LIMIT
+"""Former name of ``START_SCAN_LIMIT``."""
 
 
 def load_training_data(args, resolution: int, channels: int | None, heldout: int, eval_images: int = 16
@@ -83,10 +89,6 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
     Raises ``ValueError`` for no image column, no readable image at the start of the data, or too few images to hold
     some out. ``channels=None`` takes the data's own (gray or RGB, from the first readable image).
     """
-    import itertools
-
-    from ..data.datasets import IMAGE_COLUMN, ImageCollator, declared_num_examples, load_image_dataset
-
     folder = Path(args.train_data_dir) if args.train_data_dir else None
     if folder is not None and folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
         raise ValueError(f"zero images: the folder '{args.train_data_dir}' holds no files")
@@ -95,7 +97,7 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
     streamed = not hasattr(ds, "__len__")
     rows = iter(ds) if streamed else (ds[i] for i in range(len(ds)))
     held, evals, skipped, consumed, detected = [], [], 0, 0, channels
-    for example in itertools.islice(rows, HEAD_SCAN_LIMIT):
+    for example in itertools.islice(rows, START_SCAN_LIMIT):
         value = example[IMAGE_COLUMN]
         if detected is None:
             try:
@@ -137,8 +139,6 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
 
 def _decoded(value, resolution: int, channels: int) -> torch.Tensor | None:
     """One decoded image, or None when unreadable (the count of those is reported once, not per image)."""
-    from ..data.datasets import decode_image
-
     try:
         return decode_image(value, resolution, channels)
     except (OSError, ValueError, SyntaxError):
@@ -149,9 +149,6 @@ def reconstruction_psnr(decoder, modulator, images: torch.Tensor, batch_size: in
                         steps: int | None = None) -> float | None:
     """Mean PSNR (dB, images in [-1, 1]) of ``images`` encoded (``steps``: the modulator's default) and decoded at
     their own size; None if no images."""
-    from ..functa import decode_latents, encode_images
-    from ..metrics import psnr
-
     if images.shape[0] == 0:
         return None
     values = []
@@ -165,8 +162,6 @@ def reconstruction_psnr(decoder, modulator, images: torch.Tensor, batch_size: in
 
 
 def _to_pil(images: torch.Tensor):
-    from PIL import Image
-
     arrays = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(a[:, :, 0] if a.shape[-1] == 1 else a) for a in arrays]
 
@@ -196,14 +191,8 @@ class Validator:
 
     def stage1(self, decoder, modulator, step: int, final: bool = False) -> None:
         """Held-out reconstructions (top: faces, bottom: reconstructions) and their PSNR."""
-        from diffusers.utils import make_image_grid
-
-        from ..functa import decode_latents, encode_images
-
         if not self.accelerator.is_main_process or (step % self.every and not final):
             return
-        from ..metrics import psnr
-
         record = {"stage": "stage1", "step": step}
         if self.heldout.shape[0]:
             z = encode_images(decoder, modulator, self.heldout.to(next(decoder.parameters()).device),
@@ -219,8 +208,6 @@ class Validator:
 
     def prior(self, pipe_factory, step: int, loss: float, final: bool = False) -> None:
         """A grid of ``num_samples`` samples from the prior being trained."""
-        from diffusers.utils import make_image_grid
-
         if not self.accelerator.is_main_process or (step % self.every and not final):
             return
         pipe = pipe_factory()
@@ -244,8 +231,6 @@ def setup_trackers(report_to: str, out: Path) -> tuple[str | None, str | None]:
     if report_to in (None, "none"):
         return None, None
     if report_to == "tensorboard":
-        from accelerate.utils import is_tensorboard_available
-
         if not is_tensorboard_available():
             return None, ("--report_to tensorboard: tensorboard is not installed (pip install tensorboard); "
                           f"validation metrics go to {out / 'train_log.jsonl'} only")
@@ -295,10 +280,17 @@ No FID was measured by the training script: run `qiren-gen evaluate --pipeline T
     return {"Training": training, "Quality": quality, "Limitations": limitations}
 
 
-def world_size() -> int:
-    """Processes of this launch (1 under plain ``python``)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+def report_psnr(psnr: dict, say=print) -> None:
+    """The before / after reconstruction PSNR lines of a run."""
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.2f} dB"
+
+    say(f"reconstruction PSNR, {psnr['train_count']} training images: {fmt(psnr['train_before'])} before -> "
+        f"{fmt(psnr['train_after'])} after")
+    if psnr["heldout_count"]:
+        say(f"reconstruction PSNR, {psnr['heldout_count']} held-out images: {fmt(psnr['heldout_before'])} before -> "
+            f"{fmt(psnr['heldout_after'])} after")
 
 
-__all__ = ["RUN_FILE", "TrainingData", "Validator", "check_output_dir", "image_channels", "load_training_data",
-           "model_card_sections", "reconstruction_psnr", "setup_trackers"]
+__all__ = ["RUN_FILE", "START_SCAN_LIMIT", "TrainingData", "Validator", "check_output_dir", "image_channels",
+           "load_training_data", "model_card_sections", "reconstruction_psnr", "report_psnr", "setup_trackers"]

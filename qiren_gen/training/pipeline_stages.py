@@ -1,11 +1,29 @@
-"""The calls ``scripts/train_pipeline.py`` is made of: where a run starts (pretrained or scratch), how stage 1
-keeps a pretrained encoding, where fine-tuned latents start, and the latents stage 2 learns."""
+"""What each stage of ``scripts/train_pipeline.py`` starts or resumes from: the decoder's channels, the pretrained
+encoding stage 1 keeps, where fine-tuned latents start, the latents stage 2 learns, and each stage's checkpoint.
+The run around the stages (output folder, data, validation, reports, model card) is ``pipeline_run``."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
+from ..data.datasets import IMAGE_COLUMN, ImageCollator
+from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream
+from ..functa import encode_images
+from ..models.adapt import adapt_output_channels
+from .checkpointing import list_checkpoints
+from .latent_table import LATENTS_FILE, trained_rows
+from .pipeline_run import report_psnr
+from .prior import fingerprint
+
+STAGE1_FOLDER = "stage1"
+"""Stage 1's checkpoints and models inside a ``train_pipeline`` output folder."""
+STAGE2_FOLDER = "prior_training"
+"""Stage 2's checkpoints and latents inside a ``train_pipeline`` output folder (its name predates "stage 2" and
+stays, so that earlier runs resume)."""
 
 LATENT_INITS = ("encode", "mean", "zero")
 """How a fine-tuned auto-decoded table starts each image's latent (no pass over all images before the first step):
@@ -22,8 +40,6 @@ def match_channels(decoder, channels: int, adapt: bool):
         word = {1: "grayscale", 3: "RGB"}
         raise ValueError(f"the pretrained decoder renders {have} channel(s) ({word[have]}) but the data is "
                          f"{word[channels]}; pass --channels {have} to convert the data, or --adapt_output_channels")
-    from ..models.adapt import adapt_output_channels
-
     return adapt_output_channels(decoder, channels)
 
 
@@ -45,11 +61,9 @@ def latent_start(modulator, prior, args) -> tuple[torch.Tensor | None, int]:
     cheap (nothing is encoded before the first step). ``(None, 0)`` otherwise (meta-SGD, scratch). Resuming, the
     table comes from the checkpoint (``init_latents`` None), but ``encode`` still encodes the images that no step
     visited before the checkpoint, as the uninterrupted run did."""
-    from .checkpointing import list_checkpoints
-
     if args.pretrained_model_name_or_path is None or getattr(modulator.config, "encoding", "") != "auto_decode":
         return None, 0
-    if args.resume_from_checkpoint and list_checkpoints(Path(args.output_dir) / "stage1"):
+    if args.resume_from_checkpoint and list_checkpoints(Path(args.output_dir) / STAGE1_FOLDER):
         return None, args.latent_init_steps if args.latent_init == "encode" else 0
     dim = modulator.config.latent_dim
     if args.latent_init == "mean" and prior is not None:
@@ -64,10 +78,6 @@ def prior_latents(decoder, modulator, data, stage1_dir: Path, args, accelerator,
     """The latents the prior learns: the rows of stage 1's auto-decoded table that trained (``trained``, which
     every rank holds in memory after stage 1, else the table the main process saved), or (meta-SGD) every training
     image encoded batch by batch (cached; the images are never all in memory)."""
-    from safetensors.torch import load_file
-
-    from .functa_trainer import LATENTS_FILE, trained_rows
-
     if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
         if trained is not None:
             return trained
@@ -75,22 +85,13 @@ def prior_latents(decoder, modulator, data, stage1_dir: Path, args, accelerator,
         return trained_rows(load_file(str(stage1_dir / LATENTS_FILE)))
     with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache
         return encode_training_data(decoder, modulator, data, args,
-                                    stage1_dir.parent / "prior_training" / "latents.safetensors",
+                                    stage1_dir.parent / STAGE2_FOLDER / "latents.safetensors",
                                     progress=accelerator.is_local_main_process)
 
 
 def encode_training_data(decoder, modulator, data, args, cache_file: Path, progress: bool = True) -> torch.Tensor:
     """Meta-SGD latents of every training image (and mirror, with ``--flip_augment``), decoded and encoded per batch
     of 64; cached in ``cache_file`` under a fingerprint of the models and the data's identity."""
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-    from tqdm.auto import tqdm
-
-    from ..data.datasets import IMAGE_COLUMN, ImageCollator
-    from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream
-    from ..functa import encode_images
-    from .prior import fingerprint
-
     resolution = data.resolution
     key = "-".join([fingerprint(decoder, modulator), str(args.dataset_name or Path(args.train_data_dir).resolve()),
                     args.split, str(data.num_train), str(resolution), str(data.channels), str(args.flip_augment)])
@@ -128,16 +129,5 @@ def stage_resume(resume: str | None, stage_dir: Path) -> str | None:
     return str(path) if path.parent == stage_dir.resolve() else "latest"
 
 
-def report_psnr(psnr: dict, say=print) -> None:
-    """The before / after reconstruction PSNR lines of a run."""
-    def fmt(v):
-        return "n/a" if v is None else f"{v:.2f} dB"
-
-    say(f"reconstruction PSNR, {psnr['train_count']} training images: {fmt(psnr['train_before'])} before -> "
-        f"{fmt(psnr['train_after'])} after")
-    if psnr["heldout_count"]:
-        say(f"reconstruction PSNR, {psnr['heldout_count']} held-out images: {fmt(psnr['heldout_before'])} before -> "
-            f"{fmt(psnr['heldout_after'])} after")
-
-
-__all__ = ["LATENT_INITS", "encode_training_data", "encoding_settings", "latent_start", "match_channels", "prior_latents", "report_psnr", "stage_resume"]
+__all__ = ["LATENT_INITS", "STAGE1_FOLDER", "STAGE2_FOLDER", "encode_training_data", "encoding_settings", "latent_start",
+           "match_channels", "prior_latents", "report_psnr", "stage_resume"]

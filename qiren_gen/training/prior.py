@@ -10,15 +10,22 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from diffusers import DDPMScheduler
+from diffusers.optimization import get_scheduler
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
+from ..functa import encode_images
 from ..models.denoiser import LatentDenoiser
+from .checkpointing import agreed_resume_checkpoint, check_compatible, read_training_state, save_checkpoint
 from .rank_failures import failure_shared_by_ranks
-from .randomness import STAGE_PRIOR, seeded_default_rng, step_generator
+from .randomness import STAGE2, seeded_default_rng, step_generator
+from .stopping import TrainingStopped, stop_on_signals
 
 
 def make_training_scheduler(num_train_timesteps: int = 1000, prediction_type: str = "v_prediction") -> DDPMScheduler:
@@ -96,19 +103,12 @@ def encode_dataset(
     A cache is reused only when its fingerprint (decoder, modulator, images, steps) matches, so a retrained stage 1
     never feeds stale latents to the prior.
     """
-    from safetensors.torch import load_file, save_file
-    from tqdm.auto import tqdm
-
-    from ..functa import encode_images
-
     if images.ndim != 4 or images.shape[0] < 1:
         raise ValueError(f"expected images (N, C, H, W), got {tuple(images.shape)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     key = fingerprint(decoder, modulator, images) + f"-steps{steps}"
     if cache_file is not None and Path(cache_file).is_file():
-        from safetensors import safe_open
-
         try:
             with safe_open(str(cache_file), framework="pt") as f:
                 meta = f.metadata() or {}
@@ -140,7 +140,7 @@ def prior_batch(data: torch.Tensor, batch_size: int, num_train_timesteps: int, s
     """``(x0, noise, timesteps)`` of rank ``rank`` at step ``step``: rows of ``data`` drawn with replacement, and
     their noise and timesteps, all from one generator seeded by ``(seed, prior stage, rank, step)``. The same on a
     resumed run; independent across ranks."""
-    generator = step_generator(seed, STAGE_PRIOR, rank, step)  # CPU: the same numbers on any device
+    generator = step_generator(seed, STAGE2, rank, step)  # CPU: the same numbers on any device
     rows = torch.randint(0, data.shape[0], (batch_size,), generator=generator)
     noise = torch.randn((batch_size, data.shape[1]), generator=generator, dtype=torch.float32)
     timesteps = torch.randint(0, num_train_timesteps, (batch_size,), generator=generator)
@@ -150,11 +150,12 @@ def prior_batch(data: torch.Tensor, batch_size: int, num_train_timesteps: int, s
 
 @dataclass
 class PriorTrainingConfig:
-    """Hyper-parameters of :func:`train_prior` (saved next to checkpoints).
+    """Hyper-parameters of :func:`train_prior` (saved next to checkpoints). The defaults are the recipe's:
+    ``scripts/train_pipeline.py``'s ``--prior_*`` flags and ``scripts/train_prior.py``'s flags read them.
 
     Args:
         max_train_steps: Optimiser steps.
-        batch_size: Latents per step.
+        batch_size: Latents per step (``train_batch_size``, the flags' name, reads and sets it too).
         learning_rate: AdamW learning rate (after warm-up).
         weight_decay: AdamW weight decay.
         lr_warmup_steps: Linear warm-up steps.
@@ -169,15 +170,29 @@ class PriorTrainingConfig:
         64
     """
 
-    max_train_steps: int = 4000
+    max_train_steps: int = 1000
     batch_size: int = 64
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
-    lr_warmup_steps: int = 100
-    checkpointing_steps: int = 1000
+    lr_warmup_steps: int = 50
+    checkpointing_steps: int = 500
     checkpoints_total_limit: int | None = 2
     seed: int = 0
     log_every: int = 50
+
+    @property
+    def train_batch_size(self) -> int:
+        """``batch_size`` under the flags' (and ``FunctaTrainingConfig``'s) name."""
+        return self.batch_size
+
+    @train_batch_size.setter
+    def train_batch_size(self, value: int) -> None:
+        self.batch_size = value
+
+
+PRIOR_MODEL_DEFAULTS = {"hidden_dim": 256, "num_blocks": 3, "time_embed_dim": 128, "dropout": 0.1}
+"""The size of a new (scratch) prior, ``LatentDenoiser`` keyword arguments: the recipe's, read by both
+``scripts/train_pipeline.py`` (``--prior_hidden_dim``, ...) and ``scripts/train_prior.py`` (``--hidden_dim``, ...)."""
 
 
 def train_prior(
@@ -221,83 +236,108 @@ def train_prior(
         >>> result["global_step"]
         3
     """
-    from diffusers.optimization import get_scheduler
-    from tqdm.auto import tqdm
+    run = PriorTrainer(denoiser, latents, scheduler, accelerator, output_dir, config or PriorTrainingConfig(),
+                       resume_from_checkpoint)
+    losses = run.train(on_log)
+    run.finish()
+    return {"losses": losses, "global_step": run.global_step}
 
-    from .checkpointing import agreed_resume_checkpoint, check_compatible, read_training_state, save_checkpoint
-    from .stopping import TrainingStopped, stop_on_signals
 
-    cfg = config or PriorTrainingConfig()
-    if cfg.max_train_steps < 1 or cfg.batch_size < 1 or cfg.learning_rate <= 0:
-        raise ValueError("need max_train_steps >= 1, batch_size >= 1 and learning_rate > 0")
-    if latents.ndim != 2 or latents.shape[1] != denoiser.config.latent_dim or latents.shape[0] < 2:
-        raise ValueError(f"expected latents (N >= 2, {denoiser.config.latent_dim}), got {tuple(latents.shape)}")
-    output_dir = Path(output_dir)
-    model_config = {k: v for k, v in denoiser.config.items() if not k.startswith("_")}
-    resume_path = agreed_resume_checkpoint(accelerator, output_dir, resume_from_checkpoint)
-    if resume_path is None:
-        denoiser.set_latent_statistics(latents)
-    else:
-        check_compatible(read_training_state(resume_path).get("model_config", {}), model_config, resume_path)
+class PriorTrainer:
+    """One run of :func:`train_prior`: set-up and resume at construction, :meth:`training_step`, :meth:`train`,
+    :meth:`finish`."""
 
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    lr_scheduler = get_scheduler(
-        "cosine", optimizer, num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
-        num_training_steps=cfg.max_train_steps * accelerator.num_processes,
-    )
-    model, optimizer, lr_scheduler = accelerator.prepare(denoiser, optimizer, lr_scheduler)
+    def __init__(self, denoiser: LatentDenoiser, latents: torch.Tensor, scheduler: DDPMScheduler, accelerator,
+                 output_dir: str | Path, cfg: PriorTrainingConfig, resume_from_checkpoint: str | None) -> None:
+        if cfg.max_train_steps < 1 or cfg.batch_size < 1 or cfg.learning_rate <= 0:
+            raise ValueError("need max_train_steps >= 1, batch_size >= 1 and learning_rate > 0")
+        if latents.ndim != 2 or latents.shape[1] != denoiser.config.latent_dim or latents.shape[0] < 2:
+            raise ValueError(f"expected latents (N >= 2, {denoiser.config.latent_dim}), got {tuple(latents.shape)}")
+        self.cfg, self.scheduler, self.accelerator, self.output_dir = cfg, scheduler, accelerator, Path(output_dir)
+        self.model_config = {k: v for k, v in denoiser.config.items() if not k.startswith("_")}
+        resume_path = agreed_resume_checkpoint(accelerator, self.output_dir, resume_from_checkpoint)
+        if resume_path is None:
+            denoiser.set_latent_statistics(latents)
+        else:
+            check_compatible(read_training_state(resume_path).get("model_config", {}), self.model_config, resume_path)
+        optimizer = torch.optim.AdamW(denoiser.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        lr_scheduler = get_scheduler(
+            "cosine", optimizer, num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
+            num_training_steps=cfg.max_train_steps * accelerator.num_processes,
+        )
+        self.model, self.optimizer, self.lr_scheduler = accelerator.prepare(denoiser, optimizer, lr_scheduler)
+        self.global_step = 0
+        if resume_path is not None:
+            accelerator.load_state(str(resume_path))
+            self.global_step = int(read_training_state(resume_path)["step"])
+            accelerator.print(f"resumed from {resume_path} at step {self.global_step}")
+        self.data = accelerator.unwrap_model(self.model).normalize(latents.to(accelerator.device, torch.float32))
 
-    global_step = 0
-    if resume_path is not None:
-        accelerator.load_state(str(resume_path))
-        global_step = int(read_training_state(resume_path)["step"])
-        accelerator.print(f"resumed from {resume_path} at step {global_step}")
+    def training_step(self, step: int) -> torch.Tensor:
+        """Step ``step`` of this rank: its batch, noise and timesteps, the loss, backward and AdamW; returns the loss.
 
-    # Every draw of step k on rank r (batch rows, noise, timesteps, dropout masks) comes from a seed derived from
-    # (seed, prior stage, r, k): a resumed run draws exactly what an uninterrupted one drew, and ranks draw
-    # independently of each other. Nothing here reads or moves the global generator.
-    unwrapped = accelerator.unwrap_model(model)
-    data = unwrapped.normalize(latents.to(accelerator.device, torch.float32))
-    losses: list[float] = []
-    bar = tqdm(
-        range(global_step, cfg.max_train_steps), initial=global_step, total=cfg.max_train_steps,
-        desc="prior", disable=not accelerator.is_local_main_process,
-    )
-    model.train()
-    with stop_on_signals() as stop_request:  # SIGTERM / SIGINT: finish the step, checkpoint, stop (every rank)
-        for step in bar:
-            x0, noise, timesteps = prior_batch(data, cfg.batch_size, scheduler.config.num_train_timesteps, cfg.seed,
-                                               accelerator.process_index, step)
-            with accelerator.accumulate(model):
-                with seeded_default_rng(cfg.seed, STAGE_PRIOR, accelerator.process_index, step, data.device):
-                    loss = diffusion_loss(model, scheduler, x0, noise=noise, timesteps=timesteps)  # dropout: seeded
-                accelerator.backward(loss)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            global_step = step + 1
-            pair = torch.tensor([loss.detach().float().item(), stop_request.flag], device=accelerator.device)
-            gathered = accelerator.gather(pair.reshape(1, 2))
-            value, stopping = gathered[:, 0].mean().item(), bool(gathered[:, 1].sum().item() > 0)
-            if not math.isfinite(value):
-                raise FloatingPointError(f"prior loss became {value} at step {global_step}; lower the learning rate")
-            losses.append(value)
-            if global_step % cfg.log_every == 0 or global_step == cfg.max_train_steps:
-                bar.set_postfix(loss=f"{sum(losses[-cfg.log_every:]) / len(losses[-cfg.log_every:]):.4f}")
-                if on_log is not None:
-                    on_log(global_step, value)
-            if (cfg.checkpointing_steps and global_step % cfg.checkpointing_steps == 0) or stopping:
-                saved = save_checkpoint(accelerator, output_dir, global_step, {"model_config": model_config,
-                                        "training_config": asdict(cfg)}, total_limit=cfg.checkpoints_total_limit)
-            if stopping:
-                accelerator.print(f"stopped by a signal at step {global_step}, after saving {saved}; "
-                                  "continue with --resume_from_checkpoint latest")
-                raise TrainingStopped(f"stopped at step {global_step}")
-    model.eval()
-    accelerator.wait_for_everyone()
-    with failure_shared_by_ranks(accelerator, f"the prior's training record to {output_dir}"):
-        if accelerator.is_main_process:  # a failure here stops every rank, none waits for the main one
-            output_dir.mkdir(parents=True, exist_ok=True)
-            (output_dir / "prior_training.json").write_text(json.dumps({**asdict(cfg), "final_step": global_step}))
-    return {"losses": losses, "global_step": global_step}
+        Every draw of step k on rank r (batch rows, noise, timesteps, dropout masks) comes from a seed derived from
+        (seed, stage 2, r, k): a resumed run draws exactly what an uninterrupted one drew, and ranks draw
+        independently of each other. Nothing here reads or moves the global generator."""
+        cfg, accelerator = self.cfg, self.accelerator
+        x0, noise, timesteps = prior_batch(self.data, cfg.batch_size, self.scheduler.config.num_train_timesteps,
+                                           cfg.seed, accelerator.process_index, step)
+        with accelerator.accumulate(self.model):
+            with seeded_default_rng(cfg.seed, STAGE2, accelerator.process_index, step, self.data.device):
+                loss = diffusion_loss(self.model, self.scheduler, x0, noise=noise, timesteps=timesteps)
+            accelerator.backward(loss)
+            self.optimizer.step()
+            self.lr_scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return loss
 
+    def train(self, on_log: Callable[[int, float], None] | None = None) -> list[float]:
+        """Steps to ``max_train_steps``; each step's loss is averaged over ranks, logged every ``log_every`` steps
+        and checkpointed when due. A SIGTERM / SIGINT: finish the step, checkpoint, stop (every rank)."""
+        cfg, accelerator = self.cfg, self.accelerator
+        losses: list[float] = []
+        bar = tqdm(range(self.global_step, cfg.max_train_steps), initial=self.global_step, total=cfg.max_train_steps,
+                   desc="prior", disable=not accelerator.is_local_main_process)
+        self.model.train()
+        with stop_on_signals() as stop_request:
+            for step in bar:
+                loss = self.training_step(step)
+                self.global_step = step + 1
+                pair = torch.tensor([loss.detach().float().item(), stop_request.flag], device=accelerator.device)
+                gathered = accelerator.gather(pair.reshape(1, 2))
+                value, stopping = gathered[:, 0].mean().item(), bool(gathered[:, 1].sum().item() > 0)
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"prior loss became {value} at step {self.global_step}; lower the "
+                                             "learning rate")
+                losses.append(value)
+                if self.global_step % cfg.log_every == 0 or self.global_step == cfg.max_train_steps:
+                    bar.set_postfix(loss=f"{sum(losses[-cfg.log_every:]) / len(losses[-cfg.log_every:]):.4f}")
+                    if on_log is not None:
+                        on_log(self.global_step, value)
+                if (cfg.checkpointing_steps and self.global_step % cfg.checkpointing_steps == 0) or stopping:
+                    saved = self.save_checkpoint()
+                if stopping:
+                    accelerator.print(f"stopped by a signal at step {self.global_step}, after saving {saved}; "
+                                      "continue with --resume_from_checkpoint latest")
+                    raise TrainingStopped(f"stopped at step {self.global_step}")
+        return losses
+
+    def save_checkpoint(self) -> Path:
+        """``output_dir/checkpoint-<step>`` with the denoiser's config and the hyper-parameters."""
+        return save_checkpoint(self.accelerator, self.output_dir, self.global_step,
+                               {"model_config": self.model_config, "training_config": asdict(self.cfg)},
+                               total_limit=self.cfg.checkpoints_total_limit)
+
+    def finish(self) -> None:
+        """Evaluation mode, and ``output_dir/prior_training.json`` (the hyper-parameters and the final step)."""
+        self.model.eval()
+        self.accelerator.wait_for_everyone()
+        with failure_shared_by_ranks(self.accelerator, f"the prior's training record to {self.output_dir}"):
+            if self.accelerator.is_main_process:  # a failure here stops every rank, none waits for the main one
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                (self.output_dir / "prior_training.json").write_text(
+                    json.dumps({**asdict(self.cfg), "final_step": self.global_step}))
+
+
+__all__ = ["PRIOR_MODEL_DEFAULTS", "PriorTrainer", "PriorTrainingConfig", "diffusion_loss", "encode_dataset",
+           "fingerprint", "make_training_scheduler", "prior_batch", "train_prior"]

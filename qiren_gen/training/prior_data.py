@@ -6,12 +6,14 @@ import argparse
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
+
+from ..data.datasets import IMAGE_COLUMN, ImageCollator, load_image_dataset
+from .latent_table import LATENTS_FILE, trained_rows
 
 
 def load_images(args: argparse.Namespace, channels: int, resolution: int) -> torch.Tensor:
     """All training images as ``(N, C, R, R)`` in [-1, 1] (plus mirror images with ``--flip_augment``)."""
-    from ..data.datasets import IMAGE_COLUMN, ImageCollator, load_image_dataset
-
     ds = load_image_dataset(dataset_name=args.dataset_name, data_dir=args.train_data_dir, split=args.split,
                             image_column=args.image_column, max_samples=args.max_train_samples)
     images = ImageCollator(IMAGE_COLUMN, resolution, channels)([ex for ex in ds])
@@ -24,10 +26,6 @@ def load_images(args: argparse.Namespace, channels: int, resolution: int) -> tor
 
 def load_stage1_latents(folder: str | Path, latent_dim: int) -> torch.Tensor:
     """The auto-decoded training latents ``(N, latent_dim)`` a stage-1 run saved (``LATENTS_FILE``)."""
-    from safetensors.torch import load_file
-
-    from .functa_trainer import LATENTS_FILE, trained_rows
-
     path = Path(folder) / LATENTS_FILE
     if not path.is_file():
         raise OSError(f"no {LATENTS_FILE} in '{folder}' (stage 1 saves it only with --encoding auto_decode)")

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
-STAGE_FUNCTA = 1
+STAGE1 = 1
 """Stage 1: decoder, modulator and latent table."""
-STAGE_PRIOR = 2
+STAGE2 = 2
 """Stage 2: the latent diffusion prior."""
+STAGE_FUNCTA = STAGE1
+"""Former name of ``STAGE1``."""
+STAGE_PRIOR = STAGE2
+"""Former name of ``STAGE2``."""
 INIT_STEP = -1
 """The ``step`` of draws made before the first training step (model and table initialisation)."""
 
@@ -54,4 +58,4 @@ def seeded_default_rng(seed: int, stage: int, rank: int, step: int,
         yield
 
 
-__all__ = ["INIT_STEP", "STAGE_FUNCTA", "STAGE_PRIOR", "derive_seed", "seeded_default_rng", "step_generator"]
+__all__ = ["INIT_STEP", "STAGE1", "STAGE2", "STAGE_FUNCTA", "STAGE_PRIOR", "derive_seed", "seeded_default_rng", "step_generator"]

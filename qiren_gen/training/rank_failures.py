@@ -10,7 +10,11 @@ code 2 (``runtime.run_reporting_errors``) instead of hanging.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
+
+import torch.distributed as dist
+
+from .outputs import is_write_error, write_failure
 
 
 class RankFailure(RuntimeError):
@@ -22,8 +26,6 @@ def _exchange(accelerator, status: tuple[str, str] | None) -> list[tuple[str, st
     """Every rank's ``status``, indexed by rank (one all-gather of small objects; itself with one process)."""
     if accelerator.num_processes == 1:
         return [status]
-    import torch.distributed as dist
-
     statuses: list = [None] * accelerator.num_processes
     dist.all_gather_object(statuses, status)
     return statuses
@@ -31,8 +33,6 @@ def _exchange(accelerator, status: tuple[str, str] | None) -> list[tuple[str, st
 
 def _status(failure: Exception, what: str, kept: str | None, accelerator) -> tuple[str, str]:
     """``("write", line)`` for a failed write (the line every rank raises), else ``("internal", type: message)``."""
-    from .outputs import is_write_error, write_failure
-
     rank = accelerator.process_index if accelerator.num_processes > 1 else None
     after = "" if kept is None else f"; {kept}"
     if isinstance(failure, OSError) and failure.errno is None:  # already one line of ours (save_pipeline_atomically)
@@ -52,8 +52,6 @@ def failure_shared_by_ranks(accelerator, what: str, cleanup: Callable[[], None] 
 
     Every rank must enter the block at the same point of the run (it ends with a collective).
     """
-    from .outputs import is_write_error
-
     failure: Exception | None = None
     try:
         yield

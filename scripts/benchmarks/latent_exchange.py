@@ -25,7 +25,7 @@ MODEL_PARAMETERS = 63_809
 
 def _worker(rows: int, dim: int, batch: int, steps: int, out: str) -> None:
     """One rank: ``steps`` dense and ``steps`` row-wise table updates, alternating; rank 0 writes the figures."""
-    from qiren_gen.training.functa_trainer import _sync_gradients
+    from qiren_gen.training.gradient_sync import sync_gradients
     from qiren_gen.training.latent_rows import LatentTable, exchange_bytes, gather_row_gradients, rowwise_adam_step
     from qiren_gen.training.launch import make_accelerator
 
@@ -49,12 +49,12 @@ def _worker(rows: int, dim: int, batch: int, steps: int, out: str) -> None:
             if kind == "dense":
                 dense_table.grad = torch.zeros_like(dense_table).index_put_((local,), grads)  # what autograd left
                 model.grad = model_grad.clone()
-                _sync_gradients([model, dense_table], accelerator, batch)
+                sync_gradients([model, dense_table], accelerator, batch)
                 dense_adam.step()
                 dense_adam.zero_grad(set_to_none=True)
             else:
                 model.grad = model_grad.clone()
-                total = _sync_gradients([model], accelerator, batch)
+                total = sync_gradients([model], accelerator, batch)
                 all_rows, all_grads = gather_row_gradients(local, grads, batch, accelerator)
                 rowwise_adam_step(table, all_rows, all_grads / total, 1e-2)
             if step >= 2:
