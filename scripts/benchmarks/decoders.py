@@ -12,7 +12,6 @@ import time
 
 import torch
 
-
 DECODERS = ("circuit-features", "circuit-features-ternary", "circuit-features-ternary-r3", "fourier-features", "siren")
 """Decoders the benchmark can time; the ``-ternary`` ones are ``circuit-features`` with ``encoding_scale="ternary"``."""
 DEFAULT_DECODERS = ("circuit-features", "fourier-features", "siren")

@@ -35,8 +35,8 @@ def benchmark_demo(runs: int = 3, pipeline: str | None = None, faces: int = 16, 
     from diffusers.utils import make_image_grid
     from gradio_client import Client
 
-    from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
     from qiren_gen.demo.actions import grid_shape
+    from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
 
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

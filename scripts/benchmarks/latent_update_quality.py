@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,8 +48,8 @@ def _train(code_root: Path, workdir: Path, lfw: Path, steps: int, latent_learnin
 def heldout_psnr(stage1_dir: Path, lfw: Path, encode_steps: int = 300) -> float:
     """Faces 90-99 encoded (``encode_steps`` Adam steps) and decoded by the stage-1 models in ``stage1_dir``."""
     from qiren_gen.data.datasets import IMAGE_COLUMN, ImageCollator, load_image_dataset
-    from qiren_gen.training.pipeline_run import reconstruction_psnr
     from qiren_gen.pipelines.loading import load_stage1
+    from qiren_gen.training.pipeline_run import reconstruction_psnr
 
     decoder, modulator = load_stage1(stage1_dir)
     test = load_image_dataset(None, str(lfw), "test", None)

@@ -289,13 +289,12 @@ def _png(path: Path, array: np.ndarray) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     """A folder of good and damaged inputs: pipelines, images, WAVs, datasets, stage-1 models, a blocker file."""
-    from scipy.io import wavfile
     from safetensors.torch import load_file, save_file
+    from scipy.io import wavfile
 
     from qiren_gen.models import LatentModulator, ModulatedQIREN
-    from testing_utils import tiny_pipeline
     from testing_utils import Payload as _Payload
-    from testing_utils import tiny_wide_pipeline
+    from testing_utils import tiny_pipeline, tiny_wide_pipeline
 
     w = tmp_path_factory.mktemp("bad-inputs")
     tiny_pipeline().save_pretrained(w / "pipe")
@@ -546,10 +545,8 @@ def _api_rows():
     from qiren_gen.demo.live_fit import live_fit
     from qiren_gen.demo.uploads import open_upload
     from qiren_gen.functa import decode_latents, encode_images
-    from qiren_gen.models import (QIREN, FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN,
-                                  ModulatedWideQIREN)
-    from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
-                                     QirenSuperResolutionPipeline)
+    from qiren_gen.models import QIREN, FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN, ModulatedWideQIREN
+    from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline
     from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
     from qiren_gen.runtime import configure_allocator
     from testing_utils import tiny_pipeline

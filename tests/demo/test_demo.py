@@ -22,6 +22,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 from gradio_client import Client, handle_file  # noqa: E402  (gradio is in the test extra: never skipped)
 from gradio_client.exceptions import AppError  # noqa: E402
+
 from testing_utils import free_port as _free_port  # noqa: E402
 
 

@@ -3,8 +3,13 @@ import pytest
 import torch
 
 from qiren_gen.data import image_grid
-from qiren_gen.functa import (STEP_MEMORY_BUDGET, backward_per_image_mse, images_to_targets, per_image_mse,
-                              step_chunk_points)
+from qiren_gen.functa import (
+    STEP_MEMORY_BUDGET,
+    backward_per_image_mse,
+    images_to_targets,
+    per_image_mse,
+    step_chunk_points,
+)
 from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN
 from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
 

@@ -4,9 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from qiren_gen.functa import decode_latents, encode_images
+from qiren_gen.functa import decode_latents, encode_area_consistent, encode_images, prior_superresolve
 from research.prior_superres.study import compare_superres, fit_single_image_qiren
-from qiren_gen.functa import encode_area_consistent, prior_superresolve
 from testing_utils import tiny_pipeline
 
 

@@ -11,8 +11,8 @@ import torch
 from qiren_gen.data import image_grid
 from qiren_gen.models import FeatureSynthesisDecoder
 from qiren_gen.models.circuit_series import MAX_POINTWISE_TERMS, series_features
-from qiren_gen.quantum.spectrum import head_series
 from qiren_gen.quantum.shots import measurement
+from qiren_gen.quantum.spectrum import head_series
 
 # (heads, qubits, re-uploads, encoding_scale)
 DECODERS = [(8, 2, 2, None), (4, 2, 2, "ternary"), (3, 3, 2, None), (5, 1, 3, None), (2, 2, 3, "ternary")]

@@ -14,8 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline,
-                                 bundled_pipeline_dir)
+from qiren_gen.pipelines import (
+    QirenGenerationPipeline,
+    QirenSignalFittingPipeline,
+    QirenSuperResolutionPipeline,
+    bundled_pipeline_dir,
+)
 from qiren_gen.pipelines.diffusers_entry import ENTRY_MODULE, entry_module_text
 from testing_utils import save_every_pipeline_kind
 

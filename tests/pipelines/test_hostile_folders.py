@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
+from qiren_gen.models.config_checks import MODEL_BOUNDS, check_scheduler_config
 from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline
 from qiren_gen.pipelines.component_classes import MODEL_CLASSES, SCHEDULER_NAMES, component_class
-from qiren_gen.models.config_checks import MODEL_BOUNDS, check_scheduler_config
 from qiren_gen.runtime.json_files import MAX_CONFIG_BYTES, read_json_file
 from testing_utils import tiny_pipeline
 

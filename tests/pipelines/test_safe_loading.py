@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from qiren_gen.cli import main as cli_main
-from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
-                                 QirenSuperResolutionPipeline)
+from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline
 from testing_utils import Payload as _Payload
 from testing_utils import save_every_pipeline_kind
 

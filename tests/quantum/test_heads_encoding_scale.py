@@ -202,8 +202,8 @@ def test_synthesis_decoder_with_scales_round_trips_and_default_config_is_unchang
 
 
 def test_trainer_passes_the_scales_and_old_checkpoints_keep_their_signature():
-    from train_functa import parse_args
     from qiren_gen.training.functa_trainer import build_models, model_signature
+    from train_functa import parse_args
 
     cfg = parse_args(["--decoder", "circuit-features", "--n_heads", "4", "--n_qubits", "2", "--hidden_features", "8",
                       "--encoding_scale", "1,3"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qiren_gen.quantum import DataReuploadingCircuit, fused, MultiHeadReuploadingCircuit, simulate_reuploading_heads
+from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, fused, simulate_reuploading_heads
 from qiren_gen.quantum.heads import DENSE_MAX_QUBITS
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from research.paper.suite import make_jobs, run_suite
 from research.paper.report import write_report
+from research.paper.suite import make_jobs, run_suite
 
 
 def test_tiny_suite_writes_report(tmp_path):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from research.commands import portable_command
-from research.qiren_search.search import ALL_VARIANTS, band_errors, load_records, parameter_count, run_search
 from research.qiren_search.report import final_variants, write_search_report
+from research.qiren_search.search import ALL_VARIANTS, band_errors, load_records, parameter_count, run_search
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,8 +38,8 @@ def test_search_resumes_ranks_and_reports(tmp_path):
 def test_baselines_sizes_and_long_fits_report(tmp_path):
     """The authors'-SIREN section, the rate-distortion figure and longer fits cached apart, on tiny fits."""
     from research.paper.baselines import NEEDED, carried_section, write_baselines_section
-    from research.qiren_search.search import SIZE_FAMILIES
     from research.qiren_search.rate_distortion import params_for_psnr, task_psnr
+    from research.qiren_search.search import SIZE_FAMILIES
 
     cache = tmp_path / "cache"
     tiny = dict(progress=False, size=6)

@@ -10,7 +10,6 @@ from qiren_gen.metrics import psnr
 from qiren_gen.metrics.signals import mse
 from qiren_gen.training import build_fitting_model, calibrate_batchnorm, fit_inr, render
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

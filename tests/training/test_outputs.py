@@ -19,8 +19,7 @@ from PIL import Image
 
 from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.training.checkpointing import list_checkpoints, save_checkpoint
-from qiren_gen.training.outputs import (LOCK_FILE, output_dir_lock, save_folder_atomically,
-                                        save_pipeline_atomically)
+from qiren_gen.training.outputs import LOCK_FILE, output_dir_lock, save_folder_atomically, save_pipeline_atomically
 from testing_utils import tiny_pipeline
 from train_pipeline import main
 

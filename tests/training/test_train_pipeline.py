@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from train_pipeline import main
 from qiren_gen.pipelines import QirenGenerationPipeline
 from testing_utils import tiny_pipeline
+from train_pipeline import main
 
 TINY = ["--max_train_steps", "4", "--train_batch_size", "3", "--checkpointing_steps", "2", "--prior_max_train_steps",
         "20", "--prior_train_batch_size", "8", "--prior_lr_warmup_steps", "2", "--prior_checkpointing_steps", "10",

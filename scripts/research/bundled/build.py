@@ -248,8 +248,8 @@ def build_bundled_pipeline(cfg: BundleConfig) -> dict:
     from diffusers.utils import make_image_grid
 
     from qiren_gen.data.lfw import export_lfw_faces
-    from qiren_gen.pipelines import QirenGenerationPipeline
     from qiren_gen.evaluation.sample_quality import generation_report
+    from qiren_gen.pipelines import QirenGenerationPipeline
     from qiren_gen.training.functa_trainer import train_functa
     from train_prior import train_prior_from_args
 

@@ -8,7 +8,6 @@ stage 1 -> encode latents -> train the prior -> measure quality -> save the fold
 Thin wrapper: the options and the driver live in ``research.bundled.build``.
 """
 import sys
-
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # scripts/: the research and benchmark packages

@@ -7,7 +7,6 @@
 Thin wrapper: the sweep lives in ``research.decoder_capacity.capacity``.
 """
 import sys
-
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # scripts/: the research and benchmark packages

@@ -6,7 +6,6 @@
 Thin wrapper: the options and the driver live in ``research.functa_lfw.sweep``.
 """
 import sys
-
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # scripts/: the research and benchmark packages

@@ -12,12 +12,11 @@ import pickle
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # scripts/: the research and benchmark packages
 
 from research.commands import portable_command
-from research.paper.suite import PAPER_IMAGES, PAPER_MODELS, default_workers, make_jobs, run_suite
 from research.paper.report import write_report
+from research.paper.suite import PAPER_IMAGES, PAPER_MODELS, default_workers, make_jobs, run_suite
 
 
 def main() -> int:

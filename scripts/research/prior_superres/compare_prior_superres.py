@@ -25,8 +25,8 @@ def main(argv=None) -> int:
 
     from qiren_gen.data.lfw import export_lfw_faces
     from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
-    from research.prior_superres.study import compare_superres, superres_figure, superres_markdown
     from research.bundled.build import load_split
+    from research.prior_superres.study import compare_superres, superres_figure, superres_markdown
 
     torch.set_num_threads(1)
     try:

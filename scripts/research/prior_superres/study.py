@@ -6,8 +6,8 @@ import torch
 from torch.nn import functional as F
 
 from qiren_gen.data.grids import image_grid
-from qiren_gen.metrics import psnr
 from qiren_gen.functa import prior_superresolve
+from qiren_gen.metrics import psnr
 from qiren_gen.models import QIREN
 
 

@@ -11,9 +11,9 @@ from research.paper.suite import PAPER_IMAGES
 from research.qiren_search.rate_distortion import rate_distortion_section
 from research.qiren_search.search import (
     ALL_VARIANTS,
+    PAPER_STEPS,
     REFERENCE,
     REFERENCES,
-    PAPER_STEPS,
     TASKS,
     VARIANTS,
     load_records,

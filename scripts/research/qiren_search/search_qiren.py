@@ -23,13 +23,12 @@ import re
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # scripts/: the research and benchmark packages
 
 from research.commands import portable_command
-from research.paper.suite import default_workers
-from research.paper.suite import PAPER_IMAGES
 from research.paper.baselines import NEEDED, write_baselines_section
+from research.paper.suite import PAPER_IMAGES, default_workers
+from research.qiren_search.report import final_variants, write_search_report
 from research.qiren_search.search import (
     ALL_VARIANTS,
     PAPER_STEPS,
@@ -40,7 +39,6 @@ from research.qiren_search.search import (
     load_records,
     run_search,
 )
-from research.qiren_search.report import final_variants, write_search_report
 
 
 def refuse_fewer_fits(cache: Path, page: Path) -> None:
