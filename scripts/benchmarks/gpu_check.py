@@ -77,7 +77,7 @@ def simulator_section(device: torch.device, batches: list[int], repeats: int) ->
         for name, layer in (("qiren-gen-fused", ours), ("pennylane-default.qubit", theirs)):
             params = [p for p in layer.parameters()]
 
-            def step(layer=layer, params=params, name=name):
+            def step(layer=layer, params=params, name=name, x=x, outputs=outputs):
                 xi = x.clone().requires_grad_(True)
                 out = layer(xi)
                 grads = torch.autograd.grad(out.sum(), [xi, *params])
@@ -104,7 +104,7 @@ def stage1_section(device: torch.device, sizes: list[int], batch: int, repeats: 
         recipe, decoder = recipe_step(size, batch, device, synthesis_dtype(device))
         losses = []
 
-        def step():
+        def step(recipe=recipe, losses=losses):
             losses.append(recipe())
 
         reset_peak(device)

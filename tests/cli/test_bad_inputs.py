@@ -499,8 +499,8 @@ def _run_all(world: Path) -> list[dict]:
     with ThreadPoolExecutor(max_workers=3) as pool:
         outputs = list(pool.map(lambda job: job(), jobs))
     results: dict[int, dict] = {}
-    for indices, output in zip([[i] for i in alone] + halves, outputs):
-        results.update(zip(indices, output))
+    for indices, output in zip([[i] for i in alone] + halves, outputs, strict=True):
+        results.update(zip(indices, output, strict=True))
     return [results[i] for i in range(len(CLI_ROWS))]
 
 
@@ -508,7 +508,7 @@ def _run_all(world: Path) -> list[dict]:
 def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows):
     results = _run_all(world)
     failures = []
-    for row, res in zip(CLI_ROWS, results):
+    for row, res in zip(CLI_ROWS, results, strict=True):
         ok = (res["returncode"] == 2 and len(res["lines"]) == 1 and row[3] in res["lines"][0]
               and "Traceback" not in res["stderr"] and "error" in res["lines"][0])
         if not ok:
@@ -779,11 +779,11 @@ def test_api_table_is_complete(api_rows):
 def _write_table(path: Path, cli_results: list[dict], world: Path, api_rows: list) -> None:
     """Regenerate ``docs/bad_inputs.md`` from what the runs printed (observed, not hand-written)."""
     rows = ["| Entry point | Bad input | Observed result |", "|---|---|---|"]
-    for (entry, bad, argv, _), res in zip(CLI_ROWS, cli_results):
+    for (entry, bad, _argv, _), res in zip(CLI_ROWS, cli_results, strict=True):
         line = (res["lines"][0] if res["lines"] else "(no output)").replace("`", "'").replace("|", "/")
         rows.append(f"| `{entry}` | {bad} | exit {res['returncode']}: `{line}` |")  # whole: never cut
     observed = []
-    for entry, bad, call, exc_type, _ in api_rows:
+    for entry, bad, call, _exc_type, _ in api_rows:
         try:
             call(world)
             observed.append(f"| `{entry}` | {bad} | (no error) |")

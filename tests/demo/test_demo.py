@@ -117,8 +117,8 @@ def test_sample_tab_shots_control(server):
 def test_concurrent_requests_keep_their_own_seeds(server):
     solo = {seed: _sample(server.client, seed) for seed in (11, 12)}
     visitors = [Client(server.url, download_files=str(server.downloads), verbose=False) for _ in range(2)]
-    jobs = [c.submit("", seed, 4, 32, 5, api_name="/sample") for c, seed in zip(visitors, (11, 12))]
-    together = {seed: _image(job.result(timeout=180)) for seed, job in zip((11, 12), jobs)}
+    jobs = [c.submit("", seed, 4, 32, 5, api_name="/sample") for c, seed in zip(visitors, (11, 12), strict=True)]
+    together = {seed: _image(job.result(timeout=180)) for seed, job in zip((11, 12), jobs, strict=True)}
     assert not np.array_equal(together[11], together[12])
     for seed in (11, 12):
         assert np.array_equal(together[seed], solo[seed])

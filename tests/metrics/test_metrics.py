@@ -5,6 +5,8 @@ real ``calculate_metrics`` path runs without the Inception download; the referen
 """
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -68,7 +70,7 @@ def test_ssim_matches_scikit_image(lfw):
     a, b = lfw[:6], lfw[6:12]
     ours = ssim(a, b, reduction="none")
     ref = [structural_similarity(x[0].numpy(), y[0].numpy(), gaussian_weights=True, sigma=1.5,
-                                 use_sample_covariance=False, data_range=1.0) for x, y in zip(a, b)]
+                                 use_sample_covariance=False, data_range=1.0) for x, y in zip(a, b, strict=True)]
     np.testing.assert_allclose(ours.numpy(), ref, rtol=0, atol=1e-10)
     assert float(ssim(a, a)) == pytest.approx(1.0, abs=1e-12)
     rgb = torch.rand(2, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -181,8 +183,8 @@ def test_fid_and_kid_grow_monotonically_with_a_controlled_shift(lfw):
         out, _ = compute_fid_kid((1 - t) * faces + t * others, reference, feature_extractor=PIXEL_POOL, kid_subsets=5)
         fds.append(out[FD])
         kds.append(out[KD])
-    assert all(b > a for a, b in zip(fds, fds[1:])), fds
-    assert all(b > a for a, b in zip(kds, kds[1:])), kds
+    assert all(b > a for a, b in pairwise(fds)), fds
+    assert all(b > a for a, b in pairwise(kds)), kds
     assert fds[0] < 1e-6 < fds[1]
 
 

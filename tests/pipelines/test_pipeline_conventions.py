@@ -365,7 +365,7 @@ def test_variants_save_and_load(pipe, tmp_path):
         loaded = QirenGenerationPipeline.from_pretrained(tmp_path, **kwargs)
         for name in ("decoder", "modulator", "prior"):
             for (key, a), b in zip(pipe.components[name].named_parameters(),
-                                   loaded.components[name].parameters()):
+                                   loaded.components[name].parameters(), strict=True):
                 assert torch.equal(a, b), (name, key)
 
 

@@ -61,7 +61,7 @@ def test_scales_change_the_circuit_and_unit_scales_do_not(layout):
     assert torch.allclose(ones, plain, atol=1e-13)
     g_ones = torch.autograd.grad((ones * probe).sum(), (x, weights))
     g_plain = torch.autograd.grad((plain * probe).sum(), (x, weights))
-    for a, b in zip(g_ones, g_plain):
+    for a, b in zip(g_ones, g_plain, strict=True):
         assert torch.allclose(a, b, atol=1e-12)
 
 
@@ -82,7 +82,7 @@ def test_scaled_layouts_and_engines_agree_in_many_chunks(monkeypatch, n_qubits, 
             out = simulate_reuploading_heads(x, weights, entangler, layout=layout, engine=engine, encoding_scales=scales)
             results.append((out, *torch.autograd.grad((out * probe).sum(), (x, weights, scales))))
     for other in results[1:]:
-        for a, b in zip(results[0], other):
+        for a, b in zip(results[0], other, strict=True):
             assert torch.allclose(a, b, atol=1e-12)
 
 

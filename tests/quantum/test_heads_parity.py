@@ -79,7 +79,7 @@ def test_layouts_and_engines_agree(monkeypatch, n_qubits, entangler, chunked):
             out = simulate_reuploading_heads(x, weights, entangler, layout=layout, engine=engine)
             results.append((out, *torch.autograd.grad((out * probe).sum(), (x, weights))))
     for other in results[1:]:
-        for a, b in zip(results[0], other):
+        for a, b in zip(results[0], other, strict=True):
             assert torch.allclose(a, b, atol=1e-12)
 
 
@@ -89,7 +89,7 @@ def test_autograd_engine_has_second_order_gradients_and_fused_refuses_them():
     x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
     for layout in ("dense", "factored"):
         assert torch.autograd.gradgradcheck(
-            lambda a, w: simulate_reuploading_heads(a, w, layout=layout, engine="autograd"), (x, weights)
+            lambda a, w, layout=layout: simulate_reuploading_heads(a, w, layout=layout, engine="autograd"), (x, weights)
         )
         (g,) = torch.autograd.grad(simulate_reuploading_heads(x, weights, layout=layout).sum(), x, create_graph=True)
         with pytest.raises(RuntimeError):

@@ -179,7 +179,7 @@ def test_one_process_batch_4_and_two_processes_batch_2_take_the_same_steps(tmp_p
     losses = [[json.loads(line)["loss"] for line in (tmp_path / run / "train_log.jsonl").read_text().splitlines()]
               for run in ("one", "two")]
     assert len(losses[0]) == len(losses[1]) == 6
-    assert max(abs(a - b) for a, b in zip(*losses)) < 1e-5
+    assert max(abs(a - b) for a, b in zip(*losses, strict=True)) < 1e-5
     summary = json.loads((tmp_path / "two" / "train_summary.json").read_text())
     assert summary["num_processes"] == 2 and summary["max_rank_parameter_difference"] == 0.0
     tables = [load_file(tmp_path / run / "latents.safetensors") for run in ("one", "two")]

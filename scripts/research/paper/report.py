@@ -231,7 +231,7 @@ def _discussion(res: _Results, models: list[str], images: list[str], has_sound: 
         s = [np.mean(res.mse("image", n, "siren")) for n in images]
         others = [m for m in models if m not in ("qiren", "siren")]
         beaten = [LABELS[m] for m in others
-                  if all(qi < np.mean(res.mse("image", n, m)) for qi, n in zip(q, images))]
+                  if all(qi < np.mean(res.mse("image", n, m)) for qi, n in zip(q, images, strict=True))]
         lines += [
             f"- **Ranking.** QIREN has a lower image-fitting error than {', '.join(beaten) or 'no other baseline'} on "
             f"every image, as in the paper, but SIREN's error is {np.mean(np.array(s) / np.array(q)):.2f}x QIREN's "

@@ -86,7 +86,7 @@ def superres_markdown(result: dict, command: str, source: str) -> str:
     rows = "\n".join(f"| {METHOD_LABELS.get(k, k)} | {v:.2f} |" for k, v in result["psnr"].items())
     per = result["psnr_per_image"]
     best = max(("qiren_prior", "qiren_prior_area"), key=lambda k: result["psnr"][k])
-    wins = sum(p > b for p, b in zip(per[best], per["bicubic"]))
+    wins = sum(p > b for p, b in zip(per[best], per["bicubic"], strict=True))
     return f"""# Prior-based superresolution at {f}x
 
 Held-out LFW faces ({result["num_images"]}: faces 90-99 of `skimage.data.lfw_subset()`, never seen in training),

@@ -75,7 +75,7 @@ def _plot(curves: dict, table: dict, path: Path) -> None:
     import matplotlib.ticker
 
     fig, axes = plt.subplots(1, len(PAPER_IMAGES) + 1, figsize=(3.4 * (len(PAPER_IMAGES) + 1), 3.3))
-    for ax, task in zip(axes, (*PAPER_IMAGES, "mean")):
+    for ax, task in zip(axes, (*PAPER_IMAGES, "mean"), strict=True):
         for family, names in SIZE_FAMILIES.items():
             if task == "mean":
                 pts = curves.get(family, [])
@@ -83,7 +83,7 @@ def _plot(curves: dict, table: dict, path: Path) -> None:
                 pts = sorted((parameter_count(ALL_VARIANTS[n], 2), task_psnr(mean_mse(table[n][task])))
                              for n in names if task in table.get(n, {}))
             if pts:
-                ax.plot(*zip(*pts), "-o", ms=4, label=family)
+                ax.plot(*zip(*pts, strict=True), "-o", ms=4, label=family)
         ax.axvline(parameter_count(ALL_VARIANTS["siren"], 2), color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_xticks([200, 500, 1000, 2000])

@@ -62,12 +62,12 @@ def _plot_error_vs_params(table, path: Path) -> None:
 
     tasks = [t for t in TASKS if any(t in row for row in table.values())]
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.6), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    for ax, task in zip(axes[0], tasks, strict=True):
         in_features = 1 if task == "bach" else 2
         sirens = sorted((parameter_count(ALL_VARIANTS[n], in_features), mean_mse(table[n][task]))
                         for n in ("siren-w8", "siren-w12", "siren-w16", "siren", "siren-w28") if n in table and task in table[n])
         if sirens:
-            ax.plot(*zip(*sirens), "-s", color="tab:red", label="SIREN omega_0 30 (widths 8-28)")
+            ax.plot(*zip(*sirens, strict=True), "-s", color="tab:red", label="SIREN omega_0 30 (widths 8-28)")
         for name, color, label in (("siren-omega1", "tab:orange", "SIREN omega_0 1, lr 0.1"),
                                    ("siren-authors", "tab:brown", "SIREN omega_0 1, lr 0.03 (authors')"),
                                    ("tanh", "tab:gray", "Tanh MLP"), ("relu-rff", "tab:green", "ReLU+RFF")):
@@ -114,7 +114,7 @@ def _plot_bands(bands_by_signal: dict[str, dict[str, list[float]]], path: Path) 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(bands_by_signal), figsize=(4.5 * len(bands_by_signal), 3.4), squeeze=False)
-    for ax, (signal, bands) in zip(axes[0], bands_by_signal.items()):
+    for ax, (signal, bands) in zip(axes[0], bands_by_signal.items(), strict=True):
         width = 0.8 / max(len(bands), 1)
         for i, (name, vals) in enumerate(bands.items()):
             ax.bar(np.arange(len(vals)) + i * width, vals, width, label=name)

@@ -142,7 +142,7 @@ def band_errors(fitted: np.ndarray, target: np.ndarray, n_bands: int = 4) -> lis
     radius = np.sqrt(sum(g**2 for g in grids)) / np.sqrt(len(grids)) if len(grids) > 1 else grids[0]
     edges = np.linspace(0, 1 + 1e-9, n_bands + 1)
     out = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         band = (radius >= lo) & (radius < hi)
         out.append(float(res[band].sum() / max(ref[band].sum(), 1e-12)))
     return out
