@@ -123,7 +123,8 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``train_prior_from_args`` for scripts: a user error (bad path, bad value, offline Hub) is one line on stderr and exit code 2."""
+    """``train_prior_from_args`` for scripts: a user error (bad path, bad value, offline Hub) is one line on stderr
+    and exit code 2."""
     def run() -> dict:
         args = parse_args(argv)
         check_numeric_flags(args)  # before any folder exists

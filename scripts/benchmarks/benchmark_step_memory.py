@@ -51,7 +51,8 @@ def run_one(size: int, batch: int, budget_mb: int, steps: int) -> dict:
         seconds.append(time.perf_counter() - start)
         losses.append(float(mse.mean()))
     return {"budget_mb": budget_mb, "chunk_points": min(chunk, size * size),
-            "chunks": -(-size * size // chunk), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "chunks": -(-size * size // chunk),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "rss_before_steps_mib": before, "median_step_s": statistics.median(seconds), "losses": losses}
 
 

@@ -3,7 +3,8 @@ interleaved Adam steps of the circuit-feature decoder, its Fourier-feature contr
 medians and ratios. Optional extra decoders: the circuit-feature decoder with ternary encoding scales (2 or 3
 re-uploads), timed against the plain one.
 
-Used by ``scripts/benchmarks/benchmark_decoder_step.py``. One auto-decoding step: 16 images x 25x25 points, latents trained too.
+Used by ``scripts/benchmarks/benchmark_decoder_step.py``. One auto-decoding step: 16 images x 25x25 points, latents
+trained too.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Side-by-side timings of the multi-head circuits and the wide decoder (used by ``scripts/benchmarks/benchmark_heads.py``).
+"""Side-by-side timings of the multi-head circuits and the wide decoder (used by
+``scripts/benchmarks/benchmark_heads.py``).
 
 Everything is measured interleaved in one process: repeat ``i`` times every contender once before repeat ``i + 1``,
 so that a noisy, shared machine slows all of them alike and the ratios stay meaningful.
@@ -125,4 +126,5 @@ def decoder_width(decoder: nn.Module) -> int:
     return decoder.config.get("hidden_features") or decoder.config["n_qubits"]
 
 
-__all__ = ["HeadsTiming", "LoopOfCircuits", "StepTiming", "decoder_width", "interleaved_medians", "time_decoder_steps", "time_heads"]
+__all__ = ["HeadsTiming", "LoopOfCircuits", "StepTiming", "decoder_width", "interleaved_medians", "time_decoder_steps",
+           "time_heads"]

@@ -91,8 +91,9 @@ def benchmark_latent_exchange(rows: int = 70_000, dim: int = 64, batch: int = 16
     m = report["median_seconds"]
     print(json.dumps(report, indent=2))
     print(f"table {rows} x {dim}, {processes} processes, batch {batch} per rank, median of {steps} steps:")
+    received = b["rowwise_all_gather_received"]
     print(f"  bytes per rank and step: dense all-reduce {b['dense_all_reduce'] / 1e6:.1f} MB, row-wise all-gather "
-          f"{b['rowwise_all_gather_received'] / 1e3:.1f} KB received ({b['dense_all_reduce'] / max(1, b['rowwise_all_gather_received']):.0f}x less)")
+          f"{received / 1e3:.1f} KB received ({b['dense_all_reduce'] / max(1, received):.0f}x less)")
     print(f"  seconds per step (table update + the models' gradient exchange): dense {m['dense'] * 1e3:.1f} ms, "
           f"row-wise {m['rowwise'] * 1e3:.1f} ms ({report['speedup']:.1f}x)")
     return report

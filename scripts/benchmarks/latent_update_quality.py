@@ -95,7 +95,8 @@ def latent_update_quality(work_dir: str, steps: int = 400, baseline_rev: str = "
     for name in runs:
         r = report[name]
         print(f"bundled stage 1, {steps} steps, {name}: held-out PSNR {r['heldout_psnr']:.2f} dB"
-              f" ({r.get('heldout_difference_db', 0.0):+.2f} dB against dense), table PSNR {r['train_psnr_all']:.2f} dB,"
+              f" ({r.get('heldout_difference_db', 0.0):+.2f} dB against dense),"
+              f" table PSNR {r['train_psnr_all']:.2f} dB,"
               f" median step {r['median_step_seconds'] * 1e3:.0f} ms")
     return report
 

@@ -249,21 +249,25 @@ def report_text(docs_dir: Path, rows: list[dict], command: str, missing: list[st
               "weight-modulated layers of width 128 (`-shift`: shift-modulated instead); `fourier-features` = the same",
               "synthesis layers on 32 random Fourier frequencies (sin + cos: 64 features, scale 6); `siren` = Functa's",
               "shift-modulated SIREN of width 128; `qiren` = the old ModulatedQIREN (8 qubits, 657 parameters);",
-              "`wide-qiren` = ModulatedWideQIREN, 3 wide hybrid layers of 64 two-qubit circuits (CNOT chain, width 128,",
+              "`wide-qiren` = ModulatedWideQIREN, 3 wide hybrid layers of 64 two-qubit circuits "
+              "(CNOT chain, width 128,",
               "shift). The last two cost 11-20x a SIREN step (docs/simulator.md), so they get fewer steps: about the",
               "wall-clock budget of the others.", "",
               "The s/step column comes from runs made at different times on a machine whose load varied 3-20x:",
-              "for the step-cost ratio run `python scripts/benchmarks/benchmark_decoder_step.py` (interleaved steps, side by side;",
+              "for the step-cost ratio run `python scripts/benchmarks/benchmark_decoder_step.py` "
+              "(interleaved steps, side by side;",
               "measured 2026-12-01 at width 128: circuit-features / fourier-features 1.12-1.19x, circuit-features /",
               "SIREN 0.73-2.7x, i.e. within the <= 5x target).", "",
               *([f"Not run to completion in the run that made this table: {', '.join(missing)} (the table was",
-                 "collected with --report_only from runs of the same script in two processes).", ""] if missing else []),
+                 "collected with --report_only from runs of the same script in two processes).", ""]
+                if missing else []),
               "## Summary (computed from the table)", "", *_summary(rows), ""]
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Decoder capacity sweep on LFW faces (writes docs/research/decoder_capacity.md).")
+    p = argparse.ArgumentParser(
+        description="Decoder capacity sweep on LFW faces (writes docs/research/decoder_capacity.md).")
     p.add_argument("--work_dir", default="runs/decoder_capacity")
     p.add_argument("--docs_dir", default="docs/research")
     p.add_argument("--families", nargs="+", default=["circuit-features", "fourier-features", "siren", "wide-qiren",

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Train functa models on LFW faces (modulation modes x latent sizes, QIREN vs SIREN) and write docs/research/functa_lfw.md.
+"""Train functa models on LFW faces (modulation modes x latent sizes, QIREN vs SIREN) and write
+docs/research/functa_lfw.md.
 
     python scripts/research/functa_lfw/functa_lfw_sweep.py --work_dir runs/functa_lfw
 

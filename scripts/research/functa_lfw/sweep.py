@@ -35,7 +35,8 @@ class Run:
     @property
     def name(self) -> str:
         order = "fo" if self.first_order else "so"
-        return f"{self.decoder}-{self.modulation}-z{self.latent_dim}-{order}" + (f"-s{self.steps}" if self.steps else "")
+        steps = f"-s{self.steps}" if self.steps else ""
+        return f"{self.decoder}-{self.modulation}-z{self.latent_dim}-{order}{steps}"
 
 
 def parse_run(spec: str) -> Run:
@@ -181,13 +182,15 @@ def _summary_lines(results: list[dict], steps: int) -> list[str]:
         winner = "QIREN" if q["psnr_25"] > longer["psnr_25"] else "SIREN"
         lines.append(
             f"- SIREN given more steps ({longer['run']}, {longer['steps']} steps, "
-            f"{longer['steps'] * longer['median_step_seconds']:.0f} s of steps vs {q['steps'] * q['median_step_seconds']:.0f} s"
+            f"{longer['steps'] * longer['median_step_seconds']:.0f} s of steps"
+            f" vs {q['steps'] * q['median_step_seconds']:.0f} s"
             f" for {q['run']}): {longer['psnr_25']:.2f} dB: **{winner} wins** at this budget."
         )
     for mode in ("shift", "film", "angles"):
         rows = [r for r in same if r["decoder"] == "qiren" and r["modulation"] == mode]
         if rows:
-            cells = ", ".join(f"z{r['latent_dim']} {r['psnr_25']:.2f} dB" for r in sorted(rows, key=lambda r: r["latent_dim"]))
+            by_size = sorted(rows, key=lambda r: r["latent_dim"])
+            cells = ", ".join(f"z{r['latent_dim']} {r['psnr_25']:.2f} dB" for r in by_size)
             lines.append(f"- QIREN `{mode}`: {cells} ({rows[0]['median_step_seconds']:.2f} s/step)")
     pairs = [(f, o) for f in results for o in results if f["first_order"] and not o["first_order"]
              and (f["decoder"], f["modulation"], f["latent_dim"], f["steps"]) ==
@@ -227,7 +230,8 @@ def _write_report(docs_dir, results, renders, steps, resolution, batch_size, lea
         "",
         f"    {command}" if command else "",
         "",
-        f"Setup: {steps} outer steps (unless the run name ends in -s<steps>), batch {batch_size}, Adam lr {learning_rate[0]} (QIREN) / {learning_rate[1]} (SIREN),",
+        f"Setup: {steps} outer steps (unless the run name ends in -s<steps>), batch {batch_size}, "
+        f"Adam lr {learning_rate[0]} (QIREN) / {learning_rate[1]} (SIREN),",
         f"{inner_steps} inner steps, first-order meta-gradients unless marked 'so', training",
         f"at {resolution}x{resolution} (faces resized from 25x25); held-out faces encoded with the same inner loop",
         "(from a zero latent, no test-time optimisation beyond it). PSNR is for images in [-1, 1] (peak-to-peak 2),",
@@ -272,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from qiren_gen.runtime import run_reporting_errors
 
-    p = argparse.ArgumentParser(description="Functa on LFW faces: QIREN vs SIREN sweep, writes docs/research/functa_lfw.md.")
+    p = argparse.ArgumentParser(
+        description="Functa on LFW faces: QIREN vs SIREN sweep, writes docs/research/functa_lfw.md.")
     p.add_argument("--work_dir", default="runs/functa_lfw")
     p.add_argument("--docs_dir", default="docs/research")
     p.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="decoder:modulation:latent_dim[:fo|so]")
@@ -285,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    command = "python scripts/research/functa_lfw/functa_lfw_sweep.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = ("python scripts/research/functa_lfw/functa_lfw_sweep.py "
+               + shlex.join(argv if argv is not None else sys.argv[1:]))
     return run_reporting_errors("functa_lfw_sweep", lambda: run_lfw_sweep(
         Path(args.work_dir), Path(args.docs_dir), [parse_run(s) for s in args.runs], args.steps, args.resolution,
         args.batch_size, args.learning_rate, args.siren_learning_rate, args.inner_steps, command=command))[0]
