@@ -41,7 +41,8 @@ def main(argv=None) -> int:
         return 2
     docs = Path(args.docs_dir)
     (docs / "figures").mkdir(parents=True, exist_ok=True)
-    command = "python scripts/research/prior_superres/compare_prior_superres.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = ("python scripts/research/prior_superres/compare_prior_superres.py "
+               + shlex.join(sys.argv[1:] if argv is None else argv))
     (docs / "prior_superres.md").write_text(superres_markdown(result, command.strip(), shown))
     superres_figure(result, docs / "figures" / "prior_superres.png")
     summary = {k: v for k, v in result.items() if k != "images"}

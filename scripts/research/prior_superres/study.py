@@ -39,9 +39,9 @@ def compare_superres(decoder, modulator, faces: torch.Tensor, factor: int = 4, f
     """PSNR (dB, [0, 1] images) of ``factor``-x superresolution of ``faces (N, C, H, W)`` in [0, 1].
 
     Ground truth: the faces area-resized to the largest multiple of ``factor``; input: its ``factor``-x area
-    downsampling. Methods: bicubic, single-image QIREN fit, prior-based (``qiren_gen.functa.prior_superresolve``), plus the prior-based
-    reconstruction of the full-resolution face (an upper bound for the encoder). Returns per-method mean PSNR,
-    per-image PSNRs and the images themselves (for figures).
+    downsampling. Methods: bicubic, single-image QIREN fit, prior-based (``qiren_gen.functa.prior_superresolve``),
+    plus the prior-based reconstruction of the full-resolution face (an upper bound for the encoder). Returns
+    per-method mean PSNR, per-image PSNRs and the images themselves (for figures).
     """
     from tqdm.auto import tqdm
 
@@ -97,7 +97,8 @@ images, mean over faces. Model: `{source}`.
 |---|---:|
 {rows}
 
-The better prior-based variant (`{best}`) beats bicubic on {wins} of {result["num_images"]} faces. Figure: `docs/research/figures/prior_superres.png`
+The better prior-based variant (`{best}`) beats bicubic on {wins} of {result["num_images"]} faces. \
+Figure: `docs/research/figures/prior_superres.png`
 (rows: input, bicubic, single-image fit, prior-based, prior-based area-consistent, ground truth).
 
 Reproduce: `{command}`

@@ -148,7 +148,8 @@ def band_errors(fitted: np.ndarray, target: np.ndarray, n_bands: int = 4) -> lis
     return out
 
 
-def _load_signals(bach_path: str | None, size: int = 32, scale: int = 2) -> dict[str, tuple[str, np.ndarray, np.ndarray | None]]:
+def _load_signals(bach_path: str | None, size: int = 32,
+                  scale: int = 2) -> dict[str, tuple[str, np.ndarray, np.ndarray | None]]:
     from qiren_gen.data.signals import load_wav, open_image, resize_image
 
     signals = {}
@@ -168,7 +169,8 @@ def run_key(variant_name: str, signal: str, seed: int, steps: int = PAPER_STEPS)
     return f"{variant_name}__{signal}__s{seed}" + ("" if steps == PAPER_STEPS else f"__t{steps}")
 
 
-def _fit(v: Variant, signal: str, seed: int, kind: str, target: np.ndarray, high: np.ndarray | None, steps: int) -> dict:
+def _fit(v: Variant, signal: str, seed: int, kind: str, target: np.ndarray, high: np.ndarray | None,
+         steps: int) -> dict:
     """One fit (in a worker): the cached record of errors, spectrum coverage, parameters and time."""
     job = Job(kind, signal, v.model, seed, steps, target, high, learning_rate=v.lr, model_kwargs=dict(v.kwargs),
               schedule=v.schedule)
@@ -241,8 +243,8 @@ def main_steps(records: list[dict]) -> int:
 
 def task_table(records: list[dict], seeds: list[int] | None = None,
                steps: int | None = None) -> dict[str, dict[str, dict[int, float]]]:
-    """``{variant: {task: {seed: mse}}}`` of the ``steps``-step fits (default ``main_steps``; superres: mean over the three images, for seeds
-    having all three)."""
+    """``{variant: {task: {seed: mse}}}`` of the ``steps``-step fits (default ``main_steps``; superres: mean over the
+    three images, for seeds having all three)."""
     steps = main_steps(records) if steps is None else steps
     table: dict[str, dict[str, dict[int, float]]] = {}
     for r in records:
@@ -258,7 +260,8 @@ def task_table(records: list[dict], seeds: list[int] | None = None,
         out[name] = {task: dict(sorted(row[task].items())) for task in SIGNALS if task in row}
         sr_seeds = set.intersection(*[set(row.get("_sr_" + i, {})) for i in PAPER_IMAGES])
         if sr_seeds:
-            out[name]["superres"] = {s: float(np.mean([row["_sr_" + i][s] for i in PAPER_IMAGES])) for s in sorted(sr_seeds)}
+            out[name]["superres"] = {s: float(np.mean([row["_sr_" + i][s] for i in PAPER_IMAGES]))
+                                     for s in sorted(sr_seeds)}
     return out
 
 
@@ -298,5 +301,6 @@ def rank_variants(table: dict, tasks: list[str] | None = None) -> list[tuple[str
     return sorted(scored, key=lambda x: x[1])
 
 
-__all__ = ["ALL_VARIANTS", "PAPER_STEPS", "main_steps", "REFERENCES", "SIZES", "SIZE_FAMILIES", "TASKS", "VARIANTS", "Variant", "band_errors", "load_records",
-           "mean_mse", "rank_variants", "ratios_to_reference", "run_search", "task_table", "variant", "parameter_count"]
+__all__ = ["ALL_VARIANTS", "PAPER_STEPS", "main_steps", "REFERENCES", "SIZES", "SIZE_FAMILIES", "TASKS", "VARIANTS",
+           "Variant", "band_errors", "load_records", "mean_mse", "rank_variants", "ratios_to_reference", "run_search",
+           "task_table", "variant", "parameter_count"]
