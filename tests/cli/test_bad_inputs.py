@@ -156,9 +156,11 @@ CLI_ROWS = [
      f"--dataset_name undeclared --output_dir tfout {FUNCTA} --encoding auto_decode --streaming",
      "declares no num_examples"),
     ("scripts/train_functa.py", "missing checkpoint to resume",
-     f"--train_data_dir data --output_dir tfout {FUNCTA} --resume_from_checkpoint nowhere", "not a complete checkpoint"),
+     f"--train_data_dir data --output_dir tfout {FUNCTA} --resume_from_checkpoint nowhere",
+     "not a complete checkpoint"),
     ("scripts/train_functa.py", "a file where a checkpoint's folder must go (the write fails mid-run)",
-     f"--train_data_dir data --output_dir ckblocked {FUNCTA}", "cannot write checkpoint 2 to ckblocked: Not a directory"),
+     f"--train_data_dir data --output_dir ckblocked {FUNCTA}",
+     "cannot write checkpoint 2 to ckblocked: Not a directory"),
     ("scripts/train_functa.py", "NaN learning rate", f"--train_data_dir data --output_dir tfout {FUNCTA} "
      "--learning_rate nan", "--learning_rate must be a finite number"),
     ("scripts/train_prior.py", "missing stage-1 folder",
@@ -168,7 +170,8 @@ CLI_ROWS = [
     ("scripts/train_prior.py", "wrong file type (text as --train_data_dir)",
      f"--stage1_model stage1 --train_data_dir notes.txt --output_dir tpout {PRIOR}", "image folder not found"),
     ("scripts/train_prior.py", "full disk: --output_dir under a file",
-     f"--stage1_model stage1 --train_data_dir data --output_dir blocker/p {PRIOR}", "'blocker' is a file, not a folder"),
+     f"--stage1_model stage1 --train_data_dir data --output_dir blocker/p {PRIOR}",
+     "'blocker' is a file, not a folder"),
     ("scripts/train_prior.py", "stage-1 folder with pickle-only weights",
      f"--stage1_model stage1bin --train_data_dir data --output_dir tpout {PRIOR}", "only as safetensors"),
     ("scripts/train_prior.py", "--stage1_latents from a meta-SGD stage 1 (no latents file)",
@@ -227,10 +230,12 @@ CLI_ROWS = [
      "num_train_timesteps=1000000000 is outside [1, 100000]"),
     ("qiren-gen sample", "scheduler steps_offset 1e9", f"{S} offset", "steps_offset=1000000000 is outside"),
     ("qiren-gen sample", "scheduler trained_betas of length 3", f"{S} betas", "trained_betas has 3 values"),
-    ("qiren-gen sample", "scheduler prediction_type unknown", f"{S} prediction", "prediction_type='noise' is not one of"),
+    ("qiren-gen sample", "scheduler prediction_type unknown", f"{S} prediction",
+     "prediction_type='noise' is not one of"),
     ("qiren-gen sample", "prior num_blocks 1e7", f"{S} blocks", "num_blocks=10000000 is outside [0, 256]"),
     ("qiren-gen sample", "prior dropout NaN", f"{S} dropoutnan", "dropout is NaN"),
-    ("qiren-gen sample", "prior num_blocks true (a bool for an int)", f"{S} blockstrue", "num_blocks is true (a boolean)"),
+    ("qiren-gen sample", "prior num_blocks true (a bool for an int)", f"{S} blockstrue",
+     "num_blocks is true (a boolean)"),
     ("qiren-gen sample", "int64 weights of the right shapes", f"{S} intweights", "is stored as I64"),
     ("qiren-gen sample", "an extra tensor in the weights", f"{S} extraweights", "the weights hold 'extra'"),
     ("qiren-gen sample", "a missing weight key", f"{S} missingweights", "the weights lack"),
@@ -262,7 +267,8 @@ _PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]|examples/s\]|\[\d\d:\d\d<")
 
 
 def _program(entry: str) -> list[str]:
-    return {"scripts/train_functa.py": TF, "scripts/train_prior.py": TP, "scripts/train_pipeline.py": TPL}.get(entry, QG)
+    scripts = {"scripts/train_functa.py": TF, "scripts/train_prior.py": TP, "scripts/train_pipeline.py": TPL}
+    return scripts.get(entry, QG)
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -342,7 +348,8 @@ def world(tmp_path_factory) -> Path:
     import datasets
 
     datasets.Dataset.from_dict({"label": [0, 1]}).to_parquet(str(w / "labelsonly" / "data" / "train-0.parquet"))
-    datasets.Dataset.from_dict({"label": [0, 1]}).to_parquet(str(w / "badshard" / "data" / "train-00000-of-00002.parquet"))
+    datasets.Dataset.from_dict({"label": [0, 1]}).to_parquet(
+        str(w / "badshard" / "data" / "train-00000-of-00002.parquet"))
     (w / "badshard" / "data" / "train-00001-of-00002.parquet").write_bytes(b"PAR1 truncated")
     images = datasets.Dataset.from_dict({"image": [str(w / "data" / "train" / f"{i}.png") for i in range(4)]})
     images.cast_column("image", datasets.Image()).to_parquet(  # Hub layout without a card: no declared size
@@ -682,8 +689,8 @@ def _api_rows():
          "n_heads must be >= 1"),
         ("MultiHeadReuploadingCircuit", "21 qubits", lambda w: MultiHeadReuploadingCircuit(2, 21), ValueError,
          "too large"),
-        ("MultiHeadReuploadingCircuit", "unknown entangler", lambda w: MultiHeadReuploadingCircuit(2, 2, entangler="cx"),
-         ValueError, "entangler must be one of"),
+        ("MultiHeadReuploadingCircuit", "unknown entangler",
+         lambda w: MultiHeadReuploadingCircuit(2, 2, entangler="cx"), ValueError, "entangler must be one of"),
         ("MultiHeadReuploadingCircuit", "input with the wrong head count",
          lambda w: MultiHeadReuploadingCircuit(3, 2)(torch.zeros(5, 4, 2)), ValueError, "inputs must have shape"),
         ("MultiHeadReuploadingCircuit", "NaN input",

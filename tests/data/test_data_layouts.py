@@ -142,7 +142,7 @@ def test_train_functa_on_a_hub_cache_webdataset_streamed_offline(tmp_path, monke
     assert main(["--dataset_name", "gaunernst/ffhq-1024-wds", "--streaming", "--max_train_samples", "5",
                  "--encoding", "auto_decode", "--resolution", "4", "--channels", "3", "--n_qubits", "2",
                  "--hidden_layers", "1", "--latent_dim", "3", "--train_batch_size", "2", "--max_train_steps", "3",
-                 "--checkpointing_steps", "3", "--cache_dir", str(tmp_path / "cache"), "--output_dir", str(out)]) == 0, \
-        capsys.readouterr().err
+                 "--checkpointing_steps", "3", "--cache_dir", str(tmp_path / "cache"),
+                 "--output_dir", str(out)]) == 0, capsys.readouterr().err
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["steps"] == 3 and summary["visited_latents"] == 5  # 3 batches of 2 over 5 streamed images

@@ -276,7 +276,8 @@ def test_a_public_bind_serves_only_the_allow_list(monkeypatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(OSError, match="cannot reach the Hugging Face Hub for 'qiren-gen-tests/other'"):  # allowed: it is loaded
+    # allowed: it is loaded
+    with pytest.raises(OSError, match="cannot reach the Hugging Face Hub for 'qiren-gen-tests/other'"):
         with listed.use("qiren-gen-tests/other"):
             pass
 

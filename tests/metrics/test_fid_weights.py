@@ -83,7 +83,8 @@ def test_a_file_planted_in_the_torch_hub_cache_is_refused_and_runs_nothing(tmp_p
     cache.mkdir(parents=True)
     weights = hostile_weights(cache / extractors.INCEPTION_WEIGHTS_FILE, marker)
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    result = _evaluate(tmp_path, prefix_only(digest), weights.stat().st_size, env={"TORCH_HOME": str(tmp_path / "torch")})
+    result = _evaluate(tmp_path, prefix_only(digest), weights.stat().st_size,
+                       env={"TORCH_HOME": str(tmp_path / "torch")})
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "cached weights" in result.stderr, result.stderr
     assert not marker.exists()

@@ -116,9 +116,11 @@ def test_one_psnr_gives_the_figures_of_the_ones_it_replaced(lfw):
     np.testing.assert_allclose(psnr(a, b, data_range=1.0, dim=(1, 2, 3), reduction="none").numpy(),
                                _old_psnr01(a, b).numpy(), rtol=0, atol=1e-12)
     signal_a, signal_b = (a[0, 0] * 2 - 1).numpy(), (b[0, 0] * 2 - 1).numpy()
-    assert float(psnr(signal_a, signal_b, data_range=2.0)) == pytest.approx(_old_signal_psnr(signal_a, signal_b), abs=1e-9)
+    assert float(psnr(signal_a, signal_b, data_range=2.0)) == pytest.approx(_old_signal_psnr(signal_a, signal_b),
+                                                                             abs=1e-9)
     per_image_mse = ((a * 2 - 1) - (b * 2 - 1)).square().mean(dim=(1, 2, 3))
-    np.testing.assert_allclose(psnr_from_mse(per_image_mse, 2.0).numpy(), _old_functa_psnr(per_image_mse).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(psnr_from_mse(per_image_mse, 2.0).numpy(), _old_functa_psnr(per_image_mse).numpy(),
+                               rtol=1e-6)
     np.testing.assert_allclose(psnr(a * 2 - 1, b * 2 - 1, data_range=2.0, dim=(1, 2, 3), reduction="none").numpy(),
                                _old_functa_psnr(per_image_mse).double().numpy(), rtol=1e-5)
     # a [-1, 1] image scored as if it were [0, 1] reads 20 log10(2) = 6.02 dB low: why data_range is explicit

@@ -49,7 +49,8 @@ def test_blocked_training_layers_equal_the_batched_layers_in_float64(shared, mon
     expected_grads = torch.autograd.grad((expected * probe).sum(), params)
 
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-12)
-    for name, got, want in zip(["modulations", "coords", *dict(decoder.named_parameters())], grads, expected_grads, strict=True):
+    names = ["modulations", "coords", *dict(decoder.named_parameters())]
+    for name, got, want in zip(names, grads, expected_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-12, msg=name)
 
 

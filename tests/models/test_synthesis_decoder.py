@@ -135,7 +135,8 @@ def test_meta_sgd_modulator_config_without_encoding_fields_loads_as_meta_sgd(tmp
 def _pipeline(modulation="weight"):
     decoder, modulator = _pair(modulation)
     prior = LatentDenoiser(latent_dim=6, hidden_dim=16, num_blocks=1, time_embed_dim=8, sample_size=8)
-    pipe = QirenGenerationPipeline(decoder, modulator, prior, DDIMScheduler.from_config(make_training_scheduler(100).config))
+    scheduler = DDIMScheduler.from_config(make_training_scheduler(100).config)
+    pipe = QirenGenerationPipeline(decoder, modulator, prior, scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -195,7 +196,8 @@ def test_trainer_learns_auto_decoded_latents_and_resumes_exactly(tmp_path):
             output_dir=str(out), train_data_dir=str(tmp_path / "data"), resolution=8, decoder="fourier-features",
             hidden_features=16, hidden_layers=2, n_fourier=8, latent_dim=4, modulation="film",
             encoding="auto_decode", flip_augment=True, encode_steps=20, train_batch_size=4, max_train_steps=steps,
-            learning_rate=1e-2, latent_learning_rate=5e-2, checkpointing_steps=3, seed=1, resume_from_checkpoint=resume))
+            learning_rate=1e-2, latent_learning_rate=5e-2, checkpointing_steps=3, seed=1,
+            resume_from_checkpoint=resume))
 
     summary = run(tmp_path / "full", 6)
     assert summary["last_loss"] < summary["first_loss"]

@@ -1,5 +1,5 @@
-"""Safe loading: a pipeline folder is read as JSON + safetensors only. Pickles are never unpickled, code in the folder is
-never run, classes from outside diffusers / qiren_gen are never imported; every refusal is one clear error."""
+"""Safe loading: a pipeline folder is read as JSON + safetensors only. Pickles are never unpickled, code in the folder
+is never run, classes from outside diffusers / qiren_gen are never imported; every refusal is one clear error."""
 from __future__ import annotations
 
 import json

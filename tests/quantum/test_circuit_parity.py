@@ -217,7 +217,8 @@ def test_fused_engine_with_options_is_chunk_invariant(monkeypatch, options):
         xi = x.clone().requires_grad_(True)
         out = circuit(xi)
         params = [xi] + list(circuit.parameters())
-        grads.append((out, torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum(), params)))
+        probe = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
+        grads.append((out, torch.autograd.grad((out * probe).sum(), params)))
     assert torch.allclose(grads[0][0], grads[1][0], atol=1e-12)
     for a, b in zip(grads[0][1], grads[1][1], strict=True):
         assert torch.allclose(a, b, atol=1e-12)

@@ -79,7 +79,8 @@ def test_scaled_layouts_and_engines_agree_in_many_chunks(monkeypatch, n_qubits, 
     results = []
     for layout in ("dense", "factored"):
         for engine in ("fused", "autograd"):
-            out = simulate_reuploading_heads(x, weights, entangler, layout=layout, engine=engine, encoding_scales=scales)
+            out = simulate_reuploading_heads(x, weights, entangler, layout=layout, engine=engine,
+                                             encoding_scales=scales)
             results.append((out, *torch.autograd.grad((out * probe).sum(), (x, weights, scales))))
     for other in results[1:]:
         for a, b in zip(results[0], other, strict=True):

@@ -1,4 +1,5 @@
-"""Batched multi-head circuits against PennyLane per head, against a loop of single circuits, and layout against layout."""
+"""Batched multi-head circuits against PennyLane per head, against a loop of single circuits, and layout against
+layout."""
 from __future__ import annotations
 
 import pytest
