@@ -59,7 +59,8 @@ class JobResult:
     losses: list[float] = field(default_factory=list)
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
+    """A fitting worker's set-up: one torch thread, so parallel fits do not over-subscribe the cores."""
     import torch
 
     torch.set_num_threads(1)
@@ -119,13 +120,13 @@ def run_suite(jobs: list[Job], workers: int = 2, progress: bool = True) -> tuple
     results: list[JobResult] = []
     bar = tqdm(total=len(jobs), desc="paper suite", disable=not progress)
     if workers <= 1:
-        _init_worker()
+        init_worker()
         for job in jobs:
             results.append(run_job(job))
             bar.update()
     else:
         ctx = __import__("multiprocessing").get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker) as pool:
             futures = [pool.submit(run_job, job) for job in jobs]
             for fut in as_completed(futures):
                 results.append(fut.result())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from research.paper.suite import BACH_SLICE, PAPER_IMAGES, Job, _init_worker, run_job
+from research.paper.suite import BACH_SLICE, PAPER_IMAGES, Job, init_worker, run_job
 
 TASKS = ("astronaut", "camera", "coffee", "bach", "superres")
 SIGNALS = ("astronaut", "camera", "coffee", "bach")  # superres comes from the image fits
@@ -218,12 +218,12 @@ def run_search(variant_names: list[str], signal_names: list[str], seeds: list[in
 
     args = [(v, s, seed, *signals[s], steps) for v, s, seed in todo]
     if workers <= 1:
-        _init_worker()
+        init_worker()
         for a in args:
             save(_fit(*a))
     else:
         ctx = __import__("multiprocessing").get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker) as pool:
             for fut in as_completed([pool.submit(_fit, *a) for a in args]):
                 save(fut.result())
     bar.close()
