@@ -21,6 +21,12 @@ import sys
 import tempfile
 import time
 
+import torch
+
+from benchmarks.sampling import compare_samplers
+from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+from qiren_gen.pipelines.schedulers import canonical_sampler_name
+
 
 def time_cli(runs: int, extra: list[str]) -> int:
     walls = []
@@ -41,12 +47,6 @@ def time_cli(runs: int, extra: list[str]) -> int:
 
 
 def compare(args) -> int:
-    import torch
-
-    from benchmarks.sampling import compare_samplers
-    from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
-    from qiren_gen.pipelines.schedulers import canonical_sampler_name
-
     torch.set_num_threads(args.threads)
     samplers = [("ddim", 50), ("dpm++", 20)]
     for spec in args.compare:

@@ -18,16 +18,16 @@ import subprocess
 import sys
 import time
 
+import torch
+
+from qiren_gen.data import image_grid
+from qiren_gen.functa import backward_per_image_mse, step_chunk_points
+from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator
+from qiren_gen.runtime.allocator import configure_allocator
+
 
 def run_one(size: int, batch: int, budget_mb: int, steps: int) -> dict:
     """Peak RSS (MiB) and median seconds of ``steps`` steps in this process."""
-    import torch
-
-    from qiren_gen.data import image_grid
-    from qiren_gen.functa import backward_per_image_mse, step_chunk_points
-    from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator
-    from qiren_gen.runtime.allocator import configure_allocator
-
     torch.set_num_threads(1)
     configure_allocator()
     torch.manual_seed(0)

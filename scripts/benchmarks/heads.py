@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from qiren_gen.data import image_grid
 from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit
 
 
@@ -104,8 +105,6 @@ def time_decoder_steps(decoders: dict[str, nn.Module], images: int, side: int, r
                        seed: int = 0) -> list[StepTiming]:
     """Adam step time of each decoder on ``images`` images of ``side x side`` points, with per-image modulations
     trained alongside (as auto-decoded latents would be)."""
-    from qiren_gen.data import image_grid
-
     torch.manual_seed(seed)
     coords = image_grid(side, side)
     targets = torch.rand(images, side * side, 1) * 2 - 1

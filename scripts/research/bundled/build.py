@@ -14,8 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers.utils import make_image_grid
+from PIL import Image
 
+from qiren_gen.cli import main as cli_main
+from qiren_gen.data.lfw import export_lfw_faces
+from qiren_gen.evaluation.sample_quality import generation_report
+from qiren_gen.pipelines import QirenGenerationPipeline
+from qiren_gen.runtime import run_reporting_errors
+from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
 from research.hardware.study import hardware_card_block
+from train_prior import train_prior_from_args
 
 
 @dataclass
@@ -54,8 +63,6 @@ class BundleConfig:
 
 def load_split(folder: Path) -> torch.Tensor:
     """All PNGs of an exported LFW split as ``(N, 1, H, W)`` in [0, 1], in file order."""
-    from PIL import Image
-
     files = sorted(folder.glob("*.png"))
     if not files:
         raise OSError(f"no PNG images in '{folder}'")
@@ -135,8 +142,6 @@ def _fid_paragraph(evaluation: dict | None) -> str:
 def run_evaluate(pipeline_dir: Path, reference: Path, out: Path, num_samples: int, seed: int) -> dict | None:
     """``qiren-gen evaluate`` on the built pipeline: Inception FID/KID if its weights are available
     offline, else the weight-free pixel-pool proxy. Returns its metrics.json, or None if it cannot run."""
-    from qiren_gen.cli import main as cli_main
-
     base = ["evaluate", "--pipeline", str(pipeline_dir), "--reference", str(reference), "--num-samples",
             str(num_samples), "--seed", str(seed), "--no-progress"]
     for extra in ([], ["--feature-extractor", "qiren-pixel-pool"]):
@@ -212,8 +217,6 @@ paper's generator.
 
 def any_resolution_figure(pipe, path: str | Path, seed: int = 1) -> None:
     """PNG: the same 3 sampled latents rendered at 25x25, 64x64 and 200x200 (shown at 200 px, nearest) and 100x250."""
-    from PIL import Image
-
     z = pipe(batch_size=3, num_inference_steps=50, output_type="latent",
              generator=torch.Generator().manual_seed(seed)).images
     rows = []
@@ -238,8 +241,6 @@ def any_resolution_figure(pipe, path: str | Path, seed: int = 1) -> None:
 
 def stage1_config(cfg: BundleConfig, data: Path):
     """The stage-1 ``FunctaTrainingConfig`` of the bundled pipeline (auto-decoded latents, faces + mirrors)."""
-    from qiren_gen.training.functa_trainer import FunctaTrainingConfig
-
     return FunctaTrainingConfig(
         output_dir=str(Path(cfg.workdir) / "stage1"), train_data_dir=str(data), resolution=cfg.resolution,
         decoder=cfg.decoder, n_heads=cfg.n_heads, n_qubits=cfg.n_qubits, entangler=cfg.entangler,
@@ -254,14 +255,6 @@ def stage1_config(cfg: BundleConfig, data: Path):
 
 def build_bundled_pipeline(cfg: BundleConfig) -> dict:
     """Run all stages and save the pipeline folder with its model card; returns the measured figures."""
-    from diffusers.utils import make_image_grid
-
-    from qiren_gen.data.lfw import export_lfw_faces
-    from qiren_gen.evaluation.sample_quality import generation_report
-    from qiren_gen.pipelines import QirenGenerationPipeline
-    from qiren_gen.training.functa_trainer import train_functa
-    from train_prior import train_prior_from_args
-
     torch.set_num_threads(cfg.threads)
     work = Path(cfg.workdir)
     data = export_lfw_faces(work / "lfw")
@@ -314,8 +307,6 @@ def parse_args(argv: list[str] | None = None) -> BundleConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Build, print the measured figures as JSON; a user error is one line and exit code 2."""
-    from qiren_gen.runtime import run_reporting_errors
-
     cfg = parse_args(argv)
     code, result = run_reporting_errors("build_pretrained_pipeline", lambda: build_bundled_pipeline(cfg))
     if not code:

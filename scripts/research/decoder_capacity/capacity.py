@@ -17,8 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate.state import AcceleratorState
+from skimage.data import lfw_subset
 
-from qiren_gen.data.lfw import N_TRAIN_FACES
+from qiren_gen.data.lfw import N_TRAIN_FACES, export_lfw_faces
+from qiren_gen.functa import decode_latents, encode_images
+from qiren_gen.metrics import psnr
+from qiren_gen.pipelines.loading import load_stage1
+from qiren_gen.runtime import run_reporting_errors
+from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
 from research.pages import kept_notes, refuse_to_shrink
 
 
@@ -66,16 +73,12 @@ FAMILIES = {
 
 def load_faces() -> tuple[torch.Tensor, torch.Tensor]:
     """Faces 0-89 and 90-99 of ``lfw_subset()`` as ``(N, 1, 25, 25)`` in [-1, 1]."""
-    from skimage.data import lfw_subset
-
     faces = torch.tensor(lfw_subset()[:100], dtype=torch.float32)[:, None] * 2 - 1
     return faces[:N_TRAIN_FACES], faces[N_TRAIN_FACES:]
 
 
 def pca_psnr(train: torch.Tensor, test: torch.Tensor, k: int) -> dict[str, float]:
     """PCA with ``k`` components fitted on ``train`` + mirrors: PSNR of the projections of ``train`` and ``test``."""
-    from qiren_gen.metrics import psnr
-
     data = torch.cat([train, train.flip(-1)]).flatten(1).double()
     mean = data.mean(0)
     _, _, v = torch.linalg.svd(data - mean, full_matrices=False)
@@ -90,16 +93,11 @@ def pca_psnr(train: torch.Tensor, test: torch.Tensor, k: int) -> dict[str, float
 
 
 def _load_stage1(folder: Path):
-    from qiren_gen.pipelines.loading import load_stage1
-
     return load_stage1(folder)
 
 
 def heldout_psnr(folder: Path, test: torch.Tensor, steps: list[int | None]) -> dict[str, float]:
     """Held-out PSNR at 25x25 after encoding with the decoder frozen, for each step count (None: the default)."""
-    from qiren_gen.functa import decode_latents, encode_images
-    from qiren_gen.metrics import psnr
-
     decoder, modulator = _load_stage1(folder)
     out = {}
     for n in steps:
@@ -121,11 +119,6 @@ def run_capacity_sweep(work_dir: Path, docs_dir: Path, families: list[str], late
 
     ``report_only``: train nothing, tabulate the runs already finished in ``work_dir`` (missing pairs are listed).
     """
-    from accelerate.state import AcceleratorState
-
-    from qiren_gen.data.lfw import export_lfw_faces
-    from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
-
     work_dir, docs_dir = Path(work_dir), Path(docs_dir)
     if report_only and not any(work_dir.glob("*/train_summary.json")):
         raise ValueError(f"--report_only found no finished runs in {work_dir}: it only tabulates runs this script "
@@ -286,8 +279,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the sweep; a user error is one line and exit code 2."""
-    from qiren_gen.runtime import run_reporting_errors
-
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:

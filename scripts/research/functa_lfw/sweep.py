@@ -10,17 +10,21 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from accelerate.state import AcceleratorState
 
 from qiren_gen.data.datasets import ImageCollator, load_image_dataset
 from qiren_gen.data.lfw import export_lfw_faces
 from qiren_gen.functa import decode_latents, encode_images
 from qiren_gen.metrics import psnr
+from qiren_gen.models import DECODER_CLASSES, LatentModulator
+from qiren_gen.runtime import run_reporting_errors
 from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
 
 
@@ -49,14 +53,10 @@ def parse_run(spec: str) -> Run:
 
 
 def _reset_accelerate() -> None:
-    from accelerate.state import AcceleratorState
-
     AcceleratorState._reset_state(True)
 
 
 def _load_models(folder: Path):
-    from qiren_gen.models import DECODER_CLASSES, LatentModulator
-
     name = json.loads((folder / "decoder" / "config.json").read_text())["_class_name"]
     cls = next(c for c in DECODER_CLASSES if c.__name__ == name)
     return cls.from_pretrained(folder / "decoder"), LatentModulator.from_pretrained(folder / "modulator")
@@ -272,10 +272,6 @@ DEFAULT_RUNS = ["siren:shift:16", "siren:shift:64", "qiren:shift:16", "qiren:fil
 
 def main(argv: list[str] | None = None) -> int:
     """Command line of ``scripts/research/functa_lfw/functa_lfw_sweep.py``; a user error is one line and exit code 2."""
-    import sys
-
-    from qiren_gen.runtime import run_reporting_errors
-
     p = argparse.ArgumentParser(
         description="Functa on LFW faces: QIREN vs SIREN sweep, writes docs/research/functa_lfw.md.")
     p.add_argument("--work_dir", default="runs/functa_lfw")

@@ -10,6 +10,8 @@ import numpy as np
 
 from qiren_gen.figures import plot_bars, plot_curves, plot_fit, plot_image_grid, plot_waveforms
 from qiren_gen.pipelines.superresolution import interpolate_image
+from qiren_gen.training.fitting import DEFAULT_LEARNING_RATES
+from research.paper.baselines import carried_section
 from research.paper.suite import PAPER_FIG7, Job, JobResult
 
 LABELS = {"qiren": "QIREN", "siren": "SIREN", "relu-rff": "ReLU+RFF", "relu": "ReLU", "tanh": "Tanh", "ffn": "FFN"}
@@ -42,8 +44,6 @@ class _Results:
 def write_report(results: list[JobResult], jobs: list[Job], wall_seconds: float, out_dir: str | Path,
                  seeds: list[int], steps: int, workers: int, command: str) -> Path:
     """Write the markdown report and its figures into ``out_dir``; returns the report path."""
-    from qiren_gen.training.fitting import DEFAULT_LEARNING_RATES
-
     out = Path(out_dir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -221,8 +221,6 @@ def write_report(results: list[JobResult], jobs: list[Job], wall_seconds: float,
                   "wall on the busy machine) here; with the authors' PennyLane engine the same fit costs about 13 min "
                   "(3 circuits x ~0.9 s per step, measured on this machine by the project; not re-measured here)."]
     path = out / "paper_reproduction.md"
-    from research.paper.baselines import carried_section
-
     carried = carried_section(path)  # written by scripts/research/qiren_search/search_qiren.py baselines: keep it
     path.write_text("\n".join(lines) + "\n" + ("\n" + carried if carried else ""))
     return path

@@ -2,8 +2,11 @@
 generative decoder's encode-low / render-high on held-out faces; its Markdown report and PNG figure."""
 from __future__ import annotations
 
+import numpy as np
 import torch
+from PIL import Image
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from qiren_gen.data.grids import image_grid
 from qiren_gen.functa import prior_superresolve
@@ -43,8 +46,6 @@ def compare_superres(decoder, modulator, faces: torch.Tensor, factor: int = 4, f
     plus the prior-based reconstruction of the full-resolution face (an upper bound for the encoder). Returns
     per-method mean PSNR, per-image PSNRs and the images themselves (for figures).
     """
-    from tqdm.auto import tqdm
-
     if factor < 2:
         raise ValueError(f"factor must be >= 2, got {factor}")
     size = (faces.shape[2] // factor * factor, faces.shape[3] // factor * factor)
@@ -107,9 +108,6 @@ Reproduce: `{command}`
 
 def superres_figure(result: dict, path, columns: int = 6, scale: int = 4) -> None:
     """PNG grid: rows input / bicubic / single-image fit / prior-based (point, area) / ground truth."""
-    import numpy as np
-    from PIL import Image
-
     imgs = result["images"]
     n = min(columns, imgs["ground_truth"].shape[0])
     size = result["size"]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qiren_gen.models import QIREN_PLUS
+from qiren_gen.training.fitting import DEFAULT_LEARNING_RATES, DEFAULT_SCHEDULES
 from research.paper.suite import PAPER_IMAGES
 from research.qiren_search.rate_distortion import rate_distortion_section
 from research.qiren_search.search import (
@@ -268,9 +270,6 @@ def _why(records: list[dict], best: list[str]) -> list[str]:
 
 def _plus_section() -> list[str]:
     """What ``qiren-gen fit --model qiren-plus`` ships (read from the package, so it never drifts from the code)."""
-    from qiren_gen.models import QIREN_PLUS
-    from qiren_gen.training.fitting import DEFAULT_LEARNING_RATES, DEFAULT_SCHEDULES
-
     return ["## Shipped as `qiren-plus`", "",
             "`qiren-gen fit --model qiren-plus` and `qiren-gen superres --model qiren-plus` build the paper's QIREN "
             "with "
@@ -314,8 +313,6 @@ PREVIOUS_PLUS = "s3-zz"
 
 def _targets(ratios: dict, ranked: list[tuple[str, float]], seeds: dict) -> list[str]:
     """The targets for the shipped variant and the best one: within 3x SIREN on each image, ahead on the rest."""
-    from qiren_gen.models import QIREN_PLUS
-
     plus = next((n for n, v in ALL_VARIANTS.items() if v.model == "qiren" and v.kwargs == QIREN_PLUS), None)
     names = list(dict.fromkeys([n for n in (plus, ranked[0][0] if ranked else None, PREVIOUS_PLUS) if n in ratios]))
     if not names:

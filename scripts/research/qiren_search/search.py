@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from qiren_gen.data.signals import load_wav, open_image, resize_image
+from qiren_gen.training.fitting import build_fitting_model
 from research.paper.suite import BACH_SLICE, PAPER_IMAGES, Job, init_worker, run_job
 
 TASKS = ("astronaut", "camera", "coffee", "bach", "superres")
@@ -125,8 +128,6 @@ def variant(name: str) -> Variant:
 
 def parameter_count(v: Variant, in_features: int) -> int:
     """Trainable parameters of variant ``v`` for ``in_features``-D coordinates."""
-    from qiren_gen.training.fitting import build_fitting_model
-
     model = build_fitting_model(v.model, in_features, 1, seed=0, **v.kwargs)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -150,8 +151,6 @@ def band_errors(fitted: np.ndarray, target: np.ndarray, n_bands: int = 4) -> lis
 
 def _load_signals(bach_path: str | None, size: int = 32,
                   scale: int = 2) -> dict[str, tuple[str, np.ndarray, np.ndarray | None]]:
-    from qiren_gen.data.signals import load_wav, open_image, resize_image
-
     signals = {}
     for name in PAPER_IMAGES:
         gray = open_image(name)
@@ -194,8 +193,6 @@ def run_search(variant_names: list[str], signal_names: list[str], seeds: list[in
 
     ``size`` is the image side (the paper's 32; superresolution renders twice that); keep one size per cache.
     """
-    from tqdm.auto import tqdm
-
     if "bach" in signal_names and bach_path is None:
         raise ValueError("the bach task needs --bach PATH (the paper's gt_bach.wav)")
     variants = [variant(n) for n in variant_names]
