@@ -20,8 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
 
 from benchmarks.sampling import compare_samplers
 from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
