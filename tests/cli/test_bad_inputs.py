@@ -22,6 +22,9 @@ import pytest
 import torch
 from PIL import Image
 
+from testing_utils import Payload as _Payload
+from testing_utils import png_bomb, tiny_pipeline, tiny_wide_pipeline
+
 REPO = Path(__file__).resolve().parents[2]
 BLOCKER_TEXT = "written before the run; must survive it\n"
 QG = ["-m", "qiren_gen.cli"]
@@ -299,8 +302,6 @@ def world(tmp_path_factory) -> Path:
     from scipy.io import wavfile
 
     from qiren_gen.models import LatentModulator, ModulatedQIREN
-    from testing_utils import Payload as _Payload
-    from testing_utils import tiny_pipeline, tiny_wide_pipeline
 
     w = tmp_path_factory.mktemp("bad-inputs")
     tiny_pipeline().save_pretrained(w / "pipe")
@@ -374,8 +375,6 @@ def _hostile_folders(w: Path) -> None:
     """Pipeline folders naming modules, with too-deep or too-large JSON, unbounded configs, mismatched weights; a
     decompression bomb and an image over the fitting pixel cap; a stage-1 folder with bool weights."""
     from safetensors.torch import load_file, save_file
-
-    from testing_utils import png_bomb
 
     def edit_json(name: str, rel: str, change) -> None:
         path = w / name / rel
@@ -556,7 +555,6 @@ def _api_rows():
     from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline
     from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
     from qiren_gen.runtime import configure_allocator
-    from testing_utils import tiny_pipeline
 
     torch.manual_seed(0)
     dec = ModulatedQIREN(out_channels=1, n_qubits=3, hidden_layers=1, reference_size=4)
@@ -754,7 +752,6 @@ def _api_ids():
 @pytest.fixture(scope="module")
 def api_rows(world):
     from qiren_gen.pipelines import QirenSignalFittingPipeline, QirenSuperResolutionPipeline
-    from testing_utils import Payload as _Payload
 
     QirenSignalFittingPipeline.from_model_name("qiren", 2, 1).save_pretrained(world / "fitpipe")
     QirenSuperResolutionPipeline.from_model_name("siren").save_pretrained(world / "srpickled")

@@ -5,6 +5,7 @@ columns, empty or unknown split), each one line."""
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import zipfile
 from pathlib import Path
@@ -123,8 +124,6 @@ def test_bad_layouts_are_one_line_each(tmp_path):
 def test_train_functa_on_a_hub_cache_webdataset_streamed_offline(tmp_path, monkeypatch, capsys):
     """End to end: a Hub id whose snapshot (webdataset tars, no `image` column) is only in the local Hub cache,
     streamed, auto-decoded latents sized by --max_train_samples."""
-    import json
-
     from accelerate.state import AcceleratorState
     from huggingface_hub import constants
 

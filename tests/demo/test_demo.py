@@ -17,13 +17,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from gradio_client import Client, handle_file  # gradio is in the test extra: never skipped
+from gradio_client.exceptions import AppError
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
-from gradio_client import Client, handle_file  # noqa: E402  (gradio is in the test extra: never skipped)
-from gradio_client.exceptions import AppError  # noqa: E402
+from testing_utils import free_port as _free_port
+from testing_utils import tiny_pipeline
 
-from testing_utils import free_port as _free_port  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +247,6 @@ def test_a_busy_port_is_one_line_before_anything_loads(capsys):
 
 def test_a_public_bind_serves_only_the_allow_list(monkeypatch):
     from qiren_gen.demo.store import PipelineStore, is_public_bind, pipeline_allow_list
-    from testing_utils import tiny_pipeline
 
     monkeypatch.delenv("SPACE_ID", raising=False)
     assert not is_public_bind("127.0.0.1") and not is_public_bind("localhost")
@@ -284,7 +284,6 @@ def test_a_public_bind_serves_only_the_allow_list(monkeypatch):
 
 def test_the_page_shows_a_pipeline_list_on_a_public_bind():
     from qiren_gen.demo import build_demo
-    from testing_utils import tiny_pipeline
 
     blocks = build_demo(tiny_pipeline(), allowed_pipelines=("qiren-gen-tests/other", "started/pipe"),
                         pipeline_name="started/pipe")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import inspect
 import os
 import subprocess
 import sys
@@ -169,8 +170,6 @@ def test_the_package_never_loads_a_pickle_that_can_run_code():
 
 def test_torch_fidelitys_functions_on_the_fid_path_load_nothing():
     """The call paths into torch-fidelity: the functions :mod:`qiren_gen.metrics` calls read no file."""
-    import inspect
-
     from torch_fidelity import datasets, feature_extractor_base, metric_fid, metric_kid, utils
 
     used = [utils.get_featuresdict_from_dataset, utils.glob_samples_paths, metric_fid.fid_features_to_statistics,

@@ -5,6 +5,7 @@ real ``calculate_metrics`` path runs without the Inception download; the referen
 """
 from __future__ import annotations
 
+import hashlib
 from itertools import pairwise
 
 import numpy as np
@@ -238,8 +239,6 @@ def test_missing_weights_file_names_the_option(tmp_path):
 def test_weights_must_be_exactly_torch_fidelitys_file(tmp_path, monkeypatch):
     """FID is only comparable with torch-fidelity's exact Inception weights: a file of another length or sha256 is
     refused; the file whose whole digest is the recorded one is accepted as it is."""
-    import hashlib
-
     from qiren_gen.metrics import extractors
 
     torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1), "fc.weight": torch.zeros(1)}, tmp_path / "other.pth")
@@ -267,8 +266,6 @@ def test_offline_inception_download_fails_in_one_line(tmp_path, monkeypatch):
 
 
 def test_cached_inception_weights_are_used_without_download_and_checked(tmp_path, monkeypatch):
-    import hashlib
-
     from torch_fidelity import feature_extractor_inceptionv3 as fe
 
     from qiren_gen.metrics import extractors

@@ -6,6 +6,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 from safetensors.torch import load_file
+from torch.nn import functional as F
 
 from qiren_gen.data import image_grid
 from qiren_gen.functa import decode_latents, encode_images, per_image_mse
@@ -217,8 +218,6 @@ def test_trainer_learns_auto_decoded_latents_and_resumes_exactly(tmp_path):
 
 
 def test_area_consistent_superresolution_with_auto_decoded_latents():
-    from torch.nn import functional as F
-
     from qiren_gen.functa import encode_area_consistent
 
     decoder, modulator = _pair("film")

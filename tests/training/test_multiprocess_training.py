@@ -20,7 +20,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from qiren_gen.training.checkpointing import list_checkpoints
-from testing_utils import free_port, write_parquet_shards
+from testing_utils import free_port, tiny_auto_decoded_pipeline, write_parquet_shards
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -148,8 +148,6 @@ def test_two_processes_fine_tuning_killed_in_stage1_then_in_stage2_resume_to_the
     its first visit, gathered across ranks) on 2 processes, killed in each stage and resumed: bitwise the
     uninterrupted run's files. 24 images, 4 a step, a checkpoint every 2 steps: the kill comes before every image
     was visited, so the resumed run must still encode the rest on their first visit."""
-    from testing_utils import tiny_auto_decoded_pipeline
-
     tiny_auto_decoded_pipeline().save_pretrained(tmp_path / "pretrained")
     data = _write_images(tmp_path / "data", 24)
     def images_left_to_encode(checkpoint: Path) -> None:
