@@ -74,7 +74,10 @@ def benchmark_demo(runs: int = 3, pipeline: str | None = None, faces: int = 16, 
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
-    r = lambda xs: [round(x, 2) for x in xs]  # noqa: E731
+
+    def r(xs):
+        return [round(x, 2) for x in xs]
+
     return {"request": f"{faces} faces at {resolution}x{resolution}, {steps} DDIM steps",
             "startup_s": round(startup_s, 2), "startup_cpu_s": round(startup_cpu, 2),
             "first_answer_s": round(http[0], 2), "first_answer_cpu_s": round(http_cpu[0], 2),

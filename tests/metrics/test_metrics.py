@@ -60,7 +60,10 @@ def frechet_numpy(f1: np.ndarray, f2: np.ndarray) -> float:
 
 def kid_numpy(f1: np.ndarray, f2: np.ndarray) -> float:
     """Unbiased MMD^2 with torch-fidelity's default cubic polynomial kernel, all samples in one subset."""
-    k = lambda a, b: (a @ b.T / a.shape[1] + 1.0) ** 3  # noqa: E731
+
+    def k(a, b):
+        return (a @ b.T / a.shape[1] + 1.0) ** 3
+
     m = len(f1)
     kxx, kyy, kxy = k(f1, f1), k(f2, f2), k(f1, f2)
     return float((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.sum() / m**2)

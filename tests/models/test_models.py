@@ -27,7 +27,10 @@ def test_save_pretrained_round_trip(tmp_path, name, model):
     model.save_pretrained(tmp_path)
     assert (tmp_path / "diffusion_pytorch_model.safetensors").exists()
     loaded = type(model).from_pretrained(tmp_path).eval()
-    public = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+
+    def public(config):
+        return {k: v for k, v in config.items() if not k.startswith("_")}
+
     assert public(loaded.config) == public(model.config)
     assert torch.equal(loaded(coords), expected)
 

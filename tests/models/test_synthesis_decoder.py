@@ -83,7 +83,11 @@ def test_quantum_features_recomputed_for_training_and_cached_while_encoding():
     decoder._features = compute
     decoder._feature_cache = []
     recomputed = []
-    uncached = lambda coords, stats: recomputed.append(1) or compute(coords, stats)  # noqa: E731
+
+    def uncached(coords, stats):
+        recomputed.append(1)
+        return compute(coords, stats)
+
     decoder.coordinate_features = lambda c, stats=None: uncached(c, stats)
     torch.testing.assert_close(encode_images(decoder, modulator, images), latents, rtol=0, atol=0)
     assert len(recomputed) == 5  # the same latents as recomputing the features at every step

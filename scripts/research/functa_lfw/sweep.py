@@ -79,7 +79,10 @@ def evaluate_heldout(folder: Path, data_dir: Path, resolution: int) -> dict:
         rec25 = decode_latents(decoder, modulator, z_native, 25, 25)
         rec100 = decode_latents(decoder, modulator, z_native, 100, 100)
         zero = decode_latents(decoder, modulator, torch.zeros_like(z_native), 25, 25)
-    per_image = lambda a, b: psnr(a, b, data_range=2.0, dim=(1, 2, 3), reduction="none")  # noqa: E731
+
+    def per_image(a, b):
+        return psnr(a, b, data_range=2.0, dim=(1, 2, 3), reduction="none")
+
     out["psnr_train_res"] = per_image(rec_res, at_res).mean().item()
     out["psnr_25"] = per_image(rec25, native).mean().item()
     out["psnr_zero_latent_25"] = per_image(zero, native).mean().item()
