@@ -9,9 +9,9 @@ import argparse
 import importlib
 import sys
 
-from ..runtime import CLIError, configure_allocator, run_reporting_errors
+from ..runtime import configure_allocator, run_reporting_errors
 
-__all__ = ["CLIError", "build_parser", "main", "run_reporting_errors"]
+__all__ = ["build_parser", "main", "run_reporting_errors"]
 
 # Subcommand modules in this package, in help order. Each defines ``register(subparsers)``.
 SUBCOMMANDS = ("sample", "fit", "superres", "evaluate", "demo", "params")
