@@ -2,7 +2,7 @@
 
 Images are converted to one mode (``L`` or ``RGB``), resized (shorter side) and centre-cropped to ``resolution``,
 and scaled to ``[-1, 1]``. Undecodable images are skipped in the collate function with a warning and a count, so
-one corrupt file never stops training. The loaded dataset keeps one column, renamed :data:`IMAGE_COLUMN`, with its
+one corrupt file never stops training. The loaded dataset keeps one column, renamed `IMAGE_COLUMN`, with its
 images undecoded: a map-style dataset stays memory-mapped Arrow, a streamed one stays a stream.
 
 A Hub id that cannot be reached (offline, ``HF_HUB_OFFLINE=1``, or no network) is loaded from its snapshot in the local
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 _MODES = {1: "L", 3: "RGB"}
 IMAGE_COLUMN = "image"
-"""The name of the image column of every dataset :func:`load_image_dataset` returns (the source's column renamed)."""
+"""The name of the image column of every dataset `load_image_dataset` returns (the source's column renamed)."""
 
 
 def check_resolution(resolution: int) -> None:
@@ -46,7 +46,7 @@ def load_image_dataset(
     """Load a Hub dataset (``dataset_name``) or a local image folder (``data_dir``) with images left undecoded.
 
     ``image_column=None`` takes ``image``, else the one image-typed column (logged). The result has the one column
-    :data:`IMAGE_COLUMN`. Raises ``ValueError`` for no (or several candidate) image columns, an empty dataset, an
+    `IMAGE_COLUMN`. Raises ``ValueError`` for no (or several candidate) image columns, an empty dataset, an
     unknown split or a corrupt parquet shard, and ``OSError`` when the data cannot be found or downloaded.
     """
     import datasets

@@ -114,7 +114,7 @@ def resolve_inception_weights(path: str | os.PathLike | None = None, timeout: fl
 
 
 def _verify_sha256(path: str, what: str) -> None:
-    """One-line ``ValueError`` unless the file's sha256 starts with :data:`INCEPTION_SHA256_PREFIX`."""
+    """One-line ``ValueError`` unless the file's sha256 starts with `INCEPTION_SHA256_PREFIX`."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -52,7 +52,7 @@ class ReferenceStatistics:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ReferenceStatistics":
-        """Read a file written by :meth:`save` (safetensors only); a clear ``ValueError`` for anything else."""
+        """Read a file written by `save` (safetensors only); a clear ``ValueError`` for anything else."""
         import json
 
         from safetensors import safe_open
@@ -95,9 +95,9 @@ def compute_fid_kid(
     """FID (and KID) between generated ``samples`` and ``reference`` through ``torch_fidelity.calculate_metrics``.
 
     ``samples``: image batch or Dataset of uint8 (3, H, W). ``reference``: a Dataset, an image folder, or
-    :class:`ReferenceStatistics`. Returns (metrics keyed by :func:`metric_names`, the reference statistics used).
+    `ReferenceStatistics`. Returns (metrics keyed by `metric_names`, the reference statistics used).
     torch-fidelity's cache lives in a temporary folder for this call only (no stale entries across runs); reuse a
-    reference through the returned :class:`ReferenceStatistics` (``save`` / ``load``) instead.
+    reference through the returned `ReferenceStatistics` (``save`` / ``load``) instead.
     """
     import torch_fidelity
     from torch_fidelity.metric_fid import KEY_METRIC_FID

@@ -91,7 +91,7 @@ def load_reference(
 ) -> Any:
     """Open ``--reference``: a statistics ``.pt`` file, an image folder, a saved or local dataset, or a Hub dataset id.
 
-    Returns a :class:`ReferenceImages` or a :class:`qiren_gen.metrics.ReferenceStatistics`.
+    Returns a `ReferenceImages` or a [`qiren_gen.metrics.ReferenceStatistics`][qiren_gen.metrics.ReferenceStatistics].
     """
     if max_images is not None and max_images < 2:
         raise ValueError(f"--max-reference must be >= 2, got {max_images}")

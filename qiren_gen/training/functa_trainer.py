@@ -3,7 +3,7 @@
 ``encoding="meta_sgd"``: one outer step fits, for every image of the batch, a latent from zero in a few meta-SGD
 steps (``inner_loop``); the outer loss is the MSE of the renders at those latents, and its gradient trains decoder,
 modulator and step sizes. ``encoding="auto_decode"``: every training image owns a latent (a row of a
-:class:`LatentTable`, trained with Adam jointly with the decoder, plus ``latent_l2 * ||z||^2``); new images are
+`LatentTable`, trained with Adam jointly with the decoder, plus ``latent_l2 * ||z||^2``); new images are
 encoded later by fitting their latent with the decoder frozen (``qiren_gen.functa.encode_images``). Only the batch's
 rows of the table are exchanged and stepped, by a row-wise Adam (``qiren_gen.training.latent_rows``). The table is
 checkpointed with the models and saved as ``output_dir/latents.safetensors`` for the prior, with a ``visited`` mask
@@ -57,10 +57,10 @@ from .stopping import TrainingStopped, stop_on_signals
 logger = logging.getLogger(__name__)
 
 DECODERS = ("modulated-qiren", "modulated-siren", "circuit-features", "fourier-features", "wide-qiren")
-"""``modulated-qiren``: the paper's QIREN, latent-modulated (:class:`ModulatedQIREN`); ``modulated-siren``: Functa's
-SIREN (:class:`ModulatedSIREN`); ``circuit-features`` / ``fourier-features``: :class:`FeatureSynthesisDecoder` with
+"""``modulated-qiren``: the paper's QIREN, latent-modulated (`ModulatedQIREN`); ``modulated-siren``: Functa's
+SIREN (`ModulatedSIREN`); ``circuit-features`` / ``fourier-features``: `FeatureSynthesisDecoder` with
 ``features="circuit"`` (quantum circuit features) or ``"fourier"`` (the classical control); ``wide-qiren``:
-:class:`ModulatedWideQIREN` (``n_heads`` circuits of ``n_qubits`` per hybrid layer). ``qiren`` / ``siren`` name the
+`ModulatedWideQIREN` (``n_heads`` circuits of ``n_qubits`` per hybrid layer). ``qiren`` / ``siren`` name the
 unmodulated fitting models (``qiren_gen.models.MODEL_BUILDERS``)."""
 DECODER_ALIASES = {"qiren": "modulated-qiren", "siren": "modulated-siren"}
 """Former decoder names, still accepted (and read as the current name) so that old commands and run configs work."""

@@ -45,7 +45,7 @@ def diffusion_loss(
 ) -> torch.Tensor:
     """DDPM loss on clean normalised latents ``x0 (B, D)``: MSE between the prediction and its target. ``noise``
     and ``timesteps`` are drawn from ``generator`` unless given (the training loop gives them, see
-    :func:`prior_batch`)."""
+    `prior_batch`)."""
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     t = timesteps
@@ -150,7 +150,7 @@ def prior_batch(data: torch.Tensor, batch_size: int, num_train_timesteps: int, s
 
 @dataclass
 class PriorTrainingConfig:
-    """Hyper-parameters of :func:`train_prior` (saved next to checkpoints).
+    """Hyper-parameters of `train_prior` (saved next to checkpoints).
 
     Args:
         max_train_steps: Optimiser steps.
@@ -197,12 +197,12 @@ def train_prior(
     ``resume_from_checkpoint``. The unwrapped, trained denoiser is left in ``denoiser``.
 
     Args:
-        denoiser: The :class:`~qiren_gen.models.LatentDenoiser` to train.
+        denoiser: The [`LatentDenoiser`][qiren_gen.models.LatentDenoiser] to train.
         latents: ``(N, latent_dim)`` latents of the training images.
-        scheduler: The training noise schedule (:func:`make_training_scheduler`).
+        scheduler: The training noise schedule (`make_training_scheduler`).
         accelerator: An ``accelerate.Accelerator`` (``qiren_gen.training.launch.make_accelerator``).
         output_dir: Folder of the checkpoints.
-        config: Hyper-parameters (default :class:`PriorTrainingConfig`).
+        config: Hyper-parameters (default `PriorTrainingConfig`).
         resume_from_checkpoint: ``"latest"`` or a checkpoint path.
         on_log: Called as ``on_log(step, loss)`` every ``log_every`` steps.
 
