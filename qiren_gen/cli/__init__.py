@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-from ..runtime import configure_allocator, run_reporting_errors
+from ..runtime import run_reporting_errors
 
 __all__ = ["build_parser", "main", "run_reporting_errors"]
 
@@ -33,12 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qiren-gen`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-
-    def command():
-        configure_allocator()  # large activations stay on the heap (QIREN_GEN_MALLOC=default: glibc's own)
-        return args.func(args)
-
-    code, result = run_reporting_errors(f"qiren-gen {args.command}", command)
+    code, result = run_reporting_errors(f"qiren-gen {args.command}", lambda: args.func(args))
     return code or int(result or 0)
 
 
