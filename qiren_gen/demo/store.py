@@ -11,13 +11,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 
-from diffusers import DDIMScheduler
-
-from ..pipelines import QirenGenerationPipeline
-
 
 def prepare_for_demo(pipe, device: str = "cpu"):
     """Move ``pipe`` to ``device``, give it a DDIM scheduler and quiet, transient progress bars."""
+    from diffusers import DDIMScheduler  # deferred: torch, once start_demo has pointed its caches to its temp folder
+
     pipe.to(device)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(leave=False)
@@ -70,6 +68,8 @@ class PipelineStore:
         return self.allow_others and (self.allowed is None or any(a != self.default_name for a in self.allowed))
 
     def _load(self, source: str):
+        from ..pipelines import QirenGenerationPipeline  # deferred: torch, as above
+
         if source in self._others:
             self._others.move_to_end(source)
             return self._others[source]
