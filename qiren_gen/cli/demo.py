@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from ..runtime.errors import one_line
+from ..runtime.values import MAX_THREADS, check_int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,14 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import DemoLimits, require_gradio, serve_forever, start_demo
+    from ..demo import DemoLimits, require_gradio, serve_forever, start_demo  # deferred: torch, not for --help
 
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    from ..runtime.values import MAX_THREADS, check_int_range
-
     check_int_range(args.threads, "--threads", 1, MAX_THREADS)
     if args.max_pixels is not None and args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be >= 1, got {args.max_pixels}")

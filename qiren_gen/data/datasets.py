@@ -2,14 +2,14 @@
 
 Images are converted to one mode (``L`` or ``RGB``), resized (shorter side) and centre-cropped to ``resolution``,
 and scaled to ``[-1, 1]``. Undecodable images are skipped in the collate function with a warning and a count, so
-one corrupt file never stops training. The loaded dataset keeps one column, renamed :data:`IMAGE_COLUMN`, with its
+one corrupt file never stops training. The loaded dataset keeps one column, renamed `IMAGE_COLUMN`, with its
 images undecoded: a map-style dataset stays memory-mapped Arrow, a streamed one stays a stream.
 
 A Hub id that cannot be reached (offline, ``HF_HUB_OFFLINE=1``, or no network) is loaded from its snapshot in the local
 Hub cache (as ``huggingface-cli download`` leaves it), whatever its layout: parquet shards, a zip imagefolder or
 webdataset tars.
 
-Rows are confined to their dataset (:class:`RowConfinement`): an image row's bytes are read, and a path only when it
+Rows are confined to their dataset (`RowConfinement`): an image row's bytes are read, and a path only when it
 lies inside the dataset's own folder or Hub cache entry (``zip://member::archive.zip`` of such an archive, or
 ``hf://datasets/<the same repo>/...``). An absolute path elsewhere, a path that leaves the folder through ``..`` or a
 link, and every other URL (``ftp://``, ``http://``, ``s3://`` ...) are never opened: the row is skipped and counted
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 _MODES = {1: "L", 3: "RGB"}
 IMAGE_COLUMN = "image"
-"""The name of the image column of every dataset :func:`load_image_dataset` returns (the source's column renamed)."""
+"""The name of the image column of every dataset `load_image_dataset` returns (the source's column renamed)."""
 
 
 def check_resolution(resolution: int) -> None:
@@ -55,7 +55,7 @@ def load_image_dataset(
     """Load a Hub dataset (``dataset_name``) or a local image folder (``data_dir``) with images left undecoded.
 
     ``image_column=None`` takes ``image``, else the one image-typed column (logged). The result has the one column
-    :data:`IMAGE_COLUMN`. Raises ``ValueError`` for no (or several candidate) image columns, an empty dataset, an
+    `IMAGE_COLUMN`. Raises ``ValueError`` for no (or several candidate) image columns, an empty dataset, an
     unknown split or a corrupt parquet shard, and ``OSError`` when the data cannot be found or downloaded.
     """
     import datasets
@@ -254,7 +254,7 @@ def decode_image(value, resolution: int, channels: int) -> torch.Tensor:
     """One undecoded ``datasets.Image`` value (or a PIL image) -> ``(channels, resolution, resolution)`` in [-1, 1].
 
     Any mode converts (palette, alpha, 16-bit, CMYK ...); the shorter side is resized to ``resolution`` (bicubic,
-    antialiased) and the centre cropped. Raises ``ValueError`` (one line) for a row :class:`RowConfinement` refused,
+    antialiased) and the centre cropped. Raises ``ValueError`` (one line) for a row `RowConfinement` refused,
     and for every failure to decode the row (damaged, truncated: ``EOFError``, ...), so a caller skips that row.
     """
     try:
@@ -324,7 +324,7 @@ class ImageCollator:
 
 
 HEAD_SCAN_LIMIT = 1000
-"""Rows :func:`check_readable_images` reads at most before it refuses a dataset as holding no readable image."""
+"""Rows `check_readable_images` reads at most before it refuses a dataset as holding no readable image."""
 
 
 def check_readable_images(dataset, resolution: int, channels: int = 1, limit: int = HEAD_SCAN_LIMIT) -> int:

@@ -124,7 +124,7 @@ BACH_FETCH = "curl -L -o gt_bach.wav https://raw.githubusercontent.com/vsitzmann
 
 
 def load_wav(path: str | os.PathLike, sample_slice: slice | str | None = None) -> Audio:
-    """Read a mono WAV (at most :data:`MAX_AUDIO_FRAMES` frames), slice it, and divide by the largest magnitude (the
+    """Read a mono WAV (at most `MAX_AUDIO_FRAMES` frames), slice it, and divide by the largest magnitude (the
     paper's normalisation)."""
     path = Path(path)
     if not path.exists():

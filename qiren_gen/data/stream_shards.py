@@ -90,14 +90,14 @@ def stream_layout(stream) -> StreamLayout | None:
 
 
 def _is_rename(ex_iterable, it) -> bool:
-    """A one-to-one ``rename_column`` map (what :func:`~qiren_gen.data.datasets.load_image_dataset` may add)."""
+    """A one-to-one ``rename_column`` map (what `load_image_dataset` may add)."""
     function = getattr(ex_iterable, "function", None)
     return (isinstance(ex_iterable, it.MappedExamplesIterable) and not ex_iterable.batched
             and isinstance(function, partial) and function.func is it._rename_columns_fn)
 
 
 def _is_confinement(ex_iterable, it) -> bool:
-    """The one-to-one :class:`~qiren_gen.data.datasets.RowConfinement` map that ``load_image_dataset`` adds."""
+    """The one-to-one `RowConfinement` map that ``load_image_dataset`` adds."""
     from .datasets import RowConfinement
 
     return (isinstance(ex_iterable, it.MappedExamplesIterable) and not ex_iterable.batched
@@ -148,7 +148,7 @@ def parquet_metadata(path: str):
 
 
 def layout_for_ranks(stream, num_ranks: int) -> StreamLayout | None:
-    """:func:`stream_layout`, with parquet files split into one shard per row group (``IterableDataset.reshard``)
+    """`stream_layout`, with parquet files split into one shard per row group (``IterableDataset.reshard``)
     when the files alone do not divide among ``num_ranks`` (finer shards leave less for every rank to read); None
     when the stream has no layout."""
     layout = stream_layout(stream)

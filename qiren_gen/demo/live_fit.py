@@ -5,6 +5,7 @@ the current fit); the generator turns those reports into frames. Closing the gen
 """
 from __future__ import annotations
 
+import io
 import math
 import queue
 import threading
@@ -13,6 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
+
+from ..pipelines import QirenSignalFittingPipeline
 
 FIT_BASELINES = ("siren", "relu-rff", "ffn", "relu", "tanh")
 """Classical models the page offers beside QIREN (the paper's baselines)."""
@@ -51,13 +55,11 @@ def live_fit(signal: np.ndarray, baseline: str, steps: int, every: int = 10, see
     """Fit ``qiren`` and ``baseline`` to ``signal`` (``(H, W)`` in [-1, 1]) for ``steps`` steps each, in parallel;
     yields a frame when either model has a new fit (every ``every`` steps) and ``min_interval_s`` has passed since
     the last one, and a frame as each model finishes (the last with both PSNRs)."""
-    from ..pipelines import QirenSignalFittingPipeline
-
     if baseline not in FIT_BASELINES:
         raise ValueError(f"baseline must be one of {', '.join(FIT_BASELINES)}, got {baseline!r}")
     pipes = [QirenSignalFittingPipeline.from_model_name(name, 2, 1, seed=seed) for name in ("qiren", baseline)]
     tracks = tuple(FitTrack(name, sum(p.numel() for p in pipe.model.parameters()))
-                   for name, pipe in zip(("qiren", baseline), pipes))
+                   for name, pipe in zip(("qiren", baseline), pipes, strict=True))
     reports: queue.Queue = queue.Queue()
     stop = threading.Event()
 
@@ -107,13 +109,10 @@ def live_fit(signal: np.ndarray, baseline: str, steps: int, every: int = 10, see
 
 def loss_figure(frame: FitFrame):
     """Both loss curves (log scale) as a PIL image."""
-    import io
-
-    import matplotlib
+    import matplotlib  # deferred: matplotlib, needed only when a fit is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from PIL import Image
 
     fig, ax = plt.subplots(figsize=(5, 3), dpi=80)
     for track in frame.tracks:

@@ -4,8 +4,10 @@ Everything Gradio writes (uploads, rendered images) goes to one temporary folder
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -19,8 +21,6 @@ INSTALL_HINT = 'the demo needs Gradio: pip install "qiren-gen[demo]"'
 
 def require_gradio() -> None:
     """Raise ``OSError`` with the install line when Gradio is missing."""
-    import importlib.util
-
     if importlib.util.find_spec("gradio") is None:
         raise OSError(INSTALL_HINT)
 
@@ -66,8 +66,6 @@ def _restore(previous: dict[str, str | None]) -> None:
 
 def check_port_free(host: str, port: int) -> None:
     """``OSError`` (one line) when ``host:port`` cannot be bound, before the pipeline is loaded for nothing."""
-    import socket
-
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
             probe.bind((host, port))
@@ -77,7 +75,7 @@ def check_port_free(host: str, port: int) -> None:
 
 def load_pipeline(source: str | os.PathLike | None):
     """The ``QirenGenerationPipeline`` at ``source`` (folder or Hub id; ``None``: the bundled one), safely."""
-    from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+    from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir  # deferred: torch, after the cheap checks
 
     return QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir() if source is None else source)
 
@@ -92,7 +90,7 @@ def start_demo(pipeline: str | os.PathLike | None = None, host: str = "127.0.0.1
     On a public bind (``host`` not loopback, ``share``, a Space) visitors may name only ``allowed_pipelines`` (default:
     none but the started one); on loopback, any folder or Hub id unless ``allowed_pipelines`` is given.
     """
-    from .store import is_public_bind, pipeline_allow_list
+    from .store import is_public_bind, pipeline_allow_list  # deferred: torch and diffusers, after the cheap checks
 
     start = time.perf_counter()
     require_gradio()
@@ -101,12 +99,12 @@ def start_demo(pipeline: str | os.PathLike | None = None, host: str = "127.0.0.1
     temp_dir = Path(tempfile.mkdtemp(prefix="qiren-gen-demo-", dir=temp_root))
     previous_env = _keep_writes_in(temp_dir)
     try:
-        import torch
+        import torch  # deferred: `import qiren_gen.demo` stays light until a demo starts
 
         if threads is not None:
             torch.set_num_threads(threads)
         pipe = load_pipeline(pipeline)
-        from .app import CSS, build_demo
+        from .app import CSS, build_demo  # deferred: Gradio, an optional extra
 
         name = None if pipeline is None else str(pipeline)
         allowed = pipeline_allow_list(is_public_bind(host, share), allowed_pipelines, name)
@@ -137,4 +135,5 @@ def serve_forever(running: RunningDemo) -> None:
         print("qiren-gen demo: stopped", file=sys.stderr)
 
 
-__all__ = ["INSTALL_HINT", "RunningDemo", "check_port_free", "load_pipeline", "require_gradio", "serve_forever", "start_demo"]
+__all__ = ["INSTALL_HINT", "RunningDemo", "check_port_free", "load_pipeline", "require_gradio", "serve_forever",
+           "start_demo"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 SPACE_PIPELINE_DIR = "pipeline"
@@ -59,10 +60,8 @@ The pipeline is {where}.
 
 def _gradio_version() -> str:
     try:
-        from importlib.metadata import version
-
         return version("gradio")
-    except Exception:  # noqa: BLE001 - not installed here: the Space installs its own
+    except PackageNotFoundError:  # not installed here: the Space installs its own
         return "6.31.0"
 
 

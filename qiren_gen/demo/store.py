@@ -6,6 +6,7 @@ queue orders the rest). Every pipeline is switched to DDIM, which the interpolat
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 
 def prepare_for_demo(pipe, device: str = "cpu"):
     """Move ``pipe`` to ``device``, give it a DDIM scheduler and quiet, transient progress bars."""
-    from diffusers import DDIMScheduler
+    from diffusers import DDIMScheduler  # deferred: torch, once start_demo has pointed its caches to its temp folder
 
     pipe.to(device)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
@@ -27,8 +28,6 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 def is_public_bind(host: str, share: bool = False) -> bool:
     """Whether visitors from other machines reach the page: a non-loopback ``host``, a ``--share`` link, or a
     Hugging Face Space (``SPACE_ID`` set)."""
-    import os
-
     return bool(share) or host not in LOOPBACK_HOSTS or bool(os.environ.get("SPACE_ID"))
 
 
@@ -69,7 +68,7 @@ class PipelineStore:
         return self.allow_others and (self.allowed is None or any(a != self.default_name for a in self.allowed))
 
     def _load(self, source: str):
-        from ..pipelines import QirenGenerationPipeline
+        from ..pipelines import QirenGenerationPipeline  # deferred: torch, as above
 
         if source in self._others:
             self._others.move_to_end(source)

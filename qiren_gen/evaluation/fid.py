@@ -1,7 +1,7 @@
 """Evaluate a generator: draw N samples (sharded across processes), FID/KID against a reference, JSON report + grid.
 
 The generator is any ``sample_fn(batch_size, generator) -> images`` (float in [0, 1] or uint8, NCHW or NHWC), so the
-logic is testable without a trained pipeline; :func:`pipeline_sampler` adapts a diffusers-style pipeline.
+logic is testable without a trained pipeline; `pipeline_sampler` adapts a diffusers-style pipeline.
 """
 from __future__ import annotations
 
@@ -169,7 +169,7 @@ def evaluate(
 ) -> dict[str, Any] | None:
     """Generate ``num_samples`` (sharded over ``accelerator``'s processes), score them on the main process.
 
-    ``reference``: what :func:`qiren_gen.data.reference.load_reference` returns, or a zero-argument callable that
+    ``reference``: what `qiren_gen.data.reference.load_reference` returns, or a zero-argument callable that
     loads it (called on the main process only). The weights and the reference are checked before any sample is
     drawn, so a bad input costs no generation time. Returns the report on the main process, ``None`` elsewhere.
     """

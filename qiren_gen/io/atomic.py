@@ -3,11 +3,11 @@
 A file is written complete beside its destination (``.<name>.<random>.tmp`` in the same folder), flushed to disk
 (``fsync``), then renamed over the destination in one step, and the folder's entry is flushed too. A kill at any
 moment leaves the previous file or the new one, never a truncated mix; a failed write (a full disk, no permission)
-removes the temporary file, leaves the previous output untouched and raises :class:`~.errors.WriteFailed`, one line.
+removes the temporary file, leaves the previous output untouched and raises `WriteFailed`, one line.
 
 Folders (a pipeline, a model) are saved the same way: complete beside, then moved into place
-(:func:`save_folder_atomically`, :func:`save_pipeline_atomically`). Appending a line to a log
-(:func:`append_text`) cannot be a rename; a failed append is cut back to the log's previous length.
+(`save_folder_atomically`, `save_pipeline_atomically`). Appending a line to a log
+(`append_text`) cannot be a rename; a failed append is cut back to the log's previous length.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _write_errors() -> tuple[type[BaseException], ...]:
 
 
 def is_write_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is what a failed write raises (see :func:`write_failure`)."""
+    """Whether ``exc`` is what a failed write raises (see `write_failure`)."""
     return isinstance(exc, _write_errors())
 
 

@@ -1,6 +1,6 @@
 """The one checked reader for dataset image rows: a row's bytes, or a file inside the dataset's own folder or Hub
 cache entry; never a path elsewhere, never a URL (so no connection is made). Shared by the training data
-(:mod:`qiren_gen.data.datasets`) and the FID reference sets (:mod:`qiren_gen.metrics.reference`)."""
+(`qiren_gen.data.datasets`) and the FID reference sets (`qiren_gen.metrics.reference`)."""
 from __future__ import annotations
 
 import io
@@ -12,14 +12,14 @@ from .errors import quoted
 
 _ARCHIVE_PROTOCOLS = ("zip", "tar")
 REFUSED_KEY = "refused"
-"""Key :class:`RowConfinement` adds to a row it refuses (with the reason); its bytes are empty, its path kept out."""
+"""Key `RowConfinement` adds to a row it refuses (with the reason); its bytes are empty, its path kept out."""
 
 
 @dataclass(frozen=True)
 class RowConfinement:
     """Keeps a dataset's image rows inside the dataset: bytes, or a path under one of ``roots`` (real paths, links
     resolved), or ``hf://datasets/<hub_repo>/...``; archive members (``zip://m::<such a path>``) too. Any other row is
-    replaced by an empty one carrying :data:`REFUSED_KEY` (the reason), which :func:`decode_image` refuses without
+    replaced by an empty one carrying `REFUSED_KEY` (the reason), which `decode_image` refuses without
     opening anything: the row is skipped and counted. Used lazily (``with_transform`` / a one-to-one ``map``)."""
 
     roots: tuple[str, ...]
@@ -84,7 +84,7 @@ class RowConfinement:
 
 def open_image_path(path: str):
     """A PIL image from a local path or an archive member / Hub URL of the dataset (``zip://member::archive.zip``,
-    ``hf://datasets/...``); only called on paths :class:`RowConfinement` let through."""
+    ``hf://datasets/...``); only called on paths `RowConfinement` let through."""
     from PIL import Image
 
     if "://" not in path and "::" not in path:

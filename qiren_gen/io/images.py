@@ -15,7 +15,7 @@ MAX_SOURCE_PIXELS = 2**25
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_SOURCE_PIXELS):
-    """A decoded PIL image from ``path``; :class:`~.errors.BadInputFile` (one line naming the file) when it is over
+    """A decoded PIL image from ``path``; `BadInputFile` (one line naming the file) when it is over
     ``max_pixels``, a decompression bomb, not an image or damaged; ``OSError`` when it cannot be opened."""
     from PIL import Image, UnidentifiedImageError
 

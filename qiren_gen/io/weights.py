@@ -2,7 +2,7 @@
 
 safetensors files are read by ``safetensors``; PyTorch files (``.pt``, ``.pth``, ``.bin``) only by
 ``torch.load(weights_only=True)``, whose unpickler builds tensors and plain containers and refuses every other
-class, so nothing in the file runs. Every refusal is one :class:`~.errors.BadInputFile` line naming the file; torch's
+class, so nothing in the file runs. Every refusal is one `BadInputFile` line naming the file; torch's
 advice to retry with the unrestricted unpickler is never passed on.
 """
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _load_torch(path: Path, what: str) -> object:
 def read_torch_file(path: str | os.PathLike, what: str | None = None) -> object:
     """Whatever plain value a PyTorch file holds (tensors in dicts, lists, numbers: an optimizer's state, a custom
     checkpoint object saved as plain data), loaded by ``torch.load(weights_only=True)``; one
-    :class:`~.errors.BadInputFile` line naming the file when it is missing, empty, damaged or a pickle of anything
+    `BadInputFile` line naming the file when it is missing, empty, damaged or a pickle of anything
     else (which is never run)."""
     path = Path(path)
     what = what or quoted(path)
@@ -104,7 +104,7 @@ def read_weights(path: str | os.PathLike, *, sha256: str | None = None, size: in
     ``sha256`` (and ``size``): the file's full digest (and length) when it is known, checked before anything is
     parsed. ``*.safetensors`` is read by safetensors, anything else by ``torch.load(weights_only=True)``; the result
     must be a mapping of names to tensors, every value finite when ``require_finite``. One
-    :class:`~.errors.BadInputFile` line naming the file for every refusal.
+    `BadInputFile` line naming the file for every refusal.
     """
     import torch
 

@@ -66,7 +66,7 @@ def register_feature_extractors() -> None:
 
 
 def extract_features(images: Any, feature_extractor: str = PIXEL_POOL, weights_path: str | None = None) -> np.ndarray:
-    """Features of an image batch at the extractor's FID layer (float64 array), from :func:`build_feature_extractor`."""
+    """Features of an image batch at the extractor's FID layer (float64 array), from `build_feature_extractor`."""
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
     register_feature_extractors()
@@ -100,7 +100,7 @@ def _check_inception_file(path: str, what: str) -> None:
 def resolve_inception_weights(path: str | os.PathLike | None = None, timeout: float = 60.0) -> str:
     """Return a local path to torch-fidelity's Inception-v3 weights, downloading them (torch hub cache) if needed.
 
-    The file must be exactly torch-fidelity's: its length and its whole sha256 (:data:`INCEPTION_SHA256`) are
+    The file must be exactly torch-fidelity's: its length and its whole sha256 (`INCEPTION_SHA256`) are
     checked, here and again when it is loaded. Raises a one-line ``OSError`` naming ``--fid-weights PATH`` when the
     file is missing or cannot be downloaded, and a one-line ``ValueError`` (``BadInputFile``) for any other file.
     """
@@ -193,7 +193,7 @@ def _checked_inception_class() -> type:
 
     class CheckedInceptionV3(tf_inception.FeatureExtractorInceptionV3):
         """torch-fidelity's Inception-v3 extractor (its layers, its ``forward``) built from a state dict that
-        :func:`load_inception_state_dict` checked, instead of torch-fidelity's own unrestricted ``torch.load``
+        `load_inception_state_dict` checked, instead of torch-fidelity's own unrestricted ``torch.load``
         or unhashed hub download. The layers are torch-fidelity 0.4's; loading the state dict strictly fails on any
         other layout."""
 

@@ -50,7 +50,7 @@ class ReferenceStatistics:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ReferenceStatistics":
-        """Read a file written by :meth:`save` (safetensors only); a clear ``ValueError`` for anything else."""
+        """Read a file written by `save` (safetensors only); a clear ``ValueError`` for anything else."""
         import json
 
         from safetensors import safe_open
@@ -94,10 +94,10 @@ def compute_fid_kid(
     functions.
 
     ``samples``: image batch or Dataset of uint8 (3, H, W). ``reference``: a Dataset, an image folder, or
-    :class:`ReferenceStatistics`. Returns (metrics keyed by :func:`metric_names`, the reference statistics used).
-    The extractor is built by :func:`~.extractors.build_feature_extractor` (Inception from checked weights, never
+    `ReferenceStatistics`. Returns (metrics keyed by `metric_names`, the reference statistics used).
+    The extractor is built by `build_feature_extractor` (Inception from checked weights, never
     torch-fidelity's pickle load), and nothing goes through torch-fidelity's on-disk cache (which it reads back with
-    pickle): reuse a reference through the returned :class:`ReferenceStatistics` (``save`` / ``load``) instead.
+    pickle): reuse a reference through the returned `ReferenceStatistics` (``save`` / ``load``) instead.
     """
     input1 = _samples_dataset(samples)
     layer = _layer(feature_extractor)
@@ -167,7 +167,7 @@ def _statistics(features: torch.Tensor, feature_extractor: str, layer: str,
 
 def _metrics(features: torch.Tensor, reference: ReferenceStatistics, feature_extractor: str, kid: bool,
              kid_subsets: int, verbose: bool) -> dict[str, float]:
-    """FID (and KID, on subsets of at most :data:`KID_MAX_SUBSET`) of generated features against the reference."""
+    """FID (and KID, on subsets of at most `KID_MAX_SUBSET`) of generated features against the reference."""
     from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
     from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 

@@ -65,7 +65,7 @@ def hf_dataset(
 ) -> ReferenceImages:
     """Wrap a ``datasets.Dataset``: its image column (the first ``Image`` feature unless ``image_column`` is given).
 
-    Rows are confined to the dataset (:class:`~qiren_gen.io.dataset_rows.RowConfinement`: ``source``'s folder, or
+    Rows are confined to the dataset (`RowConfinement`: ``source``'s folder, or
     its Hub cache entry): a row naming a file elsewhere or a URL is refused in one line, never opened."""
     from datasets import Image as ImageFeature
 
@@ -105,7 +105,7 @@ def load_reference(
 ) -> Any:
     """Open ``--reference``: a statistics ``.pt`` file, an image folder, a saved or local dataset, or a Hub dataset id.
 
-    Returns a :class:`ReferenceImages` or a :class:`qiren_gen.metrics.ReferenceStatistics`.
+    Returns a `ReferenceImages` or a [`qiren_gen.metrics.ReferenceStatistics`][qiren_gen.metrics.ReferenceStatistics].
     """
     if max_images is not None and max_images < 2:
         raise ValueError(f"--max-reference must be >= 2, got {max_images}")

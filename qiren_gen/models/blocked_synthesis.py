@@ -2,7 +2,7 @@
 
 The batched layers (one ``baddbmm`` per layer over ``(B, P, W)`` activations) stream every activation and every
 gradient through main memory several times per step: ReLU backward, the bias gradient and each GEMM read or write a
-full 32 MiB tensor. :class:`BlockedWeightModulatedSynthesis` runs the whole stack (the modulated ReLU layers and the
+full 32 MiB tensor. `BlockedWeightModulatedSynthesis` runs the whole stack (the modulated ReLU layers and the
 output layer) per image and per block of points instead, so a block's activations and gradients stay in the cache
 between layers. It saves only the layers' outputs (after the ReLU, which are also its masks) and accumulates the
 weight and bias gradients block by block. Same math as the batched layers, another summation order.
@@ -125,7 +125,7 @@ def _plain_backward(h, out_weight, out_bias, layers, grad_out, needs_input_grad)
 def blocked_weight_modulated_synthesis(h: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor],
                                        out_weight: torch.Tensor, out_bias: torch.Tensor) -> torch.Tensor:
     """``(B, P, out_channels)`` from features ``h`` and per-image modulated weights: see
-    :class:`BlockedWeightModulatedSynthesis`."""
+    `BlockedWeightModulatedSynthesis`."""
     layers = [t for pair in zip(weights, biases) for t in pair]
     return BlockedWeightModulatedSynthesis.apply(h, out_weight, out_bias, *layers)
 

@@ -1,7 +1,7 @@
-"""Circuit features of :class:`~qiren_gen.models.FeatureSynthesisDecoder` from the heads' exact Fourier series.
+"""Circuit features of `FeatureSynthesisDecoder` from the heads' exact Fourier series.
 
 The decoder's angles are affine in the coordinates (``Linear`` then a fixed normalisation and affine), and each head
-is a finite Fourier series in its angles (:mod:`qiren_gen.quantum.spectrum`). So, when no gradient is needed:
+is a finite Fourier series in its angles (`qiren_gen.quantum.spectrum`). So, when no gradient is needed:
 
 * on a row-major grid (an image, or a chunk of one), ``exp(i w . theta)`` is a row factor times a column factor and
   every feature map is one small-rank GEMM per head (``evaluate_grid``): about 40x faster than simulating each point

@@ -1,7 +1,7 @@
 """Latent-modulated INR decoders (Functa-style) and the latent -> modulation hypernetwork.
 
 A shared decoder becomes one image's function through per-sample ``modulations`` (a flat ``(B, modulation_dim)``
-tensor) produced by :class:`LatentModulator` from a small latent:
+tensor) produced by `LatentModulator` from a small latent:
 
 * ``shift``: added to every hybrid layer's normalised pre-encoding features (circuits stay shared: fastest);
 * ``film``: ``h * (1 + scale) + shift`` on the same features;
@@ -182,7 +182,7 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
         modulations: torch.Tensor,
         stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
-        """Signal values ``(B, P, out_channels)``; pass ``stats`` (from :meth:`reference_statistics`) to reuse them."""
+        """Signal values ``(B, P, out_channels)``; pass ``stats`` (from `reference_statistics`) to reuse them."""
         coords, modulations = decoder_inputs(self, coords, modulations)
         if stats is None:
             stats = self.reference_statistics()
@@ -224,7 +224,7 @@ class ModulatedSIREN(ModelMixin, ConfigMixin):
     """SIREN with per-sample ``shift`` (Functa's choice) or ``film`` modulations of every sine layer's pre-activation.
 
     The Functa baseline: same ``forward(coords, modulations)`` and ``modulation_dim`` interface as
-    :class:`ModulatedQIREN`.
+    `ModulatedQIREN`.
 
     Args:
         in_features: Coordinate dimensions (2 for images).
@@ -317,7 +317,7 @@ class LatentModulator(ModelMixin, ConfigMixin):
 
     Args:
         latent_dim: Numbers per image latent.
-        modulation_dim: Numbers the decoder takes per image (its ``modulation_dim``; :meth:`for_decoder` reads it).
+        modulation_dim: Numbers the decoder takes per image (its ``modulation_dim``; `for_decoder` reads it).
         hidden_features: Width of the hidden layers (with ``hidden_layers > 0``).
         hidden_layers: Hidden ReLU layers; 0 is a linear map.
         inner_steps: Encoding steps.

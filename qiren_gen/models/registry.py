@@ -50,7 +50,7 @@ def parameter_table(in_features: int, out_features: int = 1) -> dict[str, int]:
 
 
 def _feature_decoder(features: str) -> Callable[[Any], ModelMixin]:
-    """A builder of :class:`FeatureSynthesisDecoder` with ``features`` (``"circuit"`` or ``"fourier"``)."""
+    """A builder of `FeatureSynthesisDecoder` with ``features`` (``"circuit"`` or ``"fourier"``)."""
     def build(sizes) -> ModelMixin:
         return FeatureSynthesisDecoder(
             out_channels=sizes.channels, features=features, n_heads=sizes.n_heads, n_qubits=sizes.n_qubits,
@@ -78,7 +78,7 @@ DECODER_BUILDERS: dict[str, tuple[type[ModelMixin], Callable[[Any], ModelMixin]]
 }
 """The stage-1 decoders by name: ``(class, builder)``; a builder takes any object with the sizes as attributes
 (``FunctaTrainingConfig``, parsed flags). ``modulated-qiren``: the paper's QIREN, latent-modulated;
-``modulated-siren``: Functa's SIREN; ``circuit-features`` / ``fourier-features``: :class:`FeatureSynthesisDecoder`
+``modulated-siren``: Functa's SIREN; ``circuit-features`` / ``fourier-features``: `FeatureSynthesisDecoder`
 with quantum circuit features or the classical Fourier control; ``wide-qiren``: ``n_heads`` circuits of
 ``n_qubits`` per hybrid layer. A new decoder is one entry here."""
 DECODERS = tuple(DECODER_BUILDERS)

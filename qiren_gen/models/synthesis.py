@@ -49,7 +49,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
     """The shipped decoder (``--decoder circuit-features``): coordinate features, then modulated synthesis layers.
 
     ``forward(coords (B, P, in) or (P, in), modulations (B, D)) -> (B, P, out_channels)``. Same interface as
-    :class:`~qiren_gen.models.ModulatedQIREN` (``modulation_dim``, ``reference_statistics``, ``set_engine``), so the
+    `ModulatedQIREN` (``modulation_dim``, ``reference_statistics``, ``set_engine``), so the
     functa encode / decode functions, the trainers and the pipelines use it unchanged. Pass the coordinates as one
     ``(P, in)`` grid to share the feature computation across the batch.
 
@@ -108,7 +108,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         """Autocast dtype of the synthesis layers (a runtime setting, not config: bfloat16 on CUDA when training)."""
         self.feature_evaluation = "series"
         """Circuit features without gradients: ``"series"`` (the circuits' exact Fourier series where it applies) or
-        ``"simulate"`` (always the simulator); a runtime setting, see :meth:`set_feature_evaluation`."""
+        ``"simulate"`` (always the simulator); a runtime setting, see `set_feature_evaluation`."""
         features = FEATURE_ALIASES.get(features, features)
         _check_choice("features", features, FEATURES)
         self.register_to_config(features=features)  # saved under the current name
@@ -203,7 +203,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
     def _inference_features(self, coords: torch.Tensor, stats) -> torch.Tensor:
         """Features when no gradient reaches them. With grad mode off (rendering): the circuits' exact Fourier series
         where it applies (``models.circuit_series``); else (also encoding against a frozen decoder, which then sees
-        the very features it was trained on) :meth:`_features`."""
+        the very features it was trained on) `_features`."""
         if self.config.features == "circuit" and self.feature_evaluation == "series" and not torch.is_grad_enabled():
             from .circuit_series import series_features
 
@@ -238,7 +238,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         modulations: torch.Tensor,
         stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
-        """Signal values ``(B, P, out_channels)``; pass ``stats`` (from :meth:`reference_statistics`) to reuse them."""
+        """Signal values ``(B, P, out_channels)``; pass ``stats`` (from `reference_statistics`) to reuse them."""
         shared = isinstance(coords, torch.Tensor) and coords.ndim == 2
         checked, modulations = decoder_inputs(self, coords, modulations)
         device_type = modulations.device.type
@@ -279,7 +279,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
 
     def _blocked_training_synthesis(self, h: torch.Tensor, modulations: torch.Tensor) -> torch.Tensor:
         """Training: the modulated layers and the output layer as one autograd function that runs forward and
-        backward per image in cache-sized blocks of points (:mod:`.blocked_synthesis`)."""
+        backward per image in cache-sized blocks of points (`blocked_synthesis`)."""
         return blocked_weight_modulated_synthesis(h, self._modulated_layer_weights(modulations),
                                                   [linear.bias for linear in self.linears], self.output.weight,
                                                   self.output.bias)

@@ -3,8 +3,8 @@
 ``ModulatedQIREN`` is as wide as one circuit has qubits (8 features), which caps what a latent can draw. Here each
 hybrid layer feeds ``n_heads`` independent ``n_qubits``-qubit re-uploading circuits, so the width is
 ``n_heads * n_qubits`` (e.g. 32 x 4 = 128) while every circuit stays small and cheap to simulate; all heads run as
-one batched operation (:class:`~qiren_gen.quantum.MultiHeadReuploadingCircuit`). Normalisation and modulation work
-as in :class:`~qiren_gen.models.ModulatedQIREN` (reference-grid statistics: per-sample, resolution independent).
+one batched operation (`MultiHeadReuploadingCircuit`). Normalisation and modulation work
+as in `ModulatedQIREN` (reference-grid statistics: per-sample, resolution independent).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
         n_blocks: ``Rot`` + entangler blocks per parameter layer.
         entangler: ``"cz_ring"`` or ``"cnot_chain"`` (what the multi-head simulator runs).
         modulation: How latents act on the hybrid layers: ``"shift"``, ``"film"`` or ``"angles"``.
-        normalization: ``"reference"`` or ``"none"``, as in :class:`ModulatedQIREN`.
+        normalization: ``"reference"`` or ``"none"``, as in `ModulatedQIREN`.
         reference_size: Side of the reference grid.
         engine: Circuit simulator engine, ``"fused"`` or ``"autograd"``.
 
@@ -136,7 +136,7 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
         modulations: torch.Tensor,
         stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
-        """Signal values ``(B, P, out_channels)``; pass ``stats`` (from :meth:`reference_statistics`) to reuse them."""
+        """Signal values ``(B, P, out_channels)``; pass ``stats`` (from `reference_statistics`) to reuse them."""
         coords, modulations = decoder_inputs(self, coords, modulations)
         if stats is None:
             stats = self.reference_statistics()

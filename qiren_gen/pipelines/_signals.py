@@ -26,11 +26,13 @@ def grid_for(shape: tuple[int, ...], in_features: int, align_corners: bool) -> t
 
 
 def as_targets(signal, in_features: int, out_features: int) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """Signal array ``(N[, C])`` or ``(H, W[, C])`` in [-1, 1] -> float32 targets ``(points, C)`` and its spatial shape."""
+    """Signal array ``(N[, C])`` or ``(H, W[, C])`` in [-1, 1] -> float32 targets ``(points, C)`` and its spatial
+    shape."""
     if isinstance(signal, Image.Image):
         signal = np.asarray(signal.convert("L"), dtype=np.float64) / 127.5 - 1
     try:
-        x = signal.detach().cpu() if isinstance(signal, torch.Tensor) else torch.as_tensor(np.asarray(signal, dtype=np.float64))
+        x = (signal.detach().cpu() if isinstance(signal, torch.Tensor)
+             else torch.as_tensor(np.asarray(signal, dtype=np.float64)))
     except (TypeError, ValueError):
         raise ValueError(f"the signal must be an array of numbers, got {type(signal).__name__}") from None
     x = x.to(torch.float32)

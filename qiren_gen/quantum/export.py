@@ -1,10 +1,10 @@
 """The PennyLane twin of the re-uploading circuits, with shots and noise: the same trained circuit on any device.
 
-One quantum-function builder (:func:`reuploading_qfunc`) and one ``TorchLayer`` builder (:func:`torch_layer`) serve
+One quantum-function builder (`reuploading_qfunc`) and one ``TorchLayer`` builder (`torch_layer`) serve
 ``DataReuploadingCircuit.to_pennylane`` / ``qfunc`` and ``MultiHeadReuploadingCircuit.to_pennylane`` / ``qfunc``.
 
-The circuit is written gate by gate (``Rot``, ``CZ`` / ``CNOT``, ``RZ``) so that a :class:`~.noise.NoiseModel`'s
-channels sit exactly where :mod:`.mixed` puts them: after every gate on each of its wires
+The circuit is written gate by gate (``Rot``, ``CZ`` / ``CNOT``, ``RZ``) so that a `NoiseModel`'s
+channels sit exactly where `mixed` puts them: after every gate on each of its wires
 ``DepolarizingChannel``, ``AmplitudeDamping``, ``PhaseDamping``; ``BitFlip`` on every wire before measurement.
 Without noise the gates are those of ``StronglyEntanglingLayers(imprimitive=CZ)`` (or the CNOT variants) expanded.
 """
@@ -29,7 +29,7 @@ def reuploading_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler:
     The one PennyLane twin of every simulator in this package (``DataReuploadingCircuit``, each head of
     ``MultiHeadReuploadingCircuit``). Without noise the ring entanglers are ``StronglyEntanglingLayers`` (with ``CZ``
     or ``CNOT``), so drawings at ``level="top"`` show the template; with noise, or for ``"cnot_chain"``, the same
-    gates are written one by one so the channels sit where :mod:`.mixed` puts them.
+    gates are written one by one so the channels sit where `mixed` puts them.
 
     Args:
         n_qubits: Qubits (wires) of the register.
@@ -113,7 +113,7 @@ def torch_layer(qfunc, trainable: dict[str, torch.Tensor], n_qubits: int, device
     """``qfunc`` as a ``qml.qnn.TorchLayer`` on ``device`` holding copies of ``trainable``: the one layer builder.
 
     Args:
-        qfunc: A quantum function of ``(inputs, **trainable)``, e.g. from :func:`reuploading_qfunc`.
+        qfunc: A quantum function of ``(inputs, **trainable)``, e.g. from `reuploading_qfunc`.
         trainable: Argument name -> tensor; each becomes a parameter of the layer (a copy).
         n_qubits: Wires of the device built from a device name.
         device: A PennyLane device name (any plugin) or a device object.

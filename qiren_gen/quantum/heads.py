@@ -1,7 +1,7 @@
 """Many independent re-uploading circuits ("heads") side by side, simulated in one batched operation.
 
 Heads are a batch dimension of the state, never a Python loop. Two layouts, same results:
-:mod:`.heads_dense` (one dense unitary per head and layer; small registers) and :mod:`.heads_factored` (the
+`heads_dense` (one dense unitary per head and layer; small registers) and `heads_factored` (the
 shared simulator's two-qubit-group layout with a head axis; larger registers). Each has a ``"fused"`` engine
 (chunked, hand-written backward) and an ``"autograd"`` engine (plain torch ops, any order of derivatives).
 Exact, float32/float64, device-agnostic.

@@ -7,7 +7,7 @@ Angles ``x`` are ``(H, B, n)`` (the same phase at every upload: computed once) o
 e.g. scaled encodings: the phase of layer ``l`` is built from ``x[:, :, l]``).
 The fused engine: autograd over that keeps every ``(H, B, 2^n)`` intermediate alive and streams each through memory several times;
 here rows are processed in cache-sized chunks, the forward saves only its inputs and the backward recomputes each
-chunk, as :mod:`.fused` does for one circuit. Not twice differentiable (use ``engine="autograd"`` for that).
+chunk, as `fused` does for one circuit. Not twice differentiable (use ``engine="autograd"`` for that).
 
 Gradient convention is torch's for complex tensors: ``g = dL/dRe + i dL/dIm``.
 """

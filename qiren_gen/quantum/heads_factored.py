@@ -4,7 +4,7 @@ A state is ``(H, d1, B, d2)``; one block is ``Rot x ... x Rot = A x B`` (two ``b
 entangler: the CZ ring is a diagonal of +-1 (skipped at the very end, where it cannot change ``|psi|^2``), the CNOT
 chain a permutation (a row gather, then a gather of columns that depends on the row). Angles are ``(H, B, n)`` (one
 phase for every upload) or ``(H, B, R, n)`` (one per upload, e.g. scaled encodings). ``FusedFactoredHeads`` is the
-chunked engine with a hand-written backward, as :mod:`.fused` for one circuit; gradient convention is torch's for
+chunked engine with a hand-written backward, as `fused` for one circuit; gradient convention is torch's for
 complex tensors: ``g = dL/dRe + i dL/dIm``.
 """
 from __future__ import annotations

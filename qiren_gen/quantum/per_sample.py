@@ -1,6 +1,6 @@
 """The QIREN circuit with per-sample weights: one set of rotation angles per sample (the ``angles`` modulation).
 
-Same circuit and conventions as :func:`simulate_reuploading`, but ``weights`` carry a leading sample axis, so each
+Same circuit and conventions as `simulate_reuploading`, but ``weights`` carry a leading sample axis, so each
 sample has its own unitaries. Plain torch ops (twice differentiable); the state of sample ``s`` is a
 ``(d1, P, d2)`` tensor as in the shared simulator, stacked over samples.
 """

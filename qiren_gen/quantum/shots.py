@@ -76,7 +76,7 @@ def observable_matrix(n_qubits: int, wires_read: list[tuple[int, ...]] | None, d
 class MeasurementMixin:
     """Measurement settings of a circuit module (``shots``, ``noise``, ``generator``, ``train_shots``).
 
-    Class-level defaults keep the exact path: a module measures only when :func:`measurement` (or the attributes)
+    Class-level defaults keep the exact path: a module measures only when `measurement` (or the attributes)
     say so. ``measured`` is the hook the modules' forwards call.
     """
 
@@ -148,7 +148,7 @@ class _RefuseShotGradient(torch.autograd.Function):
 
 
 def circuit_modules(model: torch.nn.Module) -> list[MeasurementMixin]:
-    """Every circuit module (a :class:`MeasurementMixin`) inside ``model`` (``model`` itself included)."""
+    """Every circuit module (a `MeasurementMixin`) inside ``model`` (``model`` itself included)."""
     return [m for m in model.modules() if isinstance(m, MeasurementMixin)]
 
 

@@ -9,9 +9,9 @@ frequency, so the same holds for exact noisy expectations; finite shots are rand
 When a qubit's scales are integer multiples ``m_r`` of one base ``g_j`` (exactly, as rationals: the default ``RZ(x)``
 and ``"ternary"`` are), its frequencies are ``k g_j`` with integer ``|k| <= L_j = sum_r m_r``. Sampling the circuit
 at ``2 L_j + 1`` equispaced angles per qubit then determines the series without aliasing: one n-dimensional DFT of
-``prod_j (2 L_j + 1)`` circuit runs per head gives every coefficient. :func:`head_series` does that once per set of
-weights (float64, through the module's own forward, noise included), :meth:`HeadSeries.evaluate` sums the series at
-any angles, and :meth:`HeadSeries.evaluate_grid` evaluates it on a product grid of two affine coordinates, where
+``prod_j (2 L_j + 1)`` circuit runs per head gives every coefficient. `head_series` does that once per set of
+weights (float64, through the module's own forward, noise included), `HeadSeries.evaluate` sums the series at
+any angles, and `HeadSeries.evaluate_grid` evaluates it on a product grid of two affine coordinates, where
 ``exp(i w . theta)`` splits into a row factor times a column factor: one real GEMM of rank about ``D^n`` per head
 instead of a simulation per point.
 """
@@ -181,7 +181,7 @@ def sample_angles(bases: list[float], multiples: list[int]) -> list[torch.Tensor
 
 
 def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], key: tuple = ()) -> HeadSeries:
-    """The series of expectations ``values`` ``(D_1, ..., D_n, H, m)`` sampled at :func:`sample_angles` (float64)."""
+    """The series of expectations ``values`` ``(D_1, ..., D_n, H, m)`` sampled at `sample_angles` (float64)."""
     n_qubits = len(multiples)
     values = values.to(torch.float64)
     # Real basis: solve with each qubit's (D, D) basis matrix at its sample angles (a real DFT), axis by axis.
@@ -208,7 +208,7 @@ def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], k
 
 
 def head_series(heads) -> HeadSeries | None:
-    """The exact Fourier series of a :class:`~qiren_gen.quantum.MultiHeadReuploadingCircuit`'s current weights,
+    """The exact Fourier series of a `MultiHeadReuploadingCircuit`'s current weights,
     measurement settings and encoding scales, or ``None`` where none applies (finite shots; scales without a common
     base; more than ``MAX_SERIES_TERMS`` terms). Built once per set of weights (compared exactly) and kept on the
     module; the circuits run in float64 through the module's own forward, so noise models are honoured.
