@@ -48,7 +48,6 @@ from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream, loader
 from ..functa import backward_per_image_mse, inner_loop, per_image_mse, step_chunk_points
 from ..metrics import psnr_from_mse
 from ..quantum.shots import circuit_modules
-from ..runtime.allocator import configure_allocator
 from .checkpoint_signature import model_signature, run_signature
 from .checkpointing import (agreed_resume_checkpoint, check_compatible, load_checkpoint_models, read_training_state,
                             save_checkpoint)
@@ -79,7 +78,6 @@ class FunctaTrainer:
                  init_latents: torch.Tensor | None = None, first_visit_steps: int = 0,
                  stream_capacity: int | None = None) -> None:
         cfg.validate()
-        configure_allocator()  # every step's 32 MiB activations stay on the heap (QIREN_GEN_MALLOC=default: off)
         self.cfg, self.output_dir = cfg, Path(cfg.output_dir)
         self.owns_accelerator = accelerator is None
         self.accelerator = make_accelerator(cfg.mixed_precision, cfg.seed) if accelerator is None else accelerator
