@@ -35,6 +35,17 @@ def measure_decoder_features(decoder, device: str | object = "default.qubit", ba
     backend's name, run on ``qiskit.aer`` with its calibrated noise) with ``shots`` per execution and
     ``mitigation`` (``"readout"``, ``"zne"``), install the measured series in the decoder and return the report.
 
+    Args:
+        decoder: A ``FeatureSynthesisDecoder`` with circuit features.
+        device: A PennyLane device name (any installed plugin) or a device object.
+        backend: A fake IBM backend (``"FakeBrisbane"``, ``"fake_torino"``, ...); needs ``device="qiskit.aer"``.
+        shots: Shots per execution; ``None``: the device's exact expectations.
+        mitigation: ``"readout"``, ``"zne"``, both (comma-separated or a sequence), or none.
+        seed: Seeds the device's shots and the transpiler.
+
+    Returns:
+        The :class:`~qiren_gen.quantum.device_coefficients.DeviceRun` report (``.lines()`` for a terminal).
+
     Examples:
         >>> from qiren_gen.models import FeatureSynthesisDecoder
         >>> from qiren_gen.models.device_features import measure_decoder_features
