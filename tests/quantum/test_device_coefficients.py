@@ -68,7 +68,7 @@ def test_per_point_path_counts_heads_times_points_and_matches():
 
 def test_shot_error_falls_as_one_over_sqrt_shots():
     """RMS error of 4 heads x 25 x 2 = 200 measured values around exact: ratio 10 from 100 to 10,000 shots, within
-    35% (the RMS of 200 values is known to about 5%; two seeds' draws)."""
+    20% (the RMS of 200 values is known to about 5%, the ratio to about 7%; seeds 100 and 10000 read 9.77)."""
     torch.manual_seed(0)
     heads = FeatureSynthesisDecoder(n_heads=4, hidden_features=8, hidden_layers=1).circuits.double()
     exact = head_series(heads).real_coefficients
@@ -78,7 +78,7 @@ def test_shot_error_falls_as_one_over_sqrt_shots():
         series, run = measure_head_series(heads, device, shots)
         assert run.shots == shots and run.executions == 100
         errors[shots] = float((series.real_coefficients - exact).pow(2).mean().sqrt())
-    assert 10 / 1.35 < errors[100] / errors[10_000] < 10 * 1.35
+    assert 10 / 1.2 < errors[100] / errors[10_000] < 10 * 1.2
 
 
 def test_mitigation_steps():
