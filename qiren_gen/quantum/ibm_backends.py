@@ -33,8 +33,9 @@ def fake_backend_names() -> list[str]:
     provider = require_qpu_extra("qiskit_ibm_runtime.fake_provider")
     from qiskit.providers import BackendV2
 
-    return sorted(name for name in dir(provider) if name.startswith("Fake") and isinstance(getattr(provider, name), type)
-                  and issubclass(getattr(provider, name), BackendV2) and name != "FakeFractionalBackend")
+    classes = {name: getattr(provider, name) for name in dir(provider) if name.startswith("Fake")}
+    return sorted(name for name, cls in classes.items() if isinstance(cls, type) and issubclass(cls, BackendV2)
+                  and name != "FakeFractionalBackend")
 
 
 def fake_backend(name: str):

@@ -67,8 +67,8 @@ def test_per_point_path_counts_heads_times_points_and_matches():
 
 
 def test_shot_error_falls_as_one_over_sqrt_shots():
-    """RMS error of the 4 heads x 25 x 2 = 200 fitted coefficients around exact: ratio 10 from 100 to 10,000 shots, within
-    20% (the RMS of 200 values is known to about 5%, the ratio to about 7%; seeds 100 and 10000 read 9.77)."""
+    """RMS error of the 4 heads x 25 x 2 = 200 fitted coefficients around exact: ratio 10 from 100 to 10,000
+    shots, within 20% (the RMS of 200 values is known to about 5%, the ratio to about 7%; these seeds read 9.77)."""
     torch.manual_seed(0)
     heads = FeatureSynthesisDecoder(n_heads=4, hidden_features=8, hidden_layers=1).circuits.double()
     exact = head_series(heads).real_coefficients

@@ -66,8 +66,8 @@ def faces_lines(results: dict, figure: str, page: str) -> list[str]:
     rows = []
     for r in results["rows"]:
         cells = [r["variants"].get(",".join(v) or "none") for v in MITIGATION_VARIANTS]
-        rows.append([_label(r), f"{r['shots']:,}", "-" if r.get("depth") is None else
-                     f"{r['depth']} / {r['two_qubit_gates']}"] + ["-" if c is None else f"{c['psnr']:.2f}" for c in cells])
+        gates = "-" if r.get("depth") is None else f"{r['depth']} / {r['two_qubit_gates']}"
+        rows.append([_label(r), f"{r['shots']:,}", gates] + ["-" if c is None else f"{c['psnr']:.2f}" for c in cells])
     t = results["timing"]
     lines = ["## Faces from a calibrated device, offline", "",
              f"Every number in this section and the budget above comes from one command ({results['seconds'] / 60:.1f} "

@@ -13,7 +13,6 @@ docs/research/hardware.md:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
