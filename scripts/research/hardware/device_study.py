@@ -22,7 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # scripts/: the research and benchmark packages
 
 from research.commands import portable_command  # noqa: E402
-from research.hardware.device_report import MITIGATION_VARIANTS, write_device_sections  # noqa: E402
+from research.hardware.device_report import (MITIGATION_VARIANTS, device_section_text,  # noqa: E402
+                                             replace_sections, write_device_sections)
 from qiren_gen.runtime import run_reporting_errors  # noqa: E402
 
 
@@ -129,7 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--page", default="docs/research/hardware.md")
     p.add_argument("--json", default="docs/research/hardware_device.json")
     p.add_argument("--figure", default="docs/research/figures/hardware_device_faces.png")
+    p.add_argument("--report_only", action="store_true",
+                   help="rewrite the page's device sections from --json alone (the figure stays as it is)")
     args = p.parse_args(argv)
+    if args.report_only:
+        def report():
+            if not Path(args.json).exists():
+                raise ValueError(f"--report_only needs the study's results: '{args.json}' does not exist")
+            replace_sections(args.page, device_section_text(args.json, args.figure, args.page))
+        return run_reporting_errors("device_study", report)[0]
     if args.quick:
         args.backends, args.shots, args.faces, args.size, args.steps = ["FakeManilaV2"], [100], 2, 16, 2
     command = portable_command("scripts/research/hardware/device_study.py", sys.argv[1:] if argv is None else argv)
