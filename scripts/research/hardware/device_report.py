@@ -72,7 +72,7 @@ def faces_lines(results: dict, figure: str, page: str) -> list[str]:
     lines = ["## Faces from a calibrated device, offline", "",
              f"Every number in this section and the budget above comes from one command ({results['seconds'] / 60:.1f} "
              "minutes on one thread of the shared 2-core CPU); it writes these two sections, "
-             "`docs/research/hardware_device.json` and the figure:", "", f"    {results.get('command', COMMAND)}", "",
+             "`docs/research/hardware_device.json` and the figure:", "", f"    {results.get('command', COMMAND).rstrip()}", "",
              f"{results['faces']} prior samples of the bundled pipeline (seed {results['seed']}, DDIM "
              f"{results['steps']}) rendered at {results['size']}x{results['size']} from circuit features measured on "
              "PennyLane-Qiskit's `qiskit.aer` device with a fake IBM backend's calibrated noise "
@@ -145,6 +145,14 @@ def _figure(results: dict, exact, path: str) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    _to_grey(path)
+
+
+def _to_grey(path: str) -> None:
+    """Rewrite the figure as an 8-bit grey PNG: it holds grey faces and black text only (a third of the RGBA bytes)."""
+    from PIL import Image
+
+    Image.open(path).convert("L").save(path, optimize=True)
 
 
 def replace_sections(page: str, lines: list[str]) -> None:
