@@ -39,14 +39,16 @@ def angle_map(decoder, stats) -> tuple[torch.Tensor, torch.Tensor]:
     return slopes, offset
 
 
-def series_features(decoder, coords: torch.Tensor, stats) -> torch.Tensor | None:
-    """Features ``(..., H*n)`` of ``coords`` from the exact series, or ``None`` where the simulator must run.
+def series_features(decoder, coords: torch.Tensor, stats, series=None) -> torch.Tensor | None:
+    """Features ``(..., H*n)`` of ``coords`` from the exact series (or the given, e.g. measured, ``series``: used at
+    any points), or ``None`` where the simulator must run.
 
     Call without a gradient to reach the feature parameters (the series is built from detached weights).
     """
     if not bool(torch.isfinite(coords).all()):  # the simulator reports bad coordinates in its own words
         return None
-    series = head_series(decoder.circuits)
+    given = series is not None
+    series = series if given else head_series(decoder.circuits)
     if series is None:
         return None
     heads, qubits = decoder.config.n_heads, decoder.config.n_qubits
@@ -65,7 +67,7 @@ def series_features(decoder, coords: torch.Tensor, stats) -> torch.Tensor | None
                                             work)  # (U, V, H, n)
                 block[:, left : left + GRID_COLUMNS] = grid.reshape(rows.numel(), -1, heads * qubits)
         return out
-    if series.n_terms > MAX_POINTWISE_TERMS:
+    if series.n_terms > MAX_POINTWISE_TERMS and not given:
         return None
     angles = decoder._feature_angles(coords, stats)  # the simulator's very angles
     values = series.evaluate(angles.to(work).reshape(*angles.shape[:-1], heads, qubits))

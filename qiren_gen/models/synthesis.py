@@ -109,6 +109,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         self.feature_evaluation = "series"
         """Circuit features without gradients: ``"series"`` (the circuits' exact Fourier series where it applies) or
         ``"simulate"`` (always the simulator); a runtime setting, see `set_feature_evaluation`."""
+        self._measured: tuple | None = None  # (token, series, weights): see set_measured_series
         features = FEATURE_ALIASES.get(features, features)
         _check_choice("features", features, FEATURES)
         self.register_to_config(features=features)  # saved under the current name
@@ -169,6 +170,22 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         _check_choice("feature_evaluation", mode, FEATURE_EVALUATIONS)
         self.feature_evaluation = mode
 
+    def set_measured_series(self, series) -> None:
+        """Render circuit features from the heads' Fourier series measured on a device
+        (:func:`qiren_gen.quantum.device_coefficients.measure_head_series`) instead of computing it; ``None``
+        computes it again. Used without gradients in ``"series"`` mode, and only for the weights it was measured
+        with."""
+        if series is not None and self.config.features != "circuit":
+            raise ValueError("measured series apply to circuit features only")
+        self._measured = None if series is None else (object(), series, self.circuits.weights.detach().clone())
+
+    def _measured_series(self):
+        if self._measured is None:
+            return None
+        if not torch.equal(self._measured[2], self.circuits.weights.detach().to(self._measured[2])):
+            raise ValueError("the measured series is for other circuit weights: measure the circuits again")
+        return self._measured[1]
+
     def reference_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """``[(mean, std)]`` of the frequency layer's output on the reference grid (quantum features), else None."""
         if self.config.features != "circuit":
@@ -186,7 +203,8 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
             coords.shape, coords.dtype, coords.device, torch.is_inference_mode_enabled())  # inference tensors
         # cannot enter an autograd graph, so features cached in inference mode serve inference mode only
         if self.config.features == "circuit":  # shots / noise settings: one draw per grid and setting
-            key += (self.circuits.measurement_key(), self.feature_evaluation)
+            key += (self.circuits.measurement_key(), self.feature_evaluation,
+                    None if self._measured is None else self._measured[0])
         for entry_key, entry_coords, entry_features in self._feature_cache:
             if entry_key == key and torch.equal(entry_coords, coords):
                 return entry_features
@@ -207,7 +225,8 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         if self.config.features == "circuit" and self.feature_evaluation == "series" and not torch.is_grad_enabled():
             from .circuit_series import series_features
 
-            features = series_features(self, coords, self.reference_statistics() if stats is None else stats)
+            features = series_features(self, coords, self.reference_statistics() if stats is None else stats,
+                                       self._measured_series())
             if features is not None:
                 return features
         return self._features(coords, stats)
