@@ -1,9 +1,9 @@
-"""A :class:`~qiren_gen.models.FeatureSynthesisDecoder`'s circuit features measured on a PennyLane device.
+"""A `FeatureSynthesisDecoder`'s circuit features measured on a PennyLane device.
 
 The decoder's circuits see the coordinates only, so its features are fixed by each head's Fourier coefficients:
-:func:`measure_decoder_features` measures them once (``heads x (2 L + 1)^n`` executions: 800 for the bundled
+`measure_decoder_features` measures them once (``heads x (2 L + 1)^n`` executions: 800 for the bundled
 decoder) on any PennyLane device, optionally with a fake IBM backend's calibrated noise on Qiskit Aer, and installs
-them in the decoder, which then renders any resolution from them. :func:`device_point_features` is the other path,
+them in the decoder, which then renders any resolution from them. `device_point_features` is the other path,
 one execution per head and point, for circuits whose series has more terms than the image has points.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ def measure_decoder_features(decoder, device: str | object = "default.qubit", ba
         seed: Seeds the device's shots and the transpiler.
 
     Returns:
-        The :class:`~qiren_gen.quantum.device_coefficients.DeviceRun` report (``.lines()`` for a terminal).
+        The `DeviceRun` report (``.lines()`` for a terminal).
 
     Examples:
         >>> from qiren_gen.models import FeatureSynthesisDecoder

@@ -172,7 +172,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
 
     def set_measured_series(self, series) -> None:
         """Render circuit features from the heads' Fourier series measured on a device
-        (:func:`qiren_gen.quantum.device_coefficients.measure_head_series`) instead of computing it; ``None``
+        (`qiren_gen.quantum.device_coefficients.measure_head_series`) instead of computing it; ``None``
         computes it again. Used without gradients in ``"series"`` mode, and only for the weights it was measured
         with."""
         if series is not None and self.config.features != "circuit":

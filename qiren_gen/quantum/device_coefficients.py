@@ -1,12 +1,12 @@
 """The heads' Fourier coefficients measured on any PennyLane device: a device cost per model, not per point.
 
-Each head of a :class:`~qiren_gen.quantum.MultiHeadReuploadingCircuit` is a finite Fourier series in its input
-angles (:mod:`.spectrum`), fixed by its values at ``prod_j (2 L_j + 1)`` sample angles: 25 for the bundled 2-qubit,
-2-upload heads. :func:`measure_head_series` runs exactly those ``heads x (2 L + 1)^n`` circuits on a device (exact,
+Each head of a `MultiHeadReuploadingCircuit` is a finite Fourier series in its input
+angles (`spectrum`), fixed by its values at ``prod_j (2 L_j + 1)`` sample angles: 25 for the bundled 2-qubit,
+2-upload heads. `measure_head_series` runs exactly those ``heads x (2 L + 1)^n`` circuits on a device (exact,
 with shots, or a noisy one such as ``qiskit.aer`` with an IBM backend's calibration) as one batch through
 ``qml.execute`` (one job where the device batches, as PennyLane-Qiskit's Aer device does), and fits the series from
 the measured values; the decoder then renders every feature at every resolution from it. Where a head has more terms
-than there are points, :func:`measure_point_features` runs the circuits at the points themselves instead.
+than there are points, `measure_point_features` runs the circuits at the points themselves instead.
 """
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def measure_raw(heads, angles: torch.Tensor, device, shots: int | None, mitigati
 
 
 def _tracked_batch(tapes: list, device) -> tuple[np.ndarray, dict]:
-    """:func:`run_batch` counted by PennyLane's tracker: the caller's active one (as the difference it saw), else
+    """`run_batch` counted by PennyLane's tracker: the caller's active one (as the difference it saw), else
     a new one."""
     import pennylane as qml
 
@@ -162,7 +162,7 @@ def measured_values(heads, angles: torch.Tensor, device, shots: int | None, miti
 
 
 def series_from_values(heads, values: np.ndarray) -> HeadSeries:
-    """The heads' series from head-major values ``(H * prod_j D_j, n)`` at :func:`series_sample_angles`."""
+    """The heads' series from head-major values ``(H * prod_j D_j, n)`` at `series_sample_angles`."""
     bases, multiples, _ = series_sample_angles(heads)
     shape = [2 * L + 1 for L in multiples]
     values = torch.from_numpy(np.asarray(values)).reshape(heads.n_heads, *shape, -1).movedim(0, -2)
@@ -173,7 +173,7 @@ def measure_head_series(heads, device, shots: int | None = None, mitigation=(), 
                         ) -> tuple[HeadSeries, DeviceRun]:
     """The heads' Fourier series from their ``heads x prod_j (2 L_j + 1)`` executions on ``device`` (a PennyLane
     device object), with ``shots`` per execution (``None``: the device's exact expectations) and ``mitigation``
-    (``"readout"``, ``"zne"``); and the :class:`DeviceRun` report (executions counted by PennyLane's tracker)."""
+    (``"readout"``, ``"zne"``); and the `DeviceRun` report (executions counted by PennyLane's tracker)."""
     shots = check_shots(shots)
     bases, multiples, grid = series_sample_angles(heads)
     terms = math.prod(2 * L + 1 for L in multiples)

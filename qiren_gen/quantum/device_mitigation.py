@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 MITIGATIONS = ("readout", "zne")
-"""Mitigations :func:`~qiren_gen.quantum.device_coefficients.measure_head_series` applies, in this order."""
+"""Mitigations `measure_head_series` applies, in this order."""
 
 
 def check_mitigation(mitigation) -> tuple[str, ...]:
-    """``mitigation`` as a tuple in :data:`MITIGATIONS` order: a comma-separated string, a sequence, or empty."""
+    """``mitigation`` as a tuple in `MITIGATIONS` order: a comma-separated string, a sequence, or empty."""
     if mitigation is None:
         return ()
     names = [m.strip() for m in mitigation.split(",")] if isinstance(mitigation, str) else list(mitigation)

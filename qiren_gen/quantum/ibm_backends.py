@@ -1,7 +1,7 @@
 """IBM-calibrated noise offline: a fake IBM backend's qubits as a Qiskit Aer device for PennyLane-Qiskit.
 
 ``qiskit-ibm-runtime`` ships snapshots of IBM devices' calibrations (per-qubit T1 / T2, gate and readout errors and
-durations, native gates, coupling map) as fake backends. :func:`calibrated_qubits` keeps the best-calibrated connected
+durations, native gates, coupling map) as fake backends. `calibrated_qubits` keeps the best-calibrated connected
 qubits a circuit needs (lowest two-qubit-gate plus readout error), as a small backend with exactly those qubits'
 calibration, so that the transpiler and Aer's ``NoiseModel.from_backend`` work on a few qubits instead of 127 while
 every gate still becomes the device's native gates on its coupling map with that device's noise. Needs the ``qpu``
@@ -21,7 +21,7 @@ TWO_QUBIT_GATES = ("ecr", "cz", "cx")
 
 
 def require_qpu_extra(module: str = "qiskit_ibm_runtime"):
-    """Import ``module`` of the ``qpu`` extra, or raise ``ImportError`` with :data:`QPU_EXTRA`."""
+    """Import ``module`` of the ``qpu`` extra, or raise ``ImportError`` with `QPU_EXTRA`."""
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -117,7 +117,7 @@ class CalibratedDevice:
 
 
 def calibrated_qubits(name: str, n_qubits: int, seed: int | None = None) -> CalibratedDevice:
-    """The best ``n_qubits`` connected qubits of the fake backend ``name`` as an :class:`AerSimulator` whose target
+    """The best ``n_qubits`` connected qubits of the fake backend ``name`` as an `AerSimulator` whose target
     (native gates, coupling, durations) and noise model (``NoiseModel.from_backend``: depolarizing gate errors,
     thermal relaxation from T1 / T2 over each gate's duration, readout errors) are those qubits' calibration."""
     require_qpu_extra("qiskit_aer")

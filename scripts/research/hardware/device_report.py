@@ -156,7 +156,7 @@ def _to_grey(path: str) -> None:
 
 
 def replace_sections(page: str, lines: list[str]) -> None:
-    """Put ``lines`` in ``page`` from :data:`FIRST_HEADING` up to :data:`END_HEADING` (appended when absent)."""
+    """Put ``lines`` in ``page`` from `FIRST_HEADING` up to `END_HEADING` (appended when absent)."""
     path = Path(page)
     text = path.read_text() if path.exists() else ""
     block = "\n".join(lines)
