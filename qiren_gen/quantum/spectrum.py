@@ -150,6 +150,9 @@ class HeadSeries:
     def _column_factor(self, col_w: torch.Tensor, cols: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """``[cos; sin](col_w x cols)`` ``(H, 2K, V)``, remembered for the last column vector (every full-row chunk
         of an image has the same columns)."""
+        if col_w.requires_grad:  # a factor with a graph of this step's weights: computed, never remembered
+            angle = col_w[:, :, None] * cols.to(torch.float64)[None, None, :]
+            return torch.cat([torch.cos(angle), torch.sin(angle)], dim=1).to(dtype)
         for w, c, d, factor in self._columns:
             if d == dtype and w.shape == col_w.shape and c.shape == cols.shape and torch.equal(w, col_w) \
                     and torch.equal(c, cols):
@@ -194,14 +197,16 @@ def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], k
     # Complex: the n-dimensional DFT; index i of axis j is the frequency i (i <= L) or i - D.
     spectrum = torch.fft.fftn(values, dim=tuple(range(n_qubits))) / math.prod(values.shape[:n_qubits])
     half, weights, index = [], [], []
-    for idx in itertools.product(*(range(2 * L + 1) for L in multiples)):
+    for flat, idx in enumerate(itertools.product(*(range(2 * L + 1) for L in multiples))):
         k = tuple(i if i <= L else i - (2 * L + 1) for i, L in zip(idx, multiples))
         first = next((v for v in k if v != 0), 0)
         if first >= 0:
             half.append(k)
             weights.append(1.0 if first == 0 else 2.0)  # k and -k are conjugates: one term, twice its real part
-            index.append(idx)
-    picked = torch.stack([spectrum[idx] for idx in index], dim=-1)  # (H, m, K)
+            index.append(flat)
+    # One gather of the half spectrum (row-major flat indices), (K, H, m) -> (H, m, K): one graph node, not K.
+    flat_spectrum = spectrum.reshape(-1, *spectrum.shape[n_qubits:])
+    picked = flat_spectrum[torch.tensor(index, device=values.device)].movedim(0, -1)
     picked = picked * torch.tensor(weights, dtype=torch.float64, device=values.device)
     return HeadSeries(bases=torch.tensor(bases, dtype=torch.float64), multiples=list(multiples), real_coefficients=real,
                       frequencies=torch.tensor(half, dtype=torch.float64), half_coefficients=picked, key=key)
@@ -221,18 +226,43 @@ def head_series(heads) -> HeadSeries | None:
     cached = getattr(heads, "_series", None)
     if cached is not None and _same_key(cached.key, key):
         return cached
-    spectrum = spectrum_bases(scales, heads.n_reuploads, heads.n_qubits)
+    spectrum = _series_spectrum(heads)
+    if spectrum is None:
+        return None
+    with torch.no_grad():
+        series = fit_series(_sampled_heads(heads, *spectrum), *spectrum, key)
+    heads._series = series
+    return series
+
+
+def differentiable_head_series(heads) -> HeadSeries | None:
+    """:func:`head_series` with the graph kept: the coefficients are a DFT of the ``prod_j (2 L_j + 1)`` circuit runs
+    through the module's own differentiable forward, so a loss on the series reaches the circuit weights exactly as
+    through the simulator. Built anew at every call (the weights change every training step); ``None`` where no
+    series applies and also for noise models (training keeps the simulator for those)."""
+    if heads.measuring:
+        return None
+    spectrum = _series_spectrum(heads)
+    if spectrum is None:
+        return None
+    return fit_series(_sampled_heads(heads, *spectrum), *spectrum)
+
+
+def _series_spectrum(heads) -> tuple[list[float], list[int]] | None:
+    """The heads' ``(bases, multiples)``, or ``None`` without a common base or past ``MAX_SERIES_TERMS`` terms."""
+    spectrum = spectrum_bases(heads.encoding_scales, heads.n_reuploads, heads.n_qubits)
     if spectrum is None or math.prod(2 * L + 1 for L in spectrum[1]) > MAX_SERIES_TERMS:
         return None
-    bases, multiples = spectrum
+    return spectrum
+
+
+def _sampled_heads(heads, bases: list[float], multiples: list[int]) -> torch.Tensor:
+    """The heads' expectations ``(D_1, .., D_n, H, m)`` at :func:`sample_angles`, in float64 (the weights are
+    promoted), through the module's own forward."""
     axes = [a.to(heads.weights.device) for a in sample_angles(bases, multiples)]
     grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)  # (D_1, .., D_n, n)
     inputs = grid.unsqueeze(-2).expand(*grid.shape[:-1], heads.n_heads, heads.n_qubits)
-    with torch.no_grad():
-        values = heads(inputs.contiguous())  # float64: the weights are promoted
-    series = fit_series(values, bases, multiples, key)
-    heads._series = series
-    return series
+    return heads(inputs.contiguous())
 
 
 def _same_key(a: tuple, b: tuple) -> bool:
@@ -248,4 +278,5 @@ def _same_key(a: tuple, b: tuple) -> bool:
     return True
 
 
-__all__ = ["MAX_SERIES_TERMS", "HeadSeries", "fit_series", "head_series", "sample_angles", "spectrum_bases"]
+__all__ = ["MAX_SERIES_TERMS", "HeadSeries", "differentiable_head_series", "fit_series", "head_series", "sample_angles",
+           "spectrum_bases"]
