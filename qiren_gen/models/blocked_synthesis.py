@@ -28,8 +28,8 @@ class BlockedWeightModulatedSynthesis(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, out_weight, out_bias, *layers):
-        weights, biases = layers[0::2], layers[1::2]
-        h = h.contiguous()
+        weights, biases = layers[0::2], layers[1::2]  # h as it comes: a strided (e.g. feature-major) block is a
+        # GEMM operand as it is, and a copy made here would not carry h's graph into a second derivative
         batch, points = weights[0].shape[0], h.shape[-2]
         block = _block_points(weights, h)
         acts = [h.new_empty(batch, points, w.shape[1]) for w in weights]
