@@ -75,7 +75,8 @@ def series_features(decoder, coords: torch.Tensor, stats) -> torch.Tensor | None
                 pieces.setdefault(start, []).append(tile)
             rows = [(torch.cat(p, dim=1) if len(p) > 1 else p[0]).reshape(-1, heads * qubits)
                     for p in pieces.values()]
-            return (torch.cat(rows) if len(rows) > 1 else rows[0]).to(dtype)
+            # point-major, as the synthesis GEMMs read it best (the per-head GEMMs leave it feature-major)
+            return (torch.cat(rows) if len(rows) > 1 else rows[0]).to(dtype).contiguous()
         out = torch.empty(coords.shape[0], heads * qubits, dtype=dtype, device=coords.device)
         for start, n_cols, left, tile in tiles:
             block = out[start : start + tile.shape[0] * n_cols].view(tile.shape[0], n_cols, -1)
