@@ -78,7 +78,7 @@ class HeadSeries:
 
     bases: torch.Tensor  # (n,) float64: g_j
     multiples: list[int]  # L_j
-    real_coefficients: torch.Tensor  # (H, D_1, ..., D_n, m) float64, in the real basis
+    real_coefficients: torch.Tensor | None  # (H, D_1, ..., D_n, m) float64, in the real basis (None: not built)
     frequencies: torch.Tensor  # (K, n) float64 integer frequency vectors of the half spectrum
     half_coefficients: torch.Tensor  # (H, m, K) complex128, of the half spectrum (doubled where paired)
     key: tuple = ()
@@ -86,7 +86,7 @@ class HeadSeries:
 
     @property
     def n_heads(self) -> int:
-        return self.real_coefficients.shape[0]
+        return self.half_coefficients.shape[0]
 
     @property
     def n_terms(self) -> int:
@@ -183,17 +183,20 @@ def sample_angles(bases: list[float], multiples: list[int]) -> list[torch.Tensor
             for g, L in zip(bases, multiples)]
 
 
-def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], key: tuple = ()) -> HeadSeries:
-    """The series of expectations ``values`` ``(D_1, ..., D_n, H, m)`` sampled at :func:`sample_angles` (float64)."""
+def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], key: tuple = (),
+               real_basis: bool = True) -> HeadSeries:
+    """The series of expectations ``values`` ``(D_1, ..., D_n, H, m)`` sampled at :func:`sample_angles` (float64);
+    ``real_basis=False`` leaves out the real-basis coefficients (``evaluate`` needs them, ``evaluate_grid`` not)."""
     n_qubits = len(multiples)
     values = values.to(torch.float64)
+    real = values if real_basis else None
     # Real basis: solve with each qubit's (D, D) basis matrix at its sample angles (a real DFT), axis by axis.
-    real = values
-    for j, (angles, L) in enumerate(zip(sample_angles(bases, multiples), multiples)):
+    for j, (angles, L) in enumerate(zip(sample_angles(bases, multiples), multiples) if real_basis else ()):
         basis = _real_basis(angles.to(values.device) * bases[j], L)  # (D samples, D terms)
         real = torch.tensordot(torch.linalg.inv(basis), real, dims=([1], [j]))  # the term axis comes first
         real = real.movedim(0, j)
-    real = real.movedim(tuple(range(n_qubits)), tuple(range(1, n_qubits + 1)))  # (H, D_1 .. D_n, m)
+    if real_basis:
+        real = real.movedim(tuple(range(n_qubits)), tuple(range(1, n_qubits + 1)))  # (H, D_1 .. D_n, m)
     # Complex: the n-dimensional DFT; index i of axis j is the frequency i (i <= L) or i - D.
     spectrum = torch.fft.fftn(values, dim=tuple(range(n_qubits))) / math.prod(values.shape[:n_qubits])
     half, weights, index = [], [], []
@@ -245,7 +248,7 @@ def differentiable_head_series(heads) -> HeadSeries | None:
     spectrum = _series_spectrum(heads)
     if spectrum is None:
         return None
-    return fit_series(_sampled_heads(heads, *spectrum), *spectrum)
+    return fit_series(_sampled_heads(heads, *spectrum), *spectrum, real_basis=False)  # grids only: no real basis
 
 
 def _series_spectrum(heads) -> tuple[list[float], list[int]] | None:
