@@ -13,7 +13,8 @@ at ``2 L_j + 1`` equispaced angles per qubit then determines the series without 
 weights (float64, through the module's own forward, noise included), :meth:`HeadSeries.evaluate` sums the series at
 any angles, and :meth:`HeadSeries.evaluate_grid` evaluates it on a product grid of two affine coordinates, where
 ``exp(i w . theta)`` splits into a row factor times a column factor: one real GEMM of rank about ``D^n`` per head
-instead of a simulation per point.
+instead of a simulation per point. :func:`differentiable_head_series` keeps the graph of the circuit runs (a DFT is
+linear), so a loss on the series reaches the circuit weights as through the simulator (training).
 """
 from __future__ import annotations
 
