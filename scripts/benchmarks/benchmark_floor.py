@@ -37,10 +37,11 @@ Times are CPU seconds of the one torch thread (``--clock wall`` for wall time); 
 spent waiting for a core on a shared machine, not the memory bandwidth other processes take. The load average is
 printed with the figures.
 
-What each ratio is made of (``--no-breakdown`` skips it): one more repeat of every task runs under a per-op CPU
-clock (``op_profile.py``), and a second table splits the median time into the floor, the GEMMs' time above it (every
-GEMM-kind op: the synthesis and the few small feature GEMMs), the largest non-GEMM ops and the time outside any op
-(Python, autograd bookkeeping: the median minus every op's time).
+What each ratio is made of (``--no-breakdown`` skips it): up to 3 more repeats of every task run under a per-op CPU
+clock (``op_profile.py``; each op's median over them), and a second table splits the median time into the floor, the
+GEMMs' time above it (every GEMM-kind op: the synthesis and the few small feature GEMMs), the largest non-GEMM ops
+and the time outside any op (Python, autograd bookkeeping: the median minus every op's time; on a busy machine it
+takes the noise of both and can come out negative).
 """
 from __future__ import annotations
 
@@ -200,7 +201,7 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path,
                         "mm_gflops": [r / 1e9 for r in rates], "floor_multiples": ratios,
                         "median_seconds": statistics.median(seconds),
                         "median_floor_multiple": statistics.median(ratios) if flops else None, "allocator": allocator,
-                        "profile": profile_ops(work) if profile else None})
+                        "profile": profile_ops(work, min(3, repeats)) if profile else None})
     return records
 
 
@@ -264,8 +265,9 @@ def print_breakdown(args, records: dict, median_of) -> None:
             print(f"| {describe(kind, size, count)} | {impl} | {secs:.3f} | {f'{floor:.3f}' if floor else '-'} | "
                   f"{outside} | {profile['gemm_gflop']:.1f} GFLOP in {profile['gemm_seconds']:.3f} s ({rate:.0f}) | "
                   f"{split} |")
-    print("\nitems: CPU time per aten op over one more repeat (scripts/benchmarks/op_profile.py); GEMMs: every "
-          "mm / addmm / bmm / baddbmm; outside any op: the median minus every op's time (Python, autograd)")
+    print("\nitems: CPU time per aten op, medians over up to 3 more repeats (scripts/benchmarks/op_profile.py); "
+          "GEMMs: every mm / addmm / bmm / baddbmm / matmul; outside any op: the median minus every op's time "
+          "(Python, autograd)")
 
 
 def task_table(args) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import math
+import statistics
 import time
 from typing import Callable
 
@@ -58,16 +59,20 @@ class OpTimer(TorchDispatchMode):
         return result
 
 
-def profile_ops(work: Callable[[], object], repeats: int = 1) -> dict:
-    """Per repeat of ``work``: ``{"ops": {name: seconds}, "calls": {name: count}, "gemm_seconds", "gemm_gflop"}``."""
-    timer = OpTimer()
-    with timer:
-        for _ in range(repeats):
+def profile_ops(work: Callable[[], object], repeats: int = 3) -> dict:
+    """Per repeat of ``work`` (medians over ``repeats``, each op on its own): ``{"ops": {name: seconds}, "calls":
+    {name: count}, "gemm_seconds", "gemm_gflop"}``."""
+    timers = []
+    for _ in range(repeats):
+        timer = OpTimer()
+        with timer:
             work()
-    ops = {name: s / repeats for name, s in timer.seconds.items()}
-    return {"ops": ops, "calls": {name: c / repeats for name, c in timer.calls.items()},
+        timers.append(timer)
+    names = set().union(*(t.seconds for t in timers))
+    ops = {name: statistics.median(t.seconds.get(name, 0.0) for t in timers) for name in names}
+    return {"ops": ops, "calls": {name: statistics.median(t.calls.get(name, 0) for t in timers) for name in names},
             "gemm_seconds": sum(s for name, s in ops.items() if name in GEMM_OPS),
-            "gemm_gflop": timer.gemm_flops / repeats / 1e9}
+            "gemm_gflop": statistics.median(t.gemm_flops for t in timers) / 1e9}
 
 
 def breakdown(seconds: float, floor_seconds: float | None, profile: dict, top: int = 6) -> list[tuple[str, float]]:
