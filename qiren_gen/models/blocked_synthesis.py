@@ -39,7 +39,8 @@ class BlockedWeightModulatedSynthesis(torch.autograd.Function):
         shared_inputs = h.split(block) if h.ndim == 2 else None
         for b in range(batch):  # this image's block views, taken once (one split per tensor, not a slice per block)
             inputs = shared_inputs if shared_inputs is not None else h[b].split(block)
-            acts_b, weights_b, out_b = [a[b].split(block) for a in acts], [w[b] for w in transposed], out[b].split(block)
+            acts_b, weights_b = [a[b].split(block) for a in acts], [w[b] for w in transposed]
+            out_b = out[b].split(block)
             for i, x in enumerate(inputs):
                 for act, w_t, bias in zip(acts_b, weights_b, biases):
                     x = torch.addmm(bias, x, w_t, out=act[i]).relu_()

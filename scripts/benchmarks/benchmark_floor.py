@@ -247,7 +247,7 @@ def print_breakdown(args, records: dict, median_of) -> None:
     from benchmarks.op_profile import breakdown
 
     print("\n| work | implementation | median (s) | floor (s) | outside the floor (ms) | GEMMs (GFLOP/s) | "
-          f"outside the floor, by item (ms) |")
+          "outside the floor, by item (ms) |")
     print("|---|---|---|---|---|---|---|")
     for name in args.tasks:
         kind, size, count, _ = task_table(args)[name]
