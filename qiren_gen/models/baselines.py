@@ -10,7 +10,6 @@ from torch import nn
 
 from .qiren import _flatten_points
 
-
 # Default widths follow the paper's comparison: every baseline a little LARGER than QIREN (657 parameters for a 2-D
 # grayscale image, 649 for audio), so QIREN keeps "the fewest parameters". Width 21 with 2 hidden layers gives SIREN /
 # ReLU / Tanh 1009 (2-D) and 988 (1-D) parameters: QIREN has 34.3% fewer for audio, the paper's "35.1% fewer than

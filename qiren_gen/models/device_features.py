@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import torch
 
-from ..quantum.device_coefficients import (DeviceRun, head_tapes, measure_head_series, measure_point_features,
-                                           series_sample_angles, series_terms)
+from ..quantum.device_coefficients import (
+    DeviceRun,
+    head_tapes,
+    measure_head_series,
+    measure_point_features,
+    series_sample_angles,
+    series_terms,
+)
 from .circuit_series import angle_map
 
 

@@ -365,7 +365,7 @@ class LatentModulator(ModelMixin, ConfigMixin):
         self.inner_lr = nn.Parameter(torch.full((latent_dim,), float(inner_lr_init)))
 
     @classmethod
-    def for_decoder(cls, decoder: nn.Module, latent_dim: int, **kwargs) -> "LatentModulator":
+    def for_decoder(cls, decoder: nn.Module, latent_dim: int, **kwargs) -> LatentModulator:
         """A modulator sized for ``decoder`` (uses its ``modulation_dim``)."""
         return cls(latent_dim=latent_dim, modulation_dim=decoder.modulation_dim, **kwargs)
 

@@ -18,8 +18,14 @@ from torch import nn
 from ..quantum import ENTANGLERS, MultiHeadReuploadingCircuit, simulate_reuploading_heads
 from ..quantum.heads import check_head_count
 from ..quantum.simulator import check_circuit_size
-from .modulated import (MODULATIONS, NORMALIZATIONS, _check_choice, decoder_inputs, hybrid_reference_statistics,
-                        reference_grid)
+from .modulated import (
+    MODULATIONS,
+    NORMALIZATIONS,
+    _check_choice,
+    decoder_inputs,
+    hybrid_reference_statistics,
+    reference_grid,
+)
 
 
 def check_wide_config(n_heads: int, n_qubits: int, hidden_width: int | None) -> None:

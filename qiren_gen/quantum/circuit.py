@@ -6,6 +6,8 @@ import math
 import torch
 from torch import nn
 
+from .gates import ENTANGLERS, resolve_observables
+from .shots import MeasurementMixin, measured_circuit_forward
 from .simulator import (
     DEFAULT_MAX_STATE_ELEMENTS,
     ENGINES,
@@ -14,9 +16,6 @@ from .simulator import (
     check_inputs,
     simulate_reuploading,
 )
-from .gates import ENTANGLERS
-from .gates import resolve_observables
-from .shots import MeasurementMixin, measured_circuit_forward
 
 
 class DataReuploadingCircuit(MeasurementMixin, nn.Module):

@@ -13,7 +13,15 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .fused import chunk_rows
-from .gates import cnot_chain_sources, cz_ring_signs, encoding_phase, entangler_ranges, kron_chain, rot_matrices, z_signs
+from .gates import (
+    cnot_chain_sources,
+    cz_ring_signs,
+    encoding_phase,
+    entangler_ranges,
+    kron_chain,
+    rot_matrices,
+    z_signs,
+)
 from .simulator import split_qubits
 
 

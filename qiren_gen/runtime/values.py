@@ -3,7 +3,8 @@ from __future__ import annotations
 
 
 def parse_encoding_scale(text: str) -> float | list[list[float]] | str:
-    """``--encoding-scale``: ``3`` -> 3.0, ``2,6`` -> ``[[2.0], [6.0]]`` (one per re-upload), ``ternary[:BASE]`` kept."""
+    """``--encoding-scale``: ``3`` -> 3.0, ``2,6`` -> ``[[2.0], [6.0]]`` (one per re-upload), ``ternary[:BASE]``
+    kept."""
     text = text.strip()
     if text.startswith("ternary"):
         return text  # the circuit checks the preset (and its base)
