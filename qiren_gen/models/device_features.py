@@ -18,6 +18,7 @@ from ..quantum.device_coefficients import (
     series_sample_angles,
     series_terms,
 )
+from ..quantum.pennylane_devices import open_device, price_run
 from .circuit_series import angle_map
 
 
@@ -59,8 +60,6 @@ def measure_decoder_features(decoder, device: str | object = "default.qubit", ba
         >>> measure_decoder_features(decoder, "default.qubit").executions  # 2 heads x 25
         50
     """
-    from ..quantum.pennylane_devices import open_device, price_run
-
     _check_circuit_decoder(decoder)
     heads = decoder.circuits
     calibrated = None

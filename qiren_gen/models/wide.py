@@ -15,13 +15,14 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from ..quantum import ENTANGLERS, MultiHeadReuploadingCircuit, simulate_reuploading_heads
+from ..quantum import MultiHeadReuploadingCircuit, simulate_reuploading_heads
+from ..quantum.gates import check_entangler
 from ..quantum.heads import check_head_count
-from ..quantum.simulator import check_circuit_size
+from ..quantum.simulator import check_circuit_size, check_engine
+from ..runtime.values import check_choice
 from .modulated import (
     MODULATIONS,
     NORMALIZATIONS,
-    _check_choice,
     decoder_inputs,
     hybrid_reference_statistics,
     reference_grid,
@@ -90,9 +91,9 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
     ) -> None:
         super().__init__()
         check_wide_config(n_heads, n_qubits, hidden_width)
-        _check_choice("modulation", modulation, MODULATIONS)
-        _check_choice("normalization", normalization, NORMALIZATIONS)
-        _check_choice("entangler", entangler, ENTANGLERS)
+        check_choice("modulation", modulation, MODULATIONS)
+        check_choice("normalization", normalization, NORMALIZATIONS)
+        check_entangler(entangler)
         if out_channels < 1 or hidden_layers < 0 or in_features < 1 or reference_size < 2:
             raise ValueError("need out_channels >= 1, hidden_layers >= 0, in_features >= 1, reference_size >= 2")
         width = n_heads * n_qubits
@@ -128,7 +129,7 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
 
     def set_engine(self, engine: str) -> None:
         """Simulator engine of the circuits: ``"fused"`` (fast) or ``"autograd"`` (second-order gradients)."""
-        _check_choice("engine", engine, ("fused", "autograd"))
+        check_engine(engine)
         for circuit in self.circuits:
             circuit.engine = engine
 
