@@ -80,7 +80,8 @@ def reference_grid(in_features: int, size: int, dtype=torch.float32, device=None
 def hybrid_reference_statistics(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
     """Per-layer ``(mean, std)`` of a hybrid-layer decoder's unmodulated pre-encoding features on its reference grid.
 
-    Shared by every decoder built of ``linears -> normalise (norm_weight, norm_bias) -> _circuit(layer, .)`` layers.
+    Shared by every decoder built of ``linears -> normalise (norm_weight, norm_bias) -> shared_circuit(layer, .)``
+    layers.
     """
     if model.config.normalization == "none":
         return None
@@ -90,7 +91,7 @@ def hybrid_reference_statistics(model: nn.Module) -> list[tuple[torch.Tensor, to
         pre = model.linears[layer](h)
         mean, std = pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + NORM_EPS)
         stats.append((mean, std))
-        h = model._circuit(layer, (pre - mean) / std * model.norm_weight[layer] + model.norm_bias[layer])
+        h = model.shared_circuit(layer, (pre - mean) / std * model.norm_weight[layer] + model.norm_bias[layer])
     return stats
 
 
@@ -211,10 +212,10 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
                     else:
                         h = simulate_reuploading_per_sample(pre.float(), weights).to(pre.dtype)
             else:
-                h = self._circuit(layer, pre.reshape(-1, n)).reshape(batch, points, n)
+                h = self.shared_circuit(layer, pre.reshape(-1, n)).reshape(batch, points, n)
         return self.output(h)
 
-    def _circuit(self, layer: int, angles: torch.Tensor) -> torch.Tensor:
+    def shared_circuit(self, layer: int, angles: torch.Tensor) -> torch.Tensor:
         """Shared-weight circuit in full precision: under autocast, phases in bf16/fp16 would be far too coarse."""
         with torch.autocast(angles.device.type, enabled=False):
             low = angles.dtype in (torch.float16, torch.bfloat16)

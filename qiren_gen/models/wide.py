@@ -161,10 +161,10 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
                 pre = pre + m[:, None, :]
             elif mode == "film":
                 pre = pre * (1 + m[:, None, :width]) + m[:, None, width:]
-            h = self._angles_circuit(layer, pre, m) if mode == "angles" else self._circuit(layer, pre)
+            h = self._angles_circuit(layer, pre, m) if mode == "angles" else self.shared_circuit(layer, pre)
         return self.output(h)
 
-    def _circuit(self, layer: int, features: torch.Tensor) -> torch.Tensor:
+    def shared_circuit(self, layer: int, features: torch.Tensor) -> torch.Tensor:
         """Shared-weight heads on ``(..., H*n)`` features, in full precision (bf16/fp16 phases are far too coarse)."""
         heads, n = self.config.n_heads, self.config.n_qubits
         dtype = features.dtype
