@@ -1,10 +1,19 @@
 """INR models of qiren-gen: the QIREN decoder and the paper's classical baselines (diffusers ModelMixin)."""
 from .baselines import MLP, SIREN, FourierFeatureMLP
 from .modulated import LatentModulator, ModulatedQIREN, ModulatedSIREN
-from .synthesis import FeatureSynthesisDecoder
 from .qiren import QIREN, HybridLayer
-from .registry import (DECODER_BUILDERS, DECODER_CLASSES, DECODERS, MODEL_BUILDERS, QIREN_PLUS, build_decoder,
-                       build_inr, is_qiren_plus, parameter_table)
+from .registry import (
+    DECODER_BUILDERS,
+    DECODER_CLASSES,
+    DECODERS,
+    MODEL_BUILDERS,
+    QIREN_PLUS,
+    build_decoder,
+    build_inr,
+    is_qiren_plus,
+    parameter_table,
+)
+from .synthesis import FeatureSynthesisDecoder
 from .wide import ModulatedWideQIREN
 
 __all__ = ["QIREN", "HybridLayer", "SIREN", "MLP", "FourierFeatureMLP", "MODEL_BUILDERS", "QIREN_PLUS", "build_inr",

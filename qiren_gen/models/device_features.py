@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import torch
 
-from ..quantum.device_coefficients import (DeviceRun, head_tapes, measure_head_series, measure_point_features,
-                                           series_sample_angles, series_terms)
+from ..quantum.device_coefficients import (
+    DeviceRun,
+    head_tapes,
+    measure_head_series,
+    measure_point_features,
+    series_sample_angles,
+    series_terms,
+)
+from ..quantum.pennylane_devices import open_device, price_run
 from .circuit_series import angle_map
 
 
@@ -53,8 +60,6 @@ def measure_decoder_features(decoder, device: str | object = "default.qubit", ba
         >>> measure_decoder_features(decoder, "default.qubit").executions  # 2 heads x 25
         50
     """
-    from ..quantum.pennylane_devices import open_device, price_run
-
     _check_circuit_decoder(decoder)
     heads = decoder.circuits
     calibrated = None

@@ -17,8 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .device_mitigation import MITIGATIONS, check_mitigation, fold_tape, readout_calibration_tapes
-from .device_mitigation import readout_correct, richardson_extrapolate
+from .device_mitigation import (
+    MITIGATIONS,
+    check_mitigation,
+    fold_tape,
+    readout_calibration_tapes,
+    readout_correct,
+    richardson_extrapolate,
+)
 from .export import reuploading_qfunc
 from .shots import check_shots
 from .spectrum import MAX_SERIES_TERMS, HeadSeries, fit_series, sample_angles, spectrum_bases
