@@ -42,7 +42,7 @@ class BlockedWeightModulatedSynthesis(torch.autograd.Function):
             acts_b, weights_b = [a[b].split(block) for a in acts], [w[b] for w in transposed]
             out_b = out[b].split(block)
             for i, x in enumerate(inputs):
-                for act, w_t, bias in zip(acts_b, weights_b, biases):
+                for act, w_t, bias in zip(acts_b, weights_b, biases, strict=False):
                     x = torch.addmm(bias, x, w_t, out=act[i]).relu_()
                 torch.addmm(out_bias, x, out_t, out=out_b[i])
         ctx.save_for_backward(h, out_weight, out_bias, *layers)
@@ -66,7 +66,7 @@ class BlockedWeightModulatedSynthesis(torch.autograd.Function):
         grad_h = None
         if need_h:
             grad_h = h.new_zeros(h.shape) if h.ndim == 2 else h.new_empty(h.shape)
-        grad_w = [torch.zeros_like(w) if needed else None for w, needed in zip(weights, need_w)]
+        grad_w = [torch.zeros_like(w) if needed else None for w, needed in zip(weights, need_w, strict=False)]
         blocks = -(-points // block)
         bias_rows = [h.new_empty(batch, blocks, b.shape[0]) for b in biases]  # per-block sums, summed at the end
         grad_out_weight = torch.zeros_like(out_weight)
@@ -123,10 +123,10 @@ def _plain_backward(h, out_weight, out_bias, layers, grad_out, needs_input_grad)
     """The same layers as batched differentiable ops, differentiated with a graph (second derivatives)."""
     inputs = (h, out_weight, out_bias, *layers)
     x = h.expand(layers[0].shape[0], -1, -1) if h.ndim == 2 else h
-    for w, bias in zip(layers[0::2], layers[1::2]):
+    for w, bias in zip(layers[0::2], layers[1::2], strict=False):
         x = torch.relu(torch.baddbmm(bias, x, w.transpose(1, 2)))
     out = x @ out_weight.t() + out_bias
-    wanted = [t for t, needed in zip(inputs, needs_input_grad) if needed]
+    wanted = [t for t, needed in zip(inputs, needs_input_grad, strict=False) if needed]
     found = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
     return tuple(next(found) if needed else None for needed in needs_input_grad)
 
@@ -135,7 +135,7 @@ def blocked_weight_modulated_synthesis(h: torch.Tensor, weights: list[torch.Tens
                                        out_weight: torch.Tensor, out_bias: torch.Tensor) -> torch.Tensor:
     """``(B, P, out_channels)`` from features ``h`` and per-image modulated weights: see
     `BlockedWeightModulatedSynthesis`."""
-    layers = [t for pair in zip(weights, biases) for t in pair]
+    layers = [t for pair in zip(weights, biases, strict=False) for t in pair]
     return BlockedWeightModulatedSynthesis.apply(h, out_weight, out_bias, *layers)
 
 

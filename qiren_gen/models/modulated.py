@@ -34,9 +34,6 @@ ENCODINGS = ("meta_sgd", "auto_decode")
 NORMALIZATIONS = ("reference", "none")
 NORM_EPS = 1e-5
 """Added to the variance of the reference statistics before the square root (as BatchNorm's ``eps``)."""
-# the old private names, still imported by models/synthesis.py: drop them once it imports NORM_EPS and
-# runtime.values.check_choice
-_EPS, _check_choice = NORM_EPS, check_choice
 
 
 def _check_coords_modulations(coords: torch.Tensor, modulations: torch.Tensor, in_features: int, dim: int):

@@ -33,8 +33,11 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from ..quantum.heads import MultiHeadReuploadingCircuit
+from ..runtime.values import check_choice
 from .blocked_synthesis import blocked_weight_modulated_synthesis
-from .modulated import _EPS, _check_choice, decoder_inputs, reference_grid
+from .circuit_series import FEATURE_EVALUATIONS, series_features
+from .modulated import NORM_EPS, decoder_inputs, reference_grid
 
 FEATURES = ("circuit", "fourier")
 """Coordinate features of ``FeatureSynthesisDecoder``: the trainer's ``circuit-features`` and ``fourier-features``."""
@@ -112,9 +115,9 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         (always the simulator); a runtime setting, see `set_feature_evaluation`."""
         self._measured: tuple | None = None  # (token, series, weights): see set_measured_series
         features = FEATURE_ALIASES.get(features, features)
-        _check_choice("features", features, FEATURES)
+        check_choice("features", features, FEATURES)
         self.register_to_config(features=features)  # saved under the current name
-        _check_choice("modulation", modulation, SYNTHESIS_MODULATIONS)
+        check_choice("modulation", modulation, SYNTHESIS_MODULATIONS)
         for name, value, low in (("in_features", in_features, 1), ("out_channels", out_channels, 1),
                                  ("n_heads", n_heads, 1), ("n_qubits", n_qubits, 1), ("n_fourier", n_fourier, 1),
                                  ("hidden_features", hidden_features, 1), ("hidden_layers", hidden_layers, 1),
@@ -122,8 +125,6 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         if features == "circuit":
-            from ..quantum.heads import MultiHeadReuploadingCircuit
-
             width = n_heads * n_qubits
             self.frequencies = nn.Linear(in_features, width)  # the paper's learnable frequency matrix
             self.norm_weight = nn.Parameter(torch.full((width,), float(frequency_init)))
@@ -140,7 +141,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
             self.register_buffer("fourier_matrix", torch.randn(in_features, n_fourier) * fourier_scale)
         self.feature_dim = width
         widths = [width] + [hidden_features] * hidden_layers
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=False))
         for linear in self.linears:  # He init: ReLU halves the second moment; keep activations O(1) through depth
             nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
             nn.init.zeros_(linear.bias)
@@ -167,9 +168,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         on image grids; in training too, differentiable, on grids with exact expectations) wherever it is exact and
         faster, else from the simulator; ``"simulate"``: always from the simulator, to compare. Fourier features: no
         effect."""
-        from .circuit_series import FEATURE_EVALUATIONS
-
-        _check_choice("feature_evaluation", mode, FEATURE_EVALUATIONS)
+        check_choice("feature_evaluation", mode, FEATURE_EVALUATIONS)
         self.feature_evaluation = mode
 
     def set_measured_series(self, series) -> None:
@@ -193,7 +192,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         if self.config.features != "circuit":
             return None
         pre = self.frequencies(self.reference_coords.to(self.output.weight.dtype))
-        return [(pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + _EPS))]
+        return [(pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + NORM_EPS))]
 
     # ------------------------------------------------------------------------------------------ features
     def coordinate_features(self, coords: torch.Tensor, stats=None) -> torch.Tensor:
@@ -228,10 +227,9 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
     def _series_or_simulated_features(self, coords: torch.Tensor, stats) -> torch.Tensor:
         """Circuit features from the circuits' exact Fourier series where it applies (``models.circuit_series``:
         differentiable on image grids when a gradient must reach the feature parameters), or from a series
-        measured on a device (`set_measured_series`); else, or under ``set_feature_evaluation("simulate")``, from `_features`."""
+        measured on a device (`set_measured_series`); else, or under ``set_feature_evaluation("simulate")``, from
+        `_features`."""
         if self.config.features == "circuit" and self.feature_evaluation == "series":
-            from .circuit_series import series_features
-
             features = series_features(self, coords, self.reference_statistics() if stats is None else stats,
                                        self._measured_series())
             if features is not None:
@@ -322,7 +320,8 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         # Views taken once, not per block (at 512x512 a slice per block and layer costs ~3% of the render): each
         # image's transposed weights, each layer's buffer for a full and for the last block, every block of the
         # features and of every image's output (one split each).
-        layers = [(linear.bias, [w[b].t() for b in range(batch)]) for linear, w in zip(self.linears, weights)]
+        layers = [(linear.bias, [w[b].t() for b in range(batch)])
+                  for linear, w in zip(self.linears, weights, strict=False)]
         sized = {rows: [buffers[k % 2][:rows, : linear.out_features] for k, linear in enumerate(self.linears)]
                  for rows in {min(block, points), points - (-(-points // block) - 1) * block}}
         inputs = h.split(block, dim=-2)
@@ -332,7 +331,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
             bufs = sized[shared.shape[-2]]
             for b in range(batch):
                 x = shared if h.ndim == 2 else shared[b]
-                for y, (bias, w_t) in zip(bufs, layers):
+                for y, (bias, w_t) in zip(bufs, layers, strict=False):
                     x = torch.addmm(bias, x, w_t[b], out=y).relu_()
                 torch.addmm(out_bias, x, out_weight, out=outputs[b][i])
         return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -232,7 +233,7 @@ def _real_basis(phi: torch.Tensor, multiple: int, dim: int = -1) -> torch.Tensor
 def sample_angles(bases: list[float], multiples: list[int]) -> list[torch.Tensor]:
     """Per qubit, the ``2 L + 1`` equispaced angles ``2 pi i / (g (2 L + 1))`` over one period (float64)."""
     return [torch.arange(2 * L + 1, dtype=torch.float64) * (2 * math.pi / (g * (2 * L + 1)))
-            for g, L in zip(bases, multiples)]
+            for g, L in zip(bases, multiples, strict=False)]
 
 
 def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], key: tuple = (),
@@ -243,7 +244,8 @@ def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], k
     values = values.to(torch.float64)
     real = values if real_basis else None
     # Real basis: solve with each qubit's (D, D) basis matrix at its sample angles (a real DFT), axis by axis.
-    for j, (angles, L) in enumerate(zip(sample_angles(bases, multiples), multiples) if real_basis else ()):
+    per_qubit = zip(sample_angles(bases, multiples), multiples, strict=True) if real_basis else ()
+    for j, (angles, L) in enumerate(per_qubit):
         basis = _real_basis(angles.to(values.device) * bases[j], L)  # (D samples, D terms)
         real = torch.tensordot(torch.linalg.inv(basis), real, dims=([1], [j]))  # the term axis comes first
         real = real.movedim(0, j)
@@ -253,7 +255,7 @@ def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], k
     spectrum = torch.fft.fftn(values, dim=tuple(range(n_qubits))) / math.prod(values.shape[:n_qubits])
     half, weights, index = [], [], []
     for flat, idx in enumerate(itertools.product(*(range(2 * L + 1) for L in multiples))):
-        k = tuple(i if i <= L else i - (2 * L + 1) for i, L in zip(idx, multiples))
+        k = tuple(i if i <= L else i - (2 * L + 1) for i, L in zip(idx, multiples, strict=False))
         first = next((v for v in k if v != 0), 0)
         if first >= 0:
             half.append(k)
@@ -267,6 +269,10 @@ def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], k
                       frequencies=torch.tensor(half, dtype=torch.float64), half_coefficients=picked, key=key)
 
 
+_SERIES_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Each heads module's last series, keyed by the module (kept here, not on the module: it goes with the module)."""
+
+
 def head_series(heads) -> HeadSeries | None:
     """The exact Fourier series of a `MultiHeadReuploadingCircuit`'s current weights,
     measurement settings and encoding scales, or ``None`` where none applies (finite shots; scales without a common
@@ -278,7 +284,7 @@ def head_series(heads) -> HeadSeries | None:
     scales = heads.encoding_scales
     key = (heads.weights.detach().clone(), None if scales is None else scales.detach().clone(), heads.noise,
            heads.entangler)
-    cached = getattr(heads, "_series", None)
+    cached = _SERIES_CACHE.get(heads)
     if cached is not None and _same_key(cached.key, key):
         return cached
     spectrum = _series_spectrum(heads)
@@ -286,7 +292,7 @@ def head_series(heads) -> HeadSeries | None:
         return None
     with torch.no_grad():
         series = fit_series(_sampled_heads(heads, *spectrum), *spectrum, key)
-    heads._series = series
+    _SERIES_CACHE[heads] = series
     return series
 
 
@@ -323,7 +329,7 @@ def _sampled_heads(heads, bases: list[float], multiples: list[int]) -> torch.Ten
 def _same_key(a: tuple, b: tuple) -> bool:
     if len(a) != len(b):
         return False
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
             if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dtype == y.dtype
                     and x.device == y.device and x.shape == y.shape and torch.equal(x, y)):
