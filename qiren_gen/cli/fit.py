@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._fitting_args import add_model_args, check_common, qiren_options, set_threads
+from ._fitting_args import CIRCUIT_MODELS, add_model_args, check_common, qiren_options, set_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sample pixel centres instead of the paper's linspace(-1, 1) grid")
     add_model_args(p)
     p.add_argument("--shots", type=int, default=None,
-                   help="also evaluate the fitted model with every circuit expectation from N shots (qiren models)")
+                   help="also evaluate the fitted model with every circuit expectation from N shots (circuit models)")
     p.add_argument("--noise", default=None, metavar="P_OR_CHANNELS",
                    help="also evaluate with noisy gates: a depolarizing probability or e.g. depolarizing=1e-3,readout=0.01")
     p.add_argument("--train-shots", type=int, default=None,
@@ -49,9 +49,12 @@ def run(args: argparse.Namespace) -> int:
 
     shots, noise = check_shots(args.shots), parse_noise(args.noise)
     train_shots, train_noise = check_shots(args.train_shots), parse_noise(args.train_noise)
-    if any(v is not None for v in (shots, noise, train_shots, train_noise)) and args.model not in ("qiren", "qiren-plus"):
-        raise ValueError(f"--shots / --noise / --train-shots / --train-noise: only for --model qiren or qiren-plus "
-                         f"(circuits), not {args.model}")
+    if any(v is not None for v in (shots, noise, train_shots, train_noise)) and args.model not in CIRCUIT_MODELS:
+        raise ValueError(f"--shots / --noise / --train-shots / --train-noise: only for --model "
+                         f"{', '.join(CIRCUIT_MODELS)} (circuits), not {args.model}")
+    if args.model == "qvf" and any(n is not None and n.gate_noise for n in (noise, train_noise)):
+        raise ValueError("--noise / --train-noise for --model qvf: readout error only (e.g. readout=0.01); its "
+                         "amplitude-encoding state preparation is not simulated gate by gate")
     set_threads(args.threads)
     if args.audio is not None:
         audio = load_wav(args.audio, parse_slice(args.audio_slice))

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from diffusers.models.modeling_utils import ModelMixin
 
 from .baselines import MLP, SIREN, FourierFeatureMLP
+from .qfgn import QFGN
 from .qiren import QIREN
+from .qvf import QVF
 
 QIREN_PLUS: dict = {"fourier_features": 4, "observables": "z+zz", "hidden_layers": 1}
 """``qiren-plus``: the best QIREN variant of ``scripts/research/qiren_search/search_qiren.py`` (``ff-s1`` in docs/research/qiren_search.md): fixed
@@ -29,6 +31,8 @@ MODEL_BUILDERS: dict[str, Callable[..., ModelMixin]] = {
     "tanh": lambda **kw: MLP(activation="tanh", **kw),
     "relu-rff": lambda **kw: FourierFeatureMLP(learnable=False, **kw),
     "ffn": lambda **kw: FourierFeatureMLP(learnable=True, **kw),
+    "qfgn": QFGN,
+    "qvf": QVF,
 }
 
 
