@@ -153,7 +153,7 @@ def claims(table: dict, hw: dict, signals: list[str]) -> list[tuple[str, str, st
                      "not run" if r is None else f"QFGN MSE / {ref} MSE = {r} (geometric mean over the 3 images); "
                      f"lower on {len(w)} of 3", verdict(None if r is None else float(r) < 1)))
     r = ratio_text("qfgn", "qfgn-flat")
-    rows.append(("QFGN", "penalising the low frequencies improves the fit",
+    rows.append(("QFGN", "penalising the low frequencies improves the fit (seed 0)",
                  "not run" if r is None else f"QFGN MSE / QFGN-without-penalty MSE = {r}",
                  verdict(None if r is None else float(r) < 1)))
     q = hw.get("qfgn", {})
@@ -296,6 +296,17 @@ def write_report(records: list[dict], doc: Path, command: str, guard: bool = Fal
             lines.append("- So no quantum model is promoted into the product this time: none becomes a new named "
                          "default, and the face decoder's feature head is not swapped (the decoder-capacity harness "
                          "was not run for them, since none wins the fitting task it would need to win first).")
+    for task, label in (("bach", "the Bach clip"),):
+        vs = [(row, geo_ratio(t, row, "siren", (task,))) for row in QUANTUM]
+        vs = [(r, v) for r, v in vs if v is not None]
+        if vs:
+            lines.append(f"- On {label}: " + "; ".join(f"{LABELS[r]} {v:.2f}x the tuned SIREN's MSE" for r, v in vs)
+                         + ".")
+    sr = [(row, geo_ratio(t, row, "siren", key="superres_mse")) for row in QUANTUM]
+    sr = [(r, v) for r, v in sr if v is not None]
+    if sr:
+        lines.append("- Rendered at 64x64 (superresolution, geometric mean over the images): "
+                     + "; ".join(f"{LABELS[r]} {v:.2f}x the tuned SIREN's MSE" for r, v in sr) + ".")
     for row in QUANTUM:
         for ref in ("ffn", "relu"):
             v = geo_ratio(t, row, ref)
