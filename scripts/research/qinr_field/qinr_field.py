@@ -68,7 +68,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no finished fits in {args.cache}: run the study first (the page is left as it is)",
               file=sys.stderr)
         return 2
-    command = portable_command("scripts/research/qinr_field/qinr_field.py", [a for a in argv if a != "--report-only"])
+    shown, skip = [], False  # the command that makes the page: where the page and cache go is not part of it
+    for a in argv:
+        if skip or a == "--report-only":
+            skip = False
+            continue
+        if a in ("--doc", "--cache"):
+            skip = True
+            continue
+        if not a.startswith(("--doc=", "--cache=")):
+            shown.append(a)
+    command = portable_command("scripts/research/qinr_field/qinr_field.py", shown)
     try:
         doc = write_report(records, args.doc, command, guard=args.report_only)
     except ValueError as exc:

@@ -370,7 +370,11 @@ def write_report(records: list[dict], doc: Path, command: str, guard: bool = Fal
                 ratio = geo_ratio(tb, f.name, "siren")
                 lines.append(f"| {LABELS[f.name]} | {params} | " + " | ".join(_fmt(tb[f.name].get(s)) for s in IMAGES)
                              + f" | {'-' if ratio is None else f'{ratio:.2f}'} |")
-        lines.append("")
+            else:
+                lines.append(f"| {LABELS[f.name]} | {sized(f, b)[1]} | " + " | ".join("not run" for _ in IMAGES) + " | - |")
+        chosen_b = chosen_settings(records, b)
+        lines += ["", "Chosen settings: " + "; ".join(f"{LABELS[r]} {_setting(*chosen_b[r])}" for r in
+                                                    [f.name for f in FAMILIES] if r in chosen_b) + ".", ""]
     lines += ["## The papers' claims", "",
               f"At {small} parameters, seeds as in the results table (search on seed 0). Below 1 the quantum model "
               "has the lower error.", "", "| paper | claim | measured here | verdict |", "|---|---|---|---|"]
