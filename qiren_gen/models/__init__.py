@@ -1,7 +1,9 @@
 """INR models of qiren-gen: the QIREN decoder and the paper's classical baselines (diffusers ModelMixin)."""
 from .baselines import MLP, SIREN, FourierFeatureMLP
 from .modulated import LatentModulator, ModulatedQIREN, ModulatedSIREN
+from .qfgn import QFGN
 from .qiren import QIREN, HybridLayer
+from .qvf import QVF
 from .registry import (
     DECODER_BUILDERS,
     DECODER_CLASSES,
@@ -16,8 +18,8 @@ from .registry import (
 from .synthesis import FeatureSynthesisDecoder
 from .wide import ModulatedWideQIREN
 
-__all__ = ["QIREN", "HybridLayer", "SIREN", "MLP", "FourierFeatureMLP", "MODEL_BUILDERS", "QIREN_PLUS", "build_inr",
-           "is_qiren_plus", "parameter_table", "ModulatedQIREN", "ModulatedSIREN", "LatentModulator",
+__all__ = ["QIREN", "HybridLayer", "QFGN", "QVF", "SIREN", "MLP", "FourierFeatureMLP", "MODEL_BUILDERS", "QIREN_PLUS",
+           "build_inr", "is_qiren_plus", "parameter_table", "ModulatedQIREN", "ModulatedSIREN", "LatentModulator",
            "FeatureSynthesisDecoder", "ModulatedWideQIREN", "DECODER_CLASSES", "DECODER_BUILDERS", "DECODERS",
            "build_decoder"]
 from .denoiser import LatentDenoiser, LatentDenoiserOutput  # noqa: E402

@@ -9,7 +9,9 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from .baselines import MLP, SIREN, FourierFeatureMLP
 from .modulated import ModulatedQIREN, ModulatedSIREN
+from .qfgn import QFGN
 from .qiren import QIREN
+from .qvf import QVF
 from .synthesis import FeatureSynthesisDecoder
 from .wide import ModulatedWideQIREN
 
@@ -34,6 +36,8 @@ MODEL_BUILDERS: dict[str, Callable[..., ModelMixin]] = {
     "tanh": lambda **kw: MLP(activation="tanh", **kw),
     "relu-rff": lambda **kw: FourierFeatureMLP(learnable=False, **kw),
     "ffn": lambda **kw: FourierFeatureMLP(learnable=True, **kw),
+    "qfgn": QFGN,
+    "qvf": QVF,
 }
 
 
