@@ -19,8 +19,9 @@ import math
 import torch
 from torch import nn
 
+from .export import torch_layer
 from .gates import cnot_permutation, kron_chain, observable_signs
-from .shots import MeasurementMixin, _RefuseShotGradient, check_shots, sample_frequencies
+from .shots import MeasurementMixin, RefuseShotGradient, check_shots, sample_frequencies
 
 ANSATZ_ENTANGLERS = ("cnot_all", "cnot_ring")
 """CNOTs after each ``RY`` layer: every pair ``(i, j)``, ``i < j`` in order (fully entangled), or ``(i, i+1 mod n)``."""
@@ -138,7 +139,7 @@ class RealAmplitudeCircuit(MeasurementMixin, nn.Module):
         if not (torch.is_grad_enabled() and exact.requires_grad):
             return estimate
         if not self.train_shots:
-            return _RefuseShotGradient.apply(estimate, exact)
+            return RefuseShotGradient.apply(estimate, exact)
         return exact + (estimate - exact).detach()
 
     def extra_repr(self) -> str:
@@ -155,8 +156,6 @@ class RealAmplitudeCircuit(MeasurementMixin, nn.Module):
 
         ``readout > 0`` puts a ``BitFlip(readout)`` on every wire before measurement (use ``default.mixed``).
         """
-        from .export import torch_layer  # noqa: PLC0415 (export imports PennyLane, an optional library)
-
         qfunc = ansatz_qfunc(self.n_qubits, self.n_layers, self.entangler, self.n_outputs, readout)
         return torch_layer(qfunc, {"weights": self.weights}, self.n_qubits, device, diff_method, shots,
                            **device_kwargs)

@@ -117,7 +117,7 @@ class MeasurementMixin:
             return estimate
         if not self.train_shots:  # a forward is fine; a backward through it is refused (one line)
             tracked = [t for t in (inputs, weights, encoding_scales) if t is not None and t.requires_grad]
-            return _RefuseShotGradient.apply(estimate, *tracked)
+            return RefuseShotGradient.apply(estimate, *tracked)
         if gate_noise or exact is None:
             reference = circuit_probabilities(inputs, weights, self.entangler, encoding_scales, noise) @ obs
         else:
@@ -129,7 +129,7 @@ class MeasurementMixin:
         return reference + (estimate - reference).detach()
 
 
-class _RefuseShotGradient(torch.autograd.Function):
+class RefuseShotGradient(torch.autograd.Function):
     """Passes shot estimates through; its backward raises: finite-shot gradients are opt-in (``train_shots``)."""
 
     @staticmethod
