@@ -102,8 +102,9 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
                pipeline_name: str | None = None) -> gr.Blocks:
     """The demo page around a loaded ``QirenGenerationPipeline`` (any decoder, any training size).
 
-    ``allow_other_pipelines`` shows a field where a visitor names another pipeline folder or Hub id (loaded with the
-    safe loader); ``allowed_pipelines`` (``None``: any) restricts it to a list, as a public bind must.
+    ``allow_other_pipelines`` shows a field where a visitor names another local pipeline folder (loaded with the
+    safe loader; a Hub id only when ``allowed_pipelines`` lists it); ``allowed_pipelines`` (``None``: any local
+    folder) restricts it to a list, as a public bind must.
     ``pipeline_name`` is the started pipeline's id or folder.
     """
     limits = limits or DemoLimits()
@@ -187,7 +188,7 @@ def make_handlers(store: PipelineStore, limits: DemoLimits) -> SimpleNamespace:
 def _source_field(store: PipelineStore, pipeline_name: str | None) -> gr.Textbox | gr.Dropdown:
     """Where a visitor names another pipeline: free text, or a fixed list on a public bind (hidden when neither)."""
     if store.allowed is None:
-        return gr.Textbox(label="pipeline (empty: the one this page started with; or a folder / Hub id)",
+        return gr.Textbox(label="pipeline (empty: the one this page started with; or a local pipeline folder)",
                           value="", visible=store.others_allowed, max_lines=1)
     # a fixed list (public bind): the server refuses anything else, whatever a client sends
     return gr.Dropdown(["", *[a for a in store.allowed if a != pipeline_name]], value="",

@@ -98,7 +98,7 @@ def start_demo(pipeline: str | os.PathLike | None = None, host: str = "127.0.0.1
     is served when the pipeline cannot be loaded.
 
     On a public bind (``host`` not loopback, ``share``, a Space) visitors may name only ``allowed_pipelines`` (default:
-    none but the started one); on loopback, any folder or Hub id unless ``allowed_pipelines`` is given.
+    none but the started one); on loopback, any local folder (a Hub id only when ``allowed_pipelines`` lists it).
     """
     start = time.perf_counter()
     require_gradio()

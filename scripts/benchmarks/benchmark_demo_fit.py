@@ -1,7 +1,7 @@
 """Time the demo's "Fit a signal" tab: one request (QIREN and the baseline fitted side by side, as the page runs
 them) at each size and step count given, wall and CPU seconds; the demo's fit caps are sized from this.
 
-    OMP_NUM_THREADS=1 python scripts/benchmarks/benchmark_demo_fit.py [--sizes 16 32] [--steps 150 300]
+    python scripts/benchmarks/benchmark_demo_fit.py [--sizes 16 32] [--steps 100 200]
 
 Target: the largest request the tab allows (its caps) about 15 s of work on a 2-core CPU. On a shared machine read
 the CPU seconds (what the request cost, whatever else runs) beside the wall time.
