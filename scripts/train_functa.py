@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from qiren_gen.runtime import run_reporting_errors
+from qiren_gen.runtime import configure_allocator, run_reporting_errors
 from qiren_gen.training.argument_bounds import check_numeric_flags
 from qiren_gen.training.arguments import add_stage1_arguments, config_from_args
 from qiren_gen.training.functa_trainer import train_functa
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     """Train stage 1; a user error is one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse_args(argv)
+    configure_allocator()  # a stage-1 step's activations stay on the heap (QIREN_GEN_MALLOC=default: off)
 
     def run() -> dict:
         check_numeric_flags(cfg)  # before any folder exists

@@ -29,7 +29,7 @@ from qiren_gen.models import LatentDenoiser
 from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.quantum.noise import parse_noise
 from qiren_gen.quantum.shots import check_shots, measurement
-from qiren_gen.runtime import run_reporting_errors
+from qiren_gen.runtime import configure_allocator, run_reporting_errors
 from qiren_gen.training.argument_bounds import check_numeric_flags
 from qiren_gen.training.arguments import add_stage1_arguments, config_from_args
 from qiren_gen.training.functa_trainer import build_models, train_functa
@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line of ``scripts/train_pipeline.py``; a user error is one line on stderr and a non-zero exit."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    configure_allocator()  # a stage-1 step's activations stay on the heap (QIREN_GEN_MALLOC=default: off)
     command = "python scripts/train_pipeline.py " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     def run() -> dict:

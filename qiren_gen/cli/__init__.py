@@ -9,9 +9,9 @@ import argparse
 import importlib
 import sys
 
-from ..runtime import CLIError, configure_allocator, run_reporting_errors
+from ..runtime import run_reporting_errors
 
-__all__ = ["CLIError", "build_parser", "main", "run_reporting_errors"]
+__all__ = ["build_parser", "main", "run_reporting_errors"]
 
 # Subcommand modules in this package, in help order. Each defines ``register(subparsers)``.
 SUBCOMMANDS = ("sample", "fit", "superres", "evaluate", "demo", "params")
@@ -33,12 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qiren-gen`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-
-    def command():
-        configure_allocator()  # large activations stay on the heap (QIREN_GEN_MALLOC=default: glibc's own)
-        return args.func(args)
-
-    code, result = run_reporting_errors(f"qiren-gen {args.command}", command)
+    code, result = run_reporting_errors(f"qiren-gen {args.command}", lambda: args.func(args))
     return code or int(result or 0)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from ..runtime.values import MAX_THREADS, check_int_range, check_seed, parse_encoding_scale
 
@@ -11,7 +12,9 @@ MAX_FIT_STEPS = 100_000
 ENTANGLER_CHOICES = ("cz_ring", "cnot_ring", "cnot_chain")
 """``qiren_gen.quantum.ENTANGLERS`` spelled out, so that ``--help`` needs no torch import (a test keeps them equal)."""
 
-FIT_MODELS = ("qiren", "qiren-plus", "siren", "relu", "tanh", "relu-rff", "ffn")
+FIT_MODELS = ("qiren", "qiren-plus", "siren", "relu", "tanh", "relu-rff", "ffn", "qfgn", "qvf")
+CIRCUIT_MODELS = ("qiren", "qiren-plus", "qfgn", "qvf")
+"""Models with a quantum circuit: they take ``--shots`` / ``--noise`` (qvf: shots and readout error only)."""
 QIREN_MODELS = ("qiren", "qiren-plus")
 # --flag -> QIREN constructor option (docs/research/qiren_search.md explains each)
 QIREN_OPTIONS = {"qubits": "n_qubits", "reuploads": "n_reuploads", "blocks": "n_blocks", "entangler": "entangler",
@@ -27,7 +30,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="initialisation seed")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: these ~1000-point fits gain little from more, and one thread "
-                        "avoids over-subscribing a shared CPU: 37 s vs 206 s for the Bach fit on a busy 2-core machine)")
+                        "avoids over-subscribing a shared CPU: 37 s vs 206 s for the Bach fit on a busy 2-core "
+                        "machine)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--schedule", choices=("constant", "cosine"), default=None,
                    help="learning-rate schedule (default: the model's; constant for the paper's QIREN)")
@@ -66,8 +70,6 @@ def check_common(args: argparse.Namespace) -> None:
 
 def qiren_options(args: argparse.Namespace) -> dict:
     """The QIREN options given on the command line as constructor keywords (``ValueError`` for other models)."""
-    import json
-
     given = {flag: getattr(args, flag) for flag in QIREN_OPTIONS if getattr(args, flag, None) is not None}
     if given and args.model not in QIREN_MODELS:
         flags = ", ".join("--" + f.replace("_", "-") for f in given)
@@ -86,7 +88,7 @@ def qiren_options(args: argparse.Namespace) -> dict:
         kwargs["encoding_scale"] = parse_encoding_scale(kwargs["encoding_scale"])
     if kwargs.get("fourier_features", 0) < 0:
         raise ValueError(f"--fourier-features must be >= 0, got {kwargs['fourier_features']}")
-    from ..models.config_checks import MODEL_BOUNDS
+    from ..models.config_checks import MODEL_BOUNDS  # deferred: torch, not for --help
 
     for flag, key in (("qubits", "n_qubits"), ("reuploads", "n_reuploads"), ("blocks", "n_blocks"),
                       ("fourier_features", "fourier_features")):
@@ -99,6 +101,6 @@ def qiren_options(args: argparse.Namespace) -> dict:
 
 def set_threads(threads: int) -> None:
     """Apply ``--threads`` (imports torch, so call it inside ``run``)."""
-    import torch
+    import torch  # deferred: keeps `qiren-gen --help` torch-free
 
     torch.set_num_threads(threads)

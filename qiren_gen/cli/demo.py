@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from ..runtime.errors import one_line
+from ..runtime.values import MAX_THREADS, check_int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,23 +21,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=int, default=None,
                    help="decoded pixels allowed per request (default 262144: 16 faces at 128x128; raise on a GPU)")
     p.add_argument("--no-other-pipelines", action="store_true",
-                   help="hide the field where visitors name another pipeline folder or Hub id")
+                   help="hide the field where visitors name another pipeline folder")
     p.add_argument("--allow-pipeline", action="append", default=None, metavar="ID",
-                   help="a pipeline folder or Hub id visitors may pick (repeatable). On a public bind (--host "
-                        "0.0.0.0, --share, a Space) only these and the started one are served; default: only the "
-                        "started one")
+                   help="a pipeline folder or Hub id visitors may pick (repeatable; a Hub id only this way: "
+                        "visitors' free text names local folders). On a public bind (--host 0.0.0.0, --share, a "
+                        "Space) only these and the started one are served; default: only the started one")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import DemoLimits, require_gradio, serve_forever, start_demo
+    from ..demo import DemoLimits, require_gradio, serve_forever, start_demo  # deferred: torch, not for --help
 
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    from ..runtime.values import MAX_THREADS, check_int_range
-
     check_int_range(args.threads, "--threads", 1, MAX_THREADS)
     if args.max_pixels is not None and args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be >= 1, got {args.max_pixels}")

@@ -9,6 +9,9 @@ import json
 import os
 import sys
 
+from ..runtime.errors import one_line
+from ..runtime.values import check_seed
+
 INCEPTION = "inception-v3-compat"  # torch-fidelity's standard FID extractor (kept literal: no heavy import here)
 
 
@@ -52,8 +55,6 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError(f"--resolution must be >= 1, got {args.resolution}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    from ..runtime.values import check_seed
-
     check_seed(args.seed, span=1024)  # process k seeds seed + k
     if args.max_reference is not None and args.max_reference < 2:
         raise ValueError(f"--max-reference must be >= 2, got {args.max_reference}")
@@ -64,7 +65,7 @@ def _check(args: argparse.Namespace) -> None:
 def _multi_cpu() -> bool:
     """True when launched as several processes on a machine without CUDA: Accelerate then needs ``cpu=True`` to
     join them with gloo (``accelerate launch --cpu`` itself starts one process; ``--multi_gpu`` starts several)."""
-    import torch
+    import torch  # deferred: keeps `qiren-gen --help` torch-free
 
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
 
@@ -72,10 +73,9 @@ def _multi_cpu() -> bool:
 def load_pipeline(spec: str | None, device: object) -> object:
     """``QirenGenerationPipeline.from_pretrained(spec)`` on ``device`` (``None``: the bundled pipeline), with a one-line
     error when it cannot load."""
-    from diffusers.utils import logging as diffusers_logging
+    from diffusers.utils import logging as diffusers_logging  # deferred: torch and diffusers, not for --help
 
     from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir
-    from ..runtime.errors import one_line
 
     spec = spec if spec is not None else bundled_pipeline_dir()
 
@@ -93,7 +93,7 @@ def load_pipeline(spec: str | None, device: object) -> object:
 
 def lazy_pipeline_sampler(args: argparse.Namespace, resolution: int | None, device: object):
     """A sampler that loads the pipeline on its first call: after the weights / reference checks, before sampling."""
-    from ..evaluation import pipeline_sampler
+    from ..evaluation import pipeline_sampler  # deferred: torch, not for --help
 
     state: dict = {}
 
@@ -108,11 +108,11 @@ def lazy_pipeline_sampler(args: argparse.Namespace, resolution: int | None, devi
 
 def run(args: argparse.Namespace) -> int:
     _check(args)  # before the heavy imports: bad options fail at once
-    from accelerate import Accelerator
+    from accelerate import Accelerator  # deferred: torch and accelerate, not for --help
 
-    from ..metrics.reference import load_reference
     from ..evaluation import evaluate
     from ..metrics import ReferenceStatistics, register_feature_extractors
+    from ..metrics.reference import load_reference
 
     register_feature_extractors()
     accelerator = Accelerator(cpu=_multi_cpu())

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import parameter_table
+    from ..models import parameter_table  # deferred: torch, not for --help
 
     if args.in_features < 1 or args.out_features < 1:
         raise ValueError("--in-features and --out-features must be >= 1")

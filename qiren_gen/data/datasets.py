@@ -2,14 +2,14 @@
 
 Images are converted to one mode (``L`` or ``RGB``), resized (shorter side) and centre-cropped to ``resolution``,
 and scaled to ``[-1, 1]``. Undecodable images are skipped in the collate function with a warning and a count, so
-one corrupt file never stops training. The loaded dataset keeps one column, renamed :data:`IMAGE_COLUMN`, with its
+one corrupt file never stops training. The loaded dataset keeps one column, renamed `IMAGE_COLUMN`, with its
 images undecoded: a map-style dataset stays memory-mapped Arrow, a streamed one stays a stream.
 
 A Hub id that cannot be reached (offline, ``HF_HUB_OFFLINE=1``, or no network) is loaded from its snapshot in the local
 Hub cache (as ``huggingface-cli download`` leaves it), whatever its layout: parquet shards, a zip imagefolder or
 webdataset tars.
 
-Rows are confined to their dataset (:class:`RowConfinement`): an image row's bytes are read, and a path only when it
+Rows are confined to their dataset (`RowConfinement`): an image row's bytes are read, and a path only when it
 lies inside the dataset's own folder or Hub cache entry (``zip://member::archive.zip`` of such an archive, or
 ``hf://datasets/<the same repo>/...``). An absolute path elsewhere, a path that leaves the folder through ``..`` or a
 link, and every other URL (``ftp://``, ``http://``, ``s3://`` ...) are never opened: the row is skipped and counted
@@ -17,24 +17,30 @@ like an undecodable one. Every decoding error of one row skips that row.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
 import numpy as np
+import pyarrow.parquet as pq
 import torch
+from huggingface_hub import constants, snapshot_download
+from PIL import Image
 
 from ..io.dataset_rows import REFUSED_KEY, RowConfinement, open_image_path, open_image_value
 from ..io.errors import quoted, shown
+from ..io.images import MAX_SOURCE_PIXELS
 from ..runtime.errors import one_line
 
 logger = logging.getLogger(__name__)
 
 _MODES = {1: "L", 3: "RGB"}
 IMAGE_COLUMN = "image"
-"""The name of the image column of every dataset :func:`load_image_dataset` returns (the source's column renamed)."""
+"""The name of the image column of every dataset `load_image_dataset` returns (the source's column renamed)."""
 
 
 def check_resolution(resolution: int) -> None:
@@ -55,11 +61,9 @@ def load_image_dataset(
     """Load a Hub dataset (``dataset_name``) or a local image folder (``data_dir``) with images left undecoded.
 
     ``image_column=None`` takes ``image``, else the one image-typed column (logged). The result has the one column
-    :data:`IMAGE_COLUMN`. Raises ``ValueError`` for no (or several candidate) image columns, an empty dataset, an
+    `IMAGE_COLUMN`. Raises ``ValueError`` for no (or several candidate) image columns, an empty dataset, an
     unknown split or a corrupt parquet shard, and ``OSError`` when the data cannot be found or downloaded.
     """
-    import datasets
-
     if (dataset_name is None) == (data_dir is None):
         raise ValueError("give exactly one of dataset_name (a Hub id) or data_dir (a local image folder)")
     if data_dir is not None and not Path(data_dir).is_dir():
@@ -122,8 +126,6 @@ def declared_num_examples(dataset, split: str = "train") -> int | None:
 def _load(path: str, folder: bool, split: str, streaming: bool, cache_dir: str | None, source: str):
     """``(dataset, None)`` from ``datasets.load_dataset`` of a folder / Hub id / snapshot path, or ``(None, error)``
     when a Hub id fails (the caller may still find it in the Hub cache); local data errors raise at once."""
-    import datasets
-
     if Path(path).is_dir():
         check_parquet_shards(Path(path))
     try:
@@ -153,8 +155,6 @@ def _load(path: str, folder: bool, split: str, streaming: bool, cache_dir: str |
 def damaged_data_reason(folder: Path, err: BaseException) -> str:
     """One line naming the file and the cause behind ``datasets``' ``DatasetGenerationError`` (which names
     neither): the first parquet row group that cannot be read, else the innermost cause of the error."""
-    import pyarrow.parquet as pq
-
     for shard in sorted(folder.rglob("*.parquet")):
         try:
             handle = pq.ParquetFile(shard)
@@ -186,16 +186,12 @@ def check_file_names(folder: Path) -> None:
 
 def hub_offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` (or ``HF_DATASETS_OFFLINE``) is set: the Hub is not tried at all."""
-    from huggingface_hub import constants
-
     return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_DATASETS_OFFLINE", "0").upper() in ("1", "ON", "YES",
                                                                                                       "TRUE")
 
 
 def hub_snapshot(repo_id: str) -> str | None:
     """The newest snapshot folder of dataset ``repo_id`` in the local Hub cache (``HF_HUB_CACHE``), or None."""
-    from huggingface_hub import snapshot_download
-
     try:
         return snapshot_download(repo_id=repo_id, repo_type="dataset", local_files_only=True)
     except Exception:  # noqa: BLE001 - LocalEntryNotFoundError, an invalid repo id, ...: no usable snapshot
@@ -205,8 +201,6 @@ def hub_snapshot(repo_id: str) -> str | None:
 def check_parquet_shards(folder: Path) -> None:
     """Raise ``ValueError`` naming the first parquet shard under ``folder`` whose footer cannot be read (cheap: the
     metadata only, not the rows)."""
-    import pyarrow.parquet as pq
-
     for shard in sorted(folder.rglob("*.parquet")):
         try:
             pq.ParquetFile(shard).close()
@@ -216,8 +210,6 @@ def check_parquet_shards(folder: Path) -> None:
 
 def pick_image_column(columns: list[str], features, requested: str | None) -> str:
     """``requested``, else ``image``, else the one ``datasets.Image`` column (logged); one-line errors otherwise."""
-    import datasets
-
     if requested is not None:
         if requested not in columns:
             raise ValueError(f"image column {requested!r} not found; the dataset has columns {columns}")
@@ -237,8 +229,6 @@ def pick_image_column(columns: list[str], features, requested: str | None) -> st
 def image_channels(value) -> int:
     """1 or 3: the channels of one undecoded image value (or PIL image), from its mode; ``ValueError`` (one line)
     for a refused or unreadable row."""
-    from PIL import Image
-
     if isinstance(value, Image.Image):
         return 1 if value.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else 3
     try:
@@ -254,7 +244,7 @@ def decode_image(value, resolution: int, channels: int) -> torch.Tensor:
     """One undecoded ``datasets.Image`` value (or a PIL image) -> ``(channels, resolution, resolution)`` in [-1, 1].
 
     Any mode converts (palette, alpha, 16-bit, CMYK ...); the shorter side is resized to ``resolution`` (bicubic,
-    antialiased) and the centre cropped. Raises ``ValueError`` (one line) for a row :class:`RowConfinement` refused,
+    antialiased) and the centre cropped. Raises ``ValueError`` (one line) for a row `RowConfinement` refused,
     and for every failure to decode the row (damaged, truncated: ``EOFError``, ...), so a caller skips that row.
     """
     try:
@@ -266,10 +256,6 @@ def decode_image(value, resolution: int, channels: int) -> torch.Tensor:
 
 
 def _decode(value, resolution: int, channels: int) -> torch.Tensor:
-    from PIL import Image
-
-    from .signals import MAX_SOURCE_PIXELS
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -324,15 +310,13 @@ class ImageCollator:
 
 
 HEAD_SCAN_LIMIT = 1000
-"""Rows :func:`check_readable_images` reads at most before it refuses a dataset as holding no readable image."""
+"""Rows `check_readable_images` reads at most before it refuses a dataset as holding no readable image."""
 
 
 def check_readable_images(dataset, resolution: int, channels: int = 1, limit: int = HEAD_SCAN_LIMIT) -> int:
     """The position of the first readable image among the first ``limit`` rows of ``dataset`` (map-style or a
     stream); ``ValueError`` (one line, with the count of rows refused or unreadable) when there is none: a run with
     no readable image is refused before it trains or saves anything."""
-    import itertools
-
     rows = iter(dataset) if not hasattr(dataset, "__len__") else (dataset[i] for i in range(len(dataset)))
     reasons: dict[str, int] = {}
     seen = 0
@@ -349,5 +333,6 @@ def check_readable_images(dataset, resolution: int, channels: int = 1, limit: in
 
 
 __all__ = ["HEAD_SCAN_LIMIT", "REFUSED_KEY", "RowConfinement", "check_file_names", "check_readable_images",
-           "damaged_data_reason", "image_channels", "declared_num_examples", "IMAGE_COLUMN", "ImageCollator", "check_parquet_shards", "check_resolution", "decode_image",
+           "damaged_data_reason", "image_channels", "declared_num_examples", "IMAGE_COLUMN", "ImageCollator",
+           "check_parquet_shards", "check_resolution", "decode_image",
            "hub_offline", "hub_snapshot", "load_image_dataset", "open_image_path", "pick_image_column"]

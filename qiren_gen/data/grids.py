@@ -49,7 +49,7 @@ def row_major_blocks(coords: torch.Tensor, min_block_points: int = 64
     """Cut 2-D points ``(P, 2)`` into consecutive row-major product grids, or ``None`` if that takes too many pieces.
 
     Returns ``[(start, rows (U,), cols (V,))]``: ``coords[start : start + U * V]`` is exactly ``(rows[u], cols[v])``
-    for ``u`` then ``v`` (the layout of :func:`image_grid` and of any slice of it, where a chunk may begin and end
+    for ``u`` then ``v`` (the layout of `image_grid` and of any slice of it, where a chunk may begin and end
     mid-row). Found with exact comparisons, in one pass over the points and one comparison per row. ``None`` when
     the pieces hold fewer than ``min_block_points`` points on average (scattered points: no grid to exploit).
     """
@@ -62,7 +62,7 @@ def row_major_blocks(coords: torch.Tensor, min_block_points: int = 64
         return None
     bounds = [0, *breaks.tolist(), n_points]
     blocks: list[list] = []  # [start, row starts, width]
-    for start, stop in zip(bounds[:-1], bounds[1:]):
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
         if blocks:
             block_start, row_starts, width = blocks[-1]
             if stop - start == width and torch.equal(second[start:stop], second[block_start : block_start + width]):

@@ -1,15 +1,16 @@
 """Training items with a stable index per image, decoded per batch: the data path whose memory is O(batch).
 
-Map-style data (:class:`IndexedImages`): the index is the row of the (memory-mapped) dataset; with ``flip`` the rows
-``N..2N-1`` are the mirrors of ``0..N-1``, flipped when their batch is collated. Streamed data (:class:`IndexedStream`):
+Map-style data (`IndexedImages`): the index is the row of the (memory-mapped) dataset; with ``flip`` the rows
+``N..2N-1`` are the mirrors of ``0..N-1``, flipped when their batch is collated. Streamed data (`IndexedStream`):
 the index is the position in stream order, assigned before a seeded shuffle buffer reorders items, so it is the same
 in every epoch and after a resume (the stream's own order is never shuffled); a mirror of position ``i`` is
 ``capacity + i``; each rank and DataLoader worker reads only its own shards of the stream where their lengths are
-known (:mod:`.stream_shards`). Images are decoded in :class:`IndexedCollator`, i.e. in the DataLoader's workers.
+known (`stream_shards`). Images are decoded in `IndexedCollator`, i.e. in the DataLoader's workers.
 """
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import random
 
 import torch
@@ -36,11 +37,11 @@ class IndexedImages(torch.utils.data.Dataset):
 
 class IndexedStream(torch.utils.data.IterableDataset):
     """A stream's first ``capacity`` items with their stream position as index (mirrors at ``capacity + i``),
-    reordered by a shuffle buffer of ``buffer_size`` seeded by ``seed``, the epoch (:meth:`set_epoch`) and the rank.
+    reordered by a shuffle buffer of ``buffer_size`` seeded by ``seed``, the epoch (`set_epoch`) and the rank.
 
     Data parallel, when the lengths of a ``datasets`` stream's shards are known without reading them
-    (:func:`~.stream_shards.stream_layout`: parquet row counts from the footers, in-memory shards; parquet files that
-    do not divide among the ranks become one shard per row group): of the ``S`` shards before :attr:`cut`, the first
+    (`stream_layout`: parquet row counts from the footers, in-memory shards; parquet files that
+    do not divide among the ranks become one shard per row group): of the ``S`` shards before `cut`, the first
     ``S - S % num_ranks`` are assigned as ``datasets.distributed.split_dataset_by_node`` assigns them, shard ``s`` to
     rank ``s % num_ranks``, and each rank opens only its own; the last ``S % num_ranks`` (none when ``num_ranks``
     divides ``S``) are read by every rank, which keeps their positions ``p % num_ranks == rank`` (``datasets`` would
@@ -60,8 +61,6 @@ class IndexedStream(torch.utils.data.IterableDataset):
 
     def __init__(self, stream, capacity: int | None = None, flip: bool = False, buffer_size: int = 0,
                  seed: int = 0, rank: int = 0, num_ranks: int = 1, read_shards: bool = True) -> None:
-        import multiprocessing
-
         if flip and capacity is None:
             raise ValueError("mirrored stream items need a capacity (the index of a mirror is capacity + position)")
         if not 0 <= rank < num_ranks:
@@ -104,7 +103,7 @@ class IndexedStream(torch.utils.data.IterableDataset):
         return [s for s in range(self.layout.num_shards) if cut is None or self.layout.offsets[s] < cut]
 
     def rank_shards(self) -> list[int] | None:
-        """The shards only this rank reads (``s % num_ranks == rank`` of those before :attr:`cut` that divide among
+        """The shards only this rank reads (``s % num_ranks == rank`` of those before `cut` that divide among
         the ranks), or None when every rank reads the whole stream."""
         if self.layout is None:
             return None
@@ -113,7 +112,7 @@ class IndexedStream(torch.utils.data.IterableDataset):
         return own or None
 
     def shared_shards(self) -> list[int]:
-        """The last shards before :attr:`cut` that do not divide among the ranks: every rank reads them and keeps
+        """The last shards before `cut` that do not divide among the ranks: every rank reads them and keeps
         its positions ``p % num_ranks == rank`` (empty when the ranks read the whole stream or divide the shards)."""
         if self.rank_shards() is None:
             return []
@@ -135,7 +134,7 @@ class IndexedStream(torch.utils.data.IterableDataset):
                 self._read.value += count
 
     def _shard(self, shard: int):
-        """``(position, example)`` of one shard, read alone and no further than :attr:`cut`; a shard read to its end
+        """``(position, example)`` of one shard, read alone and no further than `cut`; a shard read to its end
         must hold the number of examples its metadata declares."""
         offset, length, cut = self.layout.offsets[shard], self.layout.lengths[shard], self.cut
         wanted = length if cut is None else min(length, cut - offset)
@@ -205,11 +204,9 @@ class IndexedStream(torch.utils.data.IterableDataset):
 
 class IndexedCollator:
     """``(images (B, C, R, R), indices (B,))`` from indexed items: unreadable images are left out and counted in
-    :attr:`skipped` (a counter in shared memory, so DataLoader worker processes count into it too)."""
+    `skipped` (a counter in shared memory, so DataLoader worker processes count into it too)."""
 
     def __init__(self, collate: ImageCollator) -> None:
-        import multiprocessing
-
         self.collate = collate
         self._skipped = multiprocessing.Value("q", 0)
 

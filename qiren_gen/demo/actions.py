@@ -17,7 +17,11 @@ import torch
 from diffusers.utils import make_image_grid
 from PIL import Image
 
+from ..functa import decode_latents, encode_images
+from ..metrics import psnr
+from ..pipelines.schedulers import canonical_sampler_name, make_scheduler
 from .limits import DemoLimits, as_int, check_demo_shots, check_pixels, check_seed, check_steps
+from .uploads import centre_square
 
 ANY_RESOLUTION_SIZES = (16, 32, 64, 128, 256)
 
@@ -46,8 +50,6 @@ def _side(value, field: str, limits: DemoLimits) -> int:
 def using_sampler(pipe, name: str | None) -> Iterator[None]:
     """Sample with the named sampler (``ddim``, ``dpm++``, ...) on the pipeline's noise schedule, then put the
     pipeline's own scheduler back; ``ValueError`` listing the known names for an unknown one."""
-    from ..pipelines.schedulers import canonical_sampler_name, make_scheduler
-
     name = canonical_sampler_name("ddim" if name in (None, "") else name)
     original = pipe.scheduler
     pipe.scheduler = make_scheduler(name, original.config)
@@ -131,10 +133,6 @@ class EncodedUpload:
 def encode_upload(pipe, image: Image.Image, scale: int = 4) -> EncodedUpload:
     """Encode ``image`` (centre-cropped, resized to the training size) with ``encode_images`` (the way the
     modulator says), decode it at that size and ``scale`` times larger; PSNR of the reconstruction."""
-    from ..functa import decode_latents, encode_images
-    from ..metrics import psnr
-    from .uploads import centre_square
-
     side = pipe.prior.config.sample_size
     mode = "L" if pipe.decoder.config.out_channels == 1 else "RGB"
     small = centre_square(image, side, mode)

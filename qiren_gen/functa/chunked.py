@@ -56,18 +56,18 @@ def backward_per_image_mse(
 
     Args:
         decoder: A modulated decoder.
-        modulator: Its :class:`~qiren_gen.models.LatentModulator`.
+        modulator: Its [`LatentModulator`][qiren_gen.models.LatentModulator].
         latents: ``(B, latent_dim)``.
         coords: ``(P, in)`` shared grid or ``(B, P, in)`` points.
         targets: ``(B, P, C)`` values.
         stats: The decoder's ``reference_statistics()`` when already computed.
-        chunk_points: Points per chunk (default: :func:`step_chunk_points`, from ``STEP_MEMORY_BUDGET``).
+        chunk_points: Points per chunk (default: `step_chunk_points`, from ``STEP_MEMORY_BUDGET``).
         penalty: A scalar added to the loss (e.g. a latent prior term), back-propagated once.
         backward: Runs a backward pass, e.g. ``accelerator.backward`` (default ``Tensor.backward``); called once per
             chunk, so loss scaling stays linear.
 
     Returns:
-        The ``(B,)`` per-image errors, as :func:`~qiren_gen.functa.per_image_mse` gives them, without a graph.
+        The ``(B,)`` per-image errors, as [`per_image_mse`][qiren_gen.functa.per_image_mse] gives them, without a graph.
 
     Examples:
         >>> import torch
@@ -110,7 +110,7 @@ def backward_per_image_mse(
         backward(chunk_error.sum())
         mse = chunk_error.detach() if mse is None else mse + chunk_error.detach()
     roots, grads = [], []
-    for root, leaf in zip([modulations, *stat_roots], [modulation_leaf, *stat_leaves]):
+    for root, leaf in zip([modulations, *stat_roots], [modulation_leaf, *stat_leaves], strict=True):
         if root.requires_grad and leaf.grad is not None:
             roots.append(root)
             grads.append(leaf.grad)

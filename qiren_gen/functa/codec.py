@@ -54,10 +54,10 @@ def per_image_mse(decoder, modulator, latents, coords, targets, stats=None) -> t
 
     Args:
         decoder: A modulated decoder.
-        modulator: Its :class:`~qiren_gen.models.LatentModulator`.
+        modulator: Its [`LatentModulator`][qiren_gen.models.LatentModulator].
         latents: ``(B, latent_dim)``.
         coords: ``(P, 2)`` grid (shared) or ``(B, P, 2)`` points.
-        targets: ``(B, P, C)`` values, e.g. from :func:`images_to_targets`.
+        targets: ``(B, P, C)`` values, e.g. from `images_to_targets`.
         stats: The decoder's ``reference_statistics()`` when already computed (else computed here).
 
     Returns:
@@ -93,7 +93,7 @@ def inner_loop(
 
     Args:
         decoder: A modulated decoder.
-        modulator: Its :class:`~qiren_gen.models.LatentModulator` (holds the learned step sizes ``inner_lr``).
+        modulator: Its `LatentModulator` (holds the learned step sizes ``inner_lr``).
         coords: ``(P, 2)`` grid.
         targets: ``(B, P, C)`` values.
         steps: Updates (default ``modulator.config.inner_steps``).
@@ -199,12 +199,12 @@ def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = 
     """Latents of images in ``[-1, 1]``, found the way the modulator says.
 
     ``modulator.config.encoding``: ``"meta_sgd"`` runs the meta-learned inner loop, ``"auto_decode"`` fits the
-    latents with Adam and the decoder frozen (:func:`optimise_latents`). Works at any ``H, W`` (coordinates are
+    latents with Adam and the decoder frozen (`optimise_latents`). Works at any ``H, W`` (coordinates are
     continuous). Decoder and modulator parameters are not changed and receive no gradients.
 
     Args:
         decoder: A modulated decoder.
-        modulator: Its :class:`~qiren_gen.models.LatentModulator`.
+        modulator: Its [`LatentModulator`][qiren_gen.models.LatentModulator].
         images: ``(B, C, H, W)`` in [-1, 1], ``C`` the decoder's ``out_channels``.
         steps: Encoding steps (default ``modulator.config.inner_steps``).
 
@@ -275,11 +275,11 @@ def decode_latents(
 
     Args:
         decoder: A modulated decoder.
-        modulator: Its :class:`~qiren_gen.models.LatentModulator`.
+        modulator: Its [`LatentModulator`][qiren_gen.models.LatentModulator].
         latents: ``(B, latent_dim)``.
         height: Output height in pixels.
         width: Output width in pixels.
-        chunk_size: Grid points per chunk, each rendered for every image (default: :func:`render_chunk_points`,
+        chunk_size: Grid points per chunk, each rendered for every image (default: `render_chunk_points`,
             from a memory budget).
         progress: Wraps the iterator over chunk starts (e.g. a pipeline's ``progress_bar``).
 

@@ -22,7 +22,7 @@ def encode_area_consistent(decoder, modulator, images: torch.Tensor, factor: int
 
     Args:
         decoder: A modulated decoder.
-        modulator: Its :class:`~qiren_gen.models.LatentModulator`.
+        modulator: Its [`LatentModulator`][qiren_gen.models.LatentModulator].
         images: ``(B, C, h, w)`` low-resolution images in [-1, 1].
         factor: Integer upsampling factor the latents will be rendered at.
         steps: Encoding steps (default ``modulator.config.inner_steps``).
@@ -74,13 +74,13 @@ def prior_superresolve(decoder, modulator, images: torch.Tensor, height: int, wi
 
     Args:
         decoder: A trained modulated decoder.
-        modulator: Its :class:`~qiren_gen.models.LatentModulator`.
+        modulator: Its [`LatentModulator`][qiren_gen.models.LatentModulator].
         images: ``(B, C, h, w)`` in [-1, 1].
         height: Output height.
         width: Output width.
         steps: Encoding steps (default ``modulator.config.inner_steps``).
-        chunk_size: Points per image rendered at once (see :func:`~qiren_gen.functa.decode_latents`).
-        consistency: ``"point"`` encodes with the plain encoding (:func:`~qiren_gen.functa.encode_images`);
+        chunk_size: Points per image rendered at once (see [`decode_latents`][qiren_gen.functa.decode_latents]).
+        consistency: ``"point"`` encodes with the plain encoding ([`encode_images`][qiren_gen.functa.encode_images]);
             ``"area"`` (needs ``height / h == width / w``, an integer) fits the area-averaged high-resolution render.
 
     Returns:

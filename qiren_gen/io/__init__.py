@@ -2,13 +2,13 @@
 file and folder it writes. Entry points (the CLI, the scripts, the demo) call these and add no guards of their own;
 each cap is stated once, next to the reader that enforces it. Imports no model.
 
-* :mod:`.weights` ``read_weights``: safetensors or ``torch.load(weights_only=True)``, a full sha256 where known;
-* :mod:`.json_state` ``read_json_state``: typed, bounded fields of a JSON state file;
-* :mod:`.images` ``read_image`` and :mod:`.audio` ``read_wav``: pixel and frame caps checked from the header;
-* :mod:`.atomic`: write beside, flush, rename; a failed write leaves the previous output whole.
+* `.weights` ``read_weights``: safetensors or ``torch.load(weights_only=True)``, a full sha256 where known;
+* `.json_state` ``read_json_state``: typed, bounded fields of a JSON state file;
+* `.images` ``read_image`` and `.audio` ``read_wav``: pixel and frame caps checked from the header;
+* `.atomic`: write beside, flush, rename; a failed write leaves the previous output whole.
 
-Every refusal is one line naming the file (control characters escaped, :func:`.errors.shown`), raised as
-:class:`.errors.BadInputFile` (a ``ValueError``) or :class:`.errors.WriteFailed` (an ``OSError``), both exit code 2.
+Every refusal is one line naming the file (control characters escaped, `.errors.shown`), raised as
+`.errors.BadInputFile` (a ``ValueError``) or `.errors.WriteFailed` (an ``OSError``), both exit code 2.
 """
 from .atomic import (
     append_text,

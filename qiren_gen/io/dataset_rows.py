@@ -1,6 +1,6 @@
 """The one checked reader for dataset image rows: a row's bytes, or a file inside the dataset's own folder or Hub
 cache entry; never a path elsewhere, never a URL (so no connection is made). Shared by the training data
-(:mod:`qiren_gen.data.datasets`) and the FID reference sets (:mod:`qiren_gen.metrics.reference`)."""
+(`qiren_gen.data.datasets`) and the FID reference sets (`qiren_gen.metrics.reference`)."""
 from __future__ import annotations
 
 import io
@@ -8,18 +8,23 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
+import fsspec
+from huggingface_hub import constants
+from PIL import Image
+
 from .errors import quoted
 
 _ARCHIVE_PROTOCOLS = ("zip", "tar")
 REFUSED_KEY = "refused"
-"""Key :class:`RowConfinement` adds to a row it refuses (with the reason); its bytes are empty, its path kept out."""
+"""Key `RowConfinement` adds to a row it refuses (with the reason); its bytes are empty, its path kept out."""
 
 
 @dataclass(frozen=True)
 class RowConfinement:
     """Keeps a dataset's image rows inside the dataset: bytes, or a path under one of ``roots`` (real paths, links
     resolved), or ``hf://datasets/<hub_repo>/...``; archive members (``zip://m::<such a path>``) too. Any other row is
-    replaced by an empty one carrying :data:`REFUSED_KEY` (the reason), which :func:`decode_image` refuses without
+    replaced by an empty one carrying `REFUSED_KEY` (the reason), which `decode_image` refuses without
     opening anything: the row is skipped and counted. Used lazily (``with_transform`` / a one-to-one ``map``)."""
 
     roots: tuple[str, ...]
@@ -27,15 +32,12 @@ class RowConfinement:
 
     @classmethod
     def for_source(cls, data_dir: str | os.PathLike | None, dataset_name: str | None, snapshot: str | None = None,
-                   cache_dir: str | None = None) -> "RowConfinement":
+                   cache_dir: str | None = None) -> RowConfinement:
         """The roots of a loaded dataset: its folder, or its Hub cache entry (and ``datasets``' download cache)."""
         if data_dir is not None:
             return cls((os.path.realpath(data_dir),))
         if Path(dataset_name).is_dir():
             return cls((os.path.realpath(dataset_name),))
-        import datasets
-        from huggingface_hub import constants
-
         entry = Path(constants.HF_HUB_CACHE) / f"datasets--{dataset_name.replace('/', '--')}"
         roots = [os.path.realpath(Path(snapshot).parent.parent)] if snapshot is not None else []  # snapshots + blobs
         roots.append(os.path.realpath(entry))
@@ -84,21 +86,15 @@ class RowConfinement:
 
 def open_image_path(path: str):
     """A PIL image from a local path or an archive member / Hub URL of the dataset (``zip://member::archive.zip``,
-    ``hf://datasets/...``); only called on paths :class:`RowConfinement` let through."""
-    from PIL import Image
-
+    ``hf://datasets/...``); only called on paths `RowConfinement` let through."""
     if "://" not in path and "::" not in path:
         return Image.open(path)
-    import fsspec
-
     with fsspec.open(path, "rb") as handle:
         return Image.open(io.BytesIO(handle.read()))
 
 
 def open_image_value(value):
     """A PIL image (header read) from an undecoded image value; refused rows raise ``ValueError`` unopened."""
-    from PIL import Image
-
     if isinstance(value, dict) and value.get(REFUSED_KEY):
         raise ValueError(value[REFUSED_KEY])
     if isinstance(value, dict) and value.get("bytes") is not None:

@@ -1,6 +1,6 @@
 """The two errors of the boundary, both one line naming the file and both exit code 2 on the command line.
 
-They subclass :class:`~qiren_gen.runtime.errors.CLIError` (what ``run_reporting_errors`` prints as one line) and the
+They subclass `CLIError` (what ``run_reporting_errors`` prints as one line) and the
 built-in type callers already catch: a bad input file is a ``ValueError``, a failed write an ``OSError``.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ def shown(value: str | bytes | os.PathLike) -> str:
 
 
 def quoted(path: str | bytes | os.PathLike) -> str:
-    """A file name for a message: :func:`shown`, in single quotes."""
+    """A file name for a message: `shown`, in single quotes."""
     return f"'{shown(path)}'"
 
 

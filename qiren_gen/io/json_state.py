@@ -1,9 +1,9 @@
 """The one checked reader for JSON state files (a checkpoint's ``training_state.json``, a run's summary): typed and
 bounded fields, checked before any value is used.
 
-The file itself is read by :func:`~qiren_gen.runtime.json_files.read_json_file` (size and nesting caps before
+The file itself is read by `read_json_file` (size and nesting caps before
 parsing); each field named in the schema must then have its type (a boolean is not an int, ``2.0`` is not an int)
-and lie in its range. A ``step`` of ``-100`` or ``"x"`` is one :class:`~.errors.BadInputFile` line naming the file
+and lie in its range. A ``step`` of ``-100`` or ``"x"`` is one `BadInputFile` line naming the file
 and the key, never a run that trains the wrong number of steps.
 """
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _kind(value: Any) -> str:
 def read_json_state(path: str | os.PathLike, schema: Mapping[str, Field], what: str | None = None,
                     max_bytes: int = MAX_STATE_BYTES) -> dict:
     """The JSON object in ``path`` with every field of ``schema`` checked (type and range); other keys are kept as
-    they are. One :class:`~.errors.BadInputFile` line naming the file and the key for a missing, mistyped or
+    they are. One `BadInputFile` line naming the file and the key for a missing, mistyped or
     out-of-range field, or a file that is not a bounded JSON object."""
     what = what or quoted(path)
     try:

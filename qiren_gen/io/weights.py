@@ -2,15 +2,18 @@
 
 safetensors files are read by ``safetensors``; PyTorch files (``.pt``, ``.pth``, ``.bin``) only by
 ``torch.load(weights_only=True)``, whose unpickler builds tensors and plain containers and refuses every other
-class, so nothing in the file runs. Every refusal is one :class:`~.errors.BadInputFile` line naming the file; torch's
+class, so nothing in the file runs. Every refusal is one `BadInputFile` line naming the file; torch's
 advice to retry with the unrestricted unpickler is never passed on.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
+
+from safetensors import SafetensorError
 
 from .errors import BadInputFile, quoted
 
@@ -49,8 +52,7 @@ def _is_safetensors(path: Path) -> bool:
 
 
 def _load_safetensors(path: Path, what: str) -> dict:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # noqa: PLC0415 (torch: qiren_gen.io stays torch-free)
 
     try:
         return load_file(str(path), device="cpu")
@@ -60,9 +62,7 @@ def _load_safetensors(path: Path, what: str) -> dict:
 
 
 def _load_torch(path: Path, what: str) -> object:
-    import pickle
-
-    import torch
+    import torch  # noqa: PLC0415 (torch: qiren_gen.io stays torch-free)
 
     try:
         with open(path, "rb") as handle:
@@ -88,7 +88,7 @@ def _load_torch(path: Path, what: str) -> object:
 def read_torch_file(path: str | os.PathLike, what: str | None = None) -> object:
     """Whatever plain value a PyTorch file holds (tensors in dicts, lists, numbers: an optimizer's state, a custom
     checkpoint object saved as plain data), loaded by ``torch.load(weights_only=True)``; one
-    :class:`~.errors.BadInputFile` line naming the file when it is missing, empty, damaged or a pickle of anything
+    `BadInputFile` line naming the file when it is missing, empty, damaged or a pickle of anything
     else (which is never run)."""
     path = Path(path)
     what = what or quoted(path)
@@ -104,9 +104,9 @@ def read_weights(path: str | os.PathLike, *, sha256: str | None = None, size: in
     ``sha256`` (and ``size``): the file's full digest (and length) when it is known, checked before anything is
     parsed. ``*.safetensors`` is read by safetensors, anything else by ``torch.load(weights_only=True)``; the result
     must be a mapping of names to tensors, every value finite when ``require_finite``. One
-    :class:`~.errors.BadInputFile` line naming the file for every refusal.
+    `BadInputFile` line naming the file for every refusal.
     """
-    import torch
+    import torch  # noqa: PLC0415 (torch: qiren_gen.io stays torch-free)
 
     path = Path(path)
     what = what or quoted(path)

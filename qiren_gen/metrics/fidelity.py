@@ -1,14 +1,17 @@
 """FID / KID with torch-fidelity's feature and metric functions, and reference statistics saved as safetensors."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from torch.utils.data import Dataset
 
+from ..io.atomic import save_tensors
 from .extractors import INCEPTION, SUPPORTED_EXTRACTORS, build_feature_extractor, register_feature_extractors
 from .images import ImageTensorDataset
 
@@ -36,10 +39,6 @@ class ReferenceStatistics:
         The file is safetensors (tensors + JSON metadata), never a pickle: statistics files get shared, and loading a
         stranger's pickle would run its code.
         """
-        import json
-
-        from ..io.atomic import save_tensors
-
         tensors = {"mu": torch.as_tensor(np.asarray(self.mu)).contiguous(),
                    "sigma": torch.as_tensor(np.asarray(self.sigma)).contiguous()}
         if self.features is not None:
@@ -49,12 +48,8 @@ class ReferenceStatistics:
         save_tensors(path, tensors, metadata={"format": STATS_FORMAT, "fields": json.dumps(fields)})
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ReferenceStatistics":
-        """Read a file written by :meth:`save` (safetensors only); a clear ``ValueError`` for anything else."""
-        import json
-
-        from safetensors import safe_open
-
+    def load(cls, path: str | os.PathLike) -> ReferenceStatistics:
+        """Read a file written by `save` (safetensors only); a clear ``ValueError`` for anything else."""
         try:
             with safe_open(os.fspath(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
@@ -94,10 +89,10 @@ def compute_fid_kid(
     functions.
 
     ``samples``: image batch or Dataset of uint8 (3, H, W). ``reference``: a Dataset, an image folder, or
-    :class:`ReferenceStatistics`. Returns (metrics keyed by :func:`metric_names`, the reference statistics used).
-    The extractor is built by :func:`~.extractors.build_feature_extractor` (Inception from checked weights, never
+    `ReferenceStatistics`. Returns (metrics keyed by `metric_names`, the reference statistics used).
+    The extractor is built by `build_feature_extractor` (Inception from checked weights, never
     torch-fidelity's pickle load), and nothing goes through torch-fidelity's on-disk cache (which it reads back with
-    pickle): reuse a reference through the returned :class:`ReferenceStatistics` (``save`` / ``load``) instead.
+    pickle): reuse a reference through the returned `ReferenceStatistics` (``save`` / ``load``) instead.
     """
     input1 = _samples_dataset(samples)
     layer = _layer(feature_extractor)
@@ -167,7 +162,7 @@ def _statistics(features: torch.Tensor, feature_extractor: str, layer: str,
 
 def _metrics(features: torch.Tensor, reference: ReferenceStatistics, feature_extractor: str, kid: bool,
              kid_subsets: int, verbose: bool) -> dict[str, float]:
-    """FID (and KID, on subsets of at most :data:`KID_MAX_SUBSET`) of generated features against the reference."""
+    """FID (and KID, on subsets of at most `KID_MAX_SUBSET`) of generated features against the reference."""
     from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
     from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 

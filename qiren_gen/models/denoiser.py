@@ -17,7 +17,7 @@ from torch import nn
 
 @dataclass
 class LatentDenoiserOutput(BaseOutput):
-    """Output of :class:`LatentDenoiser`: the prediction (noise or velocity, as the scheduler's ``prediction_type``
+    """Output of `LatentDenoiser`: the prediction (noise or velocity, as the scheduler's ``prediction_type``
     says), shape ``(B, latent_dim)``."""
 
     sample: torch.Tensor

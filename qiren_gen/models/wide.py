@@ -3,8 +3,8 @@
 ``ModulatedQIREN`` is as wide as one circuit has qubits (8 features), which caps what a latent can draw. Here each
 hybrid layer feeds ``n_heads`` independent ``n_qubits``-qubit re-uploading circuits, so the width is
 ``n_heads * n_qubits`` (e.g. 32 x 4 = 128) while every circuit stays small and cheap to simulate; all heads run as
-one batched operation (:class:`~qiren_gen.quantum.MultiHeadReuploadingCircuit`). Normalisation and modulation work
-as in :class:`~qiren_gen.models.ModulatedQIREN` (reference-grid statistics: per-sample, resolution independent).
+one batched operation (`MultiHeadReuploadingCircuit`). Normalisation and modulation work
+as in `ModulatedQIREN` (reference-grid statistics: per-sample, resolution independent).
 """
 from __future__ import annotations
 
@@ -15,11 +15,18 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from ..quantum import ENTANGLERS, MultiHeadReuploadingCircuit, simulate_reuploading_heads
+from ..quantum import MultiHeadReuploadingCircuit, simulate_reuploading_heads
+from ..quantum.gates import check_entangler
 from ..quantum.heads import check_head_count
-from ..quantum.simulator import check_circuit_size
-from .modulated import (MODULATIONS, NORMALIZATIONS, _check_choice, decoder_inputs, hybrid_reference_statistics,
-                        reference_grid)
+from ..quantum.simulator import check_circuit_size, check_engine
+from ..runtime.values import check_choice
+from .modulated import (
+    MODULATIONS,
+    NORMALIZATIONS,
+    decoder_inputs,
+    hybrid_reference_statistics,
+    reference_grid,
+)
 
 
 def check_wide_config(n_heads: int, n_qubits: int, hidden_width: int | None) -> None:
@@ -51,7 +58,7 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
         n_blocks: ``Rot`` + entangler blocks per parameter layer.
         entangler: ``"cz_ring"`` or ``"cnot_chain"`` (what the multi-head simulator runs).
         modulation: How latents act on the hybrid layers: ``"shift"``, ``"film"`` or ``"angles"``.
-        normalization: ``"reference"`` or ``"none"``, as in :class:`ModulatedQIREN`.
+        normalization: ``"reference"`` or ``"none"``, as in `ModulatedQIREN`.
         reference_size: Side of the reference grid.
         engine: Circuit simulator engine, ``"fused"`` or ``"autograd"``.
 
@@ -84,9 +91,9 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
     ) -> None:
         super().__init__()
         check_wide_config(n_heads, n_qubits, hidden_width)
-        _check_choice("modulation", modulation, MODULATIONS)
-        _check_choice("normalization", normalization, NORMALIZATIONS)
-        _check_choice("entangler", entangler, ENTANGLERS)
+        check_choice("modulation", modulation, MODULATIONS)
+        check_choice("normalization", normalization, NORMALIZATIONS)
+        check_entangler(entangler)
         if out_channels < 1 or hidden_layers < 0 or in_features < 1 or reference_size < 2:
             raise ValueError("need out_channels >= 1, hidden_layers >= 0, in_features >= 1, reference_size >= 2")
         width = n_heads * n_qubits
@@ -122,7 +129,7 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
 
     def set_engine(self, engine: str) -> None:
         """Simulator engine of the circuits: ``"fused"`` (fast) or ``"autograd"`` (second-order gradients)."""
-        _check_choice("engine", engine, ("fused", "autograd"))
+        check_engine(engine)
         for circuit in self.circuits:
             circuit.engine = engine
 
@@ -136,7 +143,7 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
         modulations: torch.Tensor,
         stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
-        """Signal values ``(B, P, out_channels)``; pass ``stats`` (from :meth:`reference_statistics`) to reuse them."""
+        """Signal values ``(B, P, out_channels)``; pass ``stats`` (from `reference_statistics`) to reuse them."""
         coords, modulations = decoder_inputs(self, coords, modulations)
         if stats is None:
             stats = self.reference_statistics()
@@ -154,10 +161,10 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
                 pre = pre + m[:, None, :]
             elif mode == "film":
                 pre = pre * (1 + m[:, None, :width]) + m[:, None, width:]
-            h = self._angles_circuit(layer, pre, m) if mode == "angles" else self._circuit(layer, pre)
+            h = self._angles_circuit(layer, pre, m) if mode == "angles" else self.shared_circuit(layer, pre)
         return self.output(h)
 
-    def _circuit(self, layer: int, features: torch.Tensor) -> torch.Tensor:
+    def shared_circuit(self, layer: int, features: torch.Tensor) -> torch.Tensor:
         """Shared-weight heads on ``(..., H*n)`` features, in full precision (bf16/fp16 phases are far too coarse)."""
         heads, n = self.config.n_heads, self.config.n_qubits
         dtype = features.dtype

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 _EXPORTS = {
     "QirenGenerationPipeline": ".generation",
-    "bundled_pipeline_dir": ".generation",
+    "bundled_pipeline_dir": ".folders",
     "QirenSignalFittingPipeline": ".signal_fitting",
     "SignalFittingOutput": ".signal_fitting",
     "QirenSuperResolutionPipeline": ".superresolution",
@@ -42,6 +42,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .generation import QirenGenerationPipeline, bundled_pipeline_dir
+    from .folders import bundled_pipeline_dir
+    from .generation import QirenGenerationPipeline
     from .signal_fitting import QirenSignalFittingPipeline, SignalFittingOutput
     from .superresolution import QirenSuperResolutionPipeline, SuperResolutionOutput, interpolate_image

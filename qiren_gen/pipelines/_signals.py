@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from ..data.grids import image_grid, time_grid
-from ..models import MLP, QIREN, SIREN, FourierFeatureMLP
+from ..models import MLP, QFGN, QIREN, QVF, SIREN, FourierFeatureMLP
 
-FittingModel = Union[QIREN, SIREN, MLP, FourierFeatureMLP]  # noqa: UP007 - diffusers' from_pipe reads this hint
+FittingModel = Union[QIREN, SIREN, MLP, FourierFeatureMLP, QFGN, QVF]  # noqa: UP007 - diffusers' from_pipe reads this hint
 """Type hint of a fitting pipeline's ``model``: every class ``build_inr`` makes (``from_pipe`` matches by it)."""
 
 OUTPUT_TYPES = ("np", "pt", "pil")
@@ -26,11 +26,13 @@ def grid_for(shape: tuple[int, ...], in_features: int, align_corners: bool) -> t
 
 
 def as_targets(signal, in_features: int, out_features: int) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """Signal array ``(N[, C])`` or ``(H, W[, C])`` in [-1, 1] -> float32 targets ``(points, C)`` and its spatial shape."""
+    """Signal array ``(N[, C])`` or ``(H, W[, C])`` in [-1, 1] -> float32 targets ``(points, C)`` and its spatial
+    shape."""
     if isinstance(signal, Image.Image):
         signal = np.asarray(signal.convert("L"), dtype=np.float64) / 127.5 - 1
     try:
-        x = signal.detach().cpu() if isinstance(signal, torch.Tensor) else torch.as_tensor(np.asarray(signal, dtype=np.float64))
+        x = (signal.detach().cpu() if isinstance(signal, torch.Tensor)
+             else torch.as_tensor(np.asarray(signal, dtype=np.float64)))
     except (TypeError, ValueError):
         raise ValueError(f"the signal must be an array of numbers, got {type(signal).__name__}") from None
     x = x.to(torch.float32)

@@ -8,13 +8,14 @@ qiren-gen's own models and the diffusers schedulers they sample with (``KarrasDi
 """
 from __future__ import annotations
 
+import diffusers
 from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers, SchedulerMixin
 
 from .. import models
 
 MODEL_CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
     *models.DECODER_CLASSES, models.LatentModulator, models.LatentDenoiser,
-    models.QIREN, models.SIREN, models.MLP, models.FourierFeatureMLP,
+    models.QIREN, models.SIREN, models.MLP, models.FourierFeatureMLP, models.QFGN, models.QVF,
 )}
 """qiren-gen models a component slot may hold (decoders, the modulator and prior, the fitting pipelines' INRs)."""
 
@@ -30,8 +31,6 @@ def _is_package_path(library: str, module: str) -> bool:
 
 def _scheduler_class(name: str) -> type | None:
     """The diffusers scheduler ``name`` (a table entry), or ``None`` when its optional backend is missing."""
-    import diffusers
-
     try:
         klass = getattr(diffusers, name)  # diffusers' own lazy table: a fixed diffusers module, never a folder's
     except (ImportError, AttributeError):

@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from .component_classes import MODEL_CLASSES, SCHEDULER_NAMES
+
 ENTRY_MODULE = "qiren_pipeline"
 """File stem of the module (``qiren_pipeline.py``) and first element of ``_class_name`` in ``model_index.json``."""
 
@@ -110,8 +112,6 @@ def check_saveable_components(components: dict) -> None:
     """``ValueError`` (one line) for a component whose class a saved folder may not name (outside diffusers /
     qiren_gen, or outside the loader's table in ``component_classes``): the safe loader would refuse the folder, so
     it is refused before anything is written."""
-    from .component_classes import MODEL_CLASSES, SCHEDULER_NAMES
-
     for name, part in components.items():
         if part is None:
             continue
@@ -139,5 +139,6 @@ class DiffusersEntryMixin:
         write_diffusers_entry(save_directory, type(self).__name__)
 
 
-__all__ = ["DiffusersEntryMixin", "ENTRY_MODULE", "SAVEABLE_LIBRARIES", "check_saveable_components", "check_entry_module", "entry_module_text", "is_plain_entry_module", "pipeline_class_name",
+__all__ = ["DiffusersEntryMixin", "ENTRY_MODULE", "SAVEABLE_LIBRARIES", "check_entry_module",
+           "check_saveable_components", "entry_module_text", "is_plain_entry_module", "pipeline_class_name",
            "write_diffusers_entry"]

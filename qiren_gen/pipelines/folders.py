@@ -1,4 +1,5 @@
-"""Pipeline folders: find one (a local path or a Hub snapshot) and check it is safe and complete before loading.
+"""Pipeline folders: find one (the bundled one, a local path or a Hub snapshot) and check it is safe and complete
+before loading.
 
 Shared by every pipeline's ``from_pretrained`` through ``loading.safe_from_pretrained``.
 """
@@ -7,10 +8,44 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from huggingface_hub import snapshot_download
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
 from ..runtime.errors import hub_error_reason
+from ..runtime.json_files import read_json_file
 from .component_classes import component_class
 from .diffusers_entry import check_entry_module, pipeline_class_name
-from ..runtime.json_files import read_json_file
+
+BUNDLED_PIPELINE = "qiren-lfw-faces"
+"""Name of the pretrained pipeline shipped in the repository's top-level ``pipelines/`` folder."""
+
+
+def bundled_pipeline_dir() -> Path:
+    """Folder of the bundled pretrained pipeline (LFW faces), loadable offline.
+
+    It is ``qiren_gen/bundled/`` in an installed wheel (the build copies it there), else the checkout's top-level
+    ``pipelines/`` (checkout, editable install).
+
+    Returns:
+        The folder holding ``model_index.json`` and the components.
+
+    Raises:
+        OSError: Neither location holds the pipeline.
+
+    Examples:
+        >>> from qiren_gen.pipelines import bundled_pipeline_dir
+        >>> (bundled_pipeline_dir() / "model_index.json").is_file()
+        True
+    """
+    package = Path(__file__).resolve().parents[1]
+    candidates = (package / "bundled" / BUNDLED_PIPELINE, package.parent / "pipelines" / BUNDLED_PIPELINE)
+    for folder in candidates:
+        if (folder / "model_index.json").is_file():
+            return folder
+    raise OSError(
+        f"the bundled pipeline is in neither '{candidates[0]}' (installed wheel) nor '{candidates[1]}' (checkout); "
+        "pass --pipeline DIR_OR_HUB_ID"
+    )
 
 
 def _check_inside(folder: Path, path: Path) -> None:
@@ -36,9 +71,6 @@ def resolve_pipeline_folder(name_or_path: str | os.PathLike, **hub_kwargs) -> Pa
     if path.exists():
         raise OSError(f"'{name_or_path}' is a file, not a pipeline folder")
     name = str(name_or_path)
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
     try:
         validate_repo_id(name)
     except HFValidationError:

@@ -1,32 +1,37 @@
 """``QirenGenerationPipeline``: noise -> diffusion prior -> latents -> modulated QIREN decoder -> images at any size.
 
 Reads top to bottom as the algorithm (diffusers' order): check inputs, prepare latents, denoising loop under a
-progress bar, decode in coordinate chunks, post-process to ``output_type``.
+progress bar, decode in coordinate chunks, post-process to ``output_type``. Loading lives in ``loading``, the model
+card in ``model_card``, the Hub upload in ``hub``, the component checks in ``component_checks`` and the bundled
+pipeline's folder in ``folders``.
 """
 from __future__ import annotations
 
 import inspect
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Union
 
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
-from diffusers.image_processor import VaeImageProcessor
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.image_processor import VaeImageProcessor
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
 
+from ..functa import decode_latents, prior_superresolve
 from ..models import DECODER_CLASSES, LatentModulator
 from ..models.denoiser import LatentDenoiser
 from ..quantum.noise import as_noise_model
 from ..quantum.shots import check_shots, measurement
-from ..runtime.allocator import configure_allocator
-from ..runtime.errors import hub_error_reason, one_line
+from .component_checks import check_components
 from .diffusers_entry import DiffusersEntryMixin
+from .folders import BUNDLED_PIPELINE, bundled_pipeline_dir  # noqa: F401 - their import path before folders.py
+from .hub import push_pipeline_to_hub
 from .loading import safe_from_pretrained
+from .model_card import read_model_card_sections, write_model_card
 from .schedulers import check_scheduler
 
 DecoderModel = Union[DECODER_CLASSES]  # noqa: UP007 - a runtime Union of a tuple; diffusers' from_pipe reads it
@@ -39,6 +44,7 @@ MAX_BATCH_PIXELS = 2**26
 """Largest ``batch_size * height * width`` one call renders (the output tensor alone is 256 MiB per channel)."""
 
 COMPONENTS = ("decoder", "modulator", "prior", "scheduler")
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
 
 def check_generation_inputs(batch_size: int, height: int, width: int, num_inference_steps: int) -> None:
@@ -61,36 +67,6 @@ def check_generation_inputs(batch_size: int, height: int, width: int, num_infere
         )
 
 
-def check_components(decoder, modulator, prior, scheduler) -> None:
-    """Raise ``ValueError`` when the four components do not fit together (types, latent size, decoder input)."""
-    for name, obj, cls in (("decoder", decoder, DECODER_CLASSES), ("modulator", modulator, LatentModulator),
-                           ("prior", prior, LatentDenoiser)):
-        if not isinstance(obj, cls):
-            expected = cls.__name__ if isinstance(cls, type) else " or ".join(c.__name__ for c in cls)
-            raise ValueError(f"pipeline component '{name}' must be a {expected}, got {type(obj).__name__}")
-    check_scheduler(scheduler)
-    for name, model in (("decoder", decoder), ("modulator", modulator), ("prior", prior)):
-        if not all(bool(torch.isfinite(t).all()) for t in [*model.parameters(), *model.buffers()]
-                   if t.is_floating_point()):
-            raise ValueError(f"pipeline component '{name}' has NaN or infinite weights (damaged or diverged model)")
-    if prior.config.latent_dim != modulator.config.latent_dim:
-        raise ValueError(
-            f"mismatched components: prior latent_dim {prior.config.latent_dim} != modulator latent_dim "
-            f"{modulator.config.latent_dim}"
-        )
-    try:  # the cheapest complete check that modulator output and decoder input agree: decode one point
-        with torch.inference_mode():
-            z = torch.zeros(1, modulator.config.latent_dim, device=modulator.device, dtype=modulator.dtype)
-            coords = torch.zeros(1, 1, 2, device=decoder.device, dtype=decoder.dtype)
-            out = decoder(coords, modulator(z))
-    except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:
-        raise ValueError(f"mismatched components: the decoder cannot take the modulator's output ({one_line(exc)})"
-                         ) from None
-    if out.shape[-1] != decoder.config.out_channels:
-        raise ValueError(f"mismatched components: decoder gives {out.shape[-1]} channels, config says "
-                         f"{decoder.config.out_channels}")
-
-
 class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
     """Unconditional image generation with a functional (QIREN) decoder and a latent diffusion prior.
 
@@ -98,12 +74,17 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
     function of continuous coordinates, renders the image at any height and width (in chunks, so memory stays bounded).
 
     Args:
-        decoder: A modulated decoder: :class:`~qiren_gen.models.FeatureSynthesisDecoder` (the shipped one),
-            :class:`~qiren_gen.models.ModulatedQIREN`, :class:`~qiren_gen.models.ModulatedWideQIREN` or
-            :class:`~qiren_gen.models.ModulatedSIREN`.
-        modulator: The :class:`~qiren_gen.models.LatentModulator` (latent -> modulations) trained with the decoder.
-        prior: The :class:`~qiren_gen.models.LatentDenoiser` trained on the decoder's latents.
+        decoder: A modulated decoder: [`FeatureSynthesisDecoder`][qiren_gen.models.FeatureSynthesisDecoder] (the
+            shipped one), [`ModulatedQIREN`][qiren_gen.models.ModulatedQIREN],
+            [`ModulatedWideQIREN`][qiren_gen.models.ModulatedWideQIREN] or
+            [`ModulatedSIREN`][qiren_gen.models.ModulatedSIREN].
+        modulator: The [`LatentModulator`][qiren_gen.models.LatentModulator] (latent -> modulations) trained with the
+            decoder.
+        prior: The [`LatentDenoiser`][qiren_gen.models.LatentDenoiser] trained on the decoder's latents.
         scheduler: Any diffusers scheduler (DDIM, DPM-Solver++, UniPC, Euler, ...).
+
+    Raises:
+        ValueError: The components do not fit together (their types, latent or modulation sizes, NaN weights).
 
     Examples:
         >>> import torch
@@ -123,7 +104,6 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
     def __init__(self, decoder: DecoderModel, modulator: LatentModulator, prior: LatentDenoiser,
                  scheduler: SchedulerMixin) -> None:
         super().__init__()
-        configure_allocator()  # rendering's large activations stay on the heap (QIREN_GEN_MALLOC=default: off)
         check_components(decoder, modulator, prior, scheduler)
         self.register_modules(decoder=decoder, modulator=modulator, prior=prior, scheduler=scheduler)
         self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
@@ -144,7 +124,17 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
         decoded)."""
         return self._interrupt
 
-    # ----------------------------------------------------------------------------------------------- sampling
+    # ----------------------------------------------------------------------------------------------- checks
+    def check_inputs(self, batch_size: int, height: int, width: int, num_inference_steps: int, output_type: str,
+                     generator, callback_on_step_end=None, callback_on_step_end_tensor_inputs=None) -> None:
+        """Raise ``ValueError`` (one line) for arguments ``__call__`` cannot honour, before any work is done."""
+        check_generation_inputs(batch_size, height, width, num_inference_steps)
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(f"got {len(generator)} generators for batch_size {batch_size}")
+        self.check_callback_inputs(callback_on_step_end, callback_on_step_end_tensor_inputs or ["latents"])
+
     def check_callback_inputs(self, callback_on_step_end, tensor_inputs) -> list[str]:
         """The tensor names a step callback receives, checked against ``_callback_tensor_inputs`` (one line)."""
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
@@ -158,6 +148,7 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
                              f"_callback_tensor_inputs {self._callback_tensor_inputs}")
         return names
 
+    # ----------------------------------------------------------------------------------------------- sampling
     def _run_callback(self, callback, i: int, t, names: list[str], tensors: dict) -> dict:
         """Call ``callback(self, i, t, {name: tensor})``; returns the tensors it replaced, checked (one line)."""
         out = callback(self, i, t, {k: tensors[k] for k in names})
@@ -223,8 +214,6 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
 
         ``chunk_size`` caps the coordinates decoded at once, summed over the images (default: a memory budget,
         ``functa.render_chunk_points``)."""
-        from ..functa import decode_latents
-
         points = None if chunk_size is None else max(1, chunk_size // max(latents.shape[0], 1))
         return decode_latents(self.decoder, self.modulator, latents, height, width, chunk_size=points,
                               progress=lambda chunks: self.progress_bar(list(chunks)))
@@ -242,32 +231,58 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
         latents: torch.Tensor | None = None,
         eta: float = 0.0,
         chunk_size: int | None = None,
-        callback_on_step_end: Callable[["QirenGenerationPipeline", int, torch.Tensor, dict], dict] | None = None,
+        callback_on_step_end: Callable[[QirenGenerationPipeline, int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         shots: int | None = None,
         noise=None,
     ) -> ImagePipelineOutput | tuple:
-        """Sample ``batch_size`` images at ``height`` x ``width`` (default: the training resolution).
+        """Sample ``batch_size`` images at ``height`` x ``width``.
 
-        ``output_type``: ``"pil"`` (list of PIL images), ``"np"`` (``(B, H, W, C)`` in [0, 1]), ``"pt"``
-        (``(B, C, H, W)`` in [0, 1]) or ``"latent"`` (the decoder latents). ``generator`` makes sampling
-        deterministic. ``chunk_size`` caps the number of coordinates decoded at once (memory bound at any
-        resolution). ``callback_on_step_end(pipe, i, t, {name: tensor})`` runs after every denoising step with the
-        tensors named in ``callback_on_step_end_tensor_inputs`` (default ``["latents"]``) and returns them, maybe
-        replaced; setting ``pipe._interrupt = True`` there stops denoising.
+        Args:
+            batch_size: Number of images to sample.
+            height: Height in pixels (default: the training resolution); any size up to 4096 x 4096.
+            width: Width in pixels of the images (default: the training resolution).
+            num_inference_steps: Denoising steps of the prior; more steps are slower and usually cleaner.
+            generator: A `torch.Generator` (or one per image) that makes sampling deterministic.
+            output_type: `"pil"` (a list of PIL images), `"np"` (an array `(B, H, W, C)` in [0, 1]), `"pt"` (a
+                tensor `(B, C, H, W)` in [0, 1]) or `"latent"` (the decoder latents `(B, latent_dim)`, not decoded).
+            return_dict: Return an `ImagePipelineOutput` (default) instead of a plain tuple.
+            latents: Initial noise `(batch_size, latent_dim)` to start denoising from, instead of drawing it from
+                `generator`.
+            eta: DDIM's eta (0: deterministic DDIM); ignored by schedulers without it.
+            chunk_size: Largest number of coordinates decoded at once, summed over the images (default: a memory
+                budget); bounds memory at any resolution without changing the images.
+            callback_on_step_end: `callback(pipe, i, t, {name: tensor})`, run after every denoising step, returns
+                the tensors, maybe replaced; `pipe._interrupt = True` there stops denoising.
+            callback_on_step_end_tensor_inputs: Tensors the callback receives, from `_callback_tensor_inputs`
+                (default `["latents"]`).
+            shots: Decode with every circuit expectation estimated from this many measurement samples (drawn from
+                `generator`, its first one if a list); `None` (default): exact expectations.
+            noise: Noisy gates while decoding: a `quantum.noise.NoiseModel`, a dict of its fields or one depolarising
+                probability; `None` (default): noiseless. See the research page on quantum hardware.
 
-        ``shots=N`` decodes with every circuit expectation estimated from N measurement samples (drawn from
-        ``generator``, its first one if a list), ``noise`` (a ``quantum.noise.NoiseModel``, dict or float) with noisy
-        gates; ``None`` (default): exact expectations. See ``docs/research/hardware.md``.
+        Returns:
+            diffusers' `ImagePipelineOutput` whose `images` are in `output_type`, or, with `return_dict=False`, the
+            tuple `(images,)`.
+
+        Raises:
+            ValueError: An argument the pipeline cannot honour (one line, before any work is done).
+
+        Examples:
+            >>> import torch
+            >>> from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+            >>> pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())
+            >>> pipe.set_progress_bar_config(disable=True)
+            >>> out = pipe(batch_size=2, num_inference_steps=2, height=48, width=64, output_type="np",
+            ...            generator=torch.Generator().manual_seed(0))
+            >>> out.images.shape
+            (2, 48, 64, 1)
         """
         # 1. check inputs
         height = self.prior.config.sample_size if height is None else height
         width = self.prior.config.sample_size if width is None else width
-        check_generation_inputs(batch_size, height, width, num_inference_steps)
-        if output_type not in ("pil", "np", "pt", "latent"):
-            raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
-        if isinstance(generator, list) and len(generator) != batch_size:
-            raise ValueError(f"got {len(generator)} generators for batch_size {batch_size}")
+        self.check_inputs(batch_size, height, width, num_inference_steps, output_type, generator,
+                          callback_on_step_end, callback_on_step_end_tensor_inputs)
         shots, noise = check_shots(shots), as_noise_model(noise)
         # 2-4. timesteps, initial noise and the denoising loop
         z = self.sample_latents(batch_size, num_inference_steps, generator, latents, eta,
@@ -291,10 +306,6 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
     ):
         """Prior-based superresolution: encode low-resolution ``images`` (PIL list, or ``(B, C, h, w)`` in [0, 1])
         with the generative decoder and render them at ``height x width``; returns ``output_type`` images."""
-        from PIL import Image
-
-        from ..functa import prior_superresolve
-
         check_generation_inputs(1, height, width, 1)
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
@@ -315,103 +326,29 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
 
     # ----------------------------------------------------------------------------------------- save / load
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "QirenGenerationPipeline":
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> QirenGenerationPipeline:
         """Load from a local folder or a Hub id; weights only as safetensors, never code from the folder.
 
         Raises ``OSError`` (folder missing, not a pipeline, Hub unreachable) or ``ValueError`` (missing or mismatched
         components) with one clear line.
         """
-
         pipe = safe_from_pretrained(cls, pretrained_model_name_or_path, COMPONENTS, **kwargs)
-        folder = Path(pipe.config._name_or_path)
-        card = folder / "README.md"
-        if card.is_file():
-            pipe.model_card_sections = parse_model_card_sections(card.read_text())
+        pipe.model_card_sections = read_model_card_sections(Path(pipe.config._name_or_path))
         return pipe
 
     def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True, **kwargs) -> None:
         """Save components (safetensors), ``model_index.json``, the diffusers entry module ``qiren_pipeline.py`` and a
         generated ``README.md`` model card (both ways to load)."""
         super().save_pretrained(save_directory, safe_serialization=safe_serialization, **kwargs)
-        from .model_card import generate_model_card
+        write_model_card(self, save_directory)
 
-        Path(save_directory, "README.md").write_text(
-            generate_model_card(self, self.model_card_sections, self.model_card_location))
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        commit_message: str | None = None,
-        private: bool | None = None,
-        token: str | None = None,
-        create_pr: bool = False,
-        **kwargs,
-    ) -> str:
+    def push_to_hub(self, repo_id: str, commit_message: str | None = None, private: bool | None = None,
+                    token: str | None = None, create_pr: bool = False, **kwargs) -> str:
         """Save to a temporary folder (weights, configs, model card) and upload it to ``repo_id``; returns the URL.
 
         Raises ``OSError`` with one line when the Hub cannot be reached (offline, no token, no network).
         """
-        from huggingface_hub import create_repo, upload_folder
-
-        try:
-            repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-            location, self.model_card_location = self.model_card_location, repo_id
-            with tempfile.TemporaryDirectory() as tmp:
-                try:
-                    self.save_pretrained(tmp)
-                finally:
-                    self.model_card_location = location
-                info = upload_folder(repo_id=repo_id, folder_path=tmp, token=token, create_pr=create_pr,
-                                     commit_message=commit_message or "Upload QirenGenerationPipeline")
-        except Exception as exc:  # noqa: BLE001 - requests / huggingface_hub errors: one line for all
-            raise OSError(f"cannot push to the Hugging Face Hub repo '{repo_id}' ({hub_error_reason(exc)}).") from None
-        return str(info)
+        return push_pipeline_to_hub(self, repo_id, commit_message, private, token, create_pr)
 
 
-def parse_model_card_sections(text: str) -> dict[str, str]:
-    """The ``## Training`` / ``## Quality`` sections of a model card, so a re-saved pipeline keeps them."""
-    from .model_card import KEPT_SECTIONS
-
-    sections: dict[str, str] = {}
-    current = None
-    for line in text.splitlines():
-        if line.startswith("## "):
-            current = line[3:].strip() if line[3:].strip() in KEPT_SECTIONS else None
-            if current:
-                sections[current] = ""
-            continue
-        if current:
-            sections[current] += line + "\n"
-    return {k: v.strip() + "\n" for k, v in sections.items()}
-
-
-BUNDLED_PIPELINE = "qiren-lfw-faces"
-"""Name of the pretrained pipeline shipped in the repository's top-level ``pipelines/`` folder."""
-
-
-def bundled_pipeline_dir() -> Path:
-    """Folder of the bundled pretrained pipeline (LFW faces), loadable offline.
-
-    It is ``qiren_gen/bundled/`` in an installed wheel (the build copies it there), else the checkout's top-level
-    ``pipelines/`` (checkout, editable install).
-
-    Returns:
-        The folder holding ``model_index.json`` and the components.
-
-    Raises:
-        OSError: Neither location holds the pipeline.
-
-    Examples:
-        >>> from qiren_gen.pipelines import bundled_pipeline_dir
-        >>> (bundled_pipeline_dir() / "model_index.json").is_file()
-        True
-    """
-    package = Path(__file__).resolve().parents[1]
-    candidates = (package / "bundled" / BUNDLED_PIPELINE, package.parent / "pipelines" / BUNDLED_PIPELINE)
-    for folder in candidates:
-        if (folder / "model_index.json").is_file():
-            return folder
-    raise OSError(
-        f"the bundled pipeline is in neither '{candidates[0]}' (installed wheel) nor '{candidates[1]}' (checkout); "
-        "pass --pipeline DIR_OR_HUB_ID"
-    )
+__all__ = ["MAX_BATCH_PIXELS", "MAX_RENDER_PIXELS", "QirenGenerationPipeline", "check_generation_inputs"]

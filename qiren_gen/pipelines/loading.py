@@ -18,9 +18,12 @@ from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline
+from diffusers.pipelines.pipeline_utils import SUPPORTED_DEVICE_MAP
 from diffusers.schedulers.scheduling_utils import SCHEDULER_CONFIG_NAME, SchedulerMixin
 from diffusers.utils import logging
+from diffusers.utils.torch_utils import get_device
 
+from .. import models
 from ..models.config_checks import check_model_config, check_scheduler_config
 from ..runtime.errors import one_line
 from ..runtime.json_files import read_json_file
@@ -75,11 +78,9 @@ def _device_for(device_map) -> str | None:
     """
     if device_map is None:
         return None
-    from diffusers.pipelines.pipeline_utils import SUPPORTED_DEVICE_MAP
-    from diffusers.utils.torch_utils import get_device
-
     if not isinstance(device_map, str) or device_map not in SUPPORTED_DEVICE_MAP:
-        raise ValueError(f"device_map={device_map!r} is not supported; use one of: {', '.join(dict.fromkeys(SUPPORTED_DEVICE_MAP))}")
+        raise ValueError(f"device_map={device_map!r} is not supported; use one of: "
+                         f"{', '.join(dict.fromkeys(SUPPORTED_DEVICE_MAP))}")
     if device_map == "balanced":
         device = get_device()
         return None if device == "cpu" else device
@@ -88,7 +89,8 @@ def _device_for(device_map) -> str | None:
 
 def _weights_variant(sub: Path, variant: str | None) -> str | None:
     """The variant to load from ``sub``: the one asked for (``ValueError`` when absent), or, with none asked, the
-    single variant a folder saved with ``variant=`` holds (diffusers' name ``diffusion_pytorch_model.<v>.safetensors``)."""
+    single variant a folder saved with ``variant=`` holds (diffusers' name
+    ``diffusion_pytorch_model.<v>.safetensors``)."""
     plain = (sub / "diffusion_pytorch_model.safetensors").is_file() or any(
         sub.glob("diffusion_pytorch_model-*-of-*.safetensors"))
     found = sorted({p.name.split(".")[1] for p in sub.glob("diffusion_pytorch_model.*.safetensors")
@@ -193,11 +195,8 @@ def safe_from_pretrained(cls: type[DiffusionPipeline], name_or_path: str | os.Pa
     return pipe
 
 
-
 def load_stage1(folder: str | Path):
     """``(decoder, modulator)`` from ``folder/decoder`` and ``folder/modulator`` (safetensors only)."""
-    from .. import models
-
     folder = Path(folder)
     for sub in ("decoder", "modulator"):
         if not (folder / sub / "config.json").is_file():

@@ -1,5 +1,11 @@
-"""Model card (README.md) for a saved ``QirenGenerationPipeline``: what it is, how to use it, how it was made."""
+"""Model card (README.md) for a saved ``QirenGenerationPipeline``: what it is, how to use it, how it was made; and
+the free-form sections read back from a saved card, so a re-saved pipeline keeps them."""
 from __future__ import annotations
+
+from pathlib import Path
+
+CARD_FILE = "README.md"
+"""The model card's file name in a pipeline folder (the Hub shows it as the repository's page)."""
 
 KEPT_SECTIONS = ("Training", "Quality", "Limitations")
 """Free-form sections a training script fills in; they survive ``from_pretrained`` -> ``save_pretrained``."""
@@ -14,8 +20,8 @@ def _decoder_details(cfg) -> str:
         circuits = cfg.features in ("circuit", "quantum")  # "quantum": the former name of "circuit"
         source = (f"{cfg.n_heads} circuits of {cfg.n_qubits} qubits ({cfg.entangler}, {cfg.n_reuploads} re-uploads)"
                   if circuits else f"{cfg.n_fourier} random Fourier frequencies")
-        return (f"{'quantum' if circuits else cfg.features} coordinate features from {source}, then {cfg.hidden_layers} synthesis layers of width "
-                f"{cfg.hidden_features}, modulation `{cfg.modulation}`")
+        return (f"{'quantum' if circuits else cfg.features} coordinate features from {source}, then "
+                f"{cfg.hidden_layers} synthesis layers of width {cfg.hidden_features}, modulation `{cfg.modulation}`")
     if "n_qubits" in cfg:
         return (f"{cfg.n_qubits} qubits, {cfg.hidden_layers} hidden layers, {cfg.n_reuploads} re-uploads, "
                 f"{cfg.n_blocks} blocks, modulation `{cfg.modulation}`")
@@ -25,21 +31,33 @@ def _decoder_details(cfg) -> str:
 def generate_model_card(pipeline, sections: dict[str, str] | None = None, repo_id: str | None = None) -> str:
     """Markdown model card with Hub metadata, component table, usage and the given free-form sections."""
     sections = dict(sections or {})
-    dec, mod, prior = pipeline.decoder, pipeline.modulator, pipeline.prior
-    size = prior.config.sample_size
-    channels = dec.config.out_channels
     where = repo_id or "path/to/this/folder"
+    size = pipeline.prior.config.sample_size
+    body = [*_card_header(pipeline), *_usage_section(where), *_evaluation_section(where, size)]
+    for name in KEPT_SECTIONS:
+        if sections.get(name):
+            body += [f"## {name}", "", sections[name].strip(), ""]
+    return "\n".join(body)
+
+
+def _component_table(pipeline) -> str:
+    dec, mod, prior, scheduler = pipeline.decoder, pipeline.modulator, pipeline.prior, pipeline.scheduler
     rows = [
         ("decoder", type(dec).__name__, _params(dec), _decoder_details(dec.config)),
         ("modulator", type(mod).__name__, _params(mod), f"latent_dim {mod.config.latent_dim}"),
         ("prior", type(prior).__name__, _params(prior),
          f"residual MLP, {prior.config.num_blocks} blocks of width {prior.config.hidden_dim}"),
-        ("scheduler", type(pipeline.scheduler).__name__, 0,
-         f"{pipeline.scheduler.config.num_train_timesteps} training timesteps, "
-         f"`{pipeline.scheduler.config.beta_schedule}` betas"),
+        ("scheduler", type(scheduler).__name__, 0,
+         f"{scheduler.config.num_train_timesteps} training timesteps, `{scheduler.config.beta_schedule}` betas"),
     ]
-    table = "\n".join(f"| `{n}` | `{c}` | {p:,} | {d} |" for n, c, p, d in rows)
-    body = [
+    return "\n".join(f"| `{n}` | `{c}` | {p:,} | {d} |" for n, c, p, d in rows)
+
+
+def _card_header(pipeline) -> list[str]:
+    """Hub metadata, the title, what the model does and its component table."""
+    size = pipeline.prior.config.sample_size
+    kind = "grayscale" if pipeline.decoder.config.out_channels == 1 else "RGB"
+    return [
         "---",
         "license: apache-2.0",
         "library_name: diffusers",
@@ -49,15 +67,21 @@ def generate_model_card(pipeline, sections: dict[str, str] | None = None, repo_i
         "",
         "# QIREN functional diffusion model",
         "",
-        f"Samples {'grayscale' if channels == 1 else 'RGB'} images at any resolution (trained at {size}x{size}): a "
+        f"Samples {kind} images at any resolution (trained at {size}x{size}): a "
         "latent diffusion prior draws a latent, a hypernetwork turns it into modulations of a quantum implicit "
         "neural representation ([QIREN](https://arxiv.org/abs/2406.03873)), and the decoder is evaluated on a "
         "coordinate grid of any size. Made with qiren-gen (`QirenGenerationPipeline`).",
         "",
         "| component | class | parameters | details |",
         "|---|---|---:|---|",
-        table,
+        _component_table(pipeline),
         "",
+    ]
+
+
+def _usage_section(where: str) -> list[str]:
+    """How to load and sample: qiren-gen, plain diffusers, the command line and the demo."""
+    return [
         "## Usage",
         "",
         "```python",
@@ -95,6 +119,12 @@ def generate_model_card(pipeline, sections: dict[str, str] | None = None, repo_i
         f"qiren-gen demo --pipeline {where}",
         "```",
         "",
+    ]
+
+
+def _evaluation_section(where: str, size: int) -> list[str]:
+    """The FID / KID command."""
+    return [
         "## Evaluation",
         "",
         "FID / KID with torch-fidelity's standard Inception features (the weights download once; offline, pass a "
@@ -106,7 +136,31 @@ def generate_model_card(pipeline, sections: dict[str, str] | None = None, repo_i
         "```",
         "",
     ]
-    for name in KEPT_SECTIONS:
-        if sections.get(name):
-            body += [f"## {name}", "", sections[name].strip(), ""]
-    return "\n".join(body)
+
+
+def parse_model_card_sections(text: str) -> dict[str, str]:
+    """The ``## Training`` / ``## Quality`` / ``## Limitations`` sections of a model card, so a re-saved pipeline
+    keeps them."""
+    sections: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip() if line[3:].strip() in KEPT_SECTIONS else None
+            if current:
+                sections[current] = ""
+            continue
+        if current:
+            sections[current] += line + "\n"
+    return {k: v.strip() + "\n" for k, v in sections.items()}
+
+
+def read_model_card_sections(folder: str | Path) -> dict[str, str]:
+    """The kept sections of ``folder``'s model card (``{}`` when the folder has none)."""
+    card = Path(folder) / CARD_FILE
+    return parse_model_card_sections(card.read_text()) if card.is_file() else {}
+
+
+def write_model_card(pipeline, folder: str | Path) -> None:
+    """Write ``pipeline``'s generated model card into ``folder`` (its kept sections and Hub location included)."""
+    text = generate_model_card(pipeline, pipeline.model_card_sections, pipeline.model_card_location)
+    Path(folder, CARD_FILE).write_text(text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import diffusers
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 
@@ -58,8 +59,6 @@ def canonical_sampler_name(name: str) -> str:
 
 def make_scheduler(name: str, config) -> SchedulerMixin:
     """A fresh diffusers scheduler for sampler ``name`` on the noise schedule of ``config`` (a scheduler config)."""
-    import diffusers
-
     spec = SAMPLERS[canonical_sampler_name(name)]
     cls = getattr(diffusers, spec.class_name)
     return cls.from_config(config, **spec.overrides)

@@ -20,13 +20,14 @@ from ..training.fitting import (
     fit_inr,
     render,
 )
-from .diffusers_entry import DiffusersEntryMixin
 from ._signals import FittingModel, as_targets, check_fit_inputs, grid_for, postprocess
+from .diffusers_entry import DiffusersEntryMixin
+from .loading import safe_from_pretrained
 
 
 @dataclass
 class SignalFittingOutput(BaseOutput):
-    """What :class:`QirenSignalFittingPipeline` returns.
+    """What `QirenSignalFittingPipeline` returns.
 
     Args:
         signal: The fitted signal, as ``output_type`` asked (numpy array, torch tensor or list).
@@ -58,7 +59,7 @@ class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
 
     Args:
         model: A coordinate network from ``qiren_gen.models.MODEL_BUILDERS`` (``QIREN``, ``SIREN``, the MLPs); build
-            one by name with :meth:`from_model_name`.
+            one by name with `from_model_name`.
 
     Examples:
         >>> import numpy as np
@@ -79,8 +80,6 @@ class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """Load a saved pipeline (folder or Hub id): safetensors weights only, never code or pickles from the folder."""
-        from .loading import safe_from_pretrained
-
         return safe_from_pretrained(cls, pretrained_model_name_or_path, ("model",), **kwargs)
 
     @classmethod
@@ -106,7 +105,7 @@ class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
         output_type: str = "np",
         return_dict: bool = True,
         schedule: str | None = None,
-        callback_on_step_end: Callable[["QirenSignalFittingPipeline", int, int, dict], object] | None = None,
+        callback_on_step_end: Callable[[QirenSignalFittingPipeline, int, int, dict], object] | None = None,
     ) -> SignalFittingOutput | tuple:
         """Fit the model to ``signal`` and return the fitted signal on the same grid.
 

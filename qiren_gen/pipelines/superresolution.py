@@ -10,6 +10,7 @@ Reading order (diffusers style): ``check_inputs`` -> ``encode`` -> ``decode`` (r
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +20,10 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
 from ..data.grids import MAX_GRID_POINTS
+from ..functa import decode_latents, encode_images
 from ..metrics import psnr
 from ..metrics.signals import mse
+from ..models import LatentModulator
 from ..training.fitting import (
     DEFAULT_STEPS,
     SCHEDULES,
@@ -30,17 +33,17 @@ from ..training.fitting import (
     fit_inr,
     render,
 )
-from .diffusers_entry import DiffusersEntryMixin
-from ..models import LatentModulator
 from ._signals import FittingModel, as_targets, check_fit_inputs, grid_for, postprocess
+from .diffusers_entry import DiffusersEntryMixin
 from .generation import DecoderModel
+from .loading import safe_from_pretrained
 
 INTERPOLATION_MODES = ("bilinear", "nearest", "bicubic")
 
 
 @dataclass
 class SuperResolutionOutput(BaseOutput):
-    """What :class:`QirenSuperResolutionPipeline` returns.
+    """What `QirenSuperResolutionPipeline` returns.
 
     Args:
         images: The high-resolution image(s), as ``output_type`` asked.
@@ -99,9 +102,9 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
     fit learned, not one renormalised to the statistics of the new grid.
 
     Args:
-        model: Fit mode: the coordinate network to fit (build one by name with :meth:`from_model_name`).
+        model: Fit mode: the coordinate network to fit (build one by name with `from_model_name`).
         decoder: Prior mode: a trained modulated decoder (with ``modulator``, instead of ``model``).
-        modulator: Prior mode: the decoder's :class:`~qiren_gen.models.LatentModulator`.
+        modulator: Prior mode: the decoder's [`LatentModulator`][qiren_gen.models.LatentModulator].
 
     Examples:
         >>> import numpy as np
@@ -132,15 +135,13 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
         return "fit" if self.model is not None else "prior"
 
     @classmethod
-    def from_generation_pipeline(cls, pipeline) -> "QirenSuperResolutionPipeline":
+    def from_generation_pipeline(cls, pipeline) -> QirenSuperResolutionPipeline:
         """Prior mode sharing the decoder and hypernetwork of a (pretrained) ``QirenGenerationPipeline``."""
         return cls(decoder=pipeline.decoder, modulator=pipeline.modulator)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """Load a saved pipeline (folder or Hub id): safetensors weights only, never code or pickles from the folder."""
-        from .loading import safe_from_pretrained
-
         parts = ("model", "decoder", "modulator")  # fit mode saves only model, prior mode decoder + modulator
         return safe_from_pretrained(cls, pretrained_model_name_or_path, parts, optional=parts, **kwargs)
 
@@ -158,7 +159,8 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
 
     def encode(self, image, num_steps: int, learning_rate: float | None, align_corners: bool,
                schedule: str | None = None):
-        """Fit the model to the low-resolution image; returns (fitted low-res values, targets, spatial shape, result)."""
+        """Fit the model to the low-resolution image; returns (fitted low-res values, targets, spatial shape,
+        result)."""
         cfg = self.model.config
         targets, spatial = as_targets(image, cfg.in_features, cfg.out_features)
         coords = grid_for(spatial, 2, align_corners).to(self.device)
@@ -173,10 +175,6 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
 
         Returns (low-res render, targets, spatial shape, high-res render, seconds). Pixel-centre grids only.
         """
-        import time
-
-        from ..functa import decode_latents, encode_images
-
         channels = self.decoder.config.out_channels
         targets, spatial = as_targets(image, 2, channels)
         if len(spatial) != 2:

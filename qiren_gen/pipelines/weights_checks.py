@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from ..models.config_checks import MAX_COMPONENT_ELEMENTS
 from ..runtime.json_files import read_json_file
@@ -56,8 +57,6 @@ def weight_files(sub: Path, variant: str | None, where: str) -> list[Path]:
 
 
 def _read_headers(files: list[Path], where: str) -> dict[str, tuple[tuple[int, ...], str, Path]]:
-    from safetensors import safe_open
-
     found: dict[str, tuple[tuple[int, ...], str, Path]] = {}
     for path in files:
         try:
@@ -97,8 +96,6 @@ def check_weights(files: list[Path], expected: dict[str, tuple[tuple[int, ...], 
 
 
 def _check_finite(found: dict[str, tuple[tuple[int, ...], str, Path]], where: str) -> None:
-    from safetensors import safe_open
-
     by_file: dict[Path, list[str]] = {}
     for key, (_, dtype, path) in found.items():
         if dtype in _FLOATING:

@@ -1,10 +1,10 @@
 """The PennyLane twin of the re-uploading circuits, with shots and noise: the same trained circuit on any device.
 
-One quantum-function builder (:func:`reuploading_qfunc`) and one ``TorchLayer`` builder (:func:`torch_layer`) serve
+One quantum-function builder (`reuploading_qfunc`) and one ``TorchLayer`` builder (`torch_layer`) serve
 ``DataReuploadingCircuit.to_pennylane`` / ``qfunc`` and ``MultiHeadReuploadingCircuit.to_pennylane`` / ``qfunc``.
 
-The circuit is written gate by gate (``Rot``, ``CZ`` / ``CNOT``, ``RZ``) so that a :class:`~.noise.NoiseModel`'s
-channels sit exactly where :mod:`.mixed` puts them: after every gate on each of its wires
+The circuit is written gate by gate (``Rot``, ``CZ`` / ``CNOT``, ``RZ``) so that a `NoiseModel`'s
+channels sit exactly where `mixed` puts them: after every gate on each of its wires
 ``DepolarizingChannel``, ``AmplitudeDamping``, ``PhaseDamping``; ``BitFlip`` on every wire before measurement.
 Without noise the gates are those of ``StronglyEntanglingLayers(imprimitive=CZ)`` (or the CNOT variants) expanded.
 """
@@ -29,7 +29,7 @@ def reuploading_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler:
     The one PennyLane twin of every simulator in this package (``DataReuploadingCircuit``, each head of
     ``MultiHeadReuploadingCircuit``). Without noise the ring entanglers are ``StronglyEntanglingLayers`` (with ``CZ``
     or ``CNOT``), so drawings at ``level="top"`` show the template; with noise, or for ``"cnot_chain"``, the same
-    gates are written one by one so the channels sit where :mod:`.mixed` puts them.
+    gates are written one by one so the channels sit where `mixed` puts them.
 
     Args:
         n_qubits: Qubits (wires) of the register.
@@ -55,13 +55,35 @@ def reuploading_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler:
 
     if entangler not in ENTANGLERS:
         raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}.")
-    wires = list(range(n_qubits))
-    wires_read = [(j,) for j in wires] if wires_read is None else wires_read
-    pairs = entangler_pairs(n_qubits, n_blocks, entangler)
-    two_qubit = qml.CZ if entangler == "cz_ring" else qml.CNOT
+    wires_read = [(j,) for j in range(n_qubits)] if wires_read is None else wires_read
     noise = as_noise_model(noise)
-    template = noise is None and entangler != "cnot_chain"
+    channels = _noise_channels(qml, noise)
+    layer = _parameter_layer(qml, n_qubits, n_blocks, entangler, channels,
+                             template=noise is None and entangler != "cnot_chain")
 
+    def body(inputs, weights, sc):
+        for r in range(n_reuploads):
+            layer(weights[r])
+            for j in range(n_qubits):
+                qml.RZ(inputs[..., j] if sc is None else sc[r][j] * inputs[..., j], wires=j)
+                channels(j)
+        layer(weights[n_reuploads])
+        return _readout(qml, n_qubits, wires_read, noise)
+
+    if learnable_scales:
+        def circuit(inputs, weights, scales):
+            return body(inputs, weights, scales)
+    else:  # fixed scales as plain floats: the circuit takes torch and NumPy arguments alike
+        fixed = None if scales is None else scales.detach().to("cpu", torch.float64).expand(
+            n_reuploads, n_qubits).tolist()
+
+        def circuit(inputs, weights):
+            return body(inputs, weights, fixed)
+    return circuit
+
+
+def _noise_channels(qml, noise: NoiseModel | None):
+    """``channels(*wires)``: the noise model's gate channels after a gate on ``wires`` (nothing without noise)."""
     def channels(*on):
         if noise is None:
             return
@@ -72,6 +94,15 @@ def reuploading_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler:
                 qml.AmplitudeDamping(noise.amplitude_damping, wires=w)
             if noise.dephasing > 0:
                 qml.PhaseDamping(noise.dephasing, wires=w)
+    return channels
+
+
+def _parameter_layer(qml, n_qubits: int, n_blocks: int, entangler: str, channels, template: bool):
+    """``layer(w)``: one parameter layer (``n_blocks`` of ``Rot`` on every wire, then the entangler), as the
+    ``StronglyEntanglingLayers`` template or gate by gate with ``channels`` after every gate."""
+    wires = list(range(n_qubits))
+    pairs = entangler_pairs(n_qubits, n_blocks, entangler)
+    two_qubit = qml.CZ if entangler == "cz_ring" else qml.CNOT
 
     def layer(w):
         if template:
@@ -84,28 +115,15 @@ def reuploading_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler:
             for control, target in pairs[block]:
                 two_qubit(wires=[control, target])
                 channels(control, target)
+    return layer
 
-    def body(inputs, weights, sc):
-        for r in range(n_reuploads):
-            layer(weights[r])
-            for j in wires:
-                qml.RZ(inputs[..., j] if sc is None else sc[r, j] * inputs[..., j], wires=j)
-                channels(j)
-        layer(weights[n_reuploads])
-        if noise is not None and noise.readout > 0:
-            for j in wires:
-                qml.BitFlip(noise.readout, wires=j)
-        return [qml.expval(functools.reduce(operator.matmul, [qml.PauliZ(j) for j in obs])) for obs in wires_read]
 
-    if learnable_scales:
-        def circuit(inputs, weights, scales):
-            return body(inputs, weights, scales)
-    else:
-        fixed = None if scales is None else scales.detach().clone().expand(n_reuploads, n_qubits)
-
-        def circuit(inputs, weights):
-            return body(inputs, weights, None if fixed is None else fixed.to(weights.dtype))
-    return circuit
+def _readout(qml, n_qubits: int, wires_read, noise: NoiseModel | None):
+    """The readout: a bit flip on every wire for the noise model's readout error, then the Z-string expectations."""
+    if noise is not None and noise.readout > 0:
+        for j in range(n_qubits):
+            qml.BitFlip(noise.readout, wires=j)
+    return [qml.expval(functools.reduce(operator.matmul, [qml.PauliZ(j) for j in obs])) for obs in wires_read]
 
 
 def torch_layer(qfunc, trainable: dict[str, torch.Tensor], n_qubits: int, device="default.qubit",
@@ -113,7 +131,7 @@ def torch_layer(qfunc, trainable: dict[str, torch.Tensor], n_qubits: int, device
     """``qfunc`` as a ``qml.qnn.TorchLayer`` on ``device`` holding copies of ``trainable``: the one layer builder.
 
     Args:
-        qfunc: A quantum function of ``(inputs, **trainable)``, e.g. from :func:`reuploading_qfunc`.
+        qfunc: A quantum function of ``(inputs, **trainable)``, e.g. from `reuploading_qfunc`.
         trainable: Argument name -> tensor; each becomes a parameter of the layer (a copy).
         n_qubits: Wires of the device built from a device name.
         device: A PennyLane device name (any plugin) or a device object.

@@ -1,7 +1,7 @@
 """Gate-by-gate simulation of the re-uploading circuits with noise: pure states, or exact density matrices.
 
-The fast engines (:mod:`.simulator`, :mod:`.heads`) merge gates and skip what cannot change ``|psi|^2``; a noisy
-device cannot: every gate is followed by its channels (:mod:`.noise`). This module applies the circuit one gate at
+The fast engines (`simulator`, `heads`) merge gates and skip what cannot change ``|psi|^2``; a noisy
+device cannot: every gate is followed by its channels (`noise`). This module applies the circuit one gate at
 a time to a batch of circuits ``C`` (1 circuit, H heads, or S per-sample weight sets) times a batch of inputs ``B``:
 
 * pure states ``(C, B, 2^n)`` when there is no gate noise (shots and readout error only act on the outcome

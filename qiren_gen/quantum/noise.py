@@ -1,7 +1,7 @@
 """Noise channels for the re-uploading circuits: what a device does to them, as exact superoperators.
 
 ``NoiseModel`` places PennyLane's channels at fixed points of the circuit, the same in the density-matrix simulator
-(:mod:`.mixed`) and in the PennyLane export (:mod:`.export`):
+(`mixed`) and in the PennyLane export (`export`):
 
 * after every gate (each ``Rot``, each encoding ``RZ``, each ``CZ`` / ``CNOT``), on every wire the gate touches:
   ``DepolarizingChannel(depolarizing)``, then ``AmplitudeDamping(amplitude_damping)`` (T1-like), then

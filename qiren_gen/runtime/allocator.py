@@ -2,7 +2,7 @@
 
 glibc serves blocks above its mmap threshold (which grows to at most 32 MiB) with a fresh ``mmap`` and returns them
 with ``munmap`` on free. A (16, 4096, 128) float32 activation is exactly 32 MiB, so without this every such tensor is
-mapped and faulted in page by page on every step. :func:`configure_allocator` raises the mmap threshold and the trim
+mapped and faulted in page by page on every step. `configure_allocator` raises the mmap threshold and the trim
 threshold to 1 GiB through ``mallopt`` (blocks up to 1 GiB are reused from the heap; larger ones still go back to the
 system). Only on Linux with glibc; elsewhere it does nothing. ``QIREN_GEN_MALLOC=default`` leaves glibc's own
 settings (see ``docs/performance.md``).

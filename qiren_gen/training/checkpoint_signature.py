@@ -19,7 +19,7 @@ def model_signature(decoder, modulator) -> dict[str, Any]:
 
 
 def run_signature(decoder, modulator, table=None) -> dict[str, Any]:
-    """:func:`model_signature`, plus the latent table's shape and update rule when the run auto-decodes."""
+    """`model_signature`, plus the latent table's shape and update rule when the run auto-decodes."""
     signature = model_signature(decoder, modulator)
     if table is not None:
         signature["latent_table"] = list(table.latents.shape)

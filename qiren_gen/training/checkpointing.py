@@ -59,7 +59,7 @@ def resolve_resume_checkpoint(output_dir: str | os.PathLike, resume_from_checkpo
 
 def agreed_resume_checkpoint(accelerator, output_dir: str | os.PathLike,
                              resume_from_checkpoint: str | None) -> Path | None:
-    """:func:`resolve_resume_checkpoint` on the main process, broadcast to every rank: all ranks resume from the
+    """`resolve_resume_checkpoint` on the main process, broadcast to every rank: all ranks resume from the
     checkpoint the main one chose (other machines' disks may lag behind, or not hold ``output_dir`` at all). A
     refusal is raised on every rank alike, so none waits for the others forever."""
     if accelerator.num_processes == 1:
@@ -115,7 +115,7 @@ def save_checkpoint(
     """Save ``accelerator`` state + ``state`` atomically as ``output_dir/checkpoint-<step>``; all processes call it.
 
     ``models`` (name -> module) not prepared by Accelerate are written as ``<name>.safetensors`` (read back with
-    :func:`load_checkpoint_models`), so model weights in a checkpoint are never pickles. Keeps at most
+    `load_checkpoint_models`), so model weights in a checkpoint are never pickles. Keeps at most
     ``total_limit`` checkpoints (oldest removed after the new one is in place).
     """
     root = Path(output_dir)
@@ -166,7 +166,7 @@ def _publish_checkpoint(tmp: Path, final: Path, step: int, state: dict[str, Any]
 
 
 def load_checkpoint_models(checkpoint: str | os.PathLike, models: dict[str, Any]) -> None:
-    """Load the ``<name>.safetensors`` written by :func:`save_checkpoint` into each module (strict)."""
+    """Load the ``<name>.safetensors`` written by `save_checkpoint` into each module (strict)."""
     for name, model in models.items():
         path = Path(checkpoint) / f"{name}.safetensors"
         if not path.is_file():

@@ -43,7 +43,7 @@ def default_learning_rate(model: nn.Module) -> float:
     """The default Adam learning rate for a model instance: 3e-3 for SIREN, qiren-plus's own, 0.03 otherwise.
 
     Args:
-        model: A fitting model (from :func:`build_fitting_model`).
+        model: A fitting model (from `build_fitting_model`).
 
     Returns:
         The learning rate its recipe uses.
@@ -60,7 +60,7 @@ def default_schedule(model: nn.Module) -> str:
     """The default learning-rate schedule for a model instance (constant, as in the paper, unless a preset says).
 
     Args:
-        model: A fitting model (from :func:`build_fitting_model`).
+        model: A fitting model (from `build_fitting_model`).
 
     Returns:
         ``"constant"`` or ``"cosine"``.
@@ -75,7 +75,7 @@ def default_schedule(model: nn.Module) -> str:
 
 @dataclass
 class FitResult:
-    """What :func:`fit_inr` returns.
+    """What `fit_inr` returns.
 
     Args:
         losses: Loss after every step (before the update).
@@ -152,11 +152,11 @@ def fit_inr(
     """Fit ``model(coords) ~ targets`` by full-batch Adam on the MSE; leaves the model calibrated, in eval mode.
 
     Args:
-        model: A coordinate network (e.g. from :func:`build_fitting_model`).
+        model: A coordinate network (e.g. from `build_fitting_model`).
         coords: ``(N, in_features)`` coordinates in [-1, 1].
         targets: ``(N, out_features)`` values.
         steps: Adam steps.
-        learning_rate: Adam learning rate (see :func:`default_learning_rate`).
+        learning_rate: Adam learning rate (see `default_learning_rate`).
         progress: Show a progress bar.
         desc: The progress bar's label.
         schedule: ``"constant"`` (the paper's) or ``"cosine"`` (anneals the learning rate to 0 over ``steps``).
@@ -164,7 +164,7 @@ def fit_inr(
             loss measured, so a caller can show the fit as it trains.
 
     Returns:
-        A :class:`FitResult` with the loss curve and timings.
+        A `FitResult` with the loss curve and timings.
 
     Examples:
         >>> import torch

@@ -3,7 +3,7 @@
 ``encoding="meta_sgd"``: one outer step fits, for every image of the batch, a latent from zero in a few meta-SGD
 steps (``inner_loop``); the outer loss is the MSE of the renders at those latents, and its gradient trains decoder,
 modulator and step sizes. ``encoding="auto_decode"``: every training image owns a latent (a row of a
-:class:`LatentTable`, trained with Adam jointly with the decoder, plus ``latent_l2 * ||z||^2``); new images are
+`LatentTable`, trained with Adam jointly with the decoder, plus ``latent_l2 * ||z||^2``); new images are
 encoded later by fitting their latent with the decoder frozen (``qiren_gen.functa.encode_images``). Only the batch's
 rows of the table are exchanged and stepped, by a row-wise Adam (``qiren_gen.training.latent_rows``). The table is
 checkpointed with the models and saved as ``output_dir/latents.safetensors`` for the prior, with a ``visited`` mask
@@ -21,9 +21,9 @@ finite shots (``quantum.shots.measurement`` around the call, as ``--train_shots`
 step's samples from a generator seeded by (seed, stage 1, rank, step): a resumed run draws what an uninterrupted one
 drew, and ranks draw independently.
 
-The run is a :class:`FunctaTrainer` in the steps of functa's ``experiment_meta_learning``: set-up (models, data,
-latent table, optimiser, resume), :meth:`FunctaTrainer.training_step` (loss, backward, gradient mean, clip,
-optimiser, the table's rows), checkpoints, and :meth:`FunctaTrainer.finish`. This module also re-exports the
+The run is a `FunctaTrainer` in the steps of functa's ``experiment_meta_learning``: set-up (models, data,
+latent table, optimiser, resume), `FunctaTrainer.training_step` (loss, backward, gradient mean, clip,
+optimiser, the table's rows), checkpoints, and `FunctaTrainer.finish`. This module also re-exports the
 stage-1 names that live in the modules of one job each (config, signature, latent table, evaluation, iterators).
 """
 from __future__ import annotations
@@ -48,7 +48,6 @@ from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream, loader
 from ..functa import backward_per_image_mse, inner_loop, per_image_mse, step_chunk_points
 from ..metrics import psnr_from_mse
 from ..quantum.shots import circuit_modules
-from ..runtime.allocator import configure_allocator
 from .checkpoint_signature import model_signature, run_signature
 from .checkpointing import (agreed_resume_checkpoint, check_compatible, load_checkpoint_models, read_training_state,
                             save_checkpoint)
@@ -68,10 +67,10 @@ logger = logging.getLogger(__name__)
 
 
 class FunctaTrainer:
-    """One stage-1 run (or its resumption); the arguments are those of :func:`train_functa`.
+    """One stage-1 run (or its resumption); the arguments are those of `train_functa`.
 
-    Construction is the set-up (models, data, latent table, optimiser, resume); :meth:`train` runs the steps to
-    ``cfg.max_train_steps`` and :meth:`finish` saves the models. A trainer is used once.
+    Construction is the set-up (models, data, latent table, optimiser, resume); `train` runs the steps to
+    ``cfg.max_train_steps`` and `finish` saves the models. A trainer is used once.
     """
 
     def __init__(self, cfg: FunctaTrainingConfig, accelerator=None, init_models: tuple | None = None, dataset=None,
@@ -79,7 +78,6 @@ class FunctaTrainer:
                  init_latents: torch.Tensor | None = None, first_visit_steps: int = 0,
                  stream_capacity: int | None = None) -> None:
         cfg.validate()
-        configure_allocator()  # every step's 32 MiB activations stay on the heap (QIREN_GEN_MALLOC=default: off)
         self.cfg, self.output_dir = cfg, Path(cfg.output_dir)
         self.owns_accelerator = accelerator is None
         self.accelerator = make_accelerator(cfg.mixed_precision, cfg.seed) if accelerator is None else accelerator
@@ -300,7 +298,7 @@ class FunctaTrainer:
 
     def train(self) -> dict[str, Any]:
         """Run the steps to ``cfg.max_train_steps`` (a SIGTERM / SIGINT: finish the step, checkpoint, stop on every
-        rank), then :meth:`finish`; returns the summary."""
+        rank), then `finish`; returns the summary."""
         self.progress = tqdm(total=self.cfg.max_train_steps, initial=self.global_step, desc="functa",
                              disable=not self.accelerator.is_local_main_process)
         with stop_on_signals() as self.stop_request:

@@ -5,7 +5,7 @@ one ``all_gather`` of a fixed size (``batch_size`` rows per rank, padded with in
 moves ``num_processes * batch_size * (8 + 4 * latent_dim)`` bytes whatever the number of images. Every rank then
 applies the same row-wise Adam step to those rows, so the tables stay bitwise equal across ranks.
 
-Row-wise Adam (:func:`rowwise_adam_step`) keeps ``exp_avg``, ``exp_avg_sq`` and a step count per row, and a row
+Row-wise Adam (`rowwise_adam_step`) keeps ``exp_avg``, ``exp_avg_sq`` and a step count per row, and a row
 moves only when its image is in the batch. Bias correction uses the row's own count (how many batches held this
 image), not the global step: a row's k-th update is exactly the k-th update ``torch.optim.Adam`` would make on that
 row alone. The dense update it replaces (one Adam over the whole table) instead bias-corrected with the global step,
@@ -58,7 +58,7 @@ def gather_row_gradients(rows: torch.Tensor, grads: torch.Tensor, capacity: int,
 
 
 def exchange_bytes(num_processes: int, capacity: int, latent_dim: int) -> int:
-    """Bytes each rank receives per step from :func:`gather_row_gradients` (int64 rows + fp32 gradients)."""
+    """Bytes each rank receives per step from `gather_row_gradients` (int64 rows + fp32 gradients)."""
     return num_processes * capacity * (8 + 4 * latent_dim) if num_processes > 1 else 0
 
 

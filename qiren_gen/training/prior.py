@@ -52,7 +52,7 @@ def diffusion_loss(
 ) -> torch.Tensor:
     """DDPM loss on clean normalised latents ``x0 (B, D)``: MSE between the prediction and its target. ``noise``
     and ``timesteps`` are drawn from ``generator`` unless given (the training loop gives them, see
-    :func:`prior_batch`)."""
+    `prior_batch`)."""
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     t = timesteps
@@ -150,7 +150,7 @@ def prior_batch(data: torch.Tensor, batch_size: int, num_train_timesteps: int, s
 
 @dataclass
 class PriorTrainingConfig:
-    """Hyper-parameters of :func:`train_prior` (saved next to checkpoints). The defaults are the recipe's:
+    """Hyper-parameters of `train_prior` (saved next to checkpoints). The defaults are the recipe's:
     ``scripts/train_pipeline.py``'s ``--prior_*`` flags and ``scripts/train_prior.py``'s flags read them.
 
     Args:
@@ -212,12 +212,12 @@ def train_prior(
     ``resume_from_checkpoint``. The unwrapped, trained denoiser is left in ``denoiser``.
 
     Args:
-        denoiser: The :class:`~qiren_gen.models.LatentDenoiser` to train.
+        denoiser: The `LatentDenoiser` to train.
         latents: ``(N, latent_dim)`` latents of the training images.
-        scheduler: The training noise schedule (:func:`make_training_scheduler`).
+        scheduler: The training noise schedule (`make_training_scheduler`).
         accelerator: An ``accelerate.Accelerator`` (``qiren_gen.training.launch.make_accelerator``).
         output_dir: Folder of the checkpoints.
-        config: Hyper-parameters (default :class:`PriorTrainingConfig`).
+        config: Hyper-parameters (default `PriorTrainingConfig`).
         resume_from_checkpoint: ``"latest"`` or a checkpoint path.
         on_log: Called as ``on_log(step, loss)`` every ``log_every`` steps.
 
@@ -244,8 +244,8 @@ def train_prior(
 
 
 class PriorTrainer:
-    """One run of :func:`train_prior`: set-up and resume at construction, :meth:`training_step`, :meth:`train`,
-    :meth:`finish`."""
+    """One run of `train_prior`: set-up and resume at construction, `training_step`, `train`,
+    `finish`."""
 
     def __init__(self, denoiser: LatentDenoiser, latents: torch.Tensor, scheduler: DDPMScheduler, accelerator,
                  output_dir: str | Path, cfg: PriorTrainingConfig, resume_from_checkpoint: str | None) -> None:

@@ -35,7 +35,7 @@ def derive_seed(seed: int, stage: int, rank: int, step: int) -> int:
 
 def step_generator(seed: int, stage: int, rank: int, step: int, device: torch.device | str = "cpu"
                    ) -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` seeded with :func:`derive_seed` (pass it to ``randn`` / ``randint``)."""
+    """A ``torch.Generator`` on ``device`` seeded with `derive_seed` (pass it to ``randn`` / ``randint``)."""
     generator = torch.Generator(device=torch.device(device))
     generator.manual_seed(derive_seed(seed, stage, rank, step))
     return generator
@@ -45,7 +45,7 @@ def step_generator(seed: int, stage: int, rank: int, step: int, device: torch.de
 def seeded_default_rng(seed: int, stage: int, rank: int, step: int,
                        device: torch.device | str = "cpu") -> Iterator[None]:
     """Within the block, the default generators (CPU, and ``device``'s when it is CUDA) start from
-    :func:`derive_seed`; afterwards they are back where they were.
+    `derive_seed`; afterwards they are back where they were.
 
     For draws that take no ``generator`` argument: module initialisation (``nn.Linear``) and dropout masks. The
     global generator's state outside the block is untouched, so nothing else shifts.

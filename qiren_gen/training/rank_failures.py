@@ -1,7 +1,7 @@
 """Failures every rank learns of: a write that fails on one process (a full disk, a missing permission, a file where
 a folder must go) must not leave the other processes waiting in the next barrier until the collective timeout.
 
-:func:`failure_shared_by_ranks` wraps one rank-local part of a multi-process operation (a checkpoint's files, the
+`failure_shared_by_ranks` wraps one rank-local part of a multi-process operation (a checkpoint's files, the
 final models). Every rank enters the block, also ranks with nothing to do in it; on leaving, the ranks exchange one
 status each (an all-gather of ``None`` or a one-line reason), before any barrier. If any rank failed, all of them
 run ``cleanup`` and raise the same one-line ``OSError`` naming the rank that failed, so every process exits with
@@ -47,7 +47,7 @@ def failure_shared_by_ranks(accelerator, what: str, cleanup: Callable[[], None] 
                             kept: str | None = None) -> Iterator[None]:
     """Run the block on this rank, then learn whether it failed on any rank; if so, ``cleanup()`` and raise on every
     rank: ``OSError("cannot write <what> on rank R: <reason> ...; <kept>")`` for a failed write (``kept``: what is
-    still safe, e.g. the earlier checkpoints), else :class:`RankFailure` (and the original exception on the rank it
+    still safe, e.g. the earlier checkpoints), else `RankFailure` (and the original exception on the rank it
     happened on).
 
     Every rank must enter the block at the same point of the run (it ends with a collective).

@@ -3,7 +3,7 @@ checkpoint, and every process exits (code 130), resumable with ``--resume_from_c
 
 ``accelerate launch`` (torchrun underneath) forwards a SIGTERM / SIGINT it receives to every worker's process group
 and SIGKILLs them 30 s later; a worker only sets a flag in its handler. The ranks agree at the next step through a
-collective they run anyway (:meth:`StopRequest.flag` is summed with the step's loss), so all of them stop at the
+collective they run anyway (`StopRequest.flag` is summed with the step's loss), so all of them stop at the
 same step even when the signal reaches them at different moments.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ class TrainingStopped(KeyboardInterrupt):
 
 
 class StopRequest:
-    """Whether this process got SIGTERM / SIGINT since :func:`stop_on_signals` began."""
+    """Whether this process got SIGTERM / SIGINT since `stop_on_signals` began."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -37,7 +37,7 @@ class StopRequest:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[StopRequest]:
-    """Within the block, SIGTERM and SIGINT set :class:`StopRequest` instead of killing the process; the previous
+    """Within the block, SIGTERM and SIGINT set `StopRequest` instead of killing the process; the previous
     handlers come back afterwards. Outside the main thread (no signal handlers there) nothing is installed."""
     request = StopRequest()
     if threading.current_thread() is not threading.main_thread():

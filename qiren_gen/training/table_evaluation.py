@@ -30,7 +30,7 @@ def first_items(source, count: int | None) -> list[dict]:
 
 
 head_items = first_items
-"""Former name of :func:`first_items` ("head" now only means a circuit of a wide decoder)."""
+"""Former name of `first_items` ("head" now only means a circuit of a wide decoder)."""
 
 
 @torch.no_grad()

@@ -70,8 +70,8 @@ def test_quantum_features_recomputed_for_training_and_cached_while_encoding():
     decoder = FeatureSynthesisDecoder(features="quantum", n_heads=4, n_qubits=2, hidden_features=16, hidden_layers=1)
     modulator = LatentModulator.for_decoder(decoder, 4, encoding="auto_decode", inner_steps=5)
     calls = []
-    compute = decoder._features
-    decoder._features = lambda coords, stats: calls.append(1) or compute(coords, stats)
+    compute = decoder._series_or_simulated_features  # the features' computation: the series (or the simulator)
+    decoder._series_or_simulated_features = lambda coords, stats: calls.append(1) or compute(coords, stats)
     coords = image_grid(5, 5)
     decoder.coordinate_features(coords)
     decoder.coordinate_features(coords)
@@ -80,7 +80,7 @@ def test_quantum_features_recomputed_for_training_and_cached_while_encoding():
     latents = encode_images(decoder, modulator, images)
     assert len(calls) == 3  # 5 encoding steps against the frozen decoder: the grid's features computed once
     assert all(p.requires_grad for p in [*decoder.parameters(), *modulator.parameters()])  # restored afterwards
-    decoder._features = compute
+    decoder._series_or_simulated_features = compute
     decoder._feature_cache = []
     recomputed = []
 

@@ -24,7 +24,7 @@ def test_one_hybrid_layer_is_heads_of_single_circuits_side_by_side():
     decoder, _ = _pair()
     decoder = decoder.double()
     x = torch.randn(5, 6, dtype=torch.float64)
-    out = decoder._circuit(0, x)
+    out = decoder.shared_circuit(0, x)
     for head in range(3):
         single = DataReuploadingCircuit(2).double()
         with torch.no_grad():
@@ -80,7 +80,7 @@ def _forward_shift_zero(decoder, coords, stats):
     h = coords
     for layer in range(decoder.n_layers):
         pre = (decoder.linears[layer](h) - stats[layer][0]) / stats[layer][1]
-        h = decoder._circuit(layer, pre * decoder.norm_weight[layer] + decoder.norm_bias[layer])
+        h = decoder.shared_circuit(layer, pre * decoder.norm_weight[layer] + decoder.norm_bias[layer])
     return decoder.output(h)
 
 

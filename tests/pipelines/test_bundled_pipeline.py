@@ -7,7 +7,7 @@ from PIL import Image
 
 from qiren_gen.cli import main
 from qiren_gen.pipelines import QirenGenerationPipeline
-from qiren_gen.pipelines.generation import BUNDLED_PIPELINE, bundled_pipeline_dir
+from qiren_gen.pipelines.folders import BUNDLED_PIPELINE, bundled_pipeline_dir
 
 BUNDLED = Path(__file__).resolve().parents[2] / "pipelines" / BUNDLED_PIPELINE
 

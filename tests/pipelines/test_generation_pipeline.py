@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler, ImagePipelineOutput
 
-from qiren_gen.models import LatentDenoiser, ModulatedQIREN
+from qiren_gen.models import LatentDenoiser, LatentModulator, ModulatedQIREN, ModulatedSIREN
 from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.pipelines.generation import MAX_RENDER_PIXELS
 from testing_utils import tiny_pipeline
@@ -108,8 +108,23 @@ def test_mismatched_components_raise(pipe):
     with pytest.raises(ValueError, match="must be a LatentDenoiser"):
         QirenGenerationPipeline(pipe.decoder, pipe.modulator, pipe.decoder, pipe.scheduler)
     wide = ModulatedQIREN(out_channels=1, n_qubits=4, hidden_layers=1)  # wants more modulations
-    with pytest.raises(ValueError, match="mismatched components"):
+    with pytest.raises(ValueError, match="mismatched components: the modulator gives"):
         QirenGenerationPipeline(wide, pipe.modulator, pipe.prior, pipe.scheduler)
+    volume = ModulatedSIREN(in_features=3, hidden_features=4, hidden_layers=1)  # a 3-D signal, not an image
+    sized = LatentModulator.for_decoder(volume, pipe.prior.config.latent_dim)
+    with pytest.raises(ValueError, match="takes 3-D coordinates"):
+        QirenGenerationPipeline(volume, sized, pipe.prior, pipe.scheduler)
+
+
+def test_construction_checks_configs_without_running_a_model(pipe, monkeypatch):
+    # Building a pipeline registers its modules; it runs none of them (a forward pass there cost every load).
+    def refuse(*args, **kwargs):
+        raise AssertionError("a component ran during construction")
+
+    for part in (pipe.decoder, pipe.modulator, pipe.prior):
+        monkeypatch.setattr(part, "forward", refuse)
+    built = QirenGenerationPipeline(pipe.decoder, pipe.modulator, pipe.prior, pipe.scheduler)
+    assert built.decoder is pipe.decoder
 
 
 def test_bad_folders_raise_one_line_errors(saved, tmp_path):

@@ -44,7 +44,7 @@ class Run:
 
 
 def parse_run(spec: str) -> Run:
-    """``decoder:modulation:latent_dim[:fo|so[:steps]]`` (``so`` = second-order) -> :class:`Run`."""
+    """``decoder:modulation:latent_dim[:fo|so[:steps]]`` (``so`` = second-order) -> `Run`."""
     parts = spec.split(":")
     if len(parts) not in (3, 4, 5) or (len(parts) >= 4 and parts[3] not in ("fo", "so")):
         raise ValueError(f"run spec must be decoder:modulation:latent_dim[:fo|so[:steps]], got {spec!r}")

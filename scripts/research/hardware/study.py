@@ -2,11 +2,11 @@
 noise, noise-aware fine-tuning, and the device budget per image. ``scripts/research/hardware/hardware_study.py`` runs it and writes
 ``docs/research/hardware.md`` with PNG curves.
 
-* Bundled pipeline and its noise-aware fine-tunes: :mod:`.hardware_faces`.
-* Signal-fitting QIREN on camera and (given its path) the Bach clip: :mod:`.hardware_signals`.
+* Bundled pipeline and its noise-aware fine-tunes: `hardware_faces`.
+* Signal-fitting QIREN on camera and (given its path) the Bach clip: `hardware_signals`.
 * Device budget per image for the circuit-feature decoder (one evaluation per grid, shared by every sample) versus a
   per-sample circuit decoder (``ModulatedWideQIREN`` with ``angles`` modulation: every sample has its own circuits).
-* The page and its figures: :mod:`.hardware_report`.
+* The page and its figures: `hardware_report`.
 """
 from __future__ import annotations
 

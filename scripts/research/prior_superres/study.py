@@ -81,7 +81,7 @@ METHOD_LABELS = {
 
 
 def superres_markdown(result: dict, command: str, source: str) -> str:
-    """A short Markdown report of :func:`compare_superres`: setup, PSNR table, per-image wins."""
+    """A short Markdown report of `compare_superres`: setup, PSNR table, per-image wins."""
     h, w = result["size"]
     f = result["factor"]
     rows = "\n".join(f"| {METHOD_LABELS.get(k, k)} | {v:.2f} |" for k, v in result["psnr"].items())
