@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from qiren_gen.cli import main
-from qiren_gen.pipelines import QirenGenerationPipeline
-from qiren_gen.pipelines import bundled_pipeline_dir
+from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
 
 
 @pytest.fixture(scope="module")
