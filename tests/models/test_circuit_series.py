@@ -11,8 +11,8 @@ import torch
 from qiren_gen.data import image_grid
 from qiren_gen.models import FeatureSynthesisDecoder
 from qiren_gen.models.circuit_series import MAX_POINTWISE_TERMS, series_features
-from qiren_gen.quantum.spectrum import head_series
 from qiren_gen.quantum.shots import measurement
+from qiren_gen.quantum.spectrum import head_series
 
 # (heads, qubits, re-uploads, encoding_scale)
 DECODERS = [(8, 2, 2, None), (4, 2, 2, "ternary"), (3, 3, 2, None), (5, 1, 3, None), (2, 2, 3, "ternary")]
@@ -182,7 +182,7 @@ def test_training_features_from_the_series_have_the_simulators_gradients_in_floa
     assert series.grad_fn is not None and "Fused" not in type(series.grad_fn).__name__
     torch.testing.assert_close(series, simulated, rtol=0, atol=1e-10)
     names = ["frequencies.weight", "frequencies.bias", "norm_weight", "norm_bias", "circuits.weights"]
-    for name, got, want in zip(names, series_grads, simulated_grads):
+    for name, got, want in zip(names, series_grads, simulated_grads, strict=True):
         # a gradient there to compare (the frequency bias has none: the reference normalisation subtracts it)
         assert name == "frequencies.bias" or want.abs().max() > 1e-3, name
         torch.testing.assert_close(got, want, rtol=0, atol=1e-8, msg=name)

@@ -37,7 +37,8 @@ def test_widths_parameters_and_modulation_sizes():
     assert decoder.width == 128 and decoder.modulation_dim == 3 * 128
     assert [tuple(c.weights.shape) for c in decoder.circuits] == [(32, 3, 2, 4, 3)] * 3
     assert ModulatedWideQIREN(n_heads=32, n_qubits=4, modulation="film").modulation_dim == 3 * 256
-    assert ModulatedWideQIREN(n_heads=2, n_qubits=3, hidden_layers=0, modulation="angles").modulation_dim == 2 * 3 * 2 * 3 * 3
+    angles = ModulatedWideQIREN(n_heads=2, n_qubits=3, hidden_layers=0, modulation="angles")
+    assert angles.modulation_dim == 2 * 3 * 2 * 3 * 3
 
 
 @pytest.mark.parametrize("mode,entangler,channels", [("shift", "cz_ring", 1), ("film", "cnot_chain", 3),
@@ -55,7 +56,8 @@ def test_forward_and_save_load_roundtrip(tmp_path, mode, entangler, channels):
 
 
 def test_angles_modulation_is_per_sample_weights():
-    """Modulation m on the angles of sample b gives the decoder whose circuits hold weights + m, for that sample only."""
+    """Modulation m on the angles of sample b gives the decoder whose circuits hold weights + m, for that sample
+    only."""
     decoder, _ = _pair("angles")
     decoder = decoder.double()
     coords = torch.rand(2, 4, 2, dtype=torch.float64) * 2 - 1

@@ -2,8 +2,8 @@
 flags, names and a missing extra are one line and exit code 2."""
 import sys
 
-import pytest
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 

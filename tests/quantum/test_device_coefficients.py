@@ -10,8 +10,7 @@ from qiren_gen.models import FeatureSynthesisDecoder
 from qiren_gen.models.device_features import device_point_features, feature_executions, measure_decoder_features
 from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
 from qiren_gen.quantum.device_coefficients import measure_head_series
-from qiren_gen.quantum.device_mitigation import (check_mitigation, fold_tape, readout_correct,
-                                                 richardson_extrapolate)
+from qiren_gen.quantum.device_mitigation import check_mitigation, fold_tape, readout_correct, richardson_extrapolate
 from qiren_gen.quantum.spectrum import head_series
 
 
