@@ -153,7 +153,6 @@ def _figure(results: dict, exact, path: str) -> None:
 
 def _to_grey(path: str) -> None:
     """Rewrite the figure as an 8-bit grey PNG: it holds grey faces and black text only (a third of the RGBA bytes)."""
-
     Image.open(path).convert("L").save(path, optimize=True)
 
 

@@ -44,7 +44,6 @@ from research.hardware.device_report import (
 
 def psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
     """Mean PSNR (dB) over the batch of images in [0, 1]."""
-
     return float(batch_psnr(image, reference, data_range=1.0, dim=(1, 2, 3)))
 
 
@@ -60,7 +59,6 @@ def render(pipe, latents: torch.Tensor, size: int, series=None) -> torch.Tensor:
 def measure_backend(pipe, latents, exact, backend: str | None, shots: int, size: int, seed: int) -> dict:
     """One backend at one shot count: a single batch with the folded copies and the calibration circuits, then each
     mitigation variant's series, render and PSNR; the plain run's price (depth, gates, device time)."""
-
     heads = pipe.decoder.circuits
     name = "qiskit.aer" if backend is not None else "default.qubit"
     device, calibrated = open_device(name, heads.n_qubits, backend, seed)
@@ -88,7 +86,6 @@ def measure_backend(pipe, latents, exact, backend: str | None, shots: int, size:
 
 def timed_plain_run(pipe, backend: str, shots: int, seed: int) -> dict:
     """The target's configuration, timed alone: every head's 25 executions, no mitigation, one batch."""
-
     cpu = time.process_time()
     run = measure_decoder_features(pipe.decoder, "qiskit.aer", backend, shots, seed=seed)
     cpu = time.process_time() - cpu  # one thread: the CPU seconds are the one-core cost on a busy machine
@@ -98,7 +95,6 @@ def timed_plain_run(pipe, backend: str, shots: int, seed: int) -> dict:
 
 
 def run_study(args, command: str) -> dict:
-
     torch.set_num_threads(1)
     start = time.perf_counter()
     pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())

@@ -34,7 +34,6 @@ class SignalTask:
 
 def signal_study(task: SignalTask, cfg, progress) -> dict:
     """Exact fit of the paper's QIREN to ``task``, its PSNR vs shots and vs depolarizing p, and a shot-trained fit."""
-
     def fitted(train_shots: int | None = None):
         pipe = QirenSignalFittingPipeline.from_model_name("qiren", task.in_features, 1, seed=0)
         pipe.set_progress_bar_config(disable=True)
@@ -93,7 +92,6 @@ def signal_study(task: SignalTask, cfg, progress) -> dict:
 
 def signal_tasks(camera_size: int, bach_path: str | None) -> list[SignalTask]:
     """Camera at ``camera_size`` (scikit-image, offline) and, given its path, the paper's Bach clip (its slice)."""
-
     tasks = [SignalTask("camera", f"QIREN fit of camera {camera_size}x{camera_size}",
                         np.asarray(load_image("camera", camera_size)))]
     if bach_path is not None:

@@ -61,7 +61,6 @@ class StudyConfig:
 
 def device_budget(cfg: StudyConfig) -> list[dict]:
     """Circuits, executions and shots per image: the bundled circuit-feature decoder vs a per-sample one."""
-
     dec = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir()).decoder.config
     wide = ModulatedWideQIREN(n_heads=32, n_qubits=4, hidden_layers=2, modulation="angles").config
     rows = []
@@ -128,7 +127,6 @@ def update_model_card(path: str, line: str) -> None:
 
 def run_study(cfg: StudyConfig, command: str = "python scripts/research/hardware/hardware_study.py") -> dict:
     """Run every measurement, write the JSON, figures, report and the model card line; returns the results."""
-
 
     torch.manual_seed(0)
     start = time.perf_counter()

@@ -71,7 +71,6 @@ setting."""
 
 
 def parameter_count(model: str, options: dict, in_features: int = 2) -> int:
-
     return build_inr(model, in_features, 1, **options).num_parameters(only_trainable=True)
 
 
@@ -94,7 +93,6 @@ def sized(family: Family, budget: int) -> tuple[dict, int]:
 
 def load_signals(bach_path: str | None) -> dict[str, tuple[str, np.ndarray, np.ndarray]]:
     """The paper's 32x32 images (and 64x64 truths) and, when given, the Bach clip (1000 samples)."""
-
     signals = {}
     for name in PAPER_IMAGES:
         gray = open_image(name)

@@ -34,7 +34,6 @@ def describe(setting: dict) -> str:
 def hardware_eval(cache: Cache, family, budget: int, lr: float, hp: dict, signals: dict, log=print) -> list[dict]:
     """Fit ``family`` (seed 0, chosen setting) on each image, then its MSE under every setting of ``SETTINGS``."""
 
-
     out = []
     for name, (kind, target, _) in signals.items():
         if kind != "image":

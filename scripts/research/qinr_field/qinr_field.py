@@ -47,12 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --seeds must include 0 (the search runs on seed 0)", file=sys.stderr)
         return 2
 
-
     torch.set_num_threads(1)
     cache = Cache(args.cache)
     start = time.time()
     if not args.report_only:
-
         if args.bach is None:
             print("no --bach: the sound task is skipped (images only)")
         signals = load_signals(args.bach)

@@ -99,7 +99,6 @@ def device_cost(row: str, budget: int) -> dict | None:
     decomposed to ``RY`` / ``RZ`` / ``Rot`` / ``CNOT`` / ``CZ`` (QVF's ``StatePrep`` becomes Mottonen's circuit)."""
     import pennylane as qml
 
-
     family = FAMILY.get(row)
     if family is None or not family.quantum:
         return None
