@@ -213,6 +213,11 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         self._feature_cache = [*self._feature_cache[-(_CACHE_ENTRIES - 1):], (key, coords.clone(), features)]
         return features
 
+    def clear_feature_cache(self) -> None:
+        """Forget the cached coordinate features: the next render computes them, as a first render does (what a
+        benchmark of first renders times)."""
+        self._feature_cache = []
+
     def _feature_tensors(self) -> list[torch.Tensor]:
         if self.config.features == "circuit":
             return [self.frequencies.weight, self.frequencies.bias, self.norm_weight, self.norm_bias,

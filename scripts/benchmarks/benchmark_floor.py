@@ -58,6 +58,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
 
+from qiren_gen.runtime import configure_allocator  # loads no torch
+
+# torch (and the package's modules and benchmarks that load it) is imported inside functions: each worker process sets
+# its allocator (``configure_allocator``, which the ``previous`` worker runs with glibc's own) before torch loads.
+
 IMPLEMENTATIONS = ("previous", "simulated", "batched", "current", "input-mod")
 BREAKDOWN_TOP = 6  # non-GEMM ops named in the breakdown
 TASKS = {  # name: (kind, size, faces or batch, default repeats)
@@ -67,8 +72,8 @@ TASKS = {  # name: (kind, size, faces or batch, default repeats)
     "render512": ("render", 512, 4, 3),
     "render1024": ("render", 1024, 2, 2),
 }
-QUICK = {"step": ("step", 16, 4, 2), "features": ("features", 16, 4, 2), "render128": ("render", 24, 3, 2), "render512": ("render", 40, 2, 1),
-         "render1024": ("render", 48, 1, 1)}
+QUICK = {"step": ("step", 16, 4, 2), "features": ("features", 16, 4, 2), "render128": ("render", 24, 3, 2),
+         "render512": ("render", 40, 2, 1), "render1024": ("render", 48, 1, 1)}
 FLOOR_SIZE = 2048
 PREVIOUS_CHUNK_POINTS = 16384  # the previous renderer: one face at a time, this many points per chunk
 
@@ -76,7 +81,7 @@ PREVIOUS_CHUNK_POINTS = 16384  # the previous renderer: one face at a time, this
 # ------------------------------------------------------------------------------------------- previous / variants
 def unfused_layer(self, linear, h, m):
     """The previous weight-modulated layer: per-sample weights, einsum, then sqrt(2) and the bias as full tensors."""
-    import torch
+    import torch  # noqa: PLC0415 - a torch-free top (see there)
 
     if self.config.modulation != "weight":
         return _current_layer(self, linear, h, m)
@@ -88,7 +93,7 @@ def unfused_layer(self, linear, h, m):
 
 def input_modulated_layer(self, linear, h, m):
     """Input modulation: ``relu(d_b * ((h * s_b) @ W^T) + bias)`` with ``d_b`` the demodulation (times sqrt(2))."""
-    import torch
+    import torch  # noqa: PLC0415 - a torch-free top (see there)
 
     if self.config.modulation != "weight":
         return _current_layer(self, linear, h, m)
@@ -104,9 +109,9 @@ _current_layer = None
 
 def previous_render(decoder, modulator, latents, height: int, width: int):
     """The previous renderer: each face alone, its grid in chunks of 16384 points."""
-    import torch
+    import torch  # noqa: PLC0415 - a torch-free top (see there)
 
-    from qiren_gen.data import image_grid
+    from qiren_gen.data import image_grid  # noqa: PLC0415 - a torch-free top (see there)
 
     coords = image_grid(height, width)
     stats = decoder.reference_statistics()
@@ -128,19 +133,17 @@ def linear_flops(decoder, rows: int) -> float:
 
 def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path, profile: bool) -> list[dict]:
     """Time every task in this process for one implementation; one record per task."""
-    from qiren_gen.runtime import configure_allocator
-
     allocator = configure_allocator()  # honours QIREN_GEN_MALLOC, which the parent set for ``previous``
-    import torch
+    import torch  # noqa: PLC0415 - a torch-free top (see there)
 
-    from qiren_gen.data import image_grid
-    from qiren_gen.functa import decode_latents
-    from qiren_gen.models import FeatureSynthesisDecoder
-    from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+    from benchmarks.op_profile import profile_ops  # noqa: PLC0415 - a torch-free top (see there)
+    from benchmarks.recipe_step import recipe_step  # noqa: PLC0415 - a torch-free top (see there)
+    from qiren_gen.data import image_grid  # noqa: PLC0415 - a torch-free top (see there)
+    from qiren_gen.models import FeatureSynthesisDecoder  # noqa: PLC0415 - a torch-free top (see there)
+    from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir  # noqa: PLC0415 - a torch-free top (see there)
 
-    from benchmarks.op_profile import profile_ops
-    from benchmarks.recipe_step import recipe_step
-
+    # The implementations before this one are the decoder's own private layer methods, replaced on the class in this
+    # worker process only: the decoder has no public switch for them because nothing but this comparison needs one.
     global _current_layer
     _current_layer = FeatureSynthesisDecoder._synthesis_layer
     if impl not in ("current", "simulated"):  # training: the batched layers (the CUDA path), not the blocked function
@@ -174,15 +177,7 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path,
                 decoder.set_feature_evaluation("simulate")
             latents = torch.randn(count, modulator.config.latent_dim, generator=torch.Generator().manual_seed(0))
             flops = linear_flops(decoder, count * size * size)
-            result = {}
-
-            def work():
-                decoder._feature_cache = []  # every render computes its features, as a first render does
-                with torch.inference_mode():
-                    if impl == "previous":
-                        result["images"] = previous_render(decoder, modulator, latents, size, size)
-                    else:
-                        result["images"] = decode_latents(decoder, modulator, latents, size, size)
+            work, result = render_pass(impl, decoder, modulator, latents, size)
         work()  # warm-up: first-touch of the heap, kernels, the circuits' Fourier series
         seconds, ratios, rates = [], [], []
         for _ in range(repeats):
@@ -205,10 +200,30 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path,
     return records
 
 
+def render_pass(impl: str, decoder, modulator, latents, size: int) -> tuple:
+    """``(work, result)``: ``work()`` renders ``latents`` at ``size`` (the previous renderer for ``previous``) into
+    ``result["images"]``, its coordinate features computed anew each time, as a first render does."""
+    import torch  # noqa: PLC0415 - a torch-free top (see there)
+
+    from qiren_gen.functa import decode_latents  # noqa: PLC0415 - a torch-free top (see there)
+
+    result = {}
+
+    def work():
+        decoder.clear_feature_cache()
+        with torch.inference_mode():
+            if impl == "previous":
+                result["images"] = previous_render(decoder, modulator, latents, size, size)
+            else:
+                result["images"] = decode_latents(decoder, modulator, latents, size, size)
+
+    return work, result
+
+
 def feature_pass(decoder, coords):
     """The circuit-feature part of a training step: reference statistics and features with their graph, and the
     backward of a fixed linear probe into the feature parameters."""
-    import torch
+    import torch  # noqa: PLC0415 - a torch-free top (see there)
 
     probe = torch.randn(coords.shape[0], decoder.feature_dim, generator=torch.Generator().manual_seed(0))
 
@@ -244,7 +259,7 @@ def describe(kind: str, size: int, count: int) -> str:
 def print_breakdown(args, records: dict, median_of) -> None:
     """What each median time is made of: the floor (synthesis FLOPs at the median mm rate of that implementation's
     repeats), the GEMMs' time above it, the largest non-GEMM ops and the time outside any op (CPU clock per op)."""
-    from benchmarks.op_profile import breakdown
+    from benchmarks.op_profile import breakdown  # noqa: PLC0415 - a torch-free top (see there)
 
     print("\n| work | implementation | median (s) | floor (s) | outside the floor (ms) | GEMMs (GFLOP/s) | "
           "outside the floor, by item (ms) |")
@@ -300,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                                 args.breakdown)))
         return 0
 
-    import torch
+    import torch  # noqa: PLC0415 - a torch-free top (see there)
 
     load_before = os.getloadavg()
     records: dict[tuple[str, str], list[dict]] = {}

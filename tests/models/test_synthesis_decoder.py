@@ -65,6 +65,20 @@ def test_features_are_cached_at_inference_and_invalidated_by_training():
     assert len(calls) == 3
 
 
+def test_cleared_feature_cache_computes_the_features_again():
+    decoder, modulator = _pair()
+    calls = []
+    compute = decoder._features
+    decoder._features = lambda coords, stats: calls.append(1) or compute(coords, stats)
+    z = torch.randn(2, 6)
+    with torch.no_grad():
+        first = decode_latents(decoder, modulator, z, 6, 6)
+        decoder.clear_feature_cache()
+        again = decode_latents(decoder, modulator, z, 6, 6)
+    assert len(calls) == 2  # without the clear, the second render is served from the cache (the test above)
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+
+
 def test_quantum_features_recomputed_for_training_and_cached_while_encoding():
     torch.manual_seed(0)
     decoder = FeatureSynthesisDecoder(features="quantum", n_heads=4, n_qubits=2, hidden_features=16, hidden_layers=1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from PIL import Image
+
 MITIGATION_VARIANTS = ((), ("readout",), ("readout", "zne"))
 """What each measurement is post-processed with: nothing, readout-error mitigation, readout then zero-noise
 extrapolation."""
@@ -72,7 +74,8 @@ def faces_lines(results: dict, figure: str, page: str) -> list[str]:
     lines = ["## Faces from a calibrated device, offline", "",
              f"Every number in this section and the budget above comes from one command ({results['seconds'] / 60:.1f} "
              "minutes on one thread of the shared 2-core CPU); it writes these two sections, "
-             "`docs/research/hardware_device.json` and the figure:", "", f"    {results.get('command', COMMAND).rstrip()}", "",
+             "`docs/research/hardware_device.json` and the figure:", "",
+             f"    {results.get('command', COMMAND).rstrip()}", "",
              f"{results['faces']} prior samples of the bundled pipeline (seed {results['seed']}, DDIM "
              f"{results['steps']}) rendered at {results['size']}x{results['size']} from circuit features measured on "
              "PennyLane-Qiskit's `qiskit.aer` device with a fake IBM backend's calibrated noise "
@@ -150,8 +153,6 @@ def _figure(results: dict, exact, path: str) -> None:
 
 def _to_grey(path: str) -> None:
     """Rewrite the figure as an 8-bit grey PNG: it holds grey faces and black text only (a third of the RGBA bytes)."""
-    from PIL import Image
-
     Image.open(path).convert("L").save(path, optimize=True)
 
 

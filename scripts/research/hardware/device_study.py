@@ -21,16 +21,29 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # scripts/: the research and benchmark packages
 
-from research.commands import portable_command  # noqa: E402
-from research.hardware.device_report import (MITIGATION_VARIANTS, device_section_text,  # noqa: E402
-                                             replace_sections, write_device_sections)
-from qiren_gen.runtime import run_reporting_errors  # noqa: E402
+from qiren_gen.metrics import psnr as batch_psnr
+from qiren_gen.models.device_features import feature_executions, measure_decoder_features
+from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
+from qiren_gen.quantum.device_coefficients import (
+    DeviceRun,
+    head_tapes,
+    measure_raw,
+    series_from_values,
+    series_sample_angles,
+)
+from qiren_gen.quantum.pennylane_devices import open_device, price_run
+from qiren_gen.runtime import run_reporting_errors
+from research.commands import portable_command
+from research.hardware.device_report import (
+    MITIGATION_VARIANTS,
+    device_section_text,
+    replace_sections,
+    write_device_sections,
+)
 
 
 def psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
     """Mean PSNR (dB) over the batch of images in [0, 1]."""
-    from qiren_gen.metrics import psnr as batch_psnr
-
     return float(batch_psnr(image, reference, data_range=1.0, dim=(1, 2, 3)))
 
 
@@ -46,11 +59,6 @@ def render(pipe, latents: torch.Tensor, size: int, series=None) -> torch.Tensor:
 def measure_backend(pipe, latents, exact, backend: str | None, shots: int, size: int, seed: int) -> dict:
     """One backend at one shot count: a single batch with the folded copies and the calibration circuits, then each
     mitigation variant's series, render and PSNR; the plain run's price (depth, gates, device time)."""
-    from qiren_gen.quantum.device_coefficients import (head_tapes, measure_raw, series_from_values,
-                                                       series_sample_angles)
-    from qiren_gen.quantum.pennylane_devices import open_device, price_run
-    from qiren_gen.quantum.device_coefficients import DeviceRun
-
     heads = pipe.decoder.circuits
     name = "qiskit.aer" if backend is not None else "default.qubit"
     device, calibrated = open_device(name, heads.n_qubits, backend, seed)
@@ -78,8 +86,6 @@ def measure_backend(pipe, latents, exact, backend: str | None, shots: int, size:
 
 def timed_plain_run(pipe, backend: str, shots: int, seed: int) -> dict:
     """The target's configuration, timed alone: every head's 25 executions, no mitigation, one batch."""
-    from qiren_gen.models.device_features import measure_decoder_features
-
     cpu = time.process_time()
     run = measure_decoder_features(pipe.decoder, "qiskit.aer", backend, shots, seed=seed)
     cpu = time.process_time() - cpu  # one thread: the CPU seconds are the one-core cost on a busy machine
@@ -89,9 +95,6 @@ def timed_plain_run(pipe, backend: str, shots: int, seed: int) -> dict:
 
 
 def run_study(args, command: str) -> dict:
-    from qiren_gen.models.device_features import feature_executions
-    from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
-
     torch.set_num_threads(1)
     start = time.perf_counter()
     pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())
@@ -101,8 +104,9 @@ def run_study(args, command: str) -> dict:
                    output_type="latent").images
     exact = render(pipe, latents, args.size)
     results = {"faces": args.faces, "size": args.size, "seed": args.seed, "steps": args.steps, "rows": [],
-               "budget": [{"size": s, "points": s * s, **dict(zip(("per_model", "per_point"),
-                                                                    feature_executions(pipe.decoder, s * s)))}
+               "budget": [{"size": s, "points": s * s,
+                           **dict(zip(("per_model", "per_point"), feature_executions(pipe.decoder, s * s),
+                                      strict=True))}
                           for s in (25, 128, 1024)]}
     results["timing"] = timed_plain_run(pipe, args.backends[0], args.shots[0], args.seed)
     print(f"timing: {results['timing']}", flush=True)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qiren_gen.data.signals import load_wav, open_image, resize_image
+from qiren_gen.models import build_inr
 from research.paper.suite import BACH_SLICE, PAPER_IMAGES, Job, run_job
 
 STEPS = 301
@@ -69,8 +71,6 @@ setting."""
 
 
 def parameter_count(model: str, options: dict, in_features: int = 2) -> int:
-    from qiren_gen.models import build_inr
-
     return build_inr(model, in_features, 1, **options).num_parameters(only_trainable=True)
 
 
@@ -93,8 +93,6 @@ def sized(family: Family, budget: int) -> tuple[dict, int]:
 
 def load_signals(bach_path: str | None) -> dict[str, tuple[str, np.ndarray, np.ndarray]]:
     """The paper's 32x32 images (and 64x64 truths) and, when given, the Bach clip (1000 samples)."""
-    from qiren_gen.data.signals import load_wav, open_image, resize_image
-
     signals = {}
     for name in PAPER_IMAGES:
         gray = open_image(name)
@@ -160,7 +158,7 @@ def fit(cache: Cache, row: str, family: Family, budget: int, signal: str, sig: t
 
 def settings(family: Family) -> list[tuple[float, dict]]:
     """Every (learning rate, frequency setting) of the family's search."""
-    grids = [dict(zip(family.grid, values)) for values in _product(list(family.grid.values()))]
+    grids = [dict(zip(family.grid, values, strict=True)) for values in _product(list(family.grid.values()))]
     return [(lr, hp) for hp in grids for lr in LEARNING_RATES]
 
 

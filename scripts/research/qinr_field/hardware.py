@@ -8,13 +8,19 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
+from qiren_gen.data.grids import image_grid
+from qiren_gen.quantum.shots import measurement
+from qiren_gen.training.fitting import build_fitting_model, fit_inr
 from research.qinr_field.field import STEPS, Cache, sized
 
 SETTINGS = {
-    "qfgn": ({"shots": None, "noise": None}, {"shots": 1000, "noise": None}, {"shots": None, "noise": {"depolarizing": 1e-3}},
+    "qfgn": ({"shots": None, "noise": None}, {"shots": 1000, "noise": None},
+             {"shots": None, "noise": {"depolarizing": 1e-3}},
              {"shots": 1000, "noise": {"depolarizing": 1e-3, "readout": 0.01}}),
-    "qvf": ({"shots": None, "noise": None}, {"shots": 1000, "noise": None}, {"shots": 1000, "noise": {"readout": 0.01}}),
+    "qvf": ({"shots": None, "noise": None}, {"shots": 1000, "noise": None},
+            {"shots": 1000, "noise": {"readout": 0.01}}),
 }
 
 
@@ -27,11 +33,6 @@ def describe(setting: dict) -> str:
 
 def hardware_eval(cache: Cache, family, budget: int, lr: float, hp: dict, signals: dict, log=print) -> list[dict]:
     """Fit ``family`` (seed 0, chosen setting) on each image, then its MSE under every setting of ``SETTINGS``."""
-    import torch
-
-    from qiren_gen.data.grids import image_grid
-    from qiren_gen.quantum.shots import measurement
-    from qiren_gen.training.fitting import build_fitting_model, fit_inr
 
     out = []
     for name, (kind, target, _) in signals.items():

@@ -19,8 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # scripts/: the research packages
 
+import torch
+
 from research.commands import portable_command
 from research.qinr_field.field import BUDGETS, Cache, load_signals, run_budget
+from research.qinr_field.hardware import hardware_eval
+from research.qinr_field.report import write_report
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -43,14 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --seeds must include 0 (the search runs on seed 0)", file=sys.stderr)
         return 2
 
-    import torch
-
     torch.set_num_threads(1)
     cache = Cache(args.cache)
     start = time.time()
     if not args.report_only:
-        from research.qinr_field.hardware import hardware_eval
-
         if args.bach is None:
             print("no --bach: the sound task is skipped (images only)")
         signals = load_signals(args.bach)
@@ -61,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
             run_budget(cache, budget, sorted(args.seeds), signals, hardware_hook=hardware)
             cache.add({"key": f"run|{budget}|{time.time():.0f}", "kind": "run", "budget": budget,
                        "seconds": time.time() - start, "seeds": sorted(args.seeds), "bach": args.bach is not None})
-    from research.qinr_field.report import write_report
 
     records = list(cache.records.values())
     if not any(r.get("row") and "kind" not in r for r in records):

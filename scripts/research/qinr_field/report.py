@@ -5,9 +5,11 @@ import math
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from qiren_gen.models import build_inr
 from research.pages import kept_notes, refuse_to_shrink
-from research.qinr_field.field import BUDGETS, FAMILIES, FAMILY, LEARNING_RATES, STEPS, sized
+from research.qinr_field.field import BUDGETS, FAMILIES, FAMILY, LEARNING_RATES, STEPS, parameter_count, sized
 from research.qinr_field.hardware import hardware_table
 
 IMAGES = ("astronaut", "camera", "coffee")
@@ -96,9 +98,6 @@ def device_cost(row: str, budget: int) -> dict | None:
     """Qubits, circuits per point, gates, two-qubit gates and depth per circuit, from the PennyLane twins' tapes
     decomposed to ``RY`` / ``RZ`` / ``Rot`` / ``CNOT`` / ``CZ`` (QVF's ``StatePrep`` becomes Mottonen's circuit)."""
     import pennylane as qml
-    import torch
-
-    from qiren_gen.models import build_inr
 
     family = FAMILY.get(row)
     if family is None or not family.quantum:
@@ -164,7 +163,8 @@ def claims(table: dict, hw: dict, signals: list[str]) -> list[tuple[str, str, st
     else:
         rows.append(("QFGN", "under hardware noise, accuracy comparable to SIREN", "not run", verdict(None)))
     for ref, claim in (("qiren", "outperforms the earlier quantum approach (QIREN)"),
-                       ("siren", "outperforms classical baselines: SIREN"), ("ffn", "outperforms classical baselines: FFN"),
+                       ("siren", "outperforms classical baselines: SIREN"),
+                       ("ffn", "outperforms classical baselines: FFN"),
                        ("relu", "outperforms classical baselines: ReLU MLP")):
         r = ratio_text("qvf", ref)
         w = wins(table, "qvf", ref, IMAGES)
@@ -267,7 +267,6 @@ def write_report(records: list[dict], doc: Path, command: str, guard: bool = Fal
     small = min(BUDGETS)
     t = cells(records, small)
     signals = list(IMAGES) + (["bach"] if any("bach" in c for c in t.values()) else [])
-    runs = [r for r in records if r.get("kind") == "run"]
     fits = [r for r in _fits(records) if r["budget"] == small and "cpu_seconds" in r]
     cpu_total = sum(r["cpu_seconds"] for r in fits)
     hw = hardware_table([r for r in records if r.get("kind") == "hardware"])
@@ -288,7 +287,8 @@ def write_report(records: list[dict], doc: Path, command: str, guard: bool = Fal
             "**no quantum model beats the tuned SIREN**: " if not winners else
             f"**{', '.join(LABELS[w] for w in winners)} beat(s) the tuned SIREN**: ")
             + "; ".join(f"{LABELS[r]} {v:.2f}x its MSE" for r, v in sorted(best_q, key=lambda x: x[1]))
-            + " (geometric mean over astronaut / camera / coffee; each model at or under SIREN's budget, see the sizes).")
+            + " (geometric mean over astronaut / camera / coffee; each model at or under SIREN's budget, "
+            "see the sizes).")
         if not winners:
             lines.append("- So no quantum model is promoted into the product this time: none becomes a new named "
                          "default, and the face decoder's feature head is not swapped (the decoder-capacity harness "
@@ -323,10 +323,10 @@ def write_report(records: list[dict], doc: Path, command: str, guard: bool = Fal
               "[-1, 1], on the paper's `linspace(-1, 1)` grid; the Bach clip `gt_bach.wav[20000:25000:5]` (1000 "
               "samples) when given. MSE of the final model, mean ± std over seeds (the count in brackets).", ""]
     lines += ["## Sizes, chosen settings and device cost", "",
-              "| model | params (2-D / 1-D) | options | chosen setting | qubits | circuits / point | gates | two-qubit gates | depth | median CPU s / fit |",
+              "| model | params (2-D / 1-D) | options | chosen setting | qubits | circuits / point | gates "
+              "| two-qubit gates | depth | median CPU s / fit |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     chosen = chosen_settings(records, small)
-    from research.qinr_field.field import parameter_count
 
     for f in FAMILIES:
         opts, n2 = sized(f, small)
@@ -368,7 +368,8 @@ def write_report(records: list[dict], doc: Path, command: str, guard: bool = Fal
                 lines.append(f"| {LABELS[f.name]} | {params} | " + " | ".join(_fmt(tb[f.name].get(s)) for s in IMAGES)
                              + f" | {'-' if ratio is None else f'{ratio:.2f}'} |")
             else:
-                lines.append(f"| {LABELS[f.name]} | {sized(f, b)[1]} | " + " | ".join("not run" for _ in IMAGES) + " | - |")
+                lines.append(f"| {LABELS[f.name]} | {sized(f, b)[1]} | " + " | ".join("not run" for _ in IMAGES)
+                             + " | - |")
         chosen_b = chosen_settings(records, b)
         lines += ["", "Chosen settings: " + "; ".join(f"{LABELS[r]} {_setting(*chosen_b[r])}" for r in
                                                     [f.name for f in FAMILIES] if r in chosen_b) + ".", ""]
