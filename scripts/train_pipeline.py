@@ -30,6 +30,7 @@ from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.quantum.noise import parse_noise
 from qiren_gen.quantum.shots import check_shots, measurement
 from qiren_gen.runtime import configure_allocator, run_reporting_errors
+from qiren_gen.runtime.suggestions import SuggestingArgumentParser
 from qiren_gen.training.argument_bounds import check_numeric_flags
 from qiren_gen.training.arguments import add_stage1_arguments, config_from_args
 from qiren_gen.training.functa_trainer import build_models, train_functa
@@ -46,8 +47,9 @@ from qiren_gen.training.rank_failures import failure_shared_by_ranks
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The stage-1 options of ``train_functa.py`` plus the pipeline, prior, validation and Hub options."""
-    p = argparse.ArgumentParser(description="Fine-tune a QIREN generation pipeline (or train one from scratch) on "
-                                            "images: stage 1 decoder + modulator, stage 2 prior, a pipeline folder out.")
+    p = SuggestingArgumentParser(description="Fine-tune a QIREN generation pipeline (or train one from scratch) "
+                                             "on images: stage 1 decoder + modulator, stage 2 prior, a pipeline "
+                                             "folder out.")
     p.add_argument("--pretrained_model_name_or_path", default=None,
                    help="pipeline folder or Hub id to start from (default: scratch, decoder from the model flags)")
     add_stage1_arguments(p)

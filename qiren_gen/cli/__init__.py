@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from ..runtime import run_reporting_errors
+from ..runtime.suggestions import option_strings, with_suggestions
 
 __all__ = ["build_parser", "main", "run_reporting_errors"]
 
@@ -18,8 +19,19 @@ SUBCOMMANDS = ("sample", "fit", "superres", "evaluate", "demo", "params")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
+    def error(self, message: str) -> None:  # argparse's own errors: one line with a "did you mean", exit 2
+        self.exit(2, f"{self.prog}: error: {with_suggestions(message, option_strings(self))}\n")
+
+    def parse_args(self, args=None, namespace=None):  # a flag the subcommand lacks: suggest one of that subcommand's
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._subcommands().get(getattr(namespace, "command", None), self)
+            message = with_suggestions("unrecognized arguments: " + " ".join(extras), option_strings(command))
+            self.exit(2, f"{command.prog}: error: {message}\n")
+        return namespace
+
+    def _subcommands(self) -> dict[str, argparse.ArgumentParser]:
+        return next((dict(a.choices) for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,8 +78,9 @@ def run_reporting_errors(prog: str, func: Callable[[], T]) -> tuple[int, T | Non
             raise
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2, None
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a training run's stop names the checkpoint it saved and the resume flag
+        detail = one_line(exc) if str(exc) else ""
+        print(f"{prog}: interrupted{': ' + detail if detail else ''}", file=sys.stderr)
         return 130, None
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, never a traceback
         if os.environ.get("QIREN_GEN_DEBUG"):
