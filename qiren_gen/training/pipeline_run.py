@@ -97,18 +97,22 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
     streamed = not hasattr(ds, "__len__")
     rows = iter(ds) if streamed else (ds[i] for i in range(len(ds)))
     held, evals, skipped, consumed, detected = [], [], 0, 0, channels
+    unreadable: dict[str, str] = {}  # the first unreadable file (or row) for each reason, in the order met
+    read = 0
     for example in itertools.islice(rows, START_SCAN_LIMIT):
+        read += 1
         value = example[IMAGE_COLUMN]
         if detected is None:
             try:
                 detected = image_channels(value)
             except (OSError, ValueError, SyntaxError, KeyError):
                 pass
-        image = _decoded(value, resolution, detected or 1)
+        image, reason = _decoded(value, resolution, detected or 1)
         if len(held) < heldout:
             consumed += 1
         if image is None:
             skipped += 1
+            unreadable.setdefault(reason, _where(value))
         elif len(held) < heldout:
             held.append(image)
         else:
@@ -117,7 +121,10 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
             break
     channels = detected or 1
     if not held and not evals:
-        raise ValueError(f"no readable image in the dataset (the first {consumed + skipped} example(s) unreadable)")
+        scope = f"the first {read}" if read >= START_SCAN_LIMIT else f"all {read}"
+        causes = "; ".join(f"{where}: {reason}" for reason, where in unreadable.items())
+        raise ValueError(f"no readable image in the dataset ({scope} image(s) read, none readable"
+                         f"{': ' + causes if causes else ''})")
     if heldout and len(held) + len(evals) < heldout + 2:
         raise ValueError(f"only {len(held) + len(evals)} readable image(s): need at least {heldout + 2} to hold "
                          f"{heldout} out (lower --validation_images)")
@@ -137,12 +144,18 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
                         description=f"`{source}` (split `{args.split}`)")
 
 
-def _decoded(value, resolution: int, channels: int) -> torch.Tensor | None:
-    """One decoded image, or None when unreadable (the count of those is reported once, not per image)."""
+def _decoded(value, resolution: int, channels: int) -> tuple[torch.Tensor | None, str]:
+    """``(image, "")``, or ``(None, why)`` when unreadable (those are counted and reported once, not per image)."""
     try:
-        return decode_image(value, resolution, channels)
-    except (OSError, ValueError, SyntaxError):
-        return None
+        return decode_image(value, resolution, channels), ""
+    except (OSError, ValueError, SyntaxError) as exc:
+        return None, " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _where(value) -> str:
+    """The file of an undecoded image value, quoted, or ``a row`` (an image stored in the dataset itself)."""
+    path = value.get("path") if isinstance(value, dict) else getattr(value, "filename", None)
+    return f"'{path}'" if path else "a row"
 
 
 def reconstruction_psnr(decoder, modulator, images: torch.Tensor, batch_size: int = 32,
