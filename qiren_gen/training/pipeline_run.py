@@ -73,6 +73,7 @@ class TrainingData:
     num_train: int | None
     streamed: bool
     resolution: int = 32
+    heldout_names: list = field(default_factory=list)
 
 
 START_SCAN_LIMIT = 1000
@@ -97,6 +98,7 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
     streamed = not hasattr(ds, "__len__")
     rows = iter(ds) if streamed else (ds[i] for i in range(len(ds)))
     held, evals, skipped, consumed, detected = [], [], 0, 0, channels
+    held_names: list[str] = []
     unreadable: dict[str, str] = {}  # the first unreadable file (or row) for each reason, in the order met
     read = 0
     for example in itertools.islice(rows, START_SCAN_LIMIT):
@@ -115,6 +117,7 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
             unreadable.setdefault(reason, _where(value))
         elif len(held) < heldout:
             held.append(image)
+            held_names.append(_where(value))
         else:
             evals.append(image)
         if len(held) >= heldout and len(evals) >= max(eval_images, 2):
@@ -140,7 +143,7 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
     return TrainingData(train=train, heldout=torch.stack(held) if held else empty,
                         eval_train=torch.stack(evals[:eval_images]) if evals[:eval_images] else empty,
                         channels=channels, skipped=skipped, num_train=num_train, streamed=streamed,
-                        resolution=resolution,
+                        resolution=resolution, heldout_names=held_names,
                         description=f"`{source}` (split `{args.split}`)")
 
 
@@ -293,6 +296,15 @@ No FID was measured by the training script: run `qiren-gen evaluate --pipeline T
     return {"Training": training, "Quality": quality, "Limitations": limitations}
 
 
+def heldout_line(data: TrainingData) -> str | None:
+    """The line naming the images held out of training for validation (files, or rows of a dataset), or None."""
+    names = data.heldout_names
+    if not names:
+        return None
+    what = ", ".join(names) if all(n != "a row" for n in names) else f"the first {len(names)} readable rows"
+    return f"held out of training for validation (--validation_images {len(names)}): {what}"
+
+
 def report_psnr(psnr: dict, say=print) -> None:
     """The before / after reconstruction PSNR lines of a run."""
     def fmt(v):
@@ -305,5 +317,6 @@ def report_psnr(psnr: dict, say=print) -> None:
             f"{fmt(psnr['heldout_after'])} after")
 
 
-__all__ = ["RUN_FILE", "START_SCAN_LIMIT", "TrainingData", "Validator", "check_output_dir", "image_channels",
+__all__ = ["RUN_FILE", "START_SCAN_LIMIT", "TrainingData", "Validator", "check_output_dir", "heldout_line",
+           "image_channels",
            "load_training_data", "model_card_sections", "reconstruction_psnr", "report_psnr", "setup_trackers"]
