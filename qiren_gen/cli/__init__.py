@@ -19,19 +19,17 @@ SUBCOMMANDS = ("sample", "fit", "superres", "evaluate", "demo", "params")
 
 
 class _Parser(argparse.ArgumentParser):
+    _command: str | None = None
+
+    def parse_known_args(self, args=None, namespace=None):  # remembers the subcommand, for the suggestions
+        namespace, extras = super().parse_known_args(args, namespace)
+        self._command = getattr(namespace, "command", None)
+        return namespace, extras
+
     def error(self, message: str) -> None:  # argparse's own errors: one line with a "did you mean", exit 2
-        self.exit(2, f"{self.prog}: error: {with_suggestions(message, option_strings(self))}\n")
-
-    def parse_args(self, args=None, namespace=None):  # a flag the subcommand lacks: suggest one of that subcommand's
-        namespace, extras = self.parse_known_args(args, namespace)
-        if extras:
-            command = self._subcommands().get(getattr(namespace, "command", None), self)
-            message = with_suggestions("unrecognized arguments: " + " ".join(extras), option_strings(command))
-            self.exit(2, f"{command.prog}: error: {message}\n")
-        return namespace
-
-    def _subcommands(self) -> dict[str, argparse.ArgumentParser]:
-        return next((dict(a.choices) for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+        subcommands = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+        parser = subcommands.get(self._command, self) if message.startswith("unrecognized arguments") else self
+        self.exit(2, f"{parser.prog}: error: {with_suggestions(message, option_strings(parser))}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -95,7 +95,8 @@ def _check_pixels(num_images: int, height: int, width: int) -> None:
 
     size = f"{height}x{width}"
     if height * width > MAX_RENDER_PIXELS:
-        raise ValueError(f"--resolution / --height x --width {size} is over 4096x4096 pixels, the largest image")
+        raise ValueError(f"--resolution / --height x --width {size} is over the documented bound of 4096x4096 "
+                         "pixels per image")
     if num_images * height * width > MAX_BATCH_PIXELS:
         fits = MAX_BATCH_PIXELS // (height * width)
         side = math.isqrt(MAX_BATCH_PIXELS // num_images)
