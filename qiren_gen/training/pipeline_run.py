@@ -248,7 +248,8 @@ def setup_trackers(report_to: str, out: Path) -> tuple[str | None, str | None]:
         return None, None
     if report_to == "tensorboard":
         if not is_tensorboard_available():
-            return None, ("--report_to tensorboard: tensorboard is not installed (pip install \"qiren-gen[tensorboard]\"); "
+            return None, ("--report_to tensorboard: tensorboard is not installed "
+                          '(pip install "qiren-gen[tensorboard]"); '
                           f"validation metrics go to {out / 'train_log.jsonl'} only")
         return "tensorboard", None
     return report_to, None

@@ -30,9 +30,11 @@ TO_CONVERT = {
     "training/outputs.py: saveable.save_pretrained(saving)",
     "training/checkpointing.py: save_file(tensors, str(tmp / f\"{name}.safetensors\"))",
     "training/checkpointing.py: (tmp / STATE_FILE).write_text(payload)",
-    "training/checkpointing.py: with open(tmp / STATE_FILE, \"rb+\") as handle:  # flush the marker file before the rename publishes it",
+    "training/checkpointing.py: with open(tmp / STATE_FILE, \"rb+\") as handle:"
+    "  # flush the marker file before the rename publishes it",
     "training/prior.py: save_file({\"latents\": latents}, str(tmp), metadata={\"fingerprint\": key})",
-    "training/prior.py: (output_dir / \"prior_training.json\").write_text(json.dumps({**asdict(cfg), \"final_step\": global_step}))",
+    "training/prior.py: (output_dir / \"prior_training.json\")"
+    ".write_text(json.dumps({**asdict(cfg), \"final_step\": global_step}))",
     "training/pipeline_stages.py: save_file({\"latents\": latents}, str(tmp), metadata={\"fingerprint\": key})",
     "training/functa_trainer.py: with open(log_path, \"a\") as handle:",
     "training/functa_trainer.py: save_file({\"latents\": table.latents.detach().to(\"cpu\").contiguous(),",
@@ -53,7 +55,8 @@ TO_CONVERT = {
     "cli/superres.py: (out / \"metrics.json\").write_text(json.dumps(metrics, indent=2) + \"\\n\")",
     "demo/space.py: (out / \"app.py\").write_text(APP_TEMPLATE.format(pipeline=literal))",
     "demo/space.py: (out / \"requirements.txt\").write_text(f\"{package}\\n\")",
-    "demo/space.py: (out / \"README.md\").write_text(CARD_TEMPLATE.format(title=title, gradio_version=_gradio_version(),",
+    "demo/space.py: (out / \"README.md\")"
+    ".write_text(CARD_TEMPLATE.format(title=title, gradio_version=_gradio_version(),",
 }
 
 _METHODS = {"save", "savefig", "write_text", "write_bytes", "save_pretrained", "to_parquet"}

@@ -4,6 +4,7 @@ never mixed, and a full
 disk as one line with no temporary folder left."""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import resource
@@ -19,8 +20,7 @@ from PIL import Image
 
 from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.training.checkpointing import list_checkpoints, save_checkpoint
-from qiren_gen.training.outputs import (LOCK_FILE, output_dir_lock, save_folder_atomically,
-                                        save_pipeline_atomically)
+from qiren_gen.training.outputs import LOCK_FILE, output_dir_lock, save_folder_atomically, save_pipeline_atomically
 from testing_utils import tiny_pipeline
 from train_pipeline import main
 
@@ -71,8 +71,6 @@ def test_a_second_run_into_a_held_output_dir_is_refused_at_once_naming_the_holde
 
 @pytest.mark.parametrize("script", ["train_functa", "train_prior"])
 def test_the_stage_scripts_refuse_a_held_output_dir_too(setting, tmp_path, capsys, script):
-    import importlib
-
     out = tmp_path / "run"
     argv = {"train_functa": ["--train_data_dir", str(setting["data"]), "--resolution", "8", "--output_dir", str(out),
                              "--max_train_steps", "1"],

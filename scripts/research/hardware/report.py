@@ -132,9 +132,10 @@ def write_report(results: dict, cfg, figures: list[str], command: str) -> str:
     noise_rows.append(["0 (noiseless)", f"{f['exact']:.2f}"] + [f"{r['exact_on_noise_pixels']:.2f}" for r in signals])
     lines = [
         "# On quantum hardware: shots, noise, and what an image costs on a device", "",
-        f"Every number below comes from one command (one thread, {results['seconds'] / 60:.1f} minutes on the shared "
-        "2-core CPU):", "", f"    {command}", "",
-        "It writes this page, `docs/research/hardware.json` and the two figures. How the device is simulated: "
+        f"Every number down to the device budget comes from one command (one thread, {results['seconds'] / 60:.1f} "
+        "minutes on the shared 2-core CPU):", "", f"    {command}", "",
+        "It writes this page, `docs/research/hardware.json` and the two figures (the device sections from the end "
+        "of the page on have their own command, given there, and the page keeps them). How the device is simulated: "
         "`qiren_gen/quantum/shots.py` (N samples per circuit execution from the exact outcome distribution, every "
         "observable estimated from the same samples, so `<Z_i>` and `<Z_i Z_j>` are correlated as on hardware), "
         "`qiren_gen/quantum/noise.py` and `qiren_gen/quantum/mixed.py` (exact density matrices: depolarizing, "
@@ -179,7 +180,9 @@ def write_report(results: dict, cfg, figures: list[str], command: str) -> str:
         "minutes to hours here.", ""]
     lines += training
     lines += _finetune_section(results, cfg)
-    lines += _budget_section(results, cfg)
+    from research.hardware.device_report import device_section_text
+
+    lines += device_section_text(page=cfg.output) or _budget_section(results, cfg)  # the device study's, once run
     missing = ["GPU times (no GPU was available)", "training the 8-qubit signal fits under gate noise (density "
                "matrices at every point of every step)", "a real device"]
     if "bach" not in results["signals"]:
