@@ -37,7 +37,7 @@ Times are CPU seconds of the one torch thread (``--clock wall`` for wall time); 
 spent waiting for a core on a shared machine, not the memory bandwidth other processes take. The load average is
 printed with the figures.
 
-What each ratio is made of (``--no-breakdown`` skips it): up to 3 more repeats of every task run under a per-op CPU
+What each ratio is made of (``--no_breakdown`` skips it): up to 3 more repeats of every task run under a per-op CPU
 clock (``op_profile.py``; each op's median over them), and a second table splits the median time into the floor, the
 GEMMs' time above it (every GEMM-kind op: the synthesis and the few small feature GEMMs), the largest non-GEMM ops
 and the time outside any op (Python, autograd bookkeeping: the median minus every op's time; on a busy machine it
@@ -241,7 +241,7 @@ def run_worker(impl: str, args, out_dir: Path) -> list[dict]:
     env["QIREN_GEN_MALLOC"] = "default" if impl == "previous" else env.get("QIREN_GEN_MALLOC", "tuned")
     cmd = [sys.executable, __file__, "--worker", impl, "--out_dir", str(out_dir), "--clock", args.clock,
            "--threads", str(args.threads), "--tasks", *args.tasks, *(["--quick"] if args.quick else []),
-           *(["--repeats", str(args.repeats)] if args.repeats else []), *([] if args.breakdown else ["--no-breakdown"])]
+           *(["--repeats", str(args.repeats)] if args.repeats else []), *([] if args.breakdown else ["--no_breakdown"])]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"{impl} worker failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else ''}")
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     p.add_argument("--quick", action="store_true", help="tiny sizes, to check that the script runs")
     p.add_argument("--json", default=None, help="also write every record to this JSON file")
-    p.add_argument("--no-breakdown", dest="breakdown", action="store_false",
+    p.add_argument("--no_breakdown", dest="breakdown", action="store_false",
                    help="skip the per-op profile and the table of what each time is made of")
     p.add_argument("--worker", choices=IMPLEMENTATIONS, default=None, help=argparse.SUPPRESS)
     p.add_argument("--out_dir", default=None, help=argparse.SUPPRESS)

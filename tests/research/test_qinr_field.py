@@ -45,7 +45,7 @@ def test_setting_choice_and_ratios_use_common_seeds():
 def test_report_only_without_a_cache_refuses_in_one_line(tmp_path):
     doc = tmp_path / "page.md"
     doc.write_text("kept\n")
-    done = subprocess.run([sys.executable, str(SCRIPT), "--report-only", "--cache", str(tmp_path / "none.jsonl"),
+    done = subprocess.run([sys.executable, str(SCRIPT), "--report_only", "--cache", str(tmp_path / "none.jsonl"),
                            "--doc", str(doc)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "no finished fits" in done.stderr
     assert doc.read_text() == "kept\n"

@@ -6,7 +6,7 @@
     # add the 4x and 16x budgets (hours on two cores: QIREN's circuits grow with the budget)
     python scripts/research/qinr_field/qinr_field.py --bach gt_bach.wav --budgets 660 2640 10560
     # rewrite docs/research/qinr_field.md and its figure from the cache alone
-    python scripts/research/qinr_field/qinr_field.py --report-only
+    python scripts/research/qinr_field/qinr_field.py --report_only
 
 Resumable: every fit is a line of ``--cache``; run the same command again after an interruption.
 """
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bach", default=None, help="path of gt_bach.wav (the sound task is skipped without it)")
     p.add_argument("--cache", type=Path, default=ROOT / "runs" / "qinr_field" / "fits.jsonl")
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "research" / "qinr_field.md")
-    p.add_argument("--report-only", action="store_true", help="only rewrite the page from the cache")
+    p.add_argument("--report_only", action="store_true", help="only rewrite the page from the cache")
     args = p.parse_args(argv)
     if args.bach is not None and not Path(args.bach).is_file():
         print(f"error: --bach {args.bach}: no such file", file=sys.stderr)
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     shown, skip = [], False  # the command that makes the page: where the page and cache go is not part of it
     for a in argv:
-        if skip or a == "--report-only":
+        if skip or a == "--report_only":
             skip = False
             continue
         if a in ("--doc", "--cache"):
