@@ -10,7 +10,7 @@ low frequencies penalised, a data re-uploading circuit, and a Gaussian output st
   circuit's own spectrum already holds every sum and difference of the frequencies it is fed, low ones included);
   ``low_frequency_penalty=0`` switches it off;
 * the circuit is the project's ``DataReuploadingCircuit`` (``Rot`` blocks, CZ ring, ``RZ`` encoding), so shots and
-  noise work through :func:`qiren_gen.quantum.shots.measurement` exactly as for QIREN, and its PennyLane twin is
+  noise work through `qiren_gen.quantum.shots.measurement` exactly as for QIREN, and its PennyLane twin is
   ``model.circuit.to_pennylane()``;
 * the Gaussian output stage is ``exp(-z^2 / (2 sigma^2))`` on a Linear map of the expectations, then a Linear layer.
 

@@ -10,7 +10,7 @@ simulation builds it once per call from the weights and applies it to the batch 
 Device cost per execution (``n`` qubits, ``L`` layers, ``P`` = CNOTs per layer: ``n (n - 1) / 2`` for
 ``cnot_all``, ``n`` for ``cnot_ring``): ``n L`` ``RY`` and ``P L`` CNOTs in the ansatz, plus the state preparation of
 an arbitrary real positive vector (Mottonen et al.: ``2**n - 1`` ``RY`` and ``2**n - 2`` CNOTs), which dominates
-for ``n >= 5``. :func:`ansatz_qfunc` is the PennyLane twin (``StatePrep`` + the same gates).
+for ``n >= 5``. `ansatz_qfunc` is the PennyLane twin (``StatePrep`` + the same gates).
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def readout_flips(probs: torch.Tensor, n_qubits: int, p: float) -> torch.Tensor:
 class RealAmplitudeCircuit(MeasurementMixin, nn.Module):
     """The QVF ansatz as a torch module: real states ``(..., 2**n_qubits)`` -> ``<Z_j>`` ``(..., n_outputs)``.
 
-    Exact by default. Under :func:`~.shots.measurement`, ``shots=N`` estimates every ``<Z_j>`` from ``N`` samples of
+    Exact by default. Under `measurement`, ``shots=N`` estimates every ``<Z_j>`` from ``N`` samples of
     ``|U psi|^2`` (a straight-through gradient with ``train_shots``, otherwise a backward is refused) and a noise
     model's ``readout`` flips bits before the estimate. Gate noise (depolarizing, damping) is refused: the amplitude
     encoding's state preparation would carry most of it, and it is not simulated here.

@@ -291,20 +291,23 @@ def test_any_json_value_in_any_config_key_loads_or_is_one_line(saved, tmp_path_f
 
 
 def test_the_demo_pipeline_box_refuses_hostile_folders_and_keeps_serving(saved, tmp_path):
-    """The demo loads a visitor's folder under its model lock: each refusal is one line, and the default pipeline
-    answers right after (a folder naming the CLI once started a second demo inside the request)."""
+    """The demo loads a visitor's folder under its model lock: each refusal is the page's one answer for any name it
+    cannot load (the reason goes to the server's log only), and the default pipeline answers right after (a folder
+    naming the CLI once started a second demo inside the request)."""
     from qiren_gen.demo.actions import sample_grid
     from qiren_gen.demo.limits import DemoLimits
-    from qiren_gen.demo.store import PipelineStore
+    from qiren_gen.demo.store import PipelineRefused, PipelineStore
 
     store = PipelineStore(tiny_pipeline())
     for case in ("a CLI module as a component", "num_train_timesteps 1e9", "num_blocks 1e7"):
         folder = shutil.copytree(saved, tmp_path / case.replace(" ", "-"))
         HOSTILE[case][0](folder)
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(PipelineRefused) as info:
             with store.use(str(folder)):
                 pass
-        assert HOSTILE[case][1] in str(info.value) and len(str(info.value).splitlines()) == 1
+        assert str(info.value).endswith("is not a pipeline folder this page can load")
+        assert len(str(info.value).splitlines()) == 1 and HOSTILE[case][1] not in str(info.value)
+        assert HOSTILE[case][1] in info.value.detail  # the reason, for the server's log
     with store.use("") as pipe:
         assert sample_grid(pipe, 0, 1, 8, 2, DemoLimits()).size == (8, 8)
 

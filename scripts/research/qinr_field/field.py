@@ -1,6 +1,6 @@
 """The quantum-INR field side by side: every model sized to a parameter budget, one search protocol, cached fits.
 
-A *family* is a model name and a size knob: :func:`sized` picks the largest knob whose trainable parameter count is
+A *family* is a model name and a size knob: `sized` picks the largest knob whose trainable parameter count is
 at most the budget (on 2-D images; the sound clip uses the same knob). Every family gets the same search: Adam for
 ``STEPS`` full-batch steps at a constant rate, learning rate from ``LEARNING_RATES`` and the family's own frequency
 setting from its ``grid`` (SIREN: ``first_omega_0``; FFN: the Gaussian scale; QFGN: the feature scale; QVF: the energy

@@ -1,6 +1,6 @@
 """QFGN and QVF as a device would run them: the fitted model re-evaluated with shots and gate noise (seed 0).
 
-QFGN's circuit takes every mode of :func:`qiren_gen.quantum.shots.measurement`; QVF's takes shots and readout error
+QFGN's circuit takes every mode of `qiren_gen.quantum.shots.measurement`; QVF's takes shots and readout error
 (its amplitude encoding's state preparation is not simulated gate by gate, so gate noise is refused).
 """
 from __future__ import annotations
