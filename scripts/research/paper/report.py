@@ -101,117 +101,16 @@ def write_report(results: list[JobResult], jobs: list[Job], wall_seconds: float,
         lines.append(f"| {LABELS[m]} | {p_img} | {p_snd} | {configs.get(m, '')} |")
 
     if has_sound:
-        lines += ["", "## Sound fitting (Bach, 1000 samples) — paper Fig. 4", "",
-                  "| model | params | MSE | MSE / SIREN's | fit seconds (median) |", "|---|---|---|---|---|"]
-        siren_mse = np.mean(res.mse("sound", "bach", "siren")) if "siren" in models else np.nan
-        for m in models:
-            v = res.mse("sound", "bach", m)
-            secs = np.median([r.seconds for r in res.by[("sound", "bach", m)]])
-            lines.append(f"| {LABELS[m]} | {res.first('sound', 'bach', m).params} | {_fmt(v)} | "
-                         f"{np.mean(v) / siren_mse:.2f} | {secs:.1f} |")
-        if "qiren" in models and "siren" in models:
-            q, s = np.mean(res.mse("sound", "bach", "qiren")), siren_mse
-            pq, ps = res.first("sound", "bach", "qiren").params, res.first("sound", "bach", "siren").params
-            verdict = "reproduces" if q <= 1.2 * s else "does **not** reproduce"
-            lines += ["", f"Paper: QIREN matches SIREN with 35.1% fewer parameters. Here QIREN has "
-                      f"{100 * (1 - pq / ps):.1f}% fewer parameters than SIREN and {q / s:.2f}x its MSE: the claim "
-                      f"{verdict} (criterion: within 20% of SIREN's MSE)."]
-        target = truth["bach"][0]
-        plot_waveforms(target, {LABELS[m]: res.first("sound", "bach", m).fitted for m in models},
-                       fig_dir / "fig4_sound.png", "Bach clip: fits (seed 0) over the ground truth")
-        for m in ("qiren", "siren"):
-            if m in models:
-                r = res.first("sound", "bach", m)
-                plot_fit(target, r.fitted, fig_dir / f"sound_{m}_spectrum.png",
-                         f"{LABELS[m]} on the Bach clip (seed 0): MSE {r.mse:.2e}", rate=8820)
-        lines += ["", "![sound fits](figures/fig4_sound.png)", "",
-                  "Waveform and spectrum of the QIREN and SIREN fits "
-                  "(seed 0; 8820 Hz after the paper's 5x decimation):",
-                  "", "![QIREN sound spectrum](figures/sound_qiren_spectrum.png)", "",
-                  "![SIREN sound spectrum](figures/sound_siren_spectrum.png)"]
-
+        lines += _sound_section(res, models, truth, fig_dir)
+    sr_mean = None
     if images:
-        lines += ["", "## Image fitting (32x32) — paper Figs. 5 and 7", "",
-                  "MSE (mean ± std over seeds):", "",
-                  "| model | " + " | ".join(images) + " |", "|---|" + "---|" * len(images)]
-        for m in models:
-            lines.append(f"| {LABELS[m]} | " + " | ".join(_fmt(res.mse("image", n, m)) for n in images) + " |")
-        lines += ["", "Error relative to the Tanh MLP (ratio of mean MSEs; paper's Fig. 7 in brackets):", "",
-                  "| model | " + " | ".join(images) + " | mean |", "|---|" + "---|" * (len(images) + 1)]
-        rel = {}
-        for m in models:
-            rel[m] = [np.mean(res.mse("image", n, m)) / np.mean(res.mse("image", n, "tanh")) for n in images]
-            paper = PAPER_FIG7.get(m)
-            cells = [f"{r:.2f}" + (f" ({paper[i]:.2f})" if paper and images[i] in ("astronaut", "camera", "coffee")
-                                   and i < 3 else "") for i, r in enumerate(rel[m])]
-            lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + f" | {np.mean(rel[m]):.2f} |")
-        if "qiren" in models:
-            lines += ["", "QIREN's MSE / each baseline's MSE (mean over images; below 1 QIREN is better; the paper "
-                      "reports a 34.8% error reduction, i.e. a ratio of 0.65):", ""]
-            for m in models:
-                if m == "qiren":
-                    continue
-                ratio = np.mean([np.mean(res.mse("image", n, "qiren")) / np.mean(res.mse("image", n, m))
-                                 for n in images])
-                lines.append(f"- vs {LABELS[m]}: {ratio:.2f} ({100 * (1 - ratio):+.1f}% error reduction)")
-        plot_bars(images, {LABELS[m]: rel[m] for m in models}, fig_dir / "fig7_relative_error.png",
-                  "MSE / Tanh MSE", "Image fitting error relative to Tanh (lower is better)", reference=1.0)
-        rows, captions = [], []
-        for n in images:
-            rows.append([truth[n][0]] + [res.first("image", n, m).fitted for m in models])
-            captions.append(["32x32"] + [f"MSE {res.first('image', n, m).mse:.1e}" for m in models])
-        plot_image_grid(rows, images, ["ground truth"] + [LABELS[m] for m in models],
-                        fig_dir / "fig5_image_fitting.png", "Image fitting, seed 0", captions)
-        plot_curves({LABELS[m]: res.first("image", images[1 % len(images)], m).losses for m in models},
-                    fig_dir / "loss_curves.png", title=f"training MSE on {images[1 % len(images)]}, seed 0")
-        lines += ["", "![image fits](figures/fig5_image_fitting.png)", "",
-                  "![relative error](figures/fig7_relative_error.png)", "", "![loss curves](figures/loss_curves.png)"]
-
-        lines += ["", "## Superresolution (fit 32x32, render 64x64) — paper Fig. 8", "",
-                  "MSE against the 64x64 ground truth:", "", "| method | " + " | ".join(images) + " |",
-                  "|---|" + "---|" * len(images)]
-        interp = {mode: {n: interpolate_image(truth[n][0], 2, mode, align_corners=True) for n in images}
-                  for mode in ("bilinear", "nearest")}
-        sr_mean = {m: [np.mean(res.mse("image", n, m, superres=True)) for n in images] for m in models}
-        for mode in interp:
-            sr_mean[mode] = [float(np.mean((interp[mode][n] - truth[n][1]) ** 2)) for n in images]
-        for m in list(models) + ["bilinear", "nearest"]:
-            if m in models:
-                cells = [_fmt(res.mse("image", n, m, superres=True)) for n in images]
-            else:
-                cells = [f"{v:.2e}" for v in sr_mean[m]]
-            lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
-        if "qiren" in models:
-            lines += ["", "QIREN's superresolution MSE / each method's (mean over images; the paper reports a 24.0% "
-                      "error reduction and QIREN beating bilinear and nearest interpolation):", ""]
-            for m in sr_mean:
-                if m != "qiren":
-                    ratio = np.mean(np.array(sr_mean["qiren"]) / np.array(sr_mean[m]))
-                    lines.append(f"- vs {LABELS.get(m, m)}: {ratio:.2f} ({100 * (1 - ratio):+.1f}% error reduction)")
-        rows, captions = [], []
-        for n in images:
-            hr = truth[n][1]
-            row = [np.kron(truth[n][0], np.ones((2, 2))), interp["nearest"][n], interp["bilinear"][n]]
-            row += [res.first("image", n, m).superres for m in models] + [hr]
-            rows.append(row)
-            captions.append(["32x32 input"] + [f"MSE {np.mean((x - hr) ** 2):.1e}" for x in row[1:-1]] + ["64x64"])
-        plot_image_grid(rows, images, ["input", "nearest", "bilinear"] + [LABELS[m] for m in models] + ["ground truth"],
-                        fig_dir / "fig8_superres.png", "Superresolution 32 -> 64, seed 0", captions)
-        lines += ["", "![superresolution](figures/fig8_superres.png)"]
+        lines += _image_section(res, models, images, truth, fig_dir)
+        superres_lines, sr_mean = _superres_section(res, models, images, truth, fig_dir)
+        lines += superres_lines
 
     lines += _discussion(res, models, images, has_sound)
-    cpu_total = sum(r.cpu_seconds for r in results)
-    lines += ["", "## Time", "",
-              f"Whole suite: **{wall_seconds:.0f} s** ({wall_seconds / 60:.1f} min) wall-clock for {len(jobs)} fits, "
-              f"with the machine shared with other work. The fits used **{cpu_total:.0f} CPU-seconds** in all, i.e. "
-              f"about **{cpu_total / 2 / 60:.1f} min** on the 2 cores if they were ours alone "
-              "(not counting worker start-up, which on the busy machine took tens of seconds).", "",
-              "| model | median wall s / fit | median CPU s / fit | CPU s, all fits |", "|---|---|---|---|"]
-    for m in models:
-        mine = [r for r in results if r.model == m]
-        lines.append(f"| {LABELS[m]} | {np.median([r.seconds for r in mine]):.1f} | "
-                     f"{np.median([r.cpu_seconds for r in mine]):.1f} | {sum(r.cpu_seconds for r in mine):.0f} |")
-    summary = _summary(res, models, images, has_sound, locals().get("sr_mean"))
+    lines += _time_section(results, jobs, models, wall_seconds)
+    summary = _summary(res, models, images, has_sound, sr_mean)
     at = lines.index("<SUMMARY>")
     lines[at : at + 1] = summary
     snd = res.by.get(("sound", "bach", "qiren"), [])
@@ -224,6 +123,135 @@ def write_report(results: list[JobResult], jobs: list[Job], wall_seconds: float,
     carried = carried_section(path)  # written by scripts/research/qiren_search/search_qiren.py baselines: keep it
     path.write_text("\n".join(lines) + "\n" + ("\n" + carried if carried else ""))
     return path
+
+
+def _sound_section(res: _Results, models: list[str], truth: dict, fig_dir: Path) -> list[str]:
+    """The sound-fitting section (paper Fig. 4): table, verdict and figures."""
+    lines = []
+    lines += ["", "## Sound fitting (Bach, 1000 samples) — paper Fig. 4", "",
+              "| model | params | MSE | MSE / SIREN's | fit seconds (median) |", "|---|---|---|---|---|"]
+    siren_mse = np.mean(res.mse("sound", "bach", "siren")) if "siren" in models else np.nan
+    for m in models:
+        v = res.mse("sound", "bach", m)
+        secs = np.median([r.seconds for r in res.by[("sound", "bach", m)]])
+        lines.append(f"| {LABELS[m]} | {res.first('sound', 'bach', m).params} | {_fmt(v)} | "
+                     f"{np.mean(v) / siren_mse:.2f} | {secs:.1f} |")
+    if "qiren" in models and "siren" in models:
+        q, s = np.mean(res.mse("sound", "bach", "qiren")), siren_mse
+        pq, ps = res.first("sound", "bach", "qiren").params, res.first("sound", "bach", "siren").params
+        verdict = "reproduces" if q <= 1.2 * s else "does **not** reproduce"
+        lines += ["", f"Paper: QIREN matches SIREN with 35.1% fewer parameters. Here QIREN has "
+                  f"{100 * (1 - pq / ps):.1f}% fewer parameters than SIREN and {q / s:.2f}x its MSE: the claim "
+                  f"{verdict} (criterion: within 20% of SIREN's MSE)."]
+    target = truth["bach"][0]
+    plot_waveforms(target, {LABELS[m]: res.first("sound", "bach", m).fitted for m in models},
+                   fig_dir / "fig4_sound.png", "Bach clip: fits (seed 0) over the ground truth")
+    for m in ("qiren", "siren"):
+        if m in models:
+            r = res.first("sound", "bach", m)
+            plot_fit(target, r.fitted, fig_dir / f"sound_{m}_spectrum.png",
+                     f"{LABELS[m]} on the Bach clip (seed 0): MSE {r.mse:.2e}", rate=8820)
+    lines += ["", "![sound fits](figures/fig4_sound.png)", "",
+              "Waveform and spectrum of the QIREN and SIREN fits "
+              "(seed 0; 8820 Hz after the paper's 5x decimation):",
+              "", "![QIREN sound spectrum](figures/sound_qiren_spectrum.png)", "",
+              "![SIREN sound spectrum](figures/sound_siren_spectrum.png)"]
+    return lines
+
+
+def _image_section(res: _Results, models: list[str], images: list[str], truth: dict, fig_dir: Path) -> list[str]:
+    """The image-fitting section (paper Figs. 5 and 7): tables, ratios and figures."""
+    lines = []
+    lines += ["", "## Image fitting (32x32) — paper Figs. 5 and 7", "",
+              "MSE (mean ± std over seeds):", "",
+              "| model | " + " | ".join(images) + " |", "|---|" + "---|" * len(images)]
+    for m in models:
+        lines.append(f"| {LABELS[m]} | " + " | ".join(_fmt(res.mse("image", n, m)) for n in images) + " |")
+    lines += ["", "Error relative to the Tanh MLP (ratio of mean MSEs; paper's Fig. 7 in brackets):", "",
+              "| model | " + " | ".join(images) + " | mean |", "|---|" + "---|" * (len(images) + 1)]
+    rel = {}
+    for m in models:
+        rel[m] = [np.mean(res.mse("image", n, m)) / np.mean(res.mse("image", n, "tanh")) for n in images]
+        paper = PAPER_FIG7.get(m)
+        cells = [f"{r:.2f}" + (f" ({paper[i]:.2f})" if paper and images[i] in ("astronaut", "camera", "coffee")
+                               and i < 3 else "") for i, r in enumerate(rel[m])]
+        lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + f" | {np.mean(rel[m]):.2f} |")
+    if "qiren" in models:
+        lines += ["", "QIREN's MSE / each baseline's MSE (mean over images; below 1 QIREN is better; the paper "
+                  "reports a 34.8% error reduction, i.e. a ratio of 0.65):", ""]
+        for m in models:
+            if m == "qiren":
+                continue
+            ratio = np.mean([np.mean(res.mse("image", n, "qiren")) / np.mean(res.mse("image", n, m))
+                             for n in images])
+            lines.append(f"- vs {LABELS[m]}: {ratio:.2f} ({100 * (1 - ratio):+.1f}% error reduction)")
+    plot_bars(images, {LABELS[m]: rel[m] for m in models}, fig_dir / "fig7_relative_error.png",
+              "MSE / Tanh MSE", "Image fitting error relative to Tanh (lower is better)", reference=1.0)
+    rows, captions = [], []
+    for n in images:
+        rows.append([truth[n][0]] + [res.first("image", n, m).fitted for m in models])
+        captions.append(["32x32"] + [f"MSE {res.first('image', n, m).mse:.1e}" for m in models])
+    plot_image_grid(rows, images, ["ground truth"] + [LABELS[m] for m in models],
+                    fig_dir / "fig5_image_fitting.png", "Image fitting, seed 0", captions)
+    plot_curves({LABELS[m]: res.first("image", images[1 % len(images)], m).losses for m in models},
+                fig_dir / "loss_curves.png", title=f"training MSE on {images[1 % len(images)]}, seed 0")
+    lines += ["", "![image fits](figures/fig5_image_fitting.png)", "",
+              "![relative error](figures/fig7_relative_error.png)", "", "![loss curves](figures/loss_curves.png)"]
+    return lines
+
+
+def _superres_section(res: _Results, models: list[str], images: list[str], truth: dict,
+                      fig_dir: Path) -> tuple[list[str], dict]:
+    """The superresolution section (paper Fig. 8) and each method's mean MSE per image (for the summary)."""
+    lines = []
+    lines += ["", "## Superresolution (fit 32x32, render 64x64) — paper Fig. 8", "",
+              "MSE against the 64x64 ground truth:", "", "| method | " + " | ".join(images) + " |",
+              "|---|" + "---|" * len(images)]
+    interp = {mode: {n: interpolate_image(truth[n][0], 2, mode, align_corners=True) for n in images}
+              for mode in ("bilinear", "nearest")}
+    sr_mean = {m: [np.mean(res.mse("image", n, m, superres=True)) for n in images] for m in models}
+    for mode in interp:
+        sr_mean[mode] = [float(np.mean((interp[mode][n] - truth[n][1]) ** 2)) for n in images]
+    for m in list(models) + ["bilinear", "nearest"]:
+        if m in models:
+            cells = [_fmt(res.mse("image", n, m, superres=True)) for n in images]
+        else:
+            cells = [f"{v:.2e}" for v in sr_mean[m]]
+        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+    if "qiren" in models:
+        lines += ["", "QIREN's superresolution MSE / each method's (mean over images; the paper reports a 24.0% "
+                  "error reduction and QIREN beating bilinear and nearest interpolation):", ""]
+        for m in sr_mean:
+            if m != "qiren":
+                ratio = np.mean(np.array(sr_mean["qiren"]) / np.array(sr_mean[m]))
+                lines.append(f"- vs {LABELS.get(m, m)}: {ratio:.2f} ({100 * (1 - ratio):+.1f}% error reduction)")
+    rows, captions = [], []
+    for n in images:
+        hr = truth[n][1]
+        row = [np.kron(truth[n][0], np.ones((2, 2))), interp["nearest"][n], interp["bilinear"][n]]
+        row += [res.first("image", n, m).superres for m in models] + [hr]
+        rows.append(row)
+        captions.append(["32x32 input"] + [f"MSE {np.mean((x - hr) ** 2):.1e}" for x in row[1:-1]] + ["64x64"])
+    plot_image_grid(rows, images, ["input", "nearest", "bilinear"] + [LABELS[m] for m in models] + ["ground truth"],
+                    fig_dir / "fig8_superres.png", "Superresolution 32 -> 64, seed 0", captions)
+    lines += ["", "![superresolution](figures/fig8_superres.png)"]
+    return lines, sr_mean
+
+
+def _time_section(results: list[JobResult], jobs: list[Job], models: list[str], wall_seconds: float) -> list[str]:
+    """The time section: wall-clock and CPU seconds per model."""
+    cpu_total = sum(r.cpu_seconds for r in results)
+    lines = ["", "## Time", "",
+             f"Whole suite: **{wall_seconds:.0f} s** ({wall_seconds / 60:.1f} min) wall-clock for {len(jobs)} fits, "
+             f"with the machine shared with other work. The fits used **{cpu_total:.0f} CPU-seconds** in all, i.e. "
+             f"about **{cpu_total / 2 / 60:.1f} min** on the 2 cores if they were ours alone "
+             "(not counting worker start-up, which on the busy machine took tens of seconds).", "",
+             "| model | median wall s / fit | median CPU s / fit | CPU s, all fits |", "|---|---|---|---|"]
+    for m in models:
+        mine = [r for r in results if r.model == m]
+        lines.append(f"| {LABELS[m]} | {np.median([r.seconds for r in mine]):.1f} | "
+                    f"{np.median([r.cpu_seconds for r in mine]):.1f} | {sum(r.cpu_seconds for r in mine):.0f} |")
+    return lines
 
 
 def _discussion(res: _Results, models: list[str], images: list[str], has_sound: bool) -> list[str]:
