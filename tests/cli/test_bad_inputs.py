@@ -32,6 +32,9 @@ FUNCTA = "--resolution 8 --n_qubits 3 --hidden_layers 1 --latent_dim 4 --train_b
 PRIOR = "--resolution 8 --max_train_steps 2 --hidden_dim 8 --num_blocks 1 --time_embed_dim 8 --train_batch_size 4"
 S = "sample --num-images 1 --steps 1 --output o.png --pipeline"
 PIPE = "--max_train_steps 1 --prior_max_train_steps 1 --validation_images 0 --train_batch_size 2"
+RESUME = f"{FUNCTA} --max_train_steps 4 --resume_from_checkpoint latest"
+LONG = "x" * 500  # one name past the file systems' 255 bytes
+DAMAGED_CHECKPOINTS = ("cktruncated", "ckemptyoptimizer", "ckpickle", "cknan", "cknegative", "ckstring")
 
 # (entry point, bad input, argv (after the program), expected fragment of the one stderr line)
 CLI_ROWS = [
@@ -256,6 +259,43 @@ CLI_ROWS = [
      "--max_grad_norm must be a finite number"),
     ("scripts/train_prior.py", "stage-1 decoder weights stored as bool",
      f"--stage1_model stage1bool --train_data_dir data --output_dir tpout {PRIOR}", "is stored as BOOL"),
+    # every file read through one checked reader, every source bounded before it is read
+    ("qiren-gen fit", "a 1-hour WAV (a header over the frame cap)", "fit --audio hour.wav --output fitout",
+     "declares 158,760,000 frames (60.0 minutes at 44100 Hz), over the cap of 33,554,432 frames"),
+    ("qiren-gen fit", "a WAV header declaring 0 channels", "fit --audio nochannels.wav --output fitout",
+     "declares channels 0"),
+    ("qiren-gen fit", "a WAV header declaring 0 bits per sample", "fit --audio nobits.wav --output fitout",
+     "declares bits per sample 0"),
+    ("qiren-gen fit", "a WAV header declaring a sample rate of 0", "fit --audio norate.wav --output fitout",
+     "declares sample rate 0"),
+    ("qiren-gen fit", "a 500-character --output name", f"fit --image camera --size 8 --steps 1 --output {LONG}",
+     "File name too long"),
+    ("qiren-gen superres", "a 500-character --output name",
+     f"superres --image camera --size 8 --steps 1 --output {LONG}", "File name too long"),
+    ("qiren-gen sample", "a 500-character --output name", f"{S} pipe --output {LONG}.png", "File name too long"),
+    ("qiren-gen sample", "a folder named snapshots (not a Hub cache) linking its weights outside itself",
+     f"{S} fakecache/snapshots/rev", "links outside the folder"),
+    ("qiren-gen evaluate", "a feature extractor qiren-gen does not build (--feature-extractor clip-vit-b-32)",
+     "evaluate --pipeline pipe --reference data --feature-extractor clip-vit-b-32 --output evout",
+     "invalid choice: 'clip-vit-b-32'"),
+    ("scripts/train_functa.py", "a 500-character --output_dir name",
+     f"--train_data_dir data --output_dir {LONG} {FUNCTA}", "File name too long"),
+    ("scripts/train_functa.py", "zero readable images (only corrupt images)",
+     f"--train_data_dir corruptdata --output_dir tfout {FUNCTA}", "no readable image in the dataset"),
+    ("scripts/train_functa.py", "a truncated checkpoint weights file (decoder.safetensors)",
+     f"--train_data_dir data --output_dir cktruncated {RESUME}",
+     "decoder.safetensors' is not a readable safetensors file"),
+    ("scripts/train_functa.py", "an empty optimizer.bin in the checkpoint",
+     f"--train_data_dir data --output_dir ckemptyoptimizer {RESUME}", "optimizer.bin' is empty (0 bytes)"),
+    ("scripts/train_functa.py", "a pickle planted as custom_checkpoint_0.pkl",
+     f"--train_data_dir data --output_dir ckpickle {RESUME}",
+     "custom_checkpoint_0.pkl' is not part of this run's checkpoints"),
+    ("scripts/train_functa.py", "NaN weights in the checkpoint",
+     f"--train_data_dir data --output_dir cknan {RESUME}", "holds NaN or infinite values"),
+    ("scripts/train_functa.py", "training_state.json step -100",
+     f"--train_data_dir data --output_dir cknegative {RESUME}", "'step' must be between 0 and 4, got -100"),
+    ("scripts/train_functa.py", "training_state.json step \"x\"",
+     f"--train_data_dir data --output_dir ckstring {RESUME}", "'step' must be a whole number, got a string"),
 ]
 
 _PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]|examples/s\]|\[\d\d:\d\d<")
@@ -289,13 +329,12 @@ def _png(path: Path, array: np.ndarray) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     """A folder of good and damaged inputs: pipelines, images, WAVs, datasets, stage-1 models, a blocker file."""
-    from scipy.io import wavfile
     from safetensors.torch import load_file, save_file
+    from scipy.io import wavfile
 
     from qiren_gen.models import LatentModulator, ModulatedQIREN
-    from testing_utils import tiny_pipeline
     from testing_utils import Payload as _Payload
-    from testing_utils import tiny_wide_pipeline
+    from testing_utils import tiny_pipeline, tiny_wide_pipeline
 
     w = tmp_path_factory.mktemp("bad-inputs")
     tiny_pipeline().save_pretrained(w / "pipe")
@@ -361,7 +400,51 @@ def world(tmp_path_factory) -> Path:
     with open(w / "stage1bin" / "decoder" / "diffusion_pytorch_model.bin", "wb") as handle:
         pickle.dump(_Payload(w / "PWNED"), handle)
     _hostile_folders(w)
+    _bounded_sources(w)
+    _damaged_checkpoints(w)
     return w
+
+
+def _bounded_sources(w: Path) -> None:
+    """WAV headers declaring an hour of audio or impossible formats; a folder named ``snapshots`` outside any Hub
+    cache whose weights link out of it."""
+    from testing_utils import wav_header
+
+    hour = wav_header(w / "hour.wav", frames=3600 * 44100, write_data=False)
+    with open(hour, "r+b") as handle:
+        handle.truncate(44 + 3600 * 44100 * 2)  # sparse: the size the header claims, no blocks written
+    wav_header(w / "nochannels.wav", channels=0)
+    wav_header(w / "nobits.wav", bits=0)
+    wav_header(w / "norate.wav", rate=0)
+    snapshot = w / "fakecache" / "snapshots" / "rev"
+    shutil.copytree(w / "pipe", snapshot)
+    weights = snapshot / "prior" / "diffusion_pytorch_model.safetensors"
+    (w / "fakecache" / "elsewhere").mkdir()
+    shutil.move(weights, w / "fakecache" / "elsewhere" / "weights.safetensors")
+    weights.symlink_to(w / "fakecache" / "elsewhere" / "weights.safetensors")
+
+
+def _damaged_checkpoints(w: Path) -> None:
+    """A stage-1 run of 2 steps, then copies of its output folder with one file of ``checkpoint-2`` damaged."""
+    from safetensors.torch import load_file, save_file
+
+    from testing_utils import Payload as _Payload
+
+    subprocess.run([sys.executable, *TF, "--train_data_dir", "data", "--output_dir", "ckgood", *FUNCTA.split()],
+                   cwd=w, env=_env(), check=True, capture_output=True, timeout=600)
+    for name in DAMAGED_CHECKPOINTS:
+        shutil.copytree(w / "ckgood", w / name)
+    ck = "checkpoint-2"
+    decoder = w / "cktruncated" / ck / "decoder.safetensors"
+    decoder.write_bytes(decoder.read_bytes()[:100])
+    (w / "ckemptyoptimizer" / ck / "optimizer.bin").write_bytes(b"")
+    with open(w / "ckpickle" / ck / "custom_checkpoint_0.pkl", "wb") as handle:
+        pickle.dump(_Payload(w / "PWNED"), handle)
+    decoder = w / "cknan" / ck / "decoder.safetensors"
+    save_file({k: torch.full_like(v, float("nan")) for k, v in load_file(decoder).items()}, decoder)
+    for name, step in (("cknegative", -100), ("ckstring", "x")):
+        state = w / name / ck / "training_state.json"
+        state.write_text(json.dumps({**json.loads(state.read_text()), "step": step}))
 
 
 def _hostile_folders(w: Path) -> None:
@@ -511,7 +594,8 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
     failures = []
     for row, res in zip(CLI_ROWS, results):
         ok = (res["returncode"] == 2 and len(res["lines"]) == 1 and row[3] in res["lines"][0]
-              and "Traceback" not in res["stderr"] and "error" in res["lines"][0])
+              and "Traceback" not in res["stderr"] and "error" in res["lines"][0]
+              and "weights_only=False" not in res["stderr"] and "[Errno" not in res["lines"][0])
         if not ok:
             failures.append(f"{row[0]} / {row[1]}: rc={res['returncode']} lines={res['lines'][-3:]}")
     assert not failures, "\n".join(failures)
@@ -519,8 +603,10 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
     assert (world / "ckblocked" / "checkpoint-2").read_text() == BLOCKER_TEXT
     assert not [p.name for p in (world / "ckblocked").iterdir() if p.name.startswith(".tmp")]  # nothing half-written
     assert not {"train_pipeline.json", "stage1"} & {p.name for p in (world / "pipe").iterdir()}  # pipeline untouched
-    for made in ("o.png", "o.jpg", "fitout", "srout", "evout", "tfout", "tpout", "tplout", "PWNED"):
+    for made in ("o.png", "o.jpg", "fitout", "srout", "evout", "tfout", "tpout", "tplout", "PWNED", "xxxxx*"):
         assert not list(world.glob(f"{made}*")), f"{made} was written by a failing run"
+    for name in DAMAGED_CHECKPOINTS:  # a refused resume trains nothing: no checkpoint past the damaged one
+        assert [p.name for p in (world / name).glob("checkpoint-*")] == ["checkpoint-2"], name
     table = os.environ.get("QIREN_GEN_BAD_INPUTS_TABLE")
     if table:
         _write_table(Path(table), results, world, api_rows)
@@ -546,10 +632,8 @@ def _api_rows():
     from qiren_gen.demo.live_fit import live_fit
     from qiren_gen.demo.uploads import open_upload
     from qiren_gen.functa import decode_latents, encode_images
-    from qiren_gen.models import (QIREN, FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN,
-                                  ModulatedWideQIREN)
-    from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
-                                     QirenSuperResolutionPipeline)
+    from qiren_gen.models import QIREN, FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN, ModulatedWideQIREN
+    from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline
     from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
     from qiren_gen.runtime import configure_allocator
     from testing_utils import tiny_pipeline
