@@ -249,6 +249,8 @@ def save_entries_with(out: str | os.PathLike, save: Callable[[Path], Any], marke
         save(staging)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, WriteFailed):  # one file's line: named as it will be in out, not in staging
+            raise WriteFailed(str(exc).replace(str(staging), str(out))) from None
         if is_write_error(exc):
             raise write_failure(exc, what) from None
         raise

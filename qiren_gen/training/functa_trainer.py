@@ -95,6 +95,7 @@ class FunctaTrainer:
         self.owns_accelerator = accelerator is None
         self.accelerator = make_accelerator(cfg.mixed_precision, cfg.seed) if accelerator is None else accelerator
         self.on_step, self.first_visit_steps = on_step, first_visit_steps
+        self.coords = image_grid(cfg.resolution, cfg.resolution, device=self.accelerator.device)  # its size checked
         self.resume_path = agreed_resume_checkpoint(self.accelerator, self.output_dir, cfg.resume_from_checkpoint)
         set_seed(cfg.seed)
         self.decoder, self.modulator = self._set_up_models(init_models)
@@ -108,7 +109,6 @@ class FunctaTrainer:
         self._set_up_loader_and_optimiser()
         self.global_step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self._resume()
-        self.coords = image_grid(cfg.resolution, cfg.resolution, device=self.accelerator.device)
         self.log_path = self.output_dir / "train_log.jsonl"
         if self.accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -138,10 +138,10 @@ class FunctaTrainer:
         if dataset is None:
             dataset = load_image_dataset(cfg.dataset_name, cfg.train_data_dir, cfg.split, cfg.image_column,
                                          cfg.streaming, cfg.cache_dir, cfg.max_train_samples)
-        check_readable_images(dataset, cfg.resolution, cfg.channels)  # none readable: refused before any training
         self.collate = ImageCollator(IMAGE_COLUMN, cfg.resolution, cfg.channels)
         self.streamed = not hasattr(dataset, "__len__")
         if not self.streamed:
+            check_readable_images(dataset, cfg.resolution, cfg.channels)  # none readable: refused before training
             indexed = IndexedImages(dataset, cfg.flip_augment)
             return indexed, len(indexed)
         capacity = stream_capacity if stream_capacity is not None else cfg.max_train_samples
@@ -151,6 +151,7 @@ class FunctaTrainer:
             raise ValueError("auto-decoded latents or --flip_augment on a stream need --max_train_samples (the size "
                              "of the latent table: one row per streamed image), as the dataset declares no "
                              "num_examples for its split")
+        check_readable_images(dataset, cfg.resolution, cfg.channels)
         indexed = IndexedStream(dataset, capacity, cfg.flip_augment, cfg.shuffle_buffer_size, cfg.seed,
                                 rank=accelerator.process_index, num_ranks=accelerator.num_processes)
         return indexed, None if capacity is None else capacity * (2 if cfg.flip_augment else 1)
