@@ -35,10 +35,26 @@ from qiren_gen.training.arguments import add_stage1_arguments, config_from_args
 from qiren_gen.training.functa_trainer import build_models, train_functa
 from qiren_gen.training.launch import make_accelerator
 from qiren_gen.training.outputs import output_dir_lock, save_pipeline_atomically
-from qiren_gen.training.pipeline_run import (RUN_FILE, Validator, check_output_dir, load_training_data,
-                                             model_card_sections, reconstruction_psnr, report_psnr, setup_trackers)
-from qiren_gen.training.pipeline_stages import (LATENT_INITS, STAGE1_FOLDER, STAGE2_FOLDER, encoding_settings,
-                                                latent_start, match_channels, prior_latents, stage_resume)
+from qiren_gen.training.pipeline_run import (
+    RUN_FILE,
+    Validator,
+    check_output_dir,
+    load_training_data,
+    model_card_sections,
+    reconstruction_psnr,
+    report_psnr,
+    setup_trackers,
+)
+from qiren_gen.training.pipeline_stages import (
+    LATENT_INITS,
+    STAGE1_FOLDER,
+    STAGE2_FOLDER,
+    encoding_settings,
+    latent_start,
+    match_channels,
+    prior_latents,
+    stage_resume,
+)
 from qiren_gen.training.prior import PRIOR_MODEL_DEFAULTS, PriorTrainingConfig, make_training_scheduler, train_prior
 from qiren_gen.training.randomness import INIT_STEP, STAGE2, seeded_default_rng
 from qiren_gen.training.rank_failures import failure_shared_by_ranks
@@ -47,7 +63,8 @@ from qiren_gen.training.rank_failures import failure_shared_by_ranks
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The stage-1 options of ``train_functa.py`` plus the pipeline, prior, validation and Hub options."""
     p = argparse.ArgumentParser(description="Fine-tune a QIREN generation pipeline (or train one from scratch) on "
-                                            "images: stage 1 decoder + modulator, stage 2 prior, a pipeline folder out.")
+                                            "images: stage 1 decoder + modulator, stage 2 prior, a pipeline folder "
+                                            "out.")
     p.add_argument("--pretrained_model_name_or_path", default=None,
                    help="pipeline folder or Hub id to start from (default: scratch, decoder from the model flags)")
     add_stage1_arguments(p)

@@ -23,8 +23,13 @@ from qiren_gen.runtime import run_reporting_errors
 from qiren_gen.training.argument_bounds import check_numeric_flags
 from qiren_gen.training.launch import make_accelerator
 from qiren_gen.training.outputs import output_dir_lock, save_folder_atomically, save_pipeline_atomically
-from qiren_gen.training.prior import (PRIOR_MODEL_DEFAULTS, PriorTrainingConfig, encode_dataset,
-                                      make_training_scheduler, train_prior)
+from qiren_gen.training.prior import (
+    PRIOR_MODEL_DEFAULTS,
+    PriorTrainingConfig,
+    encode_dataset,
+    make_training_scheduler,
+    train_prior,
+)
 from qiren_gen.training.prior_data import load_images, load_stage1_latents
 from qiren_gen.training.randomness import INIT_STEP, STAGE2, seeded_default_rng
 
@@ -118,7 +123,8 @@ def train_prior_from_args(argv: list[str] | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``train_prior_from_args`` for scripts: a user error (bad path, bad value, offline Hub) is one line on stderr and exit code 2."""
+    """``train_prior_from_args`` for scripts: a user error (bad path, bad value, offline Hub) is one line on stderr
+    and exit code 2."""
     def run() -> dict:
         args = parse_args(argv)
         check_numeric_flags(args)  # before any folder exists

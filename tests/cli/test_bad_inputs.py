@@ -17,10 +17,28 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import constants
 from PIL import Image
+from safetensors.torch import load_file, save_file
+from scipy.io import wavfile
+
+from qiren_gen.data import image_grid, time_grid
+from qiren_gen.demo import DemoLimits
+from qiren_gen.demo.actions import any_resolution, interpolate, sample_grid
+from qiren_gen.demo.live_fit import live_fit
+from qiren_gen.demo.uploads import open_upload
+from qiren_gen.functa import decode_latents, encode_images
+from qiren_gen.models import QIREN, FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN, ModulatedWideQIREN
+from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline
+from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
+from qiren_gen.quantum.shots import measurement
+from qiren_gen.runtime import configure_allocator
+from testing_utils import Payload as _Payload
+from testing_utils import png_bomb, tiny_pipeline, tiny_wide_pipeline, wav_header
 
 REPO = Path(__file__).resolve().parents[2]
 BLOCKER_TEXT = "written before the run; must survive it\n"
@@ -159,9 +177,11 @@ CLI_ROWS = [
      f"--dataset_name undeclared --output_dir tfout {FUNCTA} --encoding auto_decode --streaming",
      "declares no num_examples"),
     ("scripts/train_functa.py", "missing checkpoint to resume",
-     f"--train_data_dir data --output_dir tfout {FUNCTA} --resume_from_checkpoint nowhere", "not a complete checkpoint"),
+     f"--train_data_dir data --output_dir tfout {FUNCTA} --resume_from_checkpoint nowhere",
+     "not a complete checkpoint"),
     ("scripts/train_functa.py", "a file where a checkpoint's folder must go (the write fails mid-run)",
-     f"--train_data_dir data --output_dir ckblocked {FUNCTA}", "cannot write checkpoint 2 to ckblocked: Not a directory"),
+     f"--train_data_dir data --output_dir ckblocked {FUNCTA}",
+     "cannot write checkpoint 2 to ckblocked: Not a directory"),
     ("scripts/train_functa.py", "NaN learning rate", f"--train_data_dir data --output_dir tfout {FUNCTA} "
      "--learning_rate nan", "--learning_rate must be a finite number"),
     ("scripts/train_prior.py", "missing stage-1 folder",
@@ -171,7 +191,8 @@ CLI_ROWS = [
     ("scripts/train_prior.py", "wrong file type (text as --train_data_dir)",
      f"--stage1_model stage1 --train_data_dir notes.txt --output_dir tpout {PRIOR}", "image folder not found"),
     ("scripts/train_prior.py", "full disk: --output_dir under a file",
-     f"--stage1_model stage1 --train_data_dir data --output_dir blocker/p {PRIOR}", "'blocker' is a file, not a folder"),
+     f"--stage1_model stage1 --train_data_dir data --output_dir blocker/p {PRIOR}",
+     "'blocker' is a file, not a folder"),
     ("scripts/train_prior.py", "stage-1 folder with pickle-only weights",
      f"--stage1_model stage1bin --train_data_dir data --output_dir tpout {PRIOR}", "only as safetensors"),
     ("scripts/train_prior.py", "--stage1_latents from a meta-SGD stage 1 (no latents file)",
@@ -230,10 +251,12 @@ CLI_ROWS = [
      "num_train_timesteps=1000000000 is outside [1, 100000]"),
     ("qiren-gen sample", "scheduler steps_offset 1e9", f"{S} offset", "steps_offset=1000000000 is outside"),
     ("qiren-gen sample", "scheduler trained_betas of length 3", f"{S} betas", "trained_betas has 3 values"),
-    ("qiren-gen sample", "scheduler prediction_type unknown", f"{S} prediction", "prediction_type='noise' is not one of"),
+    ("qiren-gen sample", "scheduler prediction_type unknown", f"{S} prediction",
+     "prediction_type='noise' is not one of"),
     ("qiren-gen sample", "prior num_blocks 1e7", f"{S} blocks", "num_blocks=10000000 is outside [0, 256]"),
     ("qiren-gen sample", "prior dropout NaN", f"{S} dropoutnan", "dropout is NaN"),
-    ("qiren-gen sample", "prior num_blocks true (a bool for an int)", f"{S} blockstrue", "num_blocks is true (a boolean)"),
+    ("qiren-gen sample", "prior num_blocks true (a bool for an int)", f"{S} blockstrue",
+     "num_blocks is true (a boolean)"),
     ("qiren-gen sample", "int64 weights of the right shapes", f"{S} intweights", "is stored as I64"),
     ("qiren-gen sample", "an extra tensor in the weights", f"{S} extraweights", "the weights hold 'extra'"),
     ("qiren-gen sample", "a missing weight key", f"{S} missingweights", "the weights lack"),
@@ -302,7 +325,8 @@ _PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]|examples/s\]|\[\d\d:\d\d<")
 
 
 def _program(entry: str) -> list[str]:
-    return {"scripts/train_functa.py": TF, "scripts/train_prior.py": TP, "scripts/train_pipeline.py": TPL}.get(entry, QG)
+    programs = {"scripts/train_functa.py": TF, "scripts/train_prior.py": TP, "scripts/train_pipeline.py": TPL}
+    return programs.get(entry, QG)
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -329,12 +353,7 @@ def _png(path: Path, array: np.ndarray) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     """A folder of good and damaged inputs: pipelines, images, WAVs, datasets, stage-1 models, a blocker file."""
-    from safetensors.torch import load_file, save_file
-    from scipy.io import wavfile
 
-    from qiren_gen.models import LatentModulator, ModulatedQIREN
-    from testing_utils import Payload as _Payload
-    from testing_utils import tiny_pipeline, tiny_wide_pipeline
 
     w = tmp_path_factory.mktemp("bad-inputs")
     tiny_pipeline().save_pretrained(w / "pipe")
@@ -379,10 +398,10 @@ def world(tmp_path_factory) -> Path:
     (w / "corruptdata" / "train").mkdir(parents=True)
     shutil.copy(w / "corrupt.png", w / "corruptdata" / "train" / "0.png")
     (w / "rgbdata" / "train").mkdir(parents=True)
-    import datasets
 
     datasets.Dataset.from_dict({"label": [0, 1]}).to_parquet(str(w / "labelsonly" / "data" / "train-0.parquet"))
-    datasets.Dataset.from_dict({"label": [0, 1]}).to_parquet(str(w / "badshard" / "data" / "train-00000-of-00002.parquet"))
+    datasets.Dataset.from_dict({"label": [0, 1]}).to_parquet(
+        str(w / "badshard" / "data" / "train-00000-of-00002.parquet"))
     (w / "badshard" / "data" / "train-00001-of-00002.parquet").write_bytes(b"PAR1 truncated")
     images = datasets.Dataset.from_dict({"image": [str(w / "data" / "train" / f"{i}.png") for i in range(4)]})
     images.cast_column("image", datasets.Image()).to_parquet(  # Hub layout without a card: no declared size
@@ -408,7 +427,6 @@ def world(tmp_path_factory) -> Path:
 def _bounded_sources(w: Path) -> None:
     """WAV headers declaring an hour of audio or impossible formats; a folder named ``snapshots`` outside any Hub
     cache whose weights link out of it."""
-    from testing_utils import wav_header
 
     hour = wav_header(w / "hour.wav", frames=3600 * 44100, write_data=False)
     with open(hour, "r+b") as handle:
@@ -426,9 +444,7 @@ def _bounded_sources(w: Path) -> None:
 
 def _damaged_checkpoints(w: Path) -> None:
     """A stage-1 run of 2 steps, then copies of its output folder with one file of ``checkpoint-2`` damaged."""
-    from safetensors.torch import load_file, save_file
 
-    from testing_utils import Payload as _Payload
 
     subprocess.run([sys.executable, *TF, "--train_data_dir", "data", "--output_dir", "ckgood", *FUNCTA.split()],
                    cwd=w, env=_env(), check=True, capture_output=True, timeout=600)
@@ -450,9 +466,7 @@ def _damaged_checkpoints(w: Path) -> None:
 def _hostile_folders(w: Path) -> None:
     """Pipeline folders naming modules, with too-deep or too-large JSON, unbounded configs, mismatched weights; a
     decompression bomb and an image over the fitting pixel cap; a stage-1 folder with bool weights."""
-    from safetensors.torch import load_file, save_file
 
-    from testing_utils import png_bomb
 
     def edit_json(name: str, rel: str, change) -> None:
         path = w / name / rel
@@ -583,8 +597,8 @@ def _run_all(world: Path) -> list[dict]:
     with ThreadPoolExecutor(max_workers=3) as pool:
         outputs = list(pool.map(lambda job: job(), jobs))
     results: dict[int, dict] = {}
-    for indices, output in zip([[i] for i in alone] + halves, outputs):
-        results.update(zip(indices, output))
+    for indices, output in zip([[i] for i in alone] + halves, outputs, strict=True):
+        results.update(zip(indices, output, strict=True))
     return [results[i] for i in range(len(CLI_ROWS))]
 
 
@@ -592,7 +606,7 @@ def _run_all(world: Path) -> list[dict]:
 def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows):
     results = _run_all(world)
     failures = []
-    for row, res in zip(CLI_ROWS, results):
+    for row, res in zip(CLI_ROWS, results, strict=True):
         ok = (res["returncode"] == 2 and len(res["lines"]) == 1 and row[3] in res["lines"][0]
               and "Traceback" not in res["stderr"] and "error" in res["lines"][0]
               and "weights_only=False" not in res["stderr"] and "[Errno" not in res["lines"][0])
@@ -603,7 +617,7 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
     assert (world / "ckblocked" / "checkpoint-2").read_text() == BLOCKER_TEXT
     assert not [p.name for p in (world / "ckblocked").iterdir() if p.name.startswith(".tmp")]  # nothing half-written
     assert not {"train_pipeline.json", "stage1"} & {p.name for p in (world / "pipe").iterdir()}  # pipeline untouched
-    for made in ("o.png", "o.jpg", "fitout", "srout", "evout", "tfout", "tpout", "tplout", "PWNED", "xxxxx*"):
+    for made in ("o.png", "o.jpg", "fitout", "srout", "evout", "tfout", "tpout", "tplout", "PWNED", "xxxxx"):
         assert not list(world.glob(f"{made}*")), f"{made} was written by a failing run"
     for name in DAMAGED_CHECKPOINTS:  # a refused resume trains nothing: no checkpoint past the damaged one
         assert [p.name for p in (world / name).glob("checkpoint-*")] == ["checkpoint-2"], name
@@ -618,7 +632,6 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
 
 def _shot_backward(circuit) -> None:
     """A training step through a circuit measured with finite shots but without train_shots."""
-    from qiren_gen.quantum.shots import measurement
 
     x = torch.randn(3, circuit.n_qubits, requires_grad=True)
     with measurement(circuit, shots=100):
@@ -626,17 +639,6 @@ def _shot_backward(circuit) -> None:
 
 
 def _api_rows():
-    from qiren_gen.data import image_grid, time_grid
-    from qiren_gen.demo import DemoLimits
-    from qiren_gen.demo.actions import any_resolution, interpolate, sample_grid
-    from qiren_gen.demo.live_fit import live_fit
-    from qiren_gen.demo.uploads import open_upload
-    from qiren_gen.functa import decode_latents, encode_images
-    from qiren_gen.models import QIREN, FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN, ModulatedWideQIREN
-    from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline
-    from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
-    from qiren_gen.runtime import configure_allocator
-    from testing_utils import tiny_pipeline
 
     torch.manual_seed(0)
     dec = ModulatedQIREN(out_channels=1, n_qubits=3, hidden_layers=1, reference_size=4)
@@ -769,8 +771,8 @@ def _api_rows():
          "n_heads must be >= 1"),
         ("MultiHeadReuploadingCircuit", "21 qubits", lambda w: MultiHeadReuploadingCircuit(2, 21), ValueError,
          "too large"),
-        ("MultiHeadReuploadingCircuit", "unknown entangler", lambda w: MultiHeadReuploadingCircuit(2, 2, entangler="cx"),
-         ValueError, "entangler must be one of"),
+        ("MultiHeadReuploadingCircuit", "unknown entangler",
+         lambda w: MultiHeadReuploadingCircuit(2, 2, entangler="cx"), ValueError, "entangler must be one of"),
         ("MultiHeadReuploadingCircuit", "input with the wrong head count",
          lambda w: MultiHeadReuploadingCircuit(3, 2)(torch.zeros(5, 4, 2)), ValueError, "inputs must have shape"),
         ("MultiHeadReuploadingCircuit", "NaN input",
@@ -833,8 +835,6 @@ def _api_ids():
 
 @pytest.fixture(scope="module")
 def api_rows(world):
-    from qiren_gen.pipelines import QirenSignalFittingPipeline, QirenSuperResolutionPipeline
-    from testing_utils import Payload as _Payload
 
     QirenSignalFittingPipeline.from_model_name("qiren", 2, 1).save_pretrained(world / "fitpipe")
     QirenSuperResolutionPipeline.from_model_name("siren").save_pretrained(world / "srpickled")
@@ -848,7 +848,6 @@ def api_rows(world):
 
 @pytest.mark.parametrize("index", _api_ids())
 def test_api_bad_inputs_raise_documented_errors(world, api_rows, index, monkeypatch):
-    from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     entry, bad, call, exc_type, fragment = api_rows[int(index)]
@@ -866,11 +865,11 @@ def test_api_table_is_complete(api_rows):
 def _write_table(path: Path, cli_results: list[dict], world: Path, api_rows: list) -> None:
     """Regenerate ``docs/bad_inputs.md`` from what the runs printed (observed, not hand-written)."""
     rows = ["| Entry point | Bad input | Observed result |", "|---|---|---|"]
-    for (entry, bad, argv, _), res in zip(CLI_ROWS, cli_results):
+    for (entry, bad, _, _), res in zip(CLI_ROWS, cli_results, strict=True):
         line = (res["lines"][0] if res["lines"] else "(no output)").replace("`", "'").replace("|", "/")
         rows.append(f"| `{entry}` | {bad} | exit {res['returncode']}: `{line}` |")  # whole: never cut
     observed = []
-    for entry, bad, call, exc_type, _ in api_rows:
+    for entry, bad, call, _, _ in api_rows:
         try:
             call(world)
             observed.append(f"| `{entry}` | {bad} | (no error) |")

@@ -101,9 +101,11 @@ def _result(folder: Path) -> dict[str, str]:
 
 def _classify(found: dict[str, str], runs: dict[str, dict[str, str]]) -> str:
     """Which run's output ``found`` is ("old", "new"), "none" (no metrics.json, every file from one run), or fails."""
-    owners = {name for name, files in runs.items() for path, digest in found.items() if files.get(path) == digest}
-    strangers = [p for p in found if not any(runs[n].get(p) == found[p] for n in runs)]
+    matches = {path: {name for name, files in runs.items() if files.get(path) == digest}
+               for path, digest in found.items()}
+    strangers = [path for path, names in matches.items() if not names]
     assert not strangers, f"files from neither run: {strangers}"
+    owners = {name for names in matches.values() if len(names) == 1 for name in names}  # files equal in both: either
     assert len(owners) <= 1, f"a mix of the old and the new output: {found}"
     if "metrics.json" in found:
         (owner,) = owners
