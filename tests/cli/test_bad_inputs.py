@@ -7,6 +7,7 @@ under a regular file) is unchanged. API rows run in-process and expect one excep
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
@@ -21,22 +22,29 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 from huggingface_hub import constants
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from scipy.io import wavfile
 
+from qiren_gen.cli.evaluate import FEATURE_EXTRACTORS
 from qiren_gen.data import image_grid, time_grid
 from qiren_gen.demo import DemoLimits
 from qiren_gen.demo.actions import any_resolution, interpolate, sample_grid
 from qiren_gen.demo.live_fit import live_fit
 from qiren_gen.demo.uploads import open_upload
 from qiren_gen.functa import decode_latents, encode_images
+from qiren_gen.io import BadInputFile
+from qiren_gen.metrics.extractors import SUPPORTED_EXTRACTORS
 from qiren_gen.models import QIREN, FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN, ModulatedWideQIREN
 from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline
 from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
 from qiren_gen.quantum.shots import measurement
 from qiren_gen.runtime import configure_allocator
+from qiren_gen.training.arguments import add_stage1_arguments, config_from_args
+from qiren_gen.training.checkpointing import check_checkpoint_files, read_training_state
+from qiren_gen.training.functa_trainer import train_functa
 from testing_utils import Payload as _Payload
 from testing_utils import png_bomb, tiny_pipeline, tiny_wide_pipeline, wav_header
 
@@ -446,8 +454,13 @@ def _damaged_checkpoints(w: Path) -> None:
     """A stage-1 run of 2 steps, then copies of its output folder with one file of ``checkpoint-2`` damaged."""
 
 
-    subprocess.run([sys.executable, *TF, "--train_data_dir", "data", "--output_dir", "ckgood", *FUNCTA.split()],
-                   cwd=w, env=_env(), check=True, capture_output=True, timeout=600)
+    parser = argparse.ArgumentParser()
+    add_stage1_arguments(parser)
+    cfg = config_from_args(parser.parse_args(["--train_data_dir", str(w / "data"), "--output_dir", str(w / "ckgood"),
+                                              *FUNCTA.split()]))
+    with torch.random.fork_rng():
+        train_functa(cfg)
+    AcceleratorState._reset_state(True)  # the in-process rows that follow make their own
     for name in DAMAGED_CHECKPOINTS:
         shutil.copytree(w / "ckgood", w / name)
     ck = "checkpoint-2"
@@ -823,6 +836,25 @@ def _api_rows():
         ("demo open_upload", "no upload", lambda w: open_upload(None, limits), ValueError, "upload an image first"),
         ("demo live_fit", "unknown baseline", lambda w: next(live_fit(np.zeros((4, 4)), "resnet", 1)), ValueError,
          "baseline must be one of"),
+        ("read_training_state", "step -100 (a run of 4 steps)",
+         lambda w: read_training_state(w / "cknegative" / "checkpoint-2", 4), BadInputFile,
+         "'step' must be between 0 and 4, got -100"),
+        ("read_training_state", "step \"x\"", lambda w: read_training_state(w / "ckstring" / "checkpoint-2", 4),
+         BadInputFile, "'step' must be a whole number, got a string"),
+        ("check_checkpoint_files", "truncated decoder.safetensors",
+         lambda w: check_checkpoint_files(w / "cktruncated" / "checkpoint-2"), BadInputFile,
+         "decoder.safetensors' is not a readable safetensors file"),
+        ("check_checkpoint_files", "empty optimizer.bin",
+         lambda w: check_checkpoint_files(w / "ckemptyoptimizer" / "checkpoint-2"), BadInputFile,
+         "optimizer.bin' is empty (0 bytes)"),
+        ("check_checkpoint_files", "a pickle planted as custom_checkpoint_0.pkl",
+         lambda w: check_checkpoint_files(w / "ckpickle" / "checkpoint-2"), BadInputFile,
+         "custom_checkpoint_0.pkl' is not part of this run's checkpoints"),
+        ("check_checkpoint_files", "the same pickle where the run registers one object (read, never run)",
+         lambda w: check_checkpoint_files(w / "ckpickle" / "checkpoint-2", registered_objects=1), BadInputFile,
+         "holds a pickle that is not plain tensors"),
+        ("check_checkpoint_files", "NaN weights", lambda w: check_checkpoint_files(w / "cknan" / "checkpoint-2"),
+         BadInputFile, "holds NaN or infinite values"),
         ("ReferenceStatistics.load", "a pickle file", lambda w: __import__("qiren_gen.metrics").metrics
          .ReferenceStatistics.load(w / "pickled" / "prior" / "diffusion_pytorch_model.bin"), ValueError,
          "not a readable reference statistics file"),
@@ -830,7 +862,7 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(89)]
+    return [f"{i:02d}" for i in range(96)]
 
 
 @pytest.fixture(scope="module")
@@ -879,3 +911,26 @@ def _write_table(path: Path, cli_results: list[dict], world: Path, api_rows: lis
     head = path.read_text().split("<!-- table -->")[0] if path.exists() else ""
     path.write_text(head + "<!-- table -->\n\n### Command line\n\n" + "\n".join(rows) + "\n\n### Python API\n\n"
                     + "| Entry point | Bad input | Observed result |\n|---|---|---|\n" + "\n".join(observed) + "\n")
+
+
+@pytest.mark.slow
+def test_train_functa_with_an_unwritable_home_names_the_cache_flags(tmp_path):
+    """The datasets cache defaults to ``~/.cache/huggingface``; a home where nothing can be created (``/sys``: EPERM,
+    EROFS or EACCES, as a read-only home gives) is one line naming ``--cache_dir`` and ``HF_HOME``."""
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    y, x = np.mgrid[0:8, 0:8]
+    for i in range(4):
+        _png(tmp_path / "data" / "train" / f"{i}.png", (127 + 100 * np.sin(x * 0.3 + y * 0.2 * i)).astype(np.uint8))
+    caches = ("HF_HOME", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "XDG_CACHE_HOME")
+    env = {k: v for k, v in _env().items() if k not in caches}
+    env["HOME"] = "/sys"
+    proc = subprocess.run([sys.executable, *TF, "--train_data_dir", "data", "--output_dir", "run", *FUNCTA.split()],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    lines = _error_lines(proc.stderr)
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert "--cache_dir DIR, or set HF_HOME to a writable folder" in lines[0] and "[Errno" not in lines[0], lines
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_offers_exactly_the_extractors_it_builds():
+    assert FEATURE_EXTRACTORS == SUPPORTED_EXTRACTORS
