@@ -15,7 +15,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--output", required=True, help="new (or empty) folder for the Space")
     p.add_argument("--pipeline", default=None, help="pipeline folder copied into the Space (default: the bundled one)")
-    p.add_argument("--hub_id", "--hub-id", default=None, help="or: the Space loads this Hub id instead of carrying a copy")
+    p.add_argument("--hub_id", "--hub-id", default=None,
+                   help="or: the Space loads this Hub id instead of carrying a copy")
     p.add_argument("--package", default="qiren-gen[demo]",
                    help="requirements.txt line that installs qiren-gen (default: qiren-gen[demo]; a git URL works)")
     p.add_argument("--title", default="QIREN faces", help="Space title")

@@ -2,9 +2,10 @@
 
     python scripts/screenshot_demo.py [--pipeline DIR_OR_HUB_ID] [--output docs/figures/demo.png]
 
-Needs: apt-get install -y chromium chromium-driver; pip install selenium "qiren-gen[demo]". About a minute on a CPU.
+Needs: apt-get install -y chromium chromium-driver; pip install -e ".[screenshots]" (selenium and Gradio).
 """
 import argparse
+import importlib.util
 import socket
 import sys
 
@@ -20,6 +21,10 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=1150)
     args = p.parse_args(argv)
+    if importlib.util.find_spec("selenium") is None:  # before the demo starts: one line, not a traceback later
+        print('screenshot_demo: error: needs selenium: pip install -e ".[screenshots]" '
+              "(and apt-get install -y chromium chromium-driver)", file=sys.stderr)
+        return 2
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

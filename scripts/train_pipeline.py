@@ -62,9 +62,9 @@ from qiren_gen.training.rank_failures import failure_shared_by_ranks
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The stage-1 options of ``train_functa.py`` plus the pipeline, prior, validation and Hub options."""
-    p = argparse.ArgumentParser(description="Fine-tune a QIREN generation pipeline (or train one from scratch) on "
-                                            "images: stage 1 decoder + modulator, stage 2 prior, a pipeline folder "
-                                            "out.")
+    p = argparse.ArgumentParser(
+        description="Fine-tune a QIREN generation pipeline (or train one from scratch) on images: stage 1 decoder + "
+                    "modulator, stage 2 prior, a pipeline folder out.")
     p.add_argument("--pretrained_model_name_or_path", default=None,
                    help="pipeline folder or Hub id to start from (default: scratch, decoder from the model flags)")
     add_stage1_arguments(p)

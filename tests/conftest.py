@@ -6,6 +6,7 @@ console script, ``accelerate launch``), a server (the Gradio demo), or a build (
 """
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
@@ -52,8 +53,6 @@ def _plain_synthesis(decoder, features: torch.Tensor, modulations: torch.Tensor)
     """A ``FeatureSynthesisDecoder``'s synthesis and output layers from the plain formulas (StyleGAN2 weight
     modulation: ``w_bij = w_ij s_bj / ||w_i * s_b||``, ``s_b = 1 + m_b``, einsum, times sqrt(2), plus bias, ReLU),
     independent of the decoder's fused code."""
-    import math
-
     batch = modulations.shape[0]
     h = features if features.ndim == 3 else features.expand(batch, -1, -1)
     offset = 0

@@ -122,7 +122,8 @@ def test_the_package_holds_no_study_or_benchmark():
             modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
                        [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             outside += [f"{name} -> {m}" for m in modules
-                        if m.split(".")[0] in {"research", "benchmarks", "train_pipeline", "train_functa", "train_prior"}]
+                        if m.split(".")[0] in {"research", "benchmarks", "train_pipeline", "train_functa",
+                                               "train_prior"}]
     assert outside == [], "the package imports a study, a benchmark or a script:\n" + "\n".join(outside)
 
 

@@ -51,7 +51,7 @@ def test_wheel_ships_the_bundled_pipeline_and_samples_outside_the_checkout(tmp_p
                            env=run_env, capture_output=True, text=True, timeout=60)
     assert Path(probe.stdout.strip()).is_relative_to(site)  # the installed copy, not the checkout's editable install
     sample = subprocess.run([str(site / "bin" / "qiren-gen"), "sample", "--num-images", "2", "--steps", "2",
-                             "--resolution", "16", "--output", "faces.png"], cwd=elsewhere, env=run_env, capture_output=True, text=True,
-                            timeout=120)
+                             "--resolution", "16", "--output", "faces.png"],
+                            cwd=elsewhere, env=run_env, capture_output=True, text=True, timeout=120)
     assert sample.returncode == 0, sample.stderr[-2000:]
     assert (elsewhere / "faces.png").is_file() and "2 images, 16x16" in sample.stdout  # found in site/, not pipelines/

@@ -2,16 +2,23 @@
 in milliseconds, a pickle payload that proves whether a loader unpickled it, and a free loopback port."""
 from __future__ import annotations
 
+import io
 import os
 import socket
 import struct
+import threading
+import zlib
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from diffusers import DDIMScheduler
+from PIL import Image
 
 from qiren_gen.models import LatentDenoiser, LatentModulator, ModulatedQIREN, ModulatedWideQIREN
-from qiren_gen.pipelines import QirenGenerationPipeline
+from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline
 from qiren_gen.training.prior import make_training_scheduler
 
 
@@ -54,8 +61,6 @@ def tiny_wide_pipeline() -> QirenGenerationPipeline:
 def save_every_pipeline_kind(root: Path) -> dict[str, Path]:
     """Save one folder of each pipeline kind under ``root``: generation, signal fitting, superresolution by fitting,
     and superresolution through a generation pipeline's prior."""
-    from qiren_gen.pipelines import QirenSignalFittingPipeline, QirenSuperResolutionPipeline
-
     tiny_pipeline().save_pretrained(root / "gen")
     QirenSignalFittingPipeline.from_model_name("qiren", 2, 1).save_pretrained(root / "fit")
     QirenSuperResolutionPipeline.from_model_name("siren").save_pretrained(root / "sr")
@@ -75,8 +80,6 @@ class Payload:
 
 def png_bomb(side: int = 50_000) -> bytes:
     """A PNG of ``side`` x ``side`` 1-bit zeros: 0.3 MB for 50,000 (2.5 gigapixels declared), a decompression bomb."""
-    import zlib
-
     def chunk(kind: bytes, data: bytes) -> bytes:
         return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
@@ -100,13 +103,6 @@ def write_parquet_shards(folder: Path, lengths: list[int], unreadable: tuple[int
     row groups of ``row_group_size`` rows; default one per file), in ``folder/data``; the image at stream position
     ``p`` has the path ``p.png`` (garbage bytes where ``p`` is in ``unreadable``). Returns ``folder``, loadable with
     ``load_image_dataset(dataset_name=str(folder))``."""
-    import io
-
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from PIL import Image
-
     (folder / "data").mkdir(parents=True)
     y, x = np.mgrid[0:8, 0:8]
     position = 0
@@ -129,11 +125,6 @@ def write_parquet_shards(folder: Path, lengths: list[int], unreadable: tuple[int
 
 def png_bytes(value: int = 90, side: int = 8) -> bytes:
     """A ``side`` x ``side`` grayscale PNG of one value, as bytes (a dataset row's ``bytes``)."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(np.full((side, side), value, np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -143,9 +134,6 @@ class LoopbackListener:
     """A loopback TCP server that records every connection made to it (it must see none)."""
 
     def __init__(self) -> None:
-        import socket
-        import threading
-
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)

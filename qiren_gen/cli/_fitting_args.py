@@ -15,7 +15,9 @@ MAX_FIT_STEPS = 100_000
 ENTANGLER_CHOICES = ("cz_ring", "cnot_ring", "cnot_chain")
 """``qiren_gen.quantum.ENTANGLERS`` spelled out, so that ``--help`` needs no torch import (a test keeps them equal)."""
 
-FIT_MODELS = ("qiren", "qiren-plus", "siren", "relu", "tanh", "relu-rff", "ffn")
+FIT_MODELS = ("qiren", "qiren-plus", "siren", "relu", "tanh", "relu-rff", "ffn", "qfgn", "qvf")
+CIRCUIT_MODELS = ("qiren", "qiren-plus", "qfgn", "qvf")
+"""Models with a quantum circuit: they take ``--shots`` / ``--noise`` (qvf: shots and readout error only)."""
 QIREN_MODELS = ("qiren", "qiren-plus")
 # --flag -> QIREN constructor option (docs/research/qiren_search.md explains each)
 QIREN_OPTIONS = {"qubits": "n_qubits", "reuploads": "n_reuploads", "blocks": "n_blocks", "entangler": "entangler",

@@ -21,11 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=int, default=None,
                    help="decoded pixels allowed per request (default 262144: 16 faces at 128x128; raise on a GPU)")
     p.add_argument("--no-other-pipelines", action="store_true",
-                   help="hide the field where visitors name another pipeline folder or Hub id")
+                   help="hide the field where visitors name another pipeline folder")
     p.add_argument("--allow-pipeline", action="append", default=None, metavar="ID",
-                   help="a pipeline folder or Hub id visitors may pick (repeatable). On a public bind (--host "
-                        "0.0.0.0, --share, a Space) only these and the started one are served; default: only the "
-                        "started one")
+                   help="a pipeline folder or Hub id visitors may pick (repeatable; a Hub id only this way: "
+                        "visitors' free text names local folders). On a public bind (--host 0.0.0.0, --share, a "
+                        "Space) only these and the started one are served; default: only the started one")
     p.set_defaults(func=run)
 
 

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sample pixel centres instead of the paper's linspace(-1, 1) grid")
     add_model_args(p)
     p.add_argument("--shots", type=int, default=None,
-                   help="also evaluate the fitted model with every circuit expectation from N shots (qiren models)")
+                   help="also evaluate the fitted model with every circuit expectation from N shots (circuit models)")
     p.add_argument("--noise", default=None, metavar="P_OR_CHANNELS",
                    help="also evaluate with noisy gates: a depolarizing probability or e.g. "
                         "depolarizing=1e-3,readout=0.01")

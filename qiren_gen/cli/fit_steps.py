@@ -20,7 +20,7 @@ from ..metrics.signals import mse
 from ..pipelines import QirenSignalFittingPipeline
 from ..quantum.noise import parse_noise
 from ..quantum.shots import check_shots, measurement
-from ._fitting_args import QIREN_MODELS, check_common, check_output_folder, qiren_options, set_threads
+from ._fitting_args import CIRCUIT_MODELS, check_common, check_output_folder, qiren_options, set_threads
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -57,9 +57,13 @@ def check_fit_args(args: argparse.Namespace) -> tuple[dict, dict]:
     options = qiren_options(args)
     measuring = {"shots": check_shots(args.shots), "noise": parse_noise(args.noise),
                  "train_shots": check_shots(args.train_shots), "train_noise": parse_noise(args.train_noise)}
-    if any(v is not None for v in measuring.values()) and args.model not in QIREN_MODELS:
-        raise ValueError(f"--shots / --noise / --train-shots / --train-noise: only for --model qiren or qiren-plus "
-                         f"(circuits), not {args.model}")
+    if any(v is not None for v in measuring.values()) and args.model not in CIRCUIT_MODELS:
+        raise ValueError(f"--shots / --noise / --train-shots / --train-noise: only for --model "
+                         f"{', '.join(CIRCUIT_MODELS)} (circuits), not {args.model}")
+    noises = (measuring["noise"], measuring["train_noise"])
+    if args.model == "qvf" and any(n is not None and n.gate_noise for n in noises):
+        raise ValueError("--noise / --train-noise for --model qvf: readout error only (e.g. readout=0.01); its "
+                         "amplitude-encoding state preparation is not simulated gate by gate")
     return options, measuring
 
 

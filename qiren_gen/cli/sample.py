@@ -33,6 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--noise", default=None, metavar="P_OR_CHANNELS",
                    help="noisy gates: a depolarizing probability, or e.g. depolarizing=1e-3,readout=0.01 "
                         "(channels: depolarizing, amplitude_damping, dephasing, readout)")
+    p.add_argument("--pennylane-device", default=None, metavar="NAME",
+                   help="measure the circuits once on this PennyLane device (default.qubit, default.mixed, "
+                        "qiskit.aer, ...) and render every resolution from them; --shots sets its shots")
+    p.add_argument("--fake-backend", default=None, metavar="NAME",
+                   help="with --pennylane-device qiskit.aer: a fake IBM backend's calibrated noise, native gates and "
+                        "coupling, e.g. FakeBrisbane or FakeTorino (needs the qpu extra)")
+    p.add_argument("--mitigation", default=None, metavar="LIST",
+                   help="with --pennylane-device: readout, zne, or readout,zne (default none)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: 16 faces at 128x128 took 10.0-10.7 s with 1 thread and "
@@ -75,6 +83,7 @@ def _check_args(args: argparse.Namespace) -> tuple[int | None, int | None, Path]
 
     check_shots(args.shots)
     args.noise = parse_noise(args.noise)
+    _check_device_args(args)
     out = Path(args.output)
     if out.suffix.lower() != ".png":
         raise ValueError(f"--output must be a .png file, got '{out}'")
@@ -91,6 +100,33 @@ def _check_args(args: argparse.Namespace) -> tuple[int | None, int | None, Path]
     if args.save_individual:  # created now, so a bad folder fails before sampling, not after it
         Path(args.save_individual).mkdir(parents=True, exist_ok=True)
     return height, width, out
+
+
+def _check_device_args(args: argparse.Namespace) -> None:
+    """The PennyLane-device flags fit together (before anything is loaded)."""
+    if args.pennylane_device is None:
+        for flag, value in (("--fake-backend", args.fake_backend), ("--mitigation", args.mitigation)):
+            if value is not None:
+                raise ValueError(f"{flag} needs --pennylane-device")
+        return
+    if args.noise is not None:
+        raise ValueError("--noise is the simulator's noise; with --pennylane-device the device brings its own "
+                         "(e.g. --fake-backend)")
+    from ..quantum.device_mitigation import check_mitigation
+
+    args.mitigation = check_mitigation(args.mitigation)
+
+
+def _measure_on_device(pipe, args: argparse.Namespace) -> list[str]:
+    """Measure the decoder's circuits on the PennyLane device and install them; the report's lines."""
+    from ..models.device_features import measure_decoder_features
+
+    try:
+        run = measure_decoder_features(pipe.decoder, args.pennylane_device, args.fake_backend, args.shots,
+                                       args.mitigation, seed=args.seed)
+    except ImportError as exc:  # an extra that is not installed is the user's to fix: one line, exit 2
+        raise ValueError(one_line(exc)) from None
+    return run.lines()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,9 +162,11 @@ def run(args: argparse.Namespace) -> int:
     except (RuntimeError, AssertionError) as exc:
         raise ValueError(f"cannot use device '{args.device}': {one_line(exc)}") from None
     pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
+    device_report = [] if args.pennylane_device is None else _measure_on_device(pipe, args)
+    shots = None if args.pennylane_device is not None else args.shots  # the device measured with them
     generator = torch.Generator(device=device).manual_seed(args.seed)
     images = pipe(batch_size=args.num_images, height=height, width=width, num_inference_steps=args.steps,
-                  generator=generator, chunk_size=args.chunk_size, shots=args.shots, noise=args.noise).images
+                  generator=generator, chunk_size=args.chunk_size, shots=shots, noise=args.noise).images
     rows = args.rows or max(1, int(math.floor(math.sqrt(args.num_images))))
     while args.num_images % rows:
         rows -= 1
@@ -144,4 +182,6 @@ def run(args: argparse.Namespace) -> int:
           f"seed {args.seed}{'' if args.shots is None else f', {args.shots} shots'}"
           f"{'' if args.noise is None else f', noise {args.noise.describe()}'}) in {elapsed:.1f} s "
           f"({startup + elapsed:.1f} s with start-up; start-up {startup:.1f} s)")
+    for line in device_report:
+        print(line)
     return 0

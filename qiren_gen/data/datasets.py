@@ -17,17 +17,23 @@ like an undecodable one. Every decoding error of one row skips that row.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
 import numpy as np
+import pyarrow.parquet as pq
 import torch
+from huggingface_hub import constants, snapshot_download
+from PIL import Image
 
 from ..io.dataset_rows import REFUSED_KEY, RowConfinement, open_image_path, open_image_value
 from ..io.errors import quoted, shown
+from ..io.images import MAX_SOURCE_PIXELS
 from ..runtime.errors import one_line
 
 logger = logging.getLogger(__name__)
@@ -58,8 +64,6 @@ def load_image_dataset(
     `IMAGE_COLUMN`. Raises ``ValueError`` for no (or several candidate) image columns, an empty dataset, an
     unknown split or a corrupt parquet shard, and ``OSError`` when the data cannot be found or downloaded.
     """
-    import datasets
-
     if (dataset_name is None) == (data_dir is None):
         raise ValueError("give exactly one of dataset_name (a Hub id) or data_dir (a local image folder)")
     if data_dir is not None and not Path(data_dir).is_dir():
@@ -122,8 +126,6 @@ def declared_num_examples(dataset, split: str = "train") -> int | None:
 def _load(path: str, folder: bool, split: str, streaming: bool, cache_dir: str | None, source: str):
     """``(dataset, None)`` from ``datasets.load_dataset`` of a folder / Hub id / snapshot path, or ``(None, error)``
     when a Hub id fails (the caller may still find it in the Hub cache); local data errors raise at once."""
-    import datasets
-
     if Path(path).is_dir():
         check_parquet_shards(Path(path))
     try:
@@ -153,8 +155,6 @@ def _load(path: str, folder: bool, split: str, streaming: bool, cache_dir: str |
 def damaged_data_reason(folder: Path, err: BaseException) -> str:
     """One line naming the file and the cause behind ``datasets``' ``DatasetGenerationError`` (which names
     neither): the first parquet row group that cannot be read, else the innermost cause of the error."""
-    import pyarrow.parquet as pq
-
     for shard in sorted(folder.rglob("*.parquet")):
         try:
             handle = pq.ParquetFile(shard)
@@ -186,16 +186,12 @@ def check_file_names(folder: Path) -> None:
 
 def hub_offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` (or ``HF_DATASETS_OFFLINE``) is set: the Hub is not tried at all."""
-    from huggingface_hub import constants
-
     return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_DATASETS_OFFLINE", "0").upper() in ("1", "ON", "YES",
                                                                                                       "TRUE")
 
 
 def hub_snapshot(repo_id: str) -> str | None:
     """The newest snapshot folder of dataset ``repo_id`` in the local Hub cache (``HF_HUB_CACHE``), or None."""
-    from huggingface_hub import snapshot_download
-
     try:
         return snapshot_download(repo_id=repo_id, repo_type="dataset", local_files_only=True)
     except Exception:  # noqa: BLE001 - LocalEntryNotFoundError, an invalid repo id, ...: no usable snapshot
@@ -205,8 +201,6 @@ def hub_snapshot(repo_id: str) -> str | None:
 def check_parquet_shards(folder: Path) -> None:
     """Raise ``ValueError`` naming the first parquet shard under ``folder`` whose footer cannot be read (cheap: the
     metadata only, not the rows)."""
-    import pyarrow.parquet as pq
-
     for shard in sorted(folder.rglob("*.parquet")):
         try:
             pq.ParquetFile(shard).close()
@@ -216,8 +210,6 @@ def check_parquet_shards(folder: Path) -> None:
 
 def pick_image_column(columns: list[str], features, requested: str | None) -> str:
     """``requested``, else ``image``, else the one ``datasets.Image`` column (logged); one-line errors otherwise."""
-    import datasets
-
     if requested is not None:
         if requested not in columns:
             raise ValueError(f"image column {requested!r} not found; the dataset has columns {columns}")
@@ -237,8 +229,6 @@ def pick_image_column(columns: list[str], features, requested: str | None) -> st
 def image_channels(value) -> int:
     """1 or 3: the channels of one undecoded image value (or PIL image), from its mode; ``ValueError`` (one line)
     for a refused or unreadable row."""
-    from PIL import Image
-
     if isinstance(value, Image.Image):
         return 1 if value.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else 3
     try:
@@ -266,10 +256,6 @@ def decode_image(value, resolution: int, channels: int) -> torch.Tensor:
 
 
 def _decode(value, resolution: int, channels: int) -> torch.Tensor:
-    from PIL import Image
-
-    from .signals import MAX_SOURCE_PIXELS
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -331,8 +317,6 @@ def check_readable_images(dataset, resolution: int, channels: int = 1, limit: in
     """The position of the first readable image among the first ``limit`` rows of ``dataset`` (map-style or a
     stream); ``ValueError`` (one line, with the count of rows refused or unreadable) when there is none: a run with
     no readable image is refused before it trains or saves anything."""
-    import itertools
-
     rows = iter(dataset) if not hasattr(dataset, "__len__") else (dataset[i] for i in range(len(dataset)))
     reasons: dict[str, int] = {}
     seen = 0
@@ -349,5 +333,6 @@ def check_readable_images(dataset, resolution: int, channels: int = 1, limit: in
 
 
 __all__ = ["HEAD_SCAN_LIMIT", "REFUSED_KEY", "RowConfinement", "check_file_names", "check_readable_images",
-           "damaged_data_reason", "image_channels", "declared_num_examples", "IMAGE_COLUMN", "ImageCollator", "check_parquet_shards", "check_resolution", "decode_image",
+           "damaged_data_reason", "image_channels", "declared_num_examples", "IMAGE_COLUMN", "ImageCollator",
+           "check_parquet_shards", "check_resolution", "decode_image",
            "hub_offline", "hub_snapshot", "load_image_dataset", "open_image_path", "pick_image_column"]

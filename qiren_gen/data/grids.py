@@ -62,7 +62,7 @@ def row_major_blocks(coords: torch.Tensor, min_block_points: int = 64
         return None
     bounds = [0, *breaks.tolist(), n_points]
     blocks: list[list] = []  # [start, row starts, width]
-    for start, stop in zip(bounds[:-1], bounds[1:]):
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
         if blocks:
             block_start, row_starts, width = blocks[-1]
             if stop - start == width and torch.equal(second[start:stop], second[block_start : block_start + width]):

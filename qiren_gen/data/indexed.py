@@ -10,6 +10,7 @@ known (`stream_shards`). Images are decoded in `IndexedCollator`, i.e. in the Da
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import random
 
 import torch
@@ -60,8 +61,6 @@ class IndexedStream(torch.utils.data.IterableDataset):
 
     def __init__(self, stream, capacity: int | None = None, flip: bool = False, buffer_size: int = 0,
                  seed: int = 0, rank: int = 0, num_ranks: int = 1, read_shards: bool = True) -> None:
-        import multiprocessing
-
         if flip and capacity is None:
             raise ValueError("mirrored stream items need a capacity (the index of a mirror is capacity + position)")
         if not 0 <= rank < num_ranks:
@@ -208,8 +207,6 @@ class IndexedCollator:
     `skipped` (a counter in shared memory, so DataLoader worker processes count into it too)."""
 
     def __init__(self, collate: ImageCollator) -> None:
-        import multiprocessing
-
         self.collate = collate
         self._skipped = multiprocessing.Value("q", 0)
 

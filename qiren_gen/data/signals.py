@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import skimage.data
 from PIL import Image
 
 from ..io.atomic import write_file_with
@@ -38,8 +39,6 @@ def _check_size(size: int) -> None:
 
 def _skimage_image(name: str) -> Image.Image:
     """A bundled scikit-image image as a PIL image."""
-    import skimage.data
-
     if name not in SKIMAGE_IMAGES:
         raise ValueError(
             f"{name!r} is neither an existing file nor a bundled scikit-image image; "
@@ -160,7 +159,7 @@ def load_wav(path: str | os.PathLike, sample_slice: slice | str | None = None) -
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, rate: int) -> None:
     """Write a float32 mono WAV (values clipped to [-1, 1]) atomically: an existing file is replaced whole or kept."""
-    from scipy.io import wavfile
+    from scipy.io import wavfile  # noqa: PLC0415 (heavy: audio only; qiren_gen.models imports this module)
 
     data = np.clip(np.asarray(samples, dtype=np.float32), -1, 1)
     write_file_with(path, lambda tmp: wavfile.write(tmp, int(rate), data))

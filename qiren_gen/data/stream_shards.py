@@ -11,10 +11,18 @@ webdataset tars, JSON, a filter or a shuffle in the pipeline) has no layout, and
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from itertools import accumulate
-from typing import Iterator
+
+import datasets
+import fsspec
+import pyarrow.parquet as pq
+from datasets import iterable_dataset as it
+from datasets.packaged_modules.parquet.parquet import Parquet
+
+from ..io.dataset_rows import RowConfinement
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +58,8 @@ def rows(stream) -> Iterator[dict]:
     if hasattr(stream, "iter") and hasattr(stream, "column_names"):
         for batch in stream.iter(batch_size=32):
             keys = list(batch)
-            for values in zip(*(batch[k] for k in keys)):
-                yield dict(zip(keys, values))
+            for values in zip(*(batch[k] for k in keys), strict=True):  # a batch's columns have one length
+                yield dict(zip(keys, values, strict=True))
     else:
         yield from stream
 
@@ -59,11 +67,6 @@ def rows(stream) -> Iterator[dict]:
 def stream_layout(stream) -> StreamLayout | None:
     """The shard layout of a ``datasets`` stream, or None when a shard's length cannot be known without reading it
     (or the stream's pipeline may drop, add or reorder examples)."""
-    try:
-        import datasets
-        from datasets import iterable_dataset as it
-    except ImportError:  # pragma: no cover - datasets is a dependency
-        return None
     if not isinstance(stream, datasets.IterableDataset) or stream._distributed:
         return None
     try:
@@ -98,8 +101,6 @@ def _is_rename(ex_iterable, it) -> bool:
 
 def _is_confinement(ex_iterable, it) -> bool:
     """The one-to-one `RowConfinement` map that ``load_image_dataset`` adds."""
-    from .datasets import RowConfinement
-
     return (isinstance(ex_iterable, it.MappedExamplesIterable) and not ex_iterable.batched
             and isinstance(getattr(ex_iterable, "function", None), RowConfinement))
 
@@ -118,8 +119,6 @@ def _arrow_shard_lengths(base) -> list[int] | None:
     if "shards" in kwargs and getattr(base.generate_tables_fn, "__name__", "") == "_generate_tables_from_shards":
         return [len(shard) for shard in kwargs["shards"]]
     builder = getattr(base.generate_tables_fn, "__self__", None)
-    from datasets.packaged_modules.parquet.parquet import Parquet
-
     if not isinstance(builder, Parquet) or getattr(builder.config, "filters", None) is not None:
         return None
     files, row_groups = kwargs.get("files"), kwargs.get("row_groups_list")
@@ -127,7 +126,7 @@ def _arrow_shard_lengths(base) -> list[int] | None:
         return None
     footers: dict[str, object] = {}  # one footer read per file, however many row-group shards it has
     lengths = []
-    for file, groups in zip(files, row_groups):
+    for file, groups in zip(files, row_groups, strict=True):
         if file not in footers:
             footers[file] = parquet_metadata(file)
         metadata = footers[file]
@@ -137,12 +136,8 @@ def _arrow_shard_lengths(base) -> list[int] | None:
 
 def parquet_metadata(path: str):
     """The footer metadata of a parquet file (row counts, row groups): a local path or any fsspec URL."""
-    import pyarrow.parquet as pq
-
     if "://" not in path and "::" not in path:
         return pq.read_metadata(path)
-    import fsspec
-
     with fsspec.open(path, "rb") as handle:
         return pq.ParquetFile(handle).metadata
 

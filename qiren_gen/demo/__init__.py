@@ -10,7 +10,7 @@ from .serve import INSTALL_HINT, RunningDemo, require_gradio, serve_forever, sta
 def build_demo(*args, **kwargs):
     """``qiren_gen.demo.app.build_demo``: the ``gr.Blocks`` page around a loaded pipeline (imports Gradio)."""
     require_gradio()
-    from .app import build_demo as build
+    from .app import build_demo as build  # noqa: PLC0415 - Gradio, an optional extra: imported when a page is built
 
     return build(*args, **kwargs)
 

@@ -1,8 +1,9 @@
 """The demo page: ``build_demo(pipeline)`` returns a ``gr.Blocks`` with the five tabs; it does not start a server.
 
 Every handler checks its inputs first (``qiren_gen.demo.limits``); a refusal is a ``gr.Error`` in the page and one
-line on the server's stderr, and the server keeps serving. The model runs one request at a time through Gradio's
-queue; each request seeds its own generator, so concurrent requests never share random state.
+line on the server's stderr (control characters escaped), and the server keeps serving. The model tabs share one
+line of Gradio's queue (one request at a time), the Fit tab has its own, each line bounded in length and per client
+(``qiren_gen.demo.admission``); each request seeds its own generator, so requests never share random state.
 """
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from types import SimpleNamespace
 import gradio as gr
 
 from ..data.signals import load_image, open_image, resize_image
+from ..io.errors import shown
 from ..pipelines.schedulers import SAMPLERS
 from ..runtime.errors import one_line
 from . import actions
+from .admission import QueueCaps, admission_check
 from .limits import DemoLimits, as_int
-from .live_fit import FIT_BASELINES, frame_summary, live_fit, loss_figure
-from .store import PipelineStore
+from .live_fit import FIT_BASELINES, PAPER_BASELINE, TUNED_BASELINE, frame_summary, live_fit, loss_figure
+from .store import PipelineRefused, PipelineStore
 from .uploads import open_upload
 
 FIT_IMAGES = ("camera", "astronaut", "coffee", "chelsea", "moon", "text")
@@ -42,8 +45,15 @@ Faces drawn by a diffusion prior over latents and rendered by a **quantum implic
 renders at any resolution. Made with qiren-gen. {caps}."""
 
 
+MODEL_GROUP, FIT_GROUP = "pipeline", "fit"
+"""The queue's lines: the four tabs that use the generation pipeline share one (one model), Fit has its own."""
+
+TUNED_NOTE = ("With its usual settings (omega_0 30, lr 3e-3) SIREN fits this picture far better than QIREN: the "
+              "paper's comparison used the authors' code's omega_0 1 and lr 0.03; see the paper reproduction page.")
+
+
 def _refusal_line(tab: str, message: str) -> None:
-    print(f"qiren-gen demo: {tab}: refused: {message}", file=sys.stderr, flush=True)
+    print(f"qiren-gen demo: {tab}: refused: {shown(message)}", file=sys.stderr, flush=True)
 
 
 def _guarded(tab: str, fn: Callable) -> Callable:
@@ -71,10 +81,13 @@ def _page_error(tab: str, exc: Exception) -> gr.Error:
     traceback of unexpected ones."""
     if isinstance(exc, gr.Error):
         return exc
+    if isinstance(exc, PipelineRefused):  # the page: one answer for every reason; the log: the reason
+        _refusal_line(tab, exc.detail)
+        return gr.Error(shown(one_line(exc)), print_exception=False)
     if isinstance(exc, (ValueError, OSError)):
         _refusal_line(tab, one_line(exc))
-        return gr.Error(one_line(exc), print_exception=False)
-    message = f"internal error: {type(exc).__name__}: {one_line(exc)}"
+        return gr.Error(shown(one_line(exc)), print_exception=False)
+    message = f"internal error: {type(exc).__name__}: {shown(one_line(exc))}"
     print(f"qiren-gen demo: {tab}: {message} (set QIREN_GEN_DEBUG=1 for the traceback)", file=sys.stderr, flush=True)
     return gr.Error(message, print_exception=bool(os.environ.get("QIREN_GEN_DEBUG")))
 
@@ -89,8 +102,9 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
                pipeline_name: str | None = None) -> gr.Blocks:
     """The demo page around a loaded ``QirenGenerationPipeline`` (any decoder, any training size).
 
-    ``allow_other_pipelines`` shows a field where a visitor names another pipeline folder or Hub id (loaded with the
-    safe loader); ``allowed_pipelines`` (``None``: any) restricts it to a list, as a public bind must.
+    ``allow_other_pipelines`` shows a field where a visitor names another local pipeline folder (loaded with the
+    safe loader; a Hub id only when ``allowed_pipelines`` lists it); ``allowed_pipelines`` (``None``: any local
+    folder) restricts it to a list, as a public bind must.
     ``pipeline_name`` is the started pipeline's id or folder.
     """
     limits = limits or DemoLimits()
@@ -99,15 +113,23 @@ def build_demo(pipeline, limits: DemoLimits | None = None, device: str = "cpu", 
     handlers = make_handlers(store, limits)
     size = pipeline.prior.config.sample_size
     caps = limits.pixel_cost_note()
-    with gr.Blocks(title=title) as demo:
+    with gr.Blocks(title=title, delete_cache=(limits.cache_every_s, limits.cache_max_age_s)) as demo:
         gr.Markdown(INTRO.format(caps=caps[0].upper() + caps[1:]))
         source = _source_field(store, pipeline_name)
-        _sample_tab(source, handlers, limits, size)
-        _any_resolution_tab(source, handlers, limits)
-        _interpolate_tab(source, handlers, limits)
-        _your_image_tab(source, handlers, size)
-        _fit_tab(handlers, limits)
+        model_line = _line(demo, MODEL_GROUP, QueueCaps(limits.model_waiting, limits.waiting_per_client))
+        fit_line = _line(demo, FIT_GROUP, QueueCaps(limits.fit_waiting, limits.waiting_per_client))
+        _sample_tab(source, handlers, limits, size, model_line)
+        _any_resolution_tab(source, handlers, limits, model_line)
+        _interpolate_tab(source, handlers, limits, model_line)
+        _your_image_tab(source, handlers, size, model_line)
+        _fit_tab(handlers, limits, fit_line)
     return demo
+
+
+def _line(blocks: gr.Blocks, group: str, caps: QueueCaps) -> dict:
+    """The event arguments that put a tab's requests in the queue line ``group``: one at a time, bounded on joining."""
+    return {"concurrency_id": group, "concurrency_limit": 1,
+            "validator": admission_check(blocks, group, caps, group, _refusal_line)}
 
 
 def make_handlers(store: PipelineStore, limits: DemoLimits) -> SimpleNamespace:
@@ -119,6 +141,8 @@ def make_handlers(store: PipelineStore, limits: DemoLimits) -> SimpleNamespace:
             return actions.sample_grid(pipe, seed, num_faces, resolution, steps, limits, sampler, shots)
 
     def any_resolution(source, seed, sizes, steps, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 - Gradio's idiom
+        if isinstance(sizes, (str, int)):  # one size given alone through the API
+            sizes = [sizes]
         with store.use(source) as pipe:
             images = actions.any_resolution(pipe, seed, [as_int(s, "size", 1, limits.max_side) for s in sizes or []],
                                             steps, limits)
@@ -137,18 +161,19 @@ def make_handlers(store: PipelineStore, limits: DemoLimits) -> SimpleNamespace:
                 "latent on a finer grid (prior-based superresolution), beside bicubic interpolation.")
         return out.model_input, out.reconstruction, out.prior_upscaled, out.bicubic_upscaled, note
 
-    def fit(picture, upload, fit_size, steps, baseline):
-        fit_size = as_int(fit_size, "fit size", 8, limits.max_fit_size, "larger fits are slow on a CPU")
-        steps = as_int(steps, "steps", 1, limits.max_fit_steps)
+    def fit(picture, upload, fit_size, steps, baseline=PAPER_BASELINE):
+        fit_size = as_int(fit_size, "fit size", 8, limits.max_fit_size, limits.fit_cost_note())
+        steps = as_int(steps, "steps", 1, limits.max_fit_steps, limits.fit_cost_note())
         if baseline not in FIT_BASELINES:
-            raise ValueError(f"baseline must be one of {', '.join(FIT_BASELINES)}, got {baseline!r}")
+            raise ValueError(f"baseline must be one of {', '.join(FIT_BASELINES)}, got '{shown(str(baseline)[:80])}'")
         if upload:
             open_upload(upload, limits)  # refuses non-images, empty and huge files before PIL decodes them fully
             signal = resize_image(open_image(upload), fit_size)
         elif picture in FIT_IMAGES:
             signal = load_image(picture, fit_size)
         else:
-            raise ValueError(f"picture must be one of {', '.join(FIT_IMAGES)} (or upload an image)")
+            raise ValueError(f"picture must be one of {', '.join(FIT_IMAGES)} (or upload an image), got "
+                             f"'{shown(str(picture)[:80])}'")
         target = actions.to_uint8(signal)
         for frame in live_fit(signal, baseline, steps, every=max(1, steps // 20)):
             fits = [actions.to_uint8(t.fit) if t.fit is not None else None for t in frame.tracks]
@@ -163,7 +188,7 @@ def make_handlers(store: PipelineStore, limits: DemoLimits) -> SimpleNamespace:
 def _source_field(store: PipelineStore, pipeline_name: str | None) -> gr.Textbox | gr.Dropdown:
     """Where a visitor names another pipeline: free text, or a fixed list on a public bind (hidden when neither)."""
     if store.allowed is None:
-        return gr.Textbox(label="pipeline (empty: the one this page started with; or a folder / Hub id)",
+        return gr.Textbox(label="pipeline (empty: the one this page started with; or a local pipeline folder)",
                           value="", visible=store.others_allowed, max_lines=1)
     # a fixed list (public bind): the server refuses anything else, whatever a client sends
     return gr.Dropdown(["", *[a for a in store.allowed if a != pipeline_name]], value="",
@@ -171,7 +196,7 @@ def _source_field(store: PipelineStore, pipeline_name: str | None) -> gr.Textbox
                        visible=store.others_allowed, allow_custom_value=True)
 
 
-def _sample_tab(source, handlers: SimpleNamespace, limits: DemoLimits, size: int) -> None:
+def _sample_tab(source, handlers: SimpleNamespace, limits: DemoLimits, size: int, line: dict) -> None:
     with gr.Tab("Sample"):
         with gr.Row():
             seed = _int_box("seed", 0, "any whole number >= 0: same seed, same faces")
@@ -186,25 +211,25 @@ def _sample_tab(source, handlers: SimpleNamespace, limits: DemoLimits, size: int
         grid = gr.Image(label="samples (PNG)", type="pil", format="png", buttons=["download", "fullscreen"],
                         elem_id="sample-grid", elem_classes=PIXELS, height=520)
         run.click(handlers.sample, [source, seed, num_faces, resolution, steps, sampler, shots], grid,
-                  api_name="sample", concurrency_id="pipeline", concurrency_limit=1)
+                  api_name="sample", **line)
 
 
-def _any_resolution_tab(source, handlers: SimpleNamespace, limits: DemoLimits) -> None:
+def _any_resolution_tab(source, handlers: SimpleNamespace, limits: DemoLimits, line: dict) -> None:
     with gr.Tab("Any resolution"):
         gr.Markdown("One latent, rendered on coordinate grids of several sizes: nothing is resampled.")
         with gr.Row():
             seed = _int_box("seed", 0, "any whole number >= 0")
-            sizes = gr.CheckboxGroup([16, 32, 64, 128, 256, 512], value=list(actions.ANY_RESOLUTION_SIZES),
-                                     label="sizes")
+            # string values: the API advertises the sizes as strings, so strings are what it accepts
+            sizes = gr.CheckboxGroup([str(s) for s in (16, 32, 64, 128, 256, 512)],
+                                     value=[str(s) for s in actions.ANY_RESOLUTION_SIZES], label="sizes")
             steps = _int_box("DDIM steps", 50, f"1 to {limits.max_steps}")
         run = gr.Button("Render", variant="primary", elem_id="any-resolution-button")
         gallery = gr.Gallery(label="the same face", format="png", columns=6, object_fit="contain",
                              elem_classes="pixelated", height=320)
-        run.click(handlers.any_resolution, [source, seed, sizes, steps], gallery, api_name="any_resolution",
-                  concurrency_id="pipeline", concurrency_limit=1)
+        run.click(handlers.any_resolution, [source, seed, sizes, steps], gallery, api_name="any_resolution", **line)
 
 
-def _interpolate_tab(source, handlers: SimpleNamespace, limits: DemoLimits) -> None:
+def _interpolate_tab(source, handlers: SimpleNamespace, limits: DemoLimits, line: dict) -> None:
     with gr.Tab("Interpolate"):
         gr.Markdown("A walk between two seeds: the prior's starting noise is interpolated on the sphere "
                     "(slerp) and each point is denoised with DDIM (deterministic), so every face is a proper "
@@ -219,10 +244,10 @@ def _interpolate_tab(source, handlers: SimpleNamespace, limits: DemoLimits) -> N
         strip = gr.Image(label="A -> B", type="pil", format="png", buttons=["download"],
                          elem_classes=PIXELS, height=240)
         run.click(handlers.interpolate, [source, seed_a, seed_b, frames, resolution, steps], strip,
-                  api_name="interpolate", concurrency_id="pipeline", concurrency_limit=1)
+                  api_name="interpolate", **line)
 
 
-def _your_image_tab(source, handlers: SimpleNamespace, size: int) -> None:
+def _your_image_tab(source, handlers: SimpleNamespace, size: int, line: dict) -> None:
     with gr.Tab("Your image"):
         gr.Markdown(f"Upload a picture (a face works best). It is centre-cropped, resized to the model's "
                     f"{size}x{size}, encoded into the model's latent space and decoded again.")
@@ -237,20 +262,22 @@ def _your_image_tab(source, handlers: SimpleNamespace, size: int) -> None:
             bicubic_4x = gr.Image(label="4x: bicubic", type="pil", format="png", elem_classes="zoom", height=200)
         note = gr.Markdown()
         run.click(handlers.encode, [source, upload], [model_input, reconstruction, prior_4x, bicubic_4x, note],
-                  api_name="encode", concurrency_id="pipeline", concurrency_limit=1)
+                  api_name="encode", **line)
 
 
-def _fit_tab(handlers: SimpleNamespace, limits: DemoLimits) -> None:
+def _fit_tab(handlers: SimpleNamespace, limits: DemoLimits, line: dict) -> None:
     with gr.Tab("Fit a signal"):
-        gr.Markdown("Fit the paper's QIREN (about 650 parameters) and a classical network to one grayscale "
-                    "image, live, with the signal-fitting pipeline (full-batch Adam on the MSE).")
+        gr.Markdown("The paper's comparison, live: its QIREN (about 650 parameters) against SIREN at the paper's "
+                    "settings (about 1,000 parameters), fitted to one grayscale picture with the signal-fitting "
+                    f"pipeline (full-batch Adam on the MSE). {limits.fit_cost_note()[0].upper()}"
+                    f"{limits.fit_cost_note()[1:]}.")
         with gr.Row():
             picture = gr.Dropdown(list(FIT_IMAGES), value="camera", label="picture", allow_custom_value=True)
             upload = gr.File(label="or your image", type="filepath")
-            fit_size = _int_box("size", 32, f"8 to {limits.max_fit_size} pixels per side")
-            steps = _int_box("steps", 300, f"1 to {limits.max_fit_steps}")
-            baseline = gr.Dropdown(list(FIT_BASELINES), value="siren", label="classical baseline",
-                                   allow_custom_value=True)
+            fit_size = _int_box("size", limits.max_fit_size, f"8 to {limits.max_fit_size} pixels per side")
+            steps = _int_box("steps", limits.max_fit_steps, f"1 to {limits.max_fit_steps}")
+            baseline = gr.Dropdown([(FIT_BASELINES[b].label, b) for b in FIT_BASELINES], value=PAPER_BASELINE,
+                                   label="classical baseline", allow_custom_value=True)
         run = gr.Button("Fit", variant="primary", elem_id="fit-button")
         with gr.Row():
             target = gr.Image(label="target", type="pil", format="png", elem_classes=PIXELS, height=220)
@@ -258,8 +285,14 @@ def _fit_tab(handlers: SimpleNamespace, limits: DemoLimits) -> None:
             base = gr.Image(label="baseline", type="pil", format="png", elem_classes=PIXELS, height=220)
             curve = gr.Image(label="MSE", type="pil", format="png", height=220)
         note = gr.Markdown()
-        run.click(handlers.fit, [picture, upload, fit_size, steps, baseline], [target, qiren, base, curve, note],
-                  api_name="fit", concurrency_id="fit", concurrency_limit=1)
+        outputs = [target, qiren, base, curve, note]
+        run.click(handlers.fit, [picture, upload, fit_size, steps, baseline], outputs, api_name="fit", **line)
+        with gr.Accordion("Against a tuned SIREN", open=False):
+            gr.Markdown(TUNED_NOTE, elem_id="tuned-note")
+            tuned = gr.Button("Fit against the tuned SIREN", elem_id="fit-tuned-button")
+            tuned_choice = gr.State(TUNED_BASELINE)
+        tuned.click(handlers.fit, [picture, upload, fit_size, steps, tuned_choice], outputs, api_name="fit_tuned",
+                    **line)
 
 
 __all__ = ["CSS", "FIT_IMAGES", "build_demo", "make_handlers"]

@@ -1,7 +1,9 @@
 """What one demo request may ask for, and the one-line refusals when it asks for more.
 
-The caps keep a CPU answer around ten seconds (16 faces at 128x128 is the largest default request) and keep a public
-page from being used to exhaust the machine. Every check raises ``ValueError`` naming the field, before any work.
+The caps keep one request's work small (the Fit tab's caps are sized to ``FIT_BUDGET_S`` of work on a 2-core CPU,
+measured by ``scripts/benchmarks/benchmark_demo_fit.py``), bound what is stored (uploads, the cache) and how many
+requests wait per tab, so a public page cannot be used to exhaust the machine. Every check raises ``ValueError``
+naming the field, before any work.
 """
 from __future__ import annotations
 
@@ -10,25 +12,40 @@ from dataclasses import dataclass
 
 from ..quantum.shots import MAX_SHOTS
 
+FIT_BUDGET_S = 15
+"""CPU-seconds of work one Fit request may take at the tab's caps (both models, fitted side by side on 2 cores)."""
+
 
 @dataclass(frozen=True)
 class DemoLimits:
     """Caps of one request; raise ``max_pixels`` on a GPU machine."""
 
     max_pixels: int = 16 * 128 * 128
-    """Decoded pixels per request (faces x height x width): 16 faces at 128x128 answer in ~10 s on a 2-core CPU."""
+    """Decoded pixels per request (faces x height x width): 16 faces at 128x128."""
     max_faces: int = 16
     max_side: int = 512
     max_steps: int = 100
     max_upload_bytes: int = 10 * 2**20
+    """Refused by Gradio while the upload streams in, before it is stored (``launch(max_file_size=...)``)."""
     max_upload_pixels: int = 4096 * 4096
-    max_fit_size: int = 64
-    max_fit_steps: int = 1000
+    max_fit_size: int = 32
+    max_fit_steps: int = 200
+    """The Fit tab's caps: 32 px and 200 steps take about ``FIT_BUDGET_S`` CPU-seconds (both models together)."""
+    cache_every_s: int = 300
+    cache_max_age_s: int = 900
+    """Gradio's cache (uploads, rendered images): every 5 minutes, files older than 15 minutes are deleted."""
+    model_waiting: int = 32
+    fit_waiting: int = 4
+    waiting_per_client: int = 2
+    """Requests that may wait per line (the model tabs share one, Fit has its own), and per client in each line."""
 
     def pixel_cost_note(self) -> str:
         side = int(math.sqrt(self.max_pixels / self.max_faces))
-        return (f"at most {self.max_pixels:,} decoded pixels per request ({self.max_faces} faces at {side}x{side}), "
-                "so a CPU answers in about ten seconds")
+        return f"at most {self.max_pixels:,} decoded pixels per request ({self.max_faces} faces at {side}x{side})"
+
+    def fit_cost_note(self) -> str:
+        return (f"at most {self.max_fit_size}x{self.max_fit_size} pixels and {self.max_fit_steps} steps per fit, "
+                f"about {FIT_BUDGET_S} CPU-seconds of work")
 
 
 MAX_SEED = 2**63 - 1
@@ -78,4 +95,5 @@ def check_steps(value, limits: DemoLimits, train_timesteps: int) -> int:
     return as_int(value, "steps", 1, high, "more steps take longer and change little")
 
 
-__all__ = ["DemoLimits", "MAX_SEED", "as_int", "check_demo_shots", "check_pixels", "check_seed", "check_steps"]
+__all__ = ["FIT_BUDGET_S", "MAX_SEED", "DemoLimits", "as_int", "check_demo_shots", "check_pixels", "check_seed",
+           "check_steps"]

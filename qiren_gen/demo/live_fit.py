@@ -18,12 +18,52 @@ from PIL import Image
 
 from ..pipelines import QirenSignalFittingPipeline
 
-FIT_BASELINES = ("siren", "relu-rff", "ffn", "relu", "tanh")
-"""Classical models the page offers beside QIREN (the paper's baselines)."""
+
+@dataclass(frozen=True)
+class FitBaseline:
+    """A classical model the page fits beside QIREN: the model's name, its constructor arguments, its learning rate
+    (``None``: the model's default) and a label for the page."""
+
+    model: str
+    kwargs: dict = field(default_factory=dict)
+    learning_rate: float | None = None
+    label: str = ""
+
+
+FIT_BASELINES = {
+    "siren-paper": FitBaseline("siren", {"first_omega_0": 1.0, "hidden_omega_0": 1.0}, 0.03,
+                               "SIREN at the paper's settings (omega_0 1, lr 0.03, as the authors' code runs it)"),
+    "siren": FitBaseline("siren", {}, None, "SIREN tuned (omega_0 30, lr 3e-3)"),
+    "relu-rff": FitBaseline("relu-rff", label="ReLU + random Fourier features"),
+    "ffn": FitBaseline("ffn", label="Fourier feature network"),
+    "relu": FitBaseline("relu", label="ReLU MLP"),
+    "tanh": FitBaseline("tanh", label="Tanh MLP"),
+}
+"""Classical models the page offers beside QIREN (the paper's baselines); the first is the paper's comparison."""
+
+PAPER_BASELINE = "siren-paper"
+TUNED_BASELINE = "siren"
 
 
 class _Stopped(Exception):
-    """Raised inside a fit's callback when the viewer went away."""
+    """Raised inside a fit's callback when the viewer went away or the server stops."""
+
+
+_RUNNING: dict[threading.Event, list[threading.Thread]] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+def stop_all_fits(timeout_s: float = 30.0) -> None:
+    """Stop every running fit and wait for its threads (the server is closing: torch threads killed at interpreter
+    exit abort the process instead of letting it exit cleanly)."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING.items())
+    deadline = time.monotonic() + timeout_s
+    for stop, _ in running:
+        stop.set()
+    for _, threads in running:
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @dataclass
@@ -57,7 +97,10 @@ def live_fit(signal: np.ndarray, baseline: str, steps: int, every: int = 10, see
     the last one, and a frame as each model finishes (the last with both PSNRs)."""
     if baseline not in FIT_BASELINES:
         raise ValueError(f"baseline must be one of {', '.join(FIT_BASELINES)}, got {baseline!r}")
-    pipes = [QirenSignalFittingPipeline.from_model_name(name, 2, 1, seed=seed) for name in ("qiren", baseline)]
+    chosen = FIT_BASELINES[baseline]
+    pipes = [QirenSignalFittingPipeline.from_model_name("qiren", 2, 1, seed=seed),
+             QirenSignalFittingPipeline.from_model_name(chosen.model, 2, 1, seed=seed, **chosen.kwargs)]
+    rates = [None, chosen.learning_rate]
     tracks = tuple(FitTrack(name, sum(p.numel() for p in pipe.model.parameters()))
                    for name, pipe in zip(("qiren", baseline), pipes, strict=True))
     reports: queue.Queue = queue.Queue()
@@ -72,7 +115,7 @@ def live_fit(signal: np.ndarray, baseline: str, steps: int, every: int = 10, see
 
         try:
             pipes[index].set_progress_bar_config(disable=True)
-            out = pipes[index](signal, num_steps=steps, callback_on_step_end=report)
+            out = pipes[index](signal, num_steps=steps, learning_rate=rates[index], callback_on_step_end=report)
             reports.put(("done", index, out.psnr, out.signal))
         except _Stopped:
             reports.put(("done", index, None, None))
@@ -80,6 +123,8 @@ def live_fit(signal: np.ndarray, baseline: str, steps: int, every: int = 10, see
             reports.put(("error", index, exc, None))
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True, name=f"live-fit-{i}") for i in range(2)]
+    with _RUNNING_LOCK:
+        _RUNNING[stop] = threads
     for thread in threads:
         thread.start()
     try:
@@ -105,6 +150,8 @@ def live_fit(signal: np.ndarray, baseline: str, steps: int, every: int = 10, see
         stop.set()
         for thread in threads:
             thread.join()
+        with _RUNNING_LOCK:
+            _RUNNING.pop(stop, None)
 
 
 def loss_figure(frame: FitFrame):
@@ -143,4 +190,5 @@ def frame_summary(frame: FitFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["FIT_BASELINES", "FitFrame", "FitTrack", "frame_summary", "live_fit", "loss_figure"]
+__all__ = ["FIT_BASELINES", "PAPER_BASELINE", "TUNED_BASELINE", "FitBaseline", "FitFrame", "FitTrack", "frame_summary",
+           "live_fit", "loss_figure", "stop_all_fits"]

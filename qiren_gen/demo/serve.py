@@ -1,12 +1,15 @@
 """Start the demo server: load the pipeline, build the page, launch it on loopback (by default) with a queue.
 
-Everything Gradio writes (uploads, rendered images) goes to one temporary folder of the demo, removed on close.
+Everything Gradio writes (uploads, rendered images) goes to one temporary folder of the demo: uploads over the cap
+are refused while they stream in (Gradio's ``max_file_size``), old files are deleted while it runs (``delete_cache``),
+and the folder is removed on close, on Ctrl-C and on SIGTERM.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -14,7 +17,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from .limits import DemoLimits
+from .store import is_public_bind, pipeline_allow_list
 
 INSTALL_HINT = 'the demo needs Gradio: pip install "qiren-gen[demo]"'
 
@@ -36,9 +42,12 @@ class RunningDemo:
     notes: list[str] = field(default_factory=list)
 
     def close(self) -> None:
-        """Stop the server and remove the demo's temporary folder."""
+        """Stop the server, stop running fits, and remove the demo's temporary folder."""
         try:
             self.blocks.close()
+            fits = sys.modules.get("qiren_gen.demo.live_fit")  # loaded with the page; not imported here (torch)
+            if fits is not None:
+                fits.stop_all_fits()
         finally:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 
@@ -75,7 +84,8 @@ def check_port_free(host: str, port: int) -> None:
 
 def load_pipeline(source: str | os.PathLike | None):
     """The ``QirenGenerationPipeline`` at ``source`` (folder or Hub id; ``None``: the bundled one), safely."""
-    from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir  # deferred: torch, after the cheap checks
+    # deferred: diffusers, only once start_demo has pointed torch's caches into its temporary folder
+    from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir  # noqa: PLC0415
 
     return QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir() if source is None else source)
 
@@ -88,10 +98,8 @@ def start_demo(pipeline: str | os.PathLike | None = None, host: str = "127.0.0.1
     is served when the pipeline cannot be loaded.
 
     On a public bind (``host`` not loopback, ``share``, a Space) visitors may name only ``allowed_pipelines`` (default:
-    none but the started one); on loopback, any folder or Hub id unless ``allowed_pipelines`` is given.
+    none but the started one); on loopback, any local folder (a Hub id only when ``allowed_pipelines`` lists it).
     """
-    from .store import is_public_bind, pipeline_allow_list  # deferred: torch and diffusers, after the cheap checks
-
     start = time.perf_counter()
     require_gradio()
     if port is not None:
@@ -99,12 +107,10 @@ def start_demo(pipeline: str | os.PathLike | None = None, host: str = "127.0.0.1
     temp_dir = Path(tempfile.mkdtemp(prefix="qiren-gen-demo-", dir=temp_root))
     previous_env = _keep_writes_in(temp_dir)
     try:
-        import torch  # deferred: `import qiren_gen.demo` stays light until a demo starts
-
         if threads is not None:
             torch.set_num_threads(threads)
         pipe = load_pipeline(pipeline)
-        from .app import CSS, build_demo  # deferred: Gradio, an optional extra
+        from .app import CSS, build_demo  # noqa: PLC0415 - Gradio, an optional extra
 
         name = None if pipeline is None else str(pipeline)
         allowed = pipeline_allow_list(is_public_bind(host, share), allowed_pipelines, name)
@@ -114,9 +120,10 @@ def start_demo(pipeline: str | os.PathLike | None = None, host: str = "127.0.0.1
             pipe.set_progress_bar_config(disable=True)
             pipe(batch_size=1, height=4, width=4, num_inference_steps=1, generator=torch.Generator().manual_seed(0))
             pipe.set_progress_bar_config(disable=False, leave=False)
-        blocks.queue(default_concurrency_limit=1, max_size=64)
+        blocks.queue(default_concurrency_limit=1, max_size=queue_size(limits or DemoLimits()))
         _, url, _ = blocks.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
-                                  show_error=True, quiet=True, ssr_mode=False, css=CSS, footer_links=["api"])
+                                  show_error=True, quiet=True, ssr_mode=False, css=CSS, footer_links=["api"],
+                                  max_file_size=(limits or DemoLimits()).max_upload_bytes)
     except BaseException:  # nothing served: leave no folder and no changed environment behind
         shutil.rmtree(temp_dir, ignore_errors=True)
         _restore(previous_env)
@@ -124,16 +131,33 @@ def start_demo(pipeline: str | os.PathLike | None = None, host: str = "127.0.0.1
     return RunningDemo(url=url, blocks=blocks, temp_dir=temp_dir, startup_s=time.perf_counter() - start)
 
 
+def queue_size(limits: DemoLimits) -> int:
+    """Gradio's overall queue bound: every line full at once (each line's own cap is checked on joining it)."""
+    return limits.model_waiting + limits.fit_waiting
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt  # the same clean stop as Ctrl-C: Gradio's block_thread returns, the folder is removed
+
+
 def serve_forever(running: RunningDemo) -> None:
-    """Block until Ctrl-C, then close the server and remove its temporary folder."""
+    """Block until Ctrl-C or SIGTERM (a service manager, ``docker stop``, ``kill``), then close the server and remove
+    its temporary folder."""
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    except ValueError:  # not the main thread: SIGTERM keeps its handler, Ctrl-C / close() still clean up
+        pass
     try:
         running.blocks.block_thread()
     except KeyboardInterrupt:
         pass
     finally:
         running.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         print("qiren-gen demo: stopped", file=sys.stderr)
 
 
-__all__ = ["INSTALL_HINT", "RunningDemo", "check_port_free", "load_pipeline", "require_gradio", "serve_forever",
-           "start_demo"]
+__all__ = ["INSTALL_HINT", "RunningDemo", "check_port_free", "load_pipeline", "queue_size", "require_gradio",
+           "serve_forever", "start_demo"]

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ..io.atomic import write_text
+from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir
 
 SPACE_PIPELINE_DIR = "pipeline"
 _COPIED = (".json", ".safetensors", ".md")
@@ -71,8 +72,6 @@ def write_space(output: str | os.PathLike, pipeline: str | os.PathLike | None = 
                 package: str = "qiren-gen[demo]", title: str = "QIREN faces") -> Path:
     """Write a Space folder at ``output`` (must not exist or be empty) for ``pipeline`` (a folder, copied; default:
     the bundled one) or ``hub_id`` (loaded from the Hub by the Space); returns ``output``."""
-    from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir
-
     out = Path(output)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OSError(f"'{out}' already exists and is not an empty folder; pick a new --output")

@@ -2,6 +2,11 @@
 
 One lock guards them: a pipeline's scheduler holds per-call state, so one request uses the model at a time (Gradio's
 queue orders the rest). Every pipeline is switched to DDIM, which the interpolation tab needs (deterministic, eta 0).
+
+A visitor's free text names a local folder only: a Hub id is loaded only when the operator listed it
+(``allowed``), so no visitor makes the server download a repository. Whatever fails for a visitor's name (missing,
+a file, not a pipeline, unsafe) is one answer in the page, so the page cannot be used to probe the server's files;
+the reason goes to the server's log, control characters escaped.
 """
 from __future__ import annotations
 
@@ -11,10 +16,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 
+from ..io.errors import shown
+from ..runtime.errors import one_line
+
 
 def prepare_for_demo(pipe, device: str = "cpu"):
     """Move ``pipe`` to ``device``, give it a DDIM scheduler and quiet, transient progress bars."""
-    from diffusers import DDIMScheduler  # deferred: torch, once start_demo has pointed its caches to its temp folder
+    # deferred: diffusers writes torch caches on import, so only after start_demo has pointed them to its temp folder
+    from diffusers import DDIMScheduler  # noqa: PLC0415
 
     pipe.to(device)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
@@ -44,6 +53,15 @@ def pipeline_allow_list(public: bool, allowed: list[str] | tuple[str, ...] | Non
     return None
 
 
+class PipelineRefused(ValueError):
+    """A visitor's pipeline name refused: the page gets ``str(self)`` (the same for every reason), the server's log
+    ``detail`` (the reason)."""
+
+    def __init__(self, source: str, detail: str) -> None:
+        super().__init__(f"pipeline: '{shown(source[:80])}' is not a pipeline folder this page can load")
+        self.detail = f"{self}: {shown(detail)}"
+
+
 class PipelineStore:
     """The default pipeline and up to ``capacity`` others, least recently used evicted first.
 
@@ -68,12 +86,21 @@ class PipelineStore:
         return self.allow_others and (self.allowed is None or any(a != self.default_name for a in self.allowed))
 
     def _load(self, source: str):
-        from ..pipelines import QirenGenerationPipeline  # deferred: torch, as above
+        from ..pipelines import QirenGenerationPipeline  # noqa: PLC0415 - diffusers, deferred as above
 
         if source in self._others:
             self._others.move_to_end(source)
             return self._others[source]
-        pipe = prepare_for_demo(QirenGenerationPipeline.from_pretrained(source), self.device)
+        listed = self.allowed is not None and source in self.allowed
+        if not listed and not os.path.isdir(source):  # free text: local folders only, never a download
+            raise PipelineRefused(source, "not a local folder (a Hub id only when --allow-pipeline lists it)")
+        try:
+            loaded = QirenGenerationPipeline.from_pretrained(source)
+        except (OSError, ValueError) as exc:
+            if listed:  # the operator's own entry: its reason is no secret
+                raise
+            raise PipelineRefused(source, one_line(exc)) from None
+        pipe = prepare_for_demo(loaded, self.device)
         self._others[source] = pipe
         while len(self._others) > self.capacity:
             self._others.popitem(last=False)
@@ -88,9 +115,10 @@ class PipelineStore:
         if source and not self.others_allowed:
             raise ValueError("pipeline: this page serves only its own pipeline")
         if source and self.allowed is not None and source not in self.allowed:
-            raise ValueError(f"pipeline: this page serves only {', '.join(self.allowed)} (not '{source[:80]}')")
+            raise ValueError(f"pipeline: this page serves only {', '.join(self.allowed)} (not '{shown(source[:80])}')")
         with self._lock:
             yield self._load(source) if source else self.default
 
 
-__all__ = ["LOOPBACK_HOSTS", "PipelineStore", "is_public_bind", "pipeline_allow_list", "prepare_for_demo"]
+__all__ = ["LOOPBACK_HOSTS", "PipelineRefused", "PipelineStore", "is_public_bind", "pipeline_allow_list",
+           "prepare_for_demo"]

@@ -16,5 +16,5 @@ from .fid import (
 from .sample_quality import generation_report, gradient_sharpness, mean_pairwise_distance, nearest_neighbour_distances
 
 __all__ = ["KID_AUTO_MAX_SAMPLES", "compute_report", "evaluate", "generate_samples", "generation_report",
-           "gradient_sharpness", "mean_pairwise_distance", "nearest_neighbour_distances", "pipeline_sampler", "save_grid", "shard_size",
-           "write_outputs"]
+           "gradient_sharpness", "mean_pairwise_distance", "nearest_neighbour_distances", "pipeline_sampler",
+           "save_grid", "shard_size", "write_outputs"]

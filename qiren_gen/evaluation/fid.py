@@ -8,10 +8,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
+from accelerate.utils import broadcast_object_list, gather_object
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ..io.atomic import save_image, write_json
@@ -77,8 +80,6 @@ def pipeline_sampler(pipe: Any, resolution: int | None = None, num_inference_ste
 def save_grid(images: torch.Tensor, path: str, max_images: int = 64, min_size: int = 512) -> str:
     """Write up to ``max_images`` uint8 (N, 3, H, W) images as one PNG grid, upscaled (nearest) to >= ``min_size``,
     atomically."""
-    from PIL import Image
-
     images = to_uint8_rgb(images[:max_images])
     n, _, h, w = images.shape
     cols = math.ceil(math.sqrt(n))
@@ -187,16 +188,12 @@ def evaluate(
         except (OSError, ValueError) as exc:
             error = (type(exc).__name__ if isinstance(exc, ValueError) else "OSError", str(exc))
     if world > 1:
-        from accelerate.utils import broadcast_object_list
-
         error = broadcast_object_list([error])[0]
     if error:
         raise (ValueError if error[0] == "ValueError" else OSError)(error[1])
     device = accelerator.device if accelerator is not None else "cpu"
     shard = generate_samples(sample_fn, num_samples, batch_size, seed, rank, world, device, progress)
     if world > 1:
-        from accelerate.utils import gather_object
-
         shards = gather_object([shard])
         if rank != 0:
             return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ..functa import encode_images
 from ..metrics import psnr
 
 
@@ -57,8 +58,6 @@ def generation_report(pipe, train: torch.Tensor, test: torch.Tensor, num_samples
     ``train`` / ``test`` are real images in [0, 1], ``(N, C, H, W)`` at the pipeline's training resolution.
     Memorisation is checked in pixel space and in the prior's normalised latent space, each against held-out faces.
     """
-    from ..functa import encode_images
-
     size = (train.shape[2], train.shape[3])
     z_samples = pipe(batch_size=num_samples, num_inference_steps=num_inference_steps, output_type="latent",
                      generator=torch.Generator().manual_seed(seed)).images

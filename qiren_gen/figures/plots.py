@@ -4,10 +4,14 @@ from __future__ import annotations
 import os
 
 import matplotlib
+import numpy as np
+from matplotlib.text import Text
+
+from ..io.atomic import save_figure
+from ..io.errors import shown
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402 (pyplot after choosing the Agg backend)
 
 
 def magnitude_spectrum_db(signal: np.ndarray) -> np.ndarray:
@@ -21,11 +25,6 @@ def _save(fig, path: str | os.PathLike) -> None:
     """Write ``fig`` atomically (a failed write keeps the previous file whole); every text of the figure is shown
     escaped first, so a title made from a file name that is not UTF-8 (or holds control characters) cannot fail the
     save after the work that made the figure."""
-    from matplotlib.text import Text
-
-    from ..io.atomic import save_figure
-    from ..io.errors import shown
-
     for text in fig.findobj(Text):
         text.set_text(shown(text.get_text()))
     try:
@@ -35,7 +34,8 @@ def _save(fig, path: str | os.PathLike) -> None:
         plt.close(fig)
 
 
-def plot_fit(target: np.ndarray, fitted: np.ndarray, path: str | os.PathLike, title: str = "", rate: int | None = None) -> None:
+def plot_fit(target: np.ndarray, fitted: np.ndarray, path: str | os.PathLike, title: str = "",
+             rate: int | None = None) -> None:
     """Ground truth beside the fit, with both magnitude spectra below (audio: overlaid curves; images: panels)."""
     target, fitted = np.asarray(target), np.asarray(fitted)
     if target.ndim == 1:
@@ -67,7 +67,8 @@ def plot_fit(target: np.ndarray, fitted: np.ndarray, path: str | os.PathLike, ti
         fig.colorbar(im, ax=axes[0, 2], fraction=0.046)
         spectra = [magnitude_spectrum_db(target), magnitude_spectrum_db(fitted)]
         lo, hi = min(s.min() for s in spectra), max(s.max() for s in spectra)
-        for ax, spec, name in zip(axes[1], spectra, ["spectrum of truth", "spectrum of fit"]):
+        # two spectra on the first two axes of the row; the third holds the radial profiles
+        for ax, spec, name in zip(axes[1, :2], spectra, ["spectrum of truth", "spectrum of fit"], strict=True):
             ax.imshow(spec, cmap="magma", vmin=max(lo, hi - 80), vmax=hi)
             ax.set_title(name + " [dB]")
             ax.axis("off")
@@ -116,7 +117,7 @@ def plot_image_grid(rows: list[list[np.ndarray]], row_labels: list[str], col_lab
 def plot_superres(low: np.ndarray, outputs: dict[str, np.ndarray], path: str | os.PathLike,
                   truth: np.ndarray | None = None, title: str = "") -> None:
     """Low-resolution input, each upsampled result and (when known) the high-resolution truth, side by side."""
-    panels = [("input (low-res)", low)] + list(outputs.items()) + ([("ground truth", truth)] if truth is not None else [])
+    panels = [("input (low-res)", low), *outputs.items(), *([("ground truth", truth)] if truth is not None else [])]
     captions = []
     for name, img in panels:
         if truth is not None and img.shape == truth.shape and name != "ground truth":
@@ -149,7 +150,7 @@ def plot_waveforms(target: np.ndarray, fits: dict[str, np.ndarray], path: str | 
     """One panel per model: the audio fit over the ground truth, with its MSE (like the paper's Fig. 4)."""
     fig, axes = plt.subplots(len(fits), 1, figsize=(9, 1.5 * len(fits)), sharex=True, squeeze=False)
     t = np.linspace(-1, 1, target.size)
-    for ax, (name, fit) in zip(axes[:, 0], fits.items()):
+    for ax, (name, fit) in zip(axes[:, 0], fits.items(), strict=True):
         ax.plot(t, target, lw=0.7, color="0.6", label="ground truth")
         ax.plot(t, fit, lw=0.7, label=name)
         ax.set_ylabel(name, fontsize=8)
@@ -160,7 +161,8 @@ def plot_waveforms(target: np.ndarray, fits: dict[str, np.ndarray], path: str | 
     _save(fig, path)
 
 
-def plot_curves(curves: dict[str, list[float]], path: str | os.PathLike, ylabel: str = "training MSE", title: str = "") -> None:
+def plot_curves(curves: dict[str, list[float]], path: str | os.PathLike, ylabel: str = "training MSE",
+                title: str = "") -> None:
     """Loss curves on a log scale, one line per model."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, values in curves.items():

@@ -2,6 +2,7 @@
 
 The functions live in ``codec``; this package is their one public home (``from qiren_gen.functa import encode_images``).
 """
+from .chunked import STEP_MEMORY_BUDGET, backward_per_image_mse, step_chunk_points
 from .codec import (
     DEFAULT_CHUNK_POINTS,
     RENDER_MEMORY_BUDGET,
@@ -13,7 +14,6 @@ from .codec import (
     per_image_mse,
     render_chunk_points,
 )
-from .chunked import STEP_MEMORY_BUDGET, backward_per_image_mse, step_chunk_points
 from .superres import encode_area_consistent, prior_superresolve
 
 __all__ = ["DEFAULT_CHUNK_POINTS", "RENDER_MEMORY_BUDGET", "STEP_MEMORY_BUDGET", "backward_per_image_mse",

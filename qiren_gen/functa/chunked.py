@@ -110,7 +110,7 @@ def backward_per_image_mse(
         backward(chunk_error.sum())
         mse = chunk_error.detach() if mse is None else mse + chunk_error.detach()
     roots, grads = [], []
-    for root, leaf in zip([modulations, *stat_roots], [modulation_leaf, *stat_leaves]):
+    for root, leaf in zip([modulations, *stat_roots], [modulation_leaf, *stat_leaves], strict=True):
         if root.requires_grad and leaf.grad is not None:
             roots.append(root)
             grads.append(leaf.grad)

@@ -21,6 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+from safetensors import SafetensorError
+
 from .errors import WriteFailed, quoted
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -29,8 +32,6 @@ _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 def _write_errors() -> tuple[type[BaseException], ...]:
     """What a failed write raises: ``OSError``, torch's ``RuntimeError``, safetensors' ``SafetensorError``."""
-    from safetensors import SafetensorError
-
     return OSError, RuntimeError, SafetensorError
 
 
@@ -119,8 +120,6 @@ def write_json(path: str | os.PathLike, value: Any, what: str | None = None, ind
 def save_image(path: str | os.PathLike, image: Any, format: str | None = None, what: str | None = None,
                **options: Any) -> Path:
     """Save a PIL image (or an ``(H, W[, C])`` uint8 array) to ``path`` atomically, its format from the suffix."""
-    from PIL import Image
-
     if not isinstance(image, Image.Image):
         image = Image.fromarray(image)
     path = Path(path)
@@ -142,7 +141,7 @@ def save_figure(path: str | os.PathLike, figure: Any, what: str | None = None, *
 def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None,
                  what: str | None = None) -> Path:
     """Save a ``{name: tensor}`` dict as safetensors (never a pickle) to ``path`` atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # noqa: PLC0415 (torch: qiren_gen.io stays torch-free)
 
     return write_file_with(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), what)
 

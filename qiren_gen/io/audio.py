@@ -103,7 +103,7 @@ def check_wav(path: str | os.PathLike, max_frames: int = MAX_AUDIO_FRAMES) -> Wa
 def read_wav(path: str | os.PathLike, max_frames: int = MAX_AUDIO_FRAMES) -> tuple[int, np.ndarray]:
     """``(sample rate, samples)`` of a WAV file as ``scipy.io.wavfile.read`` gives them, after `check_wav`;
     every refusal one line naming the file."""
-    from scipy.io import wavfile
+    from scipy.io import wavfile  # noqa: PLC0415 (heavy: WAV files only; qiren_gen.models imports this module)
 
     path = Path(path)
     what = quoted(path)

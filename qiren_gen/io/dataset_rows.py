@@ -8,6 +8,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
+import fsspec
+from huggingface_hub import constants
+from PIL import Image
+
 from .errors import quoted
 
 _ARCHIVE_PROTOCOLS = ("zip", "tar")
@@ -27,15 +32,12 @@ class RowConfinement:
 
     @classmethod
     def for_source(cls, data_dir: str | os.PathLike | None, dataset_name: str | None, snapshot: str | None = None,
-                   cache_dir: str | None = None) -> "RowConfinement":
+                   cache_dir: str | None = None) -> RowConfinement:
         """The roots of a loaded dataset: its folder, or its Hub cache entry (and ``datasets``' download cache)."""
         if data_dir is not None:
             return cls((os.path.realpath(data_dir),))
         if Path(dataset_name).is_dir():
             return cls((os.path.realpath(dataset_name),))
-        import datasets
-        from huggingface_hub import constants
-
         entry = Path(constants.HF_HUB_CACHE) / f"datasets--{dataset_name.replace('/', '--')}"
         roots = [os.path.realpath(Path(snapshot).parent.parent)] if snapshot is not None else []  # snapshots + blobs
         roots.append(os.path.realpath(entry))
@@ -85,20 +87,14 @@ class RowConfinement:
 def open_image_path(path: str):
     """A PIL image from a local path or an archive member / Hub URL of the dataset (``zip://member::archive.zip``,
     ``hf://datasets/...``); only called on paths `RowConfinement` let through."""
-    from PIL import Image
-
     if "://" not in path and "::" not in path:
         return Image.open(path)
-    import fsspec
-
     with fsspec.open(path, "rb") as handle:
         return Image.open(io.BytesIO(handle.read()))
 
 
 def open_image_value(value):
     """A PIL image (header read) from an undecoded image value; refused rows raise ``ValueError`` unopened."""
-    from PIL import Image
-
     if isinstance(value, dict) and value.get(REFUSED_KEY):
         raise ValueError(value[REFUSED_KEY])
     if isinstance(value, dict) and value.get("bytes") is not None:

@@ -6,6 +6,8 @@ import os
 import warnings
 from pathlib import Path
 
+from PIL import Image, UnidentifiedImageError
+
 from ..runtime.errors import one_line
 from .errors import BadInputFile, quoted
 
@@ -17,8 +19,6 @@ MAX_SOURCE_PIXELS = 2**25
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_SOURCE_PIXELS):
     """A decoded PIL image from ``path``; `BadInputFile` (one line naming the file) when it is over
     ``max_pixels``, a decompression bomb, not an image or damaged; ``OSError`` when it cannot be opened."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     what = quoted(path)
     if path.is_dir():

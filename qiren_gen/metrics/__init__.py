@@ -26,6 +26,7 @@ from .reconstruction import mse, psnr, psnr_from_mse, ssim
 __all__ = [
     "INCEPTION", "INCEPTION_BYTES", "INCEPTION_SHA256", "INCEPTION_WEIGHTS_FILE", "KID_MAX_SUBSET", "PIXEL_POOL",
     "SUPPORTED_EXTRACTORS", "ImageTensorDataset", "ReferenceStatistics", "build_feature_extractor",
-    "compute_fid_kid", "extract_features", "load_inception_state_dict", "metric_names", "mse", "psnr", "psnr_from_mse", "register_feature_extractors",
+    "compute_fid_kid", "extract_features", "load_inception_state_dict", "metric_names", "mse", "psnr", "psnr_from_mse",
+    "register_feature_extractors",
     "resolve_inception_weights", "ssim", "to_uint8_rgb",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import socket
 import urllib.error
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..io.errors import quoted
 from ..io.weights import check_digest, read_weights
@@ -22,7 +24,7 @@ INCEPTION = "inception-v3-compat"
 PIXEL_POOL = "qiren-pixel-pool"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pixel_pool_class() -> type:
     from torch_fidelity import FeatureExtractorBase
 
@@ -126,8 +128,6 @@ def resolve_inception_weights(path: str | os.PathLike | None = None, timeout: fl
 def _download_checked(url: str, cached: str, timeout: float) -> None:
     """Download ``url`` beside ``cached``, check its whole digest, then rename it into place (a wrong or cut
     download never becomes the cached file)."""
-    import secrets
-
     partial = f"{cached}.{secrets.token_hex(4)}.partial"
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
@@ -135,7 +135,7 @@ def _download_checked(url: str, cached: str, timeout: float) -> None:
         torch.hub.download_url_to_file(url, partial, hash_prefix=INCEPTION_SHA256[:8], progress=True)
         _check_inception_file(partial, "the downloaded Inception-v3 weights")
         os.replace(partial, cached)
-    except (urllib.error.URLError, OSError, socket.timeout, ConnectionError) as exc:
+    except (TimeoutError, urllib.error.URLError, OSError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
         raise OSError(
             f"cannot download the Inception-v3 FID weights ({reason}); you are probably offline: pass "
@@ -160,7 +160,6 @@ def load_inception_state_dict(path: str | os.PathLike | None = None) -> dict[str
 
 def add_inception_layers(module: torch.nn.Module) -> None:
     """Give ``module`` torch-fidelity 0.4's Inception-v3 layers, named as in its weights file (untrained)."""
-    from torch import nn
     from torch_fidelity import feature_extractor_inceptionv3 as t
 
     module.Conv2d_1a_3x3 = t.BasicConv2d(3, 32, kernel_size=3, stride=2)
@@ -185,7 +184,7 @@ def add_inception_layers(module: torch.nn.Module) -> None:
     module.fc = nn.Linear(2048, 1008)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _checked_inception_class() -> type:
     from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
     from torch_fidelity.feature_extractor_base import FeatureExtractorBase

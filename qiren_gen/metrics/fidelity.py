@@ -1,14 +1,17 @@
 """FID / KID with torch-fidelity's feature and metric functions, and reference statistics saved as safetensors."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from torch.utils.data import Dataset
 
+from ..io.atomic import save_tensors
 from .extractors import INCEPTION, SUPPORTED_EXTRACTORS, build_feature_extractor, register_feature_extractors
 from .images import ImageTensorDataset
 
@@ -36,10 +39,6 @@ class ReferenceStatistics:
         The file is safetensors (tensors + JSON metadata), never a pickle: statistics files get shared, and loading a
         stranger's pickle would run its code.
         """
-        import json
-
-        from ..io.atomic import save_tensors
-
         tensors = {"mu": torch.as_tensor(np.asarray(self.mu)).contiguous(),
                    "sigma": torch.as_tensor(np.asarray(self.sigma)).contiguous()}
         if self.features is not None:
@@ -49,12 +48,8 @@ class ReferenceStatistics:
         save_tensors(path, tensors, metadata={"format": STATS_FORMAT, "fields": json.dumps(fields)})
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ReferenceStatistics":
+    def load(cls, path: str | os.PathLike) -> ReferenceStatistics:
         """Read a file written by `save` (safetensors only); a clear ``ValueError`` for anything else."""
-        import json
-
-        from safetensors import safe_open
-
         try:
             with safe_open(os.fspath(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}

@@ -6,12 +6,19 @@ evaluation resolution with torch-fidelity's own protocol (``samples_resize_and_c
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+import datasets
 import torch
+import torchvision.transforms as T
+from datasets import Image as ImageFeature
+from PIL import Image
 from torch.utils.data import Dataset
 
+from ..io.dataset_rows import RowConfinement, open_image_value
 from ..runtime.errors import one_line
+from .fidelity import ReferenceStatistics
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")  # torch-fidelity's samples_find_ext
 
@@ -28,7 +35,6 @@ class ReferenceImages(Dataset):
         return self._length
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        import torchvision.transforms as T
         from torch_fidelity.datasets import TransformPILtoRGBTensor
 
         image = self._get_image(i).convert("RGB")
@@ -44,8 +50,6 @@ class ReferenceImages(Dataset):
 
 def image_folder(path: str, resolution: int | None = None, max_images: int | None = None) -> ReferenceImages:
     """The PNG/JPEG files directly inside ``path`` (sorted, as torch-fidelity globs them)."""
-    from PIL import Image
-
     files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS))
     if not files:
         raise ValueError(f"reference folder {path} contains no .png/.jpg/.jpeg images")
@@ -67,10 +71,6 @@ def hf_dataset(
 
     Rows are confined to the dataset (`RowConfinement`: ``source``'s folder, or
     its Hub cache entry): a row naming a file elsewhere or a URL is refused in one line, never opened."""
-    from datasets import Image as ImageFeature
-
-    from ..io.dataset_rows import RowConfinement, open_image_value
-
     columns = list(dataset.column_names)
     if image_column is None:
         image_columns = [c for c, f in dataset.features.items() if isinstance(f, ImageFeature)]
@@ -110,8 +110,6 @@ def load_reference(
     if max_images is not None and max_images < 2:
         raise ValueError(f"--max-reference must be >= 2, got {max_images}")
     if os.path.isfile(spec):
-        from .fidelity import ReferenceStatistics
-
         stats = ReferenceStatistics.load(spec)
         if resolution is not None and stats.resolution is not None and stats.resolution != resolution:
             r = stats.resolution
@@ -121,8 +119,6 @@ def load_reference(
         names = os.listdir(spec)
         if any(n.lower().endswith(IMAGE_EXTENSIONS) for n in names):
             return image_folder(spec, resolution, max_images)
-        import datasets
-
         if "dataset_info.json" in names or "state.json" in names or "dataset_dict.json" in names:
             loaded = datasets.load_from_disk(spec)  # written by Dataset.save_to_disk
         elif not names:
@@ -145,8 +141,6 @@ def _looks_like_hub_id(spec: str) -> bool:
 
 
 def _load_dataset(spec: str, split: str) -> Any:
-    import datasets
-
     try:
         return datasets.load_dataset(spec, split=split)
     except Exception as exc:  # noqa: BLE001 - datasets raises its own hierarchy (DatasetNotFoundError, ...)

@@ -1,5 +1,6 @@
-"""The MSE of a fitted signal (numpy or torch in, one float out); its PSNR is ``qiren_gen.metrics.psnr(..., data_range=2.0)``
-for signals in [-1, 1]. Image-batch metrics live in ``reconstruction``."""
+"""The MSE of a fitted signal (numpy or torch in, one float out); its PSNR is
+``qiren_gen.metrics.psnr(..., data_range=2.0)`` for signals in [-1, 1]. Image-batch metrics live in
+``reconstruction``."""
 from __future__ import annotations
 
 import numpy as np

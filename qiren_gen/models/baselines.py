@@ -8,8 +8,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .qiren import _flatten_points
-
+from .qiren import flatten_points
 
 # Default widths follow the paper's comparison: every baseline a little LARGER than QIREN (657 parameters for a 2-D
 # grayscale image, 649 for audio), so QIREN keeps "the fewest parameters". Width 21 with 2 hidden layers gives SIREN /
@@ -25,7 +24,7 @@ class _PointwiseINR(ModelMixin, ConfigMixin):
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """Signal values at ``coords``: ``(..., in_features) -> (..., out_features)``."""
-        flat, lead = _flatten_points(coords, self.config.in_features)
+        flat, lead = flatten_points(coords, self.config.in_features)
         return self.net(self.features(flat)).reshape(*lead, self.config.out_features)
 
 
@@ -67,6 +66,16 @@ class Sine(nn.Module):
         return torch.sin(self.omega_0 * x)
 
 
+def siren_linear(fan_in: int, fan_out: int, omega: float, first: bool) -> nn.Linear:
+    """A ``Linear(fan_in, fan_out)`` with SIREN's initialisation (Sitzmann et al. 2020, section 3.2): the first layer
+    ``U(-1/n, 1/n)`` spans several periods of sin over [-1, 1]; later layers ``U(-sqrt(6/n)/omega, sqrt(6/n)/omega)``
+    keep their activations ~arcsine distributed. Shared by `SIREN` and ``ModulatedSIREN``."""
+    linear = nn.Linear(fan_in, fan_out)
+    bound = 1 / fan_in if first else math.sqrt(6 / fan_in) / omega
+    nn.init.uniform_(linear.weight, -bound, bound)
+    return linear
+
+
 class SIREN(_PointwiseINR):
     """SIREN (Sitzmann et al. 2020): sine activations with the paper's initialisation."""
 
@@ -83,18 +92,10 @@ class SIREN(_PointwiseINR):
         super().__init__()
         widths = [in_features] + [hidden_features] * (hidden_layers + 1)
         mods: list[nn.Module] = []
-        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-            linear = nn.Linear(fan_in, fan_out)
+        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             omega = first_omega_0 if i == 0 else hidden_omega_0
-            # First layer spans several periods of sin over [-1, 1]; later layers keep activations ~arcsine
-            # distributed (SIREN, section 3.2): U(-1/n, 1/n) and U(-sqrt(6/n)/omega, sqrt(6/n)/omega).
-            bound = 1 / fan_in if i == 0 else math.sqrt(6 / fan_in) / omega
-            nn.init.uniform_(linear.weight, -bound, bound)
-            mods += [linear, Sine(omega)]
-        last = nn.Linear(hidden_features, out_features)
-        bound = math.sqrt(6 / hidden_features) / hidden_omega_0
-        nn.init.uniform_(last.weight, -bound, bound)
-        mods.append(last)
+            mods += [siren_linear(fan_in, fan_out, omega, first=i == 0), Sine(omega)]
+        mods.append(siren_linear(hidden_features, out_features, hidden_omega_0, first=False))
         self.net = nn.Sequential(*mods)
 
 

@@ -28,23 +28,23 @@ class BlockedWeightModulatedSynthesis(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, out_weight, out_bias, *layers):
-        weights, biases = layers[0::2], layers[1::2]
-        h = h.contiguous()
+        weights, biases = layers[0::2], layers[1::2]  # h as it comes: a strided (e.g. feature-major) block is a
+        # GEMM operand as it is, and a copy made here would not carry h's graph into a second derivative
         batch, points = weights[0].shape[0], h.shape[-2]
         block = _block_points(weights, h)
         acts = [h.new_empty(batch, points, w.shape[1]) for w in weights]
         out = h.new_empty(batch, points, out_weight.shape[0])
-        transposed = [w.transpose(1, 2) for w in weights]
+        transposed = [w.transpose(1, 2) for w in weights]  # views: the GEMM reads a transposed operand as it is
         out_t = out_weight.t()
-        spans = [(start, min(start + block, points)) for start in range(0, points, block)]
-        for b in range(batch):  # this image's views, taken once (a Python-level index costs as much as a small op)
-            inputs, acts_b, weights_b, out_b = h if h.ndim == 2 else h[b], [a[b] for a in acts], \
-                [w[b] for w in transposed], out[b]
-            for start, stop in spans:
-                x = inputs[start:stop]
-                for act, w_t, bias in zip(acts_b, weights_b, biases):
-                    x = torch.addmm(bias, x, w_t, out=act[start:stop]).relu_()
-                torch.addmm(out_bias, x, out_t, out=out_b[start:stop])
+        shared_inputs = h.split(block) if h.ndim == 2 else None
+        for b in range(batch):  # this image's block views, taken once (one split per tensor, not a slice per block)
+            inputs = shared_inputs if shared_inputs is not None else h[b].split(block)
+            acts_b, weights_b = [a[b].split(block) for a in acts], [w[b] for w in transposed]
+            out_b = out[b].split(block)
+            for i, x in enumerate(inputs):
+                for act, w_t, bias in zip(acts_b, weights_b, biases, strict=False):
+                    x = torch.addmm(bias, x, w_t, out=act[i]).relu_()
+                torch.addmm(out_bias, x, out_t, out=out_b[i])
         ctx.save_for_backward(h, out_weight, out_bias, *layers)
         ctx.acts = acts  # intermediates (not inputs or outputs): kept on ctx, freed with the graph
         ctx.block = block
@@ -66,42 +66,51 @@ class BlockedWeightModulatedSynthesis(torch.autograd.Function):
         grad_h = None
         if need_h:
             grad_h = h.new_zeros(h.shape) if h.ndim == 2 else h.new_empty(h.shape)
-        grad_w = [torch.zeros_like(w) if needed else None for w, needed in zip(weights, need_w)]
+        grad_w = [torch.zeros_like(w) if needed else None for w, needed in zip(weights, need_w, strict=False)]
         blocks = -(-points // block)
-        bias_rows = [h.new_empty(batch * blocks, b.shape[0]) for b in biases]  # per-block sums, summed at the end
+        bias_rows = [h.new_empty(batch, blocks, b.shape[0]) for b in biases]  # per-block sums, summed at the end
         grad_out_weight = torch.zeros_like(out_weight)
         width = max(w.shape[1] for w in weights)
         buffers = [h.new_empty(min(block, points), width) for _ in range(2)]
-        spans = [(start, min(start + block, points)) for start in range(0, points, block)]
-        threshold_backward = torch.ops.aten.threshold_backward.grad_input
+        # Each layer's gradient block in one of the two buffers (alternating from the top), for a full block and
+        # for the last, shorter one: views taken once.
+        last_rows = points - (blocks - 1) * block
         layers_down = range(len(weights) - 1, -1, -1)
-        row = 0
-        for b in range(batch):  # this image's views, taken once
-            inputs, acts_b, weights_b = h if h.ndim == 2 else h[b], [a[b] for a in acts], [w[b] for w in weights]
+        into = {}  # (layer, rows) -> the buffer view that layer's incoming gradient is written into
+        for rows in {min(block, points), last_rows}:
+            into[(len(weights) - 1, rows)] = buffers[0][:rows, : out_weight.shape[1]]
+            for k in layers_down:
+                if k:
+                    into[(k - 1, rows)] = buffers[(len(weights) - k) % 2][:rows, : weights[k].shape[2]]
+        threshold_backward = torch.ops.aten.threshold_backward.grad_input
+        shared_inputs = h.split(block) if h.ndim == 2 else None
+        shared_grad_h = grad_h.split(block) if grad_h is not None and h.ndim == 2 else None
+        for b in range(batch):  # this image's block views, taken once (one split per tensor, not a slice per block)
+            inputs = shared_inputs if shared_inputs is not None else h[b].split(block)
+            acts_b, weights_b = [a[b].split(block) for a in acts], [w[b] for w in weights]
             grad_w_b = [g[b] if g is not None else None for g in grad_w]
-            grad_h_b = grad_h if grad_h is None or h.ndim == 2 else grad_h[b]
-            grad_out_b, grad_out_t_b, last = grad_out[b], grad_out_t[b], acts_b[-1]
-            for start, stop in spans:
-                grad_out_weight.addmm_(grad_out_t_b[:, start:stop], last[start:stop])
-                g = torch.mm(grad_out_b[start:stop], out_weight, out=buffers[0][: stop - start, : out_weight.shape[1]])
+            grad_h_b = shared_grad_h if grad_h is None or h.ndim == 2 else grad_h[b].split(block)
+            grad_out_b, grad_out_t_b = grad_out[b].split(block), grad_out_t[b].split(block, dim=1)
+            sums_b = [rows[b] for rows in bias_rows]
+            for i in range(blocks):
+                rows = grad_out_b[i].shape[0]
+                grad_out_weight.addmm_(grad_out_t_b[i], acts_b[-1][i])
+                g = torch.mm(grad_out_b[i], out_weight, out=into[(len(weights) - 1, rows)])
                 for k in layers_down:
-                    y = acts_b[k][start:stop]
-                    g = threshold_backward(g, y, 0, grad_input=g)  # ReLU's backward in place: y > 0 passes
-                    torch.sum(g, 0, out=bias_rows[k][row])
-                    x = acts_b[k - 1][start:stop] if k else inputs[start:stop]
+                    g = threshold_backward(g, acts_b[k][i], 0, grad_input=g)  # ReLU's backward in place: y > 0 passes
+                    torch.sum(g, 0, out=sums_b[k][i])
+                    x = acts_b[k - 1][i] if k else inputs[i]
                     if grad_w_b[k] is not None:
                         grad_w_b[k].addmm_(g.t(), x)
                     if k:
-                        spare = buffers[1] if g.data_ptr() == buffers[0].data_ptr() else buffers[0]
-                        g = torch.mm(g, weights_b[k], out=spare[: stop - start, : weights_b[k].shape[1]])
+                        g = torch.mm(g, weights_b[k], out=into[(k - 1, rows)])
                     elif grad_h_b is not None and h.ndim == 2:
-                        grad_h_b[start:stop].addmm_(g, weights_b[0])
+                        grad_h_b[i].addmm_(g, weights_b[0])
                     elif grad_h_b is not None:
-                        torch.mm(g, weights_b[0], out=grad_h_b[start:stop])
-                row += 1
+                        torch.mm(g, weights_b[0], out=grad_h_b[i])
         grads = [grad_h, grad_out_weight if need[1] else None, grad_out.sum((0, 1)) if need[2] else None]
         for k in range(len(weights)):
-            grads += [grad_w[k], bias_rows[k].sum(0) if need[4 + 2 * k] else None]
+            grads += [grad_w[k], bias_rows[k].sum((0, 1)) if need[4 + 2 * k] else None]
         return tuple(grads)
 
 
@@ -114,10 +123,10 @@ def _plain_backward(h, out_weight, out_bias, layers, grad_out, needs_input_grad)
     """The same layers as batched differentiable ops, differentiated with a graph (second derivatives)."""
     inputs = (h, out_weight, out_bias, *layers)
     x = h.expand(layers[0].shape[0], -1, -1) if h.ndim == 2 else h
-    for w, bias in zip(layers[0::2], layers[1::2]):
+    for w, bias in zip(layers[0::2], layers[1::2], strict=False):
         x = torch.relu(torch.baddbmm(bias, x, w.transpose(1, 2)))
     out = x @ out_weight.t() + out_bias
-    wanted = [t for t, needed in zip(inputs, needs_input_grad) if needed]
+    wanted = [t for t, needed in zip(inputs, needs_input_grad, strict=False) if needed]
     found = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
     return tuple(next(found) if needed else None for needed in needs_input_grad)
 
@@ -126,7 +135,7 @@ def blocked_weight_modulated_synthesis(h: torch.Tensor, weights: list[torch.Tens
                                        out_weight: torch.Tensor, out_bias: torch.Tensor) -> torch.Tensor:
     """``(B, P, out_channels)`` from features ``h`` and per-image modulated weights: see
     `BlockedWeightModulatedSynthesis`."""
-    layers = [t for pair in zip(weights, biases) for t in pair]
+    layers = [t for pair in zip(weights, biases, strict=False) for t in pair]
     return BlockedWeightModulatedSynthesis.apply(h, out_weight, out_bias, *layers)
 
 

@@ -90,6 +90,10 @@ MODEL_BOUNDS: dict[str, Bound] = {
     "encoding_scale": _POSITIVE_SCALE, "hidden_encoding_scale": _POSITIVE_SCALE,
     "frequency_init": Bound(-1e4, 1e4), "inner_lr_init": Bound(-1e4, 1e4),
     "encode_lr": Bound(0, 1e3, open_low=True), "latent_l2": Bound(0, 1e3),
+    # QFGN and QVF (models.qfgn, models.qvf)
+    "n_frequencies": Bound(1, MAX_WIDTH), "frequency_scale": _POSITIVE_SCALE, "low_frequency_penalty": Bound(0, 1e4),
+    "gaussian_features": Bound(1, MAX_WIDTH), "gaussian_sigma": _POSITIVE_SCALE, "feature_seed": Bound(0, 2**63 - 1),
+    "energy_hidden": Bound(1, MAX_WIDTH), "energy_omega": _POSITIVE_SCALE, "n_layers": Bound(1, MAX_CIRCUIT_REPEATS),
 }
 """Bounds of every number a qiren-gen model's config holds, by parameter name (see the module docstring). ``latent_dim``
 is the trainer's own cap (``training.functa_trainer.MAX_LATENT_DIM``): a vector, not a square layer."""

@@ -40,7 +40,8 @@ class FourierFeatures(nn.Module):
     Linear layer after it still place low frequencies freely.
     """
 
-    def __init__(self, in_features: int, directions: int, radii: tuple[float, ...] | list[float] = TERNARY_RADII) -> None:
+    def __init__(self, in_features: int, directions: int,
+                 radii: tuple[float, ...] | list[float] = TERNARY_RADII) -> None:
         super().__init__()
         self.register_buffer("frequencies", fourier_frequencies(in_features, directions, list(radii)))
         self.out_features = in_features + 2 * self.frequencies.shape[0]

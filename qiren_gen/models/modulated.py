@@ -16,6 +16,7 @@ parameters only, so renders are per-sample and resolution independent.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -25,17 +26,14 @@ from torch import nn
 from ..data.grids import axis_coordinates
 from ..quantum import DataReuploadingCircuit
 from ..quantum.per_sample import simulate_reuploading_per_sample
-from .baselines import Sine
+from ..runtime.values import check_choice
+from .baselines import Sine, siren_linear
 
 MODULATIONS = ("shift", "film", "angles")
 ENCODINGS = ("meta_sgd", "auto_decode")
 NORMALIZATIONS = ("reference", "none")
-_EPS = 1e-5
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+NORM_EPS = 1e-5
+"""Added to the variance of the reference statistics before the square root (as BatchNorm's ``eps``)."""
 
 
 def _check_coords_modulations(coords: torch.Tensor, modulations: torch.Tensor, in_features: int, dim: int):
@@ -79,7 +77,8 @@ def reference_grid(in_features: int, size: int, dtype=torch.float32, device=None
 def hybrid_reference_statistics(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
     """Per-layer ``(mean, std)`` of a hybrid-layer decoder's unmodulated pre-encoding features on its reference grid.
 
-    Shared by every decoder built of ``linears -> normalise (norm_weight, norm_bias) -> _circuit(layer, .)`` layers.
+    Shared by every decoder built of ``linears -> normalise (norm_weight, norm_bias) -> shared_circuit(layer, .)``
+    layers.
     """
     if model.config.normalization == "none":
         return None
@@ -87,9 +86,9 @@ def hybrid_reference_statistics(model: nn.Module) -> list[tuple[torch.Tensor, to
     h = model.reference_coords.to(model.output.weight.dtype)
     for layer in range(model.n_layers):
         pre = model.linears[layer](h)
-        mean, std = pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + _EPS)
+        mean, std = pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + NORM_EPS)
         stats.append((mean, std))
-        h = model._circuit(layer, (pre - mean) / std * model.norm_weight[layer] + model.norm_bias[layer])
+        h = model.shared_circuit(layer, (pre - mean) / std * model.norm_weight[layer] + model.norm_bias[layer])
     return stats
 
 
@@ -137,8 +136,8 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
         engine: str = "fused",
     ) -> None:
         super().__init__()
-        _check_choice("modulation", modulation, MODULATIONS)
-        _check_choice("normalization", normalization, NORMALIZATIONS)
+        check_choice("modulation", modulation, MODULATIONS)
+        check_choice("normalization", normalization, NORMALIZATIONS)
         if out_channels < 1 or hidden_layers < 0 or in_features < 1 or reference_size < 2:
             raise ValueError("need out_channels >= 1, hidden_layers >= 0, in_features >= 1, reference_size >= 2")
         n_layers = 1 + hidden_layers
@@ -204,15 +203,16 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
                 with torch.autocast(pre.device.type, enabled=False):
                     weights = self.circuits[layer].weights + m.float().reshape(batch, *self.circuit_shape)
                     if self.circuits[layer].measuring:  # shots / noise: quantum.shots
-                        h = self.circuits[layer].measured(pre.float(), weights,
-                                                          lambda: simulate_reuploading_per_sample(pre.float(), weights)).to(pre.dtype)
+                        angles = pre.float()
+                        exact = partial(simulate_reuploading_per_sample, angles, weights)
+                        h = self.circuits[layer].measured(angles, weights, exact).to(pre.dtype)
                     else:
                         h = simulate_reuploading_per_sample(pre.float(), weights).to(pre.dtype)
             else:
-                h = self._circuit(layer, pre.reshape(-1, n)).reshape(batch, points, n)
+                h = self.shared_circuit(layer, pre.reshape(-1, n)).reshape(batch, points, n)
         return self.output(h)
 
-    def _circuit(self, layer: int, angles: torch.Tensor) -> torch.Tensor:
+    def shared_circuit(self, layer: int, angles: torch.Tensor) -> torch.Tensor:
         """Shared-weight circuit in full precision: under autocast, phases in bf16/fp16 would be far too coarse."""
         with torch.autocast(angles.device.type, enabled=False):
             low = angles.dtype in (torch.float16, torch.bfloat16)
@@ -257,16 +257,12 @@ class ModulatedSIREN(ModelMixin, ConfigMixin):
         hidden_omega_0: float = 30.0,
     ) -> None:
         super().__init__()
-        _check_choice("modulation", modulation, ("shift", "film"))
+        check_choice("modulation", modulation, ("shift", "film"))
         widths = [in_features] + [hidden_features] * (hidden_layers + 1)
         self.linears = nn.ModuleList()
-        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-            linear = nn.Linear(fan_in, fan_out)
+        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             omega = first_omega_0 if i == 0 else hidden_omega_0
-            # SIREN init (section 3.2): first layer spans several periods; later ones keep arcsine-distributed inputs.
-            bound = 1 / fan_in if i == 0 else math.sqrt(6 / fan_in) / omega
-            nn.init.uniform_(linear.weight, -bound, bound)
-            self.linears.append(linear)
+            self.linears.append(siren_linear(fan_in, fan_out, omega, first=i == 0))
         self.sines = nn.ModuleList(Sine(first_omega_0 if i == 0 else hidden_omega_0) for i in range(len(self.linears)))
         self.output = nn.Linear(hidden_features, out_channels)
 
@@ -291,7 +287,7 @@ class ModulatedSIREN(ModelMixin, ConfigMixin):
         width = self.config.hidden_features
         mods = modulations.reshape(modulations.shape[0], self.n_layers, -1)
         h = coords
-        for layer, (linear, sine) in enumerate(zip(self.linears, self.sines)):
+        for layer, (linear, sine) in enumerate(zip(self.linears, self.sines, strict=True)):
             pre = linear(h)
             m = mods[:, layer, None, :]
             if self.config.modulation == "film":
@@ -350,7 +346,7 @@ class LatentModulator(ModelMixin, ConfigMixin):
         super().__init__()
         if latent_dim < 1 or modulation_dim < 1 or inner_steps < 0 or hidden_layers < 0:
             raise ValueError("need latent_dim >= 1, modulation_dim >= 1, inner_steps >= 0, hidden_layers >= 0")
-        _check_choice("encoding", encoding, ENCODINGS)
+        check_choice("encoding", encoding, ENCODINGS)
         if not encode_lr > 0 or not latent_l2 >= 0:
             raise ValueError(f"need encode_lr > 0 and latent_l2 >= 0, got {encode_lr!r} and {latent_l2!r}")
         layers: list[nn.Module] = []
@@ -365,7 +361,7 @@ class LatentModulator(ModelMixin, ConfigMixin):
         self.inner_lr = nn.Parameter(torch.full((latent_dim,), float(inner_lr_init)))
 
     @classmethod
-    def for_decoder(cls, decoder: nn.Module, latent_dim: int, **kwargs) -> "LatentModulator":
+    def for_decoder(cls, decoder: nn.Module, latent_dim: int, **kwargs) -> LatentModulator:
         """A modulator sized for ``decoder`` (uses its ``modulation_dim``)."""
         return cls(latent_dim=latent_dim, modulation_dim=decoder.modulation_dim, **kwargs)
 

@@ -10,7 +10,7 @@ from ..quantum import DataReuploadingCircuit
 from .fourier_front import TERNARY_RADII, FourierFeatures
 
 
-def _flatten_points(x: torch.Tensor, features: int) -> tuple[torch.Tensor, torch.Size]:
+def flatten_points(x: torch.Tensor, features: int) -> tuple[torch.Tensor, torch.Size]:
     """``(..., features)`` -> ``(N, features)`` plus the leading shape, with a clear error on a wrong last dim."""
     if x.ndim == 0 or x.shape[-1] != features:
         raise ValueError(f"expected input of shape (..., {features}), got {tuple(x.shape)}")
@@ -61,7 +61,7 @@ class HybridLayer(ModelMixin, ConfigMixin):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map points ``(..., in_features)`` to circuit expectation values ``(..., n_outputs)``."""
-        flat, lead = _flatten_points(x, self.config.in_features)
+        flat, lead = flatten_points(x, self.config.in_features)
         return self.circuit(self.norm(self.linear(flat))).reshape(*lead, self.out_features)
 
 
@@ -135,7 +135,7 @@ class QIREN(ModelMixin, ConfigMixin):
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """Signal values at ``coords``: ``(..., in_features) -> (..., out_features)``."""
-        flat, lead = _flatten_points(coords, self.config.in_features)
+        flat, lead = flatten_points(coords, self.config.in_features)
         h = flat if self.front is None else self.front(flat)
         for layer in self.hybrid_layers:
             h = layer(h)

@@ -9,16 +9,18 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from .baselines import MLP, SIREN, FourierFeatureMLP
 from .modulated import ModulatedQIREN, ModulatedSIREN
+from .qfgn import QFGN
 from .qiren import QIREN
+from .qvf import QVF
 from .synthesis import FeatureSynthesisDecoder
 from .wide import ModulatedWideQIREN
 
 QIREN_PLUS: dict = {"fourier_features": 4, "observables": "z+zz", "hidden_layers": 1}
-"""``qiren-plus``: the best QIREN variant of ``scripts/research/qiren_search/search_qiren.py`` (``ff-s1`` in docs/research/qiren_search.md): fixed
-``sin`` / ``cos`` features of the coordinates at 4 directions on each of the ternary radii 1, 3, 9 feed the first
-Linear -> BatchNorm -> circuit; every circuit reads all ``<Z_i>`` and ``<Z_i Z_j>`` (36 features from 8 qubits), and
-two hybrid layers instead of three keep it at 869 parameters (2-D), under SIREN's 1009. (Before: ``s3-zz``, encoding
-scale 3 without the front end, 677 parameters.)"""
+"""``qiren-plus``: the best QIREN variant of ``scripts/research/qiren_search/search_qiren.py`` (``ff-s1`` in
+docs/research/qiren_search.md): fixed ``sin`` / ``cos`` features of the coordinates at 4 directions on each of the
+ternary radii 1, 3, 9 feed the first Linear -> BatchNorm -> circuit; every circuit reads all ``<Z_i>`` and
+``<Z_i Z_j>`` (36 features from 8 qubits), and two hybrid layers instead of three keep it at 869 parameters (2-D),
+under SIREN's 1009. (Before: ``s3-zz``, encoding scale 3 without the front end, 677 parameters.)"""
 
 
 def is_qiren_plus(model) -> bool:
@@ -34,6 +36,8 @@ MODEL_BUILDERS: dict[str, Callable[..., ModelMixin]] = {
     "tanh": lambda **kw: MLP(activation="tanh", **kw),
     "relu-rff": lambda **kw: FourierFeatureMLP(learnable=False, **kw),
     "ffn": lambda **kw: FourierFeatureMLP(learnable=True, **kw),
+    "qfgn": QFGN,
+    "qvf": QVF,
 }
 
 
@@ -46,7 +50,8 @@ def build_inr(name: str, in_features: int, out_features: int = 1, **kwargs) -> M
 
 def parameter_table(in_features: int, out_features: int = 1) -> dict[str, int]:
     """Trainable parameter count of every model at its defaults."""
-    return {name: build_inr(name, in_features, out_features).num_parameters(only_trainable=True) for name in MODEL_BUILDERS}
+    return {name: build_inr(name, in_features, out_features).num_parameters(only_trainable=True)
+            for name in MODEL_BUILDERS}
 
 
 def _feature_decoder(features: str) -> Callable[[Any], ModelMixin]:

@@ -12,8 +12,9 @@ Features depend on the coordinates only, so they are computed once per grid and 
   entangler here: on 2 qubits PennyLane's CZ ring is the identity). ``encoding_scale`` (default ``None``: ``RZ(x)``
   at every upload) gives the circuits fixed per-re-upload scales, e.g. ``"ternary"`` (``RZ(3**r x)`` at upload ``r``);
   the Linear in front absorbs any common factor, so only the ratios between uploads change the function class.
-  When rendering (grad mode off) the features come from the circuits' exact Fourier series instead of a simulation
-  per point (``models.circuit_series``; ``set_feature_evaluation("simulate")`` keeps the simulator).
+  The features come from the circuits' exact Fourier series instead of a simulation per point wherever it applies
+  (``models.circuit_series``: rendering, and training on image grids, where its coefficients and phases carry the
+  gradients); ``set_feature_evaluation("simulate")`` keeps the simulator.
 * ``features="fourier"`` (the ``fourier-features`` decoder): random Fourier features ``[sin(x B), cos(x B)]``,
   ``B ~ N(0, fourier_scale^2)`` fixed:
   the classical control (the paper's ReLU+RFF row) through the same synthesis code.
@@ -32,8 +33,11 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from ..quantum.heads import MultiHeadReuploadingCircuit
+from ..runtime.values import check_choice
 from .blocked_synthesis import blocked_weight_modulated_synthesis
-from .modulated import _EPS, _check_choice, decoder_inputs, reference_grid
+from .circuit_series import FEATURE_EVALUATIONS, series_features
+from .modulated import NORM_EPS, decoder_inputs, reference_grid
 
 FEATURES = ("circuit", "fourier")
 """Coordinate features of ``FeatureSynthesisDecoder``: the trainer's ``circuit-features`` and ``fourier-features``."""
@@ -107,12 +111,13 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         self.synthesis_dtype: torch.dtype | None = None
         """Autocast dtype of the synthesis layers (a runtime setting, not config: bfloat16 on CUDA when training)."""
         self.feature_evaluation = "series"
-        """Circuit features without gradients: ``"series"`` (the circuits' exact Fourier series where it applies) or
-        ``"simulate"`` (always the simulator); a runtime setting, see `set_feature_evaluation`."""
+        """Circuit features: ``"series"`` (the circuits' exact Fourier series where it applies) or ``"simulate"``
+        (always the simulator); a runtime setting, see `set_feature_evaluation`."""
+        self._measured: tuple | None = None  # (token, series, weights): see set_measured_series
         features = FEATURE_ALIASES.get(features, features)
-        _check_choice("features", features, FEATURES)
+        check_choice("features", features, FEATURES)
         self.register_to_config(features=features)  # saved under the current name
-        _check_choice("modulation", modulation, SYNTHESIS_MODULATIONS)
+        check_choice("modulation", modulation, SYNTHESIS_MODULATIONS)
         for name, value, low in (("in_features", in_features, 1), ("out_channels", out_channels, 1),
                                  ("n_heads", n_heads, 1), ("n_qubits", n_qubits, 1), ("n_fourier", n_fourier, 1),
                                  ("hidden_features", hidden_features, 1), ("hidden_layers", hidden_layers, 1),
@@ -120,8 +125,6 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         if features == "circuit":
-            from ..quantum.heads import MultiHeadReuploadingCircuit
-
             width = n_heads * n_qubits
             self.frequencies = nn.Linear(in_features, width)  # the paper's learnable frequency matrix
             self.norm_weight = nn.Parameter(torch.full((width,), float(frequency_init)))
@@ -138,7 +141,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
             self.register_buffer("fourier_matrix", torch.randn(in_features, n_fourier) * fourier_scale)
         self.feature_dim = width
         widths = [width] + [hidden_features] * hidden_layers
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=False))
         for linear in self.linears:  # He init: ReLU halves the second moment; keep activations O(1) through depth
             nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
             nn.init.zeros_(linear.bias)
@@ -161,38 +164,59 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
             self.circuits.engine = engine
 
     def set_feature_evaluation(self, mode: str) -> None:
-        """``"series"`` (default): without gradients, circuit features come from the circuits' exact Fourier series
-        (one GEMM per head on image grids) wherever it is exact and faster, else from the simulator; ``"simulate"``:
-        always from the simulator, to compare. Fourier features: no effect."""
-        from .circuit_series import FEATURE_EVALUATIONS
-
-        _check_choice("feature_evaluation", mode, FEATURE_EVALUATIONS)
+        """``"series"`` (default): circuit features come from the circuits' exact Fourier series (one GEMM per head
+        on image grids; in training too, differentiable, on grids with exact expectations) wherever it is exact and
+        faster, else from the simulator; ``"simulate"``: always from the simulator, to compare. Fourier features: no
+        effect."""
+        check_choice("feature_evaluation", mode, FEATURE_EVALUATIONS)
         self.feature_evaluation = mode
+
+    def set_measured_series(self, series) -> None:
+        """Render circuit features from the heads' Fourier series measured on a device
+        (`qiren_gen.quantum.device_coefficients.measure_head_series`) instead of computing it; ``None``
+        computes it again. Used without gradients in ``"series"`` mode, and only for the weights it was measured
+        with."""
+        if series is not None and self.config.features != "circuit":
+            raise ValueError("measured series apply to circuit features only")
+        self._measured = None if series is None else (object(), series, self.circuits.weights.detach().clone())
+
+    def _measured_series(self):
+        if self._measured is None:
+            return None
+        if not torch.equal(self._measured[2], self.circuits.weights.detach().to(self._measured[2])):
+            raise ValueError("the measured series is for other circuit weights: measure the circuits again")
+        return self._measured[1]
 
     def reference_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """``[(mean, std)]`` of the frequency layer's output on the reference grid (quantum features), else None."""
         if self.config.features != "circuit":
             return None
         pre = self.frequencies(self.reference_coords.to(self.output.weight.dtype))
-        return [(pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + _EPS))]
+        return [(pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + NORM_EPS))]
 
     # ------------------------------------------------------------------------------------------ features
     def coordinate_features(self, coords: torch.Tensor, stats=None) -> torch.Tensor:
         """Features ``(..., feature_dim)`` of coordinates ``(..., in)``; cached unless a gradient must reach the
         coordinates or the feature parameters (so also while latents are encoded against a frozen decoder)."""
         if torch.is_grad_enabled() and (coords.requires_grad or any(t.requires_grad for t in self._feature_tensors())):
-            return self._features(coords, stats)
+            return self._series_or_simulated_features(coords, stats)
         key = tuple((t.data_ptr(), t._version) for t in self._feature_tensors()) + (
             coords.shape, coords.dtype, coords.device, torch.is_inference_mode_enabled())  # inference tensors
         # cannot enter an autograd graph, so features cached in inference mode serve inference mode only
         if self.config.features == "circuit":  # shots / noise settings: one draw per grid and setting
-            key += (self.circuits.measurement_key(), self.feature_evaluation)
+            key += (self.circuits.measurement_key(), self.feature_evaluation,
+                    None if self._measured is None else self._measured[0])
         for entry_key, entry_coords, entry_features in self._feature_cache:
             if entry_key == key and torch.equal(entry_coords, coords):
                 return entry_features
         features = self._inference_features(coords, stats)
         self._feature_cache = [*self._feature_cache[-(_CACHE_ENTRIES - 1):], (key, coords.clone(), features)]
         return features
+
+    def clear_feature_cache(self) -> None:
+        """Forget the cached coordinate features: the next render computes them, as a first render does (what a
+        benchmark of first renders times)."""
+        self._feature_cache = []
 
     def _feature_tensors(self) -> list[torch.Tensor]:
         if self.config.features == "circuit":
@@ -201,13 +225,18 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         return [self.fourier_matrix]
 
     def _inference_features(self, coords: torch.Tensor, stats) -> torch.Tensor:
-        """Features when no gradient reaches them. With grad mode off (rendering): the circuits' exact Fourier series
-        where it applies (``models.circuit_series``); else (also encoding against a frozen decoder, which then sees
-        the very features it was trained on) `_features`."""
-        if self.config.features == "circuit" and self.feature_evaluation == "series" and not torch.is_grad_enabled():
-            from .circuit_series import series_features
+        """Features when no gradient reaches them (rendering, or encoding against a frozen decoder):
+        `_series_or_simulated_features` from detached weights, cached by the caller."""
+        return self._series_or_simulated_features(coords, stats)
 
-            features = series_features(self, coords, self.reference_statistics() if stats is None else stats)
+    def _series_or_simulated_features(self, coords: torch.Tensor, stats) -> torch.Tensor:
+        """Circuit features from the circuits' exact Fourier series where it applies (``models.circuit_series``:
+        differentiable on image grids when a gradient must reach the feature parameters), or from a series
+        measured on a device (`set_measured_series`); else, or under ``set_feature_evaluation("simulate")``, from
+        `_features`."""
+        if self.config.features == "circuit" and self.feature_evaluation == "series":
+            features = series_features(self, coords, self.reference_statistics() if stats is None else stats,
+                                       self._measured_series())
             if features is not None:
                 return features
         return self._features(coords, stats)
@@ -293,15 +322,23 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         block = max(1, SYNTHESIS_BLOCK_BYTES // (width * h.element_size()))
         out = h.new_empty(batch, points, self.output.out_features)
         buffers = [h.new_empty(min(block, points), width) for _ in range(2)]
-        out_weight = self.output.weight.t()
-        for start in range(0, points, block):
-            stop = min(start + block, points)
+        # Views taken once, not per block (at 512x512 a slice per block and layer costs ~3% of the render): each
+        # image's transposed weights, each layer's buffer for a full and for the last block, every block of the
+        # features and of every image's output (one split each).
+        layers = [(linear.bias, [w[b].t() for b in range(batch)])
+                  for linear, w in zip(self.linears, weights, strict=False)]
+        sized = {rows: [buffers[k % 2][:rows, : linear.out_features] for k, linear in enumerate(self.linears)]
+                 for rows in {min(block, points), points - (-(-points // block) - 1) * block}}
+        inputs = h.split(block, dim=-2)
+        outputs = [out[b].split(block) for b in range(batch)]
+        out_weight, out_bias = self.output.weight.t(), self.output.bias
+        for i, shared in enumerate(inputs):
+            bufs = sized[shared.shape[-2]]
             for b in range(batch):
-                x = h[start:stop] if h.ndim == 2 else h[b, start:stop]
-                for k, (linear, w) in enumerate(zip(self.linears, weights)):
-                    y = buffers[k % 2][: stop - start, : linear.out_features]
-                    x = torch.addmm(linear.bias, x, w[b].t(), out=y).relu_()
-                torch.addmm(self.output.bias, x, out_weight, out=out[b, start:stop])
+                x = shared if h.ndim == 2 else shared[b]
+                for y, (bias, w_t) in zip(bufs, layers, strict=False):
+                    x = torch.addmm(bias, x, w_t[b], out=y).relu_()
+                torch.addmm(out_bias, x, out_weight, out=outputs[b][i])
         return out
 
     def _layer_modulation_size(self, linear: nn.Linear) -> int:

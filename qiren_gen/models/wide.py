@@ -15,11 +15,18 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from ..quantum import ENTANGLERS, MultiHeadReuploadingCircuit, simulate_reuploading_heads
+from ..quantum import MultiHeadReuploadingCircuit, simulate_reuploading_heads
+from ..quantum.gates import check_entangler
 from ..quantum.heads import check_head_count
-from ..quantum.simulator import check_circuit_size
-from .modulated import (MODULATIONS, NORMALIZATIONS, _check_choice, decoder_inputs, hybrid_reference_statistics,
-                        reference_grid)
+from ..quantum.simulator import check_circuit_size, check_engine
+from ..runtime.values import check_choice
+from .modulated import (
+    MODULATIONS,
+    NORMALIZATIONS,
+    decoder_inputs,
+    hybrid_reference_statistics,
+    reference_grid,
+)
 
 
 def check_wide_config(n_heads: int, n_qubits: int, hidden_width: int | None) -> None:
@@ -84,9 +91,9 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
     ) -> None:
         super().__init__()
         check_wide_config(n_heads, n_qubits, hidden_width)
-        _check_choice("modulation", modulation, MODULATIONS)
-        _check_choice("normalization", normalization, NORMALIZATIONS)
-        _check_choice("entangler", entangler, ENTANGLERS)
+        check_choice("modulation", modulation, MODULATIONS)
+        check_choice("normalization", normalization, NORMALIZATIONS)
+        check_entangler(entangler)
         if out_channels < 1 or hidden_layers < 0 or in_features < 1 or reference_size < 2:
             raise ValueError("need out_channels >= 1, hidden_layers >= 0, in_features >= 1, reference_size >= 2")
         width = n_heads * n_qubits
@@ -122,7 +129,7 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
 
     def set_engine(self, engine: str) -> None:
         """Simulator engine of the circuits: ``"fused"`` (fast) or ``"autograd"`` (second-order gradients)."""
-        _check_choice("engine", engine, ("fused", "autograd"))
+        check_engine(engine)
         for circuit in self.circuits:
             circuit.engine = engine
 
@@ -154,10 +161,10 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
                 pre = pre + m[:, None, :]
             elif mode == "film":
                 pre = pre * (1 + m[:, None, :width]) + m[:, None, width:]
-            h = self._angles_circuit(layer, pre, m) if mode == "angles" else self._circuit(layer, pre)
+            h = self._angles_circuit(layer, pre, m) if mode == "angles" else self.shared_circuit(layer, pre)
         return self.output(h)
 
-    def _circuit(self, layer: int, features: torch.Tensor) -> torch.Tensor:
+    def shared_circuit(self, layer: int, features: torch.Tensor) -> torch.Tensor:
         """Shared-weight heads on ``(..., H*n)`` features, in full precision (bf16/fp16 phases are far too coarse)."""
         heads, n = self.config.n_heads, self.config.n_qubits
         dtype = features.dtype

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from ..data.grids import image_grid, time_grid
-from ..models import MLP, QIREN, SIREN, FourierFeatureMLP
+from ..models import MLP, QFGN, QIREN, QVF, SIREN, FourierFeatureMLP
 
-FittingModel = Union[QIREN, SIREN, MLP, FourierFeatureMLP]  # noqa: UP007 - diffusers' from_pipe reads this hint
+FittingModel = Union[QIREN, SIREN, MLP, FourierFeatureMLP, QFGN, QVF]  # noqa: UP007 - diffusers' from_pipe reads this hint
 """Type hint of a fitting pipeline's ``model``: every class ``build_inr`` makes (``from_pipe`` matches by it)."""
 
 OUTPUT_TYPES = ("np", "pt", "pil")

@@ -15,7 +15,7 @@ from .. import models
 
 MODEL_CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
     *models.DECODER_CLASSES, models.LatentModulator, models.LatentDenoiser,
-    models.QIREN, models.SIREN, models.MLP, models.FourierFeatureMLP,
+    models.QIREN, models.SIREN, models.MLP, models.FourierFeatureMLP, models.QFGN, models.QVF,
 )}
 """qiren-gen models a component slot may hold (decoders, the modulator and prior, the fitting pipelines' INRs)."""
 

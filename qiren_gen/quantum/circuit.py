@@ -6,17 +6,17 @@ import math
 import torch
 from torch import nn
 
+from .export import circuit_to_pennylane, reuploading_qfunc
+from .gates import ENTANGLERS, check_entangler, resolve_observables
+from .shots import MeasurementMixin, measured_circuit_forward
 from .simulator import (
     DEFAULT_MAX_STATE_ELEMENTS,
-    ENGINES,
     MAX_QUBITS,
     check_circuit_size,
+    check_engine,
     check_inputs,
     simulate_reuploading,
 )
-from .gates import ENTANGLERS
-from .gates import resolve_observables
-from .shots import MeasurementMixin, measured_circuit_forward
 
 
 class DataReuploadingCircuit(MeasurementMixin, nn.Module):
@@ -88,10 +88,8 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
     ) -> None:
         super().__init__()
         check_circuit_size(n_qubits, n_reuploads, n_blocks)
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-        if entangler not in ENTANGLERS:
-            raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
+        check_engine(engine)
+        check_entangler(entangler)
         self.engine = engine
         self.n_qubits = n_qubits
         self.n_reuploads = n_reuploads
@@ -113,10 +111,11 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
 
     @staticmethod
     def shape(n_qubits: int, n_reuploads: int = 2, n_blocks: int = 2) -> tuple[int, int, int, int]:
-        """Shape of ``weights``: ``(n_reuploads + 1, n_blocks, n_qubits, 3)``, like ``StronglyEntanglingLayers.shape``."""
+        """Shape of ``weights``: ``(n_reuploads + 1, n_blocks, n_qubits, 3)``, like
+        ``StronglyEntanglingLayers.shape``."""
         return (n_reuploads + 1, n_blocks, n_qubits, 3)
 
-    def _read(self) -> list[tuple[int, ...]] | None:
+    def simulator_observables(self) -> list[tuple[int, ...]] | None:
         """Observables for the simulator: ``None`` for the paper's every-``<Z_j>`` readout (its fast path)."""
         return None if self.wires_read == [(j,) for j in range(self.n_qubits)] else self.wires_read
 
@@ -126,7 +125,7 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
         if self.measuring:  # shots / noise (quantum.shots): sampled or density-matrix expectations
             return measured_circuit_forward(self, inputs, simulate_reuploading)
         return simulate_reuploading(inputs, self.weights, engine=self.engine, entangler=self.entangler,
-                                    observables=self._read(), encoding_scales=self.encoding_scales)
+                                    observables=self.simulator_observables(), encoding_scales=self.encoding_scales)
 
     def extra_repr(self) -> str:
         extra = "" if self.entangler == "cz_ring" else f", entangler={self.entangler!r}"
@@ -142,8 +141,6 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
 
         Learnable encoding scales are a third trainable argument ``scales``; fixed ones are baked in.
         """
-        from .export import reuploading_qfunc
-
         learnable = isinstance(self.encoding_scales, nn.Parameter)
         return reuploading_qfunc(self.n_qubits, self.n_reuploads, self.n_blocks, self.entangler, self.wires_read,
                                  None, self.encoding_scales, learnable)
@@ -157,8 +154,6 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
         ``shots=N`` samples on the device; ``noise`` (a ``quantum.noise.NoiseModel``, dict or float) inserts the
         channels where the density-matrix simulator puts them (use a mixed-state device such as ``default.mixed``).
         """
-        from .export import circuit_to_pennylane
-
         return circuit_to_pennylane(self, device, shots, noise, diff_method, **device_kwargs)
 
     def draw(self, decimals: int | None = None, level: str = "device") -> str:
@@ -193,7 +188,8 @@ def ternary_scales(base: float, n_reuploads: int) -> list[list[float]]:
 def _parse_preset(scale: str, n_reuploads: int) -> list[list[float]]:
     name, _, base = scale.partition(":")
     if name.strip() != TERNARY:
-        raise ValueError(f"encoding_scale: unknown preset {scale!r}; use 'ternary' or 'ternary:BASE' (e.g. 'ternary:1.5')")
+        raise ValueError(f"encoding_scale: unknown preset {scale!r}; use 'ternary' or 'ternary:BASE' "
+                         "(e.g. 'ternary:1.5')")
     try:
         value = float(base) if base.strip() else 1.0
     except ValueError:

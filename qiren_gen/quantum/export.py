@@ -55,13 +55,35 @@ def reuploading_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler:
 
     if entangler not in ENTANGLERS:
         raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}.")
-    wires = list(range(n_qubits))
-    wires_read = [(j,) for j in wires] if wires_read is None else wires_read
-    pairs = entangler_pairs(n_qubits, n_blocks, entangler)
-    two_qubit = qml.CZ if entangler == "cz_ring" else qml.CNOT
+    wires_read = [(j,) for j in range(n_qubits)] if wires_read is None else wires_read
     noise = as_noise_model(noise)
-    template = noise is None and entangler != "cnot_chain"
+    channels = _noise_channels(qml, noise)
+    layer = _parameter_layer(qml, n_qubits, n_blocks, entangler, channels,
+                             template=noise is None and entangler != "cnot_chain")
 
+    def body(inputs, weights, sc):
+        for r in range(n_reuploads):
+            layer(weights[r])
+            for j in range(n_qubits):
+                qml.RZ(inputs[..., j] if sc is None else sc[r][j] * inputs[..., j], wires=j)
+                channels(j)
+        layer(weights[n_reuploads])
+        return _readout(qml, n_qubits, wires_read, noise)
+
+    if learnable_scales:
+        def circuit(inputs, weights, scales):
+            return body(inputs, weights, scales)
+    else:  # fixed scales as plain floats: the circuit takes torch and NumPy arguments alike
+        fixed = None if scales is None else scales.detach().to("cpu", torch.float64).expand(
+            n_reuploads, n_qubits).tolist()
+
+        def circuit(inputs, weights):
+            return body(inputs, weights, fixed)
+    return circuit
+
+
+def _noise_channels(qml, noise: NoiseModel | None):
+    """``channels(*wires)``: the noise model's gate channels after a gate on ``wires`` (nothing without noise)."""
     def channels(*on):
         if noise is None:
             return
@@ -72,6 +94,15 @@ def reuploading_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler:
                 qml.AmplitudeDamping(noise.amplitude_damping, wires=w)
             if noise.dephasing > 0:
                 qml.PhaseDamping(noise.dephasing, wires=w)
+    return channels
+
+
+def _parameter_layer(qml, n_qubits: int, n_blocks: int, entangler: str, channels, template: bool):
+    """``layer(w)``: one parameter layer (``n_blocks`` of ``Rot`` on every wire, then the entangler), as the
+    ``StronglyEntanglingLayers`` template or gate by gate with ``channels`` after every gate."""
+    wires = list(range(n_qubits))
+    pairs = entangler_pairs(n_qubits, n_blocks, entangler)
+    two_qubit = qml.CZ if entangler == "cz_ring" else qml.CNOT
 
     def layer(w):
         if template:
@@ -84,28 +115,15 @@ def reuploading_qfunc(n_qubits: int, n_reuploads: int, n_blocks: int, entangler:
             for control, target in pairs[block]:
                 two_qubit(wires=[control, target])
                 channels(control, target)
+    return layer
 
-    def body(inputs, weights, sc):
-        for r in range(n_reuploads):
-            layer(weights[r])
-            for j in wires:
-                qml.RZ(inputs[..., j] if sc is None else sc[r, j] * inputs[..., j], wires=j)
-                channels(j)
-        layer(weights[n_reuploads])
-        if noise is not None and noise.readout > 0:
-            for j in wires:
-                qml.BitFlip(noise.readout, wires=j)
-        return [qml.expval(functools.reduce(operator.matmul, [qml.PauliZ(j) for j in obs])) for obs in wires_read]
 
-    if learnable_scales:
-        def circuit(inputs, weights, scales):
-            return body(inputs, weights, scales)
-    else:
-        fixed = None if scales is None else scales.detach().clone().expand(n_reuploads, n_qubits)
-
-        def circuit(inputs, weights):
-            return body(inputs, weights, None if fixed is None else fixed.to(weights.dtype))
-    return circuit
+def _readout(qml, n_qubits: int, wires_read, noise: NoiseModel | None):
+    """The readout: a bit flip on every wire for the noise model's readout error, then the Z-string expectations."""
+    if noise is not None and noise.readout > 0:
+        for j in range(n_qubits):
+            qml.BitFlip(noise.readout, wires=j)
+    return [qml.expval(functools.reduce(operator.matmul, [qml.PauliZ(j) for j in obs])) for obs in wires_read]
 
 
 def torch_layer(qfunc, trainable: dict[str, torch.Tensor], n_qubits: int, device="default.qubit",

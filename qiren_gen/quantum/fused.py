@@ -119,7 +119,8 @@ class FusedReuploading(torch.autograd.Function):
             xc = x[start : start + rows]
             kept, ctx.kept = ctx.kept, None
             state, phases, record = kept if kept is not None else _run_chunk(xc, v1, a, b, ent, s1, s2, keep=True)
-            conj = [phases[0].conj().resolve_conj()] * len(phases) if shared else [p.conj().resolve_conj() for p in phases]
+            conj = ([phases[0].conj().resolve_conj()] * len(phases) if shared
+                    else [p.conj().resolve_conj() for p in phases])
             go = 2 * grad_out[start : start + rows]
             # d|psi|^2 = 2 Re(conj(psi) dpsi): the 2 is folded into go.
             g = _readout_grad(go, s1, s2, obs, d1, d2) * state

@@ -77,10 +77,15 @@ ENTANGLERS = ("cz_ring", "cnot_ring", "cnot_chain")
 ``i = 0..n-2`` (the authors' generator circuits)."""
 
 
+def check_entangler(entangler: str) -> None:
+    """``ValueError`` (one line) unless ``entangler`` is one of `ENTANGLERS`."""
+    if entangler not in ENTANGLERS:  # runtime.values.check_choice's message (quantum cannot import runtime)
+        raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
+
+
 def entangler_pairs(n_qubits: int, n_blocks: int, entangler: str) -> list[list[tuple[int, int]]]:
     """(control, target) pairs of every block's two-qubit gates, in application order."""
-    if entangler not in ENTANGLERS:
-        raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}")
+    check_entangler(entangler)
     if n_qubits < 2:
         return [[] for _ in range(n_blocks)]
     if entangler == "cnot_chain":
@@ -112,7 +117,8 @@ def resolve_observables(observables, n_qubits: int) -> list[tuple[int, ...]]:
     triples = [(i, j, k) for i in range(n_qubits) for j in range(i + 1, n_qubits) for k in range(j + 1, n_qubits)]
     if isinstance(observables, str):
         if observables not in OBSERVABLE_NAMES:
-            raise ValueError(f"observables must be one of {OBSERVABLE_NAMES} or a list of wire lists, got {observables!r}")
+            raise ValueError(f"observables must be one of {OBSERVABLE_NAMES} or a list of wire lists, "
+                             f"got {observables!r}")
         need = 3 if "zzz" in observables else 1 if observables == "z" else 2
         if n_qubits < need:
             raise ValueError(f"observables={observables!r} needs at least {need} qubits, the circuit has {n_qubits}")
@@ -121,7 +127,8 @@ def resolve_observables(observables, n_qubits: int) -> list[tuple[int, ...]]:
     try:
         wires = [tuple(int(w) for w in obs) for obs in observables]
     except (TypeError, ValueError):
-        raise ValueError(f"observables must be a name {OBSERVABLE_NAMES} or a list of wire lists, got {observables!r}") from None
+        raise ValueError(f"observables must be a name {OBSERVABLE_NAMES} or a list of wire lists, "
+                         f"got {observables!r}") from None
     if not wires or any(not obs for obs in wires):
         raise ValueError("observables must be a non-empty list of non-empty wire lists")
     for obs in wires:
@@ -131,7 +138,8 @@ def resolve_observables(observables, n_qubits: int) -> list[tuple[int, ...]]:
     return wires
 
 
-def observable_signs(n_qubits: int, observables: list[tuple[int, ...]], dtype=torch.float32, device=None) -> torch.Tensor:
+def observable_signs(n_qubits: int, observables: list[tuple[int, ...]], dtype=torch.float32,
+                     device=None) -> torch.Tensor:
     """``O[b, k]``: eigenvalue of ``prod_{j in observables[k]} Z_j`` on basis state ``b``; shape ``(2**n, m)``."""
     s = z_signs(n_qubits, dtype, device)
     return torch.stack([s[:, list(obs)].prod(-1) for obs in observables], -1)

@@ -14,25 +14,25 @@ import torch
 from torch import nn
 
 from .circuit import encoding_scales as build_encoding_scales
-from .gates import ENTANGLERS
+from .export import head_to_pennylane, reuploading_qfunc
+from .gates import check_entangler
 from .heads_dense import simulate_dense
 from .heads_factored import simulate_factored
 from .shots import MeasurementMixin, measured_heads_forward
-from .simulator import DEFAULT_MAX_STATE_ELEMENTS, check_circuit_size, check_inputs
+from .simulator import DEFAULT_MAX_STATE_ELEMENTS, check_circuit_size, check_engine, check_inputs
 
 DENSE_MAX_QUBITS = 5
 """Largest register simulated with one dense unitary per layer (measured: faster up to 5 qubits; close at 6)."""
 
 LAYOUTS = ("auto", "dense", "factored")
-ENGINES = ("fused", "autograd")
 
 
 HEAD_ENTANGLER_NOTE = "the multi-head simulator runs 'cz_ring' and 'cnot_chain'"
 
 
-def _check_entangler(entangler: str) -> None:
-    if entangler not in ENTANGLERS:
-        raise ValueError(f"entangler must be one of {ENTANGLERS}, got {entangler!r}.")
+def check_head_entangler(entangler: str) -> None:
+    """`gates.check_entangler`, and ``cnot_ring`` refused: the per-head simulator runs the other two."""
+    check_entangler(entangler)
     if entangler == "cnot_ring":
         raise ValueError(f"entangler 'cnot_ring' is not simulated per head ({HEAD_ENTANGLER_NOTE}); "
                          "use DataReuploadingCircuit for it.")
@@ -62,16 +62,16 @@ def simulate_reuploading_heads(
         real tensor ``(..., H, n)`` in the promoted dtype of inputs and weights; differentiable in inputs, weights
         and scales.
     """
-    _check_entangler(entangler)
+    check_head_entangler(entangler)
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    check_engine(engine)
     if weights.ndim != 5 or weights.shape[-1] != 3 or weights.shape[1] < 2:
         raise ValueError(f"weights must have shape (H, R+1, K, n, 3) with R >= 1, got {tuple(weights.shape)}")
     n_heads, n_qubits = weights.shape[0], weights.shape[3]
     if inputs.ndim < 2 or tuple(inputs.shape[-2:]) != (n_heads, n_qubits):
-        raise ValueError(f"inputs must have shape (..., {n_heads}, {n_qubits}) (heads, qubits), got {tuple(inputs.shape)}")
+        raise ValueError(f"inputs must have shape (..., {n_heads}, {n_qubits}) (heads, qubits), "
+                         f"got {tuple(inputs.shape)}")
     real = torch.promote_types(inputs.dtype, weights.dtype)
     lead = inputs.shape[:-2]
     x = inputs.reshape(-1, n_heads, n_qubits).to(real).transpose(0, 1)  # (H, B, n)
@@ -140,9 +140,8 @@ class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
         super().__init__()
         check_circuit_size(n_qubits, n_reuploads, n_blocks)
         check_head_count(n_heads)
-        _check_entangler(entangler)
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        check_head_entangler(entangler)
+        check_engine(engine)
         self.engine = engine
         self.n_heads = n_heads
         self.n_qubits = n_qubits
@@ -181,8 +180,6 @@ class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
     def qfunc(self):
         """One head as a PennyLane quantum function ``qfunc(inputs, weights)`` (all heads share the circuit and
         its encoding scales, baked in)."""
-        from .export import reuploading_qfunc
-
         return reuploading_qfunc(self.n_qubits, self.n_reuploads, self.n_blocks, self.entangler,
                                  scales=self.encoding_scales)
 
@@ -190,8 +187,6 @@ class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
                      shots: int | None = None, noise=None, **device_kwargs):
         """Head ``head`` as a ``qml.qnn.TorchLayer`` holding a copy of its weights (inputs ``(..., n_qubits)``);
         ``shots`` and ``noise`` as in ``DataReuploadingCircuit.to_pennylane``."""
-        from .export import head_to_pennylane
-
         return head_to_pennylane(self, head, device, shots, noise, diff_method, **device_kwargs)
 
     def draw(self, head: int = 0, decimals: int | None = None, level: str = "device") -> str:
@@ -214,7 +209,8 @@ def check_head_count(n_heads: int) -> None:
 def check_head_inputs(
     inputs: torch.Tensor, n_heads: int, n_qubits: int, max_state_elements: int = DEFAULT_MAX_STATE_ELEMENTS
 ) -> None:
-    """Raise ``ValueError`` for inputs the heads cannot encode: shape not ``(..., H, n)``, non-float, NaN/inf, too big."""
+    """Raise ``ValueError`` for inputs the heads cannot encode: shape not ``(..., H, n)``, non-float, NaN/inf, too
+    big."""
     if isinstance(inputs, torch.Tensor) and (inputs.ndim < 2 or tuple(inputs.shape[-2:]) != (n_heads, n_qubits)):
         raise ValueError(
             f"inputs must have shape (..., {n_heads}, {n_qubits}) (heads, qubits), got {tuple(inputs.shape)}"

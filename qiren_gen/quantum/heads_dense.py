@@ -1,11 +1,13 @@
 """Many heads in the dense layout: one ``2^n x 2^n`` unitary per head and parameter layer (small registers).
 
 The input-independent part of a parameter layer (``K`` blocks of ``Rot`` on every qubit and an entangler) is
-multiplied out once per call, so a layer costs one ``bmm`` over the head axis on an ``(H, B, 2^n)`` state. Per head ``h`` the circuit is ``z_1 = v1_h * p``, then ``z <- (z * p) U_{h,l}^T`` for the later layers, read out as
+multiplied out once per call, so a layer costs one ``bmm`` over the head axis on an ``(H, B, 2^n)`` state. Per head
+``h`` the circuit is ``z_1 = v1_h * p``, then ``z <- (z * p) U_{h,l}^T`` for the later layers, read out as
 ``|z|^2 @ S``, where ``p = exp(-i (x_h S^T) / 2)`` is the RZ encoding and ``U_{h,l}`` the dense layer unitaries.
 Angles ``x`` are ``(H, B, n)`` (the same phase at every upload: computed once) or ``(H, B, R, n)`` (one per upload,
 e.g. scaled encodings: the phase of layer ``l`` is built from ``x[:, :, l]``).
-The fused engine: autograd over that keeps every ``(H, B, 2^n)`` intermediate alive and streams each through memory several times;
+The fused engine: autograd over that keeps every ``(H, B, 2^n)`` intermediate alive and streams each through memory
+several times;
 here rows are processed in cache-sized chunks, the forward saves only its inputs and the backward recomputes each
 chunk, as `fused` does for one circuit. Not twice differentiable (use ``engine="autograd"`` for that).
 
@@ -17,7 +19,15 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .fused import chunk_rows
-from .gates import cnot_chain_sources, cz_ring_signs, encoding_phase, entangler_ranges, kron_chain, rot_matrices, z_signs
+from .gates import (
+    cnot_chain_sources,
+    cz_ring_signs,
+    encoding_phase,
+    entangler_ranges,
+    kron_chain,
+    rot_matrices,
+    z_signs,
+)
 
 
 def layer_phases(x: torch.Tensor, n_layers: int) -> list[torch.Tensor]:

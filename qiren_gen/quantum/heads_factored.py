@@ -13,7 +13,15 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .fused import chunk_rows
-from .gates import cnot_chain_sources, cz_ring_signs, encoding_phase, entangler_ranges, kron_chain, rot_matrices, z_signs
+from .gates import (
+    cnot_chain_sources,
+    cz_ring_signs,
+    encoding_phase,
+    entangler_ranges,
+    kron_chain,
+    rot_matrices,
+    z_signs,
+)
 from .simulator import split_qubits
 
 
@@ -102,7 +110,8 @@ def _run_chunk(x, v1, a, b, entangler: Entangler, first: int, keep: bool):
 
 
 class FusedFactoredHeads(torch.autograd.Function):
-    """x ``(H, B, n)`` or ``(H, B, R, n)``; v1 ``(H, d1, 1, d2)`` (after layer 1); a ``(H, R, K, d1, d1)``; b ``(H, R, K, d2, d2)``."""
+    """x ``(H, B, n)`` or ``(H, B, R, n)``; v1 ``(H, d1, 1, d2)`` (after layer 1); a ``(H, R, K, d1, d1)``;
+    b ``(H, R, K, d2, d2)``."""
 
     @staticmethod
     def forward(ctx, x, v1, a, b, entangler, s1, s2):
@@ -178,7 +187,7 @@ def _angle_grad(out: torch.Tensor, grad_angle: torch.Tensor, s1: torch.Tensor, s
 def simulate_factored(x: torch.Tensor, weights: torch.Tensor, entangler: str, engine: str) -> torch.Tensor:
     """The two-group layout with a head axis: x ``(H, B, n)`` or per-upload ``(H, B, R, n)`` -> ``(H, B, n)``."""
     n_heads, n_qubits = x.shape[0], x.shape[-1]
-    n_layers, n_blocks = weights.shape[1], weights.shape[2]
+    n_blocks = weights.shape[2]
     real, device = x.dtype, x.device
     first, second = split_qubits(n_qubits)
     d1, d2 = 2**first, 2**second

@@ -39,7 +39,8 @@ def simulate_reuploading_per_sample(inputs: torch.Tensor, weights: torch.Tensor)
     rots = rot_matrices(weights.to(real))  # (S, R+1, K, n, 2, 2)
     a = kron_chain(rots[..., :first, :, :])  # (S, R+1, K, d1, d1)
     b = kron_chain(rots[..., first:, :, :])  # (S, R+1, K, d2, d2)
-    signs = [cz_ring_signs(n_qubits, r, device=device).to(real).reshape(d1, 1, d2) for r in entangler_ranges(n_qubits, n_blocks)]
+    signs = [cz_ring_signs(n_qubits, r, device=device).to(real).reshape(d1, 1, d2)
+             for r in entangler_ranges(n_qubits, n_blocks)]
     s1 = z_signs(first, real, device)
     s2 = z_signs(second, real, device)
 

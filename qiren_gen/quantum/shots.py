@@ -16,7 +16,12 @@ import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
+
+from .gates import observable_signs
+from .mixed import circuit_probabilities
+from .noise import as_noise_model
 
 MAX_SHOTS = 10**9
 """Largest shot count accepted: beyond it the estimate equals the exact value to float32 precision anyway."""
@@ -28,14 +33,8 @@ def check_shots(shots) -> int | None:
     """``None`` or an int in ``1..MAX_SHOTS``, else ``ValueError`` (one line)."""
     if shots is None:
         return None
-    if isinstance(shots, bool) or not isinstance(shots, int):
-        try:
-            import numpy as np
-
-            if isinstance(shots, np.integer):
-                shots = int(shots)
-        except ImportError:  # pragma: no cover - numpy ships with torch
-            pass
+    if isinstance(shots, np.integer):
+        shots = int(shots)
     if isinstance(shots, bool) or not isinstance(shots, int):
         raise ValueError(f"shots must be None (exact) or an int >= 1, got {shots!r}")
     if shots < 1:
@@ -67,8 +66,6 @@ def sample_frequencies(prob: torch.Tensor, shots: int, generator: torch.Generato
 
 def observable_matrix(n_qubits: int, wires_read: list[tuple[int, ...]] | None, dtype, device) -> torch.Tensor:
     """``(2^n, m)`` eigenvalues of the read Z strings on every basis state (``None``: every ``<Z_j>``)."""
-    from .gates import observable_signs
-
     wires = [(j,) for j in range(n_qubits)] if wires_read is None else wires_read
     return observable_signs(n_qubits, wires, dtype, device)
 
@@ -105,8 +102,6 @@ class MeasurementMixin:
         ``exact`` returns the noiseless expectations from the fast engine in the same layout; it is used for the
         straight-through gradient of shots without gate noise.
         """
-        from .mixed import circuit_probabilities
-
         grad = torch.is_grad_enabled() and (inputs.requires_grad or weights.requires_grad or (
             encoding_scales is not None and encoding_scales.requires_grad))
         noise = self.noise
@@ -122,7 +117,7 @@ class MeasurementMixin:
             return estimate
         if not self.train_shots:  # a forward is fine; a backward through it is refused (one line)
             tracked = [t for t in (inputs, weights, encoding_scales) if t is not None and t.requires_grad]
-            return _RefuseShotGradient.apply(estimate, *tracked)
+            return RefuseShotGradient.apply(estimate, *tracked)
         if gate_noise or exact is None:
             reference = circuit_probabilities(inputs, weights, self.entangler, encoding_scales, noise) @ obs
         else:
@@ -134,7 +129,7 @@ class MeasurementMixin:
         return reference + (estimate - reference).detach()
 
 
-class _RefuseShotGradient(torch.autograd.Function):
+class RefuseShotGradient(torch.autograd.Function):
     """Passes shot estimates through; its backward raises: finite-shot gradients are opt-in (``train_shots``)."""
 
     @staticmethod
@@ -159,8 +154,6 @@ def measurement(model: torch.nn.Module, shots: int | None = None, noise=None,
 
     ``shots=None`` and ``noise=None`` leave the exact fast path in place (the block is then a no-op).
     """
-    from .noise import as_noise_model
-
     shots = check_shots(shots)
     noise = as_noise_model(noise)
     modules = circuit_modules(model)
@@ -172,15 +165,13 @@ def measurement(model: torch.nn.Module, shots: int | None = None, noise=None,
             m._measurement_epoch = epoch
         yield
     finally:
-        for m, (s, nz, g, t, e) in zip(modules, saved):
+        for m, (s, nz, g, t, e) in zip(modules, saved, strict=True):
             m.shots, m.noise, m.measurement_generator, m.train_shots, m._measurement_epoch = s, nz, g, t, e
 
 
 def set_measurement(model: torch.nn.Module, shots: int | None = None, noise=None,
                     generator: torch.Generator | None = None, train_shots: bool = False) -> None:
     """Set ``shots`` / ``noise`` on every circuit of ``model`` until changed (``None``, ``None``: exact again)."""
-    from .noise import as_noise_model
-
     shots = check_shots(shots)
     noise = as_noise_model(noise)
     epoch = next(_EPOCHS)
@@ -201,7 +192,8 @@ def measured_circuit_forward(circuit, inputs: torch.Tensor, simulate_reuploading
 
     def exact() -> torch.Tensor:
         return simulate_reuploading(x[0], circuit.weights, engine=circuit.engine, entangler=circuit.entangler,
-                                    observables=circuit._read(), encoding_scales=circuit.encoding_scales)[None]
+                                    observables=circuit.simulator_observables(),
+                                    encoding_scales=circuit.encoding_scales)[None]
 
     out = circuit.measured(x, circuit.weights[None], exact, circuit.wires_read, circuit.encoding_scales)
     return out[0].reshape(*lead, circuit.n_outputs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from .fused import FusedReuploading
 from .gates import (
     cnot_permutation,
     cz_ring_signs,
@@ -91,12 +92,14 @@ def _apply_block(state: torch.Tensor, a: torch.Tensor, b: torch.Tensor, signs: t
 
 
 def _entangler_tensors(n_qubits: int, n_blocks: int, entangler: str, real: torch.dtype, device) -> torch.Tensor:
-    """Per-block entangler: CZ-ring sign diagonals ``(K, d1, 1, d2)`` (real) or CNOT gather indices ``(K, 2**n)`` (long)."""
+    """Per-block entangler: CZ-ring sign diagonals ``(K, d1, 1, d2)`` (real) or CNOT gather indices ``(K, 2**n)``
+    (long)."""
     first, second = split_qubits(n_qubits)
     if entangler == "cz_ring":
         return torch.stack([cz_ring_signs(n_qubits, r, device=device).to(real).reshape(2**first, 1, 2**second)
                             for r in entangler_ranges(n_qubits, n_blocks)])
-    return torch.stack([cnot_permutation(n_qubits, pairs, device) for pairs in entangler_pairs(n_qubits, n_blocks, entangler)])
+    return torch.stack([cnot_permutation(n_qubits, pairs, device)
+                        for pairs in entangler_pairs(n_qubits, n_blocks, entangler)])
 
 
 def apply_entangler(state: torch.Tensor, ent: torch.Tensor) -> torch.Tensor:
@@ -105,6 +108,14 @@ def apply_entangler(state: torch.Tensor, ent: torch.Tensor) -> torch.Tensor:
 
 
 ENGINES = ("fused", "autograd")
+"""The simulator's engines: ``fused`` (chunked, hand-written backward) and ``autograd`` (plain torch ops); every
+circuit and decoder that takes ``engine`` checks it with `check_engine`."""
+
+
+def check_engine(engine: str) -> None:
+    """``ValueError`` (one line) unless ``engine`` is one of `ENGINES`."""
+    if engine not in ENGINES:  # runtime.values.check_choice's message (quantum cannot import runtime)
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
 
 
 def simulate_reuploading(
@@ -133,8 +144,7 @@ def simulate_reuploading(
         real tensor ``(..., m)`` (``m = n`` for ``<Z_j>``, else ``len(observables)``) in the promoted dtype of inputs
         and weights; differentiable in inputs, weights and scales.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    check_engine(engine)
     n_layers, n_blocks, n_qubits, _ = weights.shape
     real = torch.promote_types(inputs.dtype, weights.dtype)
     device = weights.device
@@ -163,8 +173,6 @@ def simulate_reuploading(
         v1 = apply_entangler(_apply_block(v1, a[0, block], b[0, block], None), ent[block])
 
     if engine == "fused":
-        from .fused import FusedReuploading
-
         out = FusedReuploading.apply(angles, v1, a[1:], b[1:], ent, s1, s2, obs)
         return out.reshape(*lead, n_out)
 

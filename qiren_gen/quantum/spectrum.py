@@ -13,12 +13,14 @@ at ``2 L_j + 1`` equispaced angles per qubit then determines the series without 
 weights (float64, through the module's own forward, noise included), `HeadSeries.evaluate` sums the series at
 any angles, and `HeadSeries.evaluate_grid` evaluates it on a product grid of two affine coordinates, where
 ``exp(i w . theta)`` splits into a row factor times a column factor: one real GEMM of rank about ``D^n`` per head
-instead of a simulation per point.
+instead of a simulation per point. `differentiable_head_series` keeps the graph of the circuit runs (a DFT is
+linear), so a loss on the series reaches the circuit weights as through the simulator (training).
 """
 from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -78,7 +80,7 @@ class HeadSeries:
 
     bases: torch.Tensor  # (n,) float64: g_j
     multiples: list[int]  # L_j
-    real_coefficients: torch.Tensor  # (H, D_1, ..., D_n, m) float64, in the real basis
+    real_coefficients: torch.Tensor | None  # (H, D_1, ..., D_n, m) float64, in the real basis (None: not built)
     frequencies: torch.Tensor  # (K, n) float64 integer frequency vectors of the half spectrum
     half_coefficients: torch.Tensor  # (H, m, K) complex128, of the half spectrum (doubled where paired)
     key: tuple = ()
@@ -86,7 +88,7 @@ class HeadSeries:
 
     @property
     def n_heads(self) -> int:
-        return self.real_coefficients.shape[0]
+        return self.half_coefficients.shape[0]
 
     @property
     def n_terms(self) -> int:
@@ -137,14 +139,13 @@ class HeadSeries:
         row_w = (row_slope.to(device, torch.float64) * g) @ freqs.T  # (H, K): k . (g a_h)
         col_w = (col_slope.to(device, torch.float64) * g) @ freqs.T
         shift = (offset.to(device, torch.float64) * g) @ freqs.T
-        # Row factor, with the coefficients and the constant phase folded in: (H, m, U, K).
-        row_phase = shift[:, None, :] + row_w[:, None, :] * rows.to(torch.float64)[None, :, None]  # (H, U, K)
-        left = self.half_coefficients.to(device)[:, :, None, :] * torch.polar(torch.ones_like(row_phase),
-                                                                              row_phase)[:, None]
-        n_heads, m, n_rows, k = left.shape
-        left = torch.cat([left.real, -left.imag], dim=-1).reshape(n_heads, m * n_rows, 2 * k).to(dtype)
-        right = self._column_factor(col_w, cols, dtype)  # (H, 2K, V)
-        out = torch.bmm(left, right)  # (H, m U, V): Re(L R^T) = Lr Rr^T - Li Ri^T
+        coefficients = self.half_coefficients.to(device)
+        n_heads, m, n_rows = coefficients.shape[0], coefficients.shape[1], rows.numel()
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (coefficients, row_w, col_w, shift)):
+            out = _GridProduct.apply(coefficients.real, coefficients.imag, row_w, col_w, shift, rows, cols, dtype)
+        else:
+            out = torch.bmm(_row_factor(coefficients.real, coefficients.imag, row_w, shift, rows, dtype),
+                            self._column_factor(col_w, cols, dtype))
         return out.reshape(n_heads, m, n_rows, -1).permute(2, 3, 0, 1)
 
     def _column_factor(self, col_w: torch.Tensor, cols: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -154,10 +155,65 @@ class HeadSeries:
             if d == dtype and w.shape == col_w.shape and c.shape == cols.shape and torch.equal(w, col_w) \
                     and torch.equal(c, cols):
                 return factor
-        angle = col_w[:, :, None] * cols.to(torch.float64)[None, None, :]  # (H, K, V)
-        factor = torch.cat([torch.cos(angle), torch.sin(angle)], dim=1).to(dtype)
+        factor = _column_factor(col_w, cols, dtype)
         self._columns = [*self._columns[-1:], (col_w, cols.clone(), dtype, factor)]
         return factor
+
+
+def _row_factor(c_re: torch.Tensor, c_im: torch.Tensor, row_w: torch.Tensor, shift: torch.Tensor, rows: torch.Tensor,
+                dtype: torch.dtype) -> torch.Tensor:
+    """``c exp(i (shift + row_w rows[u]))`` with the coefficients ``c`` (``(H, m, K)`` real and imaginary parts)
+    folded in, as its real part and minus its imaginary part side by side: ``(H, m U, 2K)`` in ``dtype``."""
+    row_phase = shift[:, None, :] + row_w[:, None, :] * rows.to(torch.float64)[None, :, None]  # (H, U, K)
+    cos, sin = torch.cos(row_phase)[:, None], torch.sin(row_phase)[:, None]  # (H, 1, U, K)
+    c_re, c_im = c_re[:, :, None], c_im[:, :, None]  # (H, m, 1, K)
+    left = torch.cat([c_re * cos - c_im * sin, -(c_re * sin + c_im * cos)], dim=-1)
+    return left.reshape(left.shape[0], -1, left.shape[-1]).to(dtype)
+
+
+def _column_factor(col_w: torch.Tensor, cols: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``[cos; sin](col_w cols[v])``: ``(H, 2K, V)`` in ``dtype``."""
+    angle = col_w[:, :, None] * cols.to(torch.float64)[None, None, :]  # (H, K, V)
+    return torch.cat([torch.cos(angle), torch.sin(angle)], dim=1).to(dtype)
+
+
+class _GridProduct(torch.autograd.Function):
+    """``Re(sum_k c_k exp(i (shift_k + row_w_k rows[u] + col_w_k cols[v])))`` per head and output, ``(H, m U, V)``:
+    the row factor times the column factor (the very ops of the no-gradient path), with a hand-written backward:
+    two GEMMs and a few passes over the small factors instead of autograd's graph of some forty nodes (training
+    evaluates the series at every step). Gradients w.r.t. ``c`` (real and imaginary parts), ``row_w``, ``col_w`` and
+    ``shift``; float64 factors, the GEMMs in the requested dtype."""
+
+    @staticmethod
+    def forward(ctx, c_re, c_im, row_w, col_w, shift, rows, cols, dtype):
+        left = _row_factor(c_re, c_im, row_w, shift, rows, dtype)
+        right = _column_factor(col_w, cols, dtype)
+        ctx.save_for_backward(c_re, c_im, row_w, col_w, shift, rows, cols, left, right)
+        return torch.bmm(left, right)
+
+    @staticmethod
+    def backward(ctx, grad):
+        c_re, c_im, row_w, col_w, shift, rows, cols, left, right = ctx.saved_tensors
+        n_heads, m, k = c_re.shape
+        rows64, cols64 = rows.to(torch.float64), cols.to(torch.float64)
+        grad_left = torch.bmm(grad, right.transpose(1, 2)).to(torch.float64).reshape(n_heads, m, -1, 2 * k)
+        grad_right = torch.bmm(left.transpose(1, 2), grad).to(torch.float64)  # (H, 2K, V)
+        # Columns: right = [cos; sin](psi), psi = col_w cols.
+        psi = col_w[:, :, None] * cols64[None, None, :]
+        grad_psi = torch.cos(psi) * grad_right[:, k:] - torch.sin(psi) * grad_right[:, :k]
+        grad_col_w = grad_psi @ cols64
+        # Rows: left = [Re L, -Im L] with L = c P, P = exp(i phi), phi = shift + row_w rows.
+        g_re, g_im = grad_left[..., :k], -grad_left[..., k:]  # dL/dRe L, dL/dIm L: (H, m, U, K)
+        phi = shift[:, None, :] + row_w[:, None, :] * rows64[None, :, None]  # (H, U, K)
+        p_re, p_im = torch.cos(phi), torch.sin(phi)
+        grad_c_re = (g_re * p_re[:, None] + g_im * p_im[:, None]).sum(2)  # Re L = c_re p_re - c_im p_im, ...
+        grad_c_im = (g_im * p_re[:, None] - g_re * p_im[:, None]).sum(2)  # ... Im L = c_re p_im + c_im p_re
+        grad_p_re = (g_re * c_re[:, :, None] + g_im * c_im[:, :, None]).sum(1)  # (H, U, K)
+        grad_p_im = (g_im * c_re[:, :, None] - g_re * c_im[:, :, None]).sum(1)
+        grad_phi = p_re * grad_p_im - p_im * grad_p_re
+        grad_shift = grad_phi.sum(1)
+        grad_row_w = (grad_phi * rows64[None, :, None]).sum(1)
+        return grad_c_re, grad_c_im, grad_row_w, grad_col_w, grad_shift, None, None, None
 
 
 def _real_basis(phi: torch.Tensor, multiple: int, dim: int = -1) -> torch.Tensor:
@@ -177,34 +233,44 @@ def _real_basis(phi: torch.Tensor, multiple: int, dim: int = -1) -> torch.Tensor
 def sample_angles(bases: list[float], multiples: list[int]) -> list[torch.Tensor]:
     """Per qubit, the ``2 L + 1`` equispaced angles ``2 pi i / (g (2 L + 1))`` over one period (float64)."""
     return [torch.arange(2 * L + 1, dtype=torch.float64) * (2 * math.pi / (g * (2 * L + 1)))
-            for g, L in zip(bases, multiples)]
+            for g, L in zip(bases, multiples, strict=False)]
 
 
-def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], key: tuple = ()) -> HeadSeries:
-    """The series of expectations ``values`` ``(D_1, ..., D_n, H, m)`` sampled at `sample_angles` (float64)."""
+def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], key: tuple = (),
+               real_basis: bool = True) -> HeadSeries:
+    """The series of expectations ``values`` ``(D_1, ..., D_n, H, m)`` sampled at `sample_angles` (float64);
+    ``real_basis=False`` leaves out the real-basis coefficients (``evaluate`` needs them, ``evaluate_grid`` not)."""
     n_qubits = len(multiples)
     values = values.to(torch.float64)
+    real = values if real_basis else None
     # Real basis: solve with each qubit's (D, D) basis matrix at its sample angles (a real DFT), axis by axis.
-    real = values
-    for j, (angles, L) in enumerate(zip(sample_angles(bases, multiples), multiples)):
+    per_qubit = zip(sample_angles(bases, multiples), multiples, strict=True) if real_basis else ()
+    for j, (angles, L) in enumerate(per_qubit):
         basis = _real_basis(angles.to(values.device) * bases[j], L)  # (D samples, D terms)
         real = torch.tensordot(torch.linalg.inv(basis), real, dims=([1], [j]))  # the term axis comes first
         real = real.movedim(0, j)
-    real = real.movedim(tuple(range(n_qubits)), tuple(range(1, n_qubits + 1)))  # (H, D_1 .. D_n, m)
+    if real_basis:
+        real = real.movedim(tuple(range(n_qubits)), tuple(range(1, n_qubits + 1)))  # (H, D_1 .. D_n, m)
     # Complex: the n-dimensional DFT; index i of axis j is the frequency i (i <= L) or i - D.
     spectrum = torch.fft.fftn(values, dim=tuple(range(n_qubits))) / math.prod(values.shape[:n_qubits])
     half, weights, index = [], [], []
-    for idx in itertools.product(*(range(2 * L + 1) for L in multiples)):
-        k = tuple(i if i <= L else i - (2 * L + 1) for i, L in zip(idx, multiples))
+    for flat, idx in enumerate(itertools.product(*(range(2 * L + 1) for L in multiples))):
+        k = tuple(i if i <= L else i - (2 * L + 1) for i, L in zip(idx, multiples, strict=False))
         first = next((v for v in k if v != 0), 0)
         if first >= 0:
             half.append(k)
             weights.append(1.0 if first == 0 else 2.0)  # k and -k are conjugates: one term, twice its real part
-            index.append(idx)
-    picked = torch.stack([spectrum[idx] for idx in index], dim=-1)  # (H, m, K)
+            index.append(flat)
+    # One gather of the half spectrum (row-major flat indices), (K, H, m) -> (H, m, K): one graph node, not K.
+    flat_spectrum = spectrum.reshape(-1, *spectrum.shape[n_qubits:])
+    picked = flat_spectrum[torch.tensor(index, device=values.device)].movedim(0, -1)
     picked = picked * torch.tensor(weights, dtype=torch.float64, device=values.device)
     return HeadSeries(bases=torch.tensor(bases, dtype=torch.float64), multiples=list(multiples), real_coefficients=real,
                       frequencies=torch.tensor(half, dtype=torch.float64), half_coefficients=picked, key=key)
+
+
+_SERIES_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Each heads module's last series, keyed by the module (kept here, not on the module: it goes with the module)."""
 
 
 def head_series(heads) -> HeadSeries | None:
@@ -218,27 +284,52 @@ def head_series(heads) -> HeadSeries | None:
     scales = heads.encoding_scales
     key = (heads.weights.detach().clone(), None if scales is None else scales.detach().clone(), heads.noise,
            heads.entangler)
-    cached = getattr(heads, "_series", None)
+    cached = _SERIES_CACHE.get(heads)
     if cached is not None and _same_key(cached.key, key):
         return cached
-    spectrum = spectrum_bases(scales, heads.n_reuploads, heads.n_qubits)
+    spectrum = _series_spectrum(heads)
+    if spectrum is None:
+        return None
+    with torch.no_grad():
+        series = fit_series(_sampled_heads(heads, *spectrum), *spectrum, key)
+    _SERIES_CACHE[heads] = series
+    return series
+
+
+def differentiable_head_series(heads) -> HeadSeries | None:
+    """`head_series` with the graph kept: the coefficients are a DFT of the ``prod_j (2 L_j + 1)`` circuit runs
+    through the module's own differentiable forward, so a loss on the series reaches the circuit weights exactly as
+    through the simulator. Built anew at every call (the weights change every training step); ``None`` where no
+    series applies and also for noise models (training keeps the simulator for those)."""
+    if heads.measuring:
+        return None
+    spectrum = _series_spectrum(heads)
+    if spectrum is None:
+        return None
+    return fit_series(_sampled_heads(heads, *spectrum), *spectrum, real_basis=False)  # grids only: no real basis
+
+
+def _series_spectrum(heads) -> tuple[list[float], list[int]] | None:
+    """The heads' ``(bases, multiples)``, or ``None`` without a common base or past ``MAX_SERIES_TERMS`` terms."""
+    spectrum = spectrum_bases(heads.encoding_scales, heads.n_reuploads, heads.n_qubits)
     if spectrum is None or math.prod(2 * L + 1 for L in spectrum[1]) > MAX_SERIES_TERMS:
         return None
-    bases, multiples = spectrum
+    return spectrum
+
+
+def _sampled_heads(heads, bases: list[float], multiples: list[int]) -> torch.Tensor:
+    """The heads' expectations ``(D_1, .., D_n, H, m)`` at `sample_angles`, in float64 (the weights are
+    promoted), through the module's own forward."""
     axes = [a.to(heads.weights.device) for a in sample_angles(bases, multiples)]
     grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)  # (D_1, .., D_n, n)
     inputs = grid.unsqueeze(-2).expand(*grid.shape[:-1], heads.n_heads, heads.n_qubits)
-    with torch.no_grad():
-        values = heads(inputs.contiguous())  # float64: the weights are promoted
-    series = fit_series(values, bases, multiples, key)
-    heads._series = series
-    return series
+    return heads(inputs.contiguous())
 
 
 def _same_key(a: tuple, b: tuple) -> bool:
     if len(a) != len(b):
         return False
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
             if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dtype == y.dtype
                     and x.device == y.device and x.shape == y.shape and torch.equal(x, y)):
@@ -248,4 +339,5 @@ def _same_key(a: tuple, b: tuple) -> bool:
     return True
 
 
-__all__ = ["MAX_SERIES_TERMS", "HeadSeries", "fit_series", "head_series", "sample_angles", "spectrum_bases"]
+__all__ = ["MAX_SERIES_TERMS", "HeadSeries", "differentiable_head_series", "fit_series", "head_series", "sample_angles",
+           "spectrum_bases"]

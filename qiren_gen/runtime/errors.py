@@ -42,7 +42,7 @@ _NO_NETWORK = ("ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "P
 
 def _hub_offline() -> bool:
     try:
-        from huggingface_hub import constants
+        from huggingface_hub import constants  # noqa: PLC0415 (only on a Hub error; `qiren-gen --help` loads this module)
     except ImportError:  # pragma: no cover - huggingface_hub is a dependency
         return bool(os.environ.get("HF_HUB_OFFLINE"))
     return bool(constants.HF_HUB_OFFLINE)
@@ -129,6 +129,6 @@ def run_reporting_errors(prog: str, func: Callable[[], T]) -> tuple[int, T | Non
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, never a traceback
         if os.environ.get("QIREN_GEN_DEBUG"):
             raise
-        print(f"{prog}: internal error: {type(exc).__name__}: {one_line(exc)} (set QIREN_GEN_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        print(f"{prog}: internal error: {type(exc).__name__}: {one_line(exc)} "
+              "(set QIREN_GEN_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1, None

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 
 def parse_encoding_scale(text: str) -> float | list[list[float]] | str:
-    """``--encoding-scale``: ``3`` -> 3.0, ``2,6`` -> ``[[2.0], [6.0]]`` (one per re-upload), ``ternary[:BASE]`` kept."""
+    """``--encoding-scale``: ``3`` -> 3.0, ``2,6`` -> ``[[2.0], [6.0]]`` (one per re-upload), ``ternary[:BASE]``
+    kept."""
     text = text.strip()
     if text.startswith("ternary"):
         return text  # the circuit checks the preset (and its base)
@@ -37,3 +38,12 @@ def check_int_range(value: int | None, flag: str, low: int, high: int, why: str 
     """``ValueError`` (one line naming ``flag``) unless ``value`` is ``None`` or an int in ``[low, high]``."""
     if value is not None and not low <= value <= high:
         raise ValueError(f"{flag} must be between {low} and {high}{f' ({why})' if why else ''}, got {value}")
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """``ValueError`` (one line naming ``name`` and the choices) unless ``value`` is one of ``choices``: the one check
+    behind the models' enumerated options (modulation, normalization, encoding, ...). ``quantum.gates.check_entangler``
+    and ``quantum.simulator.check_engine`` raise the same message themselves: quantum sits beside runtime in the
+    layering and imports nothing from it."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")

@@ -8,7 +8,6 @@ DataLoader's images/s against the stage-1 step's at 64x64 and 128x128 with 0 and
 Thin wrapper: the benchmark lives in ``benchmarks.data_scale``.
 """
 import argparse
-
 import sys
 from pathlib import Path
 

@@ -7,10 +7,9 @@
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
-
-from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
 

@@ -9,7 +9,6 @@ ratio (the page's overhead) more than the absolute times; the load average is pr
 import argparse
 import json
 import sys
-
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
-
-import sys
-from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
 
@@ -31,7 +30,8 @@ BATCHES = [625, 16384]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="batch 625 and the decoder steps only, fewer repeats")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fair on a shared machine)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: fair on a shared machine)")
     parser.add_argument("--json", metavar="FILE", help="also write every row to FILE as JSON")
     args = parser.parse_args()
     if args.threads < 1:
@@ -39,7 +39,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); medians of interleaved repeats")
 
-    print(f"\n{'heads':>5} {'qubits':>6} {'points':>6} {'batched ms':>11} {'loop ms':>9} {'speed-up':>9} {'max diff':>9}")
+    print(f"\n{'heads':>5} {'qubits':>6} {'points':>6} {'batched ms':>11} {'loop ms':>9} {'speed-up':>9}"
+          f" {'max diff':>9}")
     heads_rows = []
     for batch in BATCHES[:1] if args.quick else BATCHES:
         for n_heads, n_qubits in HEAD_CASES:

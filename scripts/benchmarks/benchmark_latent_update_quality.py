@@ -18,7 +18,8 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work_dir", default="/tmp/qiren-latent-update-quality")
     p.add_argument("--steps", type=int, default=400)
-    p.add_argument("--baseline_rev", default="988a848", help="a revision with the dense latent update (988a848: the last one)")
+    p.add_argument("--baseline_rev", default="988a848",
+                   help="a revision with the dense latent update (988a848: the last one)")
     p.add_argument("--rowwise_latent_learning_rates", type=float, nargs="*", default=[],
                    help="also train row-wise at these latent learning rates")
     a = p.parse_args()

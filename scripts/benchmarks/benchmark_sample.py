@@ -20,6 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
+
+from benchmarks.sampling import compare_samplers
+from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+from qiren_gen.pipelines.schedulers import canonical_sampler_name
 
 
 def time_cli(runs: int, extra: list[str]) -> int:
@@ -41,12 +50,6 @@ def time_cli(runs: int, extra: list[str]) -> int:
 
 
 def compare(args) -> int:
-    import torch
-
-    from benchmarks.sampling import compare_samplers
-    from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
-    from qiren_gen.pipelines.schedulers import canonical_sampler_name
-
     torch.set_num_threads(args.threads)
     samplers = [("ddim", 50), ("dpm++", 20)]
     for spec in args.compare:

@@ -15,6 +15,7 @@ import argparse
 import os
 import statistics
 import time
+from functools import partial
 
 import torch
 
@@ -48,8 +49,8 @@ def main() -> int:
         rows = torch.linspace(-1, 1, 16)
         cols = torch.linspace(-1, 1, max(1, args.points // 16))
         slopes = [torch.randn(args.heads, n) for _ in range(3)]
-        work = {"simulator": lambda: heads(x), "point": lambda: series.evaluate(x),
-                "grid": lambda: series.evaluate_grid(*slopes, rows, cols, torch.float32)}
+        work = {"simulator": partial(heads, x), "point": partial(series.evaluate, x),
+                "grid": partial(series.evaluate_grid, *slopes, rows, cols, torch.float32)}
         times = {name: [] for name in work}
         with torch.no_grad():
             for fn in work.values():

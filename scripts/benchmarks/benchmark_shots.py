@@ -8,11 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-
-import torch
-
 import sys
 from pathlib import Path
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
 

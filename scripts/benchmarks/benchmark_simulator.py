@@ -2,18 +2,17 @@
 qiren-gen's fused and autograd engines versus PennyLane default.qubit (backprop, torch interface), the engine of
 the authors' code. Prints medians, ratios, peak memory and parity; with a GPU also GPU throughput at batch 65536.
 
-    python scripts/benchmarks/benchmark_simulator.py            # batches 1024 and 16384 (about 2 minutes on 2 CPU cores)
+    python scripts/benchmarks/benchmark_simulator.py            # batches 1024 and 16384 (2 minutes on 2 CPU cores)
     python scripts/benchmarks/benchmark_simulator.py --quick    # batch 1024 only
 """
 from __future__ import annotations
 
 import argparse
 import json
-
-import torch
-
 import sys
 from pathlib import Path
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
 
@@ -47,7 +46,8 @@ def main() -> None:
         base = timings["pennylane"].median_s
         for impl, t in timings.items():
             ratio = base / t.median_s
-            print(f"{batch:6d} {impl:>20} {t.median_s * 1e3:10.1f} {t.points_per_s:11.0f} {t.peak_mb:8.0f} {ratio:8.1f}x")
+            print(f"{batch:6d} {impl:>20} {t.median_s * 1e3:10.1f} {t.points_per_s:11.0f} {t.peak_mb:8.0f}"
+                  f" {ratio:8.1f}x")
             rows.append({**timing_row(t), "speedup_vs_pennylane": ratio})
     diff = parity()
     print("parity vs PennyLane (float32, batch 256, max abs diff): "

@@ -18,16 +18,16 @@ import subprocess
 import sys
 import time
 
+import torch
+
+from qiren_gen.data import image_grid
+from qiren_gen.functa import backward_per_image_mse, step_chunk_points
+from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator
+from qiren_gen.runtime.allocator import configure_allocator
+
 
 def run_one(size: int, batch: int, budget_mb: int, steps: int) -> dict:
     """Peak RSS (MiB) and median seconds of ``steps`` steps in this process."""
-    import torch
-
-    from qiren_gen.data import image_grid
-    from qiren_gen.functa import backward_per_image_mse, step_chunk_points
-    from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator
-    from qiren_gen.runtime.allocator import configure_allocator
-
     torch.set_num_threads(1)
     configure_allocator()
     torch.manual_seed(0)
@@ -51,7 +51,8 @@ def run_one(size: int, batch: int, budget_mb: int, steps: int) -> dict:
         seconds.append(time.perf_counter() - start)
         losses.append(float(mse.mean()))
     return {"budget_mb": budget_mb, "chunk_points": min(chunk, size * size),
-            "chunks": -(-size * size // chunk), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "chunks": -(-size * size // chunk),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "rss_before_steps_mib": before, "median_step_s": statistics.median(seconds), "losses": losses}
 
 

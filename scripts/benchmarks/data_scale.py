@@ -16,8 +16,16 @@ import sys
 import time
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
+from PIL import Image
+
+from qiren_gen.data.datasets import IMAGE_COLUMN, ImageCollator, load_image_dataset
+from qiren_gen.data.grids import image_grid
+from qiren_gen.data.indexed import IndexedCollator, IndexedImages
+from qiren_gen.functa import per_image_mse
+from qiren_gen.training.functa_trainer import FunctaTrainingConfig, LatentTable, build_models
 
 REPO = Path(__file__).resolve().parents[2]
 SCRATCH = ["--resolution", "64", "--channels", "3", "--decoder", "circuit-features", "--n_heads", "32", "--n_qubits",
@@ -34,8 +42,6 @@ def _png(rng: np.random.Generator, size: int) -> bytes:
     phase = rng.uniform(0, 6.3, 3)
     base = np.stack([127 + 90 * np.sin(f[c, 0] * 6 * x + f[c, 1] * 6 * y + phase[c]) for c in range(3)], -1)
     pixels = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
-    from PIL import Image
-
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, "PNG")
     return out.getvalue()
@@ -43,8 +49,6 @@ def _png(rng: np.random.Generator, size: int) -> bytes:
 
 def make_parquet_set(root: Path, n: int, size: int = 64, shard_rows: int = 1000, seed: int = 0) -> Path:
     """``root`` as a Hub dataset repo of ``n`` ``size``x``size`` RGB PNGs (reused when already complete)."""
-    import datasets
-
     done = root / "complete.json"
     if done.is_file():
         return root
@@ -96,9 +100,6 @@ def run_trainer(data: Path, out: Path, n: int, streaming: bool, finetune: bool, 
 
 def loader_images_per_second(data: Path, resolution: int, workers: int, images: int = 800) -> float:
     """Images/s of the stage-1 DataLoader (memory-mapped rows, decoded + resized per batch of 16)."""
-    from qiren_gen.data.datasets import IMAGE_COLUMN, ImageCollator, load_image_dataset
-    from qiren_gen.data.indexed import IndexedCollator, IndexedImages
-
     ds = load_image_dataset(str(data), cache_dir=str(data.parent / f"{data.name}-loader-cache"))
     ds = ds.select(range(min(images, len(ds))))
     loader = torch.utils.data.DataLoader(IndexedImages(ds), batch_size=16, shuffle=True, num_workers=workers,
@@ -111,10 +112,6 @@ def loader_images_per_second(data: Path, resolution: int, workers: int, images: 
 
 def step_images_per_second(resolution: int, steps: int = 3, batch: int = 16) -> float:
     """Images/s of one stage-1 step of the README's FFHQ decoder (auto-decoded latents, batch 16): the median step."""
-    from qiren_gen.data.grids import image_grid
-    from qiren_gen.functa import per_image_mse
-    from qiren_gen.training.functa_trainer import FunctaTrainingConfig, LatentTable, build_models
-
     torch.manual_seed(0)
     cfg = FunctaTrainingConfig(resolution=resolution, channels=3, decoder="circuit-features", n_heads=32, n_qubits=2,
                                frequency_init=2.0, hidden_features=128, hidden_layers=3, modulation="weight",

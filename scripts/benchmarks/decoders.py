@@ -3,7 +3,8 @@ interleaved Adam steps of the circuit-feature decoder, its Fourier-feature contr
 medians and ratios. Optional extra decoders: the circuit-feature decoder with ternary encoding scales (2 or 3
 re-uploads), timed against the plain one.
 
-Used by ``scripts/benchmarks/benchmark_decoder_step.py``. One auto-decoding step: 16 images x 25x25 points, latents trained too.
+Used by ``scripts/benchmarks/benchmark_decoder_step.py``. One auto-decoding step: 16 images x 25x25 points, latents
+trained too.
 """
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import time
 
 import torch
 
+from qiren_gen.data import image_grid
+from qiren_gen.functa import per_image_mse
+from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator, ModulatedSIREN
 
 DECODERS = ("circuit-features", "circuit-features-ternary", "circuit-features-ternary-r3", "fourier-features", "siren")
 """Decoders the benchmark can time; the ``-ternary`` ones are ``circuit-features`` with ``encoding_scale="ternary"``."""
@@ -19,8 +23,6 @@ DEFAULT_DECODERS = ("circuit-features", "fourier-features", "siren")
 
 
 def _decoder(name: str, width: int) -> torch.nn.Module:
-    from qiren_gen.models import FeatureSynthesisDecoder, ModulatedSIREN
-
     if name == "fourier-features":
         return FeatureSynthesisDecoder(features="fourier", hidden_features=width)
     if name == "siren":
@@ -33,10 +35,6 @@ def _decoder(name: str, width: int) -> torch.nn.Module:
 def decoder_step_times(width: int = 128, steps: int = 21, batch: int = 16, size: int = 25,
                        latent_dim: int = 64, decoders: tuple[str, ...] = DEFAULT_DECODERS) -> dict:
     """Median seconds per training step of each decoder (steps interleaved, first one dropped) and the ratios."""
-    from qiren_gen.data import image_grid
-    from qiren_gen.functa import per_image_mse
-    from qiren_gen.models import LatentModulator
-
     unknown = [name for name in decoders if name not in DECODERS]
     if unknown or not decoders:
         raise ValueError(f"decoders must be names from {DECODERS}, got {list(decoders)!r}")

@@ -13,6 +13,13 @@ import tempfile
 import threading
 import time
 
+import torch
+from diffusers import DDIMScheduler
+from diffusers.utils import make_image_grid
+
+from qiren_gen.demo.actions import grid_shape
+from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -30,13 +37,7 @@ def benchmark_demo(runs: int = 3, pipeline: str | None = None, faces: int = 16, 
                    steps: int = 50) -> dict:
     """Start the demo in a subprocess (time to 'serving'), then alternate ``runs`` Sample requests over HTTP with
     ``runs`` direct pipeline calls in this process (one thread each); medians, ratio, load average."""
-    import torch
-    from diffusers import DDIMScheduler
-    from diffusers.utils import make_image_grid
     from gradio_client import Client
-
-    from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
-    from qiren_gen.demo.actions import grid_shape
 
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -73,7 +74,10 @@ def benchmark_demo(runs: int = 3, pipeline: str | None = None, faces: int = 16, 
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
-    r = lambda xs: [round(x, 2) for x in xs]  # noqa: E731
+
+    def r(xs):
+        return [round(x, 2) for x in xs]
+
     return {"request": f"{faces} faces at {resolution}x{resolution}, {steps} DDIM steps",
             "startup_s": round(startup_s, 2), "startup_cpu_s": round(startup_cpu, 2),
             "first_answer_s": round(http[0], 2), "first_answer_cpu_s": round(http_cpu[0], 2),

@@ -18,16 +18,21 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import statistics
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the research and benchmark packages
 
-from benchmarks.recipe_step import recipe_step  # noqa: E402
+from benchmarks.recipe_step import recipe_step
+from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
+from qiren_gen.quantum import DataReuploadingCircuit
+from qiren_gen.training.launch import synthesis_dtype
 
 
 def synchronize(device: torch.device) -> None:
@@ -44,8 +49,6 @@ def peak_mib(device: torch.device) -> float:
     """Peak device memory allocated since the last reset (CUDA), else the process's peak resident memory."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -65,8 +68,6 @@ def timed(fn, device: torch.device, repeats: int, warmup: int = 1) -> list[float
 
 def simulator_section(device: torch.device, batches: list[int], repeats: int) -> list[dict]:
     """Forward + backward of one circuit: qiren-gen (fused engine) against PennyLane default.qubit, same device."""
-    from qiren_gen.quantum import DataReuploadingCircuit
-
     rows = []
     torch.manual_seed(0)
     ours = DataReuploadingCircuit(8, 2, 2).to(device)
@@ -77,7 +78,7 @@ def simulator_section(device: torch.device, batches: list[int], repeats: int) ->
         for name, layer in (("qiren-gen-fused", ours), ("pennylane-default.qubit", theirs)):
             params = [p for p in layer.parameters()]
 
-            def step(layer=layer, params=params, name=name):
+            def step(layer=layer, params=params, name=name, x=x, outputs=outputs):
                 xi = x.clone().requires_grad_(True)
                 out = layer(xi)
                 grads = torch.autograd.grad(out.sum(), [xi, *params])
@@ -97,14 +98,12 @@ def simulator_section(device: torch.device, batches: list[int], repeats: int) ->
 
 def stage1_section(device: torch.device, sizes: list[int], batch: int, repeats: int) -> list[dict]:
     """Stage-1 steps of the FFHQ recipe decoder (auto-decoded latents, Adam), bf16 synthesis where supported."""
-    from qiren_gen.training.launch import synthesis_dtype
-
     rows = []
     for size in sizes:
         recipe, decoder = recipe_step(size, batch, device, synthesis_dtype(device))
         losses = []
 
-        def step():
+        def step(recipe=recipe, losses=losses):
             losses.append(recipe())
 
         reset_peak(device)
@@ -118,8 +117,6 @@ def stage1_section(device: torch.device, sizes: list[int], batch: int, repeats: 
 
 def render_section(device: torch.device, faces: int, size: int, steps: int) -> dict:
     """The bundled pipeline: ``faces`` faces at ``size`` x ``size``, DDIM ``steps`` steps, seed 0."""
-    from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
-
     pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir()).to(device)
     pipe.set_progress_bar_config(disable=True)
     result = {}
@@ -139,8 +136,6 @@ def render_section(device: torch.device, faces: int, size: int, steps: int) -> d
 
 def junit_summary(path: Path) -> dict:
     """Counts of a pytest ``--junitxml`` file (tests, failures, errors, skipped)."""
-    import xml.etree.ElementTree as ET
-
     root = ET.parse(path).getroot()
     suite = root if root.tag == "testsuite" else root.find("testsuite")
     return {key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")}

@@ -1,4 +1,5 @@
-"""Side-by-side timings of the multi-head circuits and the wide decoder (used by ``scripts/benchmarks/benchmark_heads.py``).
+"""Side-by-side timings of the multi-head circuits and the wide decoder (used by
+``scripts/benchmarks/benchmark_heads.py``).
 
 Everything is measured interleaved in one process: repeat ``i`` times every contender once before repeat ``i + 1``,
 so that a noisy, shared machine slows all of them alike and the ratios stay meaningful.
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from qiren_gen.data import image_grid
 from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit
 
 
@@ -103,8 +105,6 @@ def time_decoder_steps(decoders: dict[str, nn.Module], images: int, side: int, r
                        seed: int = 0) -> list[StepTiming]:
     """Adam step time of each decoder on ``images`` images of ``side x side`` points, with per-image modulations
     trained alongside (as auto-decoded latents would be)."""
-    from qiren_gen.data import image_grid
-
     torch.manual_seed(seed)
     coords = image_grid(side, side)
     targets = torch.rand(images, side * side, 1) * 2 - 1
@@ -125,4 +125,5 @@ def decoder_width(decoder: nn.Module) -> int:
     return decoder.config.get("hidden_features") or decoder.config["n_qubits"]
 
 
-__all__ = ["HeadsTiming", "LoopOfCircuits", "StepTiming", "decoder_width", "interleaved_medians", "time_decoder_steps", "time_heads"]
+__all__ = ["HeadsTiming", "LoopOfCircuits", "StepTiming", "decoder_width", "interleaved_medians", "time_decoder_steps",
+           "time_heads"]

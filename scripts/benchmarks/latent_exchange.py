@@ -15,8 +15,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from socket import socket
 
 import torch
+
+from qiren_gen.training.gradient_sync import sync_gradients
+from qiren_gen.training.latent_rows import LatentTable, exchange_bytes, gather_row_gradients, rowwise_adam_step
+from qiren_gen.training.launch import make_accelerator
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_PARAMETERS = 63_809
@@ -25,10 +30,6 @@ MODEL_PARAMETERS = 63_809
 
 def _worker(rows: int, dim: int, batch: int, steps: int, out: str) -> None:
     """One rank: ``steps`` dense and ``steps`` row-wise table updates, alternating; rank 0 writes the figures."""
-    from qiren_gen.training.gradient_sync import sync_gradients
-    from qiren_gen.training.latent_rows import LatentTable, exchange_bytes, gather_row_gradients, rowwise_adam_step
-    from qiren_gen.training.launch import make_accelerator
-
     torch.set_num_threads(1)
     accelerator = make_accelerator()
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -76,8 +77,6 @@ def _worker(rows: int, dim: int, batch: int, steps: int, out: str) -> None:
 def benchmark_latent_exchange(rows: int = 70_000, dim: int = 64, batch: int = 16, steps: int = 30,
                               processes: int = 2, out: str = "/tmp/latent-exchange.json") -> dict:
     """Launch ``processes`` ranks with ``accelerate launch --multi_gpu`` and print the report rank 0 writes."""
-    from socket import socket
-
     with socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -91,8 +90,9 @@ def benchmark_latent_exchange(rows: int = 70_000, dim: int = 64, batch: int = 16
     m = report["median_seconds"]
     print(json.dumps(report, indent=2))
     print(f"table {rows} x {dim}, {processes} processes, batch {batch} per rank, median of {steps} steps:")
+    received = b["rowwise_all_gather_received"]
     print(f"  bytes per rank and step: dense all-reduce {b['dense_all_reduce'] / 1e6:.1f} MB, row-wise all-gather "
-          f"{b['rowwise_all_gather_received'] / 1e3:.1f} KB received ({b['dense_all_reduce'] / max(1, b['rowwise_all_gather_received']):.0f}x less)")
+          f"{received / 1e3:.1f} KB received ({b['dense_all_reduce'] / max(1, received):.0f}x less)")
     print(f"  seconds per step (table update + the models' gradient exchange): dense {m['dense'] * 1e3:.1f} ms, "
           f"row-wise {m['rowwise'] * 1e3:.1f} ms ({report['speedup']:.1f}x)")
     return report

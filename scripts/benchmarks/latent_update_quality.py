@@ -12,8 +12,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+import torch
+
+from qiren_gen.data.datasets import IMAGE_COLUMN, ImageCollator, load_image_dataset
+from qiren_gen.data.lfw import export_lfw_faces
+from qiren_gen.pipelines.loading import load_stage1
+from qiren_gen.training.pipeline_run import reconstruction_psnr
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,10 +54,6 @@ def _train(code_root: Path, workdir: Path, lfw: Path, steps: int, latent_learnin
 
 def heldout_psnr(stage1_dir: Path, lfw: Path, encode_steps: int = 300) -> float:
     """Faces 90-99 encoded (``encode_steps`` Adam steps) and decoded by the stage-1 models in ``stage1_dir``."""
-    from qiren_gen.data.datasets import IMAGE_COLUMN, ImageCollator, load_image_dataset
-    from qiren_gen.training.pipeline_run import reconstruction_psnr
-    from qiren_gen.pipelines.loading import load_stage1
-
     decoder, modulator = load_stage1(stage1_dir)
     test = load_image_dataset(None, str(lfw), "test", None)
     images = ImageCollator(IMAGE_COLUMN, 25, 1)([row for row in test])
@@ -63,10 +65,6 @@ def latent_update_quality(work_dir: str, steps: int = 400, baseline_rev: str = "
     """Train the bundled stage 1 for ``steps`` steps with ``baseline_rev``'s dense update and with this checkout's
     row-wise one (the recipe's latent learning rate, then each of ``rowwise_learning_rates``); print and return
     the held-out PSNRs and their differences from the dense run."""
-    import torch
-
-    from qiren_gen.data.lfw import export_lfw_faces
-
     torch.set_num_threads(1)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -96,7 +94,8 @@ def latent_update_quality(work_dir: str, steps: int = 400, baseline_rev: str = "
     for name in runs:
         r = report[name]
         print(f"bundled stage 1, {steps} steps, {name}: held-out PSNR {r['heldout_psnr']:.2f} dB"
-              f" ({r.get('heldout_difference_db', 0.0):+.2f} dB against dense), table PSNR {r['train_psnr_all']:.2f} dB,"
+              f" ({r.get('heldout_difference_db', 0.0):+.2f} dB against dense),"
+              f" table PSNR {r['train_psnr_all']:.2f} dB,"
               f" median step {r['median_step_seconds'] * 1e3:.0f} ms")
     return report
 

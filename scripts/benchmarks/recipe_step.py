@@ -2,19 +2,19 @@
 times it: ``benchmark_floor.py`` on the CPU and ``gpu_check.py`` on a GPU."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
+
+from qiren_gen.data import image_grid
+from qiren_gen.functa import per_image_mse
+from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator
 
 
 def recipe_step(size: int, batch: int, device: torch.device | str = "cpu",
                 synthesis_dtype: torch.dtype | None = None) -> tuple[Callable[[], torch.Tensor], torch.nn.Module]:
-    """``(step, decoder)``: ``step()`` runs one stage-1 step on random ``size x size`` RGB targets for ``batch`` rows of a
-    1000-row latent table and returns the per-image MSE (detached). Seeded, so two builds take the same steps."""
-    from qiren_gen.data import image_grid
-    from qiren_gen.functa import per_image_mse
-    from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator
-
+    """``(step, decoder)``: ``step()`` runs one stage-1 step on random ``size x size`` RGB targets for ``batch`` rows
+    of a 1000-row latent table and returns the per-image MSE (detached). Seeded, so two builds take the same steps."""
     torch.manual_seed(0)
     decoder = FeatureSynthesisDecoder(out_channels=3, n_heads=32, n_qubits=2, frequency_init=2.0,
                                       hidden_features=128, hidden_layers=3, modulation="weight").to(device)

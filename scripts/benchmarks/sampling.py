@@ -13,6 +13,8 @@ import time
 import numpy as np
 import torch
 
+from qiren_gen.pipelines.schedulers import make_scheduler
+
 
 def compare_samplers(pipe, samplers: list[tuple[str, int]], runs: int = 3, num_images: int = 16,
                      resolution: int = 128, seed: int = 0) -> dict:
@@ -22,8 +24,6 @@ def compare_samplers(pipe, samplers: list[tuple[str, int]], runs: int = 3, num_i
     reference. Every row is also compared with the run of the most steps (e.g. ``ddim:250``, near the exact
     solution of the deterministic samplers' ODE). Images are in [0, 1]: 0.01 is 2.55 grey levels of 255.
     """
-    from qiren_gen.pipelines.schedulers import make_scheduler
-
     config = pipe.scheduler.config
     original = pipe.scheduler
     pipe.set_progress_bar_config(disable=True)

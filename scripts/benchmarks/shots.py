@@ -11,12 +11,12 @@ import time
 
 import torch
 
+from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
+
 
 def time_pipeline_shots(shots: int = 1000, batch_size: int = 16, size: int = 128, steps: int = 50,
                         repeats: int = 3) -> dict:
     """Medians (s) of interleaved exact (warm and cold feature cache) and ``shots`` calls, and their ratios."""
-    from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
-
     pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())
     pipe.set_progress_bar_config(disable=True)
 
@@ -31,7 +31,7 @@ def time_pipeline_shots(shots: int = 1000, batch_size: int = 16, size: int = 128
     times: dict[str, list[float]] = {"exact": [], "exact_cold": [], "shots": []}
     for _ in range(repeats):
         times["exact"].append(call())
-        pipe.decoder._feature_cache = []  # the first call of a session: features computed
+        pipe.decoder.clear_feature_cache()  # the first call of a session: features computed
         times["exact_cold"].append(call())
         times["shots"].append(call(shots=shots))
     med = {k: statistics.median(v) for k, v in times.items()}

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from qiren_gen.quantum import DataReuploadingCircuit
+
 IMPLEMENTATIONS = ("pennylane", "qiren-gen-autograd", "qiren-gen-fused")
 
 
@@ -33,8 +35,6 @@ class Timing:
 
 
 def _build(implementation: str, n_qubits: int, n_reuploads: int, n_blocks: int, seed: int):
-    from qiren_gen.quantum import DataReuploadingCircuit
-
     torch.manual_seed(seed)
     circuit = DataReuploadingCircuit(n_qubits, n_reuploads, n_blocks)
     if implementation == "pennylane":

@@ -17,6 +17,13 @@ import statistics
 import time
 from pathlib import Path
 
+import datasets
+import pyarrow.parquet as pq
+import torch
+
+from qiren_gen.data.datasets import load_image_dataset
+from qiren_gen.data.indexed import IndexedStream
+
 from .data_scale import make_parquet_set
 
 
@@ -30,10 +37,6 @@ def read_bytes() -> int:
 
 def one_rank(stream_factory, rank: int, read_shards: bool, workers: int = 0) -> dict:
     """One pass of rank ``rank`` of 2 over a fresh stream: examples taken, bytes read, seconds, positions kept."""
-    import torch
-
-    from qiren_gen.data.indexed import IndexedStream
-
     source = stream_factory()  # loading reads the first example (an empty dataset is refused): not counted
     before, start = read_bytes(), time.perf_counter()
     stream = IndexedStream(source, rank=rank, num_ranks=2, read_shards=read_shards)  # footers: counted
@@ -94,10 +97,6 @@ def workers_block(name: str, stream_factory, say=print) -> None:
 
 
 def benchmark_stream_reading(work_dir: str | Path, images: int = 2000, repeats: int = 3, say=print) -> None:
-    import datasets
-
-    from qiren_gen.data.datasets import load_image_dataset
-
     datasets.disable_progress_bars()
     logging.getLogger("qiren_gen.data.indexed").setLevel(logging.ERROR)  # the table says what each rank reads
     work_dir = Path(work_dir)
@@ -105,8 +104,6 @@ def benchmark_stream_reading(work_dir: str | Path, images: int = 2000, repeats: 
     three = make_parquet_set(work_dir / f"parquet-{images}-3", images, shard_rows=(images + 2) // 3)
     groups = work_dir / f"parquet-{images}-3-rowgroups-100"
     if not (groups / "complete").is_file():  # the same 3 files, in row groups of 100 rows
-        import pyarrow.parquet as pq
-
         (groups / "data").mkdir(parents=True, exist_ok=True)
         for path in sorted((three / "data").glob("*.parquet")):
             pq.write_table(pq.read_table(path), groups / "data" / path.name, row_group_size=100)

@@ -34,7 +34,8 @@ def test_qiren_gen_flags_use_hyphens():
 
 def test_script_flags_use_underscores():
     sources = [*REPO.glob("scripts/**/*.py"), REPO / "qiren_gen" / "training" / "arguments.py"]
-    flags = {(path.relative_to(REPO).as_posix(), flag) for path in sources for flag in FIRST_FLAG.findall(path.read_text())}
+    flags = {(path.relative_to(REPO).as_posix(), flag)
+             for path in sources for flag in FIRST_FLAG.findall(path.read_text())}
     assert ("scripts/train_pipeline.py", "--train_shots") in flags
     assert sorted(f"{path}: {flag}" for path, flag in flags if "-" in flag[2:]) == []
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,8 @@ from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircui
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-DTYPES = st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int32, torch.bool, torch.complex64])
+DTYPES = st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int32, torch.bool,
+                          torch.complex64])
 VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32), st.floats(-1e6, 1e6))
 
 
@@ -210,8 +212,6 @@ def test_decode_latents_only_documented_errors(mode, batch, latent_dim, dtype, f
 
 def test_overflowed_half_precision_coordinates_are_refused():
     """Found by this module's fuzzing in CI: float16 65520 overflows to inf and gave NaN images in angles mode."""
-    import pytest
-
     decoder, _ = _modulated("angles")
     coords = torch.full((1, 1, 2), 65520.0).to(torch.float16)
     with pytest.raises(ValueError, match="coords contain NaN or inf"):

@@ -63,7 +63,8 @@ def test_bad_sources_and_outputs_exit_2(pipe_dir, tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     cases = [
         (["--pipeline", str(tmp_path), "--output", str(tmp_path / "a.png")], "not a pipeline folder"),
-        (["--pipeline", "qiren-gen-tests/missing", "--output", str(tmp_path / "a.png")], "cannot reach the Hugging Face Hub"),
+        (["--pipeline", "qiren-gen-tests/missing", "--output", str(tmp_path / "a.png")],
+         "cannot reach the Hugging Face Hub"),
         (["--pipeline", str(pipe_dir), "--output", str(tmp_path / "no" / "a.png")], "does not exist"),
         (["--pipeline", str(pipe_dir), "--output", str(tmp_path / "a.jpg")], "must be a .png"),
     ]

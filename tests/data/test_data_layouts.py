@@ -5,6 +5,7 @@ columns, empty or unknown split), each one line."""
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import zipfile
 from pathlib import Path
@@ -123,8 +124,6 @@ def test_bad_layouts_are_one_line_each(tmp_path):
 def test_train_functa_on_a_hub_cache_webdataset_streamed_offline(tmp_path, monkeypatch, capsys):
     """End to end: a Hub id whose snapshot (webdataset tars, no `image` column) is only in the local Hub cache,
     streamed, auto-decoded latents sized by --max_train_samples."""
-    import json
-
     from accelerate.state import AcceleratorState
     from huggingface_hub import constants
 
@@ -142,7 +141,7 @@ def test_train_functa_on_a_hub_cache_webdataset_streamed_offline(tmp_path, monke
     assert main(["--dataset_name", "gaunernst/ffhq-1024-wds", "--streaming", "--max_train_samples", "5",
                  "--encoding", "auto_decode", "--resolution", "4", "--channels", "3", "--n_qubits", "2",
                  "--hidden_layers", "1", "--latent_dim", "3", "--train_batch_size", "2", "--max_train_steps", "3",
-                 "--checkpointing_steps", "3", "--cache_dir", str(tmp_path / "cache"), "--output_dir", str(out)]) == 0, \
-        capsys.readouterr().err
+                 "--checkpointing_steps", "3", "--cache_dir", str(tmp_path / "cache"),
+                 "--output_dir", str(out)]) == 0, capsys.readouterr().err
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["steps"] == 3 and summary["visited_latents"] == 5  # 3 batches of 2 over 5 streamed images

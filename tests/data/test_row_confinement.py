@@ -13,9 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from testing_utils import LoopbackListener as Listener
-from testing_utils import png_bytes
-
 from qiren_gen.data.datasets import (
     IMAGE_COLUMN,
     ImageCollator,
@@ -23,6 +20,8 @@ from qiren_gen.data.datasets import (
     decode_image,
     load_image_dataset,
 )
+from testing_utils import LoopbackListener as Listener
+from testing_utils import png_bytes
 
 
 def parquet_dataset(folder, rows: list[dict]):

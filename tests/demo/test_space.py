@@ -17,6 +17,7 @@ from PIL import Image
 
 from qiren_gen.demo.space import write_space
 from qiren_gen.pipelines import bundled_pipeline_dir
+from testing_utils import free_port as _free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,8 +48,6 @@ def test_space_folder_holds_the_app_its_card_its_requirements_and_the_pipeline(t
 
 @pytest.mark.slow
 def test_space_folder_runs_the_demo(tmp_path):
-    from testing_utils import free_port as _free_port
-
     out = write_space(tmp_path / "space")
     assert (out / "requirements.txt").read_text() == "qiren-gen[demo]\n"
     card = (out / "README.md").read_text()

@@ -109,7 +109,7 @@ def results(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("docs-blocks")
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         done = pool.map(lambda ib: run_block(ib[1], root / f"block{ib[0]}"), enumerate(runnable))
-        return {b.name: r for b, r in zip(runnable, done)}
+        return {b.name: r for b, r in zip(runnable, done, strict=True)}
 
 
 def test_pages_have_blocks_to_test():

@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 from skimage.data import lfw_subset
 
-from qiren_gen.metrics.reference import ReferenceImages, load_reference
 from qiren_gen.evaluation import evaluate, generate_samples, save_grid, shard_size
 from qiren_gen.metrics import PIXEL_POOL, ReferenceStatistics
+from qiren_gen.metrics.reference import ReferenceImages, load_reference
 
 FD = f"frechet_distance[{PIXEL_POOL}]"
 

@@ -3,8 +3,13 @@ import pytest
 import torch
 
 from qiren_gen.data import image_grid
-from qiren_gen.functa import (STEP_MEMORY_BUDGET, backward_per_image_mse, images_to_targets, per_image_mse,
-                              step_chunk_points)
+from qiren_gen.functa import (
+    STEP_MEMORY_BUDGET,
+    backward_per_image_mse,
+    images_to_targets,
+    per_image_mse,
+    step_chunk_points,
+)
 from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN
 from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
 
@@ -46,7 +51,7 @@ def test_chunked_gradient_equals_full_grid_backward(name, decoder, chunk_points)
 
     expected, got = _grads(decoder, modulator, latents, full), _grads(decoder, modulator, latents, chunked)
     assert len(expected) == len(got) > 3  # the decoder's and the modulator's parameters got gradients
-    for e, g in zip(expected, got):
+    for e, g in zip(expected, got, strict=True):
         torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
 
 
@@ -64,7 +69,7 @@ def test_one_chunk_is_exactly_the_full_grid_step():
     expected = _grads(decoder, modulator, latents, full)
     got = _grads(decoder, modulator, latents, lambda z: backward_per_image_mse(
         decoder, modulator, z, coords, targets, penalty=0.1 * z.square().sum()))
-    for e, g in zip(expected, got):
+    for e, g in zip(expected, got, strict=True):
         assert torch.equal(g, e)
 
 

@@ -4,15 +4,14 @@ import pytest
 import torch
 from PIL import Image
 
-from qiren_gen.functa import decode_latents, encode_images
+from qiren_gen.functa import decode_latents, encode_area_consistent, encode_images, prior_superresolve
 from research.prior_superres.study import compare_superres, fit_single_image_qiren
-from qiren_gen.functa import encode_area_consistent, prior_superresolve
 from testing_utils import tiny_pipeline
 
 
 def test_prior_superresolve_is_encode_at_low_then_decode_at_high_resolution():
-    # Quality needs a trained model (measured by scripts/research/prior_superres/compare_prior_superres.py); here: the latent found at low
-    # resolution is exactly the one rendered at high resolution.
+    # Quality needs a trained model (measured by scripts/research/prior_superres/compare_prior_superres.py); here: the
+    # latent found at low resolution is exactly the one rendered at high resolution.
     pipe = tiny_pipeline()
     low = torch.rand(2, 1, 4, 5) * 2 - 1
     up = prior_superresolve(pipe.decoder, pipe.modulator, low, 16, 20, steps=2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import inspect
 import os
 import subprocess
 import sys
@@ -83,7 +84,8 @@ def test_a_file_planted_in_the_torch_hub_cache_is_refused_and_runs_nothing(tmp_p
     cache.mkdir(parents=True)
     weights = hostile_weights(cache / extractors.INCEPTION_WEIGHTS_FILE, marker)
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    result = _evaluate(tmp_path, prefix_only(digest), weights.stat().st_size, env={"TORCH_HOME": str(tmp_path / "torch")})
+    result = _evaluate(tmp_path, prefix_only(digest), weights.stat().st_size,
+                       env={"TORCH_HOME": str(tmp_path / "torch")})
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "cached weights" in result.stderr, result.stderr
     assert not marker.exists()
@@ -168,8 +170,6 @@ def test_the_package_never_loads_a_pickle_that_can_run_code():
 
 def test_torch_fidelitys_functions_on_the_fid_path_load_nothing():
     """The call paths into torch-fidelity: the functions :mod:`qiren_gen.metrics` calls read no file."""
-    import inspect
-
     from torch_fidelity import datasets, feature_extractor_base, metric_fid, metric_kid, utils
 
     used = [utils.get_featuresdict_from_dataset, utils.glob_samples_paths, metric_fid.fid_features_to_statistics,

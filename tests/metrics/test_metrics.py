@@ -5,6 +5,9 @@ real ``calculate_metrics`` path runs without the Inception download; the referen
 """
 from __future__ import annotations
 
+import hashlib
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -57,7 +60,10 @@ def frechet_numpy(f1: np.ndarray, f2: np.ndarray) -> float:
 
 def kid_numpy(f1: np.ndarray, f2: np.ndarray) -> float:
     """Unbiased MMD^2 with torch-fidelity's default cubic polynomial kernel, all samples in one subset."""
-    k = lambda a, b: (a @ b.T / a.shape[1] + 1.0) ** 3  # noqa: E731
+
+    def k(a, b):
+        return (a @ b.T / a.shape[1] + 1.0) ** 3
+
     m = len(f1)
     kxx, kyy, kxy = k(f1, f1), k(f2, f2), k(f1, f2)
     return float((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.sum() / m**2)
@@ -68,7 +74,7 @@ def test_ssim_matches_scikit_image(lfw):
     a, b = lfw[:6], lfw[6:12]
     ours = ssim(a, b, reduction="none")
     ref = [structural_similarity(x[0].numpy(), y[0].numpy(), gaussian_weights=True, sigma=1.5,
-                                 use_sample_covariance=False, data_range=1.0) for x, y in zip(a, b)]
+                                 use_sample_covariance=False, data_range=1.0) for x, y in zip(a, b, strict=True)]
     np.testing.assert_allclose(ours.numpy(), ref, rtol=0, atol=1e-10)
     assert float(ssim(a, a)) == pytest.approx(1.0, abs=1e-12)
     rgb = torch.rand(2, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -114,9 +120,11 @@ def test_one_psnr_gives_the_figures_of_the_ones_it_replaced(lfw):
     np.testing.assert_allclose(psnr(a, b, data_range=1.0, dim=(1, 2, 3), reduction="none").numpy(),
                                _old_psnr01(a, b).numpy(), rtol=0, atol=1e-12)
     signal_a, signal_b = (a[0, 0] * 2 - 1).numpy(), (b[0, 0] * 2 - 1).numpy()
-    assert float(psnr(signal_a, signal_b, data_range=2.0)) == pytest.approx(_old_signal_psnr(signal_a, signal_b), abs=1e-9)
+    assert float(psnr(signal_a, signal_b, data_range=2.0)) == pytest.approx(_old_signal_psnr(signal_a, signal_b),
+                                                                             abs=1e-9)
     per_image_mse = ((a * 2 - 1) - (b * 2 - 1)).square().mean(dim=(1, 2, 3))
-    np.testing.assert_allclose(psnr_from_mse(per_image_mse, 2.0).numpy(), _old_functa_psnr(per_image_mse).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(psnr_from_mse(per_image_mse, 2.0).numpy(), _old_functa_psnr(per_image_mse).numpy(),
+                               rtol=1e-6)
     np.testing.assert_allclose(psnr(a * 2 - 1, b * 2 - 1, data_range=2.0, dim=(1, 2, 3), reduction="none").numpy(),
                                _old_functa_psnr(per_image_mse).double().numpy(), rtol=1e-5)
     # a [-1, 1] image scored as if it were [0, 1] reads 20 log10(2) = 6.02 dB low: why data_range is explicit
@@ -181,8 +189,8 @@ def test_fid_and_kid_grow_monotonically_with_a_controlled_shift(lfw):
         out, _ = compute_fid_kid((1 - t) * faces + t * others, reference, feature_extractor=PIXEL_POOL, kid_subsets=5)
         fds.append(out[FD])
         kds.append(out[KD])
-    assert all(b > a for a, b in zip(fds, fds[1:])), fds
-    assert all(b > a for a, b in zip(kds, kds[1:])), kds
+    assert all(b > a for a, b in pairwise(fds)), fds
+    assert all(b > a for a, b in pairwise(kds)), kds
     assert fds[0] < 1e-6 < fds[1]
 
 
@@ -234,8 +242,6 @@ def test_missing_weights_file_names_the_option(tmp_path):
 def test_weights_must_be_exactly_torch_fidelitys_file(tmp_path, monkeypatch):
     """FID is only comparable with torch-fidelity's exact Inception weights: a file of another length or sha256 is
     refused; the file whose whole digest is the recorded one is accepted as it is."""
-    import hashlib
-
     from qiren_gen.metrics import extractors
 
     torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1), "fc.weight": torch.zeros(1)}, tmp_path / "other.pth")
@@ -263,8 +269,6 @@ def test_offline_inception_download_fails_in_one_line(tmp_path, monkeypatch):
 
 
 def test_cached_inception_weights_are_used_without_download_and_checked(tmp_path, monkeypatch):
-    import hashlib
-
     from torch_fidelity import feature_extractor_inceptionv3 as fe
 
     from qiren_gen.metrics import extractors

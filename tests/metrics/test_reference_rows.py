@@ -6,10 +6,9 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
+from qiren_gen.metrics.reference import load_reference
 from testing_utils import LoopbackListener as Listener
 from testing_utils import png_bytes
-
-from qiren_gen.metrics.reference import load_reference
 
 
 def test_reference_rows_outside_the_dataset_or_urls_are_refused_unopened(tmp_path):

@@ -2,6 +2,8 @@
 features, weights, biases and modulations, and second derivatives, in float64, with blocks cut mid-grid."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 import torch
 
@@ -47,7 +49,8 @@ def test_blocked_training_layers_equal_the_batched_layers_in_float64(shared, mon
     expected_grads = torch.autograd.grad((expected * probe).sum(), params)
 
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-12)
-    for name, got, want in zip(["modulations", "coords", *dict(decoder.named_parameters())], grads, expected_grads):
+    names = ["modulations", "coords", *dict(decoder.named_parameters())]
+    for name, got, want in zip(names, grads, expected_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-12, msg=name)
 
 
@@ -58,11 +61,11 @@ def test_blocked_function_gradients_w_r_t_features_and_weights(shared, monkeypat
     torch.manual_seed(2)
     batch, points, widths = 2, 13, [5, 7, 6]
     h = torch.randn(*(() if shared else (batch,)), points, widths[0], dtype=torch.float64, requires_grad=True)
-    weights = [torch.randn(batch, o, i, dtype=torch.float64, requires_grad=True) for i, o in zip(widths, widths[1:])]
+    weights = [torch.randn(batch, o, i, dtype=torch.float64, requires_grad=True) for i, o in pairwise(widths)]
     biases = [torch.randn(o, dtype=torch.float64, requires_grad=True) for o in widths[1:]]
     out_weight = torch.randn(2, widths[-1], dtype=torch.float64, requires_grad=True)
     out_bias = torch.randn(2, dtype=torch.float64, requires_grad=True)
-    inputs = (h, out_weight, out_bias, *[t for pair in zip(weights, biases) for t in pair])
+    inputs = (h, out_weight, out_bias, *[t for pair in zip(weights, biases, strict=True) for t in pair])
     torch.autograd.gradcheck(blocked_synthesis.BlockedWeightModulatedSynthesis.apply, inputs)
 
 
@@ -77,7 +80,7 @@ def test_second_derivatives_equal_the_batched_layers(monkeypatch):
 
     got = meta_gradients()
     _batched(decoder, monkeypatch)
-    for g, want in zip(got, meta_gradients()):
+    for g, want in zip(got, meta_gradients(), strict=True):
         torch.testing.assert_close(g, want, rtol=1e-5, atol=1e-12)
 
 

@@ -36,7 +36,7 @@ def test_circuit_forward_and_backward_match_float64_cpu(device, engine, one_thre
     got = moved(xd)
     got_grads = torch.autograd.grad(got.square().sum(), [xd, moved.weights])
     torch.testing.assert_close(got.cpu().double(), want, rtol=1e-4, atol=1e-5)
-    for g, w in zip(got_grads, want_grads):
+    for g, w in zip(got_grads, want_grads, strict=True):
         torch.testing.assert_close(g.cpu().double(), w, rtol=1e-4, atol=1e-4)
 
 

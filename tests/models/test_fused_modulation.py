@@ -35,7 +35,8 @@ def test_fused_layers_match_the_plain_math_in_float64(modulation, shared, plain_
     expected_grads = torch.autograd.grad((expected * probe).sum(), params, allow_unused=True)
 
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-12)
-    for (name, _), got, want in zip([("modulations", None), *decoder.named_parameters()], grads, expected_grads):
+    named = [("modulations", None), *decoder.named_parameters()]
+    for (name, _), got, want in zip(named, grads, expected_grads, strict=True):
         assert (got is None) == (want is None), name
         if got is not None:
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-12, msg=name)

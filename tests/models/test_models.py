@@ -1,6 +1,8 @@
 """QIREN, its hybrid layer and the classical baselines: shapes, sizes, learning and save/load round trips."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -25,7 +27,10 @@ def test_save_pretrained_round_trip(tmp_path, name, model):
     model.save_pretrained(tmp_path)
     assert (tmp_path / "diffusion_pytorch_model.safetensors").exists()
     loaded = type(model).from_pretrained(tmp_path).eval()
-    public = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+
+    def public(config):
+        return {k: v for k, v in config.items() if not k.startswith("_")}
+
     assert public(loaded.config) == public(model.config)
     assert torch.equal(loaded(coords), expected)
 
@@ -103,8 +108,6 @@ def test_qiren_variant_round_trips(tmp_path):
 
 def test_qiren_defaults_are_the_paper_and_old_configs_load(tmp_path):
     """A folder saved before the options existed (no option keys in config.json) loads as the paper's QIREN."""
-    import json
-
     torch.manual_seed(0)
     model = QIREN(n_qubits=3, hidden_layers=1)
     model.save_pretrained(tmp_path)

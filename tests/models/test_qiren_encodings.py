@@ -40,7 +40,7 @@ def test_qiren_options_match_pennylane(options, engine):
     model.zero_grad()
     theirs.sum().backward()  # the twins hold copies of the circuit weights: compare the classical layers' grads
     assert (xa.grad - xb.grad).abs().max().item() <= 1e-10
-    for (name, p), g in zip(model.named_parameters(), grads):
+    for (name, p), g in zip(model.named_parameters(), grads, strict=True):
         if not name.endswith("circuit.weights"):
             assert (p.grad - g).abs().max().item() <= 1e-10, name
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 from safetensors.torch import load_file
+from torch.nn import functional as F
 
 from qiren_gen.data import image_grid
 from qiren_gen.functa import decode_latents, encode_images, per_image_mse
@@ -64,13 +65,27 @@ def test_features_are_cached_at_inference_and_invalidated_by_training():
     assert len(calls) == 3
 
 
+def test_cleared_feature_cache_computes_the_features_again():
+    decoder, modulator = _pair()
+    calls = []
+    compute = decoder._features
+    decoder._features = lambda coords, stats: calls.append(1) or compute(coords, stats)
+    z = torch.randn(2, 6)
+    with torch.no_grad():
+        first = decode_latents(decoder, modulator, z, 6, 6)
+        decoder.clear_feature_cache()
+        again = decode_latents(decoder, modulator, z, 6, 6)
+    assert len(calls) == 2  # without the clear, the second render is served from the cache (the test above)
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+
+
 def test_quantum_features_recomputed_for_training_and_cached_while_encoding():
     torch.manual_seed(0)
     decoder = FeatureSynthesisDecoder(features="quantum", n_heads=4, n_qubits=2, hidden_features=16, hidden_layers=1)
     modulator = LatentModulator.for_decoder(decoder, 4, encoding="auto_decode", inner_steps=5)
     calls = []
-    compute = decoder._features
-    decoder._features = lambda coords, stats: calls.append(1) or compute(coords, stats)
+    compute = decoder._series_or_simulated_features  # the features' computation: the series (or the simulator)
+    decoder._series_or_simulated_features = lambda coords, stats: calls.append(1) or compute(coords, stats)
     coords = image_grid(5, 5)
     decoder.coordinate_features(coords)
     decoder.coordinate_features(coords)
@@ -79,10 +94,14 @@ def test_quantum_features_recomputed_for_training_and_cached_while_encoding():
     latents = encode_images(decoder, modulator, images)
     assert len(calls) == 3  # 5 encoding steps against the frozen decoder: the grid's features computed once
     assert all(p.requires_grad for p in [*decoder.parameters(), *modulator.parameters()])  # restored afterwards
-    decoder._features = compute
+    decoder._series_or_simulated_features = compute
     decoder._feature_cache = []
     recomputed = []
-    uncached = lambda coords, stats: recomputed.append(1) or compute(coords, stats)  # noqa: E731
+
+    def uncached(coords, stats):
+        recomputed.append(1)
+        return compute(coords, stats)
+
     decoder.coordinate_features = lambda c, stats=None: uncached(c, stats)
     torch.testing.assert_close(encode_images(decoder, modulator, images), latents, rtol=0, atol=0)
     assert len(recomputed) == 5  # the same latents as recomputing the features at every step
@@ -135,7 +154,8 @@ def test_meta_sgd_modulator_config_without_encoding_fields_loads_as_meta_sgd(tmp
 def _pipeline(modulation="weight"):
     decoder, modulator = _pair(modulation)
     prior = LatentDenoiser(latent_dim=6, hidden_dim=16, num_blocks=1, time_embed_dim=8, sample_size=8)
-    pipe = QirenGenerationPipeline(decoder, modulator, prior, DDIMScheduler.from_config(make_training_scheduler(100).config))
+    scheduler = DDIMScheduler.from_config(make_training_scheduler(100).config)
+    pipe = QirenGenerationPipeline(decoder, modulator, prior, scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -195,7 +215,8 @@ def test_trainer_learns_auto_decoded_latents_and_resumes_exactly(tmp_path):
             output_dir=str(out), train_data_dir=str(tmp_path / "data"), resolution=8, decoder="fourier-features",
             hidden_features=16, hidden_layers=2, n_fourier=8, latent_dim=4, modulation="film",
             encoding="auto_decode", flip_augment=True, encode_steps=20, train_batch_size=4, max_train_steps=steps,
-            learning_rate=1e-2, latent_learning_rate=5e-2, checkpointing_steps=3, seed=1, resume_from_checkpoint=resume))
+            learning_rate=1e-2, latent_learning_rate=5e-2, checkpointing_steps=3, seed=1,
+            resume_from_checkpoint=resume))
 
     summary = run(tmp_path / "full", 6)
     assert summary["last_loss"] < summary["first_loss"]
@@ -215,8 +236,6 @@ def test_trainer_learns_auto_decoded_latents_and_resumes_exactly(tmp_path):
 
 
 def test_area_consistent_superresolution_with_auto_decoded_latents():
-    from torch.nn import functional as F
-
     from qiren_gen.functa import encode_area_consistent
 
     decoder, modulator = _pair("film")

@@ -24,7 +24,7 @@ def test_one_hybrid_layer_is_heads_of_single_circuits_side_by_side():
     decoder, _ = _pair()
     decoder = decoder.double()
     x = torch.randn(5, 6, dtype=torch.float64)
-    out = decoder._circuit(0, x)
+    out = decoder.shared_circuit(0, x)
     for head in range(3):
         single = DataReuploadingCircuit(2).double()
         with torch.no_grad():
@@ -37,7 +37,8 @@ def test_widths_parameters_and_modulation_sizes():
     assert decoder.width == 128 and decoder.modulation_dim == 3 * 128
     assert [tuple(c.weights.shape) for c in decoder.circuits] == [(32, 3, 2, 4, 3)] * 3
     assert ModulatedWideQIREN(n_heads=32, n_qubits=4, modulation="film").modulation_dim == 3 * 256
-    assert ModulatedWideQIREN(n_heads=2, n_qubits=3, hidden_layers=0, modulation="angles").modulation_dim == 2 * 3 * 2 * 3 * 3
+    angles = ModulatedWideQIREN(n_heads=2, n_qubits=3, hidden_layers=0, modulation="angles")
+    assert angles.modulation_dim == 2 * 3 * 2 * 3 * 3
 
 
 @pytest.mark.parametrize("mode,entangler,channels", [("shift", "cz_ring", 1), ("film", "cnot_chain", 3),
@@ -55,7 +56,8 @@ def test_forward_and_save_load_roundtrip(tmp_path, mode, entangler, channels):
 
 
 def test_angles_modulation_is_per_sample_weights():
-    """Modulation m on the angles of sample b gives the decoder whose circuits hold weights + m, for that sample only."""
+    """Modulation m on the angles of sample b gives the decoder whose circuits hold weights + m, for that sample
+    only."""
     decoder, _ = _pair("angles")
     decoder = decoder.double()
     coords = torch.rand(2, 4, 2, dtype=torch.float64) * 2 - 1
@@ -78,7 +80,7 @@ def _forward_shift_zero(decoder, coords, stats):
     h = coords
     for layer in range(decoder.n_layers):
         pre = (decoder.linears[layer](h) - stats[layer][0]) / stats[layer][1]
-        h = decoder._circuit(layer, pre * decoder.norm_weight[layer] + decoder.norm_bias[layer])
+        h = decoder.shared_circuit(layer, pre * decoder.norm_weight[layer] + decoder.norm_bias[layer])
     return decoder.output(h)
 
 

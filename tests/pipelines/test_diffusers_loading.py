@@ -14,8 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline,
-                                 bundled_pipeline_dir)
+from qiren_gen.pipelines import (
+    QirenGenerationPipeline,
+    QirenSignalFittingPipeline,
+    QirenSuperResolutionPipeline,
+    bundled_pipeline_dir,
+)
 from qiren_gen.pipelines.diffusers_entry import ENTRY_MODULE, entry_module_text
 from testing_utils import save_every_pipeline_kind
 
@@ -123,7 +127,7 @@ def test_the_safe_loader_keeps_loading_the_old_index_form(saved, tmp_path):
     (folder / f"{ENTRY_MODULE}.py").unlink()
     old = QirenGenerationPipeline.from_pretrained(folder)
     new = QirenGenerationPipeline.from_pretrained(saved["gen"])
-    for a, b in zip(old.prior.state_dict().values(), new.prior.state_dict().values()):
+    for a, b in zip(old.prior.state_dict().values(), new.prior.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     old.save_pretrained(tmp_path / "resaved")  # re-saving upgrades the folder to the new form
     assert json.loads((tmp_path / "resaved" / "model_index.json").read_text())["_class_name"][0] == ENTRY_MODULE

@@ -8,7 +8,6 @@ from qiren_gen.data.signals import load_image
 from qiren_gen.models import QIREN
 from qiren_gen.pipelines import QirenSignalFittingPipeline, QirenSuperResolutionPipeline, interpolate_image
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

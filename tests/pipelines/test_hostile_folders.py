@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
+from qiren_gen.models.config_checks import MODEL_BOUNDS, check_scheduler_config
 from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline
 from qiren_gen.pipelines.component_classes import MODEL_CLASSES, SCHEDULER_NAMES, component_class
-from qiren_gen.models.config_checks import MODEL_BOUNDS, check_scheduler_config
 from qiren_gen.runtime.json_files import MAX_CONFIG_BYTES, read_json_file
 from testing_utils import tiny_pipeline
 
@@ -101,8 +101,9 @@ HOSTILE = {
     "num_blocks 2.5": (_edit_json("prior/config.json", lambda d: d.update(num_blocks=2.5)), "not a whole number"),
     "dropout NaN": (_edit_json("prior/config.json", lambda d: d.update(dropout=math.nan)), "dropout is NaN"),
     "dropout 1": (_edit_json("prior/config.json", lambda d: d.update(dropout=1.0)), "dropout=1.0 is outside [0, 1)"),
-    "hidden_dim at the cap with 256 blocks (over the memory budget)": (_edit_json("prior/config.json", lambda d: d.update(
-        hidden_dim=8192, num_blocks=256)), "over the limit of 134,217,728"),
+    "hidden_dim at the cap with 256 blocks (over the memory budget)": (
+        _edit_json("prior/config.json", lambda d: d.update(hidden_dim=8192, num_blocks=256)),
+        "over the limit of 134,217,728"),
     "an unknown key": (_edit_json("decoder/config.json", lambda d: d.update(bogus=1)), "'bogus' is not a parameter"),
     "a string where a number belongs": (_edit_json("modulator/config.json", lambda d: d.update(latent_dim="6")),
                                         "latent_dim is a string"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import shutil
 
 import diffusers
 import numpy as np
@@ -149,8 +150,6 @@ def test_a_scheduler_from_outside_diffusers_samples_but_is_not_saved(pipe, tmp_p
 
 
 def test_a_folder_naming_a_foreign_or_non_scheduler_class_is_refused(saved, tmp_path):
-    import shutil
-
     for spec, match in ((["test_pipeline_conventions", "OutsideScheduler"], "only diffusers and qiren_gen"),
                         (["diffusers", "UNet2DModel"], "scheduler slot must be a diffusers scheduler")):
         folder = shutil.copytree(saved, tmp_path / spec[1])
@@ -365,7 +364,7 @@ def test_variants_save_and_load(pipe, tmp_path):
         loaded = QirenGenerationPipeline.from_pretrained(tmp_path, **kwargs)
         for name in ("decoder", "modulator", "prior"):
             for (key, a), b in zip(pipe.components[name].named_parameters(),
-                                   loaded.components[name].parameters()):
+                                   loaded.components[name].parameters(), strict=True):
                 assert torch.equal(a, b), (name, key)
 
 

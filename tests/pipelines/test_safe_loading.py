@@ -1,18 +1,21 @@
-"""Safe loading: a pipeline folder is read as JSON + safetensors only. Pickles are never unpickled, code in the folder is
-never run, classes from outside diffusers / qiren_gen are never imported; every refusal is one clear error."""
+"""Safe loading: a pipeline folder is read as JSON + safetensors only. Pickles are never unpickled, code in the folder
+is never run, classes from outside diffusers / qiren_gen are never imported; every refusal is one clear error."""
 from __future__ import annotations
 
 import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from qiren_gen.cli import main as cli_main
-from qiren_gen.pipelines import (QirenGenerationPipeline, QirenSignalFittingPipeline,
-                                 QirenSuperResolutionPipeline)
+from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline
 from testing_utils import Payload as _Payload
 from testing_utils import save_every_pipeline_kind
 
@@ -142,9 +145,6 @@ def test_cli_sample_refuses_a_pickled_pipeline_in_process(folders, tmp_path, cap
 
 @pytest.mark.slow
 def test_cli_sample_refuses_a_pickled_pipeline(folders, tmp_path):
-    import subprocess
-    import sys
-
     marker = tmp_path / "PWNED"
     folder = _copy(folders["gen"], tmp_path / "pickled")
     (folder / "prior" / "diffusion_pytorch_model.safetensors").unlink()
@@ -157,9 +157,6 @@ def test_cli_sample_refuses_a_pickled_pipeline(folders, tmp_path):
 
 
 def test_reference_statistics_are_safetensors_and_a_pickle_is_refused_unread(tmp_path):
-    import numpy as np
-    import torch
-
     from qiren_gen.metrics import ReferenceStatistics
 
     stats = ReferenceStatistics("qiren-pixel-pool", "pool", np.eye(3), np.ones((3, 3)), 7, resolution=8,

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from qiren_gen.cli import main
-from qiren_gen.pipelines import QirenGenerationPipeline
-from qiren_gen.pipelines import bundled_pipeline_dir
+from qiren_gen.pipelines import QirenGenerationPipeline, bundled_pipeline_dir
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +108,8 @@ def test_gradient_sharpness_falls_with_blur_and_rises_with_pixel_noise():
 
 
 def test_face_probe_measures_the_bundled_pipeline_under_shots_and_noise(pipe):
-    from research.hardware.faces import FaceProbe, held_out_faces
     from qiren_gen.quantum.noise import NoiseModel
+    from research.hardware.faces import FaceProbe, held_out_faces
 
     probe = FaceProbe(pipe, held_out_faces()[:2], num_samples=2)
     exact = probe.psnr()
@@ -124,8 +123,8 @@ def test_face_probe_measures_the_bundled_pipeline_under_shots_and_noise(pipe):
 
 
 def test_finetune_arguments_are_valid_train_pipeline_arguments(tmp_path):
-    from research.hardware.study import StudyConfig
     from research.hardware.faces import FINETUNES, finetune_arguments
+    from research.hardware.study import StudyConfig
     from train_pipeline import parse_args
 
     cfg = StudyConfig()

@@ -68,7 +68,7 @@ def test_fused_engine_is_chunk_invariant(monkeypatch, n_qubits):
     out = simulate_reuploading(x, weights, engine="fused")
     g = torch.autograd.grad((out * probe).sum(), (x, weights))
     assert torch.allclose(out, out_ref, atol=1e-12)
-    for a, b in zip(g, g_ref):
+    for a, b in zip(g, g_ref, strict=True):
         assert torch.allclose(a, b, atol=1e-12)
 
 
@@ -217,9 +217,10 @@ def test_fused_engine_with_options_is_chunk_invariant(monkeypatch, options):
         xi = x.clone().requires_grad_(True)
         out = circuit(xi)
         params = [xi] + list(circuit.parameters())
-        grads.append((out, torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum(), params)))
+        probe = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
+        grads.append((out, torch.autograd.grad((out * probe).sum(), params)))
     assert torch.allclose(grads[0][0], grads[1][0], atol=1e-12)
-    for a, b in zip(grads[0][1], grads[1][1]):
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
         assert torch.allclose(a, b, atol=1e-12)
 
 

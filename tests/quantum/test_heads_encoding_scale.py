@@ -61,7 +61,7 @@ def test_scales_change_the_circuit_and_unit_scales_do_not(layout):
     assert torch.allclose(ones, plain, atol=1e-13)
     g_ones = torch.autograd.grad((ones * probe).sum(), (x, weights))
     g_plain = torch.autograd.grad((plain * probe).sum(), (x, weights))
-    for a, b in zip(g_ones, g_plain):
+    for a, b in zip(g_ones, g_plain, strict=True):
         assert torch.allclose(a, b, atol=1e-12)
 
 
@@ -79,10 +79,11 @@ def test_scaled_layouts_and_engines_agree_in_many_chunks(monkeypatch, n_qubits, 
     results = []
     for layout in ("dense", "factored"):
         for engine in ("fused", "autograd"):
-            out = simulate_reuploading_heads(x, weights, entangler, layout=layout, engine=engine, encoding_scales=scales)
+            out = simulate_reuploading_heads(x, weights, entangler, layout=layout, engine=engine,
+                                             encoding_scales=scales)
             results.append((out, *torch.autograd.grad((out * probe).sum(), (x, weights, scales))))
     for other in results[1:]:
-        for a, b in zip(results[0], other):
+        for a, b in zip(results[0], other, strict=True):
             assert torch.allclose(a, b, atol=1e-12)
 
 
@@ -202,8 +203,8 @@ def test_synthesis_decoder_with_scales_round_trips_and_default_config_is_unchang
 
 
 def test_trainer_passes_the_scales_and_old_checkpoints_keep_their_signature():
-    from train_functa import parse_args
     from qiren_gen.training.functa_trainer import build_models, model_signature
+    from train_functa import parse_args
 
     cfg = parse_args(["--decoder", "circuit-features", "--n_heads", "4", "--n_qubits", "2", "--hidden_features", "8",
                       "--encoding_scale", "1,3"])

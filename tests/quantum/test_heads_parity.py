@@ -1,10 +1,11 @@
-"""Batched multi-head circuits against PennyLane per head, against a loop of single circuits, and layout against layout."""
+"""Batched multi-head circuits against PennyLane per head, against a loop of single circuits, and layout against
+layout."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from qiren_gen.quantum import DataReuploadingCircuit, fused, MultiHeadReuploadingCircuit, simulate_reuploading_heads
+from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, fused, simulate_reuploading_heads
 from qiren_gen.quantum.heads import DENSE_MAX_QUBITS
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -79,7 +80,7 @@ def test_layouts_and_engines_agree(monkeypatch, n_qubits, entangler, chunked):
             out = simulate_reuploading_heads(x, weights, entangler, layout=layout, engine=engine)
             results.append((out, *torch.autograd.grad((out * probe).sum(), (x, weights))))
     for other in results[1:]:
-        for a, b in zip(results[0], other):
+        for a, b in zip(results[0], other, strict=True):
             assert torch.allclose(a, b, atol=1e-12)
 
 
@@ -89,7 +90,7 @@ def test_autograd_engine_has_second_order_gradients_and_fused_refuses_them():
     x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
     for layout in ("dense", "factored"):
         assert torch.autograd.gradgradcheck(
-            lambda a, w: simulate_reuploading_heads(a, w, layout=layout, engine="autograd"), (x, weights)
+            lambda a, w, layout=layout: simulate_reuploading_heads(a, w, layout=layout, engine="autograd"), (x, weights)
         )
         (g,) = torch.autograd.grad(simulate_reuploading_heads(x, weights, layout=layout).sum(), x, create_graph=True)
         with pytest.raises(RuntimeError):

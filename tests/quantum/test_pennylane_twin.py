@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qiren_gen.quantum import ENTANGLERS, DataReuploadingCircuit, MultiHeadReuploadingCircuit
-from qiren_gen.quantum import export, gates
+from qiren_gen.quantum import ENTANGLERS, DataReuploadingCircuit, MultiHeadReuploadingCircuit, export, gates
 
 
 def _forward(layer, x):

@@ -24,7 +24,7 @@ def _circuit(n=3, observables="z+zz", entangler="cz_ring", seed=0, **kw):
 def test_exact_default_is_unchanged_bit_for_bit():
     c = _circuit()
     x = torch.randn(7, 3, dtype=torch.float64)
-    direct = simulate_reuploading(x, c.weights, observables=c._read())
+    direct = simulate_reuploading(x, c.weights, observables=c.simulator_observables())
     assert c.shots is None and c.noise is None and not c.measuring
     assert torch.equal(c(x), direct)
     with measurement(c):  # shots=None, noise=None: a no-op

@@ -91,3 +91,15 @@ def test_series_is_built_once_per_set_of_weights():
     x = torch.randn(10, 2, 2)
     with torch.no_grad():
         torch.testing.assert_close(second.evaluate(x.double()), heads(x.double()), rtol=0, atol=1e-10)
+
+
+def test_grid_product_backward_is_the_derivative_of_its_forward():
+    """The hand-written backward of the grid evaluation (training) against finite differences, in float64."""
+    from qiren_gen.quantum.spectrum import _GridProduct
+
+    gen = torch.Generator().manual_seed(0)
+    n_heads, m, k = 3, 2, 5
+    inputs = [torch.randn(*shape, dtype=torch.float64, generator=gen).requires_grad_(True)
+              for shape in [(n_heads, m, k), (n_heads, m, k), (n_heads, k), (n_heads, k), (n_heads, k)]]
+    rows, cols = torch.linspace(-1, 1, 4, dtype=torch.float64), torch.linspace(-1, 0.5, 6, dtype=torch.float64)
+    assert torch.autograd.gradcheck(_GridProduct.apply, (*inputs, rows, cols, torch.float64))

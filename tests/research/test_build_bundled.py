@@ -18,7 +18,8 @@ def keep_threads():
 def test_build_end_to_end_and_resume(tmp_path, keep_threads):
     cfg = BundleConfig(workdir=str(tmp_path / "work"), output=str(tmp_path / "pipe"),
                        figure=str(tmp_path / "fig" / "samples.png"), resolution=10, n_heads=3, n_qubits=2,
-                       hidden_features=16, hidden_layers=1, latent_dim=4, encode_steps=5, stage1_steps=2, stage1_batch_size=4, prior_steps=10, prior_hidden_dim=16, prior_blocks=1,
+                       hidden_features=16, hidden_layers=1, latent_dim=4, encode_steps=5, stage1_steps=2,
+                       stage1_batch_size=4, prior_steps=10, prior_hidden_dim=16, prior_blocks=1,
                        eval_samples=6)
     result = build_bundled_pipeline(cfg)
     report = result["report"]

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from research.paper.suite import make_jobs, run_suite
 from research.paper.report import write_report
+from research.paper.suite import make_jobs, run_suite
 
 
 def test_tiny_suite_writes_report(tmp_path):
@@ -26,7 +26,8 @@ def test_tiny_suite_writes_report(tmp_path):
     for fig in ("fig4_sound", "fig5_image_fitting", "fig7_relative_error", "fig8_superres"):
         png = tmp_path / "docs" / "figures" / f"{fig}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # the SIREN-baselines section (written by scripts/research/qiren_search/search_qiren.py) survives a rewrite of the main report
+    # the SIREN-baselines section (written by scripts/research/qiren_search/search_qiren.py) survives a rewrite of the
+    # main report
     path.write_text(text + "\n<!-- siren baselines: start -->\nkept section\n<!-- siren baselines: end -->\n")
     text = write_report(results, jobs, wall, tmp_path / "docs", [0, 1], 2, 1, "test").read_text()
     assert text.count("kept section") == 1 and "## Sound fitting" in text

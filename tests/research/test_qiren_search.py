@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from research.commands import portable_command
-from research.qiren_search.search import ALL_VARIANTS, band_errors, load_records, parameter_count, run_search
 from research.qiren_search.report import final_variants, write_search_report
+from research.qiren_search.search import ALL_VARIANTS, band_errors, load_records, parameter_count, run_search
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -25,9 +25,11 @@ def test_search_resumes_ranks_and_reports(tmp_path):
 
     carried = final_variants(cache, 1)
     assert carried[0] in ("s3", "qiren") and {"qiren", "siren", "siren-omega1", "relu-rff"} <= set(carried)
-    path = write_search_report(cache, tmp_path / "docs", "python scripts/research/qiren_search/search_qiren.py final --top 1")
+    path = write_search_report(cache, tmp_path / "docs",
+                               "python scripts/research/qiren_search/search_qiren.py final --top 1")
     text = path.read_text()
-    for heading in ("## Summary", "## Every variant with all tasks", "### Where the gap is", "## Screening", "## Spectrum coverage", "## Variants"):
+    for heading in ("## Summary", "## Every variant with all tasks", "### Where the gap is", "## Screening",
+                    "## Spectrum coverage", "## Variants"):
         assert heading in text
     assert "Best QIREN variant" in text and "| siren |" in text
     for fig in ("qiren_search_error_vs_params", "qiren_search_spectrum"):
@@ -38,8 +40,8 @@ def test_search_resumes_ranks_and_reports(tmp_path):
 def test_baselines_sizes_and_long_fits_report(tmp_path):
     """The authors'-SIREN section, the rate-distortion figure and longer fits cached apart, on tiny fits."""
     from research.paper.baselines import NEEDED, carried_section, write_baselines_section
-    from research.qiren_search.search import SIZE_FAMILIES
     from research.qiren_search.rate_distortion import params_for_psnr, task_psnr
+    from research.qiren_search.search import SIZE_FAMILIES
 
     cache = tmp_path / "cache"
     tiny = dict(progress=False, size=6)
@@ -58,7 +60,8 @@ def test_baselines_sizes_and_long_fits_report(tmp_path):
     text = doc.read_text()
     assert text.count("## The paper's SIREN baseline") == 1 and text.startswith("# head")
     assert "siren-authors" in text and "reproduce" in text and carried_section(doc).startswith("<!-- siren")
-    report = write_search_report(cache, tmp_path / "docs", "python scripts/research/qiren_search/search_qiren.py report").read_text()
+    report = write_search_report(cache, tmp_path / "docs",
+                                 "python scripts/research/qiren_search/search_qiren.py report").read_text()
     assert "## Rate-distortion" in report and "## At 3 steps" in report
     assert (tmp_path / "docs" / "figures" / "qiren_search_rate_distortion.png").read_bytes()[:4] == b"\x89PNG"
     assert task_psnr(4e-2) == pytest.approx(20.0)
@@ -87,7 +90,8 @@ def test_band_errors_measure_spectrum_coverage():
     target = rng.standard_normal((16, 16))
     assert band_errors(target, target) == [0.0] * 4
     assert band_errors(np.zeros_like(target) + target.mean(), target) == pytest.approx([1.0] * 4)
-    smooth = np.fft.ifft2(np.fft.fft2(target) * (np.hypot(*np.meshgrid(np.fft.fftfreq(16), np.fft.fftfreq(16))) < 0.2)).real
+    low_pass = np.hypot(*np.meshgrid(np.fft.fftfreq(16), np.fft.fftfreq(16))) < 0.2
+    smooth = np.fft.ifft2(np.fft.fft2(target) * low_pass).real
     low, *_, high = band_errors(smooth, target)
     assert low < 0.05 and high == pytest.approx(1.0)
 

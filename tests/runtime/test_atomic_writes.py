@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from qiren_gen.io import WriteFailed, append_text, save_figure, save_image, write_bytes, write_json, write_text, write_with
+from qiren_gen.io import (
+    WriteFailed,
+    append_text,
+    save_figure,
+    save_image,
+    write_bytes,
+    write_json,
+    write_text,
+    write_with,
+)
 from qiren_gen.runtime.errors import run_reporting_errors
 
 

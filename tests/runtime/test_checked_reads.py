@@ -181,14 +181,16 @@ def test_a_wav_within_the_cap_reads_like_scipy(tmp_path):
 def test_a_one_hour_wav_is_refused_from_its_header_unread_and_in_little_memory(tmp_path):
     """A 1-hour 44.1 kHz header over a sparse file of the size it claims (no disk is filled), refused in a fresh
     process that imports the reader alone (``qiren_gen.data.load_wav`` calls it; torch's import would dominate the
-    memory figure): the bytes it reads (``/proc/self/io``) are the header's, and its peak memory stays small. (How long the refusal takes is measured by ``scripts/benchmarks/audio_cap.py``, not here.)"""
+    memory figure): the bytes it reads (``/proc/self/io``) are the header's, and its peak memory stays small. (How
+    long the refusal takes is measured by ``scripts/benchmarks/audio_cap.py``, not here.)"""
     frames = 3600 * 44100
     assert frames > MAX_AUDIO_FRAMES
     path = wav_header(tmp_path / "hour.wav", frames=frames, write_data=False)
     with open(path, "r+b") as handle:
         handle.truncate(44 + frames * 2)  # sparse: the size the header claims, no blocks written
     code = ("import resource, sys\n"
-            "from qiren_gen.io.audio import read_wav as load_wav\nimport scipy.io.wavfile  # its import reads files too\n"
+            "from qiren_gen.io.audio import read_wav as load_wav\n"
+            "import scipy.io.wavfile  # its import reads files too\n"
             "def rchar():\n    return int(open('/proc/self/io').read().split('rchar:')[1].split()[0])\n"
             "try:\n    load_wav(sys.argv[1])  # warm-up: modules the reader imports lazily are read once\n"
             "except ValueError:\n    pass\n"

@@ -12,7 +12,8 @@ def test_one_line_keeps_every_line_of_the_message():
 
 
 def test_a_very_long_message_keeps_whole_sentences_and_says_it_was_shortened():
-    exc = RuntimeError("Error(s) in loading state_dict. " + "Missing key(s): " + ", ".join(f"layer{i}" for i in range(400)))
+    exc = RuntimeError("Error(s) in loading state_dict. " + "Missing key(s): "
+                       + ", ".join(f"layer{i}" for i in range(400)))
     line = one_line(exc, limit=100)
     assert line.startswith("Error(s) in loading state_dict. (") and "more characters" in line and "\n" not in line
 

@@ -1,8 +1,9 @@
 """Determinism across processes (same seed, same machine): pipeline samples and signal fits are bit-identical.
 
-In-process repeats are covered next to each feature (``test_seeded_determinism_and_chunking``, ``test_same_seed_same_fit``,
-``test_cli_sample``); training runs are compared bitwise in ``test_kill_resume.py``. Here separate interpreters run
-the same command, which also catches state that a single process would share (global RNG, caches, thread pools).
+In-process repeats are covered next to each feature (``test_seeded_determinism_and_chunking``,
+``test_same_seed_same_fit``, ``test_cli_sample``); training runs are compared bitwise in ``test_kill_resume.py``. Here
+separate interpreters run the same command, which also catches state that a single process would share (global RNG,
+caches, thread pools).
 """
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ from qiren_gen.metrics import psnr
 from qiren_gen.metrics.signals import mse
 from qiren_gen.training import build_fitting_model, calibrate_batchnorm, fit_inr, render
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -73,7 +72,8 @@ def test_bad_fit_arguments(camera8, kwargs):
 
 
 def test_psnr_of_known_error():
-    assert float(psnr(torch.zeros(4), torch.full((4,), 0.2), data_range=2.0)) == pytest.approx(10 * torch.log10(torch.tensor(4 / 0.04)).item())
+    expected = 10 * torch.log10(torch.tensor(4 / 0.04)).item()
+    assert float(psnr(torch.zeros(4), torch.full((4,), 0.2), data_range=2.0)) == pytest.approx(expected)
     with pytest.raises(ValueError):
         mse(torch.zeros(3), torch.zeros(4))
 

@@ -1,4 +1,5 @@
 """Functa training with Accelerate: two-process data parallel, checkpoints and resume, bad input."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -43,8 +44,6 @@ def _fresh_accelerate_state():
 
 
 def _main(argv):
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location("train_functa_script", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -18,6 +18,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from qiren_gen.training.checkpointing import STATE_FILE, list_checkpoints, resolve_resume_checkpoint
+from testing_utils import tiny_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -134,8 +135,6 @@ def test_prior_sigkill_and_resume_matches_uninterrupted(image_folder, tmp_path):
 def test_train_pipeline_sigkill_in_the_prior_stage_and_resume_matches_uninterrupted(image_folder, tmp_path):
     """The one entry point (scripts/train_pipeline.py): killed during stage 2, resumed with ``latest``, stage 1 is
     not redone and the saved pipeline equals an uninterrupted run's, bitwise."""
-    from testing_utils import tiny_pipeline
-
     tiny_pipeline().save_pretrained(tmp_path / "pretrained")
     steps = 1500
     common = ["--pretrained_model_name_or_path", str(tmp_path / "pretrained"), "--train_data_dir", str(image_folder),

@@ -10,8 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from qiren_gen.training.checkpointing import list_checkpoints
-from testing_utils import free_port, write_parquet_shards
+from testing_utils import free_port, tiny_auto_decoded_pipeline, write_parquet_shards
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -148,8 +148,6 @@ def test_two_processes_fine_tuning_killed_in_stage1_then_in_stage2_resume_to_the
     its first visit, gathered across ranks) on 2 processes, killed in each stage and resumed: bitwise the
     uninterrupted run's files. 24 images, 4 a step, a checkpoint every 2 steps: the kill comes before every image
     was visited, so the resumed run must still encode the rest on their first visit."""
-    from testing_utils import tiny_auto_decoded_pipeline
-
     tiny_auto_decoded_pipeline().save_pretrained(tmp_path / "pretrained")
     data = _write_images(tmp_path / "data", 24)
     def images_left_to_encode(checkpoint: Path) -> None:
@@ -179,7 +177,7 @@ def test_one_process_batch_4_and_two_processes_batch_2_take_the_same_steps(tmp_p
     losses = [[json.loads(line)["loss"] for line in (tmp_path / run / "train_log.jsonl").read_text().splitlines()]
               for run in ("one", "two")]
     assert len(losses[0]) == len(losses[1]) == 6
-    assert max(abs(a - b) for a, b in zip(*losses)) < 1e-5
+    assert max(abs(a - b) for a, b in zip(*losses, strict=True)) < 1e-5
     summary = json.loads((tmp_path / "two" / "train_summary.json").read_text())
     assert summary["num_processes"] == 2 and summary["max_rank_parameter_difference"] == 0.0
     tables = [load_file(tmp_path / run / "latents.safetensors") for run in ("one", "two")]

@@ -4,6 +4,7 @@ never mixed, and a full
 disk as one line with no temporary folder left."""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import resource
@@ -70,8 +71,6 @@ def test_a_second_run_into_a_held_output_dir_is_refused_at_once_naming_the_holde
 
 @pytest.mark.parametrize("script", ["train_functa", "train_prior"])
 def test_the_stage_scripts_refuse_a_held_output_dir_too(setting, tmp_path, capsys, script):
-    import importlib
-
     out = tmp_path / "run"
     argv = {"train_functa": ["--train_data_dir", str(setting["data"]), "--resolution", "8", "--output_dir", str(out),
                              "--max_train_steps", "1"],

@@ -57,7 +57,7 @@ def test_checkpoints_resume_exactly(tmp_path):
     res2 = train_prior(second, data * 100, make_training_scheduler(100), Accelerator(cpu=True), tmp_path, cfg,
                        resume_from_checkpoint="latest")
     assert res2["global_step"] == 20 and res2["losses"] == []  # nothing left to do
-    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=name)  # weights and latent statistics come from the checkpoint
     more = PriorTrainingConfig(**{**cfg.__dict__, "max_train_steps": 25})
     res3 = train_prior(second, data, make_training_scheduler(100), Accelerator(cpu=True), tmp_path, more,

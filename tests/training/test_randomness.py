@@ -36,6 +36,6 @@ def test_prior_batches_are_reproducible_per_rank_and_step_and_differ_across_rank
     again = prior_batch(data, 16, steps, seed=3, rank=0, step=7)
     rank1 = prior_batch(data, 16, steps, seed=3, rank=1, step=7)
     later = prior_batch(data, 16, steps, seed=3, rank=0, step=8)
-    assert all(torch.equal(a, b) for a, b in zip(rank0, again))  # a resumed run draws the same
+    assert all(torch.equal(a, b) for a, b in zip(rank0, again, strict=True))  # a resumed run draws the same
     for other in (rank1, later):  # rows, noise and timesteps: all independent draws
-        assert all(not torch.equal(a, b) for a, b in zip(rank0, other))
+        assert all(not torch.equal(a, b) for a, b in zip(rank0, other, strict=True))

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from train_pipeline import main
 from qiren_gen.pipelines import QirenGenerationPipeline
 from testing_utils import tiny_pipeline
+from train_pipeline import main
 
 TINY = ["--max_train_steps", "4", "--train_batch_size", "3", "--checkpointing_steps", "2", "--prior_max_train_steps",
         "20", "--prior_train_batch_size", "8", "--prior_lr_warmup_steps", "2", "--prior_checkpointing_steps", "10",
@@ -51,7 +51,8 @@ def test_finetune_a_pipeline_folder_end_to_end_and_resume(pretrained, tmp_path, 
     assert summary["stage1_steps"] == 4 and summary["prior_steps"] == 20
     psnr = summary["psnr"]
     assert all(np.isfinite(psnr[k]) for k in ("train_before", "train_after", "heldout_before", "heldout_after"))
-    assert {"stage1-reconstructions-000002.png", "prior-samples-000020.png"} <= {p.name for p in (out / "samples").iterdir()}
+    samples = {p.name for p in (out / "samples").iterdir()}
+    assert {"stage1-reconstructions-000002.png", "prior-samples-000020.png"} <= samples
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert any(r["stage"] == "stage1" and "heldout_psnr" in r for r in log)
 
@@ -115,7 +116,8 @@ def test_scratch_rgb_from_a_parquet_dataset_streamed_through_load_dataset(tmp_pa
             "qiren-gen-tests/scratch", *TINY]
     assert main(args) == 2  # trained and saved, but the upload cannot happen offline: one line, folder intact
     captured = capsys.readouterr()
-    assert captured.err.strip().splitlines()[-1].startswith("train_pipeline: error: cannot push to the Hugging Face Hub repo")
+    last_line = captured.err.strip().splitlines()[-1]
+    assert last_line.startswith("train_pipeline: error: cannot push to the Hugging Face Hub repo")
     assert f"the pipeline is saved in {out}" in captured.err
     tensorboard_line = [line for line in captured.err.splitlines() if "--report_to tensorboard" in line]
     try:

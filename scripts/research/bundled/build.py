@@ -14,8 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers.utils import make_image_grid
+from PIL import Image
 
+from qiren_gen.cli import main as cli_main
+from qiren_gen.data.lfw import export_lfw_faces
+from qiren_gen.evaluation.sample_quality import generation_report
+from qiren_gen.pipelines import QirenGenerationPipeline
+from qiren_gen.runtime import run_reporting_errors
+from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
 from research.hardware.study import hardware_card_block
+from train_prior import train_prior_from_args
 
 
 @dataclass
@@ -48,13 +57,12 @@ class BundleConfig:
     eval_samples: int = 256
     seed: int = 0
     threads: int = 1
-    """torch CPU threads: 1 is fastest on a shared 2-core machine (measured: 2 threads per process spin against each other, 3-20x slower)."""
+    """torch CPU threads: 1 is fastest on a shared 2-core machine (measured: 2 threads per process spin against each
+    other, 3-20x slower)."""
 
 
 def load_split(folder: Path) -> torch.Tensor:
     """All PNGs of an exported LFW split as ``(N, 1, H, W)`` in [0, 1], in file order."""
-    from PIL import Image
-
     files = sorted(folder.glob("*.png"))
     if not files:
         raise OSError(f"no PNG images in '{folder}'")
@@ -102,7 +110,8 @@ def _memorisation_verdict(r: dict, auto_decoded: bool = False) -> str:
     caveat = (" (latents are auto-decoded: the latent column compares the jointly trained latents the prior learned"
               " with re-encoded faces, so pixels decide)" if auto_decoded else "")
     if copies > 0.05 or (not auto_decoded and lat <= 0.9 and pix <= 0.9):
-        verdict = f"{100 * copies:.0f}% of samples are as close to a training face as its reconstruction: likely memorisation"
+        verdict = (f"{100 * copies:.0f}% of samples are as close to a training face as its reconstruction: likely"
+                   " memorisation")
     elif pix <= 0.9:
         verdict = (f"samples sit closer to the training set than held-out reconstructions do (they are more average "
                    f"faces: diversity {r['diversity_samples']:.3f} vs {r['diversity_train_reconstructions']:.3f}), but "
@@ -133,8 +142,6 @@ def _fid_paragraph(evaluation: dict | None) -> str:
 def run_evaluate(pipeline_dir: Path, reference: Path, out: Path, num_samples: int, seed: int) -> dict | None:
     """``qiren-gen evaluate`` on the built pipeline: Inception FID/KID if its weights are available
     offline, else the weight-free pixel-pool proxy. Returns its metrics.json, or None if it cannot run."""
-    from qiren_gen.cli import main as cli_main
-
     base = ["evaluate", "--pipeline", str(pipeline_dir), "--reference", str(reference), "--num-samples",
             str(num_samples), "--seed", str(seed), "--no-progress"]
     for extra in ([], ["--feature-extractor", "qiren-pixel-pool"]):
@@ -178,21 +185,27 @@ python scripts/research/bundled/build_pretrained_pipeline.py
 | held-out reconstruction PSNR (faces 90-99, encode + decode) | {r["psnr_heldout_reconstruction"]:.2f} dB |
 | training reconstruction PSNR (faces 0-89) | {r["psnr_train_reconstruction"]:.2f} dB |
 | diversity: mean pairwise distance of samples | {r["diversity_samples"]:.4f} |
-| ... of the training faces / of their reconstructions | {r["diversity_train"]:.4f} / {r["diversity_train_reconstructions"]:.4f} |
-| nearest-training-face distance of samples (median / min) | {r["nn_dist_samples_median"]:.4f} / {r["nn_dist_samples_min"]:.4f} |
+| ... of the training faces / of their reconstructions | \
+{r["diversity_train"]:.4f} / {r["diversity_train_reconstructions"]:.4f} |
+| nearest-training-face distance of samples (median / min) | \
+{r["nn_dist_samples_median"]:.4f} / {r["nn_dist_samples_min"]:.4f} |
 | ... of held-out real faces (median) | {r["nn_dist_heldout_median"]:.4f} |
-| ... of the model's reconstructions of training / held-out faces (median) | {r["nn_dist_train_reconstructions_median"]:.4f} / {r["nn_dist_heldout_reconstructions_median"]:.4f} |
-| samples closer to a training face than a typical training reconstruction | {100 * r["frac_samples_closer_than_reconstruction"]:.1f}% |
-| latent space (prior-normalised, RMS per dim): nearest training latent of samples / of held-out faces (median) | {r["latent_nn_samples_median"]:.3f} / {r["latent_nn_heldout_median"]:.3f} |
+| ... of the model's reconstructions of training / held-out faces (median) | \
+{r["nn_dist_train_reconstructions_median"]:.4f} / {r["nn_dist_heldout_reconstructions_median"]:.4f} |
+| samples closer to a training face than a typical training reconstruction | \
+{100 * r["frac_samples_closer_than_reconstruction"]:.1f}% |
+| latent space (prior-normalised, RMS per dim): nearest training latent of samples / of held-out faces (median) | \
+{r["latent_nn_samples_median"]:.3f} / {r["latent_nn_heldout_median"]:.3f} |
 
-Reading: the decoder's renders are smooth ({r["psnr_heldout_reconstruction"]:.1f} dB on held-out faces), so every render, of a training face or of a held-out one, is
+Reading: the decoder's renders are smooth ({r["psnr_heldout_reconstruction"]:.1f} dB on held-out faces), so every \
+render, of a training face or of a held-out one, is
 closer to the training set than a real held-out face is; the fair memorisation baseline is the held-out
 reconstruction distance. Samples closer to the training set than held-out reconstructions (pixels) or held-out
 latents (latent space) mean the prior reproduces training faces rather than new ones.
 {_memorisation_verdict(r, auto_decoded=True)}
 
 {_fid_paragraph(report.get("evaluate"))}
-""" + hardware_card_block()  # the line of scripts/research/hardware/hardware_study.py (docs/research/hardware.json), when it was run
+""" + hardware_card_block()  # the line of scripts/research/hardware/hardware_study.py (docs/research/hardware.json)
     limitations = """Trained on 90 tiny grayscale faces on a CPU in under an hour: samples are recognisable faces
 (eyes, nose, mouth, hair line) but blurry, and a few of them sit close to a training face. Renders above 25x25 are
 smooth interpolations of what the decoder learned at 25x25, not new detail. The decoder's circuits are simulated
@@ -204,8 +217,6 @@ paper's generator.
 
 def any_resolution_figure(pipe, path: str | Path, seed: int = 1) -> None:
     """PNG: the same 3 sampled latents rendered at 25x25, 64x64 and 200x200 (shown at 200 px, nearest) and 100x250."""
-    from PIL import Image
-
     z = pipe(batch_size=3, num_inference_steps=50, output_type="latent",
              generator=torch.Generator().manual_seed(seed)).images
     rows = []
@@ -230,12 +241,11 @@ def any_resolution_figure(pipe, path: str | Path, seed: int = 1) -> None:
 
 def stage1_config(cfg: BundleConfig, data: Path):
     """The stage-1 ``FunctaTrainingConfig`` of the bundled pipeline (auto-decoded latents, faces + mirrors)."""
-    from qiren_gen.training.functa_trainer import FunctaTrainingConfig
-
     return FunctaTrainingConfig(
         output_dir=str(Path(cfg.workdir) / "stage1"), train_data_dir=str(data), resolution=cfg.resolution,
         decoder=cfg.decoder, n_heads=cfg.n_heads, n_qubits=cfg.n_qubits, entangler=cfg.entangler,
-        frequency_init=cfg.frequency_init, hidden_features=cfg.hidden_features, hidden_layers=cfg.hidden_layers, modulation=cfg.modulation,
+        frequency_init=cfg.frequency_init, hidden_features=cfg.hidden_features, hidden_layers=cfg.hidden_layers,
+        modulation=cfg.modulation,
         latent_dim=cfg.latent_dim, encoding="auto_decode", flip_augment=True, encode_steps=cfg.encode_steps,
         latent_learning_rate=cfg.latent_learning_rate, latent_l2=cfg.latent_l2, max_train_steps=cfg.stage1_steps,
         train_batch_size=cfg.stage1_batch_size, learning_rate=cfg.stage1_learning_rate, checkpointing_steps=250,
@@ -245,14 +255,6 @@ def stage1_config(cfg: BundleConfig, data: Path):
 
 def build_bundled_pipeline(cfg: BundleConfig) -> dict:
     """Run all stages and save the pipeline folder with its model card; returns the measured figures."""
-    from diffusers.utils import make_image_grid
-
-    from qiren_gen.data.lfw import export_lfw_faces
-    from qiren_gen.pipelines import QirenGenerationPipeline
-    from qiren_gen.evaluation.sample_quality import generation_report
-    from qiren_gen.training.functa_trainer import train_functa
-    from train_prior import train_prior_from_args
-
     torch.set_num_threads(cfg.threads)
     work = Path(cfg.workdir)
     data = export_lfw_faces(work / "lfw")
@@ -305,8 +307,6 @@ def parse_args(argv: list[str] | None = None) -> BundleConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Build, print the measured figures as JSON; a user error is one line and exit code 2."""
-    from qiren_gen.runtime import run_reporting_errors
-
     cfg = parse_args(argv)
     code, result = run_reporting_errors("build_pretrained_pipeline", lambda: build_bundled_pipeline(cfg))
     if not code:

@@ -3,12 +3,13 @@
 stage 1 -> encode latents -> train the prior -> measure quality -> save the folder with its model card and
 ``docs/figures/lfw_samples.png``. Resumes if interrupted.
 
-    python scripts/research/bundled/build_pretrained_pipeline.py [--workdir runs/bundled] [--output pipelines/qiren-lfw-faces]
+    python scripts/research/bundled/build_pretrained_pipeline.py [--workdir DIR] [--output DIR]
+
+(defaults: ``--workdir runs/bundled --output pipelines/qiren-lfw-faces``)
 
 Thin wrapper: the options and the driver live in ``research.bundled.build``.
 """
 import sys
-
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # scripts/: the research and benchmark packages

@@ -17,8 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate.state import AcceleratorState
+from skimage.data import lfw_subset
 
-from qiren_gen.data.lfw import N_TRAIN_FACES
+from qiren_gen.data.lfw import N_TRAIN_FACES, export_lfw_faces
+from qiren_gen.functa import decode_latents, encode_images
+from qiren_gen.metrics import psnr
+from qiren_gen.pipelines.loading import load_stage1
+from qiren_gen.runtime import run_reporting_errors
+from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
 from research.pages import kept_notes, refuse_to_shrink
 
 
@@ -66,16 +73,12 @@ FAMILIES = {
 
 def load_faces() -> tuple[torch.Tensor, torch.Tensor]:
     """Faces 0-89 and 90-99 of ``lfw_subset()`` as ``(N, 1, 25, 25)`` in [-1, 1]."""
-    from skimage.data import lfw_subset
-
     faces = torch.tensor(lfw_subset()[:100], dtype=torch.float32)[:, None] * 2 - 1
     return faces[:N_TRAIN_FACES], faces[N_TRAIN_FACES:]
 
 
 def pca_psnr(train: torch.Tensor, test: torch.Tensor, k: int) -> dict[str, float]:
     """PCA with ``k`` components fitted on ``train`` + mirrors: PSNR of the projections of ``train`` and ``test``."""
-    from qiren_gen.metrics import psnr
-
     data = torch.cat([train, train.flip(-1)]).flatten(1).double()
     mean = data.mean(0)
     _, _, v = torch.linalg.svd(data - mean, full_matrices=False)
@@ -90,16 +93,11 @@ def pca_psnr(train: torch.Tensor, test: torch.Tensor, k: int) -> dict[str, float
 
 
 def _load_stage1(folder: Path):
-    from qiren_gen.pipelines.loading import load_stage1
-
     return load_stage1(folder)
 
 
 def heldout_psnr(folder: Path, test: torch.Tensor, steps: list[int | None]) -> dict[str, float]:
     """Held-out PSNR at 25x25 after encoding with the decoder frozen, for each step count (None: the default)."""
-    from qiren_gen.functa import decode_latents, encode_images
-    from qiren_gen.metrics import psnr
-
     decoder, modulator = _load_stage1(folder)
     out = {}
     for n in steps:
@@ -121,11 +119,6 @@ def run_capacity_sweep(work_dir: Path, docs_dir: Path, families: list[str], late
 
     ``report_only``: train nothing, tabulate the runs already finished in ``work_dir`` (missing pairs are listed).
     """
-    from accelerate.state import AcceleratorState
-
-    from qiren_gen.data.lfw import export_lfw_faces
-    from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
-
     work_dir, docs_dir = Path(work_dir), Path(docs_dir)
     if report_only and not any(work_dir.glob("*/train_summary.json")):
         raise ValueError(f"--report_only found no finished runs in {work_dir}: it only tabulates runs this script "
@@ -249,21 +242,25 @@ def report_text(docs_dir: Path, rows: list[dict], command: str, missing: list[st
               "weight-modulated layers of width 128 (`-shift`: shift-modulated instead); `fourier-features` = the same",
               "synthesis layers on 32 random Fourier frequencies (sin + cos: 64 features, scale 6); `siren` = Functa's",
               "shift-modulated SIREN of width 128; `qiren` = the old ModulatedQIREN (8 qubits, 657 parameters);",
-              "`wide-qiren` = ModulatedWideQIREN, 3 wide hybrid layers of 64 two-qubit circuits (CNOT chain, width 128,",
+              "`wide-qiren` = ModulatedWideQIREN, 3 wide hybrid layers of 64 two-qubit circuits "
+              "(CNOT chain, width 128,",
               "shift). The last two cost 11-20x a SIREN step (docs/simulator.md), so they get fewer steps: about the",
               "wall-clock budget of the others.", "",
               "The s/step column comes from runs made at different times on a machine whose load varied 3-20x:",
-              "for the step-cost ratio run `python scripts/benchmarks/benchmark_decoder_step.py` (interleaved steps, side by side;",
+              "for the step-cost ratio run `python scripts/benchmarks/benchmark_decoder_step.py` "
+              "(interleaved steps, side by side;",
               "measured 2026-12-01 at width 128: circuit-features / fourier-features 1.12-1.19x, circuit-features /",
               "SIREN 0.73-2.7x, i.e. within the <= 5x target).", "",
               *([f"Not run to completion in the run that made this table: {', '.join(missing)} (the table was",
-                 "collected with --report_only from runs of the same script in two processes).", ""] if missing else []),
+                 "collected with --report_only from runs of the same script in two processes).", ""]
+                if missing else []),
               "## Summary (computed from the table)", "", *_summary(rows), ""]
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Decoder capacity sweep on LFW faces (writes docs/research/decoder_capacity.md).")
+    p = argparse.ArgumentParser(
+        description="Decoder capacity sweep on LFW faces (writes docs/research/decoder_capacity.md).")
     p.add_argument("--work_dir", default="runs/decoder_capacity")
     p.add_argument("--docs_dir", default="docs/research")
     p.add_argument("--families", nargs="+", default=["circuit-features", "fourier-features", "siren", "wide-qiren",
@@ -282,8 +279,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the sweep; a user error is one line and exit code 2."""
-    from qiren_gen.runtime import run_reporting_errors
-
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:

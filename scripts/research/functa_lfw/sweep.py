@@ -10,17 +10,21 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from accelerate.state import AcceleratorState
 
 from qiren_gen.data.datasets import ImageCollator, load_image_dataset
 from qiren_gen.data.lfw import export_lfw_faces
 from qiren_gen.functa import decode_latents, encode_images
 from qiren_gen.metrics import psnr
+from qiren_gen.models import DECODER_CLASSES, LatentModulator
+from qiren_gen.runtime import run_reporting_errors
 from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
 
 
@@ -35,7 +39,8 @@ class Run:
     @property
     def name(self) -> str:
         order = "fo" if self.first_order else "so"
-        return f"{self.decoder}-{self.modulation}-z{self.latent_dim}-{order}" + (f"-s{self.steps}" if self.steps else "")
+        steps = f"-s{self.steps}" if self.steps else ""
+        return f"{self.decoder}-{self.modulation}-z{self.latent_dim}-{order}{steps}"
 
 
 def parse_run(spec: str) -> Run:
@@ -48,14 +53,10 @@ def parse_run(spec: str) -> Run:
 
 
 def _reset_accelerate() -> None:
-    from accelerate.state import AcceleratorState
-
     AcceleratorState._reset_state(True)
 
 
 def _load_models(folder: Path):
-    from qiren_gen.models import DECODER_CLASSES, LatentModulator
-
     name = json.loads((folder / "decoder" / "config.json").read_text())["_class_name"]
     cls = next(c for c in DECODER_CLASSES if c.__name__ == name)
     return cls.from_pretrained(folder / "decoder"), LatentModulator.from_pretrained(folder / "modulator")
@@ -78,7 +79,10 @@ def evaluate_heldout(folder: Path, data_dir: Path, resolution: int) -> dict:
         rec25 = decode_latents(decoder, modulator, z_native, 25, 25)
         rec100 = decode_latents(decoder, modulator, z_native, 100, 100)
         zero = decode_latents(decoder, modulator, torch.zeros_like(z_native), 25, 25)
-    per_image = lambda a, b: psnr(a, b, data_range=2.0, dim=(1, 2, 3), reduction="none")  # noqa: E731
+
+    def per_image(a, b):
+        return psnr(a, b, data_range=2.0, dim=(1, 2, 3), reduction="none")
+
     out["psnr_train_res"] = per_image(rec_res, at_res).mean().item()
     out["psnr_25"] = per_image(rec25, native).mean().item()
     out["psnr_zero_latent_25"] = per_image(zero, native).mean().item()
@@ -181,13 +185,15 @@ def _summary_lines(results: list[dict], steps: int) -> list[str]:
         winner = "QIREN" if q["psnr_25"] > longer["psnr_25"] else "SIREN"
         lines.append(
             f"- SIREN given more steps ({longer['run']}, {longer['steps']} steps, "
-            f"{longer['steps'] * longer['median_step_seconds']:.0f} s of steps vs {q['steps'] * q['median_step_seconds']:.0f} s"
+            f"{longer['steps'] * longer['median_step_seconds']:.0f} s of steps"
+            f" vs {q['steps'] * q['median_step_seconds']:.0f} s"
             f" for {q['run']}): {longer['psnr_25']:.2f} dB: **{winner} wins** at this budget."
         )
     for mode in ("shift", "film", "angles"):
         rows = [r for r in same if r["decoder"] == "qiren" and r["modulation"] == mode]
         if rows:
-            cells = ", ".join(f"z{r['latent_dim']} {r['psnr_25']:.2f} dB" for r in sorted(rows, key=lambda r: r["latent_dim"]))
+            by_size = sorted(rows, key=lambda r: r["latent_dim"])
+            cells = ", ".join(f"z{r['latent_dim']} {r['psnr_25']:.2f} dB" for r in by_size)
             lines.append(f"- QIREN `{mode}`: {cells} ({rows[0]['median_step_seconds']:.2f} s/step)")
     pairs = [(f, o) for f in results for o in results if f["first_order"] and not o["first_order"]
              and (f["decoder"], f["modulation"], f["latent_dim"], f["steps"]) ==
@@ -227,7 +233,8 @@ def _write_report(docs_dir, results, renders, steps, resolution, batch_size, lea
         "",
         f"    {command}" if command else "",
         "",
-        f"Setup: {steps} outer steps (unless the run name ends in -s<steps>), batch {batch_size}, Adam lr {learning_rate[0]} (QIREN) / {learning_rate[1]} (SIREN),",
+        f"Setup: {steps} outer steps (unless the run name ends in -s<steps>), batch {batch_size}, "
+        f"Adam lr {learning_rate[0]} (QIREN) / {learning_rate[1]} (SIREN),",
         f"{inner_steps} inner steps, first-order meta-gradients unless marked 'so', training",
         f"at {resolution}x{resolution} (faces resized from 25x25); held-out faces encoded with the same inner loop",
         "(from a zero latent, no test-time optimisation beyond it). PSNR is for images in [-1, 1] (peak-to-peak 2),",
@@ -268,11 +275,8 @@ DEFAULT_RUNS = ["siren:shift:16", "siren:shift:64", "qiren:shift:16", "qiren:fil
 
 def main(argv: list[str] | None = None) -> int:
     """Command line of ``scripts/research/functa_lfw/functa_lfw_sweep.py``; a user error is one line and exit code 2."""
-    import sys
-
-    from qiren_gen.runtime import run_reporting_errors
-
-    p = argparse.ArgumentParser(description="Functa on LFW faces: QIREN vs SIREN sweep, writes docs/research/functa_lfw.md.")
+    p = argparse.ArgumentParser(
+        description="Functa on LFW faces: QIREN vs SIREN sweep, writes docs/research/functa_lfw.md.")
     p.add_argument("--work_dir", default="runs/functa_lfw")
     p.add_argument("--docs_dir", default="docs/research")
     p.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="decoder:modulation:latent_dim[:fo|so]")
@@ -285,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    command = "python scripts/research/functa_lfw/functa_lfw_sweep.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = ("python scripts/research/functa_lfw/functa_lfw_sweep.py "
+               + shlex.join(argv if argv is not None else sys.argv[1:]))
     return run_reporting_errors("functa_lfw_sweep", lambda: run_lfw_sweep(
         Path(args.work_dir), Path(args.docs_dir), [parse_run(s) for s in args.runs], args.steps, args.resolution,
         args.batch_size, args.learning_rate, args.siren_learning_rate, args.inner_steps, command=command))[0]

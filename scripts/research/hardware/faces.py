@@ -9,23 +9,31 @@ shot draw per grid is shared by every face of the call, as a device would run th
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from skimage.data import lfw_subset
+
+from qiren_gen.data.lfw import export_lfw_faces
+from qiren_gen.evaluation.sample_quality import gradient_sharpness
+from qiren_gen.functa import decode_latents, encode_images
+from qiren_gen.metrics import psnr
+from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
+from qiren_gen.quantum.noise import NoiseModel
+from qiren_gen.quantum.shots import measurement
+from train_pipeline import main as train_pipeline_main
 
 
 def _face_psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Mean over images of the PSNR (dB) of ``[0, 1]`` images ``(B, ...)``."""
-    from qiren_gen.metrics import psnr
-
     return float(psnr(pred, target, data_range=1.0, dim=tuple(range(1, pred.ndim))))
 
 
 def held_out_faces() -> torch.Tensor:
-    """LFW faces 90-99 of scikit-image's ``lfw_subset()`` (the bundled pipeline's held-out split), ``(10, 1, 25, 25)``."""
-    from skimage.data import lfw_subset
-
+    """LFW faces 90-99 of scikit-image's ``lfw_subset()`` (the bundled pipeline's held-out split),
+    ``(10, 1, 25, 25)``."""
     return torch.as_tensor(lfw_subset()[90:100], dtype=torch.float32)[:, None]
 
 
@@ -33,8 +41,6 @@ class FaceProbe:
     """Measures one generation pipeline on the held-out faces and on its own samples, exactly or on a device."""
 
     def __init__(self, pipe, faces: torch.Tensor, num_samples: int = 16, seed: int = 0) -> None:
-        from qiren_gen.functa import encode_images
-
         self.pipe, self.faces = pipe, faces
         self.latents = encode_images(pipe.decoder, pipe.modulator, faces * 2 - 1)  # exact encoding
         with torch.no_grad():  # the prior's latents of num_samples samples (seeded), decoded per setting below
@@ -43,9 +49,6 @@ class FaceProbe:
         self.exact_samples = self._decode(self.sample_latents)
 
     def _decode(self, latents: torch.Tensor, shots=None, noise=None, seed: int = 0) -> torch.Tensor:
-        from qiren_gen.functa import decode_latents
-        from qiren_gen.quantum.shots import measurement
-
         size = self.faces.shape[-1]
         with torch.no_grad(), measurement(self.pipe.decoder, shots, noise, torch.Generator().manual_seed(seed)):
             out = decode_latents(self.pipe.decoder, self.pipe.modulator, latents, size, size)
@@ -56,17 +59,12 @@ class FaceProbe:
         ``noise`` itself with ``encode_under_noise``)."""
         latents = self.latents
         if encode_under_noise and noise is not None:
-            from qiren_gen.functa import encode_images
-            from qiren_gen.quantum.shots import measurement
-
             with measurement(self.pipe.decoder, None, noise):
                 latents = encode_images(self.pipe.decoder, self.pipe.modulator, self.faces * 2 - 1)
         return _face_psnr(self._decode(latents, shots, noise, seed), self.faces)
 
     def samples(self, shots=None, noise=None, seed: int = 0) -> dict[str, float]:
         """The seeded samples decoded under ``shots`` / ``noise``: sharpness, and PSNR against their exact decode."""
-        from qiren_gen.evaluation.sample_quality import gradient_sharpness
-
         images = self._decode(self.sample_latents, shots, noise, seed)
         same = bool(torch.equal(images, self.exact_samples))
         return {"sharpness": gradient_sharpness(images),
@@ -79,16 +77,12 @@ def _seed_mean(fn, seeds: int) -> float:
 
 def pipeline_study(cfg, progress) -> dict:
     """The bundled pipeline: held-out PSNR and sample sharpness, exact, vs shots and vs depolarizing p."""
-    from qiren_gen.evaluation.sample_quality import gradient_sharpness
-    from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
-    from qiren_gen.quantum.noise import NoiseModel
-
     pipe = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir())
     pipe.set_progress_bar_config(disable=True)
     probe = FaceProbe(pipe, held_out_faces(), cfg.sample_count)
     shots, samples = {}, {}
     for n in cfg.shots:
-        shots[n] = _seed_mean(lambda s: probe.psnr(shots=n, seed=s), cfg.seeds)
+        shots[n] = _seed_mean(lambda s, n=n: probe.psnr(shots=n, seed=s), cfg.seeds)
         draws = [probe.samples(shots=n, seed=s) for s in range(cfg.seeds)]
         samples[n] = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
         progress(f"faces, {n} shots: {shots[n]:.2f} dB; samples sharpness {samples[n]['sharpness']:.4f}, "
@@ -113,25 +107,18 @@ FINETUNES = {"fine-tuned exactly": [], "fine-tuned under 100 shots": ["--train_s
 def finetune_arguments(cfg, data: Path, out: Path, extra: list[str]) -> list[str]:
     """``scripts/train_pipeline.py`` arguments of one fine-tune: the bundled pipeline on LFW faces 0-89 (+ mirrors),
     stage 1 for ``cfg.finetune_steps``, a short prior refit, no validation split (faces 90-99 are the test)."""
-    from qiren_gen.pipelines.generation import bundled_pipeline_dir
-
     return ["--pretrained_model_name_or_path", str(bundled_pipeline_dir()), "--train_data_dir", str(data),
             "--output_dir", str(out), "--max_train_steps", str(cfg.finetune_steps), "--train_batch_size", "16",
             "--learning_rate", str(cfg.finetune_learning_rate), "--flip_augment", "--latent_init", "encode",
             "--checkpointing_steps", str(cfg.finetune_steps), "--validation_images", "0", "--psnr_images", "4",
-            "--validation_steps", str(10 * cfg.finetune_steps), "--prior_max_train_steps", str(cfg.finetune_prior_steps),
+            "--validation_steps", str(10 * cfg.finetune_steps),
+            "--prior_max_train_steps", str(cfg.finetune_prior_steps),
             "--prior_checkpointing_steps", str(cfg.finetune_prior_steps), "--seed", "0", *extra]
 
 
 def finetune_study(cfg, progress) -> dict:
     """Fine-tune the bundled pipeline three ways (exactly, under shots, under noise) with the real trainer and
     measure each, with the bundled pipeline itself, at few shots and under depolarizing noise."""
-    import time
-
-    from qiren_gen.data.lfw import export_lfw_faces
-    from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
-    from qiren_gen.quantum.noise import NoiseModel
-    from train_pipeline import main as train_pipeline_main
 
     work = Path(cfg.finetune_workdir)
     data = export_lfw_faces(work / "lfw") / "train"
@@ -153,7 +140,7 @@ def finetune_study(cfg, progress) -> dict:
         probe = FaceProbe(pipe, faces, cfg.sample_count)
         row = {"exact": probe.psnr(), "sharpness_exact": probe.samples()["sharpness"]}
         for n in cfg.train_eval_shots:
-            row[f"shots {n}"] = _seed_mean(lambda s: probe.psnr(shots=n, seed=s), cfg.seeds)
+            row[f"shots {n}"] = _seed_mean(lambda s, probe=probe, n=n: probe.psnr(shots=n, seed=s), cfg.seeds)
         for p in cfg.finetune_eval_noise:
             row[f"depolarizing {p:g}"] = probe.psnr(noise=NoiseModel(depolarizing=p), encode_under_noise=True)
         rows[name] = row

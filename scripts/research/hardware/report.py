@@ -1,7 +1,10 @@
-"""``docs/research/hardware.md`` and its two figures (PSNR vs shots, PSNR vs depolarizing p) from the study's results."""
+"""``docs/research/hardware.md`` and its two figures (PSNR vs shots, PSNR vs depolarizing p) from the study's
+results."""
 from __future__ import annotations
 
 from pathlib import Path
+
+from research.hardware.device_report import device_section_text
 
 COLORS = ("C0", "C1", "C2", "C3")
 
@@ -24,7 +27,8 @@ def _curve_figure(series, key: str, baseline_key: str, xlabel: str, title: str, 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=100)
-    for (label, r), color in zip(series, COLORS):
+    # the faces and up to two signals: fewer series than colours
+    for (label, r), color in zip(series, COLORS, strict=False):
         xs = sorted(r[key])
         ax.semilogx(xs, [r[key][x] for x in xs], "o-", color=color, label=label)
         ax.axhline(r.get(baseline_key, r["exact"]), color=color, ls="--", lw=1)
@@ -92,20 +96,23 @@ def _finetune_section(results: dict, cfg) -> list[str]:
     noise_ft = ft["rows"]["fine-tuned under depolarizing 1e-2"]
     lines = [
         "## Noise-aware fine-tuning of the bundled pipeline", "",
-        f"The bundled pipeline fine-tuned three ways with the real trainer, {ft['steps']} stage-1 steps each (batch 16, "
+        f"The bundled pipeline fine-tuned three ways with the real trainer, {ft['steps']} stage-1 steps each "
+        "(batch 16, "
         f"lr {ft['learning_rate']:g}, faces 0-89 + mirrors, latents re-encoded on first visit) and {ft['prior_steps']} "
         "prior steps: `python scripts/train_pipeline.py --pretrained_model_name_or_path pipelines/qiren-lfw-faces "
         "--train_data_dir LFW/train --flip_augment --latent_init encode ...` plus " + "; ".join(
             f"{k}: `{v}`" for k, v in ft["command_flags"].items()) + " (the exact arguments: "
         "`research.hardware.faces.finetune_arguments`). The exactly fine-tuned copy is the control: it "
         "separates what more training does from what training on the device does. Held-out faces 90-99; shot columns "
-        f"mean of {cfg.seeds} draws with latents fitted exactly; noise columns with latents fitted under the same noise "
-        f"(exact density matrices); sharpness of {cfg.sample_count} seeded samples from each pipeline's own prior, exact "
+        f"mean of {cfg.seeds} draws with latents fitted exactly; noise columns with latents fitted under the same "
+        "noise (exact density matrices); "
+        f"sharpness of {cfg.sample_count} seeded samples from each pipeline's own prior, exact "
         "decode.", ""]
     lines += _table(["pipeline"] + keys + ["sample sharpness"], rows)
     lines += ["", f"At 100 shots: {shots_ft['shots 100']:.2f} dB shot-trained vs {exact_ft['shots 100']:.2f} dB "
               f"exactly fine-tuned ({shots_ft['shots 100'] - exact_ft['shots 100']:+.2f} dB); exact decode "
-              f"{shots_ft['exact'] - exact_ft['exact']:+.2f} dB. Under depolarizing 1e-2: {noise_ft['depolarizing 0.01']:.2f} "
+              f"{shots_ft['exact'] - exact_ft['exact']:+.2f} dB. Under depolarizing 1e-2: "
+              f"{noise_ft['depolarizing 0.01']:.2f} "
               f"dB noise-trained vs {exact_ft['depolarizing 0.01']:.2f} dB "
               f"({noise_ft['depolarizing 0.01'] - exact_ft['depolarizing 0.01']:+.2f} dB); exact decode "
               f"{noise_ft['exact'] - exact_ft['exact']:+.2f} dB."]
@@ -132,9 +139,10 @@ def write_report(results: dict, cfg, figures: list[str], command: str) -> str:
     noise_rows.append(["0 (noiseless)", f"{f['exact']:.2f}"] + [f"{r['exact_on_noise_pixels']:.2f}" for r in signals])
     lines = [
         "# On quantum hardware: shots, noise, and what an image costs on a device", "",
-        f"Every number below comes from one command (one thread, {results['seconds'] / 60:.1f} minutes on the shared "
-        "2-core CPU):", "", f"    {command}", "",
-        "It writes this page, `docs/research/hardware.json` and the two figures. How the device is simulated: "
+        f"Every number down to the device budget comes from one command (one thread, {results['seconds'] / 60:.1f} "
+        "minutes on the shared 2-core CPU):", "", f"    {command}", "",
+        "It writes this page, `docs/research/hardware.json` and the two figures (the device sections from the end "
+        "of the page on have their own command, given there, and the page keeps them). How the device is simulated: "
         "`qiren_gen/quantum/shots.py` (N samples per circuit execution from the exact outcome distribution, every "
         "observable estimated from the same samples, so `<Z_i>` and `<Z_i Z_j>` are correlated as on hardware), "
         "`qiren_gen/quantum/noise.py` and `qiren_gen/quantum/mixed.py` (exact density matrices: depolarizing, "
@@ -179,7 +187,8 @@ def write_report(results: dict, cfg, figures: list[str], command: str) -> str:
         "minutes to hours here.", ""]
     lines += training
     lines += _finetune_section(results, cfg)
-    lines += _budget_section(results, cfg)
+
+    lines += device_section_text(page=cfg.output) or _budget_section(results, cfg)  # the device study's, once run
     missing = ["GPU times (no GPU was available)", "training the 8-qubit signal fits under gate noise (density "
                "matrices at every point of every step)", "a real device"]
     if "bach" not in results["signals"]:

@@ -9,6 +9,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from qiren_gen.data.signals import load_image, load_wav
+from qiren_gen.metrics import psnr
+from qiren_gen.pipelines import QirenSignalFittingPipeline
+from qiren_gen.pipelines._signals import as_targets, grid_for
+from qiren_gen.quantum.noise import NoiseModel
+from qiren_gen.quantum.shots import measurement
+from qiren_gen.training.fitting import render
+from research.paper.suite import BACH_SLICE
+
 
 @dataclass(frozen=True)
 class SignalTask:
@@ -25,13 +34,6 @@ class SignalTask:
 
 def signal_study(task: SignalTask, cfg, progress) -> dict:
     """Exact fit of the paper's QIREN to ``task``, its PSNR vs shots and vs depolarizing p, and a shot-trained fit."""
-    from qiren_gen.metrics import psnr
-    from qiren_gen.pipelines import QirenSignalFittingPipeline
-    from qiren_gen.pipelines._signals import as_targets, grid_for
-    from qiren_gen.quantum.noise import NoiseModel
-    from qiren_gen.quantum.shots import measurement
-    from qiren_gen.training.fitting import render
-
     def fitted(train_shots: int | None = None):
         pipe = QirenSignalFittingPipeline.from_model_name("qiren", task.in_features, 1, seed=0)
         pipe.set_progress_bar_config(disable=True)
@@ -90,9 +92,6 @@ def signal_study(task: SignalTask, cfg, progress) -> dict:
 
 def signal_tasks(camera_size: int, bach_path: str | None) -> list[SignalTask]:
     """Camera at ``camera_size`` (scikit-image, offline) and, given its path, the paper's Bach clip (its slice)."""
-    from qiren_gen.data.signals import load_image, load_wav
-    from research.paper.suite import BACH_SLICE
-
     tasks = [SignalTask("camera", f"QIREN fit of camera {camera_size}x{camera_size}",
                         np.asarray(load_image("camera", camera_size)))]
     if bach_path is not None:

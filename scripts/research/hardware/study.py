@@ -1,6 +1,6 @@
 """The decoders on a simulated quantum device: reconstruction PSNR and sample sharpness under finite shots and gate
-noise, noise-aware fine-tuning, and the device budget per image. ``scripts/research/hardware/hardware_study.py`` runs it and writes
-``docs/research/hardware.md`` with PNG curves.
+noise, noise-aware fine-tuning, and the device budget per image. ``scripts/research/hardware/hardware_study.py`` runs it
+and writes ``docs/research/hardware.md`` with PNG curves.
 
 * Bundled pipeline and its noise-aware fine-tunes: `hardware_faces`.
 * Signal-fitting QIREN on camera and (given its path) the Bach clip: `hardware_signals`.
@@ -16,8 +16,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from research.hardware.report import shots_needed
+from qiren_gen.models import ModulatedWideQIREN
+from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
+from research.hardware.faces import finetune_study, pipeline_study
+from research.hardware.report import plot_curves, shots_needed, write_report
+from research.hardware.signals import signal_study, signal_tasks
 
 SHOTS = (10, 100, 1000, 10_000, 100_000, 1_000_000)
 DEPOLARIZING = (1e-4, 1e-3, 1e-2, 1e-1)
@@ -56,9 +61,6 @@ class StudyConfig:
 
 def device_budget(cfg: StudyConfig) -> list[dict]:
     """Circuits, executions and shots per image: the bundled circuit-feature decoder vs a per-sample one."""
-    from qiren_gen.models import ModulatedWideQIREN
-    from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
-
     dec = QirenGenerationPipeline.from_pretrained(bundled_pipeline_dir()).decoder.config
     wide = ModulatedWideQIREN(n_heads=32, n_qubits=4, hidden_layers=2, modulation="angles").config
     rows = []
@@ -83,7 +85,9 @@ def faces_line(results: dict) -> str:
     """The bundled pipeline's one-line summary (quoted by its model card)."""
     f = results["faces"]
     need = shots_needed(f["shots"], f["exact"])
-    return (f"On a simulated quantum device (`scripts/research/hardware/hardware_study.py`, `docs/research/hardware.md`): held-out reconstruction "
+    return ("On a simulated quantum device (`scripts/research/hardware/hardware_study.py`, "
+            "`docs/research/hardware.md`): "
+            "held-out reconstruction "
             f"PSNR {f['exact']:.2f} dB exact; {f['shots'][100]:.2f} / {f['shots'][1000]:.2f} / "
             f"{f['shots'][10000]:.2f} dB with 100 / 1,000 / 10,000 shots per circuit; {f['depolarizing'][1e-3]:.2f} / "
             f"{f['depolarizing'][1e-2]:.2f} dB with depolarizing noise p = 1e-3 / 1e-2 per gate; within 0.5 dB of "
@@ -123,11 +127,6 @@ def update_model_card(path: str, line: str) -> None:
 
 def run_study(cfg: StudyConfig, command: str = "python scripts/research/hardware/hardware_study.py") -> dict:
     """Run every measurement, write the JSON, figures, report and the model card line; returns the results."""
-    from tqdm.auto import tqdm
-
-    from research.hardware.faces import finetune_study, pipeline_study
-    from research.hardware.report import plot_curves, write_report
-    from research.hardware.signals import signal_study, signal_tasks
 
     torch.manual_seed(0)
     start = time.perf_counter()

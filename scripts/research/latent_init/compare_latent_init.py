@@ -7,7 +7,6 @@ print the held-out reconstruction PSNR before / after of each, side by side.
 Thin wrapper: the study lives in ``research.latent_init.study``.
 """
 import argparse
-
 import sys
 from pathlib import Path
 

@@ -12,6 +12,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
+from skimage.data import lfw_subset
+
+import train_pipeline
 
 VARIANTS = {"encode-10": ["--latent_init", "encode", "--latent_init_steps", "10"],
             "encode-3": ["--latent_init", "encode", "--latent_init_steps", "3"],
@@ -21,9 +26,6 @@ VARIANTS = {"encode-10": ["--latent_init", "encode", "--latent_init_steps", "10"
 
 def write_faces(folder: Path, train: range = range(80), heldout: range = range(90, 100)) -> Path:
     """Held-out faces as ``a_*.png`` (first in the folder's order), training faces as ``b_*.png``."""
-    from PIL import Image
-    from skimage.data import lfw_subset
-
     faces = lfw_subset()
     (folder / "train").mkdir(parents=True, exist_ok=True)
     for prefix, indices in (("a", heldout), ("b", train)):
@@ -36,10 +38,6 @@ def write_faces(folder: Path, train: range = range(80), heldout: range = range(9
 def compare_latent_inits(work_dir: str | Path, pipeline: str, steps: int = 40, batch_size: int = 16,
                          variants: list[str] | None = None, say=print) -> list[dict]:
     """One fine-tuning run per variant (same data, seed and steps); returns rows of PSNR before / after and time."""
-    import torch
-
-    from train_pipeline import main
-
     torch.set_num_threads(1)
     work_dir = Path(work_dir)
     data = write_faces(work_dir / "faces")
@@ -49,11 +47,12 @@ def compare_latent_inits(work_dir: str | Path, pipeline: str, steps: int = 40, b
         summary_file = out / "train_pipeline_summary.json"
         if not summary_file.is_file():
             began = time.perf_counter()
-            code = main(["--pretrained_model_name_or_path", pipeline, "--train_data_dir", str(data), "--output_dir",
-                         str(out), "--max_train_steps", str(steps), "--train_batch_size", str(batch_size),
-                         "--checkpointing_steps", str(steps), "--prior_max_train_steps", "10",
-                         "--validation_steps", str(10 * steps), "--validation_images", "10", "--psnr_images", "16",
-                         "--learning_rate", "1e-3", "--seed", "0", *VARIANTS[name]])
+            code = train_pipeline.main([
+                "--pretrained_model_name_or_path", pipeline, "--train_data_dir", str(data), "--output_dir",
+                str(out), "--max_train_steps", str(steps), "--train_batch_size", str(batch_size),
+                "--checkpointing_steps", str(steps), "--prior_max_train_steps", "10",
+                "--validation_steps", str(10 * steps), "--validation_images", "10", "--psnr_images", "16",
+                "--learning_rate", "1e-3", "--seed", "0", *VARIANTS[name]])
             if code:
                 raise RuntimeError(f"fine-tuning with {name} failed (exit {code})")
             wall = time.perf_counter() - began

@@ -3,7 +3,8 @@
 
     python scripts/research/paper/reproduce_paper.py --bach /path/to/gt_bach.wav --seeds 0 1 2
 
-Writes docs/research/paper_reproduction.md and docs/research/figures/*.png. Without --bach the sound experiment is skipped.
+Writes docs/research/paper_reproduction.md and docs/research/figures/*.png. Without --bach the sound experiment is
+skipped.
 """
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ import pickle
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # scripts/: the research and benchmark packages
 
 from research.commands import portable_command
-from research.paper.suite import PAPER_IMAGES, PAPER_MODELS, default_workers, make_jobs, run_suite
 from research.paper.report import write_report
+from research.paper.suite import PAPER_IMAGES, PAPER_MODELS, default_workers, make_jobs, run_suite
 
 
 def main() -> int:
@@ -52,8 +52,8 @@ def main() -> int:
         print(f"reproduce_paper: error: {exc}", file=sys.stderr)
         return 2
     results, wall = run_suite(jobs, args.workers)
-    command = portable_command("scripts/research/paper/reproduce_paper.py", [a for a in sys.argv[1:] if a != "--save_results"
-                                                             and not a.endswith(".pkl")])
+    shown = [a for a in sys.argv[1:] if a != "--save_results" and not a.endswith(".pkl")]
+    command = portable_command("scripts/research/paper/reproduce_paper.py", shown)
     saved = dict(results=results, jobs=jobs, wall_seconds=wall, seeds=args.seeds, steps=args.steps,
                  workers=args.workers, command=command)
     if args.save_results:

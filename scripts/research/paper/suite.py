@@ -13,6 +13,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from qiren_gen.data.grids import image_grid, time_grid
+from qiren_gen.data.signals import load_wav, open_image, resize_image
+from qiren_gen.training.fitting import DEFAULT_LEARNING_RATES, build_fitting_model, fit_inr, render
 
 PAPER_MODELS = ("qiren", "siren", "relu-rff", "relu", "tanh")  # the paper's Fig. 7 models; "ffn" can be added
 PAPER_IMAGES = ("astronaut", "camera", "coffee")
@@ -59,19 +65,13 @@ class JobResult:
     losses: list[float] = field(default_factory=list)
 
 
-def _init_worker() -> None:
-    import torch
-
+def init_worker() -> None:
+    """A fitting worker's set-up: one torch thread, so parallel fits do not over-subscribe the cores."""
     torch.set_num_threads(1)
 
 
 def run_job(job: Job) -> JobResult:
     """Fit one model to one signal on the paper's linspace grid; for images also render the 2x grid."""
-    import torch
-
-    from qiren_gen.data.grids import image_grid, time_grid
-    from qiren_gen.training.fitting import DEFAULT_LEARNING_RATES, build_fitting_model, fit_inr, render
-
     in_features = 1 if job.kind == "sound" else 2
     model = build_fitting_model(job.model, in_features, 1, seed=job.seed, **job.model_kwargs)
     if job.kind == "sound":
@@ -98,8 +98,6 @@ def run_job(job: Job) -> JobResult:
 def make_jobs(bach_path: str | None, seeds: list[int], steps: int, models=PAPER_MODELS, images=PAPER_IMAGES,
               size: int = 32, scale: int = 2) -> list[Job]:
     """All fits of the suite, longest (QIREN) first so that workers finish together."""
-    from qiren_gen.data.signals import load_wav, open_image, resize_image
-
     signals: list[tuple[str, str, np.ndarray, np.ndarray | None]] = []
     if bach_path is not None:
         signals.append(("sound", "bach", load_wav(bach_path, BACH_SLICE).samples, None))
@@ -113,19 +111,17 @@ def make_jobs(bach_path: str | None, seeds: list[int], steps: int, models=PAPER_
 
 def run_suite(jobs: list[Job], workers: int = 2, progress: bool = True) -> tuple[list[JobResult], float]:
     """Run every job (in ``workers`` processes, one thread each); returns results and wall-clock seconds."""
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     results: list[JobResult] = []
     bar = tqdm(total=len(jobs), desc="paper suite", disable=not progress)
     if workers <= 1:
-        _init_worker()
+        init_worker()
         for job in jobs:
             results.append(run_job(job))
             bar.update()
     else:
         ctx = __import__("multiprocessing").get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker) as pool:
             futures = [pool.submit(run_job, job) for job in jobs]
             for fut in as_completed(futures):
                 results.append(fut.result())

@@ -2,13 +2,13 @@
 """Learning-rate sweep that chose the baselines' defaults (DEFAULT_LEARNING_RATES): final MSE after 301 steps.
 
     python scripts/research/paper/sweep_learning_rates.py --bach /path/to/gt_bach.wav
-    python scripts/research/paper/sweep_learning_rates.py --models siren --omega 1   # SIREN with the authors' script default omega_0
+    # SIREN with the authors' script default omega_0
+    python scripts/research/paper/sweep_learning_rates.py --models siren --omega 1
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-
 import sys
 from pathlib import Path
 

@@ -11,7 +11,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # scripts/: the research and benchmark packages
+
+from qiren_gen.data.lfw import export_lfw_faces
+from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
 from qiren_gen.runtime.errors import one_line
+from research.bundled.build import load_split
+from research.prior_superres.study import compare_superres, superres_figure, superres_markdown
 
 
 def main(argv=None) -> int:
@@ -21,13 +29,6 @@ def main(argv=None) -> int:
     p.add_argument("--fit_steps", type=int, default=300, help="Adam steps of each single-image QIREN fit")
     p.add_argument("--docs_dir", default="docs/research")
     args = p.parse_args(argv)
-    import torch
-
-    from qiren_gen.data.lfw import export_lfw_faces
-    from qiren_gen.pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir
-    from research.prior_superres.study import compare_superres, superres_figure, superres_markdown
-    from research.bundled.build import load_split
-
     torch.set_num_threads(1)
     try:
         source = args.pipeline or str(bundled_pipeline_dir())
@@ -41,7 +42,8 @@ def main(argv=None) -> int:
         return 2
     docs = Path(args.docs_dir)
     (docs / "figures").mkdir(parents=True, exist_ok=True)
-    command = "python scripts/research/prior_superres/compare_prior_superres.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = ("python scripts/research/prior_superres/compare_prior_superres.py "
+               + shlex.join(sys.argv[1:] if argv is None else argv))
     (docs / "prior_superres.md").write_text(superres_markdown(result, command.strip(), shown))
     superres_figure(result, docs / "figures" / "prior_superres.png")
     summary = {k: v for k, v in result.items() if k != "images"}

@@ -2,12 +2,15 @@
 generative decoder's encode-low / render-high on held-out faces; its Markdown report and PNG figure."""
 from __future__ import annotations
 
+import numpy as np
 import torch
+from PIL import Image
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from qiren_gen.data.grids import image_grid
-from qiren_gen.metrics import psnr
 from qiren_gen.functa import prior_superresolve
+from qiren_gen.metrics import psnr
 from qiren_gen.models import QIREN
 
 
@@ -39,12 +42,10 @@ def compare_superres(decoder, modulator, faces: torch.Tensor, factor: int = 4, f
     """PSNR (dB, [0, 1] images) of ``factor``-x superresolution of ``faces (N, C, H, W)`` in [0, 1].
 
     Ground truth: the faces area-resized to the largest multiple of ``factor``; input: its ``factor``-x area
-    downsampling. Methods: bicubic, single-image QIREN fit, prior-based (``qiren_gen.functa.prior_superresolve``), plus the prior-based
-    reconstruction of the full-resolution face (an upper bound for the encoder). Returns per-method mean PSNR,
-    per-image PSNRs and the images themselves (for figures).
+    downsampling. Methods: bicubic, single-image QIREN fit, prior-based (``qiren_gen.functa.prior_superresolve``),
+    plus the prior-based reconstruction of the full-resolution face (an upper bound for the encoder). Returns
+    per-method mean PSNR, per-image PSNRs and the images themselves (for figures).
     """
-    from tqdm.auto import tqdm
-
     if factor < 2:
         raise ValueError(f"factor must be >= 2, got {factor}")
     size = (faces.shape[2] // factor * factor, faces.shape[3] // factor * factor)
@@ -86,7 +87,7 @@ def superres_markdown(result: dict, command: str, source: str) -> str:
     rows = "\n".join(f"| {METHOD_LABELS.get(k, k)} | {v:.2f} |" for k, v in result["psnr"].items())
     per = result["psnr_per_image"]
     best = max(("qiren_prior", "qiren_prior_area"), key=lambda k: result["psnr"][k])
-    wins = sum(p > b for p, b in zip(per[best], per["bicubic"]))
+    wins = sum(p > b for p, b in zip(per[best], per["bicubic"], strict=True))
     return f"""# Prior-based superresolution at {f}x
 
 Held-out LFW faces ({result["num_images"]}: faces 90-99 of `skimage.data.lfw_subset()`, never seen in training),
@@ -97,7 +98,8 @@ images, mean over faces. Model: `{source}`.
 |---|---:|
 {rows}
 
-The better prior-based variant (`{best}`) beats bicubic on {wins} of {result["num_images"]} faces. Figure: `docs/research/figures/prior_superres.png`
+The better prior-based variant (`{best}`) beats bicubic on {wins} of {result["num_images"]} faces. \
+Figure: `docs/research/figures/prior_superres.png`
 (rows: input, bicubic, single-image fit, prior-based, prior-based area-consistent, ground truth).
 
 Reproduce: `{command}`
@@ -106,9 +108,6 @@ Reproduce: `{command}`
 
 def superres_figure(result: dict, path, columns: int = 6, scale: int = 4) -> None:
     """PNG grid: rows input / bicubic / single-image fit / prior-based (point, area) / ground truth."""
-    import numpy as np
-    from PIL import Image
-
     imgs = result["images"]
     n = min(columns, imgs["ground_truth"].shape[0])
     size = result["size"]

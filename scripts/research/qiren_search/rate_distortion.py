@@ -25,7 +25,8 @@ def family_curves(table: dict, tasks=PAPER_IMAGES) -> dict[str, list[tuple[int, 
         for name in names:
             row = table.get(name, {})
             if all(t in row for t in tasks):
-                points.append((parameter_count(ALL_VARIANTS[name], 2), float(np.mean([task_psnr(mean_mse(row[t])) for t in tasks]))))
+                psnr = float(np.mean([task_psnr(mean_mse(row[t])) for t in tasks]))
+                points.append((parameter_count(ALL_VARIANTS[name], 2), psnr))
         if points:
             curves[family] = sorted(points)
     return curves
@@ -53,8 +54,10 @@ def rate_distortion_section(table: dict, figure: Path) -> list[str]:
         return []
     _plot(curves, table, figure)
     lines = ["## Rate-distortion: error against size", "",
-             "Each family swept in size (`scripts/research/qiren_search/search_qiren.py sizes`: SIREN omega_0 30 by width, the QIREN variants "
-             "by qubits), 32x32 images, PSNR of the mean MSE over the cached seeds (the size sweep runs seed 0; the members also in the final stage have 3), averaged over astronaut / camera / coffee. "
+             "Each family swept in size (`scripts/research/qiren_search/search_qiren.py sizes`: SIREN omega_0 30 by "
+             "width, the QIREN variants by qubits), 32x32 images, PSNR of the mean MSE over the cached seeds (the size "
+             "sweep runs seed 0; the members also in the final stage have 3), averaged over astronaut / camera / "
+             "coffee. "
              "Parameters a family needs to reach a PSNR (log-linear between the sizes run; '-' = not reached by the "
              "largest size run):", "",
              "| family | sizes run (params: PSNR dB) | " + " | ".join(f"{t:g} dB" for t in PSNR_TARGETS) + " |",
@@ -75,7 +78,7 @@ def _plot(curves: dict, table: dict, path: Path) -> None:
     import matplotlib.ticker
 
     fig, axes = plt.subplots(1, len(PAPER_IMAGES) + 1, figsize=(3.4 * (len(PAPER_IMAGES) + 1), 3.3))
-    for ax, task in zip(axes, (*PAPER_IMAGES, "mean")):
+    for ax, task in zip(axes, (*PAPER_IMAGES, "mean"), strict=True):
         for family, names in SIZE_FAMILIES.items():
             if task == "mean":
                 pts = curves.get(family, [])
@@ -83,7 +86,7 @@ def _plot(curves: dict, table: dict, path: Path) -> None:
                 pts = sorted((parameter_count(ALL_VARIANTS[n], 2), task_psnr(mean_mse(table[n][task])))
                              for n in names if task in table.get(n, {}))
             if pts:
-                ax.plot(*zip(*pts), "-o", ms=4, label=family)
+                ax.plot(*zip(*pts, strict=True), "-o", ms=4, label=family)
         ax.axvline(parameter_count(ALL_VARIANTS["siren"], 2), color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_xticks([200, 500, 1000, 2000])

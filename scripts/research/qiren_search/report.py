@@ -7,13 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
+from qiren_gen.models import QIREN_PLUS
+from qiren_gen.training.fitting import DEFAULT_LEARNING_RATES, DEFAULT_SCHEDULES
 from research.paper.suite import PAPER_IMAGES
 from research.qiren_search.rate_distortion import rate_distortion_section
 from research.qiren_search.search import (
     ALL_VARIANTS,
+    PAPER_STEPS,
     REFERENCE,
     REFERENCES,
-    PAPER_STEPS,
     TASKS,
     VARIANTS,
     load_records,
@@ -33,7 +35,8 @@ def _screen_table(records: list[dict]) -> dict[str, dict[str, list[float]]]:
 
 
 def final_variants(cache: Path, top: int) -> list[str]:
-    """The ``top`` best screened QIREN variants (seed 0, tasks every candidate has), the paper's QIREN, and references."""
+    """The ``top`` best screened QIREN variants (seed 0, tasks every candidate has), the paper's QIREN, and
+    references."""
     table = _screen_table(load_records(cache))
     ranked = [name for name, _ in rank_variants(table)]  # size-swept variants are not ranked
     if not ranked and top:
@@ -62,12 +65,13 @@ def _plot_error_vs_params(table, path: Path) -> None:
 
     tasks = [t for t in TASKS if any(t in row for row in table.values())]
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.6), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    for ax, task in zip(axes[0], tasks, strict=True):
         in_features = 1 if task == "bach" else 2
         sirens = sorted((parameter_count(ALL_VARIANTS[n], in_features), mean_mse(table[n][task]))
-                        for n in ("siren-w8", "siren-w12", "siren-w16", "siren", "siren-w28") if n in table and task in table[n])
+                        for n in ("siren-w8", "siren-w12", "siren-w16", "siren", "siren-w28")
+                        if n in table and task in table[n])
         if sirens:
-            ax.plot(*zip(*sirens), "-s", color="tab:red", label="SIREN omega_0 30 (widths 8-28)")
+            ax.plot(*zip(*sirens, strict=True), "-s", color="tab:red", label="SIREN omega_0 30 (widths 8-28)")
         for name, color, label in (("siren-omega1", "tab:orange", "SIREN omega_0 1, lr 0.1"),
                                    ("siren-authors", "tab:brown", "SIREN omega_0 1, lr 0.03 (authors')"),
                                    ("tanh", "tab:gray", "Tanh MLP"), ("relu-rff", "tab:green", "ReLU+RFF")):
@@ -101,7 +105,8 @@ def _band_table(records: list[dict], names: list[str], signal: str) -> dict[str,
     """Mean residual share per frequency band for ``signal`` (all cached seeds)."""
     out = {}
     for name in names:
-        rows = [r["band_errors"] for r in records if r["variant"] == name and r["signal"] == signal and "band_errors" in r]
+        rows = [r["band_errors"] for r in records
+                if r["variant"] == name and r["signal"] == signal and "band_errors" in r]
         if rows:
             out[name] = list(np.mean(rows, axis=0))
     return out
@@ -114,7 +119,7 @@ def _plot_bands(bands_by_signal: dict[str, dict[str, list[float]]], path: Path) 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(bands_by_signal), figsize=(4.5 * len(bands_by_signal), 3.4), squeeze=False)
-    for ax, (signal, bands) in zip(axes[0], bands_by_signal.items()):
+    for ax, (signal, bands) in zip(axes[0], bands_by_signal.items(), strict=True):
         width = 0.8 / max(len(bands), 1)
         for i, (name, vals) in enumerate(bands.items()):
             ax.bar(np.arange(len(vals)) + i * width, vals, width, label=name)
@@ -152,7 +157,8 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
         f"(`{cache}`; 301 full-batch Adam steps each, one torch thread per fit, on a 2-core CPU shared with other "
         "jobs, so wall-clock times are indicative and CPU-seconds are the fairer cost).",
         "",
-        "Tasks are the paper's (see `docs/research/paper_reproduction.md` for the protocol): 32x32 astronaut / camera / coffee, "
+        "Tasks are the paper's (see `docs/research/paper_reproduction.md` for the protocol): "
+        "32x32 astronaut / camera / coffee, "
         "the Bach clip (1000 samples), and superresolution 32 -> 64 (the image fits rendered on the 64x64 grid, MSE "
         "averaged over the three images). Every ratio is a variant's mean MSE over seeds divided by SIREN's "
         "(omega_0 30, width 21, ~1000 parameters, lr 3e-3); below 1 the variant wins.",
@@ -163,21 +169,23 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
     lines += _why(records, [n for n, _ in ranked][:1])
     lines += ["", "## Every variant with all tasks (mean MSE over its seeds, and ratio to SIREN on the same seeds)", ""]
     lines += _task_rows(full, ratios, ref_tasks, cpu, [n for n, _ in ranked], seeds)
-    lines += ["", "Error against parameters, every variant on every task it ran (mean over its seeds; screened variants: "
-              "seed 0):", "", "![error vs parameters](figures/qiren_search_error_vs_params.png)", ""]
+    lines += ["", "Error against parameters, every variant on every task it ran "
+              "(mean over its seeds; screened variants: seed 0):", "",
+              "![error vs parameters](figures/qiren_search_error_vs_params.png)", ""]
     lines += ["## Screening (seed 0)", "",
               "Every variant on the signals it was screened on, seed 0 (cells left empty were not run); the best by "
               "geometric-mean ratio to SIREN, with the paper's QIREN, go on to every task and seed (`final`).", ""]
     screen_ranked = [n for n, _ in rank_variants(screen)]
     absent = [v.name for v in VARIANTS if not any(r["variant"] == v.name for r in records)]
     if absent:
-        lines += [f"Defined but not in this cache (screen them with `scripts/research/qiren_search/search_qiren.py screen --variants ...`): "
-                  f"{', '.join(absent)}.", ""]
+        lines += ["Defined but not in this cache (screen them with "
+                  f"`scripts/research/qiren_search/search_qiren.py screen --variants ...`): {', '.join(absent)}.", ""]
     lines += _task_rows(screen, ratios_to_reference(screen), [t for t in TASKS if t in screen.get(REFERENCE, {})], cpu,
                         screen_ranked)
     lines += ["", "## Spectrum coverage", "",
               "Residual energy / signal energy in four radial frequency bands of the 32x32 fit (lowest quarter of the "
-              "frequencies up to Nyquist; mean over cached seeds). A model that cannot reach a band leaves ~1 there.", ""]
+              "frequencies up to Nyquist; mean over cached seeds). A model that cannot reach a band leaves ~1 there.",
+              ""]
     shown = list(dict.fromkeys(["qiren"] + screen_ranked[:3] + ["siren", "siren-omega1", "relu-rff"]))
     bands_by_signal = {}
     for signal in ("camera", "astronaut"):
@@ -185,7 +193,8 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
         if not bands:
             continue
         bands_by_signal[signal] = bands
-        lines += [f"**{signal}**", "", "| variant | " + " | ".join(BAND_NAMES) + " |", "|---|" + "---|" * len(BAND_NAMES)]
+        lines += [f"**{signal}**", "", "| variant | " + " | ".join(BAND_NAMES) + " |",
+                  "|---|" + "---|" * len(BAND_NAMES)]
         lines += [f"| {n} | " + " | ".join(f"{b:.3f}" for b in vals) + " |" for n, vals in bands.items()]
         lines.append("")
     if bands_by_signal:
@@ -206,7 +215,8 @@ def write_search_report(cache: Path, out_dir: Path, command: str) -> Path:
 
 
 def _band(records, name: str, signal: str, band: int) -> float:
-    vals = [r["band_errors"][band] for r in records if r["variant"] == name and r["signal"] == signal and "band_errors" in r]
+    vals = [r["band_errors"][band] for r in records
+            if r["variant"] == name and r["signal"] == signal and "band_errors" in r]
     return float(np.mean(vals)) if vals else float("nan")
 
 
@@ -246,7 +256,8 @@ def _why(records: list[dict], best: list[str]) -> list[str]:
         cells = [f"{n} {_band(records, n, signal, 2):.2f} / {_band(records, n, signal, 3):.2f}" for n in names]
         if np.isfinite(_band(records, "siren", signal, 3)):
             lines.append(f"- {signal}: residual share in the two highest frequency quarters: " + ", ".join(cells)
-                         + f"; SIREN {_band(records, 'siren', signal, 2):.3f} / {_band(records, 'siren', signal, 3):.3f}."
+                         + f"; SIREN {_band(records, 'siren', signal, 2):.3f}"
+                         f" / {_band(records, 'siren', signal, 3):.3f}."
                          " The QIREN fits miss the fine detail that SIREN fits.")
     if np.isfinite(_band(records, "siren", "bach", 0)):
         names = list(dict.fromkeys(["qiren"] + best))
@@ -259,13 +270,12 @@ def _why(records: list[dict], best: list[str]) -> list[str]:
 
 def _plus_section() -> list[str]:
     """What ``qiren-gen fit --model qiren-plus`` ships (read from the package, so it never drifts from the code)."""
-    from qiren_gen.models import QIREN_PLUS
-    from qiren_gen.training.fitting import DEFAULT_LEARNING_RATES, DEFAULT_SCHEDULES
-
     return ["## Shipped as `qiren-plus`", "",
-            f"`qiren-gen fit --model qiren-plus` and `qiren-gen superres --model qiren-plus` build the paper's QIREN with "
+            "`qiren-gen fit --model qiren-plus` and `qiren-gen superres --model qiren-plus` build the paper's QIREN "
+            "with "
             f"`{json.dumps(QIREN_PLUS)}` (everything else at the paper's defaults) and fit it with Adam at lr "
-            f"{DEFAULT_LEARNING_RATES['qiren-plus']:g}, {DEFAULT_SCHEDULES['qiren-plus']} schedule, 301 steps. In Python: "
+            f"{DEFAULT_LEARNING_RATES['qiren-plus']:g}, {DEFAULT_SCHEDULES['qiren-plus']} schedule, 301 steps. "
+            "In Python: "
             "`build_inr(\"qiren-plus\", 2)` or `QIREN(**QIREN_PLUS)` (`qiren_gen.models`). Any circuit option can "
             "still be overridden (`--qubits`, `--reuploads`, `--blocks`, `--entangler`, `--observables`, "
             "`--encoding-scale` (a number, one per re-upload as `2,6`, or `ternary:BASE`), `--final-observables` "
@@ -291,7 +301,8 @@ def _task_rows(table, ratios, tasks, cpu, order, seeds=None) -> list[str]:
             ratio = ratios.get(name, {}).get(t, float("nan"))
             wins += ratio < 1
             cells.append(f"{_fmt(mean_mse(row[t]))} ({ratio:.2f})")
-        rows.append(f"| {name} | {params} | " + " | ".join(cells) + f" | {wins}/{len(tasks)} | {cpu.get(name, float('nan')):.1f} |"
+        rows.append(f"| {name} | {params} | " + " | ".join(cells)
+                    + f" | {wins}/{len(tasks)} | {cpu.get(name, float('nan')):.1f} |"
                     + (f" {seeds[name]} |" if seeds is not None else ""))
     return rows
 
@@ -302,8 +313,6 @@ PREVIOUS_PLUS = "s3-zz"
 
 def _targets(ratios: dict, ranked: list[tuple[str, float]], seeds: dict) -> list[str]:
     """The targets for the shipped variant and the best one: within 3x SIREN on each image, ahead on the rest."""
-    from qiren_gen.models import QIREN_PLUS
-
     plus = next((n for n, v in ALL_VARIANTS.items() if v.model == "qiren" and v.kwargs == QIREN_PLUS), None)
     names = list(dict.fromkeys([n for n in (plus, ranked[0][0] if ranked else None, PREVIOUS_PLUS) if n in ratios]))
     if not names:
@@ -316,9 +325,11 @@ def _targets(ratios: dict, ranked: list[tuple[str, float]], seeds: dict) -> list
                   f"**{'met' if images and max(images) <= 3 else 'not met'}**"]
         for task in ("superres", "bach"):
             if task in row:
-                checks.append(f"ahead of SIREN on {task} ({row[task]:.2f}): **{'met' if row[task] < 1 else 'not met'}**")
+                met = "met" if row[task] < 1 else "not met"
+                checks.append(f"ahead of SIREN on {task} ({row[task]:.2f}): **{met}**")
         wins = sum(r < 1 for r in row.values())
-        checks.append(f"moonshot, beat SIREN on >= 3 of {len(row)} tasks ({wins}): **{'met' if wins >= 3 else 'not met'}**")
+        met = "met" if wins >= 3 else "not met"
+        checks.append(f"moonshot, beat SIREN on >= 3 of {len(row)} tasks ({wins}): **{met}**")
         label = f"`{name}`" + (" (the shipped `qiren-plus`)" if name == plus else
                                " (`qiren-plus` before this search)" if name == PREVIOUS_PLUS else " (best ranked)")
         lines.append(f"- {label}, {seeds.get(name, '?')} seed(s): " + "; ".join(checks) + ".")
@@ -354,7 +365,8 @@ def _summary(full, ratios, ranked, tasks, seeds, cpu) -> list[str]:
     t_ratio = cpu.get(best, np.nan) / cpu.get("qiren", np.nan)
     lines.append(f"- Best QIREN variant (geometric mean of its MSE ratio to SIREN over the {len(tasks)} tasks): "
                  f"**{best}** ({ALL_VARIANTS[best].note}), geometric-mean ratio **{score:.2f}**; it beats SIREN on "
-                 f"**{len(wins)} of {len(tasks)}** tasks ({', '.join(wins) or 'none'}), mean of {n_seeds} seed(s); target 3 of "
+                 f"**{len(wins)} of {len(tasks)}** tasks ({', '.join(wins) or 'none'}), mean of {n_seeds} seed(s); "
+                 "target 3 of "
                  f"5 on 3 seeds: **{'met' if len(wins) >= 3 and n_seeds >= 3 else 'not met'}**.")
     lines.append(f"- Its fits cost {t_ratio:.2f}x the paper QIREN's median CPU-seconds "
                  f"({cpu.get(best, np.nan):.1f} vs {cpu.get('qiren', np.nan):.1f}; target <= 3x).")

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from research.paper.suite import BACH_SLICE, PAPER_IMAGES, Job, _init_worker, run_job
+from qiren_gen.data.signals import load_wav, open_image, resize_image
+from qiren_gen.training.fitting import build_fitting_model
+from research.paper.suite import BACH_SLICE, PAPER_IMAGES, Job, init_worker, run_job
 
 TASKS = ("astronaut", "camera", "coffee", "bach", "superres")
 SIGNALS = ("astronaut", "camera", "coffee", "bach")  # superres comes from the image fits
@@ -125,8 +128,6 @@ def variant(name: str) -> Variant:
 
 def parameter_count(v: Variant, in_features: int) -> int:
     """Trainable parameters of variant ``v`` for ``in_features``-D coordinates."""
-    from qiren_gen.training.fitting import build_fitting_model
-
     model = build_fitting_model(v.model, in_features, 1, seed=0, **v.kwargs)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -142,15 +143,14 @@ def band_errors(fitted: np.ndarray, target: np.ndarray, n_bands: int = 4) -> lis
     radius = np.sqrt(sum(g**2 for g in grids)) / np.sqrt(len(grids)) if len(grids) > 1 else grids[0]
     edges = np.linspace(0, 1 + 1e-9, n_bands + 1)
     out = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         band = (radius >= lo) & (radius < hi)
         out.append(float(res[band].sum() / max(ref[band].sum(), 1e-12)))
     return out
 
 
-def _load_signals(bach_path: str | None, size: int = 32, scale: int = 2) -> dict[str, tuple[str, np.ndarray, np.ndarray | None]]:
-    from qiren_gen.data.signals import load_wav, open_image, resize_image
-
+def _load_signals(bach_path: str | None, size: int = 32,
+                  scale: int = 2) -> dict[str, tuple[str, np.ndarray, np.ndarray | None]]:
     signals = {}
     for name in PAPER_IMAGES:
         gray = open_image(name)
@@ -168,7 +168,8 @@ def run_key(variant_name: str, signal: str, seed: int, steps: int = PAPER_STEPS)
     return f"{variant_name}__{signal}__s{seed}" + ("" if steps == PAPER_STEPS else f"__t{steps}")
 
 
-def _fit(v: Variant, signal: str, seed: int, kind: str, target: np.ndarray, high: np.ndarray | None, steps: int) -> dict:
+def _fit(v: Variant, signal: str, seed: int, kind: str, target: np.ndarray, high: np.ndarray | None,
+         steps: int) -> dict:
     """One fit (in a worker): the cached record of errors, spectrum coverage, parameters and time."""
     job = Job(kind, signal, v.model, seed, steps, target, high, learning_rate=v.lr, model_kwargs=dict(v.kwargs),
               schedule=v.schedule)
@@ -192,8 +193,6 @@ def run_search(variant_names: list[str], signal_names: list[str], seeds: list[in
 
     ``size`` is the image side (the paper's 32; superresolution renders twice that); keep one size per cache.
     """
-    from tqdm.auto import tqdm
-
     if "bach" in signal_names and bach_path is None:
         raise ValueError("the bach task needs --bach PATH (the paper's gt_bach.wav)")
     variants = [variant(n) for n in variant_names]
@@ -216,12 +215,12 @@ def run_search(variant_names: list[str], signal_names: list[str], seeds: list[in
 
     args = [(v, s, seed, *signals[s], steps) for v, s, seed in todo]
     if workers <= 1:
-        _init_worker()
+        init_worker()
         for a in args:
             save(_fit(*a))
     else:
         ctx = __import__("multiprocessing").get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker) as pool:
             for fut in as_completed([pool.submit(_fit, *a) for a in args]):
                 save(fut.result())
     bar.close()
@@ -241,8 +240,8 @@ def main_steps(records: list[dict]) -> int:
 
 def task_table(records: list[dict], seeds: list[int] | None = None,
                steps: int | None = None) -> dict[str, dict[str, dict[int, float]]]:
-    """``{variant: {task: {seed: mse}}}`` of the ``steps``-step fits (default ``main_steps``; superres: mean over the three images, for seeds
-    having all three)."""
+    """``{variant: {task: {seed: mse}}}`` of the ``steps``-step fits (default ``main_steps``; superres: mean over the
+    three images, for seeds having all three)."""
     steps = main_steps(records) if steps is None else steps
     table: dict[str, dict[str, dict[int, float]]] = {}
     for r in records:
@@ -258,7 +257,8 @@ def task_table(records: list[dict], seeds: list[int] | None = None,
         out[name] = {task: dict(sorted(row[task].items())) for task in SIGNALS if task in row}
         sr_seeds = set.intersection(*[set(row.get("_sr_" + i, {})) for i in PAPER_IMAGES])
         if sr_seeds:
-            out[name]["superres"] = {s: float(np.mean([row["_sr_" + i][s] for i in PAPER_IMAGES])) for s in sorted(sr_seeds)}
+            out[name]["superres"] = {s: float(np.mean([row["_sr_" + i][s] for i in PAPER_IMAGES]))
+                                     for s in sorted(sr_seeds)}
     return out
 
 
@@ -298,5 +298,6 @@ def rank_variants(table: dict, tasks: list[str] | None = None) -> list[tuple[str
     return sorted(scored, key=lambda x: x[1])
 
 
-__all__ = ["ALL_VARIANTS", "PAPER_STEPS", "main_steps", "REFERENCES", "SIZES", "SIZE_FAMILIES", "TASKS", "VARIANTS", "Variant", "band_errors", "load_records",
-           "mean_mse", "rank_variants", "ratios_to_reference", "run_search", "task_table", "variant", "parameter_count"]
+__all__ = ["ALL_VARIANTS", "PAPER_STEPS", "main_steps", "REFERENCES", "SIZES", "SIZE_FAMILIES", "TASKS", "VARIANTS",
+           "Variant", "band_errors", "load_records", "mean_mse", "rank_variants", "ratios_to_reference", "run_search",
+           "task_table", "variant", "parameter_count"]

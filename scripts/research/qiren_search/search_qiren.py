@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Search QIREN variants against SIREN on the paper's tasks; resumable (one JSON per fit under --cache).
+r"""Search QIREN variants against SIREN on the paper's tasks; resumable (one JSON per fit under --cache).
 
     # 1. screen every variant on a few tasks, one seed
-    python scripts/research/qiren_search/search_qiren.py screen --bach /path/to/gt_bach.wav --signals camera astronaut bach
+    python scripts/research/qiren_search/search_qiren.py screen --bach gt_bach.wav --signals camera astronaut bach
     # 2. the top few and the references on all five tasks, three seeds
     python scripts/research/qiren_search/search_qiren.py final --bach /path/to/gt_bach.wav --top 3
     # 3. the paper's QIREN, Tanh and three SIRENs (the authors' omega_0 1 / lr 0.03, omega_0 1 / lr 0.1, the tuned
@@ -10,7 +10,8 @@
     python scripts/research/qiren_search/search_qiren.py baselines --bach /path/to/gt_bach.wav
     # 4. the rate-distortion sweep (families by size, the three images) and longer fits of the best
     python scripts/research/qiren_search/search_qiren.py sizes --seeds 0
-    python scripts/research/qiren_search/search_qiren.py long --steps 1000 --top 1 --variants s3-zz --signals camera astronaut
+    python scripts/research/qiren_search/search_qiren.py long --steps 1000 --top 1 --variants s3-zz \
+        --signals camera astronaut
     # rewrite docs/research/qiren_search.md and its figures from the cache alone
     python scripts/research/qiren_search/search_qiren.py report
 
@@ -23,13 +24,12 @@ import re
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # scripts/: the research and benchmark packages
 
 from research.commands import portable_command
-from research.paper.suite import default_workers
-from research.paper.suite import PAPER_IMAGES
 from research.paper.baselines import NEEDED, write_baselines_section
+from research.paper.suite import PAPER_IMAGES, default_workers
+from research.qiren_search.report import final_variants, write_search_report
 from research.qiren_search.search import (
     ALL_VARIANTS,
     PAPER_STEPS,
@@ -40,7 +40,6 @@ from research.qiren_search.search import (
     load_records,
     run_search,
 )
-from research.qiren_search.report import final_variants, write_search_report
 
 
 def refuse_fewer_fits(cache: Path, page: Path) -> None:
@@ -57,7 +56,8 @@ def refuse_fewer_fits(cache: Path, page: Path) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=["screen", "final", "baselines", "sizes", "long", "report"])
-    p.add_argument("--bach", default=None, help="the paper's gt_bach.wav (float WAV, 44.1 kHz); without it no sound task")
+    p.add_argument("--bach", default=None,
+                   help="the paper's gt_bach.wav (float WAV, 44.1 kHz); without it no sound task")
     p.add_argument("--signals", nargs="+", choices=SIGNALS, default=None,
                    help="screen / long: signals to fit (screen: default camera astronaut, plus bach with --bach; "
                         "long: every signal)")
