@@ -4,15 +4,15 @@
 
 Then `cd my-space && python app.py` runs it locally, or push the folder as a Gradio Space.
 """
-import argparse
 import sys
 
 from qiren_gen.demo.space import write_space
 from qiren_gen.runtime.errors import one_line
+from qiren_gen.runtime.suggestions import SuggestingArgumentParser
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = SuggestingArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--output", required=True, help="new (or empty) folder for the Space")
     p.add_argument("--pipeline", default=None, help="pipeline folder copied into the Space (default: the bundled one)")
     p.add_argument("--hub_id", "--hub-id", default=None,

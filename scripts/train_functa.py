@@ -6,12 +6,12 @@
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 
 from qiren_gen.runtime import configure_allocator, run_reporting_errors
+from qiren_gen.runtime.suggestions import SuggestingArgumentParser
 from qiren_gen.training.argument_bounds import check_numeric_flags
 from qiren_gen.training.arguments import add_stage1_arguments, config_from_args
 from qiren_gen.training.functa_trainer import train_functa
@@ -20,7 +20,7 @@ from qiren_gen.training.outputs import output_dir_lock
 
 def parse_args(argv: list[str] | None = None):
     """Arguments in diffusers' example-script style -> a ``FunctaTrainingConfig``."""
-    p = argparse.ArgumentParser(description="Train a functa model (stage 1) on an image dataset.")
+    p = SuggestingArgumentParser(description="Train a functa model (stage 1) on an image dataset.")
     add_stage1_arguments(p)
     return config_from_args(p.parse_args(argv))
 

@@ -30,6 +30,7 @@ from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.quantum.noise import parse_noise
 from qiren_gen.quantum.shots import check_shots, measurement
 from qiren_gen.runtime import configure_allocator, run_reporting_errors
+from qiren_gen.runtime.suggestions import SuggestingArgumentParser
 from qiren_gen.training.argument_bounds import check_numeric_flags
 from qiren_gen.training.arguments import add_stage1_arguments, config_from_args
 from qiren_gen.training.functa_trainer import build_models, train_functa
@@ -39,6 +40,7 @@ from qiren_gen.training.pipeline_run import (
     RUN_FILE,
     Validator,
     check_output_dir,
+    heldout_line,
     load_training_data,
     model_card_sections,
     reconstruction_psnr,
@@ -46,7 +48,9 @@ from qiren_gen.training.pipeline_run import (
     setup_trackers,
 )
 from qiren_gen.training.pipeline_stages import (
+    FINE_TUNING_LEARNING_RATE,
     LATENT_INITS,
+    SCRATCH_LEARNING_RATE,
     STAGE1_FOLDER,
     STAGE2_FOLDER,
     encoding_settings,
@@ -62,14 +66,14 @@ from qiren_gen.training.rank_failures import failure_shared_by_ranks
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The stage-1 options of ``train_functa.py`` plus the pipeline, prior, validation and Hub options."""
-    p = argparse.ArgumentParser(
+    p = SuggestingArgumentParser(
         description="Fine-tune a QIREN generation pipeline (or train one from scratch) on images: stage 1 decoder + "
                     "modulator, stage 2 prior, a pipeline folder out.")
     p.add_argument("--pretrained_model_name_or_path", default=None,
                    help="pipeline folder or Hub id to start from (default: scratch, decoder from the model flags)")
     add_stage1_arguments(p)
     p.set_defaults(output_dir=None, resolution=None, channels=None, first_order=True, max_train_steps=200,
-                   learning_rate=1e-3, train_batch_size=8, checkpointing_steps=50)
+                   learning_rate=None, train_batch_size=8, checkpointing_steps=50)
     p.add_argument("--train_shots", type=int, default=None,
                    help="stage 1 under N measurement shots per circuit execution (straight-through gradients)")
     p.add_argument("--train_noise", default=None, metavar="P_OR_CHANNELS",
@@ -94,10 +98,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="the first this many training images: their reconstruction PSNR before / after")
     val.add_argument("--eval_encode_steps", type=int, default=None,
                      help="encoding steps of the validation / before-after PSNR (default: the modulator's)")
-    p.add_argument("--latent_init", choices=LATENT_INITS, default="mean",
-                   help="fine-tuning an auto-decoded pipeline: where each training image's latent starts")
-    p.add_argument("--latent_init_steps", type=int, default=10,
-                   help="--latent_init encode: Adam steps on an image's first visit")
+    p.add_argument("--latent_init", choices=LATENT_INITS, default="encode",
+                   help="fine-tuning an auto-decoded pipeline: where each training image's latent starts (default "
+                        "encode: each image encoded before the decoder moves)")
+    p.add_argument("--latent_init_steps", type=int, default=None,
+                   help="--latent_init encode: Adam steps on an image's first visit (default: the pretrained "
+                        "modulator's own encoding steps)")
     val.add_argument("--report_to", default="none", help='"tensorboard" (Accelerate tracker) or "none"')
     hub = p.add_argument_group("Hub")
     hub.add_argument("--push_to_hub", action="store_true", help="upload OUTPUT_DIR's pipeline after it is saved")
@@ -113,7 +119,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name} must be >= 1")
     if args.validation_images < 0 or args.psnr_images < 0:
         p.error("--validation_images and --psnr_images must be >= 0")
-    if args.latent_init_steps < 1 or (args.eval_encode_steps is not None and args.eval_encode_steps < 1):
+    if args.learning_rate is None:  # fine-tuning moves a trained decoder gently; scratch trains it fast
+        args.learning_rate = FINE_TUNING_LEARNING_RATE if args.pretrained_model_name_or_path else SCRATCH_LEARNING_RATE
+    if any(v is not None and v < 1 for v in (args.latent_init_steps, args.eval_encode_steps)):
         p.error("--latent_init_steps and --eval_encode_steps must be >= 1")
     return args
 
@@ -151,6 +159,8 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
     accelerator = make_accelerator(args.mixed_precision, args.seed, log_with, str(out / "logs"))
     if tracker_note:
         accelerator.print(f"train_pipeline: {tracker_note}", file=sys.stderr)
+    if heldout_line(data):
+        accelerator.print(f"train_pipeline: {heldout_line(data)}")
     if data.skipped:
         accelerator.print(f"train_pipeline: skipped {data.skipped} unreadable image(s) at the start of "
                           f"{data.description}")

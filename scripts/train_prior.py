@@ -20,6 +20,7 @@ from qiren_gen.models import LatentDenoiser
 from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.pipelines.loading import load_stage1
 from qiren_gen.runtime import run_reporting_errors
+from qiren_gen.runtime.suggestions import SuggestingArgumentParser
 from qiren_gen.training.argument_bounds import check_numeric_flags
 from qiren_gen.training.launch import make_accelerator
 from qiren_gen.training.outputs import output_dir_lock, save_folder_atomically, save_pipeline_atomically
@@ -38,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Arguments in diffusers' example-script style (underscored long options); the prior's defaults are the
     recipe's (``PriorTrainingConfig`` and ``PRIOR_MODEL_DEFAULTS``, as ``scripts/train_pipeline.py``)."""
     defaults, model = PriorTrainingConfig(), PRIOR_MODEL_DEFAULTS
-    p = argparse.ArgumentParser(description="Train the latent diffusion prior of a QIREN functional model.")
+    p = SuggestingArgumentParser(description="Train the latent diffusion prior of a QIREN functional model.")
     p.add_argument("--stage1_model", required=True,
                    help="folder with decoder/ and modulator/ subfolders (a stage-1 output or a pipeline folder)")
     src = p.add_mutually_exclusive_group(required=True)

@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from ..runtime import run_reporting_errors
+from ..runtime.suggestions import option_strings, with_suggestions
 
 __all__ = ["build_parser", "main", "run_reporting_errors"]
 
@@ -18,8 +19,17 @@ SUBCOMMANDS = ("sample", "fit", "superres", "evaluate", "demo", "params")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
+    _command: str | None = None
+
+    def parse_known_args(self, args=None, namespace=None):  # remembers the subcommand, for the suggestions
+        namespace, extras = super().parse_known_args(args, namespace)
+        self._command = getattr(namespace, "command", None)
+        return namespace, extras
+
+    def error(self, message: str) -> None:  # argparse's own errors: one line with a "did you mean", exit 2
+        subcommands = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+        parser = subcommands.get(self._command, self) if message.startswith("unrecognized arguments") else self
+        self.exit(2, f"{parser.prog}: error: {with_suggestions(message, option_strings(parser))}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -153,6 +153,18 @@ def fit_metrics(pipe, args: argparse.Namespace, fitted, result, files: dict, mea
     return metrics
 
 
+BASELINES = ("relu", "tanh", "relu-rff", "siren")
+"""The paper's classical networks, each of about QIREN's parameter count."""
+
+
+def comparison_line(model: str) -> str:
+    """What this fit compares with and what the comparison means (the research page has the full study)."""
+    others = ", ".join(f"--model {m}" for m in ("qiren", *BASELINES) if m != model)
+    return (f"compare: the same command with {others} fits the paper's baselines of about as many parameters; on the "
+            "paper's images QIREN fits better than ReLU, Tanh and ReLU+RFF, and a standard SIREN better than QIREN "
+            "(docs/research/paper_reproduction.md)")
+
+
 def print_fit(args: argparse.Namespace, out: Path, result, metrics: dict, measuring: dict) -> None:
     """One JSON object with ``--json``, else a line of figures (and one for the simulated device)."""
     if args.json:
@@ -160,6 +172,7 @@ def print_fit(args: argparse.Namespace, out: Path, result, metrics: dict, measur
         return
     print(f"{args.model}: MSE {result.mse:.3e}  PSNR {result.psnr:.2f} dB  {metrics['params']} params  "
           f"{result.seconds:.1f} s  -> {out}/")
+    print(comparison_line(args.model))
     if "measured" in metrics:
         shots, noise = measuring["shots"], measuring["noise"]
         setting = ", ".join(x for x in (f"{shots} shots" if shots else "", noise.describe() if noise else "") if x)

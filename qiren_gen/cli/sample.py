@@ -43,8 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --pennylane-device: readout, zne, or readout,zne (default none)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: 16 faces at 128x128 took 10.0-10.7 s with 1 thread and "
-                        "9-47 s with 2 on a busy 2-core machine)")
+                   help="torch CPU threads (default 1: one thread never over-subscribes a shared CPU; the command "
+                        "prints how long it took)")
     p.add_argument("--rows", type=int, default=None, help="grid rows (default: about square)")
     p.add_argument("--save-individual", metavar="DIR", default=None, help="also write each image as DIR/NNNN.png")
     p.add_argument("--output", required=True, help="PNG file for the grid")
@@ -61,6 +61,7 @@ def _check_args(args: argparse.Namespace) -> tuple[int | None, int | None, Path]
     for name, value in (("height", height), ("width", width)):
         if value is not None and value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+    _check_pixels(args.num_images, height or DEFAULT_SIZE, width or DEFAULT_SIZE)
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     from ..pipelines.schedulers import canonical_sampler_name
@@ -100,6 +101,23 @@ def _check_args(args: argparse.Namespace) -> tuple[int | None, int | None, Path]
     if args.save_individual:  # created now, so a bad folder fails before sampling, not after it
         Path(args.save_individual).mkdir(parents=True, exist_ok=True)
     return height, width, out
+
+
+def _check_pixels(num_images: int, height: int, width: int) -> None:
+    """The pipeline's pixel bounds (one image up to 4096x4096; one run up to 2**26 pixels in all) in this command's
+    own flags, before anything is loaded."""
+    from ..pipelines.generation import MAX_BATCH_PIXELS, MAX_RENDER_PIXELS
+
+    size = f"{height}x{width}"
+    if height * width > MAX_RENDER_PIXELS:
+        raise ValueError(f"--resolution / --height x --width {size} is over the documented bound of 4096x4096 "
+                         "pixels per image")
+    if num_images * height * width > MAX_BATCH_PIXELS:
+        fits = MAX_BATCH_PIXELS // (height * width)
+        side = math.isqrt(MAX_BATCH_PIXELS // num_images)
+        raise ValueError(f"--num-images {num_images} at {size} is {num_images * height * width:,} pixels, over the "
+                         f"{MAX_BATCH_PIXELS:,} one run renders: at {size} use --num-images {fits} or fewer, or "
+                         f"for {num_images} images a size up to {side}x{side}")
 
 
 def _check_device_args(args: argparse.Namespace) -> None:

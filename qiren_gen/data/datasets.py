@@ -287,6 +287,7 @@ class ImageCollator:
     resolution: int
     channels: int = 1
     skipped: int = field(default=0)
+    warned: set = field(default_factory=set)
 
     def __post_init__(self) -> None:
         check_resolution(self.resolution)
@@ -302,8 +303,10 @@ class ImageCollator:
                 self.skipped += 1
                 value = example[self.image_column]
                 where = quoted(value["path"]) if isinstance(value, dict) and value.get("path") else "row"
-                logger.warning("skipping unreadable image %s (%s); %d skipped so far", where, shown(str(err)),
-                               self.skipped)
+                if where == "row" or where not in self.warned:  # each file once, not again every epoch
+                    self.warned.add(where)
+                    logger.warning("skipping unreadable image %s (%s); %d unreadable file(s) met so far", where,
+                                   shown(str(err)), len(self.warned))
         if not images:
             return torch.empty(0, self.channels, self.resolution, self.resolution)
         return torch.stack(images)

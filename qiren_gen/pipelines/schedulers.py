@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import diffusers
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
+from ..runtime.suggestions import did_you_mean
+
 
 @dataclass(frozen=True)
 class SamplerSpec:
@@ -53,7 +55,7 @@ def canonical_sampler_name(name: str) -> str:
     key = ALIASES.get(key, key)
     if key not in SAMPLERS:
         known = ", ".join([*SAMPLERS, *ALIASES])
-        raise ValueError(f"unknown scheduler '{name}'; known: {known}")
+        raise ValueError(f"unknown scheduler '{name}'{did_you_mean(key, [*SAMPLERS, *ALIASES])}; known: {known}")
     return key
 
 

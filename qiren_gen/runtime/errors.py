@@ -48,15 +48,27 @@ def _hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from, outermost first (at most 10)."""
+    found: list[BaseException] = []
+    while exc is not None and len(found) < 10:
+        found.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return found
+
+
 def hub_error_reason(exc: BaseException) -> str:
     """Why a Hugging Face Hub call failed, in a few words for a one-line error (the Hub's own messages run to
     several sentences and name options of its API): offline, not in the local cache, no such repo, no network."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     text = " ".join(str(exc).split())
+    chain = {cls.__name__ for cause in _causes(exc) for cls in type(cause).__mro__}
     if _hub_offline() or "OfflineModeIsEnabled" in names or "HF_HUB_OFFLINE=0" in text:
         return "offline: HF_HUB_OFFLINE=1 is set"
     if "LocalEntryNotFoundError" in names or "local_files_only=False" in text:
-        return "offline: local_files_only=True and it is not in the local cache"
+        if chain & {*_NO_NETWORK, "ConnectError", "NetworkError", "gaierror"} or "internet connection" in text:
+            return "no network connection to the Hub, and it is not in the local cache"
+        return "it is not in the local cache, and the Hub was not asked (local_files_only=True)"
     if names & set(_HUB_MISSING[:2]) or " 404 " in f" {text} " or " 401 " in f" {text} ":
         return "it has no such repo, or the repo is private or gated"
     if "RevisionNotFoundError" in names:
@@ -123,8 +135,9 @@ def run_reporting_errors(prog: str, func: Callable[[], T]) -> tuple[int, T | Non
         text = describe_os_error(exc) if isinstance(exc, OSError) else one_line(exc)
         print(f"{prog}: error: {text}", file=sys.stderr)
         return 2, None
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a training run's stop names the checkpoint it saved and the resume flag
+        detail = one_line(exc) if str(exc) else ""
+        print(f"{prog}: interrupted{': ' + detail if detail else ''}", file=sys.stderr)
         return 130, None
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, never a traceback
         if os.environ.get("QIREN_GEN_DEBUG"):

@@ -375,7 +375,8 @@ class FunctaTrainer:
         if record["stopping"]:
             self.accelerator.print(f"stopped by a signal at step {self.global_step}, after saving {saved}; "
                                    "continue with --resume_from_checkpoint latest")
-            raise TrainingStopped(f"stopped at step {self.global_step}")
+            raise TrainingStopped(f"stopped at step {self.global_step}, checkpoint saved in {saved}; continue "
+                                  "with --resume_from_checkpoint latest")
         if self.on_step is not None:
             self.on_step(self.global_step, self.history[-1])
 

@@ -74,6 +74,7 @@ class TrainingData:
     num_train: int | None
     streamed: bool
     resolution: int = 32
+    heldout_names: list = field(default_factory=list)
 
 
 START_SCAN_LIMIT = 1000
@@ -98,27 +99,36 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
     streamed = not hasattr(ds, "__len__")
     rows = iter(ds) if streamed else (ds[i] for i in range(len(ds)))
     held, evals, skipped, consumed, detected = [], [], 0, 0, channels
+    held_names: list[str] = []
+    unreadable: dict[str, str] = {}  # the first unreadable file (or row) for each reason, in the order met
+    read = 0
     for example in itertools.islice(rows, START_SCAN_LIMIT):
+        read += 1
         value = example[IMAGE_COLUMN]
         if detected is None:
             try:
                 detected = image_channels(value)
             except (OSError, ValueError, SyntaxError, KeyError):
                 pass
-        image = _decoded(value, resolution, detected or 1)
+        image, reason = _decoded(value, resolution, detected or 1)
         if len(held) < heldout:
             consumed += 1
         if image is None:
             skipped += 1
+            unreadable.setdefault(reason, _where(value))
         elif len(held) < heldout:
             held.append(image)
+            held_names.append(_where(value))
         else:
             evals.append(image)
         if len(held) >= heldout and len(evals) >= max(eval_images, 2):
             break
     channels = detected or 1
     if not held and not evals:
-        raise ValueError(f"no readable image in the dataset (the first {consumed + skipped} example(s) unreadable)")
+        scope = f"the first {read}" if read >= START_SCAN_LIMIT else f"all {read}"
+        causes = "; ".join(f"{where}: {reason}" for reason, where in unreadable.items())
+        raise ValueError(f"no readable image in the dataset ({scope} image(s) read, none readable"
+                         f"{': ' + causes if causes else ''})")
     if heldout and len(held) + len(evals) < heldout + 2:
         raise ValueError(f"only {len(held) + len(evals)} readable image(s): need at least {heldout + 2} to hold "
                          f"{heldout} out (lower --validation_images)")
@@ -134,16 +144,22 @@ def load_training_data(args, resolution: int, channels: int | None, heldout: int
     return TrainingData(train=train, heldout=torch.stack(held) if held else empty,
                         eval_train=torch.stack(evals[:eval_images]) if evals[:eval_images] else empty,
                         channels=channels, skipped=skipped, num_train=num_train, streamed=streamed,
-                        resolution=resolution,
+                        resolution=resolution, heldout_names=held_names,
                         description=f"`{source}` (split `{args.split}`)")
 
 
-def _decoded(value, resolution: int, channels: int) -> torch.Tensor | None:
-    """One decoded image, or None when unreadable (the count of those is reported once, not per image)."""
+def _decoded(value, resolution: int, channels: int) -> tuple[torch.Tensor | None, str]:
+    """``(image, "")``, or ``(None, why)`` when unreadable (those are counted and reported once, not per image)."""
     try:
-        return decode_image(value, resolution, channels)
-    except (OSError, ValueError, SyntaxError):
-        return None
+        return decode_image(value, resolution, channels), ""
+    except (OSError, ValueError, SyntaxError) as exc:
+        return None, " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _where(value) -> str:
+    """The file of an undecoded image value, quoted, or ``a row`` (an image stored in the dataset itself)."""
+    path = value.get("path") if isinstance(value, dict) else getattr(value, "filename", None)
+    return f"'{path}'" if path else "a row"
 
 
 def reconstruction_psnr(decoder, modulator, images: torch.Tensor, batch_size: int = 32,
@@ -232,7 +248,8 @@ def setup_trackers(report_to: str, out: Path) -> tuple[str | None, str | None]:
         return None, None
     if report_to == "tensorboard":
         if not is_tensorboard_available():
-            return None, ("--report_to tensorboard: tensorboard is not installed (pip install tensorboard); "
+            return None, ("--report_to tensorboard: tensorboard is not installed "
+                          '(pip install "qiren-gen[tensorboard]"); '
                           f"validation metrics go to {out / 'train_log.jsonl'} only")
         return "tensorboard", None
     return report_to, None
@@ -280,6 +297,15 @@ No FID was measured by the training script: run `qiren-gen evaluate --pipeline T
     return {"Training": training, "Quality": quality, "Limitations": limitations}
 
 
+def heldout_line(data: TrainingData) -> str | None:
+    """The line naming the images held out of training for validation (files, or rows of a dataset), or None."""
+    names = data.heldout_names
+    if not names:
+        return None
+    what = ", ".join(names) if all(n != "a row" for n in names) else f"the first {len(names)} readable rows"
+    return f"held out of training for validation (--validation_images {len(names)}): {what}"
+
+
 def report_psnr(psnr: dict, say=print) -> None:
     """The before / after reconstruction PSNR lines of a run."""
     def fmt(v):
@@ -292,5 +318,6 @@ def report_psnr(psnr: dict, say=print) -> None:
             f"{fmt(psnr['heldout_after'])} after")
 
 
-__all__ = ["RUN_FILE", "START_SCAN_LIMIT", "TrainingData", "Validator", "check_output_dir", "image_channels",
+__all__ = ["RUN_FILE", "START_SCAN_LIMIT", "TrainingData", "Validator", "check_output_dir", "heldout_line",
+           "image_channels",
            "load_training_data", "model_card_sections", "reconstruction_psnr", "report_psnr", "setup_trackers"]

@@ -325,7 +325,8 @@ class PriorTrainer:
                 if stopping:
                     accelerator.print(f"stopped by a signal at step {self.global_step}, after saving {saved}; "
                                       "continue with --resume_from_checkpoint latest")
-                    raise TrainingStopped(f"stopped at step {self.global_step}")
+                    raise TrainingStopped(f"stopped at step {self.global_step}, checkpoint saved in {saved}; continue "
+                                          "with --resume_from_checkpoint latest")
         return losses
 
     def save_checkpoint(self) -> Path:

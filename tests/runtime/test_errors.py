@@ -37,6 +37,7 @@ def test_hub_reasons_for_a_missing_cache_entry_and_other_failures(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     with pytest.raises(Exception) as info:
         snapshot_download("qiren-gen-tests/none", local_files_only=True)
-    assert hub_error_reason(info.value) == "offline: local_files_only=True and it is not in the local cache"
+    assert hub_error_reason(info.value) == ("it is not in the local cache, and the Hub was not asked "
+                                            "(local_files_only=True)")
     assert hub_error_reason(ConnectionError("Max retries exceeded")) == "no network connection"
     assert hub_error_reason(RuntimeError("boom\nsecond line")) == "RuntimeError: boom second line"
