@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import struct
 import threading
 import zlib
 from pathlib import Path
@@ -158,3 +159,14 @@ class LoopbackListener:
         self.sock.close()
 
 
+def wav_header(path: Path, channels: int = 1, rate: int = 44100, bits: int = 16, frames: int = 10,
+               write_data: bool = True) -> Path:
+    """A PCM WAV whose header declares ``frames``; with ``write_data=False`` only the header is written (a file
+    that claims an hour of audio costs 44 bytes)."""
+    align = channels * ((bits + 7) // 8) if channels and bits else 1
+    data_size = frames * align
+    header = (b"RIFF" + struct.pack("<I", 36 + data_size) + b"WAVE" + b"fmt " +
+              struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * align, align, bits) +
+              b"data" + struct.pack("<I", data_size))
+    path.write_bytes(header + (bytes(data_size) if write_data else b""))
+    return path

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from ..io.errors import WriteFailed
+from ..runtime.errors import describe_os_error
 from ..runtime.values import MAX_THREADS, check_int_range, check_seed, parse_encoding_scale
 
 MAX_FIT_STEPS = 100_000
@@ -66,6 +69,15 @@ def check_common(args: argparse.Namespace) -> None:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     check_int_range(args.threads, "--threads", 1, MAX_THREADS)
     check_seed(args.seed)
+
+
+def check_output_folder(out: Path) -> None:
+    """Create ``--output`` (and its parents) before any fitting, so a path that cannot be a folder (a file in the
+    way, a name too long, no permission) is one line at once, not after the fit."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteFailed(f"cannot create the --output folder: {describe_os_error(exc)}") from None
 
 
 def qiren_options(args: argparse.Namespace) -> dict:

@@ -13,6 +13,9 @@ from ..runtime.errors import one_line
 from ..runtime.values import check_seed
 
 INCEPTION = "inception-v3-compat"  # torch-fidelity's standard FID extractor (kept literal: no heavy import here)
+FEATURE_EXTRACTORS = (INCEPTION, "qiren-pixel-pool")
+"""``qiren_gen.metrics.extractors.SUPPORTED_EXTRACTORS`` spelled out, so ``--help`` needs no torch (a test keeps
+them equal): the only extractors the command offers."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="process k draws from a generator seeded seed + k")
     p.add_argument("--kid", action=argparse.BooleanOptionalAction, default=None,
                    help="also compute KID (default: when --num-samples <= 10000)")
-    p.add_argument("--feature-extractor", default=INCEPTION,
+    p.add_argument("--feature-extractor", default=INCEPTION, choices=FEATURE_EXTRACTORS,
                    help="torch-fidelity extractor; anything but inception-v3-compat is reported as a Frechet "
                         "distance, never as FID (qiren-pixel-pool: weight-free smoke test)")
     p.add_argument("--reference-split", default="train", help="dataset split of a Hub / local dataset reference")

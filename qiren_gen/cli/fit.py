@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from ..io.audio import check_wav
 from ._fitting_args import add_model_args
 
 
@@ -33,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit the model to the signal, write the fit, a figure, metrics and the pipeline, and print the result."""
+    if args.audio is not None and Path(args.audio).is_file():
+        check_wav(args.audio)  # the header's frame cap, before torch is imported or a sample is read
+
     from .fit_steps import run_fit  # deferred: torch, which `qiren-gen --help` does not load
 
     return run_fit(args)

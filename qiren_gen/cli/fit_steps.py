@@ -10,16 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..data.signals import load_image, load_wav, parse_slice, write_wav
 from ..figures import plot_fit
+from ..io import quoted
+from ..io.atomic import save_entries_with, save_image, save_pipeline_atomically, write_text
 from ..metrics import psnr
 from ..metrics.signals import mse
 from ..pipelines import QirenSignalFittingPipeline
 from ..quantum.noise import parse_noise
 from ..quantum.shots import check_shots, measurement
-from ._fitting_args import CIRCUIT_MODELS, check_common, qiren_options, set_threads
+from ._fitting_args import CIRCUIT_MODELS, check_common, check_output_folder, qiren_options, set_threads
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -30,13 +31,19 @@ def run_fit(args: argparse.Namespace) -> int:
     # The model first: a bad option combination must fail before the output folder exists.
     pipe = build_fitting_pipeline(args, signal, options)
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out)
     pipe.set_progress_bar_config(disable=args.json)
     result, fitted = fit_signal(pipe, args, signal, measuring)
     measured = measure_on_device(pipe, args, signal, fitted, measuring)
-    files = write_fit_outputs(pipe, args, out, signal, fitted, rate, result)
-    metrics = fit_metrics(pipe, args, fitted, result, files, measured, measuring)
-    Path(files["metrics"]).write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics = {}
+
+    def save(staging: Path) -> None:  # every file written complete into staging, then published with metrics last
+        files = write_fit_outputs(pipe, args, staging, signal, fitted, rate, result)
+        files = {role: str(out / Path(path).name) for role, path in files.items()}
+        metrics.update(fit_metrics(pipe, args, fitted, result, files, measured, measuring))
+        write_text(staging / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+    save_entries_with(out, save, "metrics.json", f"the fit to {quoted(out)}")
     print_fit(args, out, result, metrics, measuring)
     return 0
 
@@ -113,11 +120,11 @@ def write_fit_outputs(pipe, args: argparse.Namespace, out: Path, signal, fitted,
     else:
         files.update(fit=str(out / "fit.png"), target=str(out / "target.png"))
         for key, img in (("fit", fitted), ("target", signal)):
-            Image.fromarray(((np.clip(img, -1, 1) + 1) * 127.5).round().astype(np.uint8)).save(files[key])
+            save_image(files[key], ((np.clip(img, -1, 1) + 1) * 127.5).round().astype(np.uint8))
     source = args.audio if args.audio is not None else args.image
     plot_fit(signal, fitted, files["figure"], f"{args.model} fit of {Path(str(source)).name}: "
              f"MSE {result.mse:.2e}, PSNR {result.psnr:.1f} dB", rate=rate)
-    pipe.save_pretrained(files["pipeline"])
+    save_pipeline_atomically(pipe, files["pipeline"])
     return files
 
 

@@ -6,7 +6,7 @@ import math
 import time
 from pathlib import Path
 
-from ..runtime.errors import one_line
+from ..runtime.errors import describe_os_error, one_line
 from ..runtime.values import MAX_THREADS, check_int_range, check_seed
 
 DEFAULT_SIZE = 128
@@ -90,6 +90,12 @@ def _check_args(args: argparse.Namespace) -> tuple[int | None, int | None, Path]
         raise ValueError(f"--output must be a .png file, got '{out}'")
     if not out.parent.exists() or not out.parent.is_dir():
         raise OSError(f"the folder of --output does not exist: '{out.parent}'")
+    try:
+        out.stat()  # a name too long for the file system: one line now, not after the sampling
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise OSError(f"cannot write --output: {describe_os_error(exc)}") from None
     if out.is_dir():
         raise OSError(f"--output '{out}' is a folder")
     if args.save_individual:  # created now, so a bad folder fails before sampling, not after it
@@ -148,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from diffusers.utils import logging as diffusers_logging
     from diffusers.utils import make_image_grid
 
+    from ..io.atomic import save_image
     from ..pipelines.generation import QirenGenerationPipeline, bundled_pipeline_dir, check_generation_inputs
     from ..pipelines.schedulers import make_scheduler
 
@@ -182,12 +189,12 @@ def run(args: argparse.Namespace) -> int:
     while args.num_images % rows:
         rows -= 1
     grid = make_image_grid(images, rows=rows, cols=args.num_images // rows)
-    grid.save(out)
+    save_image(out, grid)  # written beside and renamed: a failed write keeps the previous file whole
     if args.save_individual:
         folder = Path(args.save_individual)
         folder.mkdir(parents=True, exist_ok=True)
         for i, image in enumerate(images):
-            image.save(folder / f"{i:04d}.png")
+            save_image(folder / f"{i:04d}.png", image)
     elapsed = time.perf_counter() - start
     print(f"wrote {out} ({args.num_images} images, {height}x{width}, {args.steps} {args.scheduler} steps, "
           f"seed {args.seed}{'' if args.shots is None else f', {args.shots} shots'}"

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..data.grids import MAX_GRID_POINTS
 from ..data.signals import open_image, resize_image
 from ..figures import plot_superres
+from ..io import quoted
+from ..io.atomic import save_entries_with, save_image, save_pipeline_atomically, write_text
 from ..metrics import psnr
 from ..metrics.signals import mse
 from ..pipelines import QirenGenerationPipeline, QirenSuperResolutionPipeline, interpolate_image
-from ._fitting_args import check_common, qiren_options, set_threads
+from ._fitting_args import check_common, check_output_folder, qiren_options, set_threads
 
 
 def run_superres(args: argparse.Namespace) -> int:
@@ -28,15 +29,21 @@ def run_superres(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     low, truth = load_low_and_truth(args)
     pipe = build_superres_pipeline(args, options)
-    out = Path(args.output)  # made after the inputs and the pipeline loaded, before any fitting
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.output)  # checked after the inputs and the pipeline loaded, before any fitting
+    check_output_folder(out)
     pipe.set_progress_bar_config(disable=args.json)
     result = pipe(low, scale=args.scale, num_steps=args.steps, learning_rate=args.lr, align_corners=args.paper_grid,
                   schedule=args.schedule)
     outputs = upscaled_outputs(args, low, result)
-    files = write_superres_outputs(pipe, args, out, low, truth, outputs)
-    metrics = superres_metrics(pipe, args, result, truth, outputs, files)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics = {}
+
+    def save(staging: Path) -> None:  # every file written complete into staging, then published with metrics last
+        files = write_superres_outputs(pipe, args, staging, low, truth, outputs)
+        files = {role: str(out / Path(path).name) for role, path in files.items()}
+        metrics.update(superres_metrics(pipe, args, result, truth, outputs, files))
+        write_text(staging / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+    save_entries_with(out, save, "metrics.json", f"the super-resolution to {quoted(out)}")
     print_superres(args, out, result, metrics, truth is not None)
     return 0
 
@@ -91,7 +98,7 @@ def upscaled_outputs(args: argparse.Namespace, low, result) -> dict:
 
 def save_png(img, path: Path) -> str:
     """Save an image in [-1, 1] as an 8-bit PNG; returns the path."""
-    Image.fromarray(((np.clip(img, -1, 1) + 1) * 127.5).round().astype(np.uint8)).save(path)
+    save_image(path, ((np.clip(img, -1, 1) + 1) * 127.5).round().astype(np.uint8))
     return str(path)
 
 
@@ -105,7 +112,7 @@ def write_superres_outputs(pipe, args: argparse.Namespace, out: Path, low, truth
     side = high_size(args)
     plot_superres(low, outputs, files["figure"], truth, f"{args.size}x{args.size} -> {side}x{side}")
     files["pipeline"] = str(out / "pipeline")
-    pipe.save_pretrained(files["pipeline"])
+    save_pipeline_atomically(pipe, files["pipeline"])
     return files
 
 

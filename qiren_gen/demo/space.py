@@ -11,6 +11,7 @@ import shutil
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from ..io.atomic import write_text
 from ..pipelines import QirenGenerationPipeline, bundled_pipeline_dir
 
 SPACE_PIPELINE_DIR = "pipeline"
@@ -91,10 +92,10 @@ def write_space(output: str | os.PathLike, pipeline: str | os.PathLike | None = 
                 target = out / SPACE_PIPELINE_DIR / file.relative_to(source)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(file, target)
-    (out / "app.py").write_text(APP_TEMPLATE.format(pipeline=literal))
-    (out / "requirements.txt").write_text(f"{package}\n")
-    (out / "README.md").write_text(CARD_TEMPLATE.format(title=title, gradio_version=_gradio_version(),
-                                                        models=models, where=where))
+    write_text(out / "app.py", APP_TEMPLATE.format(pipeline=literal))
+    write_text(out / "requirements.txt", f"{package}\n")
+    write_text(out / "README.md", CARD_TEMPLATE.format(title=title, gradio_version=_gradio_version(),
+                                                    models=models, where=where))
     return out
 
 

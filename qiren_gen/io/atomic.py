@@ -172,8 +172,6 @@ def append_text(path: str | os.PathLike, text: str, what: str | None = None) -> 
 
 # Folders --------------------------------------------------------------------------------------------------------
 
-_SAVING = ".saving-pipeline"
-_REPLACED = ".replaced-pipeline"
 
 
 def _save_beside(saveable: Any, saving: Path, replaced: Path, what: str) -> None:
@@ -188,30 +186,93 @@ def _save_beside(saveable: Any, saving: Path, replaced: Path, what: str) -> None
         raise write_failure(exc, what) from None
 
 
-def save_pipeline_atomically(pipe: Any, out: str | os.PathLike) -> None:
-    """``pipe.save_pretrained(out)`` so that a kill at any moment leaves ``out``'s previous pipeline or none.
+STAGING_PREFIXES = (".saving-", ".replaced-")
+"""Names of the folders where a result is written before it is published, and where the old one waits while it is
+replaced: what a killed save leaves there is never part of a result (the next save removes it)."""
 
-    The pipeline is written complete into ``out/.saving-pipeline``, then moved into place with
-    ``model_index.json`` (what makes a folder a pipeline) removed first and renamed in last. Other files in ``out``
-    (checkpoints, logs, samples) are kept. A failed write raises one line; the previous pipeline is then whole.
-    """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    saving, replaced = out / _SAVING, out / _REPLACED
-    _save_beside(pipe, saving, replaced, f"the pipeline to {quoted(out)}")
-    entries = sorted(p.name for p in saving.iterdir() if p.name != "model_index.json")
-    index = out / "model_index.json"
-    if index.exists():
-        os.unlink(index)  # from here until the last rename, out is no pipeline at all (never a mix)
+
+def is_staging(name: str) -> bool:
+    """Whether ``name`` (a file or folder name) is one of the writer's staging folders (`STAGING_PREFIXES`)."""
+    return name.startswith(STAGING_PREFIXES)
+
+
+def _staging_names(out: Path, marker: str) -> tuple[Path, Path]:
+    """The folders inside ``out`` where a new result is written and where the old one waits while it is replaced."""
+    kind = "pipeline" if marker == "model_index.json" else "output"
+    return out / f".saving-{kind}", out / f".replaced-{kind}"
+
+
+def publish_entries(staging: str | os.PathLike, out: str | os.PathLike, marker: str) -> None:
+    """Move every entry of the complete folder ``staging`` into ``out`` so that ``out`` never holds old and new
+    entries together: ``out/marker`` (what makes ``out`` a result) is removed first, then the old entries that the
+    new set replaces are moved aside, the new ones moved in, and ``marker`` renamed in last (the commit). A kill at any
+    moment leaves the previous result, the new one, or a folder without ``marker`` holding only old or only new
+    (each entry whole). Other files in ``out`` are kept; ``staging`` is removed."""
+    staging, out = Path(staging), Path(out)
+    replaced = _staging_names(out, marker)[1]
+    shutil.rmtree(replaced, ignore_errors=True)
+    entries = sorted(p.name for p in staging.iterdir() if p.name != marker)
+    if (out / marker).exists():
+        os.unlink(out / marker)  # from here until the last rename, out is no result at all
     replaced.mkdir()
     for name in entries:
-        if (out / name).exists():
+        if (out / name).exists() or (out / name).is_symlink():
             os.replace(out / name, replaced / name)
-        os.replace(saving / name, out / name)
-    os.replace(saving / "model_index.json", index)  # the commit: one rename makes the new pipeline visible
+    for name in entries:
+        os.replace(staging / name, out / name)
+    os.replace(staging / marker, out / marker)  # the commit: one rename makes the new result visible
     _fsync_path(out, directory=True)
     shutil.rmtree(replaced, ignore_errors=True)
-    shutil.rmtree(saving, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def save_entries_with(out: str | os.PathLike, save: Callable[[Path], Any], marker: str,
+                      what: str | None = None) -> None:
+    """Write a result folder's entries with ``save(staging)`` (``staging``: an empty folder inside ``out``), then
+    `publish_entries` them into ``out`` with ``marker`` last. A failed write (a full disk) removes ``staging``, leaves
+    ``out``'s previous result untouched and raises `WriteFailed`, one line; a kill leaves it or the new one."""
+    out = Path(out)
+    what = what or quoted(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_failure(exc, what) from None
+    if any(is_staging(part) for part in out.parts):  # inside a result being staged: the enclosing save publishes
+        save(out)
+        return
+    staging, replaced = _staging_names(out, marker)
+    for stale in (staging, replaced):  # what a run killed mid-save left: never part of a result
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        staging.mkdir()
+        save(staging)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, WriteFailed):  # one file's line: named as it will be in out, not in staging
+            raise WriteFailed(str(exc).replace(str(staging), str(out))) from None
+        if is_write_error(exc):
+            raise write_failure(exc, what) from None
+        raise
+    if not (staging / marker).is_file():
+        shutil.rmtree(staging, ignore_errors=True)
+        raise WriteFailed(f"cannot write {what}: the saved result has no {marker}; nothing was published")
+    try:
+        publish_entries(staging, out, marker)
+    except OSError as exc:
+        raise write_failure(exc, what) from None
+
+
+def save_pipeline_with(out: str | os.PathLike, save: Callable[[Path], Any], what: str | None = None) -> None:
+    """A pipeline folder written by ``save(staging)`` (diffusers' ``save_pretrained`` and the files beside it),
+    published into ``out`` with ``model_index.json`` last: a kill at any moment leaves ``out``'s previous pipeline
+    or none, never a mix; a failed write is one `WriteFailed` line and the previous pipeline stays whole."""
+    save_entries_with(out, save, "model_index.json", what or f"the pipeline to {quoted(out)}")
+
+
+def save_pipeline_atomically(pipe: Any, out: str | os.PathLike) -> None:
+    """``pipe.save_pretrained(out)`` so that a kill at any moment leaves ``out``'s previous pipeline or none
+    (`save_pipeline_with`). Other files in ``out`` (checkpoints, logs, samples) are kept."""
+    save_pipeline_with(out, pipe.save_pretrained)
 
 
 def save_folder_atomically(saveable: Any, folder: str | os.PathLike) -> None:
@@ -228,6 +289,6 @@ def save_folder_atomically(saveable: Any, folder: str | os.PathLike) -> None:
     shutil.rmtree(replaced, ignore_errors=True)
 
 
-__all__ = ["append_text", "is_write_error", "save_figure", "save_folder_atomically", "save_image",
-           "save_pipeline_atomically", "save_tensors", "write_bytes", "write_failure", "write_file_with", "write_json",
-           "write_text", "write_with"]
+__all__ = ["STAGING_PREFIXES", "append_text", "is_staging", "is_write_error", "publish_entries", "save_entries_with", "save_figure",
+           "save_folder_atomically", "save_image", "save_pipeline_atomically", "save_pipeline_with", "save_tensors",
+           "write_bytes", "write_failure", "write_file_with", "write_json", "write_text", "write_with"]

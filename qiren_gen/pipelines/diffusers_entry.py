@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from ..io.atomic import is_staging, save_pipeline_with, write_json, write_text
 from .component_classes import MODEL_CLASSES, SCHEDULER_NAMES
 
 ENTRY_MODULE = "qiren_pipeline"
@@ -38,8 +39,8 @@ def write_diffusers_entry(folder: str | os.PathLike, class_name: str) -> None:
     index_file = folder / "model_index.json"
     index = json.loads(index_file.read_text())
     index["_class_name"] = [ENTRY_MODULE, class_name]
-    (folder / f"{ENTRY_MODULE}.py").write_text(entry_module_text(class_name))
-    index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    write_text(folder / f"{ENTRY_MODULE}.py", entry_module_text(class_name))
+    write_json(index_file, index, sort_keys=True)
 
 
 def pipeline_class_name(index: dict) -> str | None:
@@ -86,7 +87,8 @@ def is_plain_entry_module(source: str, class_name: str) -> bool:
 def check_entry_module(folder: Path, class_name: str) -> None:
     """Refuse any Python file in ``folder`` except a ``qiren_pipeline.py`` that is the one plain import line of
     ``class_name`` (checked by parsing, never by running it); ``ValueError`` with one line otherwise."""
-    py_files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.py"))
+    py_files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.py")
+                      if not is_staging(p.relative_to(folder).parts[0]))  # what a killed save left: never loaded
     unknown = [f for f in py_files if f != f"{ENTRY_MODULE}.py"]
     if unknown:
         raise ValueError(f"refusing to load '{folder}': it contains Python code ({unknown[0]}); "
@@ -128,15 +130,22 @@ class DiffusersEntryMixin:
     """``save_pretrained`` for qiren-gen pipelines: safetensors only, plus the diffusers entry module."""
 
     def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True, **kwargs) -> None:
-        """Save components (safetensors), ``model_index.json`` and ``qiren_pipeline.py`` (for plain diffusers)."""
+        """Save components (safetensors), ``model_index.json`` and ``qiren_pipeline.py`` (for plain diffusers), and
+        the files of `write_extra_files`; atomically: the folder is written complete beside, then published with
+        ``model_index.json`` last, so a kill or a full disk leaves the previous pipeline (or none), never a mix."""
         if not safe_serialization:
             raise ValueError("safe_serialization=False is refused: qiren-gen pipelines save weights only as "
                              "safetensors (a pickled .bin file can run code when it is loaded)")
         check_saveable_components(self.components)
         if kwargs.pop("push_to_hub", False):
             raise ValueError("use pipeline.push_to_hub(repo_id) to upload")
-        super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
-        write_diffusers_entry(save_directory, type(self).__name__)
+        save_pipeline_with(save_directory, lambda staging: (
+            super(DiffusersEntryMixin, self).save_pretrained(staging, safe_serialization=True, **kwargs),
+            self.write_extra_files(staging)))
+
+    def write_extra_files(self, folder: str | os.PathLike) -> None:
+        """The files a saved folder holds beside diffusers' own: the entry module (subclasses add a model card)."""
+        write_diffusers_entry(folder, type(self).__name__)
 
 
 __all__ = ["DiffusersEntryMixin", "ENTRY_MODULE", "SAVEABLE_LIBRARIES", "check_entry_module",

@@ -49,12 +49,15 @@ def bundled_pipeline_dir() -> Path:
 
 
 def _check_inside(folder: Path, path: Path) -> None:
-    """``ValueError`` unless ``path`` (a file the loader reads) resolves inside ``folder``; a Hub snapshot's links
-    into its own cache entry (``<repo>/snapshots/<rev>/x -> <repo>/blobs/<hash>``) count as inside."""
+    """``ValueError`` unless ``path`` (a file the loader reads) resolves inside ``folder``; in a Hugging Face cache
+    entry (``models--<owner>--<name>/snapshots/<rev>``, beside its ``blobs``), a snapshot's links into that entry's
+    own ``blobs`` count as inside. A folder merely named ``snapshots`` elsewhere gets no such allowance."""
     root = folder.resolve()
-    if root.parent.name == "snapshots":
-        root = root.parent.parent
     target = path.resolve()
+    entry = root.parent.parent
+    if (root.parent.name == "snapshots" and entry.name.startswith(("models--", "datasets--"))
+            and (entry / "blobs").is_dir() and (entry / "blobs") in target.parents):
+        return
     if target != root and root not in target.parents:
         raise ValueError(f"refusing to load '{folder}': {path.relative_to(folder)} links outside the folder")
 

@@ -338,9 +338,14 @@ class QirenGenerationPipeline(DiffusersEntryMixin, DiffusionPipeline):
 
     def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True, **kwargs) -> None:
         """Save components (safetensors), ``model_index.json``, the diffusers entry module ``qiren_pipeline.py`` and a
-        generated ``README.md`` model card (both ways to load)."""
+        generated ``README.md`` model card (both ways to load), atomically (a kill leaves the previous folder or
+        none)."""
         super().save_pretrained(save_directory, safe_serialization=safe_serialization, **kwargs)
-        write_model_card(self, save_directory)
+
+    def write_extra_files(self, folder: str | os.PathLike) -> None:
+        """The entry module and the generated model card."""
+        super().write_extra_files(folder)
+        write_model_card(self, folder)
 
     def push_to_hub(self, repo_id: str, commit_message: str | None = None, private: bool | None = None,
                     token: str | None = None, create_pr: bool = False, **kwargs) -> str:

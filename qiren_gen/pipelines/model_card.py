@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..io.atomic import write_text
+
 CARD_FILE = "README.md"
 """The model card's file name in a pipeline folder (the Hub shows it as the repository's page)."""
 
@@ -163,4 +165,4 @@ def read_model_card_sections(folder: str | Path) -> dict[str, str]:
 def write_model_card(pipeline, folder: str | Path) -> None:
     """Write ``pipeline``'s generated model card into ``folder`` (its kept sections and Hub location included)."""
     text = generate_model_card(pipeline, pipeline.model_card_sections, pipeline.model_card_location)
-    Path(folder, CARD_FILE).write_text(text)
+    write_text(Path(folder, CARD_FILE), text)

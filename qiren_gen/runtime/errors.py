@@ -2,6 +2,7 @@
 unexpected failure as one line and exit code 1 (``QIREN_GEN_DEBUG=1`` shows the traceback)."""
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -77,6 +78,49 @@ def hub_error_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {one_line(exc, limit=200)}"
 
 
+_NAME_SHOWN = 80  # characters of a file name shown in an error line; a longer one is cut in its middle
+
+
+def _short_name(name: object) -> str:
+    text = os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    if len(text) > _NAME_SHOWN:
+        text = f"{text[:50]}...{text[-25:]} ({len(text)} characters)"
+    return f"'{text}'"
+
+
+def _in_hub_cache(name: object) -> bool:
+    """Whether a path lies in the Hugging Face cache (``HF_HOME``, by default ``~/.cache/huggingface``) or is a
+    folder on the way to it (``~/.cache``)."""
+    try:
+        from huggingface_hub import constants  # noqa: PLC0415 - only when an error is being described
+
+        home = os.path.realpath(constants.HF_HOME)
+        path = os.path.realpath(os.fsdecode(name))
+    except (ImportError, TypeError, ValueError):
+        return False
+    return (path == home or path.startswith(home + os.sep)  # in the cache, or a folder on the way to it
+            or home.startswith(path.rstrip(os.sep) + os.sep) or f"{os.sep}huggingface{os.sep}" in path)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An ``OSError`` for a user, on one line: the reason and the file (a long name cut in its middle, control
+    characters escaped), with a hint for a name too long and for an unwritable Hugging Face cache; never the raw
+    ``[Errno N] ...`` text."""
+    if exc.errno is None or not exc.strerror:
+        return one_line(exc)
+    names = [_short_name(n) for n in (exc.filename, exc.filename2) if n is not None]
+    line = exc.strerror + (f": {' -> '.join(names)}" if names else "")
+    if exc.errno == errno.ENAMETOOLONG:
+        line += " (a file name may have at most 255 bytes and a path 4096: choose a shorter one)"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and exc.filename is not None and _in_hub_cache(
+            exc.filename):
+        line += (" (the Hugging Face cache must be writable: pass --cache_dir DIR, or set HF_HOME to a writable "
+                 "folder)")
+    return line
+
+
 def run_reporting_errors(prog: str, func: Callable[[], T]) -> tuple[int, T | None]:
     """Run ``func`` for a command-line program; returns ``(exit code, result)``, never lets a traceback through.
 
@@ -88,7 +132,8 @@ def run_reporting_errors(prog: str, func: Callable[[], T]) -> tuple[int, T | Non
     except (CLIError, ValueError, OSError) as exc:
         if os.environ.get("QIREN_GEN_DEBUG"):
             raise
-        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        text = describe_os_error(exc) if isinstance(exc, OSError) else one_line(exc)
+        print(f"{prog}: error: {text}", file=sys.stderr)
         return 2, None
     except KeyboardInterrupt as exc:  # a training run's stop names the checkpoint it saved and the resume flag
         detail = one_line(exc) if str(exc) else ""

@@ -16,10 +16,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 from accelerate.utils import broadcast_object_list
-from safetensors.torch import load_file, save_file
+from accelerate.utils.other import TORCH_SAFE_GLOBALS  # numpy's RNG arrays, as Accelerate itself allows them
 
+from ..io import BadInputFile, Int, quoted, read_json_state, read_torch_file, read_weights
+from ..io.atomic import save_tensors, write_text
 from ..models.synthesis import FEATURE_ALIASES
+from ..runtime.errors import one_line
 from .rank_failures import failure_shared_by_ranks
 
 STATE_FILE = "training_state.json"
@@ -77,9 +81,54 @@ def agreed_resume_checkpoint(accelerator, output_dir: str | os.PathLike,
     return None if answer[0] is None else Path(answer[0])
 
 
-def read_training_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
-    """The ``training_state.json`` of a checkpoint."""
-    return json.loads((Path(checkpoint) / STATE_FILE).read_text())
+_MAX_POSITION = 2**62  # epochs and batches within one: any count a run can reach
+
+
+def read_training_state(checkpoint: str | os.PathLike, max_step: int | None = None,
+                        position: bool = False) -> dict[str, Any]:
+    """The ``training_state.json`` of a checkpoint, read by the checked reader: ``step`` a whole number in
+    ``[0, max_step]`` (the run's ``max_train_steps``), the data position (``epoch``, ``batch_in_epoch``; required
+    with ``position``) whole numbers >= 0; anything else (``-100``, ``"x"``) is one `BadInputFile` line naming the
+    file."""
+    schema = {"step": Int(0, _MAX_POSITION if max_step is None else max_step),
+              "epoch": Int(0, _MAX_POSITION, required=position),
+              "batch_in_epoch": Int(0, _MAX_POSITION, required=position)}
+    return read_json_state(Path(checkpoint) / STATE_FILE, schema)
+
+
+_CUSTOM_RE = re.compile(r"^custom_checkpoint_\d+\.pkl$")
+_RNG_RE = re.compile(r"^random_states_\d+\.pkl$")
+
+
+def check_checkpoint_files(checkpoint: str | os.PathLike, registered_objects: int = 0) -> None:
+    """Read every file of a checkpoint through the checked readers before Accelerate loads it: weights
+    (``*.safetensors``: whole, finite), optimizer / scheduler / sampler states (``*.bin``) and RNG states
+    (``random_states_*.pkl``) only by ``torch.load(weights_only=True)``. Accelerate unpickles a
+    ``custom_checkpoint_*.pkl`` without that restriction, so one the run did not register is refused unread. Every
+    refusal is one `BadInputFile` line naming the file; nothing in the checkpoint runs."""
+    root = Path(checkpoint)
+    customs = sorted(p for p in root.iterdir() if _CUSTOM_RE.match(p.name))
+    if len(customs) > registered_objects:
+        raise BadInputFile(f"{quoted(customs[registered_objects])} is not part of this run's checkpoints (the run "
+                           f"registers {registered_objects} custom object(s)); a pickle there is never loaded")
+    for path in sorted(root.iterdir()):
+        if path.suffix == ".safetensors":
+            read_weights(path)
+        elif path.suffix == ".bin" or _CUSTOM_RE.match(path.name):
+            read_torch_file(path)
+        elif _RNG_RE.match(path.name):
+            with torch.serialization.safe_globals(TORCH_SAFE_GLOBALS):
+                read_torch_file(path)
+
+
+def load_checkpoint_state(accelerator, checkpoint: str | os.PathLike) -> None:
+    """``accelerator.load_state(checkpoint)`` after `check_checkpoint_files`; a state that does not fit this run's
+    optimizer or scheduler is one `BadInputFile` line naming the checkpoint."""
+    check_checkpoint_files(checkpoint, len(getattr(accelerator, "_custom_objects", ())))
+    try:
+        accelerator.load_state(str(checkpoint))
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise BadInputFile(f"checkpoint {quoted(checkpoint)} does not fit this run: {one_line(exc, 200)}") from None
 
 
 def check_compatible(saved: dict[str, Any], current: dict[str, Any], checkpoint: str | os.PathLike) -> None:
@@ -155,11 +204,9 @@ def _publish_checkpoint(tmp: Path, final: Path, step: int, state: dict[str, Any]
     if models:
         for name, model in models.items():
             tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
-            save_file(tensors, str(tmp / f"{name}.safetensors"))
+            save_tensors(tmp / f"{name}.safetensors", tensors)
     payload = json.dumps({"step": step, **state}, indent=2, sort_keys=True)
-    (tmp / STATE_FILE).write_text(payload)
-    with open(tmp / STATE_FILE, "rb+") as handle:  # flush the marker file before the rename publishes it
-        os.fsync(handle.fileno())
+    write_text(tmp / STATE_FILE, payload)  # flushed before the rename publishes it
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -172,11 +219,17 @@ def load_checkpoint_models(checkpoint: str | os.PathLike, models: dict[str, Any]
         if not path.is_file():
             raise OSError(f"checkpoint {checkpoint} has no {name}.safetensors (made by an older qiren-gen?)")
         device = next(iter(model.state_dict().values())).device
-        model.load_state_dict(load_file(str(path), device=str(device)))
+        state = read_weights(path)  # whole and finite, or one line naming the file
+        try:
+            model.load_state_dict({k: v.to(device) for k, v in state.items()})
+        except (RuntimeError, ValueError) as exc:
+            raise BadInputFile(f"{quoted(path)} does not fit this run's {name}: {one_line(exc, 200)}") from None
 
 
 __all__ = [
     "agreed_resume_checkpoint",
+    "check_checkpoint_files",
+    "load_checkpoint_state",
     "load_checkpoint_models",
     "STATE_FILE",
     "check_compatible",

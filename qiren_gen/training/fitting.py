@@ -7,7 +7,6 @@ small sweep over {1e-3, 3e-3, 1e-2, 3e-2} on the 32x32 camera and astronaut imag
 from __future__ import annotations
 
 import math
-
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -241,7 +240,8 @@ def calibrate_batchnorm(model: nn.Module, coords: torch.Tensor) -> nn.Module:
         model(coords)
         n = coords.shape[0]
         for m, momentum in zip(norms, saved, strict=True):
-            m.running_var.mul_((n - 1) / n)  # PyTorch stores the unbiased variance; training normalised by the biased one
+            # PyTorch stores the unbiased variance; training normalised by the biased one
+            m.running_var.mul_((n - 1) / n)
             m.momentum = momentum
     model.eval()
     return model

@@ -27,7 +27,8 @@ class FunctaTrainingConfig:
         resolution: Side of the square training images.
         channels: 1 (grayscale) or 3 (RGB).
         decoder: One of ``DECODERS``: ``"modulated-qiren"``, ``"modulated-siren"``, ``"circuit-features"``,
-            ``"fourier-features"``, ``"wide-qiren"`` (``"qiren"`` / ``"siren"``, former names, are read as the first two).
+            ``"fourier-features"``, ``"wide-qiren"`` (``"qiren"`` / ``"siren"``, former names, are read as the first
+            two).
         modulation: How latents act on the decoder.
         latent_dim: Numbers per image latent.
         encoding: ``"meta_sgd"`` (Functa's inner loop) or ``"auto_decode"`` (a latent table, DeepSDF-style).
@@ -155,7 +156,8 @@ def build_models(cfg: FunctaTrainingConfig) -> tuple[torch.nn.Module, LatentModu
     """
     decoder = build_decoder(cfg)
     # SIREN's omega_0 = 30 makes latent gradients ~30x larger than QIREN's, so its step sizes start smaller.
-    lr_init = cfg.inner_lr_init if cfg.inner_lr_init is not None else (0.01 if cfg.decoder == "modulated-siren" else 1.0)
+    lr_init = (cfg.inner_lr_init if cfg.inner_lr_init is not None
+               else 0.01 if cfg.decoder == "modulated-siren" else 1.0)
     auto = cfg.encoding == "auto_decode"
     modulator = LatentModulator.for_decoder(
         decoder, cfg.latent_dim, hidden_layers=cfg.modulator_hidden_layers,

@@ -32,9 +32,9 @@ import itertools
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -42,24 +42,37 @@ from accelerate.utils import set_seed
 from diffusers.optimization import get_scheduler
 from tqdm.auto import tqdm
 
-from ..data.datasets import IMAGE_COLUMN, ImageCollator, declared_num_examples, load_image_dataset
+from ..data.datasets import (
+    IMAGE_COLUMN,
+    ImageCollator,
+    check_readable_images,
+    declared_num_examples,
+    load_image_dataset,
+)
 from ..data.grids import image_grid
 from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream, loader_options
 from ..functa import backward_per_image_mse, inner_loop, per_image_mse, step_chunk_points
+from ..io.atomic import append_text, write_text
 from ..metrics import psnr_from_mse
 from ..quantum.shots import circuit_modules
 from .checkpoint_signature import model_signature, run_signature
-from .checkpointing import (agreed_resume_checkpoint, check_compatible, load_checkpoint_models, read_training_state,
-                            save_checkpoint)
+from .checkpointing import (
+    agreed_resume_checkpoint,
+    check_compatible,
+    load_checkpoint_models,
+    load_checkpoint_state,
+    read_training_state,
+    save_checkpoint,
+)
 from .functa_config import DECODER_ALIASES, DECODERS, MAX_LATENT_DIM, FunctaTrainingConfig, build_decoder, build_models
 from .gradient_sync import sync_gradients
 from .latent_rows import LatentTable, gather_row_gradients, rowwise_adam_step
 from .latent_table import LATENTS_FILE, first_visit_encode, save_latent_table, trained_rows
 from .launch import make_accelerator, synthesis_dtype
 from .outputs import save_folder_atomically
+from .randomness import INIT_STEP, STAGE1, step_generator
 from .rank_failures import failure_shared_by_ranks
 from .rank_iterators import all_ranks, lockstep_batches
-from .randomness import INIT_STEP, STAGE1, step_generator
 from .stopping import TrainingStopped, stop_on_signals
 from .table_evaluation import first_items, head_items, table_psnr
 
@@ -82,6 +95,7 @@ class FunctaTrainer:
         self.owns_accelerator = accelerator is None
         self.accelerator = make_accelerator(cfg.mixed_precision, cfg.seed) if accelerator is None else accelerator
         self.on_step, self.first_visit_steps = on_step, first_visit_steps
+        self.coords = image_grid(cfg.resolution, cfg.resolution, device=self.accelerator.device)  # its size checked
         self.resume_path = agreed_resume_checkpoint(self.accelerator, self.output_dir, cfg.resume_from_checkpoint)
         set_seed(cfg.seed)
         self.decoder, self.modulator = self._set_up_models(init_models)
@@ -89,12 +103,12 @@ class FunctaTrainer:
         self.table = self._set_up_table(n_items, init_latents)
         self.signature = run_signature(self.decoder, self.modulator, self.table)
         if self.resume_path is not None:
-            check_compatible(read_training_state(self.resume_path).get("model", {}), self.signature, self.resume_path)
+            check_compatible(read_training_state(self.resume_path, cfg.max_train_steps).get("model", {}),
+                             self.signature, self.resume_path)
         self._move_to_device()
         self._set_up_loader_and_optimiser()
         self.global_step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self._resume()
-        self.coords = image_grid(cfg.resolution, cfg.resolution, device=self.accelerator.device)
         self.log_path = self.output_dir / "train_log.jsonl"
         if self.accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +125,8 @@ class FunctaTrainer:
         cfg = self.cfg
         decoder, modulator = init_models if init_models is not None else build_models(cfg)
         if decoder.config.out_channels != cfg.channels:
-            raise ValueError(f"the decoder renders {decoder.config.out_channels} channel(s) but channels={cfg.channels}")
+            raise ValueError(f"the decoder renders {decoder.config.out_channels} channel(s) but "
+                             f"channels={cfg.channels}")
         # Second-order meta-gradients need the twice-differentiable simulator; first-order can use the fast one.
         decoder.set_engine("fused" if cfg.first_order or cfg.encoding == "auto_decode" else "autograd")
         return decoder, modulator
@@ -126,6 +141,7 @@ class FunctaTrainer:
         self.collate = ImageCollator(IMAGE_COLUMN, cfg.resolution, cfg.channels)
         self.streamed = not hasattr(dataset, "__len__")
         if not self.streamed:
+            check_readable_images(dataset, cfg.resolution, cfg.channels)  # none readable: refused before training
             indexed = IndexedImages(dataset, cfg.flip_augment)
             return indexed, len(indexed)
         capacity = stream_capacity if stream_capacity is not None else cfg.max_train_samples
@@ -135,6 +151,7 @@ class FunctaTrainer:
             raise ValueError("auto-decoded latents or --flip_augment on a stream need --max_train_samples (the size "
                              "of the latent table: one row per streamed image), as the dataset declares no "
                              "num_examples for its split")
+        check_readable_images(dataset, cfg.resolution, cfg.channels)
         indexed = IndexedStream(dataset, capacity, cfg.flip_augment, cfg.shuffle_buffer_size, cfg.seed,
                                 rank=accelerator.process_index, num_ranks=accelerator.num_processes)
         return indexed, None if capacity is None else capacity * (2 if cfg.flip_augment else 1)
@@ -192,8 +209,8 @@ class FunctaTrainer:
     def _resume(self) -> None:
         """Load the agreed checkpoint (if any): optimiser, models, table, and where in the data the run was."""
         if self.resume_path is not None:
-            state = read_training_state(self.resume_path)
-            self.accelerator.load_state(str(self.resume_path))
+            state = read_training_state(self.resume_path, self.cfg.max_train_steps, position=True)
+            load_checkpoint_state(self.accelerator, self.resume_path)
             load_checkpoint_models(self.resume_path, self.models)
             self.global_step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
             self.accelerator.print(f"resumed from {self.resume_path} at step {self.global_step}")
@@ -349,10 +366,9 @@ class FunctaTrainer:
         self.progress.set_postfix(loss=f"{record['loss']:.4f}", psnr=f"{record['psnr']:.2f}")
         self.history.append({"step": self.global_step, "loss": record["loss"], "psnr": record["psnr"]})
         if self.accelerator.is_main_process and (self.global_step % cfg.logging_steps == 0 or self.global_step == 1):
-            with open(self.log_path, "a") as handle:
-                handle.write(json.dumps({"step": self.global_step, "loss": record["loss"], "psnr": record["psnr"],
-                                         "seconds": self.step_seconds[-1],
-                                         "skipped_images": self.indexed_collate.skipped}) + "\n")
+            append_text(self.log_path, json.dumps({"step": self.global_step, "loss": record["loss"],
+                                                   "psnr": record["psnr"], "seconds": self.step_seconds[-1],
+                                                   "skipped_images": self.indexed_collate.skipped}) + "\n")
         if (self.global_step % cfg.checkpointing_steps == 0 or self.global_step == cfg.max_train_steps
                 or record["stopping"]):
             saved = self.save_checkpoint()
@@ -377,7 +393,7 @@ class FunctaTrainer:
                     save_folder_atomically(model, self.output_dir / name)  # a kill leaves the old folder or none
                 if self.table is not None:
                     save_latent_table(self.table, self.output_dir)
-                (self.output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+                write_text(self.output_dir / "train_summary.json", json.dumps(summary, indent=2))
         if self.owns_accelerator:
             self.accelerator.end_training()
         if self.table is not None:  # equal on every rank: no rank has to read the main one's file

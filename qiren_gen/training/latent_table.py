@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from ..functa import encode_images
+from ..io.atomic import save_tensors
 from .latent_rows import LatentTable
 from .rank_iterators import all_ranks
 
@@ -34,8 +34,8 @@ def first_visit_encode(decoder, modulator, table: LatentTable, images: torch.Ten
 
 def save_latent_table(table: LatentTable, folder: Path) -> None:
     """``folder/LATENTS_FILE``: the table's ``latents`` and its ``visited`` mask (what stage 2 reads)."""
-    save_file({"latents": table.latents.detach().to("cpu").contiguous(),
-               "visited": table.visited.to("cpu").contiguous()}, str(Path(folder) / LATENTS_FILE))
+    save_tensors(Path(folder) / LATENTS_FILE, {"latents": table.latents.detach().to("cpu").contiguous(),
+                                               "visited": table.visited.to("cpu").contiguous()})
 
 
 def trained_rows(saved: dict[str, torch.Tensor]) -> torch.Tensor | None:

@@ -4,10 +4,8 @@ write failures (a full disk) as one line that leaves no temporary folder behind.
 * ``output_dir_lock``: an advisory ``flock`` on ``OUTPUT_DIR/.run.lock``, taken before anything else is written;
   a second run into the same folder is refused at once, naming the process that holds it. The kernel drops the lock
   when its process dies, so a killed run never leaves the folder locked.
-* ``save_pipeline_atomically``: the pipeline is written complete into a temporary folder inside ``OUTPUT_DIR``,
-  then moved into place with ``model_index.json`` (what makes a folder a pipeline) removed first and put back last;
-  a kill at any moment leaves the previous pipeline, or no ``model_index.json`` (no pipeline), never a mix.
-* ``write_failure``: an ``OSError`` (or torch's ``RuntimeError`` for a failed write) as one ``OSError`` line.
+* ``save_pipeline_atomically``, ``save_folder_atomically``, ``write_failure``: the package's one atomic writer
+  (`qiren_gen.io.atomic`), re-exported here for the training scripts.
 """
 from __future__ import annotations
 
@@ -15,19 +13,15 @@ import contextlib
 import errno
 import json
 import os
-import shutil
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from safetensors import SafetensorError
+from ..io.atomic import is_write_error, save_folder_atomically, save_pipeline_atomically, write_failure
 
 LOCK_FILE = ".run.lock"
 """Name of the lock file inside an output folder (never counted as content of the folder)."""
-
-_SAVING = ".saving-pipeline"
-_REPLACED = ".replaced-pipeline"
 
 
 def _is_main_process() -> bool:
@@ -51,7 +45,7 @@ def output_dir_lock(out: str | os.PathLike, program: str) -> Iterator[Path]:
     if not _is_main_process():  # the launched run's main process holds the lock for all of them
         yield out
         return
-    import fcntl  # POSIX-only: imported where the lock is taken, so the module imports everywhere
+    import fcntl  # noqa: PLC0415 - POSIX-only: imported where the lock is taken, so the module imports everywhere
 
     for parent in (out, *out.parents):
         if parent.exists() and not parent.is_dir():
@@ -89,85 +83,6 @@ def output_dir_lock(out: str | os.PathLike, program: str) -> Iterator[Path]:
                     out.rmdir()
     finally:
         os.close(fd)
-
-
-def _write_errors() -> tuple[type[BaseException], ...]:
-    """What a failed write raises: ``OSError``, torch's ``RuntimeError``, safetensors' ``SafetensorError``."""
-    return OSError, RuntimeError, SafetensorError
-
-
-def is_write_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is what a failed write raises (see ``write_failure``)."""
-    return isinstance(exc, _write_errors())
-
-
-_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
-
-
-def write_failure(exc: BaseException, what: str) -> OSError:
-    """One ``OSError`` line for a failed write of ``what`` (``No space left on device``, ``File too large``, ...)."""
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc).strip().splitlines() or [""])[0]
-    reason = reason.split("I/O error: ")[-1]  # safetensors: "Error while serializing: I/O error: <the OS reason>"
-    code = exc.errno if isinstance(exc, OSError) else None
-    hint = (" (no permission to write there?)" if code in _DENIED
-            else " (is the disk full?)" if code is None or code in _FULL else "")
-    return OSError(f"cannot write {what}: {reason or type(exc).__name__}{hint}; nothing half-written was kept")
-
-
-def _pipeline_entries(folder: Path) -> list[str]:
-    """Names a saved pipeline consists of (components, entry module, model card), ``model_index.json`` excluded."""
-    return sorted(p.name for p in folder.iterdir() if p.name != "model_index.json")
-
-
-def _save_beside(saveable, saving: Path, replaced: Path, what: str) -> None:
-    """``saveable.save_pretrained(saving)`` after removing what a run killed mid-save left (``saving``,
-    ``replaced``: never part of a result); a failed write removes ``saving`` and raises one ``OSError`` line."""
-    for stale in (saving, replaced):
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        saveable.save_pretrained(saving)
-    except _write_errors() as exc:
-        shutil.rmtree(saving, ignore_errors=True)
-        raise write_failure(exc, what) from None
-
-
-def save_pipeline_atomically(pipe, out: str | os.PathLike) -> None:
-    """``pipe.save_pretrained(out)`` so that a kill at any moment leaves ``out``'s previous pipeline or none.
-
-    Other files in ``out`` (checkpoints, logs, samples) are kept. A failed write (a full disk) raises one
-    ``OSError`` line and removes the temporary folder; the previous pipeline is then still complete.
-    """
-    out = Path(out)
-    saving, replaced = out / _SAVING, out / _REPLACED
-    _save_beside(pipe, saving, replaced, f"the pipeline to {out}")
-    entries = _pipeline_entries(saving)
-    index = out / "model_index.json"
-    if index.exists():
-        os.unlink(index)  # from here until the last rename, out is no pipeline at all (never a mix)
-    replaced.mkdir()
-    for name in entries:
-        if (out / name).exists():
-            os.replace(out / name, replaced / name)
-        os.replace(saving / name, out / name)
-    os.replace(saving / "model_index.json", index)  # the commit: one rename makes the new pipeline visible
-    shutil.rmtree(replaced, ignore_errors=True)
-    shutil.rmtree(saving, ignore_errors=True)
-
-
-def save_folder_atomically(model, folder: str | os.PathLike) -> None:
-    """``model.save_pretrained(folder)`` (a model or a scheduler) so that a kill at any moment leaves ``folder``'s
-    previous contents or no ``folder`` (the previous one then waits as ``.replaced-<name>`` beside it), never a mix.
-
-    A failed write (a full disk) raises one ``OSError`` line and the previous folder is untouched.
-    """
-    folder = Path(folder)
-    saving, replaced = folder.parent / f".saving-{folder.name}", folder.parent / f".replaced-{folder.name}"
-    _save_beside(model, saving, replaced, f"{folder.name} to {folder.parent}")
-    if folder.exists():
-        os.replace(folder, replaced)
-    os.replace(saving, folder)  # the commit
-    shutil.rmtree(replaced, ignore_errors=True)
 
 
 __all__ = ["LOCK_FILE", "is_write_error", "output_dir_lock", "save_folder_atomically", "save_pipeline_atomically",

@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..data.datasets import IMAGE_COLUMN, declared_num_examples, decode_image, load_image_dataset
 from ..functa import decode_latents, encode_images
+from ..io.atomic import append_text, save_image
 from ..metrics import psnr
 from .outputs import LOCK_FILE
 
@@ -198,8 +199,7 @@ class Validator:
 
     def _log(self, record: dict) -> None:
         self.records.append(record)
-        with open(self.out / "train_log.jsonl", "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_text(self.out / "train_log.jsonl", json.dumps(record) + "\n")
         step = record["step"] + (self.stage1_steps if record["stage"] == "prior" else 0)
         self.accelerator.log({f"{record['stage']}/{k}": v for k, v in record.items()
                               if isinstance(v, float)}, step=step)
@@ -218,8 +218,8 @@ class Validator:
             record["heldout_psnr"] = float(psnr(rec, self.heldout, data_range=2.0, dim=(1, 2, 3)))
             tiles = _to_pil(torch.cat([self.heldout, rec]))
             (self.out / "samples").mkdir(parents=True, exist_ok=True)
-            make_image_grid(tiles, rows=2, cols=self.heldout.shape[0]).save(
-                self.out / "samples" / f"stage1-reconstructions-{step:06d}.png")
+            save_image(self.out / "samples" / f"stage1-reconstructions-{step:06d}.png",
+                       make_image_grid(tiles, rows=2, cols=self.heldout.shape[0]))
         self._log(record)
 
     def prior(self, pipe_factory, step: int, loss: float, final: bool = False) -> None:
@@ -237,8 +237,8 @@ class Validator:
         while self.num_samples % rows:
             rows -= 1
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
-        make_image_grid(images, rows=rows, cols=self.num_samples // rows).save(
-            self.out / "samples" / f"prior-samples-{step:06d}.png")
+        save_image(self.out / "samples" / f"prior-samples-{step:06d}.png",
+                   make_image_grid(images, rows=rows, cols=self.num_samples // rows))
         self._log({"stage": "prior", "step": step, "loss": float(loss)})
 
 
@@ -279,8 +279,8 @@ images and {n_held} held out ({psnr.get('skipped', data.skipped)} unreadable met
     def fmt(v):
         return "n/a" if v is None else f"{v:.2f} dB"
 
-    quality = f"""Reconstruction PSNR (encode + decode at {resolution}x{resolution}, images in [-1, 1]; a fixed subset, so the cost
-does not grow with the data):
+    quality = f"""Reconstruction PSNR (encode + decode at {resolution}x{resolution}, images in [-1, 1]; a fixed subset,
+so the cost does not grow with the data):
 
 | images | before | after |
 |---|---:|---:|

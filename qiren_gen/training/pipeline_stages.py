@@ -7,12 +7,13 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from ..data.datasets import IMAGE_COLUMN, ImageCollator
 from ..data.indexed import IndexedCollator, IndexedImages, IndexedStream
 from ..functa import encode_images
+from ..io.atomic import save_tensors
 from ..models.adapt import adapt_output_channels
 from .checkpointing import list_checkpoints
 from .latent_table import LATENTS_FILE, trained_rows
@@ -123,9 +124,7 @@ def encode_training_data(decoder, modulator, data, args, cache_file: Path, progr
         raise ValueError("no readable training image to encode for the prior")
     latents = torch.cat(chunks).float().contiguous()
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp")
-    save_file({"latents": latents}, str(tmp), metadata={"fingerprint": key})
-    tmp.replace(cache_file)  # atomic: a crash never leaves a half-written cache
+    save_tensors(cache_file, {"latents": latents}, metadata={"fingerprint": key})  # a crash leaves no half a cache
     return latents
 
 

@@ -8,23 +8,30 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 import torch
 from diffusers import DDPMScheduler
 from diffusers.optimization import get_scheduler
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ..functa import encode_images
+from ..io.atomic import save_tensors, write_text
 from ..models.denoiser import LatentDenoiser
-from .checkpointing import agreed_resume_checkpoint, check_compatible, read_training_state, save_checkpoint
-from .rank_failures import failure_shared_by_ranks
+from .checkpointing import (
+    agreed_resume_checkpoint,
+    check_compatible,
+    load_checkpoint_state,
+    read_training_state,
+    save_checkpoint,
+)
 from .randomness import STAGE2, seeded_default_rng, step_generator
+from .rank_failures import failure_shared_by_ranks
 from .stopping import TrainingStopped, stop_on_signals
 
 
@@ -125,9 +132,7 @@ def encode_dataset(
     if cache_file is not None:
         path = Path(cache_file)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        save_file({"latents": latents}, str(tmp), metadata={"fingerprint": key})
-        tmp.replace(path)  # atomic: a crash never leaves a half-written cache
+        save_tensors(path, {"latents": latents}, metadata={"fingerprint": key})  # a crash leaves no half a cache
     return latents
 
 
@@ -259,7 +264,8 @@ class PriorTrainer:
         if resume_path is None:
             denoiser.set_latent_statistics(latents)
         else:
-            check_compatible(read_training_state(resume_path).get("model_config", {}), self.model_config, resume_path)
+            check_compatible(read_training_state(resume_path, cfg.max_train_steps).get("model_config", {}),
+                             self.model_config, resume_path)
         optimizer = torch.optim.AdamW(denoiser.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         lr_scheduler = get_scheduler(
             "cosine", optimizer, num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
@@ -268,8 +274,8 @@ class PriorTrainer:
         self.model, self.optimizer, self.lr_scheduler = accelerator.prepare(denoiser, optimizer, lr_scheduler)
         self.global_step = 0
         if resume_path is not None:
-            accelerator.load_state(str(resume_path))
-            self.global_step = int(read_training_state(resume_path)["step"])
+            load_checkpoint_state(accelerator, resume_path)
+            self.global_step = read_training_state(resume_path, cfg.max_train_steps)["step"]
             accelerator.print(f"resumed from {resume_path} at step {self.global_step}")
         self.data = accelerator.unwrap_model(self.model).normalize(latents.to(accelerator.device, torch.float32))
 
@@ -336,8 +342,8 @@ class PriorTrainer:
         with failure_shared_by_ranks(self.accelerator, f"the prior's training record to {self.output_dir}"):
             if self.accelerator.is_main_process:  # a failure here stops every rank, none waits for the main one
                 self.output_dir.mkdir(parents=True, exist_ok=True)
-                (self.output_dir / "prior_training.json").write_text(
-                    json.dumps({**asdict(self.cfg), "final_step": self.global_step}))
+                write_text(self.output_dir / "prior_training.json",
+                           json.dumps({**asdict(self.cfg), "final_step": self.global_step}))
 
 
 __all__ = ["PRIOR_MODEL_DEFAULTS", "PriorTrainer", "PriorTrainingConfig", "diffusion_loss", "encode_dataset",

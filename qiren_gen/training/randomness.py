@@ -58,4 +58,5 @@ def seeded_default_rng(seed: int, stage: int, rank: int, step: int,
         yield
 
 
-__all__ = ["INIT_STEP", "STAGE1", "STAGE2", "STAGE_FUNCTA", "STAGE_PRIOR", "derive_seed", "seeded_default_rng", "step_generator"]
+__all__ = ["INIT_STEP", "STAGE1", "STAGE2", "STAGE_FUNCTA", "STAGE_PRIOR", "derive_seed", "seeded_default_rng",
+           "step_generator"]

@@ -7,6 +7,7 @@ under a regular file) is unchanged. API rows run in-process and expect one excep
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
@@ -17,13 +18,35 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
+from accelerate.state import AcceleratorState
+from huggingface_hub import constants
 from PIL import Image
+from safetensors.torch import load_file, save_file
+from scipy.io import wavfile
 
+from qiren_gen.cli.evaluate import FEATURE_EXTRACTORS
+from qiren_gen.data import image_grid, time_grid
+from qiren_gen.demo import DemoLimits
+from qiren_gen.demo.actions import any_resolution, interpolate, sample_grid
+from qiren_gen.demo.live_fit import live_fit
+from qiren_gen.demo.uploads import open_upload
+from qiren_gen.functa import decode_latents, encode_images
+from qiren_gen.io import BadInputFile
+from qiren_gen.metrics.extractors import SUPPORTED_EXTRACTORS
+from qiren_gen.models import QIREN, FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN, ModulatedWideQIREN
+from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline
+from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
+from qiren_gen.quantum.shots import measurement
+from qiren_gen.runtime import configure_allocator
+from qiren_gen.training.arguments import add_stage1_arguments, config_from_args
+from qiren_gen.training.checkpointing import check_checkpoint_files, read_training_state
+from qiren_gen.training.functa_trainer import train_functa
 from testing_utils import Payload as _Payload
-from testing_utils import png_bomb, tiny_pipeline, tiny_wide_pipeline
+from testing_utils import png_bomb, tiny_pipeline, tiny_wide_pipeline, wav_header
 
 REPO = Path(__file__).resolve().parents[2]
 BLOCKER_TEXT = "written before the run; must survive it\n"
@@ -35,6 +58,9 @@ FUNCTA = "--resolution 8 --n_qubits 3 --hidden_layers 1 --latent_dim 4 --train_b
 PRIOR = "--resolution 8 --max_train_steps 2 --hidden_dim 8 --num_blocks 1 --time_embed_dim 8 --train_batch_size 4"
 S = "sample --num-images 1 --steps 1 --output o.png --pipeline"
 PIPE = "--max_train_steps 1 --prior_max_train_steps 1 --validation_images 0 --train_batch_size 2"
+RESUME = f"{FUNCTA} --max_train_steps 4 --resume_from_checkpoint latest"
+LONG = "x" * 500  # one name past the file systems' 255 bytes
+DAMAGED_CHECKPOINTS = ("cktruncated", "ckemptyoptimizer", "ckpickle", "cknan", "cknegative", "ckstring")
 
 # (entry point, bad input, argv (after the program), expected fragment of the one stderr line)
 CLI_ROWS = [
@@ -51,7 +77,8 @@ CLI_ROWS = [
     ("qiren-gen sample", "decoder config does not match its weights (wide decoder n_heads)", f"{S} widemismatch",
      "cannot load the pipeline"),
     ("qiren-gen sample", "absurd size (--resolution 100000)", f"{S} pipe --resolution 100000", "documented bound"),
-    ("qiren-gen sample", "absurd batch (--num-images 10^8)", f"{S} pipe --num-images 100000000", "over the bound"),
+    ("qiren-gen sample", "absurd batch (--num-images 10^8)", f"{S} pipe --num-images 100000000",
+     "over the 67,108,864 one run renders"),
     ("qiren-gen sample", "wrong output type (.jpg)", "sample --pipeline pipe --output o.jpg", "must be a .png file"),
     ("qiren-gen sample", "full disk: --output under a file", "sample --pipeline pipe --output blocker/o.png",
      "does not exist"),
@@ -264,14 +291,51 @@ CLI_ROWS = [
      "--max_grad_norm must be a finite number"),
     ("scripts/train_prior.py", "stage-1 decoder weights stored as bool",
      f"--stage1_model stage1bool --train_data_dir data --output_dir tpout {PRIOR}", "is stored as BOOL"),
+    # every file read through one checked reader, every source bounded before it is read
+    ("qiren-gen fit", "a 1-hour WAV (a header over the frame cap)", "fit --audio hour.wav --output fitout",
+     "declares 158,760,000 frames (60.0 minutes at 44100 Hz), over the cap of 33,554,432 frames"),
+    ("qiren-gen fit", "a WAV header declaring 0 channels", "fit --audio nochannels.wav --output fitout",
+     "declares channels 0"),
+    ("qiren-gen fit", "a WAV header declaring 0 bits per sample", "fit --audio nobits.wav --output fitout",
+     "declares bits per sample 0"),
+    ("qiren-gen fit", "a WAV header declaring a sample rate of 0", "fit --audio norate.wav --output fitout",
+     "declares sample rate 0"),
+    ("qiren-gen fit", "a 500-character --output name", f"fit --image camera --size 8 --steps 1 --output {LONG}",
+     "File name too long"),
+    ("qiren-gen superres", "a 500-character --output name",
+     f"superres --image camera --size 8 --steps 1 --output {LONG}", "File name too long"),
+    ("qiren-gen sample", "a 500-character --output name", f"{S} pipe --output {LONG}.png", "File name too long"),
+    ("qiren-gen sample", "a folder named snapshots (not a Hub cache) linking its weights outside itself",
+     f"{S} fakecache/snapshots/rev", "links outside the folder"),
+    ("qiren-gen evaluate", "a feature extractor qiren-gen does not build (--feature-extractor clip-vit-b-32)",
+     "evaluate --pipeline pipe --reference data --feature-extractor clip-vit-b-32 --output evout",
+     "invalid choice: 'clip-vit-b-32'"),
+    ("scripts/train_functa.py", "a 500-character --output_dir name",
+     f"--train_data_dir data --output_dir {LONG} {FUNCTA}", "File name too long"),
+    ("scripts/train_functa.py", "zero readable images (only corrupt images)",
+     f"--train_data_dir corruptdata --output_dir tfout {FUNCTA}", "no readable image in the dataset"),
+    ("scripts/train_functa.py", "a truncated checkpoint weights file (decoder.safetensors)",
+     f"--train_data_dir data --output_dir cktruncated {RESUME}",
+     "decoder.safetensors' is not a readable safetensors file"),
+    ("scripts/train_functa.py", "an empty optimizer.bin in the checkpoint",
+     f"--train_data_dir data --output_dir ckemptyoptimizer {RESUME}", "optimizer.bin' is empty (0 bytes)"),
+    ("scripts/train_functa.py", "a pickle planted as custom_checkpoint_0.pkl",
+     f"--train_data_dir data --output_dir ckpickle {RESUME}",
+     "custom_checkpoint_0.pkl' is not part of this run's checkpoints"),
+    ("scripts/train_functa.py", "NaN weights in the checkpoint",
+     f"--train_data_dir data --output_dir cknan {RESUME}", "holds NaN or infinite values"),
+    ("scripts/train_functa.py", "training_state.json step -100",
+     f"--train_data_dir data --output_dir cknegative {RESUME}", "'step' must be between 0 and 4, got -100"),
+    ("scripts/train_functa.py", "training_state.json step \"x\"",
+     f"--train_data_dir data --output_dir ckstring {RESUME}", "'step' must be a whole number, got a string"),
 ]
 
 _PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]|examples/s\]|\[\d\d:\d\d<")
 
 
 def _program(entry: str) -> list[str]:
-    scripts = {"scripts/train_functa.py": TF, "scripts/train_prior.py": TP, "scripts/train_pipeline.py": TPL}
-    return scripts.get(entry, QG)
+    programs = {"scripts/train_functa.py": TF, "scripts/train_prior.py": TP, "scripts/train_pipeline.py": TPL}
+    return programs.get(entry, QG)
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -298,10 +362,7 @@ def _png(path: Path, array: np.ndarray) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     """A folder of good and damaged inputs: pipelines, images, WAVs, datasets, stage-1 models, a blocker file."""
-    from safetensors.torch import load_file, save_file
-    from scipy.io import wavfile
 
-    from qiren_gen.models import LatentModulator, ModulatedQIREN
 
     w = tmp_path_factory.mktemp("bad-inputs")
     tiny_pipeline().save_pretrained(w / "pipe")
@@ -346,7 +407,6 @@ def world(tmp_path_factory) -> Path:
     (w / "corruptdata" / "train").mkdir(parents=True)
     shutil.copy(w / "corrupt.png", w / "corruptdata" / "train" / "0.png")
     (w / "rgbdata" / "train").mkdir(parents=True)
-    import datasets
 
     datasets.Dataset.from_dict({"label": [0, 1]}).to_parquet(str(w / "labelsonly" / "data" / "train-0.parquet"))
     datasets.Dataset.from_dict({"label": [0, 1]}).to_parquet(
@@ -368,13 +428,59 @@ def world(tmp_path_factory) -> Path:
     with open(w / "stage1bin" / "decoder" / "diffusion_pytorch_model.bin", "wb") as handle:
         pickle.dump(_Payload(w / "PWNED"), handle)
     _hostile_folders(w)
+    _bounded_sources(w)
+    _damaged_checkpoints(w)
     return w
+
+
+def _bounded_sources(w: Path) -> None:
+    """WAV headers declaring an hour of audio or impossible formats; a folder named ``snapshots`` outside any Hub
+    cache whose weights link out of it."""
+
+    hour = wav_header(w / "hour.wav", frames=3600 * 44100, write_data=False)
+    with open(hour, "r+b") as handle:
+        handle.truncate(44 + 3600 * 44100 * 2)  # sparse: the size the header claims, no blocks written
+    wav_header(w / "nochannels.wav", channels=0)
+    wav_header(w / "nobits.wav", bits=0)
+    wav_header(w / "norate.wav", rate=0)
+    snapshot = w / "fakecache" / "snapshots" / "rev"
+    shutil.copytree(w / "pipe", snapshot)
+    weights = snapshot / "prior" / "diffusion_pytorch_model.safetensors"
+    (w / "fakecache" / "elsewhere").mkdir()
+    shutil.move(weights, w / "fakecache" / "elsewhere" / "weights.safetensors")
+    weights.symlink_to(w / "fakecache" / "elsewhere" / "weights.safetensors")
+
+
+def _damaged_checkpoints(w: Path) -> None:
+    """A stage-1 run of 2 steps, then copies of its output folder with one file of ``checkpoint-2`` damaged."""
+
+
+    parser = argparse.ArgumentParser()
+    add_stage1_arguments(parser)
+    cfg = config_from_args(parser.parse_args(["--train_data_dir", str(w / "data"), "--output_dir", str(w / "ckgood"),
+                                              *FUNCTA.split()]))
+    with torch.random.fork_rng():
+        train_functa(cfg)
+    AcceleratorState._reset_state(True)  # the in-process rows that follow make their own
+    for name in DAMAGED_CHECKPOINTS:
+        shutil.copytree(w / "ckgood", w / name)
+    ck = "checkpoint-2"
+    decoder = w / "cktruncated" / ck / "decoder.safetensors"
+    decoder.write_bytes(decoder.read_bytes()[:100])
+    (w / "ckemptyoptimizer" / ck / "optimizer.bin").write_bytes(b"")
+    with open(w / "ckpickle" / ck / "custom_checkpoint_0.pkl", "wb") as handle:
+        pickle.dump(_Payload(w / "PWNED"), handle)
+    decoder = w / "cknan" / ck / "decoder.safetensors"
+    save_file({k: torch.full_like(v, float("nan")) for k, v in load_file(decoder).items()}, decoder)
+    for name, step in (("cknegative", -100), ("ckstring", "x")):
+        state = w / name / ck / "training_state.json"
+        state.write_text(json.dumps({**json.loads(state.read_text()), "step": step}))
 
 
 def _hostile_folders(w: Path) -> None:
     """Pipeline folders naming modules, with too-deep or too-large JSON, unbounded configs, mismatched weights; a
     decompression bomb and an image over the fitting pixel cap; a stage-1 folder with bool weights."""
-    from safetensors.torch import load_file, save_file
+
 
     def edit_json(name: str, rel: str, change) -> None:
         path = w / name / rel
@@ -516,7 +622,8 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
     failures = []
     for row, res in zip(CLI_ROWS, results, strict=True):
         ok = (res["returncode"] == 2 and len(res["lines"]) == 1 and row[3] in res["lines"][0]
-              and "Traceback" not in res["stderr"] and "error" in res["lines"][0])
+              and "Traceback" not in res["stderr"] and "error" in res["lines"][0]
+              and "weights_only=False" not in res["stderr"] and "[Errno" not in res["lines"][0])
         if not ok:
             failures.append(f"{row[0]} / {row[1]}: rc={res['returncode']} lines={res['lines'][-3:]}")
     assert not failures, "\n".join(failures)
@@ -524,8 +631,10 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
     assert (world / "ckblocked" / "checkpoint-2").read_text() == BLOCKER_TEXT
     assert not [p.name for p in (world / "ckblocked").iterdir() if p.name.startswith(".tmp")]  # nothing half-written
     assert not {"train_pipeline.json", "stage1"} & {p.name for p in (world / "pipe").iterdir()}  # pipeline untouched
-    for made in ("o.png", "o.jpg", "fitout", "srout", "evout", "tfout", "tpout", "tplout", "PWNED"):
+    for made in ("o.png", "o.jpg", "fitout", "srout", "evout", "tfout", "tpout", "tplout", "PWNED", "xxxxx"):
         assert not list(world.glob(f"{made}*")), f"{made} was written by a failing run"
+    for name in DAMAGED_CHECKPOINTS:  # a refused resume trains nothing: no checkpoint past the damaged one
+        assert [p.name for p in (world / name).glob("checkpoint-*")] == ["checkpoint-2"], name
     table = os.environ.get("QIREN_GEN_BAD_INPUTS_TABLE")
     if table:
         _write_table(Path(table), results, world, api_rows)
@@ -537,7 +646,6 @@ def test_cli_bad_inputs_one_line_nonzero_exit_nothing_corrupted(world, api_rows)
 
 def _shot_backward(circuit) -> None:
     """A training step through a circuit measured with finite shots but without train_shots."""
-    from qiren_gen.quantum.shots import measurement
 
     x = torch.randn(3, circuit.n_qubits, requires_grad=True)
     with measurement(circuit, shots=100):
@@ -545,16 +653,6 @@ def _shot_backward(circuit) -> None:
 
 
 def _api_rows():
-    from qiren_gen.data import image_grid, time_grid
-    from qiren_gen.demo import DemoLimits
-    from qiren_gen.demo.actions import any_resolution, interpolate, sample_grid
-    from qiren_gen.demo.live_fit import live_fit
-    from qiren_gen.demo.uploads import open_upload
-    from qiren_gen.functa import decode_latents, encode_images
-    from qiren_gen.models import QIREN, FeatureSynthesisDecoder, LatentModulator, ModulatedQIREN, ModulatedWideQIREN
-    from qiren_gen.pipelines import QirenGenerationPipeline, QirenSignalFittingPipeline, QirenSuperResolutionPipeline
-    from qiren_gen.quantum import DataReuploadingCircuit, MultiHeadReuploadingCircuit, simulate_reuploading_heads
-    from qiren_gen.runtime import configure_allocator
 
     torch.manual_seed(0)
     dec = ModulatedQIREN(out_channels=1, n_qubits=3, hidden_layers=1, reference_size=4)
@@ -739,6 +837,25 @@ def _api_rows():
         ("demo open_upload", "no upload", lambda w: open_upload(None, limits), ValueError, "upload an image first"),
         ("demo live_fit", "unknown baseline", lambda w: next(live_fit(np.zeros((4, 4)), "resnet", 1)), ValueError,
          "baseline must be one of"),
+        ("read_training_state", "step -100 (a run of 4 steps)",
+         lambda w: read_training_state(w / "cknegative" / "checkpoint-2", 4), BadInputFile,
+         "'step' must be between 0 and 4, got -100"),
+        ("read_training_state", "step \"x\"", lambda w: read_training_state(w / "ckstring" / "checkpoint-2", 4),
+         BadInputFile, "'step' must be a whole number, got a string"),
+        ("check_checkpoint_files", "truncated decoder.safetensors",
+         lambda w: check_checkpoint_files(w / "cktruncated" / "checkpoint-2"), BadInputFile,
+         "decoder.safetensors' is not a readable safetensors file"),
+        ("check_checkpoint_files", "empty optimizer.bin",
+         lambda w: check_checkpoint_files(w / "ckemptyoptimizer" / "checkpoint-2"), BadInputFile,
+         "optimizer.bin' is empty (0 bytes)"),
+        ("check_checkpoint_files", "a pickle planted as custom_checkpoint_0.pkl",
+         lambda w: check_checkpoint_files(w / "ckpickle" / "checkpoint-2"), BadInputFile,
+         "custom_checkpoint_0.pkl' is not part of this run's checkpoints"),
+        ("check_checkpoint_files", "the same pickle where the run registers one object (read, never run)",
+         lambda w: check_checkpoint_files(w / "ckpickle" / "checkpoint-2", registered_objects=1), BadInputFile,
+         "holds a pickle that is not plain tensors"),
+        ("check_checkpoint_files", "NaN weights", lambda w: check_checkpoint_files(w / "cknan" / "checkpoint-2"),
+         BadInputFile, "holds NaN or infinite values"),
         ("ReferenceStatistics.load", "a pickle file", lambda w: __import__("qiren_gen.metrics").metrics
          .ReferenceStatistics.load(w / "pickled" / "prior" / "diffusion_pytorch_model.bin"), ValueError,
          "not a readable reference statistics file"),
@@ -746,12 +863,11 @@ def _api_rows():
 
 
 def _api_ids():
-    return [f"{i:02d}" for i in range(89)]
+    return [f"{i:02d}" for i in range(96)]
 
 
 @pytest.fixture(scope="module")
 def api_rows(world):
-    from qiren_gen.pipelines import QirenSignalFittingPipeline, QirenSuperResolutionPipeline
 
     QirenSignalFittingPipeline.from_model_name("qiren", 2, 1).save_pretrained(world / "fitpipe")
     QirenSuperResolutionPipeline.from_model_name("siren").save_pretrained(world / "srpickled")
@@ -765,7 +881,6 @@ def api_rows(world):
 
 @pytest.mark.parametrize("index", _api_ids())
 def test_api_bad_inputs_raise_documented_errors(world, api_rows, index, monkeypatch):
-    from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     entry, bad, call, exc_type, fragment = api_rows[int(index)]
@@ -783,11 +898,11 @@ def test_api_table_is_complete(api_rows):
 def _write_table(path: Path, cli_results: list[dict], world: Path, api_rows: list) -> None:
     """Regenerate ``docs/bad_inputs.md`` from what the runs printed (observed, not hand-written)."""
     rows = ["| Entry point | Bad input | Observed result |", "|---|---|---|"]
-    for (entry, bad, _argv, _), res in zip(CLI_ROWS, cli_results, strict=True):
+    for (entry, bad, _, _), res in zip(CLI_ROWS, cli_results, strict=True):
         line = (res["lines"][0] if res["lines"] else "(no output)").replace("`", "'").replace("|", "/")
         rows.append(f"| `{entry}` | {bad} | exit {res['returncode']}: `{line}` |")  # whole: never cut
     observed = []
-    for entry, bad, call, _exc_type, _ in api_rows:
+    for entry, bad, call, _, _ in api_rows:
         try:
             call(world)
             observed.append(f"| `{entry}` | {bad} | (no error) |")
@@ -797,3 +912,26 @@ def _write_table(path: Path, cli_results: list[dict], world: Path, api_rows: lis
     head = path.read_text().split("<!-- table -->")[0] if path.exists() else ""
     path.write_text(head + "<!-- table -->\n\n### Command line\n\n" + "\n".join(rows) + "\n\n### Python API\n\n"
                     + "| Entry point | Bad input | Observed result |\n|---|---|---|\n" + "\n".join(observed) + "\n")
+
+
+@pytest.mark.slow
+def test_train_functa_with_an_unwritable_home_names_the_cache_flags(tmp_path):
+    """The datasets cache defaults to ``~/.cache/huggingface``; a home where nothing can be created (``/sys``: EPERM,
+    EROFS or EACCES, as a read-only home gives) is one line naming ``--cache_dir`` and ``HF_HOME``."""
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    y, x = np.mgrid[0:8, 0:8]
+    for i in range(4):
+        _png(tmp_path / "data" / "train" / f"{i}.png", (127 + 100 * np.sin(x * 0.3 + y * 0.2 * i)).astype(np.uint8))
+    caches = ("HF_HOME", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "XDG_CACHE_HOME")
+    env = {k: v for k, v in _env().items() if k not in caches}
+    env["HOME"] = "/sys"
+    proc = subprocess.run([sys.executable, *TF, "--train_data_dir", "data", "--output_dir", "run", *FUNCTA.split()],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    lines = _error_lines(proc.stderr)
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert "--cache_dir DIR, or set HF_HOME to a writable folder" in lines[0] and "[Errno" not in lines[0], lines
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_offers_exactly_the_extractors_it_builds():
+    assert FEATURE_EXTRACTORS == SUPPORTED_EXTRACTORS

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from qiren_gen.io import (
     shown,
 )
 from qiren_gen.runtime.errors import CLIError, run_reporting_errors
+from testing_utils import wav_header
 
 
 def one_line(exc: BaseException) -> str:
@@ -154,19 +154,6 @@ def test_json_state_passes_good_values_and_keeps_other_keys(tmp_path):
 
 
 # -- audio -------------------------------------------------------------------------------------------------------
-def wav_header(path: Path, channels: int = 1, rate: int = 44100, bits: int = 16, frames: int = 10,
-               write_data: bool = True) -> Path:
-    """A PCM WAV whose header declares ``frames``; with ``write_data=False`` only the header is written (a file
-    that claims an hour of audio costs 44 bytes)."""
-    align = channels * ((bits + 7) // 8) if channels and bits else 1
-    data_size = frames * align
-    header = (b"RIFF" + struct.pack("<I", 36 + data_size) + b"WAVE" + b"fmt " +
-              struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * align, align, bits) +
-              b"data" + struct.pack("<I", data_size))
-    path.write_bytes(header + (bytes(data_size) if write_data else b""))
-    return path
-
-
 @pytest.mark.parametrize("kwargs, fragment", [
     (dict(channels=0), "declares channels 0"),
     (dict(bits=0), "declares bits per sample 0"),
