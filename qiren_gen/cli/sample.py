@@ -115,9 +115,9 @@ def _check_pixels(num_images: int, height: int, width: int) -> None:
     if num_images * height * width > MAX_BATCH_PIXELS:
         fits = MAX_BATCH_PIXELS // (height * width)
         side = math.isqrt(MAX_BATCH_PIXELS // num_images)
+        smaller = f", or for {num_images} images a size up to {side}x{side}" if side >= 1 else ""
         raise ValueError(f"--num-images {num_images} at {size} is {num_images * height * width:,} pixels, over the "
-                         f"{MAX_BATCH_PIXELS:,} one run renders: at {size} use --num-images {fits} or fewer, or "
-                         f"for {num_images} images a size up to {side}x{side}")
+                         f"{MAX_BATCH_PIXELS:,} one run renders: at {size} use --num-images {fits} or fewer{smaller}")
 
 
 def _check_device_args(args: argparse.Namespace) -> None:

@@ -289,6 +289,6 @@ def save_folder_atomically(saveable: Any, folder: str | os.PathLike) -> None:
     shutil.rmtree(replaced, ignore_errors=True)
 
 
-__all__ = ["STAGING_PREFIXES", "append_text", "is_staging", "is_write_error", "publish_entries", "save_entries_with", "save_figure",
-           "save_folder_atomically", "save_image", "save_pipeline_atomically", "save_pipeline_with", "save_tensors",
-           "write_bytes", "write_failure", "write_file_with", "write_json", "write_text", "write_with"]
+__all__ = ["STAGING_PREFIXES", "append_text", "is_staging", "is_write_error", "publish_entries", "save_entries_with",
+           "save_figure", "save_folder_atomically", "save_image", "save_pipeline_atomically", "save_pipeline_with",
+           "save_tensors", "write_bytes", "write_failure", "write_file_with", "write_json", "write_text", "write_with"]
