@@ -899,7 +899,8 @@ def _write_table(path: Path, cli_results: list[dict], world: Path, api_rows: lis
     """Regenerate ``docs/bad_inputs.md`` from what the runs printed (observed, not hand-written)."""
     rows = ["| Entry point | Bad input | Observed result |", "|---|---|---|"]
     for (entry, bad, _, _), res in zip(CLI_ROWS, cli_results, strict=True):
-        line = (res["lines"][0] if res["lines"] else "(no output)").replace("`", "'").replace("|", "/")
+        line = (res["lines"][0] if res["lines"] else "(no output)").replace(str(world), "<tmp>")
+        line = line.replace("`", "'").replace("|", "/")
         rows.append(f"| `{entry}` | {bad} | exit {res['returncode']}: `{line}` |")  # whole: never cut
     observed = []
     for entry, bad, call, _, _ in api_rows:
