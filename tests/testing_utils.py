@@ -6,7 +6,10 @@ import io
 import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -170,3 +173,25 @@ def wav_header(path: Path, channels: int = 1, rate: int = 44100, bits: int = 16,
               b"data" + struct.pack("<I", data_size))
     path.write_bytes(header + (bytes(data_size) if write_data else b""))
     return path
+
+
+def start_demo_server(dirs: dict[str, Path],
+                      stdout: int = subprocess.PIPE) -> tuple[subprocess.Popen, list[str], str, int]:
+    """``qiren-gen demo`` in its own process on a free loopback port, isolated in ``dirs`` (``cwd``, ``tmp``, ``home``,
+    ``hf``) and offline; waits until it serves. Returns ``(process, stderr lines so far, url, port)``."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1",
+           "HF_HOME": str(dirs["hf"]), "TMPDIR": str(dirs["tmp"]), "HOME": str(dirs["home"]), "OMP_NUM_THREADS": "1"}
+    for name in ("QIREN_GEN_DEBUG", "GRADIO_TEMP_DIR", "TORCHINDUCTOR_CACHE_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME",
+                 "XDG_CONFIG_HOME"):
+        env.pop(name, None)
+    proc = subprocess.Popen([sys.executable, "-m", "qiren_gen.cli", "demo", "--port", str(port)], cwd=dirs["cwd"],
+                            env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+    deadline = time.monotonic() + 120
+    while not any("serving http" in line for line in lines):
+        assert proc.poll() is None and time.monotonic() < deadline, "demo did not start: " + "".join(lines[-5:])
+        time.sleep(0.2)
+    url = next(line for line in lines if "serving http" in line).split("serving ")[1].split()[0]
+    return proc, lines, url, port

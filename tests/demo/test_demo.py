@@ -5,12 +5,9 @@ outside the demo's temporary folder."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,8 +24,7 @@ from qiren_gen.cli import main
 from qiren_gen.demo import build_demo
 from qiren_gen.demo.store import PipelineStore, is_public_bind, pipeline_allow_list
 from qiren_gen.pipelines import bundled_pipeline_dir
-from testing_utils import free_port as _free_port
-from testing_utils import tiny_pipeline
+from testing_utils import start_demo_server, tiny_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,21 +35,7 @@ def server(tmp_path_factory):
     dirs = {name: root / name for name in ("cwd", "tmp", "home", "hf", "downloads")}
     for d in dirs.values():
         d.mkdir()
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_HOME": str(dirs["hf"]),
-           "TMPDIR": str(dirs["tmp"]), "HOME": str(dirs["home"]), "OMP_NUM_THREADS": "1"}
-    for name in ("QIREN_GEN_DEBUG", "GRADIO_TEMP_DIR", "TORCHINDUCTOR_CACHE_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME",
-                 "XDG_CONFIG_HOME"):
-        env.pop(name, None)
-    proc = subprocess.Popen([sys.executable, "-m", "qiren_gen.cli", "demo", "--port", str(port)], cwd=dirs["cwd"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
-    deadline = time.monotonic() + 120
-    while not any("serving http" in line for line in lines):
-        assert proc.poll() is None and time.monotonic() < deadline, "demo did not start: " + "".join(lines[-5:])
-        time.sleep(0.2)
-    url = next(line for line in lines if "serving http" in line).split("serving ")[1].split()[0]
+    proc, lines, url, port = start_demo_server(dirs)
     client = Client(url, download_files=str(dirs["downloads"]), verbose=False)
     yield SimpleNamespace(url=url, proc=proc, lines=lines, client=client, port=port, **dirs)
     if proc.poll() is None:

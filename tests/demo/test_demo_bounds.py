@@ -4,12 +4,9 @@ no temporary folder. Fast in-process siblings check the same rules on the object
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +25,7 @@ from qiren_gen.demo.app import FIT_GROUP, MODEL_GROUP, make_handlers
 from qiren_gen.demo.live_fit import FIT_BASELINES, PAPER_BASELINE
 from qiren_gen.demo.serve import queue_size
 from qiren_gen.demo.store import PipelineRefused, PipelineStore
-from testing_utils import free_port, tiny_pipeline
+from testing_utils import start_demo_server, tiny_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,20 +38,7 @@ def server(tmp_path_factory):
         d.mkdir()
     (dirs["cwd"] / "a-file.txt").write_text("not a pipeline\n")
     (dirs["cwd"] / "a-folder").mkdir()
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_HOME": str(dirs["hf"]),
-           "TMPDIR": str(dirs["tmp"]), "HOME": str(dirs["home"]), "OMP_NUM_THREADS": "1"}
-    for name in ("QIREN_GEN_DEBUG", "GRADIO_TEMP_DIR", "TORCHINDUCTOR_CACHE_DIR", "MPLCONFIGDIR"):
-        env.pop(name, None)
-    proc = subprocess.Popen([sys.executable, "-m", "qiren_gen.cli", "demo", "--port", str(port)], cwd=dirs["cwd"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
-    deadline = time.monotonic() + 120
-    while not any("serving http" in line for line in lines):
-        assert proc.poll() is None and time.monotonic() < deadline, "demo did not start: " + "".join(lines[-5:])
-        time.sleep(0.2)
-    url = next(line for line in lines if "serving http" in line).split("serving ")[1].split()[0]
+    proc, lines, url, _ = start_demo_server(dirs, stdout=subprocess.DEVNULL)
     client = Client(url, download_files=str(dirs["downloads"]), verbose=False)
     yield SimpleNamespace(url=url.rstrip("/") + "/", proc=proc, lines=lines, client=client, **dirs)
     if proc.poll() is None:
