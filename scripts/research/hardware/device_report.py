@@ -91,8 +91,9 @@ def faces_lines(results: dict, figure: str, page: str) -> list[str]:
               "Rows: the exact render, then each backend and shot count without mitigation and with readout + ZNE.",
               "", f"Timing: {t['executions']} executions of {t['shots']:,} shots on `qiskit.aer` with {t['backend']}'s "
               f"noise, one job: {t['cpu_seconds']:.1f} s of CPU time on one thread, opening the device and pricing "
-              f"the circuits included ({t['seconds']:.1f} s wall time for the measurement alone on the busy shared "
-              "machine); transpiling each circuit and reading its shots back through the plugin take most of it.",
+              f"the circuits included ({t['seconds']:.1f} s wall time for the measurement alone, which depends on "
+              "what else the machine runs); transpiling each circuit and reading its shots back through the plugin "
+              "take most of it.",
               "",
               "Readout mitigation corrects each qubit's `<Z>` with its measured flip probabilities (two calibration "
               "circuits); ZNE runs every circuit also folded once (`U U^dag U`, barriers between, so the transpiler "
