@@ -5,7 +5,6 @@ Imported by ``fit.run`` only when the command runs, so ``qiren-gen --help`` stay
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +13,14 @@ import torch
 from ..data.signals import load_image, load_wav, parse_slice, write_wav
 from ..figures import plot_fit
 from ..io import quoted
-from ..io.atomic import save_entries_with, save_image, save_pipeline_atomically, write_text
+from ..io.atomic import save_image, save_pipeline_atomically
 from ..metrics import psnr
 from ..metrics.signals import mse
 from ..pipelines import QirenSignalFittingPipeline
 from ..quantum.noise import parse_noise
 from ..quantum.shots import check_shots, measurement
 from ._fitting_args import CIRCUIT_MODELS, check_common, check_output_folder, qiren_options, set_threads
+from ._fitting_outputs import print_report, publish_with_metrics
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -35,16 +35,10 @@ def run_fit(args: argparse.Namespace) -> int:
     pipe.set_progress_bar_config(disable=args.json)
     result, fitted = fit_signal(pipe, args, signal, measuring)
     measured = measure_on_device(pipe, args, signal, fitted, measuring)
-    metrics = {}
-
-    def save(staging: Path) -> None:  # every file written complete into staging, then published with metrics last
-        files = write_fit_outputs(pipe, args, staging, signal, fitted, rate, result)
-        files = {role: str(out / Path(path).name) for role, path in files.items()}
-        metrics.update(fit_metrics(pipe, args, fitted, result, files, measured, measuring))
-        write_text(staging / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-
-    save_entries_with(out, save, "metrics.json", f"the fit to {quoted(out)}")
-    print_fit(args, out, result, metrics, measuring)
+    metrics = publish_with_metrics(
+        out, lambda staging: write_fit_outputs(pipe, args, staging, signal, fitted, rate, result),
+        lambda files: fit_metrics(pipe, args, fitted, result, files, measured, measuring), f"the fit to {quoted(out)}")
+    print_report(args.json, metrics, fit_report(args, out, result, metrics, measuring))
     return 0
 
 
@@ -165,15 +159,12 @@ def comparison_line(model: str) -> str:
             "(docs/research/paper_reproduction.md)")
 
 
-def print_fit(args: argparse.Namespace, out: Path, result, metrics: dict, measuring: dict) -> None:
-    """One JSON object with ``--json``, else a line of figures (and one for the simulated device)."""
-    if args.json:
-        print(json.dumps(metrics))
-        return
-    print(f"{args.model}: MSE {result.mse:.3e}  PSNR {result.psnr:.2f} dB  {metrics['params']} params  "
-          f"{result.seconds:.1f} s  -> {out}/")
-    print(comparison_line(args.model))
+def fit_report(args: argparse.Namespace, out: Path, result, metrics: dict, measuring: dict) -> list[str]:
+    """A line of figures, what they compare with, and a line for the simulated device when measured."""
+    lines = [f"{args.model}: MSE {result.mse:.3e}  PSNR {result.psnr:.2f} dB  {metrics['params']} params  "
+             f"{result.seconds:.1f} s  -> {out}/", comparison_line(args.model)]
     if "measured" in metrics:
         shots, noise = measuring["shots"], measuring["noise"]
         setting = ", ".join(x for x in (f"{shots} shots" if shots else "", noise.describe() if noise else "") if x)
-        print(f"on a simulated device ({setting}): PSNR {metrics['measured']['psnr']:.2f} dB")
+        lines.append(f"on a simulated device ({setting}): PSNR {metrics['measured']['psnr']:.2f} dB")
+    return lines

@@ -6,7 +6,6 @@ Imported by ``superres.run`` only when the command runs, so ``qiren-gen --help``
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +15,12 @@ from ..data.grids import MAX_GRID_POINTS
 from ..data.signals import open_image, resize_image
 from ..figures import plot_superres
 from ..io import quoted
-from ..io.atomic import save_entries_with, save_image, save_pipeline_atomically, write_text
+from ..io.atomic import save_image, save_pipeline_atomically
 from ..metrics import psnr
 from ..metrics.signals import mse
 from ..pipelines import QirenGenerationPipeline, QirenSuperResolutionPipeline, interpolate_image
 from ._fitting_args import check_common, check_output_folder, qiren_options, set_threads
+from ._fitting_outputs import print_report, publish_with_metrics
 
 
 def run_superres(args: argparse.Namespace) -> int:
@@ -35,16 +35,11 @@ def run_superres(args: argparse.Namespace) -> int:
     result = pipe(low, scale=args.scale, num_steps=args.steps, learning_rate=args.lr, align_corners=args.paper_grid,
                   schedule=args.schedule)
     outputs = upscaled_outputs(args, low, result)
-    metrics = {}
-
-    def save(staging: Path) -> None:  # every file written complete into staging, then published with metrics last
-        files = write_superres_outputs(pipe, args, staging, low, truth, outputs)
-        files = {role: str(out / Path(path).name) for role, path in files.items()}
-        metrics.update(superres_metrics(pipe, args, result, truth, outputs, files))
-        write_text(staging / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-
-    save_entries_with(out, save, "metrics.json", f"the super-resolution to {quoted(out)}")
-    print_superres(args, out, result, metrics, truth is not None)
+    metrics = publish_with_metrics(
+        out, lambda staging: write_superres_outputs(pipe, args, staging, low, truth, outputs),
+        lambda files: superres_metrics(pipe, args, result, truth, outputs, files),
+        f"the super-resolution to {quoted(out)}")
+    print_report(args.json, metrics, superres_report(args, out, result, metrics, truth is not None))
     return 0
 
 
@@ -151,15 +146,11 @@ def comparison_line(model: str) -> str:
             "prior (--prior-pipeline) adds knowledge of faces (docs/research/prior_superres.md)")
 
 
-def print_superres(args: argparse.Namespace, out: Path, result, metrics: dict, has_truth: bool) -> None:
-    """One JSON object with ``--json``, else one line with the errors against the interpolations."""
-    if args.json:
-        print(json.dumps(metrics))
-        return
+def superres_report(args: argparse.Namespace, out: Path, result, metrics: dict, has_truth: bool) -> list[str]:
+    """A line with the errors against the interpolations, and what they compare with when the truth is known."""
     line = f"{args.model}: {args.size} -> {metrics['high_res']}, {metrics['params']} params, {result.seconds:.1f} s"
-    if has_truth:
-        line += (f"; high-res MSE {metrics['mse']:.3e} (bilinear {metrics['bilinear_mse']:.3e}, "
-                 f"nearest {metrics['nearest_mse']:.3e})")
-    print(line + f" -> {out}/")
-    if has_truth:
-        print(comparison_line(args.model))
+    if not has_truth:
+        return [line + f" -> {out}/"]
+    line += (f"; high-res MSE {metrics['mse']:.3e} (bilinear {metrics['bilinear_mse']:.3e}, "
+             f"nearest {metrics['nearest_mse']:.3e})")
+    return [line + f" -> {out}/", comparison_line(args.model)]

@@ -8,6 +8,7 @@ from .codec import (
     RENDER_MEMORY_BUDGET,
     decode_latents,
     encode_images,
+    encode_with_loss,
     images_to_targets,
     inner_loop,
     optimise_latents,
@@ -17,5 +18,6 @@ from .codec import (
 from .superres import encode_area_consistent, prior_superresolve
 
 __all__ = ["DEFAULT_CHUNK_POINTS", "RENDER_MEMORY_BUDGET", "STEP_MEMORY_BUDGET", "backward_per_image_mse",
-           "decode_latents", "encode_area_consistent", "encode_images", "images_to_targets", "inner_loop",
-           "optimise_latents", "per_image_mse", "prior_superresolve", "render_chunk_points", "step_chunk_points"]
+           "decode_latents", "encode_area_consistent", "encode_images", "encode_with_loss", "images_to_targets",
+           "inner_loop", "optimise_latents", "per_image_mse", "prior_superresolve", "render_chunk_points",
+           "step_chunk_points"]

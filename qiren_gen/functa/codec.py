@@ -115,12 +115,19 @@ def inner_loop(
         >>> inner_loop(decoder, modulator, image_grid(4, 4), images_to_targets(images), steps=2).shape
         torch.Size([2, 4])
     """
+    return _meta_sgd_latents(modulator, lambda z: per_image_mse(decoder, modulator, z, coords, targets, stats),
+                             targets.shape[0], steps, first_order, targets.device, targets.dtype)
+
+
+def _meta_sgd_latents(modulator, per_image_loss: Callable[[torch.Tensor], torch.Tensor], batch: int,
+                      steps: int | None, first_order: bool, device, dtype: torch.dtype) -> torch.Tensor:
+    """The inner loop on any per-image loss: from zero, ``z <- z - inner_lr * grad_z per_image_loss(z).sum()``."""
     steps = modulator.config.inner_steps if steps is None else steps
     _check_steps(steps)
-    latents = torch.zeros(targets.shape[0], modulator.config.latent_dim, device=targets.device, dtype=targets.dtype)
+    latents = torch.zeros(batch, modulator.config.latent_dim, device=device, dtype=dtype)
     latents.requires_grad_(True)
     for _ in range(steps):
-        loss = per_image_mse(decoder, modulator, latents, coords, targets, stats).sum()
+        loss = per_image_loss(latents).sum()
         (grad,) = torch.autograd.grad(loss, latents, create_graph=not first_order, retain_graph=True)
         if first_order:
             grad = grad.detach()
@@ -227,13 +234,44 @@ def encode_images(decoder, modulator, images: torch.Tensor, steps: int | None = 
     coords = image_grid(images.shape[2], images.shape[3], dtype=param.dtype, device=param.device)
     with torch.no_grad():
         stats = decoder.reference_statistics()
+    return encode_with_loss(decoder, modulator, lambda z: per_image_mse(decoder, modulator, z, coords, targets, stats),
+                            targets.shape[0], steps)
+
+
+def encode_with_loss(decoder, modulator, per_image_loss: Callable[[torch.Tensor], torch.Tensor], batch: int,
+                     steps: int | None = None) -> torch.Tensor:
+    """Latents that minimise ``per_image_loss``, found the way the modulator says, with decoder and modulator frozen.
+
+    The one encoding loop behind `encode_images` (the render's MSE at the pixel centres) and
+    `encode_area_consistent` (the area-averaged larger render's MSE): ``"meta_sgd"`` takes the meta-learned inner
+    loop's steps (first order), ``"auto_decode"`` fits with Adam (`optimise_latents`).
+
+    Args:
+        decoder: A modulated decoder (its parameters' device and dtype are the latents').
+        modulator: Its [`LatentModulator`][qiren_gen.models.LatentModulator].
+        per_image_loss: ``z (batch, latent_dim) -> (batch,)`` losses, each image's from its own latent only.
+        batch: Latents to find.
+        steps: Encoding steps (default ``modulator.config.inner_steps``).
+
+    Returns:
+        ``(batch, latent_dim)`` latents, detached.
+
+    Examples:
+        >>> import torch
+        >>> from qiren_gen.functa import encode_with_loss
+        >>> from qiren_gen.models import LatentModulator, ModulatedSIREN
+        >>> decoder = ModulatedSIREN(hidden_features=8, hidden_layers=1)
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=3)
+        >>> target = torch.tensor([[0.5, -0.5, 0.0]])  # any differentiable per-image loss works
+        >>> encode_with_loss(decoder, modulator, lambda z: (z - target).square().sum(1), batch=1).shape
+        torch.Size([1, 3])
+    """
+    param = next(decoder.parameters())
     with frozen(decoder, modulator):
         if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
-            return optimise_latents(
-                modulator, lambda z: per_image_mse(decoder, modulator, z, coords, targets, stats), targets.shape[0],
-                steps, param.device, param.dtype)
+            return optimise_latents(modulator, per_image_loss, batch, steps, param.device, param.dtype)
         with torch.enable_grad():
-            latents = inner_loop(decoder, modulator, coords, targets, steps, first_order=True, stats=stats)
+            latents = _meta_sgd_latents(modulator, per_image_loss, batch, steps, True, param.device, param.dtype)
     return latents.detach()
 
 

@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from ..data.grids import image_grid
-from .codec import decode_latents, encode_images, optimise_latents
+from .codec import decode_latents, encode_images, encode_with_loss
 
 
 def encode_area_consistent(decoder, modulator, images: torch.Tensor, factor: int,
@@ -43,7 +43,6 @@ def encode_area_consistent(decoder, modulator, images: torch.Tensor, factor: int
 
     if factor < 1:
         raise ValueError(f"factor must be >= 1, got {factor}")
-    steps = modulator.config.inner_steps if steps is None else steps
     param = next(decoder.parameters())
     low = images.to(param)
     b, c, h, w = low.shape
@@ -56,15 +55,7 @@ def encode_area_consistent(decoder, modulator, images: torch.Tensor, factor: int
         render = out.reshape(b, h * factor, w * factor, c).permute(0, 3, 1, 2)
         return (F.avg_pool2d(render, factor) - low).square().mean(dim=(1, 2, 3))
 
-    if getattr(modulator.config, "encoding", "meta_sgd") == "auto_decode":
-        return optimise_latents(modulator, area_loss, b, steps, param.device, param.dtype)
-    z = torch.zeros(b, modulator.config.latent_dim, dtype=param.dtype, device=param.device)
-    with torch.enable_grad():
-        for _ in range(steps):
-            z = z.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(area_loss(z).sum(), z)
-            z = z - modulator.inner_lr.detach() * grad
-    return z.detach()
+    return encode_with_loss(decoder, modulator, area_loss, b, steps)
 
 
 def prior_superresolve(decoder, modulator, images: torch.Tensor, height: int, width: int,

@@ -1,4 +1,5 @@
-"""Helpers shared by the fitting pipelines: signal <-> (coordinates, targets) and output post-processing."""
+"""Helpers shared by the fitting pipelines: signal <-> (coordinates, targets), the fit itself and output
+post-processing."""
 from __future__ import annotations
 
 from typing import Union
@@ -9,6 +10,7 @@ from PIL import Image
 
 from ..data.grids import image_grid, time_grid
 from ..models import MLP, QFGN, QIREN, QVF, SIREN, FourierFeatureMLP
+from ..training.fitting import SCHEDULES, FitResult, default_learning_rate, default_schedule, fit_inr
 
 FittingModel = Union[QIREN, SIREN, MLP, FourierFeatureMLP, QFGN, QVF]  # noqa: UP007 - diffusers' from_pipe reads this hint
 """Type hint of a fitting pipeline's ``model``: every class ``build_inr`` makes (``from_pipe`` matches by it)."""
@@ -68,7 +70,8 @@ def postprocess(values: torch.Tensor, spatial: tuple[int, ...], output_type: str
     raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
 
 
-def check_fit_inputs(num_steps: int, learning_rate: float | None, output_type: str) -> None:
+def check_fit_inputs(num_steps: int, learning_rate: float | None, output_type: str,
+                     schedule: str | None = None) -> None:
     """The fit loop's arguments, shared by the fitting and superresolution pipelines: clear ValueErrors."""
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
         raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
@@ -76,3 +79,17 @@ def check_fit_inputs(num_steps: int, learning_rate: float | None, output_type: s
         raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+    if schedule is not None and schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+
+
+def fit_pipeline_model(pipeline, coords: torch.Tensor, targets: torch.Tensor, num_steps: int,
+                       learning_rate: float | None, schedule: str | None, desc: str, on_step=None) -> FitResult:
+    """Fit ``pipeline.model`` to ``targets`` at ``coords`` with its recipe's learning rate and schedule where none is
+    given, with a progress bar unless ``pipeline.set_progress_bar_config(disable=True)`` turned it off."""
+    model = pipeline.model
+    progress = not getattr(pipeline, "_progress_bar_config", {}).get("disable", False)
+    return fit_inr(model, coords, targets, num_steps,
+                   default_learning_rate(model) if learning_rate is None else learning_rate,
+                   progress=progress, desc=desc, on_step=on_step,
+                   schedule=default_schedule(model) if schedule is None else schedule)

@@ -11,16 +11,8 @@ from diffusers.utils import BaseOutput
 
 from ..metrics import psnr
 from ..metrics.signals import mse
-from ..training.fitting import (
-    DEFAULT_STEPS,
-    SCHEDULES,
-    build_fitting_model,
-    default_learning_rate,
-    default_schedule,
-    fit_inr,
-    render,
-)
-from ._signals import FittingModel, as_targets, check_fit_inputs, grid_for, postprocess
+from ..training.fitting import DEFAULT_STEPS, build_fitting_model, render
+from ._signals import FittingModel, as_targets, check_fit_inputs, fit_pipeline_model, grid_for, postprocess
 from .diffusers_entry import DiffusersEntryMixin
 from .loading import safe_from_pretrained
 
@@ -87,8 +79,9 @@ class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
         """A pipeline around a freshly initialised model ``name`` (qiren, siren, relu, tanh, relu-rff, ffn)."""
         return cls(model=build_fitting_model(name, in_features, out_features, seed=seed, **kwargs))
 
-    def check_inputs(self, num_steps: int, learning_rate: float | None, output_type: str) -> None:
-        check_fit_inputs(num_steps, learning_rate, output_type)
+    def check_inputs(self, num_steps: int, learning_rate: float | None, output_type: str,
+                     schedule: str | None = None) -> None:
+        check_fit_inputs(num_steps, learning_rate, output_type, schedule)
 
     def render(self, shape: tuple[int, ...], align_corners: bool = True, output_type: str = "np"):
         """Evaluate the fitted model on a ``shape`` grid (``(N,)`` or ``(H, W)``) of ``[-1, 1]``."""
@@ -114,23 +107,18 @@ class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
         ``callback_on_step_end(pipe, step, step, {"loss", "prediction"})`` runs after
         every optimiser step (diffusers' callback shape; ``prediction`` is the current fit as ``output_type="pt"``).
         """
-        self.check_inputs(num_steps, learning_rate, output_type)
-        if schedule is not None and schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        self.check_inputs(num_steps, learning_rate, output_type, schedule)
         cfg = self.model.config
         targets, spatial = as_targets(signal, cfg.in_features, cfg.out_features)
         coords = grid_for(spatial, cfg.in_features, align_corners).to(self.device)
         targets = targets.to(self.device)
-        lr = default_learning_rate(self.model) if learning_rate is None else learning_rate
 
         def report(step: int, loss: float, prediction: torch.Tensor) -> None:
             fit = postprocess(prediction.cpu(), spatial, "pt")
             callback_on_step_end(self, step, step, {"loss": loss, "prediction": fit})
 
         on_step = report if callback_on_step_end is not None else None
-        result = fit_inr(self.model, coords, targets, num_steps, lr, progress=not self._progress_disabled(),
-                         desc="fitting", on_step=on_step,
-                         schedule=default_schedule(self.model) if schedule is None else schedule)
+        result = fit_pipeline_model(self, coords, targets, num_steps, learning_rate, schedule, "fitting", on_step)
         fitted = render(self.model, coords).cpu()
         err = mse(fitted, targets.cpu())
         out = postprocess(fitted, spatial, output_type)
@@ -138,6 +126,3 @@ class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
         if not return_dict:
             return (out, *metrics)
         return SignalFittingOutput(out, *metrics)
-
-    def _progress_disabled(self) -> bool:
-        return bool(getattr(self, "_progress_bar_config", {}).get("disable", False))

@@ -24,16 +24,8 @@ from ..functa import decode_latents, encode_images
 from ..metrics import psnr
 from ..metrics.signals import mse
 from ..models import LatentModulator
-from ..training.fitting import (
-    DEFAULT_STEPS,
-    SCHEDULES,
-    build_fitting_model,
-    default_learning_rate,
-    default_schedule,
-    fit_inr,
-    render,
-)
-from ._signals import FittingModel, as_targets, check_fit_inputs, grid_for, postprocess
+from ..training.fitting import DEFAULT_STEPS, build_fitting_model, render
+from ._signals import FittingModel, as_targets, check_fit_inputs, fit_pipeline_model, grid_for, postprocess
 from .diffusers_entry import DiffusersEntryMixin
 from .generation import DecoderModel
 from .loading import safe_from_pretrained
@@ -150,10 +142,11 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
         """A pipeline around a freshly initialised 2-D grayscale model ``name``."""
         return cls(model=build_fitting_model(name, 2, 1, seed=seed, **kwargs))
 
-    def check_inputs(self, scale: int, num_steps: int, learning_rate: float | None, output_type: str) -> None:
+    def check_inputs(self, scale: int, num_steps: int, learning_rate: float | None, output_type: str,
+                     schedule: str | None = None) -> None:
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ValueError(f"scale must be an int >= 1, got {scale!r}")
-        check_fit_inputs(num_steps, learning_rate, output_type)
+        check_fit_inputs(num_steps, learning_rate, output_type, schedule)
         if self.mode == "fit" and self.model.config.in_features != 2:
             raise ValueError("superresolution needs a 2-D (image) model")
 
@@ -164,10 +157,8 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
         cfg = self.model.config
         targets, spatial = as_targets(image, cfg.in_features, cfg.out_features)
         coords = grid_for(spatial, 2, align_corners).to(self.device)
-        lr = default_learning_rate(self.model) if learning_rate is None else learning_rate
-        result = fit_inr(self.model, coords, targets.to(self.device), num_steps, lr,
-                         progress=not self._progress_disabled(), desc="fitting low-res",
-                         schedule=default_schedule(self.model) if schedule is None else schedule)
+        result = fit_pipeline_model(self, coords, targets.to(self.device), num_steps, learning_rate, schedule,
+                                    "fitting low-res")
         return render(self.model, coords).cpu(), targets, spatial, result
 
     def encode_with_prior(self, image, scale: int):
@@ -194,6 +185,7 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
         """Render the fitted function on a ``height x width`` grid (chunked, eval mode)."""
         return render(self.model, grid_for((height, width), 2, align_corners).to(self.device)).cpu()
 
+    # Mirrors QirenSignalFittingPipeline.__call__'s fit arguments: diffusers spells out every call argument.
     def __call__(
         self,
         image,
@@ -210,9 +202,7 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
         ``align_corners=False`` samples pixel centres (consistent with area resizing); ``True`` is the paper's
         ``linspace`` grid. ``schedule`` (fit mode: ``"constant"`` or ``"cosine"``) defaults to the model's recipe.
         """
-        self.check_inputs(scale, num_steps, learning_rate, output_type)
-        if schedule is not None and schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        self.check_inputs(scale, num_steps, learning_rate, output_type, schedule)
         if self.mode == "prior":
             _, low_shape = as_targets(image, 2, self.decoder.config.out_channels)
         else:
@@ -235,9 +225,6 @@ class QirenSuperResolutionPipeline(DiffusersEntryMixin, DiffusionPipeline):
         if not return_dict:
             return (images, low_mse, losses, seconds)
         return SuperResolutionOutput(images, low_mse, losses, seconds)
-
-    def _progress_disabled(self) -> bool:
-        return bool(getattr(self, "_progress_bar_config", {}).get("disable", False))
 
 
 def superres_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
