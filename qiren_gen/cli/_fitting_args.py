@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..io.errors import WriteFailed
 from ..runtime.errors import describe_os_error
-from ..runtime.values import MAX_THREADS, check_int_range, check_seed, parse_encoding_scale
+from ..runtime.values import check_int_range, check_seed, check_threads, parse_encoding_scale
 
 MAX_FIT_STEPS = 100_000
 """Most full-batch steps one fit takes: 330 x the paper's 301 (each step renders every sample once)."""
@@ -65,9 +65,7 @@ def check_common(args: argparse.Namespace) -> None:
     check_int_range(args.steps, "--steps", 1, MAX_FIT_STEPS, "full-batch steps; the paper fits in 301")
     if args.lr is not None and not 0 < args.lr <= 100:
         raise ValueError(f"--lr must be in (0, 100], got {args.lr}")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    check_int_range(args.threads, "--threads", 1, MAX_THREADS)
+    check_threads(args.threads)
     check_seed(args.seed)
 
 

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..runtime.errors import one_line
-from ..runtime.values import MAX_THREADS, check_int_range
+from ..runtime.values import check_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,9 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    check_int_range(args.threads, "--threads", 1, MAX_THREADS)
+    check_threads(args.threads)
     if args.max_pixels is not None and args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     require_gradio()  # before loading anything: one line saying how to install it

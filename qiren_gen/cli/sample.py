@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..runtime.errors import describe_os_error, one_line
-from ..runtime.values import MAX_THREADS, check_int_range, check_seed
+from ..runtime.values import check_int_range, check_seed, check_threads
 
 DEFAULT_SIZE = 128
 """Pixels per side when no size is given: a 25x25 training face drawn at 128x128 is worth looking at."""
@@ -73,9 +73,7 @@ def _check_args(args: argparse.Namespace) -> tuple[int | None, int | None, Path]
     if args.rows is not None and args.rows < 1:
         raise ValueError(f"--rows must be >= 1, got {args.rows}")
     check_int_range(args.rows, "--rows", 1, args.num_images, "a grid has at most one row per image")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    check_int_range(args.threads, "--threads", 1, MAX_THREADS)
+    check_threads(args.threads)
     check_seed(args.seed)
     if args.chunk_size is not None and args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be >= 1, got {args.chunk_size}")

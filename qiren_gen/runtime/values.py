@@ -40,6 +40,13 @@ def check_int_range(value: int | None, flag: str, low: int, high: int, why: str 
         raise ValueError(f"{flag} must be between {low} and {high}{f' ({why})' if why else ''}, got {value}")
 
 
+def check_threads(threads: int) -> None:
+    """``--threads``: ``ValueError`` (one line) unless an int in ``[1, MAX_THREADS]``; every command checks it here."""
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    check_int_range(threads, "--threads", 1, MAX_THREADS)
+
+
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     """``ValueError`` (one line naming ``name`` and the choices) unless ``value`` is one of ``choices``: the one check
     behind the models' enumerated options (modulation, normalization, encoding, ...). ``quantum.gates.check_entangler``
