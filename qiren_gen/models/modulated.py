@@ -26,6 +26,7 @@ from ..quantum import DataReuploadingCircuit
 from ..quantum.per_sample import simulate_reuploading_per_sample
 from ..runtime.values import check_choice
 from .baselines import Sine, siren_linear
+from .config_checks import check_positive_numbers, check_whole_numbers
 from .hybrid_decoder import MODULATIONS, NORM_EPS, HybridLayerDecoder, decoder_inputs, reference_grid
 
 ENCODINGS = ("meta_sgd", "auto_decode")
@@ -229,11 +230,10 @@ class LatentModulator(ModelMixin, ConfigMixin):
         latent_l2: float = 1e-4,
     ) -> None:
         super().__init__()
-        if latent_dim < 1 or modulation_dim < 1 or inner_steps < 0 or hidden_layers < 0:
-            raise ValueError("need latent_dim >= 1, modulation_dim >= 1, inner_steps >= 0, hidden_layers >= 0")
+        check_whole_numbers(self.config, latent_dim=1, modulation_dim=1, inner_steps=0, hidden_layers=0)
         check_choice("encoding", encoding, ENCODINGS)
-        if not encode_lr > 0 or not latent_l2 >= 0:
-            raise ValueError(f"need encode_lr > 0 and latent_l2 >= 0, got {encode_lr!r} and {latent_l2!r}")
+        check_positive_numbers(self.config, "encode_lr")
+        check_positive_numbers(self.config, "latent_l2", zero_allowed=True)
         layers: list[nn.Module] = []
         width = latent_dim
         for _ in range(hidden_layers):
