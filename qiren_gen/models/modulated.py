@@ -53,12 +53,14 @@ class ModulatedQIREN(HybridLayerDecoder):
 
     Examples:
         >>> import torch
-        >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
-        >>> decoder = ModulatedQIREN(n_qubits=2, hidden_layers=1, reference_size=4)
-        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
-        >>> coords = torch.rand(3, 5, 2) * 2 - 1  # 5 points (y, x) in [-1, 1] for each of 3 images
-        >>> decoder(coords, modulator(torch.randn(3, 4))).shape
-        torch.Size([3, 5, 1])
+        >>> from qiren_gen.models import ModulatedQIREN
+        >>> decoder = ModulatedQIREN(n_qubits=2, hidden_layers=1, modulation="film", reference_size=4)
+        >>> decoder.modulation_dim  # a scale and a shift per qubit in each of the 2 hybrid layers
+        8
+        >>> grid = torch.rand(5, 2) * 2 - 1  # 5 points (y, x) in [-1, 1], one grid for the whole batch
+        >>> base = decoder(grid, torch.zeros(3, decoder.modulation_dim))  # zero modulations: the shared function
+        >>> base.shape, torch.allclose(base[0], base[2])
+        (torch.Size([3, 5, 1]), True)
     """
 
     @register_to_config
@@ -124,11 +126,11 @@ class ModulatedSIREN(ModelMixin, ConfigMixin):
     Examples:
         >>> import torch
         >>> from qiren_gen.models import LatentModulator, ModulatedSIREN
-        >>> decoder = ModulatedSIREN(hidden_features=8, hidden_layers=1)
-        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
-        >>> coords = torch.rand(3, 5, 2) * 2 - 1  # 5 points (y, x) in [-1, 1] for each of 3 images
-        >>> decoder(coords, modulator(torch.randn(3, 4))).shape
-        torch.Size([3, 5, 1])
+        >>> decoder = ModulatedSIREN(out_channels=3, hidden_features=8, hidden_layers=1)
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)  # 4 numbers -> 8 shifts per sine layer
+        >>> rgb = decoder(torch.rand(2, 5, 2) * 2 - 1, modulator(torch.randn(2, 4)))  # 5 points of 2 images
+        >>> tuple(rgb.shape)
+        (2, 5, 3)
     """
 
     @register_to_config

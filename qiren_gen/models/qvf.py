@@ -53,9 +53,11 @@ class QVF(ModelMixin, ConfigMixin):
     Examples:
         >>> import torch
         >>> from qiren_gen.models.qvf import QVF
-        >>> model = QVF(in_features=2)
-        >>> model.num_parameters(only_trainable=True), model(torch.zeros(3, 2)).shape
-        (648, torch.Size([3, 1]))
+        >>> QVF(in_features=2).num_parameters(only_trainable=True)
+        648
+        >>> rgb = QVF(in_features=2, out_features=3)(torch.rand(4, 2) * 2 - 1)  # <Z_0>, <Z_1>, <Z_2> per point
+        >>> rgb.shape, bool(rgb.abs().max() <= 1)
+        (torch.Size([4, 3]), True)
     """
 
     @register_to_config

@@ -54,10 +54,11 @@ class ModulatedWideQIREN(HybridLayerDecoder):
     Examples:
         >>> import torch
         >>> from qiren_gen.models import LatentModulator, ModulatedWideQIREN
-        >>> decoder = ModulatedWideQIREN(n_heads=2, n_qubits=2, hidden_layers=1, entangler="cnot_chain")
+        >>> decoder = ModulatedWideQIREN(n_heads=3, n_qubits=2, hidden_layers=1, entangler="cnot_chain")
+        >>> decoder.width, decoder.modulation_dim  # 3 circuits of 2 qubits side by side; shifts for 2 layers
+        (6, 12)
         >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
-        >>> coords = torch.rand(3, 5, 2) * 2 - 1  # 5 points (y, x) in [-1, 1] for each of 3 images
-        >>> decoder(coords, modulator(torch.randn(3, 4))).shape
+        >>> decoder(torch.rand(3, 5, 2) * 2 - 1, modulator(torch.randn(3, 4))).shape  # 5 points of 3 images
         torch.Size([3, 5, 1])
     """
 
