@@ -51,6 +51,7 @@ def coordinate_mlp(
 class MLP(_PointwiseINR):
     """Plain coordinate MLP (``activation`` = ``"relu"`` or ``"tanh"``): the paper's ReLU and Tanh baselines."""
 
+    # register_to_config signature (a config.json key per argument): the INR sizes SIREN and FourierFeatureMLP mirror
     @register_to_config
     def __init__(
         self,
@@ -92,6 +93,7 @@ def siren_linear(fan_in: int, fan_out: int, omega: float, first: bool) -> nn.Lin
 class SIREN(_PointwiseINR):
     """SIREN (Sitzmann et al. 2020): sine activations with the paper's initialisation."""
 
+    # register_to_config signature (a config.json key per argument): MLP's sizes, then the two frequency factors
     @register_to_config
     def __init__(
         self,
@@ -120,6 +122,7 @@ class FourierFeatureMLP(_PointwiseINR):
     counterpart of QIREN's Linear -> Fourier-basis layer.
     """
 
+    # register_to_config signature (a config.json key per argument): MLP's sizes, then the Fourier features'
     @register_to_config
     def __init__(
         self,

@@ -53,6 +53,7 @@ class LatentDenoiser(ModelMixin, ConfigMixin):
     ``latent_mean`` / ``latent_std`` buffers map decoder latents to the prior's normalised space and back.
     """
 
+    # register_to_config signature (a config.json key per argument): the prior's sizes and training resolution
     @register_to_config
     def __init__(
         self,

@@ -124,6 +124,7 @@ class HybridLayerDecoder(ModelMixin, ConfigMixin):
             h = self.shared_circuit(layer, (pre - mean) / std * self.norm_weight[layer] + self.norm_bias[layer])
         return stats
 
+    # Every decoder's forward signature (FeatureSynthesisDecoder spells it alike): the interface pipelines call.
     def forward(
         self,
         coords: torch.Tensor,

@@ -63,6 +63,7 @@ class ModulatedQIREN(HybridLayerDecoder):
         (torch.Size([3, 5, 1]), True)
     """
 
+    # register_to_config signature (a config.json key per argument): the options ModulatedWideQIREN mirrors
     @register_to_config
     def __init__(
         self,
@@ -133,6 +134,7 @@ class ModulatedSIREN(ModelMixin, ConfigMixin):
         (2, 5, 3)
     """
 
+    # register_to_config signature (a config.json key per argument): decoder sizes, then SIREN's frequency factors
     @register_to_config
     def __init__(
         self,
@@ -218,6 +220,7 @@ class LatentModulator(ModelMixin, ConfigMixin):
         torch.Size([2, 6])
     """
 
+    # register_to_config signature (a config.json key per argument): the hypernetwork's sizes, then how it encodes
     @register_to_config
     def __init__(
         self,

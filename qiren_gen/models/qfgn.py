@@ -75,6 +75,7 @@ class QFGN(ModelMixin, ConfigMixin):
         (653, torch.Size([3, 1]))
     """
 
+    # register_to_config signature (a config.json key per argument): the INR sizes, QIREN's circuit sizes, then its own
     @register_to_config
     def __init__(
         self,

@@ -28,6 +28,7 @@ class HybridLayer(ModelMixin, ConfigMixin):
     drops the normalisation and ``linear_scale`` multiplies the Linear layer's initial weights (its frequencies).
     """
 
+    # register_to_config signature (a config.json key per argument): the circuit options QIREN repeats
     @register_to_config
     def __init__(
         self,
@@ -81,6 +82,7 @@ class QIREN(ModelMixin, ConfigMixin):
     Linear layer (``FourierFeatures``).
     """
 
+    # register_to_config signature (a config.json key per argument): the INR sizes, then HybridLayer's options
     @register_to_config
     def __init__(
         self,

@@ -60,6 +60,7 @@ class QVF(ModelMixin, ConfigMixin):
         (torch.Size([4, 3]), True)
     """
 
+    # register_to_config signature (a config.json key per argument): the INR sizes, then QVF's own options
     @register_to_config
     def __init__(
         self,

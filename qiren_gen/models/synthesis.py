@@ -88,6 +88,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         torch.Size([3, 16, 1])
     """
 
+    # register_to_config signature (a config.json key per argument): sizes, ModulatedWideQIREN's heads, layers
     @register_to_config
     def __init__(
         self,

@@ -62,6 +62,7 @@ class ModulatedWideQIREN(HybridLayerDecoder):
         torch.Size([3, 5, 1])
     """
 
+    # register_to_config signature (a config.json key per argument): ModulatedQIREN's, plus heads and entangler
     @register_to_config
     def __init__(
         self,
