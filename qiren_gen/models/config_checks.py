@@ -18,6 +18,9 @@ below, by parameter name, and are derived from what one machine can hold:
 Schedulers (``check_scheduler_config``): ``num_train_timesteps`` <= ``MAX_TRAIN_TIMESTEPS`` (1e9 never finished
 loading), ``steps_offset`` below it, ``trained_betas`` exactly ``num_train_timesteps`` finite values in (0, 1),
 betas' range, ``prediction_type`` and the other enumerations checked, before diffusers builds the scheduler.
+
+Constructors (``check_whole_numbers``, ``check_positive_numbers``): the lower bounds every model checks on its own
+arguments when it is built in code, in one call and one message format ("n_heads must be an int >= 1, got 0").
 """
 from __future__ import annotations
 
