@@ -126,58 +126,28 @@ def copy_mismatch(copy: DeclaredCopy) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- the checker itself
-ORIGINAL = '''
-import functools
-
-
-def twice(x):
+TWICE = '''def twice(x):
     """Double."""
     return 2 * x  # the factor
-
-
-class Scaler:
-    @property
-    def factor(self):
+'''
+SCALER_METHODS = '''    @property
+    {factor_declared}def factor(self):
         return 2
 
-    @functools.lru_cache(maxsize=None)
+    {apply_declared}@functools.lru_cache(maxsize=None)
     def apply(self, x):
         return self.factor * x
 '''
-
-COPIES = '''
-import functools
-
-
-# Copied from copied_pkg.original.twice
-def twice(x):
-    """Double."""
-    return 2 * x  # the factor
-
-
-# Copied from copied_pkg.original.twice with twice->thrice, 2->3, Double->Triple
-def thrice(x):
-    """Triple."""
-    return 3 * x  # the factor
-
-
-class Other:
-    @property
-    # Copied from copied_pkg.original.Scaler.factor
-    def factor(self):
-        return 2
-
-    # Copied from copied_pkg.original.Scaler.apply
-    @functools.lru_cache(maxsize=None)
-    def apply(self, x):
-        return self.factor * x
-
-
-# Copied from copied_pkg.original.twice
-def drifted(x):
-    """Double."""
-    return x + x  # the factor
-'''
+ORIGINAL = ("import functools\n\n\n" + TWICE + "\n\nclass Scaler:\n"
+            + SCALER_METHODS.format(factor_declared="", apply_declared=""))
+COPIES = ("import functools\n\n\n# Copied from copied_pkg.original.twice\n" + TWICE
+          + "\n\n# Copied from copied_pkg.original.twice with twice->thrice, 2->3, Double->Triple\n"
+          + 'def thrice(x):\n    """Triple."""\n    return 3 * x  # the factor\n'
+          + "\n\nclass Other:\n"
+          + SCALER_METHODS.format(factor_declared="# Copied from copied_pkg.original.Scaler.factor\n    ",
+                                  apply_declared="# Copied from copied_pkg.original.Scaler.apply\n    ")
+          + "\n\n# Copied from copied_pkg.original.twice\n"
+          + 'def drifted(x):\n    """Double."""\n    return x + x  # the factor\n')
 
 
 @pytest.fixture
@@ -195,14 +165,14 @@ def copied_pkg(tmp_path, monkeypatch):
 
 def test_the_checker_passes_faithful_copies_and_catches_a_diverged_one(copied_pkg):
     copies = declared_copies([copied_pkg])
-    assert [(c.line, c.target) for c in copies] == [
-        (5, "copied_pkg.original.twice"), (11, "copied_pkg.original.twice"),
-        (19, "copied_pkg.original.Scaler.factor"), (23, "copied_pkg.original.Scaler.apply"),
-        (29, "copied_pkg.original.twice")]
+    comment_lines = [n for n, text in enumerate(COPIES.splitlines(), start=1) if "# Copied from" in text]
+    assert [(c.line, c.target) for c in copies] == list(zip(comment_lines, [
+        "copied_pkg.original.twice", "copied_pkg.original.twice", "copied_pkg.original.Scaler.factor",
+        "copied_pkg.original.Scaler.apply", "copied_pkg.original.twice"], strict=True))
     assert copies[1].renames == (("twice", "thrice"), ("2", "3"), ("Double", "Triple"))
     assert [copy_mismatch(c) for c in copies[:4]] == ["", "", "", ""]
     drift = copy_mismatch(copies[4])
-    assert "copies.py:29 is declared a copy of copied_pkg.original.twice but differs" in drift
+    assert f"copies.py:{comment_lines[4]} is declared a copy of copied_pkg.original.twice but differs" in drift
     assert "-def twice(x):" in drift and "+def drifted(x):" in drift and "+    return x + x  # the factor" in drift
 
 
