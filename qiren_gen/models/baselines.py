@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -28,17 +29,29 @@ class _PointwiseINR(ModelMixin, ConfigMixin):
         return self.net(self.features(flat)).reshape(*lead, self.config.out_features)
 
 
-def _mlp(in_features: int, hidden: int, layers: int, out_features: int, activation: type[nn.Module]) -> nn.Sequential:
-    mods: list[nn.Module] = [nn.Linear(in_features, hidden), activation()]
-    for _ in range(layers):
-        mods += [nn.Linear(hidden, hidden), activation()]
-    mods.append(nn.Linear(hidden, out_features))
+def coordinate_mlp(
+    in_features: int,
+    hidden_features: int,
+    hidden_layers: int,
+    out_features: int,
+    activation: Callable[[int], nn.Module],
+    linear: Callable[[int, int, int], nn.Linear] = lambda index, fan_in, fan_out: nn.Linear(fan_in, fan_out),
+) -> nn.Sequential:
+    """The body of every pointwise baseline: ``2 + hidden_layers`` layers ``linear(index, fan_in, fan_out)``, each
+    but the last followed by ``activation(index)`` (index 0 is the layer that sees the coordinates)."""
+    widths = [in_features] + [hidden_features] * (hidden_layers + 1) + [out_features]
+    mods: list[nn.Module] = []
+    for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        mods.append(linear(index, fan_in, fan_out))
+        if index < hidden_layers + 1:
+            mods.append(activation(index))
     return nn.Sequential(*mods)
 
 
 class MLP(_PointwiseINR):
     """Plain coordinate MLP (``activation`` = ``"relu"`` or ``"tanh"``): the paper's ReLU and Tanh baselines."""
 
+    # register_to_config signature (a config.json key per argument): the INR sizes SIREN and FourierFeatureMLP mirror
     @register_to_config
     def __init__(
         self,
@@ -52,7 +65,8 @@ class MLP(_PointwiseINR):
         acts = {"relu": nn.ReLU, "tanh": nn.Tanh}
         if activation not in acts:
             raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
-        self.net = _mlp(in_features, hidden_features, hidden_layers, out_features, acts[activation])
+        self.net = coordinate_mlp(in_features, hidden_features, hidden_layers, out_features,
+                                  lambda index: acts[activation]())
 
 
 class Sine(nn.Module):
@@ -79,6 +93,7 @@ def siren_linear(fan_in: int, fan_out: int, omega: float, first: bool) -> nn.Lin
 class SIREN(_PointwiseINR):
     """SIREN (Sitzmann et al. 2020): sine activations with the paper's initialisation."""
 
+    # register_to_config signature (a config.json key per argument): MLP's sizes, then the two frequency factors
     @register_to_config
     def __init__(
         self,
@@ -90,13 +105,13 @@ class SIREN(_PointwiseINR):
         hidden_omega_0: float = 30.0,
     ) -> None:
         super().__init__()
-        widths = [in_features] + [hidden_features] * (hidden_layers + 1)
-        mods: list[nn.Module] = []
-        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            omega = first_omega_0 if i == 0 else hidden_omega_0
-            mods += [siren_linear(fan_in, fan_out, omega, first=i == 0), Sine(omega)]
-        mods.append(siren_linear(hidden_features, out_features, hidden_omega_0, first=False))
-        self.net = nn.Sequential(*mods)
+        def omega(index: int) -> float:
+            return first_omega_0 if index == 0 else hidden_omega_0
+
+        self.net = coordinate_mlp(
+            in_features, hidden_features, hidden_layers, out_features, lambda index: Sine(omega(index)),
+            lambda index, fan_in, fan_out: siren_linear(fan_in, fan_out, omega(index), first=index == 0),
+        )
 
 
 class FourierFeatureMLP(_PointwiseINR):
@@ -107,6 +122,7 @@ class FourierFeatureMLP(_PointwiseINR):
     counterpart of QIREN's Linear -> Fourier-basis layer.
     """
 
+    # register_to_config signature (a config.json key per argument): MLP's sizes, then the Fourier features'
     @register_to_config
     def __init__(
         self,
@@ -126,7 +142,8 @@ class FourierFeatureMLP(_PointwiseINR):
             self.frequencies = nn.Parameter(freqs)
         else:
             self.register_buffer("frequencies", freqs)
-        self.net = _mlp(2 * num_frequencies, hidden_features, hidden_layers, out_features, nn.ReLU)
+        self.net = coordinate_mlp(2 * num_frequencies, hidden_features, hidden_layers, out_features,
+                                  lambda index: nn.ReLU())
 
     def features(self, flat: torch.Tensor) -> torch.Tensor:
         proj = 2 * math.pi * flat @ self.frequencies

@@ -18,6 +18,9 @@ below, by parameter name, and are derived from what one machine can hold:
 Schedulers (``check_scheduler_config``): ``num_train_timesteps`` <= ``MAX_TRAIN_TIMESTEPS`` (1e9 never finished
 loading), ``steps_offset`` below it, ``trained_betas`` exactly ``num_train_timesteps`` finite values in (0, 1),
 betas' range, ``prediction_type`` and the other enumerations checked, before diffusers builds the scheduler.
+
+Constructors (``check_whole_numbers``, ``check_positive_numbers``): the lower bounds every model checks on its own
+arguments when it is built in code, in one call and one message format ("n_heads must be an int >= 1, got 0").
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import inspect
 import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..quantum.simulator import MAX_QUBITS
@@ -326,5 +330,29 @@ def check_scheduler_config(klass: type, config: dict, where: str) -> None:
         raise ValueError(f"{where}: disable_corrector must list step indices in [0, {steps}]")
 
 
+def check_whole_numbers(arguments: Mapping[str, object], **minimums: int) -> None:
+    """``ValueError`` ("NAME must be an int >= LOW, got VALUE") for the first argument named in ``minimums`` that is
+    not a whole number (a bool is not one) of at least its minimum.
+
+    The count checks a model's constructor runs on its own arguments, in one call: ``arguments`` is its
+    ``self.config`` (``register_to_config`` records every argument, defaults included, before the body runs).
+    """
+    for name, low in minimums.items():
+        value = arguments[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+def check_positive_numbers(arguments: Mapping[str, object], *names: str, zero_allowed: bool = False) -> None:
+    """``ValueError`` ("NAME must be finite and > 0, got VALUE"; ``>= 0`` with ``zero_allowed``) for the first
+    argument in ``names`` that is not such a number: the scale and rate checks of a model's constructor, as
+    `check_whole_numbers` does for counts."""
+    for name in names:
+        value = arguments[name]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not (number and (value >= 0 if zero_allowed else value > 0)):
+            raise ValueError(f"{name} must be finite and {'>=' if zero_allowed else '>'} 0, got {value!r}")
+
+
 __all__ = ["Bound", "MAX_COMPONENT_ELEMENTS", "MAX_TRAIN_TIMESTEPS", "MODEL_BOUNDS", "SCHEDULER_BOUNDS",
-           "check_model_config", "check_scheduler_config"]
+           "check_model_config", "check_positive_numbers", "check_scheduler_config", "check_whole_numbers"]

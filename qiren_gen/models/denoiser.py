@@ -14,6 +14,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from .config_checks import check_whole_numbers
+
 
 @dataclass
 class LatentDenoiserOutput(BaseOutput):
@@ -51,6 +53,7 @@ class LatentDenoiser(ModelMixin, ConfigMixin):
     ``latent_mean`` / ``latent_std`` buffers map decoder latents to the prior's normalised space and back.
     """
 
+    # register_to_config signature (a config.json key per argument): the prior's sizes and training resolution
     @register_to_config
     def __init__(
         self,
@@ -62,13 +65,9 @@ class LatentDenoiser(ModelMixin, ConfigMixin):
         sample_size: int = 32,
     ) -> None:
         super().__init__()
-        if latent_dim < 1 or hidden_dim < 1 or num_blocks < 0 or time_embed_dim < 2 or time_embed_dim % 2:
-            raise ValueError(
-                "need latent_dim >= 1, hidden_dim >= 1, num_blocks >= 0 and an even time_embed_dim >= 2, got "
-                f"{latent_dim}, {hidden_dim}, {num_blocks}, {time_embed_dim}"
-            )
-        if sample_size < 1:
-            raise ValueError(f"sample_size must be >= 1, got {sample_size}")
+        check_whole_numbers(self.config, latent_dim=1, hidden_dim=1, num_blocks=0, time_embed_dim=2, sample_size=1)
+        if time_embed_dim % 2:
+            raise ValueError(f"time_embed_dim must be even (half sines, half cosines), got {time_embed_dim}")
         self.time_proj = Timesteps(time_embed_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(time_embed_dim, time_embed_dim)
         self.input = nn.Linear(latent_dim, hidden_dim)

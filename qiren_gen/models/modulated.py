@@ -15,7 +15,6 @@ parameters only, so renders are per-sample and resolution independent.
 """
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import torch
@@ -23,76 +22,17 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from ..data.grids import axis_coordinates
 from ..quantum import DataReuploadingCircuit
 from ..quantum.per_sample import simulate_reuploading_per_sample
 from ..runtime.values import check_choice
 from .baselines import Sine, siren_linear
+from .config_checks import check_positive_numbers, check_whole_numbers
+from .hybrid_decoder import MODULATIONS, NORM_EPS, HybridLayerDecoder, decoder_inputs, reference_grid
 
-MODULATIONS = ("shift", "film", "angles")
 ENCODINGS = ("meta_sgd", "auto_decode")
-NORMALIZATIONS = ("reference", "none")
-NORM_EPS = 1e-5
-"""Added to the variance of the reference statistics before the square root (as BatchNorm's ``eps``)."""
 
 
-def _check_coords_modulations(coords: torch.Tensor, modulations: torch.Tensor, in_features: int, dim: int):
-    """Validate and broadcast: coords ``(B, P, in)`` or ``(P, in)``, modulations ``(B, dim)``, both floating point.
-
-    Coordinates come back in the modulations' dtype (callers cast modulations to the weights' dtype first).
-    """
-    if modulations.ndim != 2 or modulations.shape[1] != dim or modulations.shape[0] < 1:
-        raise ValueError(f"modulations must have shape (B >= 1, {dim}), got {tuple(modulations.shape)}")
-    if not coords.is_floating_point() or not modulations.is_floating_point():
-        raise ValueError(f"coords and modulations must be floating-point tensors, got {coords.dtype} and "
-                         f"{modulations.dtype}")
-    if not bool(torch.isfinite(modulations).all()):  # the angles path would turn them into NaN output silently
-        raise ValueError("modulations contain NaN or inf")
-    if not bool(torch.isfinite(coords).all()):  # e.g. float16 coordinates that overflowed to inf
-        raise ValueError("coords contain NaN or inf")
-    coords = coords.to(modulations.dtype)
-    if coords.ndim == 2:
-        coords = coords.unsqueeze(0).expand(modulations.shape[0], -1, -1)
-    if coords.ndim != 3 or coords.shape[-1] != in_features or coords.shape[0] != modulations.shape[0]:
-        raise ValueError(
-            f"coords must have shape (B, P, {in_features}) with B={modulations.shape[0]}, got {tuple(coords.shape)}"
-        )
-    return coords
-
-
-def decoder_inputs(model: nn.Module, coords: torch.Tensor, modulations: torch.Tensor):
-    """A decoder's ``forward`` inputs, checked: modulations in the weights' dtype, coords ``(B, P, in)`` to match."""
-    if modulations.is_floating_point():
-        modulations = modulations.to(model.output.weight.dtype)
-    coords = _check_coords_modulations(coords, modulations, model.config.in_features, model.modulation_dim)
-    return coords, modulations
-
-
-def reference_grid(in_features: int, size: int, dtype=torch.float32, device=None) -> torch.Tensor:
-    """Pixel-centre grid with ``size`` points per axis over ``[-1, 1]^in_features``: ``(size**in_features, in)``."""
-    axes = [axis_coordinates(size, dtype=dtype, device=device)] * in_features
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, in_features)
-
-
-def hybrid_reference_statistics(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-    """Per-layer ``(mean, std)`` of a hybrid-layer decoder's unmodulated pre-encoding features on its reference grid.
-
-    Shared by every decoder built of ``linears -> normalise (norm_weight, norm_bias) -> shared_circuit(layer, .)``
-    layers.
-    """
-    if model.config.normalization == "none":
-        return None
-    stats = []
-    h = model.reference_coords.to(model.output.weight.dtype)
-    for layer in range(model.n_layers):
-        pre = model.linears[layer](h)
-        mean, std = pre.mean(0), torch.sqrt(pre.var(0, unbiased=False) + NORM_EPS)
-        stats.append((mean, std))
-        h = model.shared_circuit(layer, (pre - mean) / std * model.norm_weight[layer] + model.norm_bias[layer])
-    return stats
-
-
-class ModulatedQIREN(ModelMixin, ConfigMixin):
+class ModulatedQIREN(HybridLayerDecoder):
     """QIREN decoder taking per-sample modulations: ``forward(coords (B, P, 2), modulations (B, D)) -> (B, P, C)``.
 
     ``1 + hidden_layers`` hybrid layers ``Linear -> normalise (+ affine) -> modulate -> circuit``, then
@@ -113,14 +53,17 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
 
     Examples:
         >>> import torch
-        >>> from qiren_gen.models import LatentModulator, ModulatedQIREN
-        >>> decoder = ModulatedQIREN(n_qubits=2, hidden_layers=1, reference_size=4)
-        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
-        >>> coords = torch.rand(3, 5, 2) * 2 - 1  # 5 points (y, x) in [-1, 1] for each of 3 images
-        >>> decoder(coords, modulator(torch.randn(3, 4))).shape
-        torch.Size([3, 5, 1])
+        >>> from qiren_gen.models import ModulatedQIREN
+        >>> decoder = ModulatedQIREN(n_qubits=2, hidden_layers=1, modulation="film", reference_size=4)
+        >>> decoder.modulation_dim  # a scale and a shift per qubit in each of the 2 hybrid layers
+        8
+        >>> grid = torch.rand(5, 2) * 2 - 1  # 5 points (y, x) in [-1, 1], one grid for the whole batch
+        >>> base = decoder(grid, torch.zeros(3, decoder.modulation_dim))  # zero modulations: the shared function
+        >>> base.shape, torch.allclose(base[0], base[2])
+        (torch.Size([3, 5, 1]), True)
     """
 
+    # register_to_config signature (a config.json key per argument): the options ModulatedWideQIREN mirrors
     @register_to_config
     def __init__(
         self,
@@ -136,88 +79,34 @@ class ModulatedQIREN(ModelMixin, ConfigMixin):
         engine: str = "fused",
     ) -> None:
         super().__init__()
-        check_choice("modulation", modulation, MODULATIONS)
-        check_choice("normalization", normalization, NORMALIZATIONS)
-        if out_channels < 1 or hidden_layers < 0 or in_features < 1 or reference_size < 2:
-            raise ValueError("need out_channels >= 1, hidden_layers >= 0, in_features >= 1, reference_size >= 2")
-        n_layers = 1 + hidden_layers
-        widths = [in_features] + [n_qubits] * hidden_layers
-        self.linears = nn.ModuleList(nn.Linear(w, n_qubits) for w in widths)
-        self.norm_weight = nn.Parameter(torch.ones(n_layers, n_qubits))
-        self.norm_bias = nn.Parameter(torch.zeros(n_layers, n_qubits))
-        self.circuits = nn.ModuleList(
-            DataReuploadingCircuit(n_qubits, n_reuploads, n_blocks, engine=engine) for _ in range(n_layers)
+        self.build_hybrid_layers(
+            n_qubits, lambda: DataReuploadingCircuit(n_qubits, n_reuploads, n_blocks, engine=engine)
         )
-        self.output = nn.Linear(n_qubits, out_channels)
-        self.register_buffer("reference_coords", reference_grid(in_features, reference_size), persistent=False)
 
     @property
-    def n_layers(self) -> int:
-        return 1 + self.config.hidden_layers
-
-    @property
-    def circuit_shape(self) -> tuple[int, ...]:
-        return tuple(self.circuits[0].weights.shape)
-
-    @property
-    def modulation_dim(self) -> int:
-        """Numbers per sample the hypernetwork must produce for this decoder."""
-        n, mode = self.config.n_qubits, self.config.modulation
-        per_layer = {"shift": n, "film": 2 * n, "angles": math.prod(self.circuit_shape)}[mode]
-        return self.n_layers * per_layer
-
-    def set_engine(self, engine: str) -> None:
-        """Simulator engine of the shared-weight circuits: ``"fused"`` (fast) or ``"autograd"`` (2nd-order grads)."""
-        for circuit in self.circuits:
-            circuit.engine = engine
-
-    def reference_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-        """Per-layer ``(mean, std)`` of the unmodulated pre-encoding features on the reference grid."""
-        return hybrid_reference_statistics(self)
-
-    def forward(
-        self,
-        coords: torch.Tensor,
-        modulations: torch.Tensor,
-        stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
-    ) -> torch.Tensor:
-        """Signal values ``(B, P, out_channels)``; pass ``stats`` (from `reference_statistics`) to reuse them."""
-        coords, modulations = decoder_inputs(self, coords, modulations)
-        if stats is None:
-            stats = self.reference_statistics()
-        batch, points, _ = coords.shape
-        n, mode = self.config.n_qubits, self.config.modulation
-        mods = modulations.reshape(batch, self.n_layers, -1)
-        h = coords
-        for layer in range(self.n_layers):
-            pre = self.linears[layer](h)
-            if stats is not None:
-                pre = (pre - stats[layer][0]) / stats[layer][1]
-            pre = pre * self.norm_weight[layer] + self.norm_bias[layer]
-            m = mods[:, layer]
-            if mode == "shift":
-                pre = pre + m[:, None, :]
-            elif mode == "film":
-                pre = pre * (1 + m[:, None, :n]) + m[:, None, n:]
-            if mode == "angles":
-                with torch.autocast(pre.device.type, enabled=False):
-                    weights = self.circuits[layer].weights + m.float().reshape(batch, *self.circuit_shape)
-                    if self.circuits[layer].measuring:  # shots / noise: quantum.shots
-                        angles = pre.float()
-                        exact = partial(simulate_reuploading_per_sample, angles, weights)
-                        h = self.circuits[layer].measured(angles, weights, exact).to(pre.dtype)
-                    else:
-                        h = simulate_reuploading_per_sample(pre.float(), weights).to(pre.dtype)
-            else:
-                h = self.shared_circuit(layer, pre.reshape(-1, n)).reshape(batch, points, n)
-        return self.output(h)
+    def width(self) -> int:
+        """Features per hybrid layer: one circuit's qubits."""
+        return self.config.n_qubits
 
     def shared_circuit(self, layer: int, angles: torch.Tensor) -> torch.Tensor:
-        """Shared-weight circuit in full precision: under autocast, phases in bf16/fp16 would be far too coarse."""
+        """Shared-weight circuit on ``(..., n_qubits)`` angles in full precision: under autocast, phases in
+        bf16/fp16 would be far too coarse."""
         with torch.autocast(angles.device.type, enabled=False):
             low = angles.dtype in (torch.float16, torch.bfloat16)
-            out = self.circuits[layer](angles.float() if low else angles)
-        return out.to(angles.dtype)  # back to the layer's dtype: a model cast with .to(float16) stays consistent
+            out = self.circuits[layer]((angles.float() if low else angles).reshape(-1, self.width))
+        return out.reshape(angles.shape).to(angles.dtype)  # back to the layer's dtype (a model cast to float16)
+
+    def angles_circuit(self, layer: int, angles: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """Per-sample circuits on ``(B, P, n_qubits)`` angles: the shared weights plus each sample's modulation."""
+        circuit = self.circuits[layer]
+        with torch.autocast(angles.device.type, enabled=False):
+            real = angles.float()
+            weights = circuit.weights + m.float().reshape(angles.shape[0], *self.circuit_shape)
+            if circuit.measuring:  # shots / noise: quantum.shots
+                out = circuit.measured(real, weights, partial(simulate_reuploading_per_sample, real, weights))
+            else:
+                out = simulate_reuploading_per_sample(real, weights)
+        return out.to(angles.dtype)
 
 
 class ModulatedSIREN(ModelMixin, ConfigMixin):
@@ -238,13 +127,14 @@ class ModulatedSIREN(ModelMixin, ConfigMixin):
     Examples:
         >>> import torch
         >>> from qiren_gen.models import LatentModulator, ModulatedSIREN
-        >>> decoder = ModulatedSIREN(hidden_features=8, hidden_layers=1)
-        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
-        >>> coords = torch.rand(3, 5, 2) * 2 - 1  # 5 points (y, x) in [-1, 1] for each of 3 images
-        >>> decoder(coords, modulator(torch.randn(3, 4))).shape
-        torch.Size([3, 5, 1])
+        >>> decoder = ModulatedSIREN(out_channels=3, hidden_features=8, hidden_layers=1)
+        >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)  # 4 numbers -> 8 shifts per sine layer
+        >>> rgb = decoder(torch.rand(2, 5, 2) * 2 - 1, modulator(torch.randn(2, 4)))  # 5 points of 2 images
+        >>> tuple(rgb.shape)
+        (2, 5, 3)
     """
 
+    # register_to_config signature (a config.json key per argument): decoder sizes, then SIREN's frequency factors
     @register_to_config
     def __init__(
         self,
@@ -330,6 +220,7 @@ class LatentModulator(ModelMixin, ConfigMixin):
         torch.Size([2, 6])
     """
 
+    # register_to_config signature (a config.json key per argument): the hypernetwork's sizes, then how it encodes
     @register_to_config
     def __init__(
         self,
@@ -344,11 +235,10 @@ class LatentModulator(ModelMixin, ConfigMixin):
         latent_l2: float = 1e-4,
     ) -> None:
         super().__init__()
-        if latent_dim < 1 or modulation_dim < 1 or inner_steps < 0 or hidden_layers < 0:
-            raise ValueError("need latent_dim >= 1, modulation_dim >= 1, inner_steps >= 0, hidden_layers >= 0")
+        check_whole_numbers(self.config, latent_dim=1, modulation_dim=1, inner_steps=0, hidden_layers=0)
         check_choice("encoding", encoding, ENCODINGS)
-        if not encode_lr > 0 or not latent_l2 >= 0:
-            raise ValueError(f"need encode_lr > 0 and latent_l2 >= 0, got {encode_lr!r} and {latent_l2!r}")
+        check_positive_numbers(self.config, "encode_lr")
+        check_positive_numbers(self.config, "latent_l2", zero_allowed=True)
         layers: list[nn.Module] = []
         width = latent_dim
         for _ in range(hidden_layers):
@@ -372,4 +262,6 @@ class LatentModulator(ModelMixin, ConfigMixin):
         return self.net(latents.to(weight.dtype) if latents.is_floating_point() else latents)
 
 
-__all__ = ["ENCODINGS", "MODULATIONS", "ModulatedQIREN", "ModulatedSIREN", "LatentModulator", "reference_grid"]
+# NORM_EPS and reference_grid live in hybrid_decoder; named here too for the modules that import them from here.
+__all__ = ["ENCODINGS", "MODULATIONS", "NORM_EPS", "ModulatedQIREN", "ModulatedSIREN", "LatentModulator",
+           "reference_grid"]

@@ -32,6 +32,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ..quantum import DataReuploadingCircuit
+from .config_checks import check_positive_numbers, check_whole_numbers
+from .qiren import flatten_points
 
 
 def penalised_gaussian_frequencies(in_features: int, n_frequencies: int, scale: float, penalty: float,
@@ -73,6 +75,7 @@ class QFGN(ModelMixin, ConfigMixin):
         (653, torch.Size([3, 1]))
     """
 
+    # register_to_config signature (a config.json key per argument): the INR sizes, QIREN's circuit sizes, then its own
     @register_to_config
     def __init__(
         self,
@@ -89,15 +92,9 @@ class QFGN(ModelMixin, ConfigMixin):
         feature_seed: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features),
-                            ("n_frequencies", n_frequencies), ("gaussian_features", gaussian_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        for name, value, low in (("frequency_scale", frequency_scale, 0.0), ("gaussian_sigma", gaussian_sigma, 0.0)):
-            if not (isinstance(value, (int, float)) and low < value < math.inf):
-                raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-        if not (isinstance(low_frequency_penalty, (int, float)) and 0 <= low_frequency_penalty < math.inf):
-            raise ValueError(f"low_frequency_penalty must be finite and >= 0, got {low_frequency_penalty!r}")
+        check_whole_numbers(self.config, in_features=1, out_features=1, n_frequencies=1, gaussian_features=1)
+        check_positive_numbers(self.config, "frequency_scale", "gaussian_sigma")
+        check_positive_numbers(self.config, "low_frequency_penalty", zero_allowed=True)
         self.features = PenalisedFourierFeatures(in_features, n_frequencies, float(frequency_scale),
                                                  float(low_frequency_penalty), int(feature_seed))
         self.encode = nn.Linear(self.features.out_features, n_qubits)
@@ -120,10 +117,8 @@ class QFGN(ModelMixin, ConfigMixin):
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """Signal values at ``coords``: ``(..., in_features) -> (..., out_features)``."""
-        if coords.ndim == 0 or coords.shape[-1] != self.config.in_features:
-            raise ValueError(f"expected input of shape (..., {self.config.in_features}), got {tuple(coords.shape)}")
-        flat = coords.reshape(-1, self.config.in_features)
-        return self.head(self.expectations(flat)).reshape(*coords.shape[:-1], self.config.out_features)
+        flat, lead = flatten_points(coords, self.config.in_features)
+        return self.head(self.expectations(flat)).reshape(*lead, self.config.out_features)
 
 
 __all__ = ["QFGN", "PenalisedFourierFeatures", "penalised_gaussian_frequencies"]

@@ -7,6 +7,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ..quantum import DataReuploadingCircuit
+from .config_checks import check_positive_numbers, check_whole_numbers
 from .fourier_front import TERNARY_RADII, FourierFeatures
 
 
@@ -27,6 +28,7 @@ class HybridLayer(ModelMixin, ConfigMixin):
     drops the normalisation and ``linear_scale`` multiplies the Linear layer's initial weights (its frequencies).
     """
 
+    # register_to_config signature (a config.json key per argument): the circuit options QIREN repeats
     @register_to_config
     def __init__(
         self,
@@ -42,10 +44,8 @@ class HybridLayer(ModelMixin, ConfigMixin):
         linear_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        if in_features < 1:
-            raise ValueError(f"in_features must be >= 1, got {in_features}")
-        if not linear_scale > 0 or linear_scale == float("inf"):
-            raise ValueError(f"linear_scale must be finite and > 0, got {linear_scale!r}")
+        check_whole_numbers(self.config, in_features=1)
+        check_positive_numbers(self.config, "linear_scale")
         self.linear = nn.Linear(in_features, n_qubits)
         if linear_scale != 1.0:
             with torch.no_grad():
@@ -82,6 +82,7 @@ class QIREN(ModelMixin, ConfigMixin):
     Linear layer (``FourierFeatures``).
     """
 
+    # register_to_config signature (a config.json key per argument): the INR sizes, then HybridLayer's options
     @register_to_config
     def __init__(
         self,
@@ -103,10 +104,7 @@ class QIREN(ModelMixin, ConfigMixin):
         fourier_radii: list[float] | None = None,
     ) -> None:
         super().__init__()
-        if out_features < 1 or hidden_layers < 0:
-            raise ValueError(f"need out_features >= 1 and hidden_layers >= 0, got {out_features}, {hidden_layers}")
-        if isinstance(fourier_features, bool) or not isinstance(fourier_features, int) or fourier_features < 0:
-            raise ValueError(f"fourier_features must be an int >= 0, got {fourier_features!r}")
+        check_whole_numbers(self.config, in_features=1, out_features=1, hidden_layers=0, fourier_features=0)
         self.front = None
         first_in = in_features
         if fourier_features:

@@ -18,14 +18,14 @@ one circuit per coordinate, and ``<Z_0>`` estimated from shots on hardware. Para
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ..quantum.amplitude_circuit import RealAmplitudeCircuit
+from .config_checks import check_positive_numbers, check_whole_numbers
+from .qiren import flatten_points
 
 
 class EnergyManifold(nn.Module):
@@ -53,11 +53,14 @@ class QVF(ModelMixin, ConfigMixin):
     Examples:
         >>> import torch
         >>> from qiren_gen.models.qvf import QVF
-        >>> model = QVF(in_features=2)
-        >>> model.num_parameters(only_trainable=True), model(torch.zeros(3, 2)).shape
-        (648, torch.Size([3, 1]))
+        >>> QVF(in_features=2).num_parameters(only_trainable=True)
+        648
+        >>> rgb = QVF(in_features=2, out_features=3)(torch.rand(4, 2) * 2 - 1)  # <Z_0>, <Z_1>, <Z_2> per point
+        >>> rgb.shape, bool(rgb.abs().max() <= 1)
+        (torch.Size([4, 3]), True)
     """
 
+    # register_to_config signature (a config.json key per argument): the INR sizes, then QVF's own options
     @register_to_config
     def __init__(
         self,
@@ -70,11 +73,8 @@ class QVF(ModelMixin, ConfigMixin):
         entangler: str = "cnot_all",
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("energy_hidden", energy_hidden)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if not (isinstance(energy_omega, (int, float)) and 0 < energy_omega < math.inf):
-            raise ValueError(f"energy_omega must be finite and > 0, got {energy_omega!r}")
+        check_whole_numbers(self.config, in_features=1, energy_hidden=1)
+        check_positive_numbers(self.config, "energy_omega")
         if isinstance(out_features, bool) or not isinstance(out_features, int) or not 1 <= out_features <= n_qubits:
             raise ValueError(f"out_features must be an int in 1..n_qubits ({n_qubits}): one qubit per channel, "
                              f"got {out_features!r}")
@@ -87,10 +87,8 @@ class QVF(ModelMixin, ConfigMixin):
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """Signal values at ``coords``: ``(..., in_features) -> (..., out_features)``."""
-        if coords.ndim == 0 or coords.shape[-1] != self.config.in_features:
-            raise ValueError(f"expected input of shape (..., {self.config.in_features}), got {tuple(coords.shape)}")
-        flat = coords.reshape(-1, self.config.in_features)
-        return self.circuit(self.amplitudes(flat)).reshape(*coords.shape[:-1], self.config.out_features)
+        flat, lead = flatten_points(coords, self.config.in_features)
+        return self.circuit(self.amplitudes(flat)).reshape(*lead, self.config.out_features)
 
 
 __all__ = ["QVF", "EnergyManifold"]

@@ -37,6 +37,7 @@ from ..quantum.heads import MultiHeadReuploadingCircuit
 from ..runtime.values import check_choice
 from .blocked_synthesis import blocked_weight_modulated_synthesis
 from .circuit_series import FEATURE_EVALUATIONS, series_features
+from .config_checks import check_positive_numbers, check_whole_numbers
 from .modulated import NORM_EPS, decoder_inputs, reference_grid
 
 FEATURES = ("circuit", "fourier")
@@ -87,6 +88,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         torch.Size([3, 16, 1])
     """
 
+    # register_to_config signature (a config.json key per argument): sizes, ModulatedWideQIREN's heads, layers
     @register_to_config
     def __init__(
         self,
@@ -118,12 +120,8 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         check_choice("features", features, FEATURES)
         self.register_to_config(features=features)  # saved under the current name
         check_choice("modulation", modulation, SYNTHESIS_MODULATIONS)
-        for name, value, low in (("in_features", in_features, 1), ("out_channels", out_channels, 1),
-                                 ("n_heads", n_heads, 1), ("n_qubits", n_qubits, 1), ("n_fourier", n_fourier, 1),
-                                 ("hidden_features", hidden_features, 1), ("hidden_layers", hidden_layers, 1),
-                                 ("reference_size", reference_size, 2)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        check_whole_numbers(self.config, in_features=1, out_channels=1, n_heads=1, n_qubits=1, n_fourier=1,
+                            hidden_features=1, hidden_layers=1, reference_size=2)
         if features == "circuit":
             width = n_heads * n_qubits
             self.frequencies = nn.Linear(in_features, width)  # the paper's learnable frequency matrix
@@ -134,8 +132,7 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         else:
             if encoding_scale is not None:
                 raise ValueError("encoding_scale applies to features='circuit' only (the circuits' RZ encodings)")
-            if not fourier_scale > 0:
-                raise ValueError(f"fourier_scale must be > 0, got {fourier_scale!r}")
+            check_positive_numbers(self.config, "fourier_scale")
             width = 2 * n_fourier
             # Fixed random frequencies (saved with the weights, so a loaded model draws the same function).
             self.register_buffer("fourier_matrix", torch.randn(in_features, n_fourier) * fourier_scale)

@@ -8,25 +8,14 @@ as in `ModulatedQIREN` (reference-grid statistics: per-sample, resolution indepe
 """
 from __future__ import annotations
 
-import math
-
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
-from torch import nn
+from diffusers.configuration_utils import register_to_config
 
 from ..quantum import MultiHeadReuploadingCircuit, simulate_reuploading_heads
 from ..quantum.gates import check_entangler
 from ..quantum.heads import check_head_count
-from ..quantum.simulator import check_circuit_size, check_engine
-from ..runtime.values import check_choice
-from .modulated import (
-    MODULATIONS,
-    NORMALIZATIONS,
-    decoder_inputs,
-    hybrid_reference_statistics,
-    reference_grid,
-)
+from ..quantum.simulator import check_circuit_size
+from .hybrid_decoder import HybridLayerDecoder
 
 
 def check_wide_config(n_heads: int, n_qubits: int, hidden_width: int | None) -> None:
@@ -40,7 +29,7 @@ def check_wide_config(n_heads: int, n_qubits: int, hidden_width: int | None) -> 
         )
 
 
-class ModulatedWideQIREN(ModelMixin, ConfigMixin):
+class ModulatedWideQIREN(HybridLayerDecoder):
     """Wide QIREN decoder with per-sample modulations: ``forward(coords (B, P, in), modulations (B, D)) -> (B, P, C)``.
 
     ``1 + hidden_layers`` hybrid layers ``Linear(in, H*n) -> normalise (+ affine) -> modulate -> H circuits of n
@@ -65,13 +54,15 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
     Examples:
         >>> import torch
         >>> from qiren_gen.models import LatentModulator, ModulatedWideQIREN
-        >>> decoder = ModulatedWideQIREN(n_heads=2, n_qubits=2, hidden_layers=1, entangler="cnot_chain")
+        >>> decoder = ModulatedWideQIREN(n_heads=3, n_qubits=2, hidden_layers=1, entangler="cnot_chain")
+        >>> decoder.width, decoder.modulation_dim  # 3 circuits of 2 qubits side by side; shifts for 2 layers
+        (6, 12)
         >>> modulator = LatentModulator.for_decoder(decoder, latent_dim=4)
-        >>> coords = torch.rand(3, 5, 2) * 2 - 1  # 5 points (y, x) in [-1, 1] for each of 3 images
-        >>> decoder(coords, modulator(torch.randn(3, 4))).shape
+        >>> decoder(torch.rand(3, 5, 2) * 2 - 1, modulator(torch.randn(3, 4))).shape  # 5 points of 3 images
         torch.Size([3, 5, 1])
     """
 
+    # register_to_config signature (a config.json key per argument): ModulatedQIREN's, plus heads and entangler
     @register_to_config
     def __init__(
         self,
@@ -91,78 +82,16 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
     ) -> None:
         super().__init__()
         check_wide_config(n_heads, n_qubits, hidden_width)
-        check_choice("modulation", modulation, MODULATIONS)
-        check_choice("normalization", normalization, NORMALIZATIONS)
         check_entangler(entangler)
-        if out_channels < 1 or hidden_layers < 0 or in_features < 1 or reference_size < 2:
-            raise ValueError("need out_channels >= 1, hidden_layers >= 0, in_features >= 1, reference_size >= 2")
-        width = n_heads * n_qubits
-        n_layers = 1 + hidden_layers
-        self.linears = nn.ModuleList(nn.Linear(w, width) for w in [in_features] + [width] * hidden_layers)
-        self.norm_weight = nn.Parameter(torch.ones(n_layers, width))
-        self.norm_bias = nn.Parameter(torch.zeros(n_layers, width))
-        self.circuits = nn.ModuleList(
-            MultiHeadReuploadingCircuit(n_heads, n_qubits, n_reuploads, n_blocks, entangler, engine=engine)
-            for _ in range(n_layers)
+        self.build_hybrid_layers(
+            n_heads * n_qubits,
+            lambda: MultiHeadReuploadingCircuit(n_heads, n_qubits, n_reuploads, n_blocks, entangler, engine=engine),
         )
-        self.output = nn.Linear(width, out_channels)
-        self.register_buffer("reference_coords", reference_grid(in_features, reference_size), persistent=False)
 
     @property
     def width(self) -> int:
+        """Features per hybrid layer: ``n_heads * n_qubits``."""
         return self.config.n_heads * self.config.n_qubits
-
-    @property
-    def n_layers(self) -> int:
-        return 1 + self.config.hidden_layers
-
-    @property
-    def circuit_shape(self) -> tuple[int, ...]:
-        """Shape of one layer's circuit weights ``(H, R+1, K, n, 3)``."""
-        return tuple(self.circuits[0].weights.shape)
-
-    @property
-    def modulation_dim(self) -> int:
-        """Numbers per sample the hypernetwork must produce for this decoder."""
-        per_layer = {"shift": self.width, "film": 2 * self.width, "angles": math.prod(self.circuit_shape)}
-        return self.n_layers * per_layer[self.config.modulation]
-
-    def set_engine(self, engine: str) -> None:
-        """Simulator engine of the circuits: ``"fused"`` (fast) or ``"autograd"`` (second-order gradients)."""
-        check_engine(engine)
-        for circuit in self.circuits:
-            circuit.engine = engine
-
-    def reference_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-        """Per-layer ``(mean, std)`` of the unmodulated pre-encoding features on the reference grid."""
-        return hybrid_reference_statistics(self)
-
-    def forward(
-        self,
-        coords: torch.Tensor,
-        modulations: torch.Tensor,
-        stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
-    ) -> torch.Tensor:
-        """Signal values ``(B, P, out_channels)``; pass ``stats`` (from `reference_statistics`) to reuse them."""
-        coords, modulations = decoder_inputs(self, coords, modulations)
-        if stats is None:
-            stats = self.reference_statistics()
-        batch, points, _ = coords.shape
-        width, mode = self.width, self.config.modulation
-        mods = modulations.reshape(batch, self.n_layers, -1)
-        h = coords
-        for layer in range(self.n_layers):
-            pre = self.linears[layer](h)
-            if stats is not None:
-                pre = (pre - stats[layer][0]) / stats[layer][1]
-            pre = pre * self.norm_weight[layer] + self.norm_bias[layer]
-            m = mods[:, layer]
-            if mode == "shift":
-                pre = pre + m[:, None, :]
-            elif mode == "film":
-                pre = pre * (1 + m[:, None, :width]) + m[:, None, width:]
-            h = self._angles_circuit(layer, pre, m) if mode == "angles" else self.shared_circuit(layer, pre)
-        return self.output(h)
 
     def shared_circuit(self, layer: int, features: torch.Tensor) -> torch.Tensor:
         """Shared-weight heads on ``(..., H*n)`` features, in full precision (bf16/fp16 phases are far too coarse)."""
@@ -174,7 +103,7 @@ class ModulatedWideQIREN(ModelMixin, ConfigMixin):
             out = self.circuits[layer](features.reshape(*features.shape[:-1], heads, n))
         return out.reshape(*features.shape).to(dtype)  # back to the layer's dtype (a model cast with .to(float16))
 
-    def _angles_circuit(self, layer: int, features: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    def angles_circuit(self, layer: int, features: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """Per-sample circuit weights (shared weights + modulation): every (sample, head) pair is a head of its own."""
         batch, points, _ = features.shape
         heads, n = self.config.n_heads, self.config.n_qubits
