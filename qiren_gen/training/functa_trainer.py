@@ -64,7 +64,15 @@ from .checkpointing import (
     read_training_state,
     save_checkpoint,
 )
-from .functa_config import DECODER_ALIASES, DECODERS, MAX_LATENT_DIM, FunctaTrainingConfig, build_decoder, build_models
+from .functa_config import (
+    DECODER_ALIASES,
+    DECODERS,
+    MAX_LATENT_DIM,
+    FunctaTrainingConfig,
+    build_decoder,
+    build_models,
+    canonical_decoder,
+)
 from .gradient_sync import sync_gradients
 from .latent_rows import LatentTable, gather_row_gradients, rowwise_adam_step
 from .latent_table import LATENTS_FILE, first_visit_encode, save_latent_table, trained_rows
@@ -481,5 +489,5 @@ def _median(values: list[float]) -> float | None:
 
 __all__ = ["DECODERS", "DECODER_ALIASES", "LATENTS_FILE", "MAX_LATENT_DIM", "FunctaTrainer", "FunctaTrainingConfig",
            "IndexedCollator", "IndexedImages", "IndexedStream", "LatentTable", "all_ranks", "build_decoder",
-           "build_models", "first_items", "first_visit_encode", "head_items", "lockstep_batches", "model_signature",
-           "sync_gradients", "table_psnr", "train_functa", "trained_rows"]
+           "build_models", "canonical_decoder", "first_items", "first_visit_encode", "head_items", "lockstep_batches",
+           "model_signature", "sync_gradients", "table_psnr", "train_functa", "trained_rows"]

@@ -30,6 +30,7 @@ from .checkpointing import (
     read_training_state,
     save_checkpoint,
 )
+from .field_alias import FieldAlias
 from .randomness import STAGE2, seeded_default_rng, step_generator
 from .rank_failures import failure_shared_by_ranks
 from .stopping import TrainingStopped, stop_on_signals
@@ -185,14 +186,8 @@ class PriorTrainingConfig:
     seed: int = 0
     log_every: int = 50
 
-    @property
-    def train_batch_size(self) -> int:
-        """``batch_size`` under the flags' (and ``FunctaTrainingConfig``'s) name."""
-        return self.batch_size
-
-    @train_batch_size.setter
-    def train_batch_size(self, value: int) -> None:
-        self.batch_size = value
+    train_batch_size = FieldAlias("batch_size")
+    """``batch_size`` under the flags' (and ``FunctaTrainingConfig``'s) name."""
 
 
 PRIOR_MODEL_DEFAULTS = {"hidden_dim": 256, "num_blocks": 3, "time_embed_dim": 128, "dropout": 0.1}
