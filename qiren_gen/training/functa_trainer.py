@@ -221,9 +221,9 @@ class FunctaTrainer:
             load_checkpoint_state(self.accelerator, self.resume_path)
             load_checkpoint_models(self.resume_path, self.models)
             self.global_step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-            self.accelerator.print(f"resumed from {self.resume_path} at step {self.global_step}")
+            self.accelerator.print(f"stage 1: resumed from {self.resume_path} at step {self.global_step}")
         if self.global_step >= self.cfg.max_train_steps:
-            self.accelerator.print(f"already at step {self.global_step} >= max_train_steps="
+            self.accelerator.print(f"stage 1: already at step {self.global_step} >= max_train_steps="
                                    f"{self.cfg.max_train_steps}; nothing to do")
 
     def save_checkpoint(self) -> Path:
@@ -324,7 +324,7 @@ class FunctaTrainer:
     def train(self) -> dict[str, Any]:
         """Run the steps to ``cfg.max_train_steps`` (a SIGTERM / SIGINT: finish the step, checkpoint, stop on every
         rank), then `finish`; returns the summary."""
-        self.progress = tqdm(total=self.cfg.max_train_steps, initial=self.global_step, desc="functa",
+        self.progress = tqdm(total=self.cfg.max_train_steps, initial=self.global_step, desc="stage 1",
                              disable=not self.accelerator.is_local_main_process)
         with stop_on_signals() as self.stop_request:
             while self.global_step < self.cfg.max_train_steps:
@@ -381,7 +381,7 @@ class FunctaTrainer:
                 or record["stopping"]):
             saved = self.save_checkpoint()
         if record["stopping"]:
-            self.accelerator.print(f"stopped by a signal at step {self.global_step}, after saving {saved}; "
+            self.accelerator.print(f"stage 1: stopped by a signal at step {self.global_step}, after saving {saved}; "
                                    "continue with --resume_from_checkpoint latest")
             raise TrainingStopped(f"stopped at step {self.global_step}, checkpoint saved in {saved}; continue "
                                   "with --resume_from_checkpoint latest")
