@@ -28,6 +28,8 @@ from research.hardware.study import hardware_card_block
 from train_prior import train_prior_from_args
 
 
+# The stage-1 fields share FunctaTrainingConfig's names and shape but hold the bundled recipe's values (other
+# defaults), handed over field by field in `stage1_config`; the CLI flags come from these fields.
 @dataclass
 class BundleConfig:
     """Settings of the bundled LFW-faces pipeline (defaults: what ships in ``pipelines/qiren-lfw-faces``)."""
