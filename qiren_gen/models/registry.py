@@ -87,8 +87,8 @@ DECODER_BUILDERS: dict[str, tuple[type[ModelMixin], Callable[[Any], ModelMixin]]
 with quantum circuit features or the classical Fourier control; ``wide_qiren``: ``n_heads`` circuits of
 ``n_qubits`` per hybrid layer. A new decoder is one entry here.
 
-Choice values the project names are snake_case (``circuit_features``, ``meta_sgd``, ``cnot_chain``), as diffusers
-spells its own (``v_prediction``); names owned by others keep their owners' spelling (torch-fidelity's
+Decoder names are snake_case like the training scripts' other choice values (``meta_sgd``, ``cnot_chain``), as
+diffusers spells its own (``v_prediction``); names owned by others keep their owners' spelling (torch-fidelity's
 ``inception-v3-compat``, PennyLane devices, Qiskit backends, command names)."""
 DECODERS = tuple(DECODER_BUILDERS)
 """The stage-1 decoder names (``qiren`` / ``siren`` name the unmodulated fitting models of ``MODEL_BUILDERS``)."""
