@@ -52,11 +52,11 @@ from qiren_gen.training.pipeline_stages import (
     LATENT_INITS,
     SCRATCH_LEARNING_RATE,
     STAGE1_FOLDER,
-    STAGE2_FOLDER,
     encoding_settings,
     latent_start,
     match_channels,
     prior_latents,
+    stage2_dir,
     stage_resume,
 )
 from qiren_gen.training.prior import PRIOR_MODEL_DEFAULTS, PriorTrainingConfig, make_training_scheduler, train_prior
@@ -202,11 +202,11 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
 
     prior_began = time.perf_counter()
     result = train_stage2(args, denoiser, latents, train_scheduler, accelerator, validator, current_pipeline)
-    summary = {"output_dir": str(out), "stage1_steps": stage1["steps"], "prior_steps": result["global_step"],
+    summary = {"output_dir": str(out), "stage1_steps": stage1["steps"], "stage2_steps": result["global_step"],
                "num_train_images": data.num_train, "num_heldout_images": int(data.heldout.shape[0]),
                "skipped_images": data.skipped, "unreadable_met_in_stage1": stage1["skipped_images"],
                "prior_latents": int(latents.shape[0]), "psnr": psnr, "validation": validator.records,
-               "seconds": {"stage1": stage1_s, "prior": time.perf_counter() - prior_began,
+               "seconds": {"stage1": stage1_s, "stage2": time.perf_counter() - prior_began,
                            "median_stage1_step": stage1["median_step_seconds"],
                            "stage1_cpu_per_step": stage1["median_step_cpu_seconds"],
                            "median_stage1_data_wait": stage1["median_data_wait_seconds"]}}
@@ -228,7 +228,7 @@ def train_pipeline(args: argparse.Namespace, command: str = "") -> dict:
             report_psnr(psnr, accelerator.print)
             summary["seconds"]["total"] = time.perf_counter() - began
             (out / "train_pipeline_summary.json").write_text(json.dumps(summary, indent=2))
-            accelerator.print("time: {total:.0f} s in all, stage 1 {stage1:.0f} s, prior {prior:.0f} s".format(
+            accelerator.print("time: {total:.0f} s in all, stage 1 {stage1:.0f} s, stage 2 {stage2:.0f} s".format(
                 **summary["seconds"]))
             accelerator.print(f"saved the pipeline to {out} (qiren-gen sample --pipeline {out})")
     accelerator.wait_for_everyone()
@@ -283,9 +283,9 @@ def starting_prior(args, start: dict, latent_dim: int, resolution: int) -> tuple
 
 def train_stage2(args, denoiser, latents, train_scheduler, accelerator, validator: Validator, current_pipeline
                  ) -> dict:
-    """Stage 2 in ``OUTPUT_DIR/prior_training`` with the ``--prior_*`` settings, a sample grid every
-    ``--validation_steps`` and at the end; returns ``train_prior``'s result."""
-    prior_dir = Path(args.output_dir) / STAGE2_FOLDER
+    """Stage 2 in ``OUTPUT_DIR/stage2`` (``prior_training`` in folders of earlier versions) with the ``--prior_*``
+    settings, a sample grid every ``--validation_steps`` and at the end; returns ``train_prior``'s result."""
+    prior_dir = stage2_dir(args.output_dir)
     prior_cfg = PriorTrainingConfig(
         max_train_steps=args.prior_max_train_steps, batch_size=args.prior_train_batch_size,
         learning_rate=args.prior_learning_rate, lr_warmup_steps=args.prior_lr_warmup_steps,
@@ -293,9 +293,9 @@ def train_stage2(args, denoiser, latents, train_scheduler, accelerator, validato
         seed=args.seed, log_every=args.validation_steps)
     result = train_prior(denoiser, latents, train_scheduler, accelerator, prior_dir, prior_cfg,
                          stage_resume(args.resume_from_checkpoint, prior_dir),
-                         on_log=lambda step, loss: validator.prior(current_pipeline, step, loss))
+                         on_log=lambda step, loss: validator.stage2(current_pipeline, step, loss))
     if result["global_step"] % args.validation_steps and result["losses"]:
-        validator.prior(current_pipeline, result["global_step"], result["losses"][-1], final=True)
+        validator.stage2(current_pipeline, result["global_step"], result["losses"][-1], final=True)
     return result
 
 

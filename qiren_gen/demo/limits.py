@@ -11,11 +11,14 @@ import math
 from dataclasses import dataclass
 
 from ..quantum.shots import MAX_SHOTS
+from ..runtime.values import MAX_SEED
 
 FIT_BUDGET_S = 15
 """CPU-seconds of work one Fit request may take at the tab's caps (both models, fitted side by side on 2 cores)."""
 
 
+# Not a copy of the trainers' configs that share its shape (``name: int = value`` fields): these caps are the demo's
+# own, sized to one request; the bounds shared with the command line (seeds, shots) are imported from their owners.
 @dataclass(frozen=True)
 class DemoLimits:
     """Caps of one request; raise ``max_pixels`` on a GPU machine."""
@@ -48,9 +51,6 @@ class DemoLimits:
                 f"about {FIT_BUDGET_S} CPU-seconds of work")
 
 
-MAX_SEED = 2**63 - 1
-
-
 def as_int(value, field: str, low: int, high: int, why: str = "") -> int:
     """``value`` as an int in ``[low, high]`` (floats must be whole numbers); ``ValueError`` naming ``field``."""
     if isinstance(value, bool) or value is None:
@@ -78,6 +78,7 @@ def check_pixels(limits: DemoLimits, pixels: int, what: str) -> None:
 
 
 def check_seed(value, field: str = "seed") -> int:
+    """A seed box's value as an int in ``[0, MAX_SEED]``, the commands' own seed bound (a ``torch.Generator`` seed)."""
     return as_int(value, field, 0, MAX_SEED)
 
 

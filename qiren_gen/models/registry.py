@@ -69,35 +69,54 @@ def _feature_decoder(features: str) -> Callable[[Any], ModelMixin]:
 
 
 DECODER_BUILDERS: dict[str, tuple[type[ModelMixin], Callable[[Any], ModelMixin]]] = {
-    "modulated-qiren": (ModulatedQIREN, lambda s: ModulatedQIREN(
+    "modulated_qiren": (ModulatedQIREN, lambda s: ModulatedQIREN(
         out_channels=s.channels, n_qubits=s.n_qubits, hidden_layers=s.hidden_layers, n_reuploads=s.n_reuploads,
         n_blocks=s.n_blocks, modulation=s.modulation)),
-    "modulated-siren": (ModulatedSIREN, lambda s: ModulatedSIREN(
+    "modulated_siren": (ModulatedSIREN, lambda s: ModulatedSIREN(
         out_channels=s.channels, hidden_features=s.hidden_features, hidden_layers=s.hidden_layers,
         modulation=s.modulation)),
-    "circuit-features": (FeatureSynthesisDecoder, _feature_decoder("circuit")),
-    "fourier-features": (FeatureSynthesisDecoder, _feature_decoder("fourier")),
-    "wide-qiren": (ModulatedWideQIREN, lambda s: ModulatedWideQIREN(
+    "circuit_features": (FeatureSynthesisDecoder, _feature_decoder("circuit")),
+    "fourier_features": (FeatureSynthesisDecoder, _feature_decoder("fourier")),
+    "wide_qiren": (ModulatedWideQIREN, lambda s: ModulatedWideQIREN(
         out_channels=s.channels, n_heads=s.n_heads, n_qubits=s.n_qubits, hidden_layers=s.hidden_layers,
         n_reuploads=s.n_reuploads, n_blocks=s.n_blocks, entangler=s.entangler, modulation=s.modulation)),
 }
 """The stage-1 decoders by name: ``(class, builder)``; a builder takes any object with the sizes as attributes
-(``FunctaTrainingConfig``, parsed flags). ``modulated-qiren``: the paper's QIREN, latent-modulated;
-``modulated-siren``: Functa's SIREN; ``circuit-features`` / ``fourier-features``: `FeatureSynthesisDecoder`
-with quantum circuit features or the classical Fourier control; ``wide-qiren``: ``n_heads`` circuits of
-``n_qubits`` per hybrid layer. A new decoder is one entry here."""
+(``FunctaTrainingConfig``, parsed flags). ``modulated_qiren``: the paper's QIREN, latent-modulated;
+``modulated_siren``: Functa's SIREN; ``circuit_features`` / ``fourier_features``: `FeatureSynthesisDecoder`
+with quantum circuit features or the classical Fourier control; ``wide_qiren``: ``n_heads`` circuits of
+``n_qubits`` per hybrid layer. A new decoder is one entry here.
+
+Decoder names are snake_case like the training scripts' other choice values (``meta_sgd``, ``cnot_chain``), as
+diffusers spells its own (``v_prediction``); names owned by others keep their owners' spelling (torch-fidelity's
+``inception-v3-compat``, PennyLane devices, Qiskit backends, command names)."""
 DECODERS = tuple(DECODER_BUILDERS)
 """The stage-1 decoder names (``qiren`` / ``siren`` name the unmodulated fitting models of ``MODEL_BUILDERS``)."""
-DECODER_ALIASES = {"qiren": "modulated-qiren", "siren": "modulated-siren"}
-"""Former decoder names, still accepted (and read as the current name) so that old commands and run configs work."""
+DECODER_ALIASES = {"qiren": "modulated_qiren", "siren": "modulated_siren",
+                   **{name.replace("_", "-"): name for name in DECODERS}}
+"""Former decoder names, still accepted and read as the current name, so that old commands, Python configs and run
+folders work: ``qiren`` / ``siren``, and the hyphenated spellings (``circuit-features``) used before the names became
+snake_case."""
 DECODER_CLASSES = tuple(dict.fromkeys(cls for cls, _ in DECODER_BUILDERS.values()))
 """Every modulated decoder class a generation pipeline or a stage-1 folder may hold."""
+
+
+def canonical_decoder(name: str) -> str:
+    """The current name of the decoder ``name``: a former name or spelling (``DECODER_ALIASES``) becomes the name
+    it stands for; any other value comes back as given, for the caller's check to refuse.
+
+    Examples:
+        >>> from qiren_gen.models.registry import canonical_decoder
+        >>> canonical_decoder("circuit-features"), canonical_decoder("siren"), canonical_decoder("wide_qiren")
+        ('circuit_features', 'modulated_siren', 'wide_qiren')
+    """
+    return DECODER_ALIASES.get(name, name) if isinstance(name, str) else name
 
 
 def build_decoder(sizes) -> ModelMixin:
     """The decoder named ``sizes.decoder`` (one of ``DECODERS`` or a former name) with ``sizes``' sizes, freshly
     initialised (seed the RNG first for the same weights on every process)."""
-    name = DECODER_ALIASES.get(sizes.decoder, sizes.decoder)
+    name = canonical_decoder(sizes.decoder)
     if name not in DECODER_BUILDERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {sizes.decoder!r}")
     return DECODER_BUILDERS[name][1](sizes)

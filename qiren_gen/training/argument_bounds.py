@@ -11,13 +11,14 @@ import math
 
 from ..models.config_checks import MODEL_BOUNDS, Bound
 
-MAX_SEED = 2**32 - 1
-"""Largest training seed: ``accelerate.utils.set_seed`` also seeds NumPy, whose legacy seed is 32-bit."""
+MAX_TRAINING_SEED = 2**32 - 1
+"""Largest training seed: ``accelerate.utils.set_seed`` also seeds NumPy, whose legacy seed is 32-bit (the sampling
+commands' ``runtime.values.MAX_SEED`` only seeds a ``torch.Generator``, which holds 64 bits)."""
 _STEPS = Bound(1, 10**8)
 _RATE = Bound(0, 100, open_low=True)
 
 FLAG_BOUNDS: dict[str, Bound] = {
-    "seed": Bound(0, MAX_SEED),
+    "seed": Bound(0, MAX_TRAINING_SEED),
     "max_train_steps": _STEPS, "prior_max_train_steps": _STEPS, "checkpointing_steps": _STEPS,
     "prior_checkpointing_steps": _STEPS, "validation_steps": _STEPS, "logging_steps": _STEPS,
     "prior_lr_warmup_steps": Bound(0, 10**8), "checkpoints_total_limit": Bound(0, 10**6),
@@ -55,4 +56,4 @@ def check_numeric_flags(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name} must be in {bound.describe()}, got {value}")
 
 
-__all__ = ["FLAG_BOUNDS", "MAX_SEED", "check_numeric_flags"]
+__all__ = ["FLAG_BOUNDS", "MAX_TRAINING_SEED", "check_numeric_flags"]

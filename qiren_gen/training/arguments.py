@@ -7,7 +7,7 @@ import dataclasses
 
 from ..quantum.circuit import encoding_scales
 from ..runtime.values import parse_encoding_scale
-from .functa_config import DECODER_ALIASES, DECODERS, FunctaTrainingConfig
+from .functa_config import DECODERS, FunctaTrainingConfig, canonical_decoder
 
 
 def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,10 +27,12 @@ def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--resolution", type=int, default=defaults.resolution, help="resize + centre-crop size")
     data.add_argument("--channels", type=int, choices=(1, 3), default=defaults.channels, help="1 = gray, 3 = RGB")
     model = p.add_argument_group("model")
-    model.add_argument("--decoder", choices=DECODERS + tuple(DECODER_ALIASES), default=defaults.decoder,
-                       metavar="{" + ",".join(DECODERS) + "}", help="decoder family (qiren / siren: former names)")
+    model.add_argument("--decoder", type=canonical_decoder, choices=DECODERS, default=defaults.decoder,
+                       help="decoder family (former names, qiren / siren and hyphenated ones such as "
+                            "circuit-features, are read as the current ones)")
     model.add_argument("--modulation", choices=("shift", "film", "angles", "weight"), default=defaults.modulation,
-                       help="angles: qiren only; weight (StyleGAN2 modulated layers): *-features only")
+                       help="angles: modulated_qiren and wide_qiren only; weight (StyleGAN2 modulated layers): "
+                            "*_features only")
     model.add_argument("--latent_dim", type=int, default=defaults.latent_dim)
     model.add_argument("--n_qubits", type=int, default=defaults.n_qubits)
     model.add_argument("--hidden_layers", type=int, default=defaults.hidden_layers)
@@ -38,16 +40,16 @@ def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--n_blocks", type=int, default=defaults.n_blocks)
     model.add_argument("--hidden_features", type=int, default=defaults.hidden_features,
                        help="width of SIREN / of the synthesis layers")
-    model.add_argument("--n_heads", type=int, default=defaults.n_heads, help="circuits side by side (circuit-features)")
+    model.add_argument("--n_heads", type=int, default=defaults.n_heads, help="circuits side by side (circuit_features)")
     model.add_argument("--entangler", default=defaults.entangler, help="entangler of the feature circuits")
     model.add_argument("--frequency_init", type=float, default=defaults.frequency_init,
-                       help="initial scale of the normalised circuit inputs (circuit-features)")
+                       help="initial scale of the normalised circuit inputs (circuit_features)")
     model.add_argument("--encoding_scale", type=_encoding_scale, default=defaults.encoding_scale,
-                       help="circuit-features: RZ scales per re-upload: a number, one per re-upload (1,3) or "
+                       help="circuit_features: RZ scales per re-upload: a number, one per re-upload (1,3) or "
                             "ternary[:BASE] (BASE * 3**r at upload r); default: RZ(x) at every upload")
-    model.add_argument("--n_fourier", type=int, default=defaults.n_fourier, help="frequencies (fourier-features)")
+    model.add_argument("--n_fourier", type=int, default=defaults.n_fourier, help="frequencies (fourier_features)")
     model.add_argument("--fourier_scale", type=float, default=defaults.fourier_scale,
-                       help="std of the random frequencies (fourier-features)")
+                       help="std of the random frequencies (fourier_features)")
     model.add_argument("--modulator_hidden_layers", type=int, default=defaults.modulator_hidden_layers)
     meta = p.add_argument_group("meta-learning")
     meta.add_argument("--inner_steps", type=int, default=defaults.inner_steps)

@@ -8,7 +8,8 @@ import torch
 
 from ..data.datasets import check_resolution
 from ..models.modulated import ENCODINGS, LatentModulator
-from ..models.registry import DECODER_ALIASES, DECODERS, build_decoder
+from ..models.registry import DECODER_ALIASES, DECODERS, build_decoder, canonical_decoder
+from .field_alias import FieldAlias
 
 MAX_LATENT_DIM = 65536
 """Largest latent size accepted (functa uses 64-1024); beyond it the modulator's weights alone exhaust memory."""
@@ -26,9 +27,9 @@ class FunctaTrainingConfig:
         dataset_name: A Hub dataset (or ``train_data_dir``: a local image folder).
         resolution: Side of the square training images.
         channels: 1 (grayscale) or 3 (RGB).
-        decoder: One of ``DECODERS``: ``"modulated-qiren"``, ``"modulated-siren"``, ``"circuit-features"``,
-            ``"fourier-features"``, ``"wide-qiren"`` (``"qiren"`` / ``"siren"``, former names, are read as the first
-            two).
+        decoder: One of ``DECODERS``: ``"modulated_qiren"``, ``"modulated_siren"``, ``"circuit_features"``,
+            ``"fourier_features"``, ``"wide_qiren"`` (former names, ``"qiren"`` / ``"siren"`` and the hyphenated
+            ``"circuit-features"`` ..., are read as the current ones).
         modulation: How latents act on the decoder.
         latent_dim: Numbers per image latent.
         encoding: ``"meta_sgd"`` (Functa's inner loop) or ``"auto_decode"`` (a latent table, DeepSDF-style).
@@ -39,10 +40,10 @@ class FunctaTrainingConfig:
 
     Examples:
         >>> from qiren_gen.training.functa_trainer import FunctaTrainingConfig
-        >>> cfg = FunctaTrainingConfig(decoder="circuit-features", resolution=8, latent_dim=16)
+        >>> cfg = FunctaTrainingConfig(decoder="circuit_features", resolution=8, latent_dim=16)
         >>> cfg.validate()  # raises ValueError for settings that cannot train
-        >>> FunctaTrainingConfig(decoder="qiren").decoder
-        'modulated-qiren'
+        >>> FunctaTrainingConfig(decoder="qiren").decoder, FunctaTrainingConfig(decoder="wide-qiren").decoder
+        ('modulated_qiren', 'wide_qiren')
     """
 
     output_dir: str = "functa-model"
@@ -56,7 +57,7 @@ class FunctaTrainingConfig:
     max_train_samples: int | None = None
     resolution: int = 16
     channels: int = 1
-    decoder: str = "modulated-qiren"
+    decoder: str = "modulated_qiren"
     modulation: str = "shift"
     latent_dim: int = 32
     n_qubits: int = 8
@@ -70,7 +71,7 @@ class FunctaTrainingConfig:
     fourier_scale: float = 6.0
     frequency_init: float = 1.0
     encoding_scale: float | list | str | None = None
-    """circuit-features: per-re-upload RZ scales of the feature circuits (e.g. ``"ternary"``); None: ``RZ(x)``."""
+    """circuit_features: per-re-upload RZ scales of the feature circuits (e.g. ``"ternary"``); None: ``RZ(x)``."""
     modulator_hidden_layers: int = 0
     inner_steps: int = 3
     inner_lr_init: float | None = None
@@ -98,17 +99,12 @@ class FunctaTrainingConfig:
     """auto_decode: MiB one activation of the widest layer may take in a step; larger grids train in chunks of
     points with the same gradient."""
 
-    def __post_init__(self) -> None:
-        self.decoder = DECODER_ALIASES.get(self.decoder, self.decoder)
+    batch_size = FieldAlias("train_batch_size")
+    """``train_batch_size`` under the prior's name (``PriorTrainingConfig.batch_size``)."""
 
-    @property
-    def batch_size(self) -> int:
-        """``train_batch_size`` under the prior's name (``PriorTrainingConfig.batch_size``)."""
-        return self.train_batch_size
-
-    @batch_size.setter
-    def batch_size(self, value: int) -> None:
-        self.train_batch_size = value
+    def __setattr__(self, name: str, value) -> None:
+        # The one place a decoder name enters the config (constructor or assignment): former spellings become current.
+        super().__setattr__(name, canonical_decoder(value) if name == "decoder" else value)
 
     def validate(self) -> None:
         """Raise ``ValueError`` for settings that cannot train."""
@@ -157,7 +153,7 @@ def build_models(cfg: FunctaTrainingConfig) -> tuple[torch.nn.Module, LatentModu
     decoder = build_decoder(cfg)
     # SIREN's omega_0 = 30 makes latent gradients ~30x larger than QIREN's, so its step sizes start smaller.
     lr_init = (cfg.inner_lr_init if cfg.inner_lr_init is not None
-               else 0.01 if cfg.decoder == "modulated-siren" else 1.0)
+               else 0.01 if cfg.decoder == "modulated_siren" else 1.0)
     auto = cfg.encoding == "auto_decode"
     modulator = LatentModulator.for_decoder(
         decoder, cfg.latent_dim, hidden_layers=cfg.modulator_hidden_layers,
@@ -167,4 +163,5 @@ def build_models(cfg: FunctaTrainingConfig) -> tuple[torch.nn.Module, LatentModu
     return decoder, modulator
 
 
-__all__ = ["DECODERS", "DECODER_ALIASES", "MAX_LATENT_DIM", "FunctaTrainingConfig", "build_decoder", "build_models"]
+__all__ = ["DECODERS", "DECODER_ALIASES", "MAX_LATENT_DIM", "FunctaTrainingConfig", "build_decoder", "build_models",
+           "canonical_decoder"]

@@ -64,7 +64,15 @@ from .checkpointing import (
     read_training_state,
     save_checkpoint,
 )
-from .functa_config import DECODER_ALIASES, DECODERS, MAX_LATENT_DIM, FunctaTrainingConfig, build_decoder, build_models
+from .functa_config import (
+    DECODER_ALIASES,
+    DECODERS,
+    MAX_LATENT_DIM,
+    FunctaTrainingConfig,
+    build_decoder,
+    build_models,
+    canonical_decoder,
+)
 from .gradient_sync import sync_gradients
 from .latent_rows import LatentTable, gather_row_gradients, rowwise_adam_step
 from .latent_table import LATENTS_FILE, first_visit_encode, save_latent_table, trained_rows
@@ -213,9 +221,9 @@ class FunctaTrainer:
             load_checkpoint_state(self.accelerator, self.resume_path)
             load_checkpoint_models(self.resume_path, self.models)
             self.global_step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-            self.accelerator.print(f"resumed from {self.resume_path} at step {self.global_step}")
+            self.accelerator.print(f"stage 1: resumed from {self.resume_path} at step {self.global_step}")
         if self.global_step >= self.cfg.max_train_steps:
-            self.accelerator.print(f"already at step {self.global_step} >= max_train_steps="
+            self.accelerator.print(f"stage 1: already at step {self.global_step} >= max_train_steps="
                                    f"{self.cfg.max_train_steps}; nothing to do")
 
     def save_checkpoint(self) -> Path:
@@ -316,7 +324,7 @@ class FunctaTrainer:
     def train(self) -> dict[str, Any]:
         """Run the steps to ``cfg.max_train_steps`` (a SIGTERM / SIGINT: finish the step, checkpoint, stop on every
         rank), then `finish`; returns the summary."""
-        self.progress = tqdm(total=self.cfg.max_train_steps, initial=self.global_step, desc="functa",
+        self.progress = tqdm(total=self.cfg.max_train_steps, initial=self.global_step, desc="stage 1",
                              disable=not self.accelerator.is_local_main_process)
         with stop_on_signals() as self.stop_request:
             while self.global_step < self.cfg.max_train_steps:
@@ -373,7 +381,7 @@ class FunctaTrainer:
                 or record["stopping"]):
             saved = self.save_checkpoint()
         if record["stopping"]:
-            self.accelerator.print(f"stopped by a signal at step {self.global_step}, after saving {saved}; "
+            self.accelerator.print(f"stage 1: stopped by a signal at step {self.global_step}, after saving {saved}; "
                                    "continue with --resume_from_checkpoint latest")
             raise TrainingStopped(f"stopped at step {self.global_step}, checkpoint saved in {saved}; continue "
                                   "with --resume_from_checkpoint latest")
@@ -481,5 +489,5 @@ def _median(values: list[float]) -> float | None:
 
 __all__ = ["DECODERS", "DECODER_ALIASES", "LATENTS_FILE", "MAX_LATENT_DIM", "FunctaTrainer", "FunctaTrainingConfig",
            "IndexedCollator", "IndexedImages", "IndexedStream", "LatentTable", "all_ranks", "build_decoder",
-           "build_models", "first_items", "first_visit_encode", "head_items", "lockstep_batches", "model_signature",
-           "sync_gradients", "table_psnr", "train_functa", "trained_rows"]
+           "build_models", "canonical_decoder", "first_items", "first_visit_encode", "head_items", "lockstep_batches",
+           "model_signature", "sync_gradients", "table_psnr", "train_functa", "trained_rows"]

@@ -200,7 +200,7 @@ class Validator:
     def _log(self, record: dict) -> None:
         self.records.append(record)
         append_text(self.out / "train_log.jsonl", json.dumps(record) + "\n")
-        step = record["step"] + (self.stage1_steps if record["stage"] == "prior" else 0)
+        step = record["step"] + (self.stage1_steps if record["stage"] == "stage2" else 0)
         self.accelerator.log({f"{record['stage']}/{k}": v for k, v in record.items()
                               if isinstance(v, float)}, step=step)
         self.accelerator.print(json.dumps(record))
@@ -222,8 +222,8 @@ class Validator:
                        make_image_grid(tiles, rows=2, cols=self.heldout.shape[0]))
         self._log(record)
 
-    def prior(self, pipe_factory, step: int, loss: float, final: bool = False) -> None:
-        """A grid of ``num_samples`` samples from the prior being trained."""
+    def stage2(self, pipe_factory, step: int, loss: float, final: bool = False) -> None:
+        """A grid of ``num_samples`` samples from the prior being trained (stage 2) and its loss."""
         if not self.accelerator.is_main_process or (step % self.every and not final):
             return
         pipe = pipe_factory()
@@ -237,9 +237,9 @@ class Validator:
         while self.num_samples % rows:
             rows -= 1
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
-        save_image(self.out / "samples" / f"prior-samples-{step:06d}.png",
+        save_image(self.out / "samples" / f"stage2-samples-{step:06d}.png",
                    make_image_grid(images, rows=rows, cols=self.num_samples // rows))
-        self._log({"stage": "prior", "step": step, "loss": float(loss)})
+        self._log({"stage": "stage2", "step": step, "loss": float(loss)})
 
 
 def setup_trackers(report_to: str, out: Path) -> tuple[str | None, str | None]:

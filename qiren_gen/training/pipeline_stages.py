@@ -22,9 +22,10 @@ from .prior import fingerprint
 
 STAGE1_FOLDER = "stage1"
 """Stage 1's checkpoints and models inside a ``train_pipeline`` output folder."""
-STAGE2_FOLDER = "prior_training"
-"""Stage 2's checkpoints and latents inside a ``train_pipeline`` output folder (its name predates "stage 2" and
-stays, so that earlier runs resume)."""
+STAGE2_FOLDER = "stage2"
+"""Stage 2's checkpoints and latents inside a ``train_pipeline`` output folder."""
+FORMER_STAGE2_FOLDER = "prior_training"
+"""Stage 2's folder in output folders made before it was named ``stage2``; `stage2_dir` keeps using it there."""
 
 LATENT_INITS = ("encode", "mean", "zero")
 """How a fine-tuned auto-decoded table starts each image's latent (no pass over all images before the first step):
@@ -37,6 +38,15 @@ FINE_TUNING_LEARNING_RATE = 3e-4
 LFW faces raised the training images' reconstruction PSNR at 3e-4 and at 1e-3, the held-out images' only at 3e-4."""
 SCRATCH_LEARNING_RATE = 1e-3
 """Default ``--learning_rate`` of stage 1 from scratch."""
+
+
+def stage2_dir(output_dir: str | Path) -> Path:
+    """Stage 2's folder in ``output_dir``: ``stage2``, or ``prior_training`` when an earlier run left its stage-2 work
+    there (and no ``stage2`` exists), so that the run resumes from its checkpoints and finds its cached latents. The
+    old folder is used in place, never moved: every process reaches the same answer from the same folder."""
+    output_dir = Path(output_dir)
+    former = output_dir / FORMER_STAGE2_FOLDER
+    return former if former.is_dir() and not (output_dir / STAGE2_FOLDER).exists() else output_dir / STAGE2_FOLDER
 
 
 def match_channels(decoder, channels: int, adapt: bool):
@@ -94,7 +104,7 @@ def prior_latents(decoder, modulator, data, stage1_dir: Path, args, accelerator,
         return trained_rows(load_file(str(stage1_dir / LATENTS_FILE)))
     with accelerator.main_process_first():  # the main process encodes and caches; the others read the cache
         return encode_training_data(decoder, modulator, data, args,
-                                    stage1_dir.parent / STAGE2_FOLDER / "latents.safetensors",
+                                    stage2_dir(stage1_dir.parent) / "latents.safetensors",
                                     progress=accelerator.is_local_main_process)
 
 
@@ -114,7 +124,7 @@ def encode_training_data(decoder, modulator, data, args, cache_file: Path, progr
                                                                                   data.channels)))
     device = next(decoder.parameters()).device
     chunks = []
-    for images, _ in tqdm(loader, desc="encode", disable=not progress):
+    for images, _ in tqdm(loader, desc="stage 2: encode", disable=not progress):
         if images.shape[0]:
             images = images.to(device)
             chunks.append(encode_images(decoder, modulator, images).cpu())
@@ -136,6 +146,6 @@ def stage_resume(resume: str | None, stage_dir: Path) -> str | None:
     return str(path) if path.parent == stage_dir.resolve() else "latest"
 
 
-__all__ = ["FINE_TUNING_LEARNING_RATE", "LATENT_INITS", "SCRATCH_LEARNING_RATE", "STAGE1_FOLDER", "STAGE2_FOLDER",
-           "encode_training_data", "encoding_settings", "latent_start", "match_channels", "prior_latents",
-           "report_psnr", "stage_resume"]
+__all__ = ["FINE_TUNING_LEARNING_RATE", "FORMER_STAGE2_FOLDER", "LATENT_INITS", "SCRATCH_LEARNING_RATE",
+           "STAGE1_FOLDER", "STAGE2_FOLDER", "encode_training_data", "encoding_settings", "latent_start",
+           "match_channels", "prior_latents", "report_psnr", "stage2_dir", "stage_resume"]

@@ -30,6 +30,7 @@ from .checkpointing import (
     read_training_state,
     save_checkpoint,
 )
+from .field_alias import FieldAlias
 from .randomness import STAGE2, seeded_default_rng, step_generator
 from .rank_failures import failure_shared_by_ranks
 from .stopping import TrainingStopped, stop_on_signals
@@ -126,7 +127,7 @@ def encode_dataset(
         if meta.get("fingerprint") == key:
             return load_file(str(cache_file))["latents"]
     chunks = []
-    for start in tqdm(range(0, images.shape[0], batch_size), desc="encode", disable=not progress):
+    for start in tqdm(range(0, images.shape[0], batch_size), desc="stage 2: encode", disable=not progress):
         chunks.append(encode_images(decoder, modulator, images[start : start + batch_size], steps=steps).detach())
     latents = torch.cat(chunks).to("cpu", torch.float32).contiguous()
     if cache_file is not None:
@@ -185,14 +186,8 @@ class PriorTrainingConfig:
     seed: int = 0
     log_every: int = 50
 
-    @property
-    def train_batch_size(self) -> int:
-        """``batch_size`` under the flags' (and ``FunctaTrainingConfig``'s) name."""
-        return self.batch_size
-
-    @train_batch_size.setter
-    def train_batch_size(self, value: int) -> None:
-        self.batch_size = value
+    train_batch_size = FieldAlias("batch_size")
+    """``batch_size`` under the flags' (and ``FunctaTrainingConfig``'s) name."""
 
 
 PRIOR_MODEL_DEFAULTS = {"hidden_dim": 256, "num_blocks": 3, "time_embed_dim": 128, "dropout": 0.1}
@@ -276,7 +271,7 @@ class PriorTrainer:
         if resume_path is not None:
             load_checkpoint_state(accelerator, resume_path)
             self.global_step = read_training_state(resume_path, cfg.max_train_steps)["step"]
-            accelerator.print(f"resumed from {resume_path} at step {self.global_step}")
+            accelerator.print(f"stage 2: resumed from {resume_path} at step {self.global_step}")
         self.data = accelerator.unwrap_model(self.model).normalize(latents.to(accelerator.device, torch.float32))
 
     def training_step(self, step: int) -> torch.Tensor:
@@ -303,7 +298,7 @@ class PriorTrainer:
         cfg, accelerator = self.cfg, self.accelerator
         losses: list[float] = []
         bar = tqdm(range(self.global_step, cfg.max_train_steps), initial=self.global_step, total=cfg.max_train_steps,
-                   desc="prior", disable=not accelerator.is_local_main_process)
+                   desc="stage 2", disable=not accelerator.is_local_main_process)
         self.model.train()
         with stop_on_signals() as stop_request:
             for step in bar:
@@ -313,8 +308,8 @@ class PriorTrainer:
                 gathered = accelerator.gather(pair.reshape(1, 2))
                 value, stopping = gathered[:, 0].mean().item(), bool(gathered[:, 1].sum().item() > 0)
                 if not math.isfinite(value):
-                    raise FloatingPointError(f"prior loss became {value} at step {self.global_step}; lower the "
-                                             "learning rate")
+                    raise FloatingPointError(f"stage 2 (prior) loss became {value} at step {self.global_step}; "
+                                             "lower the learning rate")
                 losses.append(value)
                 if self.global_step % cfg.log_every == 0 or self.global_step == cfg.max_train_steps:
                     bar.set_postfix(loss=f"{sum(losses[-cfg.log_every:]) / len(losses[-cfg.log_every:]):.4f}")
@@ -323,7 +318,7 @@ class PriorTrainer:
                 if (cfg.checkpointing_steps and self.global_step % cfg.checkpointing_steps == 0) or stopping:
                     saved = self.save_checkpoint()
                 if stopping:
-                    accelerator.print(f"stopped by a signal at step {self.global_step}, after saving {saved}; "
+                    accelerator.print(f"stage 2: stopped by a signal at step {self.global_step}, after saving {saved}; "
                                       "continue with --resume_from_checkpoint latest")
                     raise TrainingStopped(f"stopped at step {self.global_step}, checkpoint saved in {saved}; continue "
                                           "with --resume_from_checkpoint latest")

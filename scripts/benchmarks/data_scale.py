@@ -28,7 +28,7 @@ from qiren_gen.functa import per_image_mse
 from qiren_gen.training.functa_trainer import FunctaTrainingConfig, LatentTable, build_models
 
 REPO = Path(__file__).resolve().parents[2]
-SCRATCH = ["--resolution", "64", "--channels", "3", "--decoder", "circuit-features", "--n_heads", "32", "--n_qubits",
+SCRATCH = ["--resolution", "64", "--channels", "3", "--decoder", "circuit_features", "--n_heads", "32", "--n_qubits",
            "2", "--frequency_init", "2", "--hidden_features", "128", "--hidden_layers", "3", "--modulation", "weight",
            "--latent_dim", "64", "--encoding", "auto_decode", "--latent_learning_rate", "1e-2", "--latent_l2", "1e-4"]
 FINETUNE = ["--pretrained_model_name_or_path", str(REPO / "pipelines" / "qiren-lfw-faces"), "--resolution", "64",
@@ -113,7 +113,7 @@ def loader_images_per_second(data: Path, resolution: int, workers: int, images: 
 def step_images_per_second(resolution: int, steps: int = 3, batch: int = 16) -> float:
     """Images/s of one stage-1 step of the README's FFHQ decoder (auto-decoded latents, batch 16): the median step."""
     torch.manual_seed(0)
-    cfg = FunctaTrainingConfig(resolution=resolution, channels=3, decoder="circuit-features", n_heads=32, n_qubits=2,
+    cfg = FunctaTrainingConfig(resolution=resolution, channels=3, decoder="circuit_features", n_heads=32, n_qubits=2,
                                frequency_init=2.0, hidden_features=128, hidden_layers=3, modulation="weight",
                                latent_dim=64, encoding="auto_decode")
     decoder, modulator = build_models(cfg)

@@ -97,7 +97,7 @@ def test_trainer_with_a_small_step_budget_trains_like_the_full_grid(tmp_path):
     for budget in (1, 64):
         AcceleratorState._reset_state(True)
         cfg = FunctaTrainingConfig(
-            output_dir=str(tmp_path / f"budget-{budget}"), resolution=32, channels=1, decoder="circuit-features",
+            output_dir=str(tmp_path / f"budget-{budget}"), resolution=32, channels=1, decoder="circuit_features",
             modulation="weight", n_heads=2, n_qubits=2, hidden_features=256, hidden_layers=1, latent_dim=4,
             encoding="auto_decode", train_batch_size=2, max_train_steps=4, checkpointing_steps=4,
             table_eval_images=None, step_memory_budget_mb=budget)

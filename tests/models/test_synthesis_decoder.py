@@ -212,7 +212,7 @@ def test_trainer_learns_auto_decoded_latents_and_resumes_exactly(tmp_path):
     def run(out, steps, resume=None):
         AcceleratorState._reset_state(True)
         return train_functa(FunctaTrainingConfig(
-            output_dir=str(out), train_data_dir=str(tmp_path / "data"), resolution=8, decoder="fourier-features",
+            output_dir=str(out), train_data_dir=str(tmp_path / "data"), resolution=8, decoder="fourier_features",
             hidden_features=16, hidden_layers=2, n_fourier=8, latent_dim=4, modulation="film",
             encoding="auto_decode", flip_augment=True, encode_steps=20, train_batch_size=4, max_train_steps=steps,
             learning_rate=1e-2, latent_learning_rate=5e-2, checkpointing_steps=3, seed=1,

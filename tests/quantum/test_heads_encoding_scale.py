@@ -206,13 +206,13 @@ def test_trainer_passes_the_scales_and_old_checkpoints_keep_their_signature():
     from qiren_gen.training.functa_trainer import build_models, model_signature
     from train_functa import parse_args
 
-    cfg = parse_args(["--decoder", "circuit-features", "--n_heads", "4", "--n_qubits", "2", "--hidden_features", "8",
+    cfg = parse_args(["--decoder", "circuit_features", "--n_heads", "4", "--n_qubits", "2", "--hidden_features", "8",
                       "--encoding_scale", "1,3"])
     assert cfg.encoding_scale == [[1.0], [3.0]]
     decoder, modulator = build_models(cfg)
     assert torch.equal(decoder.circuits.encoding_scales, torch.tensor([[1.0, 1.0], [3.0, 3.0]]))
     assert model_signature(decoder, modulator)["decoder"]["encoding_scale"] == [[1.0], [3.0]]
-    default = build_models(parse_args(["--decoder", "circuit-features", "--n_heads", "4", "--n_qubits", "2",
+    default = build_models(parse_args(["--decoder", "circuit_features", "--n_heads", "4", "--n_qubits", "2",
                                        "--hidden_features", "8"]))
     assert "encoding_scale" not in model_signature(*default)["decoder"]  # as in checkpoints made before the option
 
@@ -221,8 +221,8 @@ def test_decoder_step_benchmark_times_the_ternary_decoders():
     from benchmarks.decoders import decoder_step_times
 
     result = decoder_step_times(width=8, steps=2, batch=2, size=5, latent_dim=4,
-                                decoders=("circuit-features", "circuit-features-ternary"))
-    assert set(result["median_step_seconds"]) == {"circuit-features", "circuit-features-ternary"}
-    assert result["circuit-features-ternary_over_circuit"] > 0 and "circuit_over_siren" not in result
+                                decoders=("circuit_features", "circuit_features_ternary"))
+    assert set(result["median_step_seconds"]) == {"circuit_features", "circuit_features_ternary"}
+    assert result["circuit_features_ternary_over_circuit"] > 0 and "circuit_over_siren" not in result
     with pytest.raises(ValueError, match="decoders must be names from"):
         decoder_step_times(width=8, steps=2, decoders=("ternary",))

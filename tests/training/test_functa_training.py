@@ -13,7 +13,7 @@ from PIL import Image
 
 from qiren_gen.functa import decode_latents, encode_images
 from qiren_gen.models import LatentModulator, ModulatedQIREN
-from qiren_gen.training.checkpointing import list_checkpoints, resolve_resume_checkpoint
+from qiren_gen.training.checkpointing import STATE_FILE, list_checkpoints, resolve_resume_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "train_functa.py"
@@ -89,6 +89,26 @@ def test_resume_matches_uninterrupted_run(tiny_folder, tmp_path):
     assert _main([*common, "--output_dir", str(part), "--max_train_steps", "6", "--resume_from_checkpoint",
                   "latest"]) == 0
     torch.testing.assert_close(_params(part), _params(tmp_path / "full"), rtol=0, atol=0)
+
+
+def test_a_run_folder_of_the_hyphenated_decoder_names_resumes(tiny_folder, tmp_path):
+    """A stage-1 folder whose checkpoint records ``decoder: "modulated-qiren"`` (the spelling before snake_case)
+    resumes under the current name and under the old one, and ends as an uninterrupted run does."""
+    common = ["--train_data_dir", str(tiny_folder), "--checkpointing_steps", "3", *TINY]
+    assert _main([*common, "--output_dir", str(tmp_path / "full"), "--max_train_steps", "6",
+                  "--decoder", "modulated_qiren"]) == 0
+    for resumed_as in ("modulated_qiren", "modulated-qiren"):
+        part = tmp_path / resumed_as
+        assert _main([*common, "--output_dir", str(part), "--max_train_steps", "3",
+                      "--decoder", "modulated-qiren"]) == 0
+        state_file = part / "checkpoint-3" / STATE_FILE
+        state = json.loads(state_file.read_text())
+        assert state["config"]["decoder"] == "modulated_qiren"  # saved under the current name
+        state["config"]["decoder"] = "modulated-qiren"  # as earlier versions wrote it
+        state_file.write_text(json.dumps(state))
+        assert _main([*common, "--output_dir", str(part), "--max_train_steps", "6", "--decoder", resumed_as,
+                      "--resume_from_checkpoint", "latest"]) == 0
+        torch.testing.assert_close(_params(part), _params(tmp_path / "full"), rtol=0, atol=0)
 
 
 def test_bad_input_gives_one_line_errors_and_keeps_checkpoints(tiny_folder, tmp_path, capsys):

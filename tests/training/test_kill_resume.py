@@ -132,9 +132,12 @@ def test_prior_sigkill_and_resume_matches_uninterrupted(image_folder, tmp_path):
 
 
 @pytest.mark.slow
-def test_train_pipeline_sigkill_in_the_prior_stage_and_resume_matches_uninterrupted(image_folder, tmp_path):
+@pytest.mark.parametrize("stage2_folder", ["stage2", "prior_training"])
+def test_train_pipeline_sigkill_in_the_prior_stage_and_resume_matches_uninterrupted(image_folder, tmp_path,
+                                                                                    stage2_folder):
     """The one entry point (scripts/train_pipeline.py): killed during stage 2, resumed with ``latest``, stage 1 is
-    not redone and the saved pipeline equals an uninterrupted run's, bitwise."""
+    not redone and the saved pipeline equals an uninterrupted run's, bitwise. ``prior_training``: the killed run's
+    stage 2 laid out as earlier versions named its folder, which the resumed run keeps using."""
     tiny_pipeline().save_pretrained(tmp_path / "pretrained")
     steps = 1500
     common = ["--pretrained_model_name_or_path", str(tmp_path / "pretrained"), "--train_data_dir", str(image_folder),
@@ -144,9 +147,10 @@ def test_train_pipeline_sigkill_in_the_prior_stage_and_resume_matches_uninterrup
     full, part = tmp_path / "full", tmp_path / "part"
     reference = _start("train_pipeline.py", [*common, "--output_dir", str(full)], tmp_path / "full.log")
     victim = _start("train_pipeline.py", [*common, "--output_dir", str(part)], tmp_path / "part.log")
-    killed_at = _kill_after_first_checkpoint(victim, part / "prior_training")
+    killed_at = _kill_after_first_checkpoint(victim, part / "stage2")
     assert killed_at < steps and not (part / "model_index.json").exists()
-    _plant_partial_checkpoints(part / "prior_training", killed_at)
+    (part / "stage2").rename(part / stage2_folder)
+    _plant_partial_checkpoints(part / stage2_folder, killed_at)
 
     resumed = _start("train_pipeline.py", [*common, "--output_dir", str(part), "--resume_from_checkpoint", "latest"],
                      tmp_path / "resume.log")
@@ -154,6 +158,9 @@ def test_train_pipeline_sigkill_in_the_prior_stage_and_resume_matches_uninterrup
     assert reference.wait(timeout=300) == 0, (tmp_path / "full.log").read_text()[-2000:]
     log = (tmp_path / "resume.log").read_text()
     assert "at step 3" in log and f"at step {killed_at}" in log  # stage 1 done already; stage 2 from its checkpoint
+    assert f"stage 2: resumed from {part / stage2_folder / f'checkpoint-{killed_at}'}" in log
+    if stage2_folder != "stage2":
+        assert not (part / "stage2").exists()  # the former folder is used in place, not copied
     for sub in ("decoder", "modulator", "prior"):
         _assert_same_tensors(load_file(part / sub / "diffusion_pytorch_model.safetensors"),
                              load_file(full / sub / "diffusion_pytorch_model.safetensors"))
@@ -178,7 +185,7 @@ def _kill_in_stage1_resume_and_compare(image_folder: Path, tmp_path: Path, extra
     reference = _start("train_pipeline.py", [*common, "--output_dir", str(full)], tmp_path / "full.log")
     victim = _start("train_pipeline.py", [*common, "--output_dir", str(part)], tmp_path / "part.log")
     killed_at = _kill_after_first_checkpoint(victim, part / "stage1")
-    assert killed_at < 40 and not (part / "prior_training").exists()
+    assert killed_at < 40 and not (part / "stage2").exists()
 
     resumed = _start("train_pipeline.py", [*common, "--output_dir", str(part), "--resume_from_checkpoint", "latest"],
                      tmp_path / "resume.log")

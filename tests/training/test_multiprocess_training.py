@@ -111,14 +111,14 @@ def _kill_in_each_stage_resume_and_compare(common: list[str], tmp_path: Path,
     _wait_for_checkpoint(victim, part / "stage1", tmp_path / "a.log")
     _kill_every_process(victim)
     stage1_step = int(list_checkpoints(part / "stage1")[-1].name.split("-")[1])
-    assert not (part / "stage1" / "train_summary.json").exists() and not (part / "prior_training").exists()
+    assert not (part / "stage1" / "train_summary.json").exists() and not (part / "stage2").exists()
     check_stage1_checkpoint(part / "stage1" / f"checkpoint-{stage1_step}")
 
     resume = [*common, "--output_dir", str(part), "--resume_from_checkpoint", "latest"]
     again = _launch("train_pipeline.py", resume, tmp_path / "b.log")
-    _wait_for_checkpoint(again, part / "prior_training", tmp_path / "b.log")
+    _wait_for_checkpoint(again, part / "stage2", tmp_path / "b.log")
     _kill_every_process(again)
-    prior_step = int(list_checkpoints(part / "prior_training")[-1].name.split("-")[1])
+    prior_step = int(list_checkpoints(part / "stage2")[-1].name.split("-")[1])
     assert not (part / "model_index.json").exists()
     assert f"at step {stage1_step}" in (tmp_path / "b.log").read_text()
 

@@ -75,3 +75,14 @@ def test_both_prior_scripts_share_the_recipe_defaults():
         assert getattr(prior, name) == getattr(pipeline, f"prior_{name}") == getattr(defaults, name), name
     for name in ("hidden_dim", "num_blocks", "dropout"):
         assert getattr(prior, name) == getattr(pipeline, f"prior_{name}") == PRIOR_MODEL_DEFAULTS[name], name
+
+
+def test_stage2_folder_is_stage2_unless_an_earlier_run_left_prior_training(tmp_path):
+    from qiren_gen.training.pipeline_stages import FORMER_STAGE2_FOLDER, STAGE2_FOLDER, stage2_dir
+
+    assert (STAGE2_FOLDER, FORMER_STAGE2_FOLDER) == ("stage2", "prior_training")
+    assert stage2_dir(tmp_path) == tmp_path / "stage2"  # a new run
+    (tmp_path / "prior_training").mkdir()
+    assert stage2_dir(tmp_path) == tmp_path / "prior_training"  # a run of an earlier version
+    (tmp_path / "stage2").mkdir()
+    assert stage2_dir(tmp_path) == tmp_path / "stage2"  # both: the current name wins

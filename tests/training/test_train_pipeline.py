@@ -48,11 +48,11 @@ def test_finetune_a_pipeline_folder_end_to_end_and_resume(pretrained, tmp_path, 
     summary = json.loads((out / "train_pipeline_summary.json").read_text())
     # 7 training rows (the corrupt one is a row: nothing reads every image before training), 1 unreadable met
     assert summary["skipped_images"] == 1 and summary["num_train_images"] == 7 and summary["num_heldout_images"] == 2
-    assert summary["stage1_steps"] == 4 and summary["prior_steps"] == 20
+    assert summary["stage1_steps"] == 4 and summary["stage2_steps"] == 20
     psnr = summary["psnr"]
     assert all(np.isfinite(psnr[k]) for k in ("train_before", "train_after", "heldout_before", "heldout_after"))
     samples = {p.name for p in (out / "samples").iterdir()}
-    assert {"stage1-reconstructions-000002.png", "prior-samples-000020.png"} <= samples
+    assert {"stage1-reconstructions-000002.png", "stage2-samples-000020.png"} <= samples
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert any(r["stage"] == "stage1" and "heldout_psnr" in r for r in log)
 
@@ -70,7 +70,24 @@ def test_finetune_a_pipeline_folder_end_to_end_and_resume(pretrained, tmp_path, 
     more = [a if a != "20" else "30" for a in args]  # resume both stages and train the prior 10 steps more
     assert main(more + ["--resume_from_checkpoint", "latest"]) == 0
     assert "at step 20" in capsys.readouterr().out
-    assert json.loads((out / "train_pipeline_summary.json").read_text())["prior_steps"] == 30
+    assert json.loads((out / "train_pipeline_summary.json").read_text())["stage2_steps"] == 30
+
+
+def test_an_output_folder_with_stage2_in_prior_training_resumes_there(pretrained, tmp_path, capsys):
+    """Stage 2's folder was ``prior_training`` before it was ``stage2``: such a run resumes from its checkpoints."""
+    data = _faces(tmp_path / "faces")
+    out = tmp_path / "old"
+    args = ["--pretrained_model_name_or_path", str(pretrained), "--train_data_dir", str(data), "--output_dir",
+            str(out), *TINY]
+    assert main(args) == 0, capsys.readouterr().err
+    (out / "stage2").rename(out / "prior_training")  # the layout of earlier versions
+    capsys.readouterr()
+    more = [a if a != "20" else "30" for a in args]
+    assert main(more + ["--resume_from_checkpoint", "latest"]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert f"stage 2: resumed from {out / 'prior_training' / 'checkpoint-20'} at step 20" in printed
+    assert not (out / "stage2").exists() and (out / "prior_training" / "checkpoint-30").is_dir()
+    assert json.loads((out / "train_pipeline_summary.json").read_text())["stage2_steps"] == 30
 
 
 def test_channel_mismatch_is_one_line_and_adapt_flag_gives_rgb(pretrained, tmp_path, capsys):
@@ -154,8 +171,8 @@ def test_finetune_an_auto_decoded_pipeline_trains_a_latent_table_and_the_prior_l
                  "--output_dir", str(out), "--flip_augment", *TINY, "--validation_steps", "3"]) == 0, \
         capsys.readouterr().err
     shown = {p.name for p in (out / "samples").iterdir()}  # every 3 steps, and the end of each stage once
-    assert {"stage1-reconstructions-000003.png", "stage1-reconstructions-000004.png", "prior-samples-000018.png",
-            "prior-samples-000020.png"} <= shown
+    assert {"stage1-reconstructions-000003.png", "stage1-reconstructions-000004.png", "stage2-samples-000018.png",
+            "stage2-samples-000020.png"} <= shown
     from safetensors.torch import load_file
 
     saved = load_file(str(out / "stage1" / "latents.safetensors"))

@@ -20,6 +20,7 @@ from PIL import Image
 from qiren_gen.cli import main as cli_main
 from qiren_gen.data.lfw import export_lfw_faces
 from qiren_gen.evaluation.sample_quality import generation_report
+from qiren_gen.models.registry import canonical_decoder
 from qiren_gen.pipelines import QirenGenerationPipeline
 from qiren_gen.runtime import run_reporting_errors
 from qiren_gen.training.functa_trainer import FunctaTrainingConfig, train_functa
@@ -27,6 +28,8 @@ from research.hardware.study import hardware_card_block
 from train_prior import train_prior_from_args
 
 
+# The stage-1 fields share FunctaTrainingConfig's names and shape but hold the bundled recipe's values (other
+# defaults), handed over field by field in `stage1_config`; the CLI flags come from these fields.
 @dataclass
 class BundleConfig:
     """Settings of the bundled LFW-faces pipeline (defaults: what ships in ``pipelines/qiren-lfw-faces``)."""
@@ -35,7 +38,7 @@ class BundleConfig:
     output: str = "pipelines/qiren-lfw-faces"
     figure: str | None = "docs/figures/lfw_samples.png"
     resolution: int = 25
-    decoder: str = "circuit-features"
+    decoder: str = "circuit_features"
     n_heads: int = 32
     n_qubits: int = 2
     entangler: str = "cnot_chain"
@@ -87,7 +90,7 @@ def _stage1_summary(stage1_dir: Path) -> dict:
 
 
 def _decoder_words(cfg: BundleConfig) -> str:
-    if cfg.decoder == "circuit-features":
+    if canonical_decoder(cfg.decoder) == "circuit_features":
         return (f"quantum circuit features: Linear(2, {cfg.n_heads * cfg.n_qubits}) + reference normalisation "
                 f"(learnable scale, initially {cfg.frequency_init}), then "
                 f"{cfg.n_heads} data re-uploading circuits of {cfg.n_qubits} qubits ({cfg.entangler}), 2 re-uploads, "

@@ -31,7 +31,8 @@ from research.pages import kept_notes, refuse_to_shrink
 
 @dataclass(frozen=True)
 class Family:
-    """One decoder family of the sweep: a label, whether it is a QIREN family, and its trainer settings."""
+    """One decoder family of the sweep: a label, whether it is a QIREN family, and its trainer settings (the
+    labels name the study's run folders and the page's rows, so they keep the spelling the page recorded)."""
 
     name: str
     quantum: bool
@@ -43,29 +44,29 @@ class Family:
 WIDTH = 128
 FAMILIES = {
     "circuit-features": Family("circuit-features", True, dict(
-        decoder="circuit-features", n_heads=32, n_qubits=2, entangler="cnot_chain", hidden_features=WIDTH,
+        decoder="circuit_features", n_heads=32, n_qubits=2, entangler="cnot_chain", hidden_features=WIDTH,
         hidden_layers=3, modulation="weight", learning_rate=1e-3)),
     "circuit-features-r3": Family("circuit-features-r3", True, dict(
-        decoder="circuit-features", n_heads=32, n_qubits=2, n_reuploads=3, entangler="cnot_chain",
+        decoder="circuit_features", n_heads=32, n_qubits=2, n_reuploads=3, entangler="cnot_chain",
         hidden_features=WIDTH, hidden_layers=3, modulation="weight", learning_rate=1e-3)),
     "circuit-features-ternary": Family("circuit-features-ternary", True, dict(
-        decoder="circuit-features", n_heads=32, n_qubits=2, entangler="cnot_chain", encoding_scale="ternary",
+        decoder="circuit_features", n_heads=32, n_qubits=2, entangler="cnot_chain", encoding_scale="ternary",
         hidden_features=WIDTH, hidden_layers=3, modulation="weight", learning_rate=1e-3)),
     "circuit-features-ternary-r3": Family("circuit-features-ternary-r3", True, dict(
-        decoder="circuit-features", n_heads=32, n_qubits=2, n_reuploads=3, entangler="cnot_chain",
+        decoder="circuit_features", n_heads=32, n_qubits=2, n_reuploads=3, entangler="cnot_chain",
         encoding_scale="ternary", hidden_features=WIDTH, hidden_layers=3, modulation="weight", learning_rate=1e-3)),
     "circuit-features-shift": Family("circuit-features-shift", True, dict(
-        decoder="circuit-features", n_heads=32, n_qubits=2, entangler="cnot_chain", hidden_features=WIDTH,
+        decoder="circuit_features", n_heads=32, n_qubits=2, entangler="cnot_chain", hidden_features=WIDTH,
         hidden_layers=3, modulation="shift", learning_rate=1e-3)),
     "fourier-features": Family("fourier-features", False, dict(
-        decoder="fourier-features", n_fourier=32, fourier_scale=6.0, hidden_features=WIDTH, hidden_layers=3,
+        decoder="fourier_features", n_fourier=32, fourier_scale=6.0, hidden_features=WIDTH, hidden_layers=3,
         modulation="weight", learning_rate=1e-3)),
     "siren": Family("siren", False, dict(
-        decoder="siren", hidden_features=WIDTH, hidden_layers=2, modulation="shift", learning_rate=3e-4)),
+        decoder="modulated_siren", hidden_features=WIDTH, hidden_layers=2, modulation="shift", learning_rate=3e-4)),
     "qiren": Family("qiren", True, dict(
-        decoder="qiren", n_qubits=8, hidden_layers=2, modulation="shift", learning_rate=1e-2), steps=300),
+        decoder="modulated_qiren", n_qubits=8, hidden_layers=2, modulation="shift", learning_rate=1e-2), steps=300),
     "wide-qiren": Family("wide-qiren", True, dict(
-        decoder="wide-qiren", n_heads=64, n_qubits=2, entangler="cnot_chain", hidden_layers=2, modulation="shift",
+        decoder="wide_qiren", n_heads=64, n_qubits=2, entangler="cnot_chain", hidden_layers=2, modulation="shift",
         learning_rate=3e-3), steps=400),
 }
 """Same synthesis width (128) for the feature families and SIREN; ``qiren`` is the old 657-parameter decoder."""
