@@ -74,6 +74,14 @@ def per_image_mse(decoder, modulator, latents, coords, targets, stats=None) -> t
         >>> per_image_mse(decoder, modulator, torch.zeros(2, 4), image_grid(4, 4), images_to_targets(images)).shape
         torch.Size([2])
     """
+    return _per_image_mse(decoder, modulator, latents, coords, targets, stats, once_differentiable=True)
+
+
+def _per_image_mse(decoder, modulator, latents, coords, targets, stats, once_differentiable: bool) -> torch.Tensor:
+    """`per_image_mse`, through the decoder's own ``per_image_mse`` where it has one (it may compute the gradient in
+    the same pass as the renders, unless the gradient will itself be differentiated: ``once_differentiable=False``)."""
+    if hasattr(decoder, "per_image_mse"):
+        return decoder.per_image_mse(coords, modulator(latents), targets, stats, once_differentiable)
     out = decoder(coords, modulator(latents), stats=stats)
     return (out - targets).square().mean(dim=(1, 2))
 
@@ -120,7 +128,8 @@ def inner_loop(
     latents = torch.zeros(targets.shape[0], modulator.config.latent_dim, device=targets.device, dtype=targets.dtype)
     latents.requires_grad_(True)
     for _ in range(steps):
-        loss = per_image_mse(decoder, modulator, latents, coords, targets, stats).sum()
+        loss = _per_image_mse(decoder, modulator, latents, coords, targets, stats,
+                              once_differentiable=first_order).sum()
         (grad,) = torch.autograd.grad(loss, latents, create_graph=not first_order, retain_graph=True)
         if first_order:
             grad = grad.detach()

@@ -114,21 +114,139 @@ class BlockedWeightModulatedSynthesis(torch.autograd.Function):
         return tuple(grads)
 
 
+class BlockedSynthesisMSE(torch.autograd.Function):
+    """Per-image MSE ``mean((synthesis(h)[b] - targets[b])^2)`` ``(B,)``, its gradient computed in the same pass.
+
+    ``apply(h, targets, out_weight, out_bias, w_1, b_1, ..., w_L, b_L)``, the inputs of
+    `BlockedWeightModulatedSynthesis` plus ``targets`` ``(B, P, out_channels)``. Image ``b``'s loss gradient w.r.t.
+    its outputs is ``2 (out_b - targets_b) / (P C)`` times the upstream gradient of its MSE, so every gradient is
+    known up to that one factor per image once a block's outputs are: forward runs each block up the layers and
+    straight back down while its activations are still in the cache, keeps the gradients per image (the shared
+    inputs', biases' and output layer's too), and backward only scales them by the upstream factors and sums. No
+    activation of the batch is written to memory and read back, as the two-pass function must.
+    """
+
+    @staticmethod
+    def forward(ctx, h, targets, out_weight, out_bias, *layers):
+        weights, biases = layers[0::2], layers[1::2]
+        need = ctx.needs_input_grad
+        batch, points, channels = targets.shape
+        block = _block_points(weights, h)
+        blocks = -(-points // block)
+        # the output layer's GEMM adds x @ out_weight^T to (out_bias - targets): the errors, block by block
+        errors = torch.sub(out_bias, targets)
+        grad_h = h.new_empty(batch, points, h.shape[-1]) if need[0] else None  # per image: scaled in backward
+        grad_out_weight = h.new_zeros(batch, *out_weight.shape) if need[2] else None
+        grad_w = [torch.zeros_like(w) if need[4 + 2 * k] else None for k, w in enumerate(weights)]
+        bias_rows = [h.new_empty(batch, blocks, b.shape[0]) if need[5 + 2 * k] else None
+                     for k, b in enumerate(biases)]  # per-block sums, summed in backward
+        # One block's activations (one buffer per layer, the ReLU masks of the way back) and its gradients (two
+        # buffers, alternating from the top), for a full and for the last, shorter block: views taken once.
+        rows_full, last_rows = min(block, points), points - (blocks - 1) * block
+        act_buffers = [h.new_empty(rows_full, w.shape[1]) for w in weights]
+        width = max(w.shape[1] for w in weights)
+        buffers = [h.new_empty(rows_full, width) for _ in range(2)]
+        acts, into = {}, {}
+        layers_down = range(len(weights) - 1, -1, -1)
+        for rows in {rows_full, last_rows}:
+            acts[rows] = [a[:rows] for a in act_buffers]
+            into[(len(weights) - 1, rows)] = buffers[0][:rows, : out_weight.shape[1]]
+            for k in layers_down:
+                if k:
+                    into[(k - 1, rows)] = buffers[(len(weights) - k) % 2][:rows, : weights[k].shape[2]]
+        threshold_backward = torch.ops.aten.threshold_backward.grad_input
+        out_t = out_weight.t()
+        shared_inputs = h.split(block) if h.ndim == 2 else None
+        for b in range(batch):  # this image's block views, taken once (one split per tensor, not a slice per block)
+            inputs = shared_inputs if shared_inputs is not None else h[b].split(block)
+            weights_b, transposed_b = [w[b] for w in weights], [w[b].t() for w in weights]
+            errors_b = errors[b].split(block)
+            grad_w_b = [g[b] if g is not None else None for g in grad_w]
+            grad_h_b = grad_h[b].split(block) if grad_h is not None else None
+            grad_out_weight_b = grad_out_weight[b] if grad_out_weight is not None else None
+            sums_b = [s[b] if s is not None else None for s in bias_rows]
+            for i, x in enumerate(inputs):
+                rows = x.shape[0]
+                acts_i = acts[rows]
+                for act, w_t, bias in zip(acts_i, transposed_b, biases, strict=False):
+                    x = torch.addmm(bias, x, w_t, out=act).relu_()
+                err = errors_b[i].addmm_(x, out_t)
+                if not any(need):
+                    continue
+                if grad_out_weight_b is not None:
+                    grad_out_weight_b.addmm_(err.t(), x)
+                g = torch.mm(err, out_weight, out=into[(len(weights) - 1, rows)])  # unscaled: 2/(P C) in backward
+                for k in layers_down:
+                    g = threshold_backward(g, acts_i[k], 0, grad_input=g)  # ReLU's backward in place: y > 0 passes
+                    if sums_b[k] is not None:
+                        torch.sum(g, 0, out=sums_b[k][i])
+                    if grad_w_b[k] is not None:
+                        grad_w_b[k].addmm_(g.t(), acts_i[k - 1] if k else inputs[i])
+                    if k:
+                        g = torch.mm(g, weights_b[k], out=into[(k - 1, rows)])
+                    elif grad_h_b is not None:
+                        torch.mm(g, weights_b[0], out=grad_h_b[i])
+        ctx.save_for_backward(h, targets, out_weight, out_bias, *layers)
+        ctx.per_image = (grad_h, grad_out_weight, grad_w, bias_rows, errors)  # intermediates, freed with the graph
+        return errors.square().mean(dim=(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad_mse):
+        h, targets, out_weight, out_bias, *layers = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # create_graph: differentiate plain ops so that the gradient has a graph too
+            return _plain_mse_backward(h, targets, out_weight, out_bias, layers, grad_mse, need)
+        grad_h, grad_out_weight, grad_w, bias_rows, errors = ctx.per_image
+        batch, points, channels = errors.shape
+        scale = grad_mse.to(errors.dtype) * (2.0 / (points * channels))  # d loss / d error, per image
+        per_image = scale[:, None, None]
+        grads = [None] * len(need)
+        if need[0]:
+            grads[0] = (torch.mv(grad_h.view(batch, -1).t(), scale).view(h.shape) if h.ndim == 2
+                        else grad_h * per_image)
+        if need[1]:
+            grads[1] = errors * -per_image
+        if need[2]:
+            grads[2] = torch.mv(grad_out_weight.view(batch, -1).t(), scale).view(out_weight.shape)
+        if need[3]:
+            grads[3] = torch.mv(errors.sum(1).t(), scale)
+        for k, (g, sums) in enumerate(zip(grad_w, bias_rows, strict=True)):
+            if g is not None:
+                grads[4 + 2 * k] = g * per_image
+            if sums is not None:
+                grads[5 + 2 * k] = torch.mv(sums.sum(1).t(), scale)
+        return tuple(grads)
+
+
 def _block_points(weights, h: torch.Tensor) -> int:
     width = max(w.shape[1] for w in weights)
     return max(1, TRAINING_BLOCK_BYTES // (width * h.element_size()))
 
 
-def _plain_backward(h, out_weight, out_bias, layers, grad_out, needs_input_grad):
-    """The same layers as batched differentiable ops, differentiated with a graph (second derivatives)."""
-    inputs = (h, out_weight, out_bias, *layers)
+def _plain_synthesis(h, out_weight, out_bias, layers) -> torch.Tensor:
+    """The synthesis as batched differentiable ops (twice differentiable): ``(B, P, out_channels)``."""
     x = h.expand(layers[0].shape[0], -1, -1) if h.ndim == 2 else h
     for w, bias in zip(layers[0::2], layers[1::2], strict=False):
         x = torch.relu(torch.baddbmm(bias, x, w.transpose(1, 2)))
-    out = x @ out_weight.t() + out_bias
+    return x @ out_weight.t() + out_bias
+
+
+def _gradients_with_graph(output, inputs, grad_output, needs_input_grad) -> tuple:
     wanted = [t for t, needed in zip(inputs, needs_input_grad, strict=False) if needed]
-    found = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
+    found = iter(torch.autograd.grad(output, wanted, grad_output, create_graph=True, allow_unused=True))
     return tuple(next(found) if needed else None for needed in needs_input_grad)
+
+
+def _plain_backward(h, out_weight, out_bias, layers, grad_out, needs_input_grad):
+    """The same layers as batched differentiable ops, differentiated with a graph (second derivatives)."""
+    out = _plain_synthesis(h, out_weight, out_bias, layers)
+    return _gradients_with_graph(out, (h, out_weight, out_bias, *layers), grad_out, needs_input_grad)
+
+
+def _plain_mse_backward(h, targets, out_weight, out_bias, layers, grad_mse, needs_input_grad):
+    """`BlockedSynthesisMSE`'s gradients through plain ops, with a graph (second derivatives)."""
+    mse = (_plain_synthesis(h, out_weight, out_bias, layers) - targets).square().mean(dim=(1, 2))
+    return _gradients_with_graph(mse, (h, targets, out_weight, out_bias, *layers), grad_mse, needs_input_grad)
 
 
 def blocked_weight_modulated_synthesis(h: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor],
@@ -139,4 +257,13 @@ def blocked_weight_modulated_synthesis(h: torch.Tensor, weights: list[torch.Tens
     return BlockedWeightModulatedSynthesis.apply(h, out_weight, out_bias, *layers)
 
 
-__all__ = ["TRAINING_BLOCK_BYTES", "BlockedWeightModulatedSynthesis", "blocked_weight_modulated_synthesis"]
+def blocked_synthesis_mse(h: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor],
+                          out_weight: torch.Tensor, out_bias: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` per-image MSE of the synthesis against ``targets`` ``(B, P, out_channels)``, forward and backward
+    in one pass per block: see `BlockedSynthesisMSE`."""
+    layers = [t for pair in zip(weights, biases, strict=False) for t in pair]
+    return BlockedSynthesisMSE.apply(h, targets, out_weight, out_bias, *layers)
+
+
+__all__ = ["TRAINING_BLOCK_BYTES", "BlockedSynthesisMSE", "BlockedWeightModulatedSynthesis", "blocked_synthesis_mse",
+           "blocked_weight_modulated_synthesis"]
