@@ -100,16 +100,18 @@ def test_autocast_and_bf16_synthesis_keep_the_batched_layers(monkeypatch):
     assert modulations.grad is not None
 
 
+@pytest.mark.parametrize("upstream", [(1.0, 1.0, 1.0), (1.0, -0.5, 2.0)], ids=["sum", "per-image-factors"])
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-grid", "per-sample-coords"])
-def test_per_image_mse_in_one_pass_equals_the_batched_layers_in_float64(shared, monkeypatch):
+def test_per_image_mse_in_one_pass_equals_the_batched_layers_in_float64(shared, upstream, monkeypatch):
     """The decoder's ``per_image_mse`` (gradient computed in the forward pass, block by block) gives the errors and
-    the gradients of the batched layers' ``(out - targets)^2`` means, for an upstream gradient that differs per
-    image, with blocks cut mid-grid."""
+    the gradients of the batched layers' ``(out - targets)^2`` means, for the sum of the errors and for upstream
+    factors that differ per image (the shared features' gradient then takes a second pass), with blocks cut
+    mid-grid."""
     decoder, coords, modulations = _decoder_and_inputs(shared)
     coords = coords.requires_grad_(True)
     params = [modulations, coords, *decoder.parameters()]
     targets = torch.rand(modulations.shape[0], coords.shape[-2], 3, dtype=torch.float64) * 2 - 1
-    weights = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64)  # d loss / d mse_b: a per-image factor
+    weights = torch.tensor(upstream, dtype=torch.float64)  # d loss / d mse_b
     calls = []
     original = blocked_synthesis.BlockedSynthesisMSE.forward
     monkeypatch.setattr(blocked_synthesis.BlockedSynthesisMSE, "forward",
