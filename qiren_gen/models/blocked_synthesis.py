@@ -216,14 +216,16 @@ def _one_pass(h, errors, out_weight, layers, need, image_scale=None) -> tuple:
     weights_by_image = list(zip(*[w.unbind(0) for w in weights], strict=True))
     transposed_by_image = list(zip(*[w.transpose(1, 2).unbind(0) for w in weights], strict=True))
     grad_w_by_image = list(zip(*[g.unbind(0) if g is not None else [None] * batch for g in grad_w], strict=True))
-    sums_by_image = list(zip(*[s.unbind(0) if s is not None else [None] * batch for s in bias_rows], strict=True))
+    sums_by_image = list(zip(*[[rows.unbind(0) for rows in s.unbind(0)] if s is not None else [None] * batch
+                               for s in bias_rows], strict=True))  # each image's per-block rows
+    grad_out_weight_by_image = grad_out_weight.unbind(0) if grad_out_weight is not None else [None] * batch
     for b, errors_image in enumerate(errors.unbind(0)):
         inputs = shared_inputs if shared_inputs is not None else h[b].split(block)
         weights_b, transposed_b, grad_w_b, sums_b = (weights_by_image[b], transposed_by_image[b],
                                                      grad_w_by_image[b], sums_by_image[b])
         errors_b, errors_t_b = errors_image.split(block), errors_image.t().split(block, dim=1)
         grad_h_b = shared_grad_h if grad_h is None or h.ndim == 2 else grad_h[b].split(block)
-        grad_out_weight_b = grad_out_weight[b] if grad_out_weight is not None else None
+        grad_out_weight_b = grad_out_weight_by_image[b]
         out_weight_b = out_weights[b] if out_weights is not None else out_weight
         for i, x in enumerate(inputs):
             rows = x.shape[0]
