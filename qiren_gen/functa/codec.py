@@ -74,6 +74,14 @@ def per_image_mse(decoder, modulator, latents, coords, targets, stats=None) -> t
         >>> per_image_mse(decoder, modulator, torch.zeros(2, 4), image_grid(4, 4), images_to_targets(images)).shape
         torch.Size([2])
     """
+    return _per_image_mse(decoder, modulator, latents, coords, targets, stats, once_differentiable=True)
+
+
+def _per_image_mse(decoder, modulator, latents, coords, targets, stats, once_differentiable: bool) -> torch.Tensor:
+    """`per_image_mse`, through the decoder's own ``per_image_mse`` where it has one (it may compute the gradient in
+    the same pass as the renders, unless the gradient will itself be differentiated: ``once_differentiable=False``)."""
+    if hasattr(decoder, "per_image_mse"):
+        return decoder.per_image_mse(coords, modulator(latents), targets, stats, once_differentiable)
     out = decoder(coords, modulator(latents), stats=stats)
     return (out - targets).square().mean(dim=(1, 2))
 
@@ -115,8 +123,10 @@ def inner_loop(
         >>> inner_loop(decoder, modulator, image_grid(4, 4), images_to_targets(images), steps=2).shape
         torch.Size([2, 4])
     """
-    return _meta_sgd_latents(modulator, lambda z: per_image_mse(decoder, modulator, z, coords, targets, stats),
-                             targets.shape[0], steps, first_order, targets.device, targets.dtype)
+    def loss_of(latents: torch.Tensor) -> torch.Tensor:
+        return _per_image_mse(decoder, modulator, latents, coords, targets, stats, once_differentiable=first_order)
+
+    return _meta_sgd_latents(modulator, loss_of, targets.shape[0], steps, first_order, targets.device, targets.dtype)
 
 
 def _meta_sgd_latents(modulator, per_image_loss: Callable[[torch.Tensor], torch.Tensor], batch: int,

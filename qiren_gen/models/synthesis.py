@@ -35,7 +35,7 @@ from torch import nn
 
 from ..quantum.heads import MultiHeadReuploadingCircuit
 from ..runtime.values import check_choice
-from .blocked_synthesis import blocked_weight_modulated_synthesis
+from .blocked_synthesis import blocked_synthesis_mse, blocked_weight_modulated_synthesis
 from .circuit_series import FEATURE_EVALUATIONS, series_features
 from .config_checks import check_positive_numbers, check_whole_numbers
 from .modulated import NORM_EPS, decoder_inputs, reference_grid
@@ -265,11 +265,46 @@ class FeatureSynthesisDecoder(ModelMixin, ConfigMixin):
         stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
         """Signal values ``(B, P, out_channels)``; pass ``stats`` (from `reference_statistics`) to reuse them."""
+        h, modulations = self._features_and_modulations(coords, modulations, stats)
+        return self._synthesis(h, modulations)
+
+    def per_image_mse(
+        self,
+        coords: torch.Tensor,
+        modulations: torch.Tensor,
+        targets: torch.Tensor,
+        stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        once_differentiable: bool = True,
+    ) -> torch.Tensor:
+        """``(B,)`` mean squared error of each render against ``targets`` ``(B, P, out_channels)``: the value of
+        ``(forward(coords, modulations, stats) - targets).square().mean(dim=(1, 2))``.
+
+        On the CPU's blocked training path (weight modulation, gradients, no autocast) the error's gradient is
+        computed block by block in the same pass as the renders (`blocked_synthesis.BlockedSynthesisMSE`), so no
+        activation of the batch goes to memory and back; ``once_differentiable=False`` (a gradient that will itself
+        be differentiated, e.g. second-order meta-learning) keeps the two-pass layers, whose forward does not
+        compute a gradient the plain-op backward would recompute.
+        """
+        h, modulations = self._features_and_modulations(coords, modulations, stats)
+        if (once_differentiable and self._trains_in_blocks(h, self.synthesis_dtype) and targets.dtype == h.dtype
+                and not targets.requires_grad
+                and targets.shape == (modulations.shape[0], h.shape[-2], self.output.out_features)):
+            return blocked_synthesis_mse(h, self._modulated_layer_weights(modulations),
+                                         [linear.bias for linear in self.linears], self.output.weight,
+                                         self.output.bias, targets)
+        return (self._synthesis(h, modulations) - targets).square().mean(dim=(1, 2))
+
+    def _features_and_modulations(self, coords, modulations, stats) -> tuple[torch.Tensor, torch.Tensor]:
+        """The coordinate features ``(P, F)`` (shared grid) or ``(B, P, F)`` and the checked modulations."""
         shared = isinstance(coords, torch.Tensor) and coords.ndim == 2
         checked, modulations = decoder_inputs(self, coords, modulations)
+        with torch.autocast(modulations.device.type, enabled=False):  # the circuits (or Fourier features) stay fp32
+            h = self.coordinate_features(checked[0] if shared else checked, stats)
+        return h, modulations
+
+    def _synthesis(self, h: torch.Tensor, modulations: torch.Tensor) -> torch.Tensor:
+        """The modulated layers and the output layer on features ``h``: ``(B, P, out_channels)``."""
         device_type = modulations.device.type
-        with torch.autocast(device_type, enabled=False):  # the circuits (or Fourier features) stay fp32
-            h = self.coordinate_features(checked[0] if shared else checked, stats)  # (P, F) shared or (B, P, F)
         dtype = self.synthesis_dtype  # None: whatever autocast the caller runs under (none: fp32)
         if self._renders_in_blocks(h, dtype):
             return self._blocked_synthesis(h, modulations)

@@ -26,9 +26,12 @@ Implementations, each in its own process (the allocator is a per-process setting
   ("simulate")``: training and rendering before the Fourier series);
 * ``batched``: the package with its training layers batched (one ``baddbmm`` per layer over the whole batch, the
   CUDA path), as before training ran in cache-sized blocks; rendering as ``current``;
+* ``two-pass``: ``current`` with the training loss computed from the decoder's output (the cache-blocked layers'
+  forward, then their backward: every layer's output written to memory and read back), as before the one-pass loss;
 * ``current``: the package as it is (allocator set by the entry points, fused layers; training forward and backward
-  in cache-sized blocks of points; chunk-major rendering with cache-blocked layers; circuit features from the
-  circuits' exact Fourier series, one GEMM per head on the grid, differentiable in training);
+  in cache-sized blocks of points, the loss's gradient in the same pass as the renders, fused Adam; chunk-major
+  rendering with cache-blocked layers; circuit features from the circuits' exact Fourier series, one GEMM per head
+  on the grid, differentiable in training);
 * ``input-mod``: the current allocator and chunk-major rendering with input modulation instead of weight modulation
   (StyleGAN2's ``fused_modconv=False``: scale the inputs, one shared GEMM, scale the outputs; written out below),
   batched layers for rendering too.
@@ -63,7 +66,7 @@ from qiren_gen.runtime import configure_allocator  # loads no torch
 # torch (and the package's modules and benchmarks that load it) is imported inside functions: each worker process sets
 # its allocator (``configure_allocator``, which the ``previous`` worker runs with glibc's own) before torch loads.
 
-IMPLEMENTATIONS = ("previous", "simulated", "batched", "current", "input-mod")
+IMPLEMENTATIONS = ("previous", "simulated", "batched", "two-pass", "current", "input-mod")
 BREAKDOWN_TOP = 6  # non-GEMM ops named in the breakdown
 TASKS = {  # name: (kind, size, faces or batch, default repeats)
     "step": ("step", 64, 16, 7),
@@ -102,6 +105,11 @@ def input_modulated_layer(self, linear, h, m):
     x = h * s[:, None, :] if h.ndim == 3 else h[None] * s[:, None, :]
     y = (x.reshape(-1, x.shape[-1]) @ linear.weight.t()).view(x.shape[0], x.shape[1], -1)
     return torch.addcmul(linear.bias, y, d[:, None, :]).relu_()
+
+
+def two_pass_mse(self, coords, modulations, targets, stats=None, once_differentiable=True):
+    """The per-image loss from the decoder's output, as before the one-pass loss (its gradient: a second pass)."""
+    return (self(coords, modulations, stats=stats) - targets).square().mean(dim=(1, 2))
 
 
 _current_layer = None
@@ -146,11 +154,13 @@ def worker(impl: str, tasks: dict, clock_name: str, threads: int, out_dir: Path,
     # worker process only: the decoder has no public switch for them because nothing but this comparison needs one.
     global _current_layer
     _current_layer = FeatureSynthesisDecoder._synthesis_layer
-    if impl not in ("current", "simulated"):  # training: the batched layers (the CUDA path), not the blocked function
+    if impl not in ("current", "simulated", "two-pass"):  # training: the batched layers (the CUDA path), not blocked
         FeatureSynthesisDecoder._trains_in_blocks = lambda self, h, dtype: False
     if impl in ("previous", "input-mod"):  # the batched layers, replaced, for rendering too (no cache-blocked shortcut)
         FeatureSynthesisDecoder._synthesis_layer = unfused_layer if impl == "previous" else input_modulated_layer
         FeatureSynthesisDecoder._renders_in_blocks = lambda self, h, dtype: False
+    if impl == "two-pass":  # the loss from the decoder's output: the blocked layers' two passes, not the one-pass loss
+        FeatureSynthesisDecoder.per_image_mse = two_pass_mse
     simulate = impl in ("previous", "simulated")  # every point through the circuit simulator
     torch.set_num_threads(threads)
     clock = time.thread_time if clock_name == "cpu" else time.perf_counter

@@ -9,6 +9,7 @@ import torch
 from qiren_gen.data import image_grid
 from qiren_gen.functa import per_image_mse
 from qiren_gen.models import FeatureSynthesisDecoder, LatentModulator
+from qiren_gen.training.functa_trainer import fused_adam
 
 
 def recipe_step(size: int, batch: int, device: torch.device | str = "cpu",
@@ -23,7 +24,8 @@ def recipe_step(size: int, batch: int, device: torch.device | str = "cpu",
     modulator = LatentModulator.for_decoder(decoder, 64, encoding="auto_decode").to(device)
     table = torch.nn.Parameter(torch.randn(1000, 64, device=device) * 0.01)
     model_params = [*decoder.parameters(), *modulator.parameters()]
-    optimizer = torch.optim.Adam([{"params": model_params, "lr": 1e-3}, {"params": [table], "lr": 1e-2}])
+    optimizer = fused_adam([{"params": model_params, "lr": 1e-3}, {"params": [table], "lr": 1e-2}], lr=1e-3)  # the
+    # trainer's Adam
     coords = image_grid(size, size, device=device)
     targets = torch.rand(batch, size * size, 3, device=device) * 2 - 1
 

@@ -98,3 +98,71 @@ def test_autocast_and_bf16_synthesis_keep_the_batched_layers(monkeypatch):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         decoder(coords, modulations).float().sum().backward()
     assert modulations.grad is not None
+
+
+@pytest.mark.parametrize("upstream", [(1.0, 1.0, 1.0), (1.0, -0.5, 2.0)], ids=["sum", "per-image-factors"])
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-grid", "per-sample-coords"])
+def test_per_image_mse_in_one_pass_equals_the_batched_layers_in_float64(shared, upstream, monkeypatch):
+    """The decoder's ``per_image_mse`` (gradient computed in the forward pass, block by block) gives the errors and
+    the gradients of the batched layers' ``(out - targets)^2`` means, for the sum of the errors and for upstream
+    factors that differ per image (the shared features' gradient then takes a second pass), with blocks cut
+    mid-grid."""
+    decoder, coords, modulations = _decoder_and_inputs(shared)
+    coords = coords.requires_grad_(True)
+    params = [modulations, coords, *decoder.parameters()]
+    targets = torch.rand(modulations.shape[0], coords.shape[-2], 3, dtype=torch.float64) * 2 - 1
+    weights = torch.tensor(upstream, dtype=torch.float64)  # d loss / d mse_b
+    calls = []
+    original = blocked_synthesis.BlockedSynthesisMSE.forward
+    monkeypatch.setattr(blocked_synthesis.BlockedSynthesisMSE, "forward",
+                        staticmethod(lambda *args: calls.append(1) or original(*args)))
+    monkeypatch.setattr(blocked_synthesis, "TRAINING_BLOCK_BYTES", 16 * 8 * 7)  # 7-point blocks: 99 points cut
+
+    mse = decoder.per_image_mse(coords, modulations, targets)
+    grads = torch.autograd.grad((mse * weights).sum(), params)
+    assert calls, "the CPU training path did not run the one-pass function"
+
+    _batched(decoder, monkeypatch)
+    expected = (decoder(coords, modulations) - targets).square().mean(dim=(1, 2))
+    expected_grads = torch.autograd.grad((expected * weights).sum(), params)
+
+    torch.testing.assert_close(mse, expected, rtol=1e-10, atol=1e-14)
+    names = ["modulations", "coords", *dict(decoder.named_parameters())]
+    for name, got, want in zip(names, grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-14, msg=name)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-grid", "per-sample-coords"])
+def test_one_pass_mse_gradients_w_r_t_every_input(shared, monkeypatch):
+    """The one-pass function alone, every input differentiable (targets too), first and second derivatives."""
+    monkeypatch.setattr(blocked_synthesis, "TRAINING_BLOCK_BYTES", 7 * 8 * 4)  # 4-point blocks: 13 points cut
+    torch.manual_seed(4)
+    batch, points, widths = 2, 13, [5, 7, 6]
+    h = torch.randn(*(() if shared else (batch,)), points, widths[0], dtype=torch.float64, requires_grad=True)
+    targets = torch.randn(batch, points, 2, dtype=torch.float64, requires_grad=True)
+    weights = [torch.randn(batch, o, i, dtype=torch.float64, requires_grad=True) for i, o in pairwise(widths)]
+    biases = [torch.randn(o, dtype=torch.float64, requires_grad=True) for o in widths[1:]]
+    out_weight = torch.randn(2, widths[-1], dtype=torch.float64, requires_grad=True)
+    out_bias = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    inputs = (h, targets, out_weight, out_bias, *[t for pair in zip(weights, biases, strict=True) for t in pair])
+    torch.autograd.gradcheck(blocked_synthesis.BlockedSynthesisMSE.apply, inputs)
+    torch.autograd.gradgradcheck(blocked_synthesis.BlockedSynthesisMSE.apply, inputs)
+
+
+def test_second_order_inner_loop_keeps_the_two_pass_layers(monkeypatch):
+    """Second-order meta-learning differentiates the inner gradients: its inner loop does not compute them in the
+    forward pass (the plain-op backward would compute them again), its outer loss may."""
+    from qiren_gen.functa import inner_loop
+    from qiren_gen.models import LatentModulator
+
+    decoder, coords, _ = _decoder_and_inputs(shared=True)
+    modulator = LatentModulator.for_decoder(decoder, latent_dim=4).double()
+    targets = torch.rand(2, coords.shape[0], 3, dtype=torch.float64)
+    calls = []
+    original = blocked_synthesis.BlockedSynthesisMSE.forward
+    monkeypatch.setattr(blocked_synthesis.BlockedSynthesisMSE, "forward",
+                        staticmethod(lambda *args: calls.append(1) or original(*args)))
+    inner_loop(decoder, modulator, coords, targets, steps=2, first_order=False)
+    assert not calls
+    inner_loop(decoder, modulator, coords, targets, steps=2, first_order=True)
+    assert len(calls) == 2
