@@ -96,14 +96,12 @@ def series_features(decoder, coords: torch.Tensor, stats, series=None) -> torch.
 def _grid_tiles(series, slopes: torch.Tensor, offset: torch.Tensor, blocks, heads: int, qubits: int,
                 work: torch.dtype):
     """``(start, columns, left, features (rows, tile columns, H*n))`` per product-grid block and column tile, in
-    row-major order: one GEMM per head each (``HeadSeries.evaluate_grid``)."""
-    row_slope, col_slope = slopes[:, 0].reshape(heads, qubits), slopes[:, 1].reshape(heads, qubits)
-    offset = offset.reshape(heads, qubits)
+    row-major order: one GEMM per head each (``HeadSeries.evaluate_affine_grid``), point-major and contiguous."""
+    affine = torch.cat([slopes[:, :2], offset[:, None]], dim=1).view(heads, qubits, 3)  # row, column slope, offset
     for start, rows, cols in blocks:
         for left in range(0, cols.numel(), GRID_COLUMNS):  # column factors of bounded size on wide rows
-            grid = series.evaluate_grid(row_slope, col_slope, offset, rows, cols[left : left + GRID_COLUMNS],
-                                        work)  # (U, V, H, n)
-            yield start, cols.numel(), left, grid.reshape(rows.numel(), -1, heads * qubits)
+            tile = series.evaluate_affine_grid(affine, rows, cols[left : left + GRID_COLUMNS], work)
+            yield start, cols.numel(), left, tile
 
 
 _LAST_BLOCKS: list = []  # [(coords, blocks)]: a training loop passes the same grid at every step

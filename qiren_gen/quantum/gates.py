@@ -6,26 +6,40 @@ from __future__ import annotations
 
 import torch
 
+_ROT_CONSTANTS: dict = {}
+"""``(dtype, device) -> (mix, entries)``: the two constant matrices of `rot_matrices`."""
+
+_ROT_ENTRIES = [(0, 0, 1), (1, 1, -1), (2, 2, -1), (3, 3, -1), (2, 4, 1), (3, 5, -1), (0, 6, 1), (1, 7, 1)]
+"""``m00 = c e^{-ia}, m01 = -s e^{ib}, m10 = s e^{-ib}, m11 = c e^{ia}`` as (product, real/imaginary part of an entry,
+sign) for the products ``(c cos a, c sin a, s cos b, s sin b)``."""
+
+
+def _rot_constants(dtype: torch.dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mix (3, 3)``: ``(phi, theta, omega) -> ((phi + omega) / 2, (phi - omega) / 2, theta / 2)``; ``entries (4, 8)``:
+    the products ``(c cos a, c sin a, s cos b, s sin b) ->`` the real and imaginary parts of ``Rot``'s entries."""
+    key = (dtype, torch.device(device))
+    if key not in _ROT_CONSTANTS:
+        with torch.inference_mode(False):  # plain tensors even when first built while rendering: training saves them
+            mix = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 0.5], [0.5, -0.5, 0.0]], dtype=dtype, device=device)
+            entries = torch.zeros(4, 8, dtype=dtype, device=device)
+            for row, col, sign in _ROT_ENTRIES:
+                entries[row, col] = sign
+        _ROT_CONSTANTS[key] = (mix, entries)
+    return _ROT_CONSTANTS[key]
+
 
 def rot_matrices(angles: torch.Tensor) -> torch.Tensor:
-    """PennyLane ``Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi)`` for angles ``(..., 3)`` -> ``(..., 2, 2)``."""
-    phi, theta, omega = angles.unbind(-1)
-    c = torch.cos(theta / 2)
-    s = torch.sin(theta / 2)
-    plus = (phi + omega) / 2
-    minus = (phi - omega) / 2
-    # exp(i a) with a real built without complex autograd quirks: cos + i sin.
-    def expi(a: torch.Tensor) -> torch.Tensor:
-        return torch.complex(torch.cos(a), torch.sin(a))
+    """PennyLane ``Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi)`` for angles ``(..., 3)`` -> ``(..., 2, 2)``.
 
-    zero = torch.zeros_like(c)
-    cc = torch.complex(c, zero)
-    sc = torch.complex(s, zero)
-    m00 = expi(-plus) * cc
-    m01 = -expi(minus) * sc
-    m10 = expi(-minus) * sc
-    m11 = expi(plus) * cc
-    return torch.stack([torch.stack([m00, m01], -1), torch.stack([m10, m11], -1)], -2)
+    ``Rot = [[c e^{-ia}, -s e^{ib}], [s e^{-ib}, c e^{ia}]]`` with ``a = (phi + omega) / 2``, ``b = (phi - omega) / 2``,
+    ``c, s = cos, sin(theta / 2)``: a handful of batched ops (every head's and layer's gates at once), each entry a
+    single product, so twice differentiable and exact to the last bit of each factor."""
+    mix, entries = _rot_constants(angles.dtype, angles.device)
+    half = angles @ mix  # (..., 3): a, b, theta / 2
+    trig = torch.stack([torch.cos(half), torch.sin(half)], -1)  # (..., 3, 2): (cos, sin) of a, b, theta / 2
+    products = trig[..., :2, :] * trig[..., 2, :, None]  # (c cos a, c sin a), (s cos b, s sin b)
+    parts = products.reshape(*angles.shape[:-1], 4) @ entries  # (..., 8): re, im of m00, m01, m10, m11
+    return torch.view_as_complex(parts.reshape(*angles.shape[:-1], 2, 2, 2))
 
 
 def kron_chain(mats: torch.Tensor) -> torch.Tensor:
@@ -35,8 +49,10 @@ def kron_chain(mats: torch.Tensor) -> torch.Tensor:
     """
     batch = mats.shape[:-3]
     m = mats.shape[-3]
-    out = torch.ones(*batch, 1, 1, dtype=mats.dtype, device=mats.device)
-    for q in range(m):
+    if m == 0:
+        return torch.ones(*batch, 1, 1, dtype=mats.dtype, device=mats.device)
+    out = mats[..., 0, :, :]
+    for q in range(1, m):
         f = mats[..., q, :, :]
         out = (out[..., :, None, :, None] * f[..., None, :, None, :]).reshape(
             *batch, out.shape[-2] * 2, out.shape[-1] * 2

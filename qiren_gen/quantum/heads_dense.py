@@ -15,6 +15,8 @@ Gradient convention is torch's for complex tensors: ``g = dL/dRe + i dL/dIm``.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -111,16 +113,28 @@ class FusedDenseHeads(torch.autograd.Function):
         return grad_x, grad_v1, grad_u, None
 
 
-def _layer_unitaries(weights: torch.Tensor, entangler: str) -> torch.Tensor:
-    """One dense unitary per head and parameter layer, ``(H, R+1, D, D)``: the product of the layer's K blocks."""
+@functools.lru_cache(maxsize=32)
+def _entangler_rows(n_qubits: int, n_blocks: int, entangler: str, device: torch.device) -> torch.Tensor:
+    """What each block's entangler does to the rows of the block's unitary: the CZ ring's signs ``(K, D, 1)`` (scale
+    the rows) or the CNOT chain's gather index ``(D,)`` (permute them); constants, built once per shape (as plain
+    tensors even when first built while rendering: training saves them)."""
+    with torch.inference_mode(False):
+        if entangler == "cz_ring":
+            return torch.stack([cz_ring_signs(n_qubits, r, device=device)
+                                for r in entangler_ranges(n_qubits, n_blocks)])[:, :, None]
+        return cnot_chain_sources(n_qubits, device=device)
+
+
+def layer_unitaries(weights: torch.Tensor, entangler: str) -> torch.Tensor:
+    """One dense unitary per head and parameter layer, ``(H, R+1, D, D)``: the product of the layer's K blocks, every
+    head's and layer's gates built in one batched pass (differentiable, twice)."""
     n_qubits, n_blocks = weights.shape[-2], weights.shape[-3]
-    device = weights.device
     blocks = kron_chain(rot_matrices(weights))  # (H, R+1, K, D, D)
+    rows = _entangler_rows(n_qubits, n_blocks, entangler, weights.device)
     if entangler == "cz_ring":
-        signs = torch.stack([cz_ring_signs(n_qubits, r, device=device) for r in entangler_ranges(n_qubits, n_blocks)])
-        blocks = blocks * signs.to(blocks.real.dtype)[:, :, None]  # diag(signs) @ block: scale the rows
+        blocks = blocks * rows.to(blocks.real.dtype)  # diag(signs) @ block: scale the rows
     else:
-        blocks = blocks[..., cnot_chain_sources(n_qubits, device=device), :]  # permutation @ block: gather the rows
+        blocks = blocks[..., rows, :]  # permutation @ block: gather the rows
     unitary = blocks[:, :, 0]
     for block in range(1, n_blocks):
         unitary = blocks[:, :, block] @ unitary
@@ -130,7 +144,7 @@ def _layer_unitaries(weights: torch.Tensor, entangler: str) -> torch.Tensor:
 def simulate_dense(x: torch.Tensor, weights: torch.Tensor, entangler: str, engine: str) -> torch.Tensor:
     """Heads as the batch of ``bmm``: x ``(H, B, n)`` or per-upload ``(H, B, R, n)`` -> ``(H, B, n)``."""
     n_qubits = x.shape[-1]
-    unitaries = _layer_unitaries(weights, entangler)  # (H, R+1, D, D)
+    unitaries = layer_unitaries(weights, entangler)  # (H, R+1, D, D)
     signs = z_signs(n_qubits, x.dtype, x.device)  # (D, n)
     if engine == "fused":
         return FusedDenseHeads.apply(x, unitaries[:, 0, :, 0], unitaries[:, 1:], signs)
@@ -144,4 +158,4 @@ def simulate_dense(x: torch.Tensor, weights: torch.Tensor, entangler: str, engin
     return prob @ signs
 
 
-__all__ = ["FusedDenseHeads", "simulate_dense"]
+__all__ = ["FusedDenseHeads", "layer_phases", "layer_unitaries", "simulate_dense"]
