@@ -20,7 +20,7 @@ import functools
 import torch
 from torch.autograd.function import once_differentiable
 
-from .fused import chunk_rows
+from .fused import chunk_rows, chunked_forward, kept_or_rerun
 from .gates import (
     cnot_chain_sources,
     cz_ring_signs,
@@ -62,17 +62,10 @@ class FusedDenseHeads(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v1, unitaries, signs):
         ctx.save_for_backward(x, v1, unitaries, signs)
-        n_heads, n_rows = x.shape[:2]
-        rows = chunk_rows(n_heads * v1.shape[1], x.device)
-        keep = n_rows <= rows and any(ctx.needs_input_grad)  # one chunk and a backward to come: keep its states
-        ctx.kept = None
         out = torch.empty_like(x if x.ndim == 3 else x[:, :, 0])  # (H, B, n), the layout of the angles
-        for start in range(0, n_rows, rows):
-            run = _run_chunk(x[:, start : start + rows], v1, unitaries, signs, keep=keep)
-            out[:, start : start + rows] = torch.view_as_real(run[0]).square().sum(-1) @ signs
-            if keep:
-                ctx.kept = run
-        return out
+        return chunked_forward(ctx, x, 1, chunk_rows(x.shape[0] * v1.shape[1], x.device),
+                               lambda chunk, keep: _run_chunk(chunk, v1, unitaries, signs, keep=keep),
+                               lambda state: torch.view_as_real(state).square().sum(-1) @ signs, out)
 
     @staticmethod
     @once_differentiable
@@ -85,9 +78,8 @@ class FusedDenseHeads(torch.autograd.Function):
         grad_v1 = torch.zeros_like(v1)
         grad_u = torch.zeros_like(unitaries)
         for start in range(0, n_rows, rows):
-            kept, ctx.kept = ctx.kept, None
             xc = x[:, start : start + rows]
-            state, phases, entering = kept if kept is not None else _run_chunk(xc, v1, unitaries, signs, keep=True)
+            state, phases, entering = kept_or_rerun(ctx, _run_chunk, xc, v1, unitaries, signs, keep=True)
             # d<Z_j>/d|z_d|^2 = S[d, j], then d|z|^2 = 2 Re(conj(z) dz).
             g = (2 * grad_out[:, start : start + rows] @ signs.T) * state
             if per_layer:
