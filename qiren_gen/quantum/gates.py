@@ -4,6 +4,8 @@ Wire 0 is the most significant bit of a basis index, as in PennyLane.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 _ROT_CONSTANTS: dict = {}
@@ -107,6 +109,18 @@ def entangler_pairs(n_qubits: int, n_blocks: int, entangler: str) -> list[list[t
     if entangler == "cnot_chain":
         return [[(i, i + 1) for i in range(n_qubits - 1)] for _ in range(n_blocks)]
     return [[(i, (i + r) % n_qubits) for i in range(n_qubits)] for r in entangler_ranges(n_qubits, n_blocks)]
+
+
+@functools.lru_cache(maxsize=32)
+def entangler_rows(n_qubits: int, n_blocks: int, entangler: str, device: torch.device) -> torch.Tensor:
+    """What each block's entangler does to the rows of the block's unitary: the CZ ring's signs ``(K, D, 1)`` (scale
+    the rows) or the CNOT chain's gather index ``(D,)`` (permute them); constants, built once per shape (as plain
+    tensors even when first built while rendering: training saves them)."""
+    with torch.inference_mode(False):
+        if entangler == "cz_ring":
+            return torch.stack([cz_ring_signs(n_qubits, r, device=device)
+                                for r in entangler_ranges(n_qubits, n_blocks)])[:, :, None]
+        return cnot_chain_sources(n_qubits, device=device)
 
 
 def cnot_permutation(n_qubits: int, pairs: list[tuple[int, int]], device=None) -> torch.Tensor:

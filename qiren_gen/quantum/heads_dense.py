@@ -15,21 +15,11 @@ Gradient convention is torch's for complex tensors: ``g = dL/dRe + i dL/dIm``.
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch.autograd.function import once_differentiable
 
 from .fused import chunk_rows, chunked_forward, kept_or_rerun
-from .gates import (
-    cnot_chain_sources,
-    cz_ring_signs,
-    encoding_phase,
-    entangler_ranges,
-    kron_chain,
-    rot_matrices,
-    z_signs,
-)
+from .gates import encoding_phase, entangler_rows, kron_chain, rot_matrices, z_signs
 
 
 def layer_phases(x: torch.Tensor, n_layers: int) -> list[torch.Tensor]:
@@ -105,24 +95,12 @@ class FusedDenseHeads(torch.autograd.Function):
         return grad_x, grad_v1, grad_u, None
 
 
-@functools.lru_cache(maxsize=32)
-def _entangler_rows(n_qubits: int, n_blocks: int, entangler: str, device: torch.device) -> torch.Tensor:
-    """What each block's entangler does to the rows of the block's unitary: the CZ ring's signs ``(K, D, 1)`` (scale
-    the rows) or the CNOT chain's gather index ``(D,)`` (permute them); constants, built once per shape (as plain
-    tensors even when first built while rendering: training saves them)."""
-    with torch.inference_mode(False):
-        if entangler == "cz_ring":
-            return torch.stack([cz_ring_signs(n_qubits, r, device=device)
-                                for r in entangler_ranges(n_qubits, n_blocks)])[:, :, None]
-        return cnot_chain_sources(n_qubits, device=device)
-
-
 def layer_unitaries(weights: torch.Tensor, entangler: str) -> torch.Tensor:
     """One dense unitary per head and parameter layer, ``(H, R+1, D, D)``: the product of the layer's K blocks, every
     head's and layer's gates built in one batched pass (differentiable, twice)."""
     n_qubits, n_blocks = weights.shape[-2], weights.shape[-3]
     blocks = kron_chain(rot_matrices(weights))  # (H, R+1, K, D, D)
-    rows = _entangler_rows(n_qubits, n_blocks, entangler, weights.device)
+    rows = entangler_rows(n_qubits, n_blocks, entangler, weights.device)
     if entangler == "cz_ring":
         blocks = blocks * rows.to(blocks.real.dtype)  # diag(signs) @ block: scale the rows
     else:

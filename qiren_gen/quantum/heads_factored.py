@@ -13,16 +13,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .fused import chunk_rows, chunked_forward, kept_or_rerun, run_layers
-from .gates import (
-    cnot_chain_sources,
-    cz_ring_signs,
-    encoding_phase,
-    entangler_ranges,
-    kron_chain,
-    rot_matrices,
-    z_signs,
-)
-from .simulator import split_qubits
+from .gates import encoding_phase, entangler_rows, z_signs
+from .simulator import group_factors, split_qubits
 
 
 class Entangler:
@@ -32,11 +24,11 @@ class Entangler:
         first, _ = split_qubits(n_qubits)
         self.d1, self.d2 = 2**first, 2 ** (n_qubits - first)
         self.kind = kind
+        rows = entangler_rows(n_qubits, n_blocks, kind, device)
         if kind == "cz_ring":
-            self.signs = [cz_ring_signs(n_qubits, r, device=device).to(dtype).reshape(self.d1, 1, self.d2)
-                          for r in entangler_ranges(n_qubits, n_blocks)]
+            self.signs = [signs.to(dtype).reshape(self.d1, 1, self.d2) for signs in rows]
         else:
-            sources = cnot_chain_sources(n_qubits, device=device)
+            sources = rows
             inverse = torch.empty_like(sources)
             inverse[sources] = torch.arange(sources.numel(), device=device)
             self.forward_index = self._split(sources)
@@ -176,9 +168,7 @@ def simulate_factored(x: torch.Tensor, weights: torch.Tensor, entangler: str, en
     real, device = x.dtype, x.device
     first, second = split_qubits(n_qubits)
     d1, d2 = 2**first, 2**second
-    rots = rot_matrices(weights)  # (H, R+1, K, n, 2, 2)
-    a = kron_chain(rots[..., :first, :, :])  # (H, R+1, K, d1, d1)
-    b = kron_chain(rots[..., first:, :, :])  # (H, R+1, K, d2, d2)
+    a, b = group_factors(weights, first)  # (H, R+1, K, d1, d1), (H, R+1, K, d2, d2)
     ent = Entangler(entangler, n_qubits, n_blocks, real, device)
     s1, s2 = z_signs(first, real, device), z_signs(second, real, device)
 
