@@ -172,15 +172,15 @@ class HeadSeries:
 
 
 def _row_factor(coefficients: torch.Tensor, phase_map: torch.Tensor, rows: torch.Tensor, dtype: torch.dtype
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """``L = c exp(i (shift + row_w rows[u]))`` with the coefficients ``c`` (``(H, m, K, 2)``: real and imaginary
     parts) folded in, its real and imaginary parts interleaved: ``(H, m U, 2K)`` in ``dtype``; also ``exp(i phi)``
-    ``(H, U, K)`` and ``L`` ``(H, m, U, K)`` (complex128, for the backward)."""
+    ``(H, U, K)`` (complex128, for the backward)."""
     phi = torch.addcmul(phase_map[:, None, 2], phase_map[:, None, 0], rows.to(torch.float64)[:, None])  # (H, U, K)
     phase = torch.complex(torch.cos(phi), torch.sin(phi))
     product = torch.view_as_complex(coefficients)[:, :, None] * phase[:, None]  # (H, m, U, K)
     left = torch.view_as_real(product).to(dtype)
-    return left.reshape(left.shape[0], -1, 2 * left.shape[3]), phase, product
+    return left.reshape(left.shape[0], -1, 2 * left.shape[3]), phase
 
 
 def _column_factor(col_w: torch.Tensor, cols: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,29 +211,32 @@ class _GridProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, coefficients, phase_map, rows, cols, dtype):
         coefficients = coefficients.contiguous()
-        left, phase, product = _row_factor(coefficients, phase_map, rows, dtype)
+        left, phase = _row_factor(coefficients, phase_map, rows, dtype)
         right, right64 = _column_factor(phase_map[:, 1], cols, dtype)
-        ctx.save_for_backward(rows, cols, left, right, phase, product, right64)
+        ctx.save_for_backward(rows, cols, coefficients, left, right, phase, right64)
         return _point_major(torch.bmm(left, right), rows.numel())
 
     @staticmethod
     def backward(ctx, grad):
-        rows, cols, left, right, phase, product, right64 = ctx.saved_tensors
-        n_heads, m, n_rows, k = product.shape
-        n_cols = cols.numel()
+        rows, cols, coefficients, left, right, phase, right64 = ctx.saved_tensors
+        n_heads, m, k = coefficients.shape[:3]
+        n_rows, n_cols = rows.numel(), cols.numel()
         grad = grad.reshape(n_rows * n_cols, -1).t().contiguous().view(n_heads, m * n_rows, n_cols)  # feature-major
-        grad_left = torch.bmm(grad, right.transpose(1, 2)).to(torch.float64)  # (H, m U, 2K)
+        # dL/d(Re L, Im L) term-major, (H, K, 2, m, U): the faster of the two GEMM orders for these shapes
+        grad_left = torch.bmm(right, grad.transpose(1, 2)).to(torch.float64).view(n_heads, k, 2, m, n_rows)
         grad_right = torch.bmm(left.transpose(1, 2), grad).to(torch.float64).view(n_heads, k, 2, n_cols)
         # Columns: right = [cos; -sin](psi), psi = col_w cols.
-        grad_psi = grad_right[:, :, 0] * right64[:, :, 1] - grad_right[:, :, 1] * right64[:, :, 0]
-        grad_col_w = grad_psi @ cols.to(torch.float64)
+        grad_psi = grad_right[:, :, 0] * right64[:, :, 1] - grad_right[:, :, 1] * right64[:, :, 0]  # (H, K, V)
         # Rows: L = c P, P = exp(i phi), phi = shift + row_w rows; torch's convention g = dL/dRe + i dL/dIm.
-        grad_product = torch.view_as_complex(grad_left.view(n_heads, m, n_rows, k, 2))
-        grad_c = (grad_product * phase.conj()[:, None]).sum(2)  # (H, m, K)
-        grad_phi = (grad_product * product.conj()).sum(1).imag  # Im(g_P conj(P)), g_P = sum_o g_L conj(c)
-        grad_row_w = rows.to(torch.float64) @ grad_phi
-        grad_map = torch.stack([grad_row_w, grad_col_w, grad_phi.sum(1)], dim=1)
-        return torch.view_as_real(grad_c), grad_map, None, None, None
+        grad_product = torch.complex(grad_left[:, :, 0], grad_left[:, :, 1])  # (H, K, m, U)
+        phase = phase.transpose(1, 2)  # (H, K, U)
+        grad_c = (grad_product * phase.conj()[:, :, None]).sum(-1)  # (H, K, m)
+        c = torch.view_as_complex(coefficients).transpose(1, 2)  # (H, K, m)
+        grad_phase = (grad_product * c.conj()[..., None]).sum(2)  # (H, K, U)
+        grad_phi = (grad_phase * phase.conj()).imag  # dL/dphi = Im(g_P conj(P))
+        rows64, cols64 = rows.to(torch.float64), cols.to(torch.float64)
+        grad_map = torch.stack([grad_phi @ rows64, grad_psi @ cols64, grad_phi.sum(-1)], dim=1)  # (H, 3, K)
+        return torch.view_as_real(grad_c.transpose(1, 2).contiguous()), grad_map, None, None, None
 
 
 def _real_basis(phi: torch.Tensor, multiple: int, dim: int = -1) -> torch.Tensor:
