@@ -178,7 +178,11 @@ def _row_factor(coefficients: torch.Tensor, phase_map: torch.Tensor, rows: torch
     ``(H, U, K)`` (complex128, for the backward)."""
     phi = torch.addcmul(phase_map[:, None, 2], phase_map[:, None, 0], rows.to(torch.float64)[:, None])  # (H, U, K)
     phase = torch.complex(torch.cos(phi), torch.sin(phi))
-    product = torch.view_as_complex(coefficients)[:, :, None] * phase[:, None]  # (H, m, U, K)
+    c = torch.view_as_complex(coefficients)
+    if dtype == torch.float32:  # the product rounded as the float32 GEMM reads it: half the passes
+        product = c.to(torch.complex64)[:, :, None] * phase.to(torch.complex64)[:, None]  # (H, m, U, K)
+    else:
+        product = c[:, :, None] * phase[:, None]
     left = torch.view_as_real(product).to(dtype)
     return left.reshape(left.shape[0], -1, 2 * left.shape[3]), phase
 
