@@ -61,8 +61,8 @@ def series_features(decoder, coords: torch.Tensor, stats, series=None) -> torch.
     any points), or ``None`` where the simulator must run.
 
     When a gradient must reach the feature parameters (grad mode on and any of them requiring one), the series is
-    differentiable: its coefficients come from the circuits' own forward and its phases from the angle map, both with
-    their graphs (training); that applies on product grids with exact, noiseless expectations only (elsewhere
+    differentiable: its coefficients come from exact circuit runs of the weights and its phases from the angle map, both
+    with their graphs (training); that applies on product grids with exact, noiseless expectations only (elsewhere
     ``None``). Otherwise the series is built once per set of weights from detached tensors (rendering).
     """
     known = known_grid_blocks(coords)  # a grid seen last time (so finite): no second look at its points

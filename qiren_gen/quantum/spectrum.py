@@ -346,10 +346,11 @@ def head_series(heads) -> HeadSeries | None:
 
 
 def differentiable_head_series(heads) -> HeadSeries | None:
-    """`head_series` with the graph kept: the coefficients are a DFT of the ``prod_j (2 L_j + 1)`` circuit runs
-    through the module's own differentiable forward, so a loss on the series reaches the circuit weights exactly as
-    through the simulator. Built anew at every call (the weights change every training step); ``None`` where no
-    series applies and also for noise models (training keeps the simulator for those)."""
+    """`head_series` with the graph kept: the coefficients are a DFT (one GEMM) of the ``prod_j (2 L_j + 1)`` exact
+    circuit runs of every head (the dense layout's unitaries, as the simulator builds them, with their graph), so a
+    loss on the series reaches the circuit weights exactly as through the simulator. Built anew at every call (the
+    weights change every training step); ``None`` where no series applies and also for noise models (training keeps
+    the simulator for those)."""
     if heads.measuring:
         return None
     spectrum = _series_spectrum(heads)
