@@ -215,6 +215,7 @@ class _GridProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, coefficients, phase_map, rows, cols, dtype):
         coefficients = coefficients.contiguous()
+        rows, cols = rows.to(torch.float64), cols.to(torch.float64)
         left, phase = _row_factor(coefficients, phase_map, rows, dtype)
         right, right64 = _column_factor(phase_map[:, 1], cols, dtype)
         ctx.save_for_backward(rows, cols, coefficients, left, right, phase, right64)
@@ -238,8 +239,7 @@ class _GridProduct(torch.autograd.Function):
         c = torch.view_as_complex(coefficients).transpose(1, 2)  # (H, K, m)
         grad_phase = (grad_product * c.conj()[..., None]).sum(2)  # (H, K, U)
         grad_phi = (grad_phase * phase.conj()).imag  # dL/dphi = Im(g_P conj(P))
-        rows64, cols64 = rows.to(torch.float64), cols.to(torch.float64)
-        grad_map = torch.stack([grad_phi @ rows64, grad_psi @ cols64, grad_phi.sum(-1)], dim=1)  # (H, 3, K)
+        grad_map = torch.stack([grad_phi @ rows, grad_psi @ cols, grad_phi.sum(-1)], dim=1)  # (H, 3, K), float64
         return torch.view_as_real(grad_c.transpose(1, 2).contiguous()), grad_map, None, None, None
 
 
@@ -283,7 +283,7 @@ def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], k
 
 
 @functools.lru_cache(maxsize=16)
-def _half_dft(multiples: tuple[int, ...]) -> tuple[torch.Tensor, list[tuple[int, ...]]]:
+def _half_dft(multiples: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """The half-spectrum DFT as one real matrix ``(S, 2K)`` (float64, CPU) and its frequencies ``k`` (the first
     non-zero entry positive, or all zero): ``samples (.., S) @ matrix`` gives each term's coefficient, real and
     imaginary part interleaved, ``k`` and ``-k`` folded into one term of twice its weight. Row ``s`` is the
@@ -292,7 +292,7 @@ def _half_dft(multiples: tuple[int, ...]) -> tuple[torch.Tensor, list[tuple[int,
         return _build_half_dft(multiples)
 
 
-def _build_half_dft(multiples: tuple[int, ...]) -> tuple[torch.Tensor, list[tuple[int, ...]]]:
+def _build_half_dft(multiples: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     sizes = [2 * L + 1 for L in multiples]
     half = [k for k in itertools.product(*(range(-L, L + 1) for L in multiples))
             if next((v for v in k if v != 0), 0) >= 0]
@@ -302,20 +302,24 @@ def _build_half_dft(multiples: tuple[int, ...]) -> tuple[torch.Tensor, list[tupl
     angle = 2 * math.pi * (turns / torch.tensor(sizes, dtype=torch.float64)).sum(-1)  # (S, K)
     weight = torch.tensor([1.0 if not any(k) else 2.0 for k in half], dtype=torch.float64) / math.prod(sizes)
     matrix = torch.stack([torch.cos(angle) * weight, -torch.sin(angle) * weight], dim=-1)  # (S, K, 2)
-    return matrix.reshape(matrix.shape[0], -1), half
+    return matrix.reshape(matrix.shape[0], -1), freqs
 
 
 def _half_series(samples: torch.Tensor, bases: list[float], multiples: list[int], key: tuple = (),
                  real_coefficients: torch.Tensor | None = None) -> HeadSeries:
     """The series from the expectations ``samples`` ``(H, m, S)`` at the row-major grid of `sample_angles`: one GEMM
     with `_half_dft`'s matrix (one graph node, differentiable)."""
-    matrix, half = _half_dft(tuple(multiples))
     n_heads, m = samples.shape[:2]
-    parts = samples.reshape(n_heads * m, -1) @ matrix.to(samples.device)  # (H*m, 2K)
-    coefficients = torch.view_as_complex(parts.view(n_heads, m, -1, 2))
+    parts = samples.reshape(n_heads * m, -1) @ _half_dft(tuple(multiples))[0].to(samples.device)  # (H*m, 2K)
+    return _series_of_parts(parts.view(n_heads, m, -1), bases, multiples, key, real_coefficients)
+
+
+def _series_of_parts(parts: torch.Tensor, bases: list[float], multiples: list[int], key: tuple = (),
+                     real_coefficients: torch.Tensor | None = None) -> HeadSeries:
+    """The series whose half-spectrum coefficients are ``parts`` ``(H, m, 2K)`` (real, imaginary interleaved)."""
     return HeadSeries(bases=torch.tensor(bases, dtype=torch.float64), multiples=list(multiples),
-                      real_coefficients=real_coefficients, frequencies=torch.tensor(half, dtype=torch.float64),
-                      half_coefficients=coefficients, key=key)
+                      real_coefficients=real_coefficients, frequencies=_half_dft(tuple(multiples))[1],
+                      half_coefficients=torch.view_as_complex(parts.reshape(*parts.shape[:2], -1, 2)), key=key)
 
 
 _SERIES_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -358,14 +362,27 @@ def differentiable_head_series(heads) -> HeadSeries | None:
         return None
     if heads.n_qubits > DENSE_MAX_QUBITS:  # larger registers: the module's own (factored) simulation
         return fit_series(_sampled_heads(heads, *spectrum), *spectrum, real_basis=False)  # grids only: no real basis
-    return _half_series(_sampled_dense_heads(heads, *spectrum), *spectrum)
+    probabilities = _sampled_dense_probabilities(heads, *spectrum)  # (H, S, D)
+    readout = _readout_dft(tuple(spectrum[1]), heads.n_qubits, probabilities.device)  # (S D, n 2K)
+    parts = probabilities.reshape(probabilities.shape[0], -1) @ readout  # every <Z_j> and its DFT: one GEMM
+    return _series_of_parts(parts.view(heads.n_heads, heads.n_qubits, -1), *spectrum)
 
 
-def _sampled_dense_heads(heads, bases: list[float], multiples: list[int]) -> torch.Tensor:
-    """The heads' exact ``<Z_j>`` ``(H, n, S)`` at the row-major grid of `sample_angles`, in float64 with the graph:
-    every head's layer unitaries in one batched pass, then ``R`` small ``bmm`` over ``S`` states per head, plain
-    autograd (a tiny batch: the chunked engines are built for large ones). The phases are constants of the
-    spectrum and the encoding scales, built once."""
+@functools.lru_cache(maxsize=8)
+def _readout_dft(multiples: tuple[int, ...], n_qubits: int, device: torch.device) -> torch.Tensor:
+    """``W[(s, d), (j, t)] = Z_j(d) M[s, t]``: the probabilities of the sample runs ``(.., S D)`` to every ``<Z_j>``'s
+    half-spectrum coefficients ``(.., n 2K)`` (`_half_dft`'s ``M``) in one GEMM."""
+    with torch.inference_mode(False):  # plain tensors even when first built while rendering: training saves them
+        matrix = _half_dft(multiples)[0].to(device)  # (S, 2K)
+        signs = z_signs(n_qubits, torch.float64, device)  # (D, n)
+        return (matrix[:, None, None, :] * signs[None, :, :, None]).reshape(matrix.shape[0] * signs.shape[0], -1)
+
+
+def _sampled_dense_probabilities(heads, bases: list[float], multiples: list[int]) -> torch.Tensor:
+    """The heads' exact basis-state probabilities ``(H, S, D)`` at the row-major grid of `sample_angles`, in float64
+    with the graph: every head's layer unitaries in one batched pass, then ``R`` small ``bmm`` over ``S`` states per
+    head, plain autograd (a tiny batch: the chunked engines are built for large ones). The phases are constants of
+    the spectrum and the encoding scales, built once."""
     unitaries = layer_unitaries(heads.weights.to(torch.float64), heads.entangler)  # (H, R+1, D, D)
     phases = _sample_phases(bases, multiples, heads.encoding_scales, heads.n_reuploads, unitaries.device)  # (R, S, D)
     state = unitaries[:, 0, None, :, 0] * phases[0]  # the first layer acts on |0...0>: its first column
@@ -373,8 +390,7 @@ def _sampled_dense_heads(heads, bases: list[float], multiples: list[int]) -> tor
         if layer > 1:
             state = state * phases[layer - 1]
         state = torch.bmm(state, unitaries[:, layer].transpose(1, 2))
-    probabilities = torch.view_as_real(state).square().sum(-1)  # (H, S, D)
-    return _z_signs_t(heads.n_qubits, unitaries.device) @ probabilities.transpose(1, 2)  # (H, n, S)
+    return torch.view_as_real(state).square().sum(-1)
 
 
 _PHASES: dict = {}
@@ -404,13 +420,6 @@ def _build_sample_phases(bases, multiples, scales, n_reuploads: int, device) -> 
     if len(_PHASES) >= 8:
         _PHASES.clear()
     return phases
-
-
-@functools.lru_cache(maxsize=8)
-def _z_signs_t(n_qubits: int, device: torch.device) -> torch.Tensor:
-    """``z_signs`` transposed, ``(n, D)`` float64: reads every ``<Z_j>`` off the probabilities."""
-    with torch.inference_mode(False):
-        return z_signs(n_qubits, torch.float64, device).T.contiguous()
 
 
 def _series_spectrum(heads) -> tuple[list[float], list[int]] | None:
