@@ -9,14 +9,14 @@ import functools
 import torch
 
 _ROT_CONSTANTS: dict = {}
-"""``(dtype, device) -> (mix, entries)``: the two constant matrices of `rot_matrices`."""
+"""``(dtype, device) -> (mix, entries)``: the two constant matrices of `rot_matrices` (`rot_constants`)."""
 
 _ROT_ENTRIES = [(0, 0, 1), (1, 1, -1), (2, 2, -1), (3, 3, -1), (2, 4, 1), (3, 5, -1), (0, 6, 1), (1, 7, 1)]
 """``m00 = c e^{-ia}, m01 = -s e^{ib}, m10 = s e^{-ib}, m11 = c e^{ia}`` as (product, real/imaginary part of an entry,
 sign) for the products ``(c cos a, c sin a, s cos b, s sin b)``."""
 
 
-def _rot_constants(dtype: torch.dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+def rot_constants(dtype: torch.dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
     """``mix (3, 3)``: ``(phi, theta, omega) -> ((phi + omega) / 2, (phi - omega) / 2, theta / 2)``; ``entries (4, 8)``:
     the products ``(c cos a, c sin a, s cos b, s sin b) ->`` the real and imaginary parts of ``Rot``'s entries."""
     key = (dtype, torch.device(device))
@@ -36,12 +36,30 @@ def rot_matrices(angles: torch.Tensor) -> torch.Tensor:
     ``Rot = [[c e^{-ia}, -s e^{ib}], [s e^{-ib}, c e^{ia}]]`` with ``a = (phi + omega) / 2``, ``b = (phi - omega) / 2``,
     ``c, s = cos, sin(theta / 2)``: a handful of batched ops (every head's and layer's gates at once), each entry a
     single product, so twice differentiable and exact to the last bit of each factor."""
-    mix, entries = _rot_constants(angles.dtype, angles.device)
+    return rot_matrices_with_parts(angles)[0]
+
+
+def rot_matrices_with_parts(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`rot_matrices` and its parts, for a hand-written backward: ``trig`` ``(..., 3, 2)`` (cos and sin of ``a``,
+    ``b``, ``theta / 2``) and ``products`` ``(..., 2, 2)`` (``c (cos a, sin a)``, ``s (cos b, sin b)``)."""
+    mix, entries = rot_constants(angles.dtype, angles.device)
     half = angles @ mix  # (..., 3): a, b, theta / 2
     trig = torch.stack([torch.cos(half), torch.sin(half)], -1)  # (..., 3, 2): (cos, sin) of a, b, theta / 2
     products = trig[..., :2, :] * trig[..., 2, :, None]  # (c cos a, c sin a), (s cos b, s sin b)
     parts = products.reshape(*angles.shape[:-1], 4) @ entries  # (..., 8): re, im of m00, m01, m10, m11
-    return torch.view_as_complex(parts.reshape(*angles.shape[:-1], 2, 2, 2))
+    return torch.view_as_complex(parts.reshape(*angles.shape[:-1], 2, 2, 2)), trig, products
+
+
+def rot_backward(grad: torch.Tensor, trig: torch.Tensor, products: torch.Tensor) -> torch.Tensor:
+    """``dL/d(phi, theta, omega)`` ``(..., 3)`` from ``dL/dRot`` ``(..., 2, 2)`` (torch's convention for complex
+    gradients) and the parts of `rot_matrices_with_parts`: the chain rule through its few ops, by hand."""
+    mix, entries = rot_constants(trig.dtype, trig.device)
+    grad_products = (torch.view_as_real(grad).reshape(*grad.shape[:-2], 8) @ entries.T).view(products.shape)
+    # d/da of c (cos a, sin a) is c (-sin a, cos a); the same for b with s
+    grad_ab = products[..., 0] * grad_products[..., 1] - products[..., 1] * grad_products[..., 0]
+    along = (grad_products * trig[..., :2, :]).sum(-1)  # (..., 2): sum_j dL/dproduct[r, j] trig[r, j]
+    grad_t = trig[..., 2, 0] * along[..., 1] - trig[..., 2, 1] * along[..., 0]  # dc/dt = -s, ds/dt = c
+    return torch.cat([grad_ab, grad_t[..., None]], dim=-1) @ mix.T
 
 
 def kron_chain(mats: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ import torch
 
 from .gates import encoding_phase, z_signs
 from .heads import DENSE_MAX_QUBITS
-from .heads_dense import layer_unitaries
+from .series_runs import series_coefficients
 
 MAX_SERIES_TERMS = 1024
 """Most terms ``prod_j (2 L_j + 1)`` a head's series may have (also its circuit runs per head for the fit); beyond
@@ -351,10 +351,10 @@ def head_series(heads) -> HeadSeries | None:
 
 def differentiable_head_series(heads) -> HeadSeries | None:
     """`head_series` with the graph kept: the coefficients are a DFT (one GEMM) of the ``prod_j (2 L_j + 1)`` exact
-    circuit runs of every head (the dense layout's unitaries, as the simulator builds them, with their graph), so a
-    loss on the series reaches the circuit weights exactly as through the simulator. Built anew at every call (the
-    weights change every training step); ``None`` where no series applies and also for noise models (training keeps
-    the simulator for those)."""
+    circuit runs of every head (`series_runs.series_coefficients`: the dense layout's unitaries, differentiable by a
+    hand-written backward), so a loss on the series reaches the circuit weights exactly as through the simulator.
+    Built anew at every call (the weights change every training step); ``None`` where no series applies and also for
+    noise models (training keeps the simulator for those)."""
     if heads.measuring:
         return None
     spectrum = _series_spectrum(heads)
@@ -362,10 +362,12 @@ def differentiable_head_series(heads) -> HeadSeries | None:
         return None
     if heads.n_qubits > DENSE_MAX_QUBITS:  # larger registers: the module's own (factored) simulation
         return fit_series(_sampled_heads(heads, *spectrum), *spectrum, real_basis=False)  # grids only: no real basis
-    probabilities = _sampled_dense_probabilities(heads, *spectrum)  # (H, S, D)
-    readout = _readout_dft(tuple(spectrum[1]), heads.n_qubits, probabilities.device)  # (S D, n 2K)
-    parts = probabilities.reshape(probabilities.shape[0], -1) @ readout  # every <Z_j> and its DFT: one GEMM
-    return _series_of_parts(parts.view(heads.n_heads, heads.n_qubits, -1), *spectrum)
+    bases, multiples = spectrum
+    device = heads.weights.device
+    phases = _sample_phases(bases, multiples, heads.encoding_scales, heads.n_reuploads, device)  # (R, S, D)
+    readout = _readout_dft(tuple(multiples), heads.n_qubits, device)  # (S D, n 2K): every <Z_j>, its DFT
+    parts = series_coefficients(heads.weights.to(torch.float64), heads.entangler, phases, readout)
+    return _series_of_parts(parts.view(heads.n_heads, heads.n_qubits, -1), bases, multiples)
 
 
 @functools.lru_cache(maxsize=8)
@@ -376,21 +378,6 @@ def _readout_dft(multiples: tuple[int, ...], n_qubits: int, device: torch.device
         matrix = _half_dft(multiples)[0].to(device)  # (S, 2K)
         signs = z_signs(n_qubits, torch.float64, device)  # (D, n)
         return (matrix[:, None, None, :] * signs[None, :, :, None]).reshape(matrix.shape[0] * signs.shape[0], -1)
-
-
-def _sampled_dense_probabilities(heads, bases: list[float], multiples: list[int]) -> torch.Tensor:
-    """The heads' exact basis-state probabilities ``(H, S, D)`` at the row-major grid of `sample_angles`, in float64
-    with the graph: every head's layer unitaries in one batched pass, then ``R`` small ``bmm`` over ``S`` states per
-    head, plain autograd (a tiny batch: the chunked engines are built for large ones). The phases are constants of
-    the spectrum and the encoding scales, built once."""
-    unitaries = layer_unitaries(heads.weights.to(torch.float64), heads.entangler)  # (H, R+1, D, D)
-    phases = _sample_phases(bases, multiples, heads.encoding_scales, heads.n_reuploads, unitaries.device)  # (R, S, D)
-    state = unitaries[:, 0, None, :, 0] * phases[0]  # the first layer acts on |0...0>: its first column
-    for layer in range(1, unitaries.shape[1]):
-        if layer > 1:
-            state = state * phases[layer - 1]
-        state = torch.bmm(state, unitaries[:, layer].transpose(1, 2))
-    return torch.view_as_real(state).square().sum(-1)
 
 
 _PHASES: dict = {}
