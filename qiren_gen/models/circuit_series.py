@@ -15,6 +15,8 @@ is a finite Fourier series in its angles (`qiren_gen.quantum.spectrum`). So:
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from ..data import row_major_blocks
@@ -36,14 +38,22 @@ GRID_COLUMNS = 4096
 def angle_map(decoder, stats, detach: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The decoder's angles as ``coords @ slopes.T + offset``: ``slopes (H*n, in)`` and ``offset (H*n,)`` in float64;
     with ``detach=False`` differentiable in the frequency layer, the normalisation affine and ``stats``."""
-    def f64(t: torch.Tensor) -> torch.Tensor:
-        return (t.detach() if detach else t).to(torch.float64)
+    affine = affine_angle_map(decoder, stats, detach)
+    return affine[:, :-1], affine[:, -1]
 
-    mean, std = (f64(t) for t in stats[0])
-    scale = f64(decoder.norm_weight) / std
-    slopes = f64(decoder.frequencies.weight) * scale[:, None]
-    offset = (f64(decoder.frequencies.bias) - mean) * scale + f64(decoder.norm_bias)
-    return slopes, offset
+
+def affine_angle_map(decoder, stats, detach: bool = True) -> torch.Tensor:
+    """`angle_map` as one ``(H*n, in + 1)`` float64 tensor, slopes then offset: the parameters it reads are joined
+    and promoted in one op each (a training step builds it, and backpropagates through it, at every step)."""
+    mean, std = stats[0]
+    weight = decoder.frequencies.weight
+    columns = [weight, *(t[:, None] for t in (decoder.frequencies.bias, mean, std, decoder.norm_weight,
+                                               decoder.norm_bias))]
+    parts = torch.cat([t.detach() for t in columns] if detach else columns, dim=1).to(torch.float64)
+    n_in = weight.shape[1]
+    bias, mean, std, norm_weight, norm_bias = parts[:, n_in:].unbind(1)
+    scale = norm_weight / std
+    return torch.cat([parts[:, :n_in] * scale[:, None], ((bias - mean) * scale + norm_bias)[:, None]], dim=1)
 
 
 def series_features(decoder, coords: torch.Tensor, stats, series=None) -> torch.Tensor | None:
@@ -51,11 +61,12 @@ def series_features(decoder, coords: torch.Tensor, stats, series=None) -> torch.
     any points), or ``None`` where the simulator must run.
 
     When a gradient must reach the feature parameters (grad mode on and any of them requiring one), the series is
-    differentiable: its coefficients come from the circuits' own forward and its phases from the angle map, both with
-    their graphs (training); that applies on product grids with exact, noiseless expectations only (elsewhere
+    differentiable: its coefficients come from exact circuit runs of the weights and its phases from the angle map, both
+    with their graphs (training); that applies on product grids with exact, noiseless expectations only (elsewhere
     ``None``). Otherwise the series is built once per set of weights from detached tensors (rendering).
     """
-    if not bool(torch.isfinite(coords).all()):  # the simulator reports bad coordinates in its own words
+    known = known_grid_blocks(coords)  # a grid seen last time (so finite): no second look at its points
+    if known is None and not bool(torch.isfinite(coords).all()):  # the simulator reports bad coordinates itself
         return None
     given = series is not None  # a measured series: constant data, used at any points
     tracked = not given and torch.is_grad_enabled() and any(
@@ -69,18 +80,21 @@ def series_features(decoder, coords: torch.Tensor, stats, series=None) -> torch.
     heads, qubits = decoder.config.n_heads, decoder.config.n_qubits
     dtype = torch.promote_types(coords.dtype, decoder.frequencies.weight.dtype)
     work = torch.float64 if dtype == torch.float64 else torch.float32
-    blocks = grid_blocks(coords) if coords.ndim == 2 else None
+    blocks = known or (grid_blocks(coords) if coords.ndim == 2 else None)
     if blocks is not None:
-        slopes, offset = angle_map(decoder, stats, detach=not tracked)
-        tiles = _grid_tiles(series, slopes, offset, blocks, heads, qubits, work)
-        if tracked:  # pieces joined by differentiable ops (a whole image grid is one piece)
+        affine = affine_angle_map(decoder, stats, detach=not tracked).view(heads, qubits, 3)  # rows, columns, offset
+        tiles = _grid_tiles(series, affine, blocks, work)
+        first = next(tiles)
+        if first[3].shape[:2].numel() == coords.shape[0]:  # one tile holds every point (an image grid)
+            return first[3].reshape(coords.shape[0], -1).to(dtype)  # point-major, as the synthesis GEMMs read it
+        tiles = itertools.chain([first], tiles)
+        if tracked:  # pieces joined by differentiable ops
             pieces: dict[int, list[torch.Tensor]] = {}
             for start, _, _, tile in tiles:
                 pieces.setdefault(start, []).append(tile)
             rows = [(torch.cat(p, dim=1) if len(p) > 1 else p[0]).reshape(-1, heads * qubits)
                     for p in pieces.values()]
-            # point-major, as the synthesis GEMMs read it best (the per-head GEMMs leave it feature-major)
-            return (torch.cat(rows) if len(rows) > 1 else rows[0]).to(dtype).contiguous()
+            return (torch.cat(rows) if len(rows) > 1 else rows[0]).to(dtype)
         out = torch.empty(coords.shape[0], heads * qubits, dtype=dtype, device=coords.device)
         for start, n_cols, left, tile in tiles:
             block = out[start : start + tile.shape[0] * n_cols].view(tile.shape[0], n_cols, -1)
@@ -93,31 +107,42 @@ def series_features(decoder, coords: torch.Tensor, stats, series=None) -> torch.
     return values.reshape(*angles.shape[:-1], heads * qubits).to(angles.dtype)
 
 
-def _grid_tiles(series, slopes: torch.Tensor, offset: torch.Tensor, blocks, heads: int, qubits: int,
-                work: torch.dtype):
+def _grid_tiles(series, affine: torch.Tensor, blocks, work: torch.dtype):
     """``(start, columns, left, features (rows, tile columns, H*n))`` per product-grid block and column tile, in
-    row-major order: one GEMM per head each (``HeadSeries.evaluate_grid``)."""
-    row_slope, col_slope = slopes[:, 0].reshape(heads, qubits), slopes[:, 1].reshape(heads, qubits)
-    offset = offset.reshape(heads, qubits)
+    row-major order: one GEMM per head each (``HeadSeries.evaluate_affine_grid``), point-major and contiguous."""
     for start, rows, cols in blocks:
         for left in range(0, cols.numel(), GRID_COLUMNS):  # column factors of bounded size on wide rows
-            grid = series.evaluate_grid(row_slope, col_slope, offset, rows, cols[left : left + GRID_COLUMNS],
-                                        work)  # (U, V, H, n)
-            yield start, cols.numel(), left, grid.reshape(rows.numel(), -1, heads * qubits)
+            yield start, cols.numel(), left, series.evaluate_affine_grid(affine, rows, cols[left : left + GRID_COLUMNS],
+                                                                         work)
 
 
 _LAST_BLOCKS: list = []  # [(coords, blocks)]: a training loop passes the same grid at every step
 
 
-def grid_blocks(coords: torch.Tensor):
-    """`row_major_blocks` of ``coords``, remembered for the last grid (compared exactly)."""
+def _remembered(coords: torch.Tensor) -> tuple[bool, list | None]:
+    """``(True, blocks)`` when ``coords`` are the points `grid_blocks` last cut (compared exactly), else
+    ``(False, None)``."""
     for seen, blocks in _LAST_BLOCKS:
         if seen.shape == coords.shape and seen.dtype == coords.dtype and seen.device == coords.device \
                 and torch.equal(seen, coords):
-            return blocks
+            return True, blocks
+    return False, None
+
+
+def known_grid_blocks(coords: torch.Tensor):
+    """The blocks of the grid `grid_blocks` last cut, if ``coords`` are that grid, else ``None``."""
+    return _remembered(coords)[1]
+
+
+def grid_blocks(coords: torch.Tensor):
+    """`row_major_blocks` of ``coords``, remembered for the last grid (compared exactly)."""
+    seen, blocks = _remembered(coords)
+    if seen:
+        return blocks
     blocks = row_major_blocks(coords)
     _LAST_BLOCKS[:] = [(coords.detach().clone(), blocks)]
     return blocks
 
 
-__all__ = ["FEATURE_EVALUATIONS", "GRID_COLUMNS", "MAX_POINTWISE_TERMS", "angle_map", "grid_blocks", "series_features"]
+__all__ = ["FEATURE_EVALUATIONS", "GRID_COLUMNS", "MAX_POINTWISE_TERMS", "affine_angle_map", "angle_map", "grid_blocks",
+           "known_grid_blocks", "series_features"]

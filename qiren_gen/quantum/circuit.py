@@ -90,24 +90,11 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
         check_circuit_size(n_qubits, n_reuploads, n_blocks)
         check_engine(engine)
         check_entangler(entangler)
-        self.engine = engine
-        self.n_qubits = n_qubits
-        self.n_reuploads = n_reuploads
-        self.n_blocks = n_blocks
-        self.entangler = entangler
         self.observables = observables
         self.wires_read = resolve_observables(observables, n_qubits)
         self.n_outputs = len(self.wires_read)
-        self.max_state_elements = DEFAULT_MAX_STATE_ELEMENTS
-        # PennyLane's TorchLayer initialises template weights uniformly in [0, 2 pi); so do we.
-        self.weights = nn.Parameter(torch.rand(self.shape(n_qubits, n_reuploads, n_blocks)) * (2 * math.pi))
-        scales = encoding_scales(encoding_scale, n_reuploads, n_qubits, learnable_scale)
-        if scales is None:
-            self.encoding_scales = None
-        elif learnable_scale:
-            self.encoding_scales = nn.Parameter(scales)
-        else:
-            self.register_buffer("encoding_scales", scales)
+        init_reuploading(self, self.shape(n_qubits, n_reuploads, n_blocks), n_reuploads, n_blocks, entangler, engine,
+                         encoding_scale, learnable_scale)
 
     @staticmethod
     def shape(n_qubits: int, n_reuploads: int = 2, n_blocks: int = 2) -> tuple[int, int, int, int]:
@@ -172,6 +159,29 @@ class DataReuploadingCircuit(MeasurementMixin, nn.Module):
         return qml.draw(qnode, decimals=decimals, level=level)(*args)
 
 
+def init_reuploading(module: nn.Module, weight_shape: tuple[int, ...], n_reuploads: int, n_blocks: int, entangler: str,
+                     engine: str, encoding_scale: float | list | str | None, learnable_scale: bool = False) -> None:
+    """The state every re-uploading module holds (one circuit or many heads, validated by the caller): its sizes,
+    entangler and engine, weights of ``weight_shape`` (last axes ``(n_qubits, 3)``) uniform in ``[0, 2 pi)`` as
+    PennyLane's ``TorchLayer`` initialises template weights, and the encoding scales: ``None`` (not a buffer: state
+    dicts of unscaled circuits are unchanged), a buffer, or a parameter when ``learnable_scale``."""
+    n_qubits = weight_shape[-2]
+    module.engine = engine
+    module.n_qubits = n_qubits
+    module.n_reuploads = n_reuploads
+    module.n_blocks = n_blocks
+    module.entangler = entangler
+    module.max_state_elements = DEFAULT_MAX_STATE_ELEMENTS
+    module.weights = nn.Parameter(torch.rand(weight_shape) * (2 * math.pi))
+    scales = encoding_scales(encoding_scale, n_reuploads, n_qubits, learnable_scale)
+    if scales is None:
+        module.encoding_scales = None
+    elif learnable_scale:
+        module.encoding_scales = nn.Parameter(scales)
+    else:
+        module.register_buffer("encoding_scales", scales)
+
+
 TERNARY = "ternary"
 """Preset ``encoding_scale="ternary"`` (or ``"ternary:BASE"``): upload ``r`` encodes ``RZ(BASE * 3**r * x)``."""
 
@@ -222,4 +232,5 @@ def encoding_scales(scale: float | list | str | None, n_reuploads: int, n_qubits
     return values
 
 
-__all__ = ["DataReuploadingCircuit", "ENTANGLERS", "MAX_QUBITS", "TERNARY", "encoding_scales", "ternary_scales"]
+__all__ = ["DataReuploadingCircuit", "ENTANGLERS", "MAX_QUBITS", "TERNARY", "encoding_scales", "init_reuploading",
+           "ternary_scales"]

@@ -42,6 +42,47 @@ def _shared_angles(x: torch.Tensor) -> bool:
     return x.shape[1] == 1 or x.stride(1) == 0
 
 
+def run_layers(state: torch.Tensor, phases: list[torch.Tensor], n_blocks: int, block_step, keep: bool):
+    """The layer loop of the chunked engines: each layer's encoding phase, then its ``n_blocks`` blocks through
+    ``block_step(state, layer, block, last) -> (state, intermediate, tag)``. Returns the final state and, with
+    ``keep``, the record the backward replays in reverse: ``("phase", layer, state)`` and ``("block", layer, block,
+    state before, intermediate, tag)``."""
+    record = []
+    n_layers = len(phases)
+    for layer in range(n_layers):
+        state = state * phases[layer]
+        if keep:
+            record.append(("phase", layer, state))
+        for block in range(n_blocks):
+            before = state
+            state, t, tag = block_step(state, layer, block, layer == n_layers - 1 and block == n_blocks - 1)
+            if keep:
+                record.append(("block", layer, block, before, t, tag))
+    return state, record
+
+
+def chunked_forward(ctx, x: torch.Tensor, dim: int, rows: int, run_chunk, readout, out: torch.Tensor) -> torch.Tensor:
+    """The forward of the chunked engines: ``run_chunk(chunk, keep)`` on chunks of ``rows`` rows of ``x`` along
+    ``dim``, ``readout(final state)`` written into ``out`` along the same axis. With a single chunk and a backward to
+    come, its run is kept on ``ctx`` (`kept_or_rerun`) instead of being recomputed."""
+    n_rows = x.shape[dim]
+    keep = n_rows <= rows and any(ctx.needs_input_grad)
+    ctx.kept = None
+    for start in range(0, n_rows, rows):
+        size = min(rows, n_rows - start)
+        run = run_chunk(x.narrow(dim, start, size), keep)
+        out.narrow(dim, start, size).copy_(readout(run[0]))
+        if keep:
+            ctx.kept = run
+    return out
+
+
+def kept_or_rerun(ctx, run_chunk, *args, **kwargs):
+    """In a chunked backward: the run the forward kept (handed over once), else ``run_chunk(*args, **kwargs)`` anew."""
+    kept, ctx.kept = ctx.kept, None
+    return kept if kept is not None else run_chunk(*args, **kwargs)
+
+
 def _run_chunk(x, v1, a, b, ent, s1, s2, keep: bool):
     """Forward of one chunk (``x``: ``(rows, R, n)``). Returns the final state, the phases and, if ``keep``, what
     the backward needs."""
@@ -51,24 +92,18 @@ def _run_chunk(x, v1, a, b, ent, s1, s2, keep: bool):
         phases = [_phases(x[:, 0], s1, s2, v1.dtype)] * n_layers
     else:
         phases = [_phases(x[:, layer], s1, s2, v1.dtype) for layer in range(n_layers)]
-    state = v1
-    record = []
-    for layer in range(n_layers):
-        state = state * phases[layer]
-        if keep:
-            record.append(("phase", layer, state))
-        for block in range(n_blocks):
-            d1, rows, d2 = state.shape
-            before = state
-            t = (state.reshape(d1 * rows, d2) @ b[layer, block].T).reshape(d1, rows, d2)
-            state = (a[layer, block] @ t.reshape(d1, rows * d2)).reshape(d1, rows, d2)
-            # A final CZ ring cannot change |psi|^2: skipped; a CNOT layer permutes it, so it stays.
-            last = layer == n_layers - 1 and block == n_blocks - 1
-            op = None if (last and not permuting) else ent[block]
-            if op is not None:
-                state = permute_basis(state, op) if permuting else state * op
-            if keep:
-                record.append(("block", layer, block, before, t, op))
+
+    def block_step(state, layer, block, last):
+        d1, rows, d2 = state.shape
+        t = (state.reshape(d1 * rows, d2) @ b[layer, block].T).reshape(d1, rows, d2)
+        state = (a[layer, block] @ t.reshape(d1, rows * d2)).reshape(d1, rows, d2)
+        # A final CZ ring cannot change |psi|^2: skipped; a CNOT layer permutes it, so it stays.
+        op = None if (last and not permuting) else ent[block]
+        if op is not None:
+            state = permute_basis(state, op) if permuting else state * op
+        return state, t, op
+
+    state, record = run_layers(v1, phases, n_blocks, block_step, keep)
     return state, phases, record
 
 
@@ -88,18 +123,11 @@ class FusedReuploading(torch.autograd.Function):
         """x: (B, R, n) real angles per upload; v1: (d1, 1, d2) complex; a: (R, K, d1, d1); b: (R, K, d2, d2);
         ent: CZ signs (K, d1, 1, d2) or CNOT gathers (K, 2**n) long; obs: None (every <Z_j>) or (2**n, m)."""
         ctx.save_for_backward(x, v1, a, b, ent, s1, s2, obs)
-        rows = chunk_rows(v1.numel(), x.device)
-        # One chunk and a backward to come: keep its states instead of recomputing them.
-        keep = x.shape[0] <= rows and any(ctx.needs_input_grad)
-        ctx.kept = None
         n_out = x.shape[2] if obs is None else obs.shape[1]
         out = torch.empty(x.shape[0], n_out, dtype=x.dtype, device=x.device)
-        for start in range(0, x.shape[0], rows):
-            run = _run_chunk(x[start : start + rows], v1, a, b, ent, s1, s2, keep=keep)
-            out[start : start + rows] = readout(run[0], s1, s2, obs)
-            if keep:
-                ctx.kept = run
-        return out
+        return chunked_forward(ctx, x, 0, chunk_rows(v1.numel(), x.device),
+                               lambda chunk, keep: _run_chunk(chunk, v1, a, b, ent, s1, s2, keep=keep),
+                               lambda state: readout(state, s1, s2, obs), out)
 
     @staticmethod
     @once_differentiable
@@ -117,8 +145,7 @@ class FusedReuploading(torch.autograd.Function):
         grad_b = torch.zeros_like(b)
         for start in range(0, x.shape[0], rows):
             xc = x[start : start + rows]
-            kept, ctx.kept = ctx.kept, None
-            state, phases, record = kept if kept is not None else _run_chunk(xc, v1, a, b, ent, s1, s2, keep=True)
+            state, phases, record = kept_or_rerun(ctx, _run_chunk, xc, v1, a, b, ent, s1, s2, keep=True)
             conj = ([phases[0].conj().resolve_conj()] * len(phases) if shared
                     else [p.conj().resolve_conj() for p in phases])
             go = 2 * grad_out[start : start + rows]

@@ -4,28 +4,62 @@ Wire 0 is the most significant bit of a basis index, as in PennyLane.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
+
+_ROT_CONSTANTS: dict = {}
+"""``(dtype, device) -> (mix, entries)``: the two constant matrices of `rot_matrices` (`rot_constants`)."""
+
+_ROT_ENTRIES = [(0, 0, 1), (1, 1, -1), (2, 2, -1), (3, 3, -1), (2, 4, 1), (3, 5, -1), (0, 6, 1), (1, 7, 1)]
+"""``m00 = c e^{-ia}, m01 = -s e^{ib}, m10 = s e^{-ib}, m11 = c e^{ia}`` as (product, real/imaginary part of an entry,
+sign) for the products ``(c cos a, c sin a, s cos b, s sin b)``."""
+
+
+def rot_constants(dtype: torch.dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mix (3, 3)``: ``(phi, theta, omega) -> ((phi + omega) / 2, (phi - omega) / 2, theta / 2)``; ``entries (4, 8)``:
+    the products ``(c cos a, c sin a, s cos b, s sin b) ->`` the real and imaginary parts of ``Rot``'s entries."""
+    key = (dtype, torch.device(device))
+    if key not in _ROT_CONSTANTS:
+        with torch.inference_mode(False):  # plain tensors even when first built while rendering: training saves them
+            mix = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 0.5], [0.5, -0.5, 0.0]], dtype=dtype, device=device)
+            entries = torch.zeros(4, 8, dtype=dtype, device=device)
+            for row, col, sign in _ROT_ENTRIES:
+                entries[row, col] = sign
+        _ROT_CONSTANTS[key] = (mix, entries)
+    return _ROT_CONSTANTS[key]
 
 
 def rot_matrices(angles: torch.Tensor) -> torch.Tensor:
-    """PennyLane ``Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi)`` for angles ``(..., 3)`` -> ``(..., 2, 2)``."""
-    phi, theta, omega = angles.unbind(-1)
-    c = torch.cos(theta / 2)
-    s = torch.sin(theta / 2)
-    plus = (phi + omega) / 2
-    minus = (phi - omega) / 2
-    # exp(i a) with a real built without complex autograd quirks: cos + i sin.
-    def expi(a: torch.Tensor) -> torch.Tensor:
-        return torch.complex(torch.cos(a), torch.sin(a))
+    """PennyLane ``Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi)`` for angles ``(..., 3)`` -> ``(..., 2, 2)``.
 
-    zero = torch.zeros_like(c)
-    cc = torch.complex(c, zero)
-    sc = torch.complex(s, zero)
-    m00 = expi(-plus) * cc
-    m01 = -expi(minus) * sc
-    m10 = expi(-minus) * sc
-    m11 = expi(plus) * cc
-    return torch.stack([torch.stack([m00, m01], -1), torch.stack([m10, m11], -1)], -2)
+    ``Rot = [[c e^{-ia}, -s e^{ib}], [s e^{-ib}, c e^{ia}]]`` with ``a = (phi + omega) / 2``, ``b = (phi - omega) / 2``,
+    ``c, s = cos, sin(theta / 2)``: a handful of batched ops (every head's and layer's gates at once), each entry a
+    single product, so twice differentiable and exact to the last bit of each factor."""
+    return rot_matrices_with_parts(angles)[0]
+
+
+def rot_matrices_with_parts(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`rot_matrices` and its parts, for a hand-written backward: ``trig`` ``(..., 3, 2)`` (cos and sin of ``a``,
+    ``b``, ``theta / 2``) and ``products`` ``(..., 2, 2)`` (``c (cos a, sin a)``, ``s (cos b, sin b)``)."""
+    mix, entries = rot_constants(angles.dtype, angles.device)
+    half = angles @ mix  # (..., 3): a, b, theta / 2
+    trig = torch.stack([torch.cos(half), torch.sin(half)], -1)  # (..., 3, 2): (cos, sin) of a, b, theta / 2
+    products = trig[..., :2, :] * trig[..., 2, :, None]  # (c cos a, c sin a), (s cos b, s sin b)
+    parts = products.reshape(*angles.shape[:-1], 4) @ entries  # (..., 8): re, im of m00, m01, m10, m11
+    return torch.view_as_complex(parts.reshape(*angles.shape[:-1], 2, 2, 2)), trig, products
+
+
+def rot_backward(grad: torch.Tensor, trig: torch.Tensor, products: torch.Tensor) -> torch.Tensor:
+    """``dL/d(phi, theta, omega)`` ``(..., 3)`` from ``dL/dRot`` ``(..., 2, 2)`` (torch's convention for complex
+    gradients) and the parts of `rot_matrices_with_parts`: the chain rule through its few ops, by hand."""
+    mix, entries = rot_constants(trig.dtype, trig.device)
+    grad_products = (torch.view_as_real(grad).reshape(*grad.shape[:-2], 8) @ entries.T).view(products.shape)
+    # d/da of c (cos a, sin a) is c (-sin a, cos a); the same for b with s
+    grad_ab = products[..., 0] * grad_products[..., 1] - products[..., 1] * grad_products[..., 0]
+    along = (grad_products * trig[..., :2, :]).sum(-1)  # (..., 2): sum_j dL/dproduct[r, j] trig[r, j]
+    grad_t = trig[..., 2, 0] * along[..., 1] - trig[..., 2, 1] * along[..., 0]  # dc/dt = -s, ds/dt = c
+    return torch.cat([grad_ab, grad_t[..., None]], dim=-1) @ mix.T
 
 
 def kron_chain(mats: torch.Tensor) -> torch.Tensor:
@@ -35,8 +69,10 @@ def kron_chain(mats: torch.Tensor) -> torch.Tensor:
     """
     batch = mats.shape[:-3]
     m = mats.shape[-3]
-    out = torch.ones(*batch, 1, 1, dtype=mats.dtype, device=mats.device)
-    for q in range(m):
+    if m == 0:
+        return torch.ones(*batch, 1, 1, dtype=mats.dtype, device=mats.device)
+    out = mats[..., 0, :, :]
+    for q in range(1, m):
         f = mats[..., q, :, :]
         out = (out[..., :, None, :, None] * f[..., None, :, None, :]).reshape(
             *batch, out.shape[-2] * 2, out.shape[-1] * 2
@@ -91,6 +127,18 @@ def entangler_pairs(n_qubits: int, n_blocks: int, entangler: str) -> list[list[t
     if entangler == "cnot_chain":
         return [[(i, i + 1) for i in range(n_qubits - 1)] for _ in range(n_blocks)]
     return [[(i, (i + r) % n_qubits) for i in range(n_qubits)] for r in entangler_ranges(n_qubits, n_blocks)]
+
+
+@functools.lru_cache(maxsize=32)
+def entangler_rows(n_qubits: int, n_blocks: int, entangler: str, device: torch.device) -> torch.Tensor:
+    """What each block's entangler does to the rows of the block's unitary: the CZ ring's signs ``(K, D, 1)`` (scale
+    the rows) or the CNOT chain's gather index ``(D,)`` (permute them); constants, built once per shape (as plain
+    tensors even when first built while rendering: training saves them)."""
+    with torch.inference_mode(False):
+        if entangler == "cz_ring":
+            return torch.stack([cz_ring_signs(n_qubits, r, device=device)
+                                for r in entangler_ranges(n_qubits, n_blocks)])[:, :, None]
+        return cnot_chain_sources(n_qubits, device=device)
 
 
 def cnot_permutation(n_qubits: int, pairs: list[tuple[int, int]], device=None) -> torch.Tensor:

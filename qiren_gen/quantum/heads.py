@@ -8,12 +8,10 @@ Exact, float32/float64, device-agnostic.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from .circuit import encoding_scales as build_encoding_scales
+from .circuit import init_reuploading
 from .export import head_to_pennylane, reuploading_qfunc
 from .gates import check_entangler
 from .heads_dense import simulate_dense
@@ -142,20 +140,9 @@ class MultiHeadReuploadingCircuit(MeasurementMixin, nn.Module):
         check_head_count(n_heads)
         check_head_entangler(entangler)
         check_engine(engine)
-        self.engine = engine
         self.n_heads = n_heads
-        self.n_qubits = n_qubits
-        self.n_reuploads = n_reuploads
-        self.n_blocks = n_blocks
-        self.entangler = entangler
-        self.max_state_elements = DEFAULT_MAX_STATE_ELEMENTS
-        # Like DataReuploadingCircuit (PennyLane's TorchLayer): uniform in [0, 2 pi).
-        self.weights = nn.Parameter(torch.rand(self.shape(n_heads, n_qubits, n_reuploads, n_blocks)) * (2 * math.pi))
-        scales = build_encoding_scales(encoding_scale, n_reuploads, n_qubits)
-        if scales is None:
-            self.encoding_scales = None  # not a buffer: state dicts of unscaled heads are unchanged
-        else:
-            self.register_buffer("encoding_scales", scales)
+        init_reuploading(self, self.shape(n_heads, n_qubits, n_reuploads, n_blocks), n_reuploads, n_blocks, entangler,
+                         engine, encoding_scale)  # fixed scales shared by every head
 
     @staticmethod
     def shape(n_heads: int, n_qubits: int, n_reuploads: int = 2, n_blocks: int = 2) -> tuple[int, int, int, int, int]:

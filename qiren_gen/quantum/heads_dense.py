@@ -18,16 +18,8 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from .fused import chunk_rows
-from .gates import (
-    cnot_chain_sources,
-    cz_ring_signs,
-    encoding_phase,
-    entangler_ranges,
-    kron_chain,
-    rot_matrices,
-    z_signs,
-)
+from .fused import chunk_rows, chunked_forward, kept_or_rerun
+from .gates import encoding_phase, entangler_rows, kron_chain, rot_matrices, z_signs
 
 
 def layer_phases(x: torch.Tensor, n_layers: int) -> list[torch.Tensor]:
@@ -60,17 +52,10 @@ class FusedDenseHeads(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v1, unitaries, signs):
         ctx.save_for_backward(x, v1, unitaries, signs)
-        n_heads, n_rows = x.shape[:2]
-        rows = chunk_rows(n_heads * v1.shape[1], x.device)
-        keep = n_rows <= rows and any(ctx.needs_input_grad)  # one chunk and a backward to come: keep its states
-        ctx.kept = None
         out = torch.empty_like(x if x.ndim == 3 else x[:, :, 0])  # (H, B, n), the layout of the angles
-        for start in range(0, n_rows, rows):
-            run = _run_chunk(x[:, start : start + rows], v1, unitaries, signs, keep=keep)
-            out[:, start : start + rows] = torch.view_as_real(run[0]).square().sum(-1) @ signs
-            if keep:
-                ctx.kept = run
-        return out
+        return chunked_forward(ctx, x, 1, chunk_rows(x.shape[0] * v1.shape[1], x.device),
+                               lambda chunk, keep: _run_chunk(chunk, v1, unitaries, signs, keep=keep),
+                               lambda state: torch.view_as_real(state).square().sum(-1) @ signs, out)
 
     @staticmethod
     @once_differentiable
@@ -83,9 +68,8 @@ class FusedDenseHeads(torch.autograd.Function):
         grad_v1 = torch.zeros_like(v1)
         grad_u = torch.zeros_like(unitaries)
         for start in range(0, n_rows, rows):
-            kept, ctx.kept = ctx.kept, None
             xc = x[:, start : start + rows]
-            state, phases, entering = kept if kept is not None else _run_chunk(xc, v1, unitaries, signs, keep=True)
+            state, phases, entering = kept_or_rerun(ctx, _run_chunk, xc, v1, unitaries, signs, keep=True)
             # d<Z_j>/d|z_d|^2 = S[d, j], then d|z|^2 = 2 Re(conj(z) dz).
             g = (2 * grad_out[:, start : start + rows] @ signs.T) * state
             if per_layer:
@@ -111,16 +95,16 @@ class FusedDenseHeads(torch.autograd.Function):
         return grad_x, grad_v1, grad_u, None
 
 
-def _layer_unitaries(weights: torch.Tensor, entangler: str) -> torch.Tensor:
-    """One dense unitary per head and parameter layer, ``(H, R+1, D, D)``: the product of the layer's K blocks."""
+def layer_unitaries(weights: torch.Tensor, entangler: str) -> torch.Tensor:
+    """One dense unitary per head and parameter layer, ``(H, R+1, D, D)``: the product of the layer's K blocks, every
+    head's and layer's gates built in one batched pass (differentiable, twice)."""
     n_qubits, n_blocks = weights.shape[-2], weights.shape[-3]
-    device = weights.device
     blocks = kron_chain(rot_matrices(weights))  # (H, R+1, K, D, D)
+    rows = entangler_rows(n_qubits, n_blocks, entangler, weights.device)
     if entangler == "cz_ring":
-        signs = torch.stack([cz_ring_signs(n_qubits, r, device=device) for r in entangler_ranges(n_qubits, n_blocks)])
-        blocks = blocks * signs.to(blocks.real.dtype)[:, :, None]  # diag(signs) @ block: scale the rows
+        blocks = blocks * rows.to(blocks.real.dtype)  # diag(signs) @ block: scale the rows
     else:
-        blocks = blocks[..., cnot_chain_sources(n_qubits, device=device), :]  # permutation @ block: gather the rows
+        blocks = blocks[..., rows, :]  # permutation @ block: gather the rows
     unitary = blocks[:, :, 0]
     for block in range(1, n_blocks):
         unitary = blocks[:, :, block] @ unitary
@@ -130,7 +114,7 @@ def _layer_unitaries(weights: torch.Tensor, entangler: str) -> torch.Tensor:
 def simulate_dense(x: torch.Tensor, weights: torch.Tensor, entangler: str, engine: str) -> torch.Tensor:
     """Heads as the batch of ``bmm``: x ``(H, B, n)`` or per-upload ``(H, B, R, n)`` -> ``(H, B, n)``."""
     n_qubits = x.shape[-1]
-    unitaries = _layer_unitaries(weights, entangler)  # (H, R+1, D, D)
+    unitaries = layer_unitaries(weights, entangler)  # (H, R+1, D, D)
     signs = z_signs(n_qubits, x.dtype, x.device)  # (D, n)
     if engine == "fused":
         return FusedDenseHeads.apply(x, unitaries[:, 0, :, 0], unitaries[:, 1:], signs)
@@ -144,4 +128,4 @@ def simulate_dense(x: torch.Tensor, weights: torch.Tensor, entangler: str, engin
     return prob @ signs
 
 
-__all__ = ["FusedDenseHeads", "simulate_dense"]
+__all__ = ["FusedDenseHeads", "layer_phases", "layer_unitaries", "simulate_dense"]

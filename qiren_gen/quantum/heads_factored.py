@@ -12,17 +12,9 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from .fused import chunk_rows
-from .gates import (
-    cnot_chain_sources,
-    cz_ring_signs,
-    encoding_phase,
-    entangler_ranges,
-    kron_chain,
-    rot_matrices,
-    z_signs,
-)
-from .simulator import split_qubits
+from .fused import chunk_rows, chunked_forward, kept_or_rerun, run_layers
+from .gates import encoding_phase, entangler_rows, z_signs
+from .simulator import group_factors, split_qubits
 
 
 class Entangler:
@@ -32,11 +24,11 @@ class Entangler:
         first, _ = split_qubits(n_qubits)
         self.d1, self.d2 = 2**first, 2 ** (n_qubits - first)
         self.kind = kind
+        rows = entangler_rows(n_qubits, n_blocks, kind, device)
         if kind == "cz_ring":
-            self.signs = [cz_ring_signs(n_qubits, r, device=device).to(dtype).reshape(self.d1, 1, self.d2)
-                          for r in entangler_ranges(n_qubits, n_blocks)]
+            self.signs = [signs.to(dtype).reshape(self.d1, 1, self.d2) for signs in rows]
         else:
-            sources = cnot_chain_sources(n_qubits, device=device)
+            sources = rows
             inverse = torch.empty_like(sources)
             inverse[sources] = torch.arange(sources.numel(), device=device)
             self.forward_index = self._split(sources)
@@ -93,19 +85,12 @@ def _run_chunk(x, v1, a, b, entangler: Entangler, first: int, keep: bool):
     records the backward's needs."""
     n_layers, n_blocks = a.shape[1], a.shape[2]
     phases = _layer_phases(x, first, n_layers)
-    state = v1
-    record = []
-    for layer in range(n_layers):
-        state = state * phases[layer]
-        if keep:
-            record.append(("phase", layer, state))
-        for block in range(n_blocks):
-            before = state
-            state, t = _apply_rotations(state, a[:, layer, block], b[:, layer, block])
-            last = layer == n_layers - 1 and block == n_blocks - 1
-            state = entangler.apply(state, block, last)
-            if keep:
-                record.append(("block", layer, block, before, t, last))
+
+    def block_step(state, layer, block, last):
+        state, t = _apply_rotations(state, a[:, layer, block], b[:, layer, block])
+        return entangler.apply(state, block, last), t, last
+
+    state, record = run_layers(v1, phases, n_blocks, block_step, keep)
     return state, phases, record
 
 
@@ -117,17 +102,10 @@ class FusedFactoredHeads(torch.autograd.Function):
     def forward(ctx, x, v1, a, b, entangler, s1, s2):
         ctx.save_for_backward(x, v1, a, b, s1, s2)
         ctx.entangler = entangler
-        n_heads, n_rows = x.shape[:2]
-        rows = chunk_rows(v1.numel(), x.device)  # amplitudes per row, over all heads
-        keep = n_rows <= rows and any(ctx.needs_input_grad)  # one chunk and a backward to come: keep its states
-        ctx.kept = None
         out = torch.empty_like(x if x.ndim == 3 else x[:, :, 0])  # (H, B, n), the layout of the angles
-        for start in range(0, n_rows, rows):
-            run = _run_chunk(x[:, start : start + rows], v1, a, b, entangler, s1.shape[1], keep)
-            out[:, start : start + rows] = _readout(run[0], s1, s2)
-            if keep:
-                ctx.kept = run
-        return out
+        return chunked_forward(ctx, x, 1, chunk_rows(v1.numel(), x.device),  # amplitudes per row, over all heads
+                               lambda chunk, keep: _run_chunk(chunk, v1, a, b, entangler, s1.shape[1], keep),
+                               lambda state: _readout(state, s1, s2), out)
 
     @staticmethod
     @once_differentiable
@@ -140,9 +118,8 @@ class FusedFactoredHeads(torch.autograd.Function):
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         grad_v1, grad_a, grad_b = torch.zeros_like(v1), torch.zeros_like(a), torch.zeros_like(b)
         for start in range(0, n_rows, rows):
-            kept, ctx.kept = ctx.kept, None
             xc = x[:, start : start + rows]
-            state, phases, record = kept if kept is not None else _run_chunk(xc, v1, a, b, entangler, first, True)
+            state, phases, record = kept_or_rerun(ctx, _run_chunk, xc, v1, a, b, entangler, first, True)
             go = 2 * grad_out[:, start : start + rows]  # d|psi|^2 = 2 Re(conj(psi) dpsi): the 2 is folded in here
             grad_prob = (go[..., :first] @ s1.T).transpose(1, 2).unsqueeze(-1) + (go[..., first:] @ s2.T).unsqueeze(1)
             g = grad_prob * state
@@ -191,9 +168,7 @@ def simulate_factored(x: torch.Tensor, weights: torch.Tensor, entangler: str, en
     real, device = x.dtype, x.device
     first, second = split_qubits(n_qubits)
     d1, d2 = 2**first, 2**second
-    rots = rot_matrices(weights)  # (H, R+1, K, n, 2, 2)
-    a = kron_chain(rots[..., :first, :, :])  # (H, R+1, K, d1, d1)
-    b = kron_chain(rots[..., first:, :, :])  # (H, R+1, K, d2, d2)
+    a, b = group_factors(weights, first)  # (H, R+1, K, d1, d1), (H, R+1, K, d2, d2)
     ent = Entangler(entangler, n_qubits, n_blocks, real, device)
     s1, s2 = z_signs(first, real, device), z_signs(second, real, device)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .gates import cz_ring_signs, entangler_ranges, kron_chain, rot_matrices, z_signs
-from .simulator import split_qubits
+from .gates import cz_ring_signs, entangler_ranges, z_signs
+from .simulator import group_factors, split_qubits
 
 
 def _apply_blocks(state: torch.Tensor, a: torch.Tensor, b: torch.Tensor, signs: torch.Tensor | None) -> torch.Tensor:
@@ -36,9 +36,7 @@ def simulate_reuploading_per_sample(inputs: torch.Tensor, weights: torch.Tensor)
     x = inputs.to(real)
     first, second = split_qubits(n_qubits)
     d1, d2 = 2**first, 2**second
-    rots = rot_matrices(weights.to(real))  # (S, R+1, K, n, 2, 2)
-    a = kron_chain(rots[..., :first, :, :])  # (S, R+1, K, d1, d1)
-    b = kron_chain(rots[..., first:, :, :])  # (S, R+1, K, d2, d2)
+    a, b = group_factors(weights.to(real), first)  # (S, R+1, K, d1, d1), (S, R+1, K, d2, d2)
     signs = [cz_ring_signs(n_qubits, r, device=device).to(real).reshape(d1, 1, d2)
              for r in entangler_ranges(n_qubits, n_blocks)]
     s1 = z_signs(first, real, device)

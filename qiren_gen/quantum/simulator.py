@@ -75,9 +75,10 @@ def check_inputs(inputs: torch.Tensor, n_qubits: int, max_state_elements: int = 
         raise ValueError("inputs contain NaN or inf")
 
 
-def _group_factors(weights: torch.Tensor, first: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-block Kronecker factors ``A`` (group 1) and ``B`` (group 2), each ``(R+1, K, d, d)``."""
-    rots = rot_matrices(weights)  # (R+1, K, n, 2, 2)
+def group_factors(weights: torch.Tensor, first: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-block Kronecker factors ``A`` (the first ``first`` qubits) and ``B`` (the rest) of weights
+    ``(..., R+1, K, n, 3)``: ``(..., R+1, K, d, d)`` each, every block's ``Rot`` gates in one batched pass."""
+    rots = rot_matrices(weights)  # (..., R+1, K, n, 2, 2)
     return kron_chain(rots[..., :first, :, :]), kron_chain(rots[..., first:, :, :])
 
 
@@ -159,7 +160,7 @@ def simulate_reuploading(
     else:
         angles = x.unsqueeze(1) * encoding_scales.to(real).expand(n_layers - 1, n_qubits).unsqueeze(0)
 
-    a, b = _group_factors(weights, first)
+    a, b = group_factors(weights, first)
     ent = _entangler_tensors(n_qubits, n_blocks, entangler, real, device)
     s1 = z_signs(first, real, device)  # (d1, first)
     s2 = z_signs(second, real, device)  # (d2, second)

@@ -18,6 +18,7 @@ linear), so a loss on the series reaches the circuit weights as through the simu
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import weakref
@@ -25,6 +26,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import torch
+
+from .gates import encoding_phase, z_signs
+from .heads import DENSE_MAX_QUBITS
+from .series_runs import series_coefficients
 
 MAX_SERIES_TERMS = 1024
 """Most terms ``prod_j (2 L_j + 1)`` a head's series may have (also its circuit runs per head for the fit); beyond
@@ -85,6 +90,7 @@ class HeadSeries:
     half_coefficients: torch.Tensor  # (H, m, K) complex128, of the half spectrum (doubled where paired)
     key: tuple = ()
     _columns: list = field(default_factory=list)  # memo of the last column factors (grid evaluation)
+    _frequency_bases: list = field(default_factory=list)  # [(device, frequencies * bases)]
 
     @property
     def n_heads(self) -> int:
@@ -133,87 +139,108 @@ class HeadSeries:
         ``row_slope``, ``col_slope``, ``offset`` are ``(H, n)``; ``rows`` ``(U,)``, ``cols`` ``(V,)``. The factors are
         built in float64 (phases can reach tens of radians); the rank-``2K`` GEMM per head runs in ``dtype``.
         """
+        affine = torch.stack([row_slope, col_slope, offset], dim=-1)  # (H, n, 3)
+        grid = self.evaluate_affine_grid(affine, rows, cols, dtype)
+        return grid.reshape(*grid.shape[:2], self.n_heads, -1)
+
+    def evaluate_affine_grid(self, affine: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                             dtype: torch.dtype) -> torch.Tensor:
+        """`evaluate_grid` with the angle map as one ``(H, n, 3)`` tensor (row slope, column slope, offset per angle),
+        returned point-major and contiguous, ``(U, V, H*m)``: the layout the synthesis layers read. Differentiable in
+        the coefficients and the map (training) through `_GridProduct`'s hand-written backward."""
         device = rows.device
-        freqs = self.frequencies.to(device)
-        g = self.bases.to(device)
-        row_w = (row_slope.to(device, torch.float64) * g) @ freqs.T  # (H, K): k . (g a_h)
-        col_w = (col_slope.to(device, torch.float64) * g) @ freqs.T
-        shift = (offset.to(device, torch.float64) * g) @ freqs.T
-        coefficients = self.half_coefficients.to(device)
-        n_heads, m, n_rows = coefficients.shape[0], coefficients.shape[1], rows.numel()
-        if torch.is_grad_enabled() and any(t.requires_grad for t in (coefficients, row_w, col_w, shift)):
-            out = _GridProduct.apply(coefficients.real, coefficients.imag, row_w, col_w, shift, rows, cols, dtype)
-        else:
-            out = torch.bmm(_row_factor(coefficients.real, coefficients.imag, row_w, shift, rows, dtype),
-                            self._column_factor(col_w, cols, dtype))
-        return out.reshape(n_heads, m, n_rows, -1).permute(2, 3, 0, 1)
+        if len(self._frequency_bases) != 1 or self._frequency_bases[0][0] != device:
+            self._frequency_bases = [(device, (self.frequencies * self.bases).to(device))]
+        # (H, 3, K): the phase of term k along the rows, the columns and at the origin, k . (g a_h)
+        phase_map = affine.to(device, torch.float64).transpose(1, 2) @ self._frequency_bases[0][1].T
+        coefficients = torch.view_as_real(self.half_coefficients.to(device))  # (H, m, K, 2)
+        if torch.is_grad_enabled() and (coefficients.requires_grad or phase_map.requires_grad):
+            return _GridProduct.apply(coefficients, phase_map, rows, cols, dtype)
+        left = _row_factor(coefficients, phase_map, rows, dtype)[0]
+        return _point_major(torch.bmm(left, self._column_factor(phase_map[:, 1], cols, dtype)), rows.numel())
 
     def _column_factor(self, col_w: torch.Tensor, cols: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """``[cos; sin](col_w x cols)`` ``(H, 2K, V)``, remembered for the last column vector (every full-row chunk
-        of an image has the same columns)."""
+        """`_column_factor` ``(H, 2K, V)``, remembered for the last column vector (every full-row chunk of an image
+        has the same columns)."""
         for w, c, d, factor in self._columns:
             if d == dtype and w.shape == col_w.shape and c.shape == cols.shape and torch.equal(w, col_w) \
                     and torch.equal(c, cols):
                 return factor
-        factor = _column_factor(col_w, cols, dtype)
+        factor = _column_factor(col_w, cols, dtype)[0]
         self._columns = [*self._columns[-1:], (col_w, cols.clone(), dtype, factor)]
         return factor
 
 
-def _row_factor(c_re: torch.Tensor, c_im: torch.Tensor, row_w: torch.Tensor, shift: torch.Tensor, rows: torch.Tensor,
-                dtype: torch.dtype) -> torch.Tensor:
-    """``c exp(i (shift + row_w rows[u]))`` with the coefficients ``c`` (``(H, m, K)`` real and imaginary parts)
-    folded in, as its real part and minus its imaginary part side by side: ``(H, m U, 2K)`` in ``dtype``."""
-    row_phase = shift[:, None, :] + row_w[:, None, :] * rows.to(torch.float64)[None, :, None]  # (H, U, K)
-    cos, sin = torch.cos(row_phase)[:, None], torch.sin(row_phase)[:, None]  # (H, 1, U, K)
-    c_re, c_im = c_re[:, :, None], c_im[:, :, None]  # (H, m, 1, K)
-    left = torch.cat([c_re * cos - c_im * sin, -(c_re * sin + c_im * cos)], dim=-1)
-    return left.reshape(left.shape[0], -1, left.shape[-1]).to(dtype)
+def _row_factor(coefficients: torch.Tensor, phase_map: torch.Tensor, rows: torch.Tensor, dtype: torch.dtype
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``L = c exp(i (shift + row_w rows[u]))`` with the coefficients ``c`` (``(H, m, K, 2)``: real and imaginary
+    parts) folded in, its real and imaginary parts interleaved: ``(H, m U, 2K)`` in ``dtype``; also ``exp(i phi)``
+    ``(H, U, K)`` (complex128, for the backward)."""
+    phi = torch.addcmul(phase_map[:, None, 2], phase_map[:, None, 0], rows.to(torch.float64)[:, None])  # (H, U, K)
+    phase = torch.complex(torch.cos(phi), torch.sin(phi))
+    c = torch.view_as_complex(coefficients)
+    if dtype == torch.float32:  # the product rounded as the float32 GEMM reads it: half the passes
+        product = c.to(torch.complex64)[:, :, None] * phase.to(torch.complex64)[:, None]  # (H, m, U, K)
+    else:
+        product = c[:, :, None] * phase[:, None]
+    left = torch.view_as_real(product).to(dtype)
+    return left.reshape(left.shape[0], -1, 2 * left.shape[3]), phase
 
 
-def _column_factor(col_w: torch.Tensor, cols: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``[cos; sin](col_w cols[v])``: ``(H, 2K, V)`` in ``dtype``."""
-    angle = col_w[:, :, None] * cols.to(torch.float64)[None, None, :]  # (H, K, V)
-    return torch.cat([torch.cos(angle), torch.sin(angle)], dim=1).to(dtype)
+def _column_factor(col_w: torch.Tensor, cols: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[cos; -sin](col_w cols[v])`` interleaved per term, ``(H, 2K, V)`` in ``dtype`` (so that the GEMM with the
+    row factor sums ``Re L cos - Im L sin = Re(L exp(i psi))``), and the same in float64 ``(H, K, 2, V)``."""
+    psi = col_w[:, :, None] * cols.to(torch.float64)  # (H, K, V)
+    factor = torch.empty(*psi.shape[:2], 2, psi.shape[2], dtype=torch.float64, device=psi.device)
+    torch.cos(psi, out=factor[:, :, 0])
+    torch.sin(psi, out=factor[:, :, 1]).neg_()
+    return factor.reshape(psi.shape[0], -1, psi.shape[2]).to(dtype), factor
+
+
+def _point_major(grid: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """``(H, m U, V)`` -> contiguous ``(U, V, H*m)``: one 2-D transpose (torch's blocked copy; a 4-D permute is
+    several times slower)."""
+    n_heads, rows_m, n_cols = grid.shape
+    features = n_heads * rows_m // n_rows
+    return grid.reshape(features, n_rows * n_cols).t().contiguous().view(n_rows, n_cols, features)
 
 
 class _GridProduct(torch.autograd.Function):
-    """``Re(sum_k c_k exp(i (shift_k + row_w_k rows[u] + col_w_k cols[v])))`` per head and output, ``(H, m U, V)``:
-    the row factor times the column factor (the very ops of the no-gradient path), with a hand-written backward:
-    two GEMMs and a few passes over the small factors instead of autograd's graph of some forty nodes (training
-    evaluates the series at every step). Gradients w.r.t. ``c`` (real and imaginary parts), ``row_w``, ``col_w`` and
-    ``shift``; float64 factors, the GEMMs in the requested dtype."""
+    """``Re(sum_k c_k exp(i (shift_k + row_w_k rows[u] + col_w_k cols[v])))`` per head and output, point-major
+    ``(U, V, H*m)``: the row factor times the column factor (the very ops of the no-gradient path), with a hand-written
+    backward: two GEMMs and a few passes over the small factors, saved from the forward, instead of autograd's graph
+    (training evaluates the series at every step). Inputs: ``c`` ``(H, m, K, 2)`` (real and imaginary parts), the
+    phase map ``(H, 3, K)`` (``row_w``, ``col_w``, ``shift``); float64 factors, the GEMMs in the requested dtype."""
 
     @staticmethod
-    def forward(ctx, c_re, c_im, row_w, col_w, shift, rows, cols, dtype):
-        left = _row_factor(c_re, c_im, row_w, shift, rows, dtype)
-        right = _column_factor(col_w, cols, dtype)
-        ctx.save_for_backward(c_re, c_im, row_w, col_w, shift, rows, cols, left, right)
-        return torch.bmm(left, right)
+    def forward(ctx, coefficients, phase_map, rows, cols, dtype):
+        coefficients = coefficients.contiguous()
+        rows, cols = rows.to(torch.float64), cols.to(torch.float64)
+        left, phase = _row_factor(coefficients, phase_map, rows, dtype)
+        right, right64 = _column_factor(phase_map[:, 1], cols, dtype)
+        ctx.save_for_backward(rows, cols, coefficients, left, right, phase, right64)
+        return _point_major(torch.bmm(left, right), rows.numel())
 
     @staticmethod
     def backward(ctx, grad):
-        c_re, c_im, row_w, col_w, shift, rows, cols, left, right = ctx.saved_tensors
-        n_heads, m, k = c_re.shape
-        rows64, cols64 = rows.to(torch.float64), cols.to(torch.float64)
-        grad_left = torch.bmm(grad, right.transpose(1, 2)).to(torch.float64).reshape(n_heads, m, -1, 2 * k)
-        grad_right = torch.bmm(left.transpose(1, 2), grad).to(torch.float64)  # (H, 2K, V)
-        # Columns: right = [cos; sin](psi), psi = col_w cols.
-        psi = col_w[:, :, None] * cols64[None, None, :]
-        grad_psi = torch.cos(psi) * grad_right[:, k:] - torch.sin(psi) * grad_right[:, :k]
-        grad_col_w = grad_psi @ cols64
-        # Rows: left = [Re L, -Im L] with L = c P, P = exp(i phi), phi = shift + row_w rows.
-        g_re, g_im = grad_left[..., :k], -grad_left[..., k:]  # dL/dRe L, dL/dIm L: (H, m, U, K)
-        phi = shift[:, None, :] + row_w[:, None, :] * rows64[None, :, None]  # (H, U, K)
-        p_re, p_im = torch.cos(phi), torch.sin(phi)
-        grad_c_re = (g_re * p_re[:, None] + g_im * p_im[:, None]).sum(2)  # Re L = c_re p_re - c_im p_im, ...
-        grad_c_im = (g_im * p_re[:, None] - g_re * p_im[:, None]).sum(2)  # ... Im L = c_re p_im + c_im p_re
-        grad_p_re = (g_re * c_re[:, :, None] + g_im * c_im[:, :, None]).sum(1)  # (H, U, K)
-        grad_p_im = (g_im * c_re[:, :, None] - g_re * c_im[:, :, None]).sum(1)
-        grad_phi = p_re * grad_p_im - p_im * grad_p_re
-        grad_shift = grad_phi.sum(1)
-        grad_row_w = (grad_phi * rows64[None, :, None]).sum(1)
-        return grad_c_re, grad_c_im, grad_row_w, grad_col_w, grad_shift, None, None, None
+        rows, cols, coefficients, left, right, phase, right64 = ctx.saved_tensors
+        n_heads, m, k = coefficients.shape[:3]
+        n_rows, n_cols = rows.numel(), cols.numel()
+        grad = grad.reshape(n_rows * n_cols, -1).t().contiguous().view(n_heads, m * n_rows, n_cols)  # feature-major
+        # dL/d(Re L, Im L) term-major, (H, K, 2, m, U): the faster of the two GEMM orders for these shapes
+        grad_left = torch.bmm(right, grad.transpose(1, 2)).to(torch.float64).view(n_heads, k, 2, m, n_rows)
+        grad_right = torch.bmm(left.transpose(1, 2), grad).to(torch.float64).view(n_heads, k, 2, n_cols)
+        # Columns: right = [cos; -sin](psi), psi = col_w cols.
+        grad_psi = grad_right[:, :, 0] * right64[:, :, 1] - grad_right[:, :, 1] * right64[:, :, 0]  # (H, K, V)
+        # Rows: L = c P, P = exp(i phi), phi = shift + row_w rows; torch's convention g = dL/dRe + i dL/dIm.
+        grad_product = torch.complex(grad_left[:, :, 0], grad_left[:, :, 1])  # (H, K, m, U)
+        phase = phase.transpose(1, 2)  # (H, K, U)
+        grad_c = (grad_product * phase.conj()[:, :, None]).sum(-1)  # (H, K, m)
+        c = torch.view_as_complex(coefficients).transpose(1, 2)  # (H, K, m)
+        grad_phase = (grad_product * c.conj()[..., None]).sum(2)  # (H, K, U)
+        grad_phi = (grad_phase * phase.conj()).imag  # dL/dphi = Im(g_P conj(P))
+        grad_map = torch.stack([grad_phi @ rows, grad_psi @ cols, grad_phi.sum(-1)], dim=1)  # (H, 3, K), float64
+        return torch.view_as_real(grad_c.transpose(1, 2).contiguous()), grad_map, None, None, None
 
 
 def _real_basis(phi: torch.Tensor, multiple: int, dim: int = -1) -> torch.Tensor:
@@ -251,22 +278,48 @@ def fit_series(values: torch.Tensor, bases: list[float], multiples: list[int], k
         real = real.movedim(0, j)
     if real_basis:
         real = real.movedim(tuple(range(n_qubits)), tuple(range(1, n_qubits + 1)))  # (H, D_1 .. D_n, m)
-    # Complex: the n-dimensional DFT; index i of axis j is the frequency i (i <= L) or i - D.
-    spectrum = torch.fft.fftn(values, dim=tuple(range(n_qubits))) / math.prod(values.shape[:n_qubits])
-    half, weights, index = [], [], []
-    for flat, idx in enumerate(itertools.product(*(range(2 * L + 1) for L in multiples))):
-        k = tuple(i if i <= L else i - (2 * L + 1) for i, L in zip(idx, multiples, strict=False))
-        first = next((v for v in k if v != 0), 0)
-        if first >= 0:
-            half.append(k)
-            weights.append(1.0 if first == 0 else 2.0)  # k and -k are conjugates: one term, twice its real part
-            index.append(flat)
-    # One gather of the half spectrum (row-major flat indices), (K, H, m) -> (H, m, K): one graph node, not K.
-    flat_spectrum = spectrum.reshape(-1, *spectrum.shape[n_qubits:])
-    picked = flat_spectrum[torch.tensor(index, device=values.device)].movedim(0, -1)
-    picked = picked * torch.tensor(weights, dtype=torch.float64, device=values.device)
-    return HeadSeries(bases=torch.tensor(bases, dtype=torch.float64), multiples=list(multiples), real_coefficients=real,
-                      frequencies=torch.tensor(half, dtype=torch.float64), half_coefficients=picked, key=key)
+    samples = values.reshape(math.prod(values.shape[:n_qubits]), -1).T  # (H*m, S)
+    return _half_series(samples.reshape(*values.shape[n_qubits:], -1), bases, multiples, key, real)
+
+
+@functools.lru_cache(maxsize=16)
+def _half_dft(multiples: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The half-spectrum DFT as one real matrix ``(S, 2K)`` (float64, CPU) and its frequencies ``k`` (the first
+    non-zero entry positive, or all zero): ``samples (.., S) @ matrix`` gives each term's coefficient, real and
+    imaginary part interleaved, ``k`` and ``-k`` folded into one term of twice its weight. Row ``s`` is the
+    row-major sample index ``(i_1, .., i_n)``; the n-dimensional DFT's ``exp(-2 pi i sum_j i_j k_j / D_j) / S``."""
+    with torch.inference_mode(False):  # plain tensors even when first built while rendering: training saves them
+        return _build_half_dft(multiples)
+
+
+def _build_half_dft(multiples: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    sizes = [2 * L + 1 for L in multiples]
+    half = [k for k in itertools.product(*(range(-L, L + 1) for L in multiples))
+            if next((v for v in k if v != 0), 0) >= 0]
+    samples = torch.tensor(list(itertools.product(*(range(d) for d in sizes))), dtype=torch.float64)  # (S, n)
+    freqs = torch.tensor(half, dtype=torch.float64)  # (K, n)
+    turns = torch.remainder(samples[:, None, :] * freqs, torch.tensor(sizes, dtype=torch.float64))
+    angle = 2 * math.pi * (turns / torch.tensor(sizes, dtype=torch.float64)).sum(-1)  # (S, K)
+    weight = torch.tensor([1.0 if not any(k) else 2.0 for k in half], dtype=torch.float64) / math.prod(sizes)
+    matrix = torch.stack([torch.cos(angle) * weight, -torch.sin(angle) * weight], dim=-1)  # (S, K, 2)
+    return matrix.reshape(matrix.shape[0], -1), freqs
+
+
+def _half_series(samples: torch.Tensor, bases: list[float], multiples: list[int], key: tuple = (),
+                 real_coefficients: torch.Tensor | None = None) -> HeadSeries:
+    """The series from the expectations ``samples`` ``(H, m, S)`` at the row-major grid of `sample_angles`: one GEMM
+    with `_half_dft`'s matrix (one graph node, differentiable)."""
+    n_heads, m = samples.shape[:2]
+    parts = samples.reshape(n_heads * m, -1) @ _half_dft(tuple(multiples))[0].to(samples.device)  # (H*m, 2K)
+    return _series_of_parts(parts.view(n_heads, m, -1), bases, multiples, key, real_coefficients)
+
+
+def _series_of_parts(parts: torch.Tensor, bases: list[float], multiples: list[int], key: tuple = (),
+                     real_coefficients: torch.Tensor | None = None) -> HeadSeries:
+    """The series whose half-spectrum coefficients are ``parts`` ``(H, m, 2K)`` (real, imaginary interleaved)."""
+    return HeadSeries(bases=torch.tensor(bases, dtype=torch.float64), multiples=list(multiples),
+                      real_coefficients=real_coefficients, frequencies=_half_dft(tuple(multiples))[1],
+                      half_coefficients=torch.view_as_complex(parts.reshape(*parts.shape[:2], -1, 2)), key=key)
 
 
 _SERIES_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -297,16 +350,63 @@ def head_series(heads) -> HeadSeries | None:
 
 
 def differentiable_head_series(heads) -> HeadSeries | None:
-    """`head_series` with the graph kept: the coefficients are a DFT of the ``prod_j (2 L_j + 1)`` circuit runs
-    through the module's own differentiable forward, so a loss on the series reaches the circuit weights exactly as
-    through the simulator. Built anew at every call (the weights change every training step); ``None`` where no
-    series applies and also for noise models (training keeps the simulator for those)."""
+    """`head_series` with the graph kept: the coefficients are a DFT (one GEMM) of the ``prod_j (2 L_j + 1)`` exact
+    circuit runs of every head (`series_runs.series_coefficients`: the dense layout's unitaries, differentiable by a
+    hand-written backward), so a loss on the series reaches the circuit weights exactly as through the simulator.
+    Built anew at every call (the weights change every training step); ``None`` where no series applies and also for
+    noise models (training keeps the simulator for those)."""
     if heads.measuring:
         return None
     spectrum = _series_spectrum(heads)
     if spectrum is None:
         return None
-    return fit_series(_sampled_heads(heads, *spectrum), *spectrum, real_basis=False)  # grids only: no real basis
+    if heads.n_qubits > DENSE_MAX_QUBITS:  # larger registers: the module's own (factored) simulation
+        return fit_series(_sampled_heads(heads, *spectrum), *spectrum, real_basis=False)  # grids only: no real basis
+    bases, multiples = spectrum
+    device = heads.weights.device
+    phases = _sample_phases(bases, multiples, heads.encoding_scales, heads.n_reuploads, device)  # (R, S, D)
+    readout = _readout_dft(tuple(multiples), heads.n_qubits, device)  # (S D, n 2K): every <Z_j>, its DFT
+    parts = series_coefficients(heads.weights.to(torch.float64), heads.entangler, phases, readout)
+    return _series_of_parts(parts.view(heads.n_heads, heads.n_qubits, -1), bases, multiples)
+
+
+@functools.lru_cache(maxsize=8)
+def _readout_dft(multiples: tuple[int, ...], n_qubits: int, device: torch.device) -> torch.Tensor:
+    """``W[(s, d), (j, t)] = Z_j(d) M[s, t]``: the probabilities of the sample runs ``(.., S D)`` to every ``<Z_j>``'s
+    half-spectrum coefficients ``(.., n 2K)`` (`_half_dft`'s ``M``) in one GEMM."""
+    with torch.inference_mode(False):  # plain tensors even when first built while rendering: training saves them
+        matrix = _half_dft(multiples)[0].to(device)  # (S, 2K)
+        signs = z_signs(n_qubits, torch.float64, device)  # (D, n)
+        return (matrix[:, None, None, :] * signs[None, :, :, None]).reshape(matrix.shape[0] * signs.shape[0], -1)
+
+
+_PHASES: dict = {}
+"""`_sample_phases` memo: ``key -> (R, S, D)`` complex128 constants (a few, one per spectrum and set of scales)."""
+
+
+def _sample_phases(bases: list[float], multiples: list[int], scales: torch.Tensor | None, n_reuploads: int,
+                   device: torch.device) -> torch.Tensor:
+    """The RZ encoding phase of each upload at the row-major grid of `sample_angles`, ``(R, S, D)`` complex128; as
+    the simulator builds it (angles times the upload's scales, in float64)."""
+    scale_key = None if scales is None else tuple(scales.detach().to("cpu", torch.float64).flatten().tolist())
+    key = (tuple(bases), tuple(multiples), scale_key, n_reuploads, str(device))
+    if key not in _PHASES:
+        _PHASES[key] = _build_sample_phases(bases, multiples, scales, n_reuploads, device)
+    return _PHASES[key]
+
+
+def _build_sample_phases(bases, multiples, scales, n_reuploads: int, device) -> torch.Tensor:
+    with torch.inference_mode(False):
+        axes = [a.to(device) for a in sample_angles(bases, multiples)]
+        grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(axes))  # (S, n)
+        if scales is None:
+            phases = encoding_phase(grid).expand(n_reuploads, -1, -1)
+        else:
+            upload = scales.detach().to(device, torch.float64).expand(n_reuploads, len(axes))
+            phases = torch.stack([encoding_phase(grid * upload[r]) for r in range(n_reuploads)])
+    if len(_PHASES) >= 8:
+        _PHASES.clear()
+    return phases
 
 
 def _series_spectrum(heads) -> tuple[list[float], list[int]] | None:

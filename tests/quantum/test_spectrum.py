@@ -100,6 +100,6 @@ def test_grid_product_backward_is_the_derivative_of_its_forward():
     gen = torch.Generator().manual_seed(0)
     n_heads, m, k = 3, 2, 5
     inputs = [torch.randn(*shape, dtype=torch.float64, generator=gen).requires_grad_(True)
-              for shape in [(n_heads, m, k), (n_heads, m, k), (n_heads, k), (n_heads, k), (n_heads, k)]]
+              for shape in [(n_heads, m, k, 2), (n_heads, 3, k)]]  # coefficients (re, im); row, column, shift
     rows, cols = torch.linspace(-1, 1, 4, dtype=torch.float64), torch.linspace(-1, 0.5, 6, dtype=torch.float64)
     assert torch.autograd.gradcheck(_GridProduct.apply, (*inputs, rows, cols, torch.float64))
