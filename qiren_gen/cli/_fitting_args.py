@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..io.errors import WriteFailed
 from ..runtime.errors import describe_os_error
+from ..runtime.model_names import FIT_MODEL_NAMES, canonical_model_name
 from ..runtime.values import check_int_range, check_seed, check_threads, parse_encoding_scale
 
 MAX_FIT_STEPS = 100_000
@@ -15,10 +16,12 @@ MAX_FIT_STEPS = 100_000
 ENTANGLER_CHOICES = ("cz_ring", "cnot_ring", "cnot_chain")
 """``qiren_gen.quantum.ENTANGLERS`` spelled out, so that ``--help`` needs no torch import (a test keeps them equal)."""
 
-FIT_MODELS = ("qiren", "qiren-plus", "siren", "relu", "tanh", "relu-rff", "ffn", "qfgn", "qvf")
-CIRCUIT_MODELS = ("qiren", "qiren-plus", "qfgn", "qvf")
+FIT_MODELS = FIT_MODEL_NAMES
+"""``--model`` choices (``qiren-plus`` / ``relu-rff``, the former spellings, are read as ``qiren_plus`` / ``relu_rff``
+but not listed)."""
+CIRCUIT_MODELS = ("qiren", "qiren_plus", "qfgn", "qvf")
 """Models with a quantum circuit: they take ``--shots`` / ``--noise`` (qvf: shots and readout error only)."""
-QIREN_MODELS = ("qiren", "qiren-plus")
+QIREN_MODELS = ("qiren", "qiren_plus")
 # --flag -> QIREN constructor option (docs/research/qiren_search.md explains each)
 QIREN_OPTIONS = {"qubits": "n_qubits", "reuploads": "n_reuploads", "blocks": "n_blocks", "entangler": "entangler",
                  "observables": "observables", "encoding_scale": "encoding_scale", "learnable_scale": "learnable_scale",
@@ -27,7 +30,8 @@ QIREN_OPTIONS = {"qubits": "n_qubits", "reuploads": "n_reuploads", "blocks": "n_
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="qiren", choices=FIT_MODELS, help="INR to fit (default: qiren)")
+    p.add_argument("--model", default="qiren", type=canonical_model_name, choices=FIT_MODELS,
+                   help="INR to fit (default: qiren)")
     p.add_argument("--steps", type=int, default=301, help="full-batch Adam steps (default: 301, the paper's)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.03; 3e-3 for siren)")
     p.add_argument("--seed", type=int, default=0, help="initialisation seed")
@@ -38,7 +42,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--schedule", choices=("constant", "cosine"), default=None,
                    help="learning-rate schedule (default: the model's; constant for the paper's QIREN)")
-    q = p.add_argument_group("QIREN circuit options (qiren / qiren-plus; default: the model's)")
+    q = p.add_argument_group("QIREN circuit options (qiren / qiren_plus; default: the model's)")
     q.add_argument("--qubits", type=int, help="qubits per circuit (= hidden width)")
     q.add_argument("--reuploads", type=int, help="data re-uploads per circuit")
     q.add_argument("--blocks", type=int, help="Rot + entangler blocks per parameter layer")
@@ -83,7 +87,7 @@ def qiren_options(args: argparse.Namespace) -> dict:
     given = {flag: getattr(args, flag) for flag in QIREN_OPTIONS if getattr(args, flag, None) is not None}
     if given and args.model not in QIREN_MODELS:
         flags = ", ".join("--" + f.replace("_", "-") for f in given)
-        raise ValueError(f"{flags}: only for --model qiren or qiren-plus, not {args.model}")
+        raise ValueError(f"{flags}: only for --model qiren or qiren_plus, not {args.model}")
     kwargs = {QIREN_OPTIONS[flag]: value for flag, value in given.items()}
     if "batch_norm" in kwargs:
         kwargs["batch_norm"] = False

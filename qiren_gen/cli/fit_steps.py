@@ -147,7 +147,7 @@ def fit_metrics(pipe, args: argparse.Namespace, fitted, result, files: dict, mea
     return metrics
 
 
-BASELINES = ("relu", "tanh", "relu-rff", "siren")
+BASELINES = ("relu", "tanh", "relu_rff", "siren")
 """The paper's classical networks, each of about QIREN's parameter count."""
 
 

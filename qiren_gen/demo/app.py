@@ -23,7 +23,15 @@ from ..runtime.errors import one_line
 from . import actions
 from .admission import QueueCaps, admission_check
 from .limits import DemoLimits, as_int
-from .live_fit import FIT_BASELINES, PAPER_BASELINE, TUNED_BASELINE, frame_summary, live_fit, loss_figure
+from .live_fit import (
+    FIT_BASELINES,
+    PAPER_BASELINE,
+    TUNED_BASELINE,
+    canonical_baseline,
+    frame_summary,
+    live_fit,
+    loss_figure,
+)
 from .store import PipelineRefused, PipelineStore
 from .uploads import open_upload
 
@@ -164,6 +172,7 @@ def make_handlers(store: PipelineStore, limits: DemoLimits) -> SimpleNamespace:
     def fit(picture, upload, fit_size, steps, baseline=PAPER_BASELINE):
         fit_size = as_int(fit_size, "fit size", 8, limits.max_fit_size, limits.fit_cost_note())
         steps = as_int(steps, "steps", 1, limits.max_fit_steps, limits.fit_cost_note())
+        baseline = canonical_baseline(baseline)
         if baseline not in FIT_BASELINES:
             raise ValueError(f"baseline must be one of {', '.join(FIT_BASELINES)}, got '{shown(str(baseline)[:80])}'")
         if upload:

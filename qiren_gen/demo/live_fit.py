@@ -31,17 +31,27 @@ class FitBaseline:
 
 
 FIT_BASELINES = {
-    "siren-paper": FitBaseline("siren", {"first_omega_0": 1.0, "hidden_omega_0": 1.0}, 0.03,
+    "siren_paper": FitBaseline("siren", {"first_omega_0": 1.0, "hidden_omega_0": 1.0}, 0.03,
                                "SIREN at the paper's settings (omega_0 1, lr 0.03, as the authors' code runs it)"),
     "siren": FitBaseline("siren", {}, None, "SIREN tuned (omega_0 30, lr 3e-3)"),
-    "relu-rff": FitBaseline("relu-rff", label="ReLU + random Fourier features"),
+    "relu_rff": FitBaseline("relu_rff", label="ReLU + random Fourier features"),
     "ffn": FitBaseline("ffn", label="Fourier feature network"),
     "relu": FitBaseline("relu", label="ReLU MLP"),
     "tanh": FitBaseline("tanh", label="Tanh MLP"),
 }
 """Classical models the page offers beside QIREN (the paper's baselines); the first is the paper's comparison."""
+BASELINE_ALIASES = {name.replace("_", "-"): name for name in FIT_BASELINES if "_" in name}
+"""Former spellings of the baseline choice (``siren-paper``, ``relu-rff``), still read as the current name, so that
+old API calls and scripts work."""
 
-PAPER_BASELINE = "siren-paper"
+
+def canonical_baseline(name: str) -> str:
+    """The current name of the baseline choice ``name`` (``relu-rff`` -> ``relu_rff``); any other value comes back
+    as given, for the caller's check to refuse."""
+    return BASELINE_ALIASES.get(name, name) if isinstance(name, str) else name
+
+
+PAPER_BASELINE = "siren_paper"
 TUNED_BASELINE = "siren"
 
 
@@ -94,7 +104,9 @@ def live_fit(signal: np.ndarray, baseline: str, steps: int, every: int = 10, see
              min_interval_s: float = 0.5) -> Iterator[FitFrame]:
     """Fit ``qiren`` and ``baseline`` to ``signal`` (``(H, W)`` in [-1, 1]) for ``steps`` steps each, in parallel;
     yields a frame when either model has a new fit (every ``every`` steps) and ``min_interval_s`` has passed since
-    the last one, and a frame as each model finishes (the last with both PSNRs)."""
+    the last one, and a frame as each model finishes (the last with both PSNRs). ``baseline``: a key of
+    ``FIT_BASELINES`` or a former spelling (``BASELINE_ALIASES``)."""
+    baseline = canonical_baseline(baseline)
     if baseline not in FIT_BASELINES:
         raise ValueError(f"baseline must be one of {', '.join(FIT_BASELINES)}, got {baseline!r}")
     chosen = FIT_BASELINES[baseline]
@@ -190,5 +202,5 @@ def frame_summary(frame: FitFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["FIT_BASELINES", "PAPER_BASELINE", "TUNED_BASELINE", "FitBaseline", "FitFrame", "FitTrack", "frame_summary",
-           "live_fit", "loss_figure", "stop_all_fits"]
+__all__ = ["BASELINE_ALIASES", "FIT_BASELINES", "PAPER_BASELINE", "TUNED_BASELINE", "FitBaseline", "FitFrame",
+           "FitTrack", "canonical_baseline", "frame_summary", "live_fit", "loss_figure", "stop_all_fits"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from diffusers.models.modeling_utils import ModelMixin
 
+from ..runtime.model_names import canonical_model_name
 from .baselines import MLP, SIREN, FourierFeatureMLP
 from .modulated import ModulatedQIREN, ModulatedSIREN
 from .qfgn import QFGN
@@ -16,7 +17,7 @@ from .synthesis import FeatureSynthesisDecoder
 from .wide import ModulatedWideQIREN
 
 QIREN_PLUS: dict = {"fourier_features": 4, "observables": "z+zz", "hidden_layers": 1}
-"""``qiren-plus``: the best QIREN variant of ``scripts/research/qiren_search/search_qiren.py`` (``ff-s1`` in
+"""``qiren_plus``: the best QIREN variant of ``scripts/research/qiren_search/search_qiren.py`` (``ff-s1`` in
 docs/research/qiren_search.md): fixed ``sin`` / ``cos`` features of the coordinates at 4 directions on each of the
 ternary radii 1, 3, 9 feed the first Linear -> BatchNorm -> circuit; every circuit reads all ``<Z_i>`` and
 ``<Z_i Z_j>`` (36 features from 8 qubits), and two hybrid layers instead of three keep it at 869 parameters (2-D),
@@ -24,28 +25,32 @@ under SIREN's 1009. (Before: ``s3-zz``, encoding scale 3 without the front end, 
 
 
 def is_qiren_plus(model) -> bool:
-    """True for a QIREN whose configuration is the ``qiren-plus`` preset (its fitting recipe then applies)."""
+    """True for a QIREN whose configuration is the ``qiren_plus`` preset (its fitting recipe then applies)."""
     return isinstance(model, QIREN) and all(model.config.get(k) == v for k, v in QIREN_PLUS.items())
 
 
 MODEL_BUILDERS: dict[str, Callable[..., ModelMixin]] = {
     "qiren": QIREN,
-    "qiren-plus": lambda **kw: QIREN(**{**QIREN_PLUS, **kw}),
+    "qiren_plus": lambda **kw: QIREN(**{**QIREN_PLUS, **kw}),
     "siren": SIREN,
     "relu": lambda **kw: MLP(activation="relu", **kw),
     "tanh": lambda **kw: MLP(activation="tanh", **kw),
-    "relu-rff": lambda **kw: FourierFeatureMLP(learnable=False, **kw),
+    "relu_rff": lambda **kw: FourierFeatureMLP(learnable=False, **kw),
     "ffn": lambda **kw: FourierFeatureMLP(learnable=True, **kw),
     "qfgn": QFGN,
     "qvf": QVF,
 }
+"""The fitting models by name (``qiren_gen.runtime.model_names.FIT_MODEL_NAMES``, in that order: a test keeps them
+equal); ``build_inr`` also takes the former spellings ``qiren-plus`` / ``relu-rff`` (``MODEL_ALIASES``)."""
 
 
 def build_inr(name: str, in_features: int, out_features: int = 1, **kwargs) -> ModelMixin:
-    """Instantiate the INR ``name`` (one of ``MODEL_BUILDERS``) for ``in_features``-D coordinates."""
-    if name not in MODEL_BUILDERS:
+    """Instantiate the INR ``name`` (one of ``MODEL_BUILDERS``, or a former spelling such as ``qiren-plus``) for
+    ``in_features``-D coordinates."""
+    canonical = canonical_model_name(name)
+    if canonical not in MODEL_BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_BUILDERS)}")
-    return MODEL_BUILDERS[name](in_features=in_features, out_features=out_features, **kwargs)
+    return MODEL_BUILDERS[canonical](in_features=in_features, out_features=out_features, **kwargs)
 
 
 def parameter_table(in_features: int, out_features: int = 1) -> dict[str, int]:

@@ -76,7 +76,8 @@ class QirenSignalFittingPipeline(DiffusersEntryMixin, DiffusionPipeline):
 
     @classmethod
     def from_model_name(cls, name: str = "qiren", in_features: int = 2, out_features: int = 1, seed: int = 0, **kwargs):
-        """A pipeline around a freshly initialised model ``name`` (qiren, siren, relu, tanh, relu-rff, ffn)."""
+        """A pipeline around a freshly initialised model ``name`` (qiren, qiren_plus, siren, relu, tanh, relu_rff,
+        ffn, qfgn, qvf; the former spellings qiren-plus / relu-rff are read as the current names)."""
         return cls(model=build_fitting_model(name, in_features, out_features, seed=seed, **kwargs))
 
     def check_inputs(self, num_steps: int, learning_rate: float | None, output_type: str,

@@ -16,30 +16,30 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..models import SIREN, build_inr, is_qiren_plus
+from ..models import SIREN, build_inr, canonical_model_name, is_qiren_plus
 
 DEFAULT_STEPS = 301
 DEFAULT_LEARNING_RATES: dict[str, float] = {
     "qiren": 0.03,  # the paper's
-    "qiren-plus": 0.03,  # docs/research/qiren_search.md
+    "qiren_plus": 0.03,  # docs/research/qiren_search.md
     "siren": 3e-3,  # 0.03 diverges (MSE ~0.3 on camera); 3e-3 was best of {1e-3, 3e-3, 1e-2, 3e-2}
     "relu": 0.03,
     "tanh": 0.03,
-    "relu-rff": 0.03,
+    "relu_rff": 0.03,
     "ffn": 0.03,
 }
 
 
-DEFAULT_SCHEDULES: dict[str, str] = {"qiren-plus": "constant"}
+DEFAULT_SCHEDULES: dict[str, str] = {"qiren_plus": "constant"}
 """Learning-rate schedule per model name where it is not the paper's constant rate (docs/research/qiren_search.md)."""
 
 
 def _recipe_name(model: nn.Module) -> str:
-    return "siren" if isinstance(model, SIREN) else "qiren-plus" if is_qiren_plus(model) else "qiren"
+    return "siren" if isinstance(model, SIREN) else "qiren_plus" if is_qiren_plus(model) else "qiren"
 
 
 def default_learning_rate(model: nn.Module) -> float:
-    """The default Adam learning rate for a model instance: 3e-3 for SIREN, qiren-plus's own, 0.03 otherwise.
+    """The default Adam learning rate for a model instance: 3e-3 for SIREN, qiren_plus's own, 0.03 otherwise.
 
     Args:
         model: A fitting model (from `build_fitting_model`).
@@ -96,8 +96,9 @@ def build_fitting_model(name: str, in_features: int, out_features: int = 1, seed
     """A fitting model by name with a reproducible initialisation (the global RNG state is left untouched).
 
     Args:
-        name: One of ``qiren_gen.models.MODEL_BUILDERS`` (``"qiren"``, ``"qiren-plus"``, ``"siren"``, ``"relu"``,
-            ``"tanh"``, ``"relu-rff"``, ``"ffn"``).
+        name: One of ``qiren_gen.models.MODEL_BUILDERS`` (``"qiren"``, ``"qiren_plus"``, ``"siren"``, ``"relu"``,
+            ``"tanh"``, ``"relu_rff"``, ``"ffn"``, ``"qfgn"``, ``"qvf"``), or a former spelling (``"qiren-plus"``,
+            ``"relu-rff"``).
         in_features: Coordinate dimensions: 1 for audio, 2 for images.
         out_features: Values per coordinate.
         seed: Seed of the initial weights.
@@ -112,7 +113,8 @@ def build_fitting_model(name: str, in_features: int, out_features: int = 1, seed
         >>> type(model).__name__, model.config.in_features
         ('QIREN', 2)
     """
-    if name in ("relu-rff", "ffn"):
+    name = canonical_model_name(name)
+    if name in ("relu_rff", "ffn"):
         kwargs.setdefault("seed", seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

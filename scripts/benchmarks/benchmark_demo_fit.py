@@ -17,7 +17,7 @@ import torch
 
 from qiren_gen.data.signals import load_image
 from qiren_gen.demo.limits import DemoLimits
-from qiren_gen.demo.live_fit import FIT_BASELINES, PAPER_BASELINE, live_fit
+from qiren_gen.demo.live_fit import FIT_BASELINES, PAPER_BASELINE, canonical_baseline, live_fit
 
 
 def _cpu_seconds() -> float:
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[limits.max_fit_size])
     p.add_argument("--steps", type=int, nargs="+", default=[limits.max_fit_steps])
-    p.add_argument("--baseline", default=PAPER_BASELINE, choices=list(FIT_BASELINES))
+    p.add_argument("--baseline", default=PAPER_BASELINE, type=canonical_baseline, choices=list(FIT_BASELINES))
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # as the demo serves (--threads 1)
     time_fit(8, 2, args.baseline)  # warm-up: lazy imports and first-call costs

@@ -136,7 +136,7 @@ CLI_ROWS = [
     ("qiren-gen fit", "circuit option for a classical model (--model siren --encoding-scale 2)",
      "fit --image camera --size 8 --model siren --encoding-scale 2 --output fitout", "only for --model qiren"),
     ("qiren-gen superres", "non-positive encoding scale (--encoding-scale -1)",
-     "superres --image camera --size 8 --model qiren-plus --encoding-scale -1 --output srout",
+     "superres --image camera --size 8 --model qiren_plus --encoding-scale -1 --output srout",
      "--encoding-scale must be finite and > 0"),
     ("qiren-gen fit", "per-re-upload scales that are not numbers (--encoding-scale 2,x)",
      "fit --image camera --size 8 --encoding-scale 2,x --output fitout", "--encoding-scale: expected a number"),

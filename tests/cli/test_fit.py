@@ -61,10 +61,10 @@ def test_superres_json(tmp_path, capsys):
 
 
 def test_qiren_plus_and_circuit_options(tmp_path, capsys):
-    """--model qiren-plus fits and superresolves; circuit options reach the model and its saved config."""
+    """--model qiren_plus fits and superresolves; circuit options reach the model and its saved config."""
     from qiren_gen.models import QIREN_PLUS
 
-    args = ["superres", "--image", "coffee", "--size", "8", "--model", "qiren-plus", "--steps", "2",
+    args = ["superres", "--image", "coffee", "--size", "8", "--model", "qiren_plus", "--steps", "2",
             "--output", str(tmp_path / "sr"), "--json"]
     assert main(args) == 0
     assert _json(capsys)["params"] <= 1009
@@ -103,6 +103,43 @@ def test_superres_without_ground_truth(tmp_path, capsys):
     assert not m["ground_truth"] and "mse" not in m and "bilinear_mse" not in m
 
 
+@pytest.mark.parametrize(("command", "old", "new"),
+                         [("fit", "relu-rff", "relu_rff"), ("superres", "qiren-plus", "qiren_plus")])
+def test_the_former_model_spellings_still_fit(tmp_path, capsys, command, old, new):
+    """``--model qiren-plus`` / ``relu-rff`` (the names before snake_case) build the same model as the new names."""
+    from qiren_gen.models import build_inr
+
+    assert main([command, "--image", "camera", "--size", "8", "--model", old, "--steps", "2",
+                 "--output", str(tmp_path), "--json"]) == 0
+    metrics = _json(capsys)
+    assert metrics["model"] == new  # recorded under the current name
+    assert metrics["params"] == build_inr(new, 2).num_parameters(only_trainable=True)
+    saved = json.loads((tmp_path / "pipeline" / "model" / "config.json").read_text())
+    assert saved["_class_name"] == type(build_inr(new, 2)).__name__
+
+
+@pytest.mark.parametrize("command", ["fit", "superres"])
+def test_help_lists_only_the_current_model_names(capsys, command):
+    from qiren_gen.runtime.model_names import FIT_MODEL_NAMES, MODEL_ALIASES
+
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    shown = capsys.readouterr().out
+    assert "{" + ",".join(FIT_MODEL_NAMES) + "}" in shown
+    assert "qiren_plus" in shown and "relu_rff" in shown
+    assert not any(old in shown for old in MODEL_ALIASES)  # qiren-plus / relu-rff: accepted, never advertised
+
+
+def test_an_unknown_model_is_one_line_exit_2_naming_the_current_spelling(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:  # argparse's refusal, before anything is read or written
+        main(["fit", "--image", "camera", "--model", "qiren-plu", "--output", str(tmp_path / "out")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "invalid choice: 'qiren-plu'" in err[0] and "(did you mean qiren_plus?)" in err[0]
+    assert "qiren-plus" not in err[0] and not (tmp_path / "out").exists()
+
+
 def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
     (tmp / "text.png").write_text("hello")
     (tmp / "text.wav").write_text("hello")
@@ -126,7 +163,7 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
         "threads 0": ["superres", "--image", "camera", "--threads", "0", *out],
         "zz on 1 qubit": ["fit", "--image", "camera", "--qubits", "1", "--observables", "zz", *out],
         "observable off the circuit": ["fit", "--image", "camera", "--observables", "[[0, 9]]", *out],
-        "scale 0": ["superres", "--image", "camera", "--model", "qiren-plus", "--encoding-scale", "0", *out],
+        "scale 0": ["superres", "--image", "camera", "--model", "qiren_plus", "--encoding-scale", "0", *out],
         "reuploads 0": ["fit", "--image", "camera", "--reuploads", "0", *out],
         "scales per re-upload, wrong count": ["fit", "--image", "camera", "--encoding-scale", "1,3,9", *out],
         "unknown scale preset": ["fit", "--image", "camera", "--encoding-scale", "ternary:x", *out],

@@ -64,3 +64,9 @@ def test_fit_tab_streams_both_fits_to_the_end():
     assert len(frames) >= 3 and last.done and [t.name for t in last.tracks] == ["qiren", "siren"]
     for track in last.tracks:
         assert len(track.losses) == 20 and track.fit.shape == (8, 8) and track.psnr is not None
+
+
+def test_fit_tab_reads_the_former_baseline_spelling():
+    signal = np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8)
+    last = list(live_fit(signal, "relu-rff", steps=2, every=1, min_interval_s=0))[-1]
+    assert last.done and [t.name for t in last.tracks] == ["qiren", "relu_rff"]

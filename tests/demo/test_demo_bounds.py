@@ -223,4 +223,6 @@ def test_fit_handler_refuses_sizes_over_the_stated_budget_in_one_line():
         next(handlers.fit("camera", None, limits.max_fit_size + 1, 10, PAPER_BASELINE))
     assert "CPU-seconds" in str(info.value) and len(str(info.value).splitlines()) == 1
     frames = list(handlers.fit("camera", None, 8, 4))  # the paper's comparison by default
-    assert "siren-paper" in frames[-1][-1] and frames[-1][-1].count("PSNR") == 2
+    assert "siren_paper" in frames[-1][-1] and frames[-1][-1].count("PSNR") == 2
+    frames = list(handlers.fit("camera", None, 8, 2, "siren-paper"))  # the former spelling: old API calls still run
+    assert "siren_paper" in frames[-1][-1] and frames[-1][-1].count("PSNR") == 2

@@ -134,9 +134,9 @@ def test_qiren_plus_preset():
     from qiren_gen.training import default_learning_rate, default_schedule
     from qiren_gen.training.fitting import DEFAULT_LEARNING_RATES, DEFAULT_SCHEDULES
 
-    plus = build_inr("qiren-plus", 2)
+    plus = build_inr("qiren_plus", 2)
     assert is_qiren_plus(plus) and not is_qiren_plus(QIREN())
     assert all(plus.config[k] == v for k, v in QIREN_PLUS.items())
     assert plus.num_parameters(only_trainable=True) <= build_inr("siren", 2).num_parameters()  # the search's budget
-    assert default_learning_rate(plus) == DEFAULT_LEARNING_RATES["qiren-plus"]
-    assert default_schedule(plus) == DEFAULT_SCHEDULES["qiren-plus"] and default_schedule(QIREN()) == "constant"
+    assert default_learning_rate(plus) == DEFAULT_LEARNING_RATES["qiren_plus"]
+    assert default_schedule(plus) == DEFAULT_SCHEDULES["qiren_plus"] and default_schedule(QIREN()) == "constant"

@@ -73,3 +73,34 @@ def test_a_checkpoint_made_under_the_former_feature_name_still_resumes():
     check_compatible({**current, "decoder": {"features": "quantum", "n_heads": 2}}, current, "ckpt")
     with pytest.raises(ValueError, match="n_heads"):
         check_compatible({**current, "decoder": {"features": "quantum", "n_heads": 3}}, current, "ckpt")
+
+
+def test_fitting_model_names_are_snake_case_and_the_hyphenated_spellings_still_build():
+    from qiren_gen.models import MODEL_ALIASES, build_inr, canonical_model_name
+    from qiren_gen.pipelines import QirenSignalFittingPipeline
+    from qiren_gen.runtime.model_names import FIT_MODEL_NAMES
+    from qiren_gen.training import build_fitting_model
+
+    assert tuple(MODEL_BUILDERS) == FIT_MODEL_NAMES  # the CLI's torch-free list is the registry's
+    assert all(name.isidentifier() and name.islower() for name in MODEL_BUILDERS)
+    assert MODEL_ALIASES == {"qiren-plus": "qiren_plus", "relu-rff": "relu_rff"}
+    for old, new in MODEL_ALIASES.items():
+        assert canonical_model_name(old) == canonical_model_name(new) == new
+        current, former = build_inr(new, 2), build_inr(old, 2)
+        assert type(former) is type(current) and dict(former.config) == dict(current.config)
+        assert dict(build_fitting_model(old, 2, seed=3).config) == dict(build_fitting_model(new, 2, seed=3).config)
+        pipe = QirenSignalFittingPipeline.from_model_name(old, in_features=2, seed=0)
+        assert dict(pipe.model.config) == dict(QirenSignalFittingPipeline.from_model_name(new, 2).model.config)
+    assert canonical_model_name("relu rff") == "relu rff"  # anything else is left for the check to refuse
+    with pytest.raises(ValueError, match="unknown model 'relu rff'; choose one of qiren, qiren_plus"):
+        build_inr("relu rff", 2)
+
+
+def test_the_demo_baseline_keys_are_snake_case_and_the_hyphenated_spellings_still_read():
+    from qiren_gen.demo.live_fit import BASELINE_ALIASES, FIT_BASELINES, PAPER_BASELINE, canonical_baseline
+
+    assert PAPER_BASELINE == "siren_paper" and all(name.isidentifier() for name in FIT_BASELINES)
+    assert all(b.model in MODEL_BUILDERS for b in FIT_BASELINES.values())
+    assert BASELINE_ALIASES == {"siren-paper": "siren_paper", "relu-rff": "relu_rff"}
+    assert [canonical_baseline(old) for old in BASELINE_ALIASES] == ["siren_paper", "relu_rff"]
+    assert canonical_baseline("resnet") == "resnet"

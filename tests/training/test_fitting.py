@@ -19,7 +19,7 @@ def camera8():
     return coords, torch.tensor(load_image("camera", 8), dtype=torch.float32).reshape(-1, 1)
 
 
-@pytest.mark.parametrize("name", ["qiren", "siren", "relu-rff"])
+@pytest.mark.parametrize("name", ["qiren", "siren", "relu_rff"])
 def test_fit_reduces_error(camera8, name):
     coords, y = camera8
     model = build_fitting_model(name, 2, seed=0)

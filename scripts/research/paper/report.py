@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from qiren_gen.figures import plot_bars, plot_curves, plot_fit, plot_image_grid, plot_waveforms
+from qiren_gen.models import canonical_model_name
 from qiren_gen.pipelines.superresolution import interpolate_image
 from qiren_gen.training.fitting import DEFAULT_LEARNING_RATES
 from research.paper.baselines import carried_section
@@ -70,7 +71,8 @@ def write_report(results: list[JobResult], jobs: list[Job], wall_seconds: float,
         "",
         f"- Full-batch Adam on the MSE for **{steps} steps** (the paper's 301 epochs of one full batch), "
         f"seeds {', '.join(map(str, seeds))}; mean ± std over seeds.",
-        "- Learning rates: " + ", ".join(f"{LABELS[m]} {DEFAULT_LEARNING_RATES[m]:g}" for m in models)
+        "- Learning rates: "
+        + ", ".join(f"{LABELS[m]} {DEFAULT_LEARNING_RATES[canonical_model_name(m)]:g}" for m in models)
         + " (QIREN: the paper's 0.03; baselines: best of {1e-3, 3e-3, 1e-2, 3e-2} on camera/astronaut/coffee/Bach, "
         "seed 0, "
         "`scripts/research/paper/sweep_learning_rates.py`;"

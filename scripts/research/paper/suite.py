@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from qiren_gen.data.grids import image_grid, time_grid
 from qiren_gen.data.signals import load_wav, open_image, resize_image
+from qiren_gen.models import canonical_model_name
 from qiren_gen.training.fitting import DEFAULT_LEARNING_RATES, build_fitting_model, fit_inr, render
 
 PAPER_MODELS = ("qiren", "siren", "relu-rff", "relu", "tanh")  # the paper's Fig. 7 models; "ffn" can be added
@@ -79,7 +80,7 @@ def run_job(job: Job) -> JobResult:
     else:
         coords = image_grid(*job.signal.shape, align_corners=True)
     targets = torch.as_tensor(job.signal, dtype=torch.float32).reshape(-1, 1)
-    lr = DEFAULT_LEARNING_RATES[job.model] if job.learning_rate is None else job.learning_rate
+    lr = DEFAULT_LEARNING_RATES[canonical_model_name(job.model)] if job.learning_rate is None else job.learning_rate
     fit = fit_inr(model, coords, targets, job.steps, lr, progress=False, schedule=job.schedule)
     fitted = render(model, coords).reshape(job.signal.shape).double().numpy()
     result = JobResult(

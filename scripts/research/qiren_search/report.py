@@ -269,14 +269,14 @@ def _why(records: list[dict], best: list[str]) -> list[str]:
 
 
 def _plus_section() -> list[str]:
-    """What ``qiren-gen fit --model qiren-plus`` ships (read from the package, so it never drifts from the code)."""
-    return ["## Shipped as `qiren-plus`", "",
-            "`qiren-gen fit --model qiren-plus` and `qiren-gen superres --model qiren-plus` build the paper's QIREN "
+    """What ``qiren-gen fit --model qiren_plus`` ships (read from the package, so it never drifts from the code)."""
+    return ["## Shipped as `qiren_plus`", "",
+            "`qiren-gen fit --model qiren_plus` and `qiren-gen superres --model qiren_plus` build the paper's QIREN "
             "with "
             f"`{json.dumps(QIREN_PLUS)}` (everything else at the paper's defaults) and fit it with Adam at lr "
-            f"{DEFAULT_LEARNING_RATES['qiren-plus']:g}, {DEFAULT_SCHEDULES['qiren-plus']} schedule, 301 steps. "
+            f"{DEFAULT_LEARNING_RATES['qiren_plus']:g}, {DEFAULT_SCHEDULES['qiren_plus']} schedule, 301 steps. "
             "In Python: "
-            "`build_inr(\"qiren-plus\", 2)` or `QIREN(**QIREN_PLUS)` (`qiren_gen.models`). Any circuit option can "
+            "`build_inr(\"qiren_plus\", 2)` or `QIREN(**QIREN_PLUS)` (`qiren_gen.models`). Any circuit option can "
             "still be overridden (`--qubits`, `--reuploads`, `--blocks`, `--entangler`, `--observables`, "
             "`--encoding-scale` (a number, one per re-upload as `2,6`, or `ternary:BASE`), `--final-observables` "
             "(`z+zz+zzz` adds the three-qubit correlators on the last circuit), `--fourier-features N`, "
@@ -308,7 +308,7 @@ def _task_rows(table, ratios, tasks, cpu, order, seeds=None) -> list[str]:
 
 
 PREVIOUS_PLUS = "s3-zz"
-"""What ``qiren-plus`` was before the exponential-encoding search (shown beside the shipped one)."""
+"""What ``qiren_plus`` was before the exponential-encoding search (shown beside the shipped one)."""
 
 
 def _targets(ratios: dict, ranked: list[tuple[str, float]], seeds: dict) -> list[str]:
@@ -330,8 +330,8 @@ def _targets(ratios: dict, ranked: list[tuple[str, float]], seeds: dict) -> list
         wins = sum(r < 1 for r in row.values())
         met = "met" if wins >= 3 else "not met"
         checks.append(f"moonshot, beat SIREN on >= 3 of {len(row)} tasks ({wins}): **{met}**")
-        label = f"`{name}`" + (" (the shipped `qiren-plus`)" if name == plus else
-                               " (`qiren-plus` before this search)" if name == PREVIOUS_PLUS else " (best ranked)")
+        label = f"`{name}`" + (" (the shipped `qiren_plus`)" if name == plus else
+                               " (`qiren_plus` before this search)" if name == PREVIOUS_PLUS else " (best ranked)")
         lines.append(f"- {label}, {seeds.get(name, '?')} seed(s): " + "; ".join(checks) + ".")
     return lines
 
