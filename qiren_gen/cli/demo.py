@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..runtime.errors import one_line
@@ -51,4 +52,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"qiren-gen demo: serving {running.url} (started in {running.startup_s:.1f} s; Ctrl-C stops it)",
           file=sys.stderr, flush=True)
     serve_forever(running)
-    return 0
+    # Everything is closed and the folder removed, but Gradio's worker threads are daemons and may still be inside
+    # torch (a queued fit or render that started while the server closed): finalising the interpreter under them can
+    # abort the process (SIGABRT) instead of exiting 0. Nothing is left to finalise: leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
