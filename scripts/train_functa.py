@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     """Train stage 1; a user error is one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse_args(argv)
-    configure_allocator()  # a stage-1 step's activations stay on the heap (QIREN_GEN_MALLOC=default: off)
+    configure_allocator()  # large images: chunked steps keep activations on the heap (QIREN_GEN_MALLOC=default: off)
 
     def run() -> dict:
         check_numeric_flags(cfg)  # before any folder exists

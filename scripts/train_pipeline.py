@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line of ``scripts/train_pipeline.py``; a user error is one line on stderr and a non-zero exit."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    configure_allocator()  # a stage-1 step's activations stay on the heap (QIREN_GEN_MALLOC=default: off)
+    configure_allocator()  # large images: chunked steps keep activations on the heap (QIREN_GEN_MALLOC=default: off)
     command = "python scripts/train_pipeline.py " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     def run() -> dict:
