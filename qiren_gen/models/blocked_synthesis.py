@@ -238,6 +238,8 @@ def _one_pass(h, errors, out_weight, layers, need, image_scale=None) -> tuple:
             if grad_out_weight_b is not None:
                 grad_out_weight_b.addmm_(errors_t_b[i], x)
             g = torch.mm(err, out_weight_b, out=into[(len(weights) - 1, rows)])
+            # The layers' way down as in BlockedWeightModulatedSynthesis.backward (kept inline in both hot loops; its
+            # bias sums are optional here and g^T comes from the pre-transposed buffer): change them together.
             for k in layers_down:
                 g = threshold_backward(g, acts_i[k], 0, grad_input=g)  # ReLU's backward in place: y > 0 passes
                 if sums_b[k] is not None:
