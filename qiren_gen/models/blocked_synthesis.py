@@ -171,6 +171,8 @@ class BlockedSynthesisMSE(torch.autograd.Function):
         return tuple(grads)
 
 
+# Its way down the layers is BlockedWeightModulatedSynthesis.backward's (kept inline in both hot loops; here the bias
+# sums are optional and g^T comes from a pre-transposed buffer): change the two together.
 def _one_pass(h, errors, out_weight, layers, need, image_scale=None) -> tuple:
     """`BlockedSynthesisMSE`'s pass: every block of every image up the layers and straight back down.
 
@@ -185,8 +187,7 @@ def _one_pass(h, errors, out_weight, layers, need, image_scale=None) -> tuple:
     batch, points = errors.shape[:2]
     block = _block_points(weights, h)
     blocks = -(-points // block)
-    grad_h = (None if not need[0] else h.new_zeros(h.shape) if h.ndim == 2
-              else h.new_empty(h.shape))
+    grad_h = None if not need[0] else h.new_zeros(h.shape) if h.ndim == 2 else h.new_empty(h.shape)
     grad_out_weight = h.new_zeros(batch, *out_weight.shape) if need[2] else None
     grad_w = [torch.zeros_like(w) if need[4 + 2 * k] else None for k, w in enumerate(weights)]
     bias_rows = [h.new_empty(batch, blocks, b.shape[0]) if need[5 + 2 * k] else None for k, b in enumerate(biases)]
@@ -238,8 +239,6 @@ def _one_pass(h, errors, out_weight, layers, need, image_scale=None) -> tuple:
             if grad_out_weight_b is not None:
                 grad_out_weight_b.addmm_(errors_t_b[i], x)
             g = torch.mm(err, out_weight_b, out=into[(len(weights) - 1, rows)])
-            # The layers' way down as in BlockedWeightModulatedSynthesis.backward (kept inline in both hot loops; its
-            # bias sums are optional here and g^T comes from the pre-transposed buffer): change them together.
             for k in layers_down:
                 g = threshold_backward(g, acts_i[k], 0, grad_input=g)  # ReLU's backward in place: y > 0 passes
                 if sums_b[k] is not None:
