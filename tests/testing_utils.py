@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -175,6 +176,13 @@ def wav_header(path: Path, channels: int = 1, rate: int = 44100, bits: int = 16,
     return path
 
 
+def sigint_stops_the_child() -> None:
+    """``preexec_fn`` for a server the test stops with SIGINT: a shell's background job (``cmd &`` without job
+    control) starts with SIGINT ignored, the child inherits that, and Python then installs no ``KeyboardInterrupt``
+    handler, so Ctrl-C's signal would never reach the server's clean stop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_demo_server(dirs: dict[str, Path],
                       stdout: int = subprocess.PIPE) -> tuple[subprocess.Popen, list[str], str, int]:
     """``qiren-gen demo`` in its own process on a free loopback port, isolated in ``dirs`` (``cwd``, ``tmp``, ``home``,
@@ -186,7 +194,8 @@ def start_demo_server(dirs: dict[str, Path],
                  "XDG_CONFIG_HOME"):
         env.pop(name, None)
     proc = subprocess.Popen([sys.executable, "-m", "qiren_gen.cli", "demo", "--port", str(port)], cwd=dirs["cwd"],
-                            env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_stops_the_child)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
     deadline = time.monotonic() + 120

@@ -18,6 +18,7 @@ from PIL import Image
 from qiren_gen.demo.space import write_space
 from qiren_gen.pipelines import bundled_pipeline_dir
 from testing_utils import free_port as _free_port
+from testing_utils import sigint_stops_the_child
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,7 +62,7 @@ def test_space_folder_runs_the_demo(tmp_path):
            "GRADIO_SERVER_PORT": str(port), "TMPDIR": str(tmp_path)}
     env.pop("GRADIO_SERVER_NAME", None)
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=out, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=sigint_stops_the_child)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
     try:
