@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from testing_utils import parse_python
+
 PACKAGE = Path(__file__).resolve().parents[1] / "qiren_gen"
 
 LAYERS = (
@@ -41,7 +43,7 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """Modules of the package that ``name`` imports (at any depth of its body, lazy imports included)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parse_python(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             candidates = [[alias.name] for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -118,7 +120,7 @@ def test_the_package_holds_no_study_or_benchmark():
     assert not names & {"experiments", "benchmarks", "research", "studies"}, sorted(names)
     outside = []
     for name, path in module_files().items():
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parse_python(path.read_text(), str(path))):
             modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
                        [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             outside += [f"{name} -> {m}" for m in modules

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from testing_utils import parse_python
+
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("qiren_gen", "scripts")
 MARKER = "# Copied from"
@@ -65,7 +67,7 @@ def copy_source(copy: DeclaredCopy) -> str:
     decorators may stand above the comment or between the comment and the ``def``)."""
     text = copy.path.read_text(encoding="utf-8")
     lines = text.splitlines()
-    for node in ast.walk(ast.parse(text, str(copy.path))):
+    for node in ast.walk(parse_python(text, str(copy.path))):
         if isinstance(node, DEFINITIONS):
             first = min([node.lineno] + [decorator.lineno for decorator in node.decorator_list])
             if copy.line + 1 in (node.lineno, first):  # above the def, or above its decorators
@@ -106,7 +108,7 @@ def original_source(target: str) -> str:
     except (OSError, TypeError) as err:
         raise ValueError(f"{target}: not a function, method or class with source ({err})") from None
     source = textwrap.dedent("".join(lines))
-    node = ast.parse(source).body[0]
+    node = parse_python(source).body[0]
     if not isinstance(node, DEFINITIONS):
         raise ValueError(f"{target}: not a function, method or class")
     return _definition_text(source.splitlines(), node)

@@ -2,6 +2,8 @@
 in milliseconds, a pickle payload that proves whether a loader unpickled it, and a free loopback port."""
 from __future__ import annotations
 
+import ast
+import gc
 import io
 import os
 import signal
@@ -174,6 +176,19 @@ def wav_header(path: Path, channels: int = 1, rate: int = 44100, bits: int = 16,
               b"data" + struct.pack("<I", data_size))
     path.write_bytes(header + (bytes(data_size) if write_data else b""))
     return path
+
+
+def parse_python(source: str, filename: str = "<unknown>") -> ast.Module:
+    """``ast.parse`` with the garbage collector paused: on CPython 3.11 a collection during the parse can run a stray
+    object's failing ``__del__`` (Gradio's patched tqdm), whose traceback is formatted with another ``ast.parse``,
+    and the outer parse then fails with "AST constructor recursion depth mismatch"."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(source, filename)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def sigint_stops_the_child() -> None:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from qiren_gen.io import BadInputFile
 from qiren_gen.metrics import INCEPTION, compute_fid_kid, extractors
+from testing_utils import parse_python
 
 PACKAGE = Path(__file__).resolve().parents[2] / "qiren_gen"
 
@@ -159,7 +160,7 @@ def test_the_package_never_loads_a_pickle_that_can_run_code():
         for name in ("load_state_dict_from_url", "calculate_metrics(", "create_feature_extractor", "torch.hub.load("):
             if name in text:
                 bad.append(f"{path.name}: {name}")
-        for node in ast.walk(ast.parse(text)):
+        for node in ast.walk(parse_python(text)):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"):
                 flags = {k.arg: k.value for k in node.keywords}

@@ -9,6 +9,8 @@ import ast
 from collections import Counter
 from pathlib import Path
 
+from testing_utils import parse_python
+
 PACKAGE = Path(__file__).resolve().parents[2] / "qiren_gen"
 WRITER = "io/atomic.py"
 
@@ -79,7 +81,7 @@ def write_sites() -> list[str]:
         if relative == WRITER:
             continue
         lines = path.read_text().splitlines()
-        tree = ast.parse("\n".join(lines), str(path))
+        tree = parse_python("\n".join(lines), str(path))
         writers = _inside_the_writer(tree)
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _is_write(node) and id(node) not in writers:
@@ -105,7 +107,7 @@ def test_the_scan_sees_each_kind_of_write():
               "img.save(p); fig.savefig(p); json.dump(v, f); json.dumps(v); p.write_text(t); p.write_bytes(b)\n"
               "torch.save(v, p); save_file(t, p); st.save_file(t, p); wavfile.write(p, r, d); m.save_pretrained(p)\n"
               "write_file_with(p, lambda tmp: wavfile.write(tmp, r, d))\n")
-    tree = ast.parse(source)
+    tree = parse_python(source)
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and id(n) not in _inside_the_writer(tree)]
     found = sorted(ast.unparse(n) for n in calls if _is_write(n))
     assert len(found) == 13 and not any(s in found for s in ("open(p, 'rb')", "json.dumps(v)",
